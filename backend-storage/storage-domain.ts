@@ -1,0 +1,123 @@
+// A storage service domain: the storage engine confined to a root, served by the generic service
+// host over HTTP and the Unix-socket bus, with its identity (stable EPR, volume) and the facts of
+// the kernel it runs on (GetDomainInfo). `metaos storage` and tests start domains through here.
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { realpath, stat } from 'node:fs/promises'
+import { hostname, machine, release, type, version } from 'node:os'
+import { basename } from 'node:path'
+import type { Logger } from 'pino'
+import { MetaosError } from '../soap-runtime/errors.js'
+import { ServiceHost, type HostLimits, type Implementation } from '../soap-runtime/service-host.js'
+import { silentLogger } from '../soap-runtime/logger.js'
+import { packageFile } from '../package-root.js'
+import { StorageServiceDescriptor, type GetDomainInfoResponse, type Hosting } from '../frontend/generated/storage-service.js'
+import { StorageEngine, type EngineLimits } from './storage-engine.js'
+import { confinedTo } from './path-policy.js'
+
+export const STORAGE_PATH = '/storage'
+
+export interface StorageDomainOptions {
+  readonly root: string
+  readonly listen: readonly string[]
+  readonly name?: string
+  readonly volume?: string
+  readonly hosting?: Hosting
+  readonly limits?: Partial<HostLimits & EngineLimits>
+  readonly logger?: Logger
+}
+
+export interface StorageDomain {
+  readonly epr: string
+  readonly volume: string
+  readonly endpoints: readonly string[]
+  readonly engine: StorageEngine
+  readonly host: ServiceHost
+  /** Drains (in-flight calls finish, new ones get DOMAIN_DRAINING) and closes every handle. */
+  close: (graceMs?: number) => Promise<void>
+}
+
+let wsdlText: string | undefined
+export function storageWsdl (): string {
+  return (wsdlText ??= readFileSync(packageFile('wsdl', 'StorageService.wsdl'), 'utf8'))
+}
+
+/** A name-based UUID (RFC 4122 v5 layout over SHA-1): the same domain gets the same EPR after a restart. */
+export function stableUuid (...parts: string[]): string {
+  const h = createHash('sha1').update(parts.join('\0')).digest()
+  h[6] = (h[6]! & 0x0f) | 0x50
+  h[8] = (h[8]! & 0x3f) | 0x80
+  const x = h.subarray(0, 16).toString('hex')
+  return `urn:uuid:${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`
+}
+
+export function defaultVolume (rootReal: string): string {
+  const tag = createHash('sha256').update(rootReal).digest('hex').slice(0, 12)
+  const base = basename(rootReal).replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40) || 'root'
+  return `${base}-${tag}`
+}
+
+export async function startStorageDomain (o: StorageDomainOptions): Promise<StorageDomain> {
+  const rootReal = await realpath(o.root).catch(() => { throw new MetaosError('FILE_NOT_FOUND', `root ${o.root} does not exist`) })
+  if (!(await stat(rootReal)).isDirectory()) throw new MetaosError('INVALID_ARGUMENT', `root ${o.root} is not a directory`)
+  const logger = o.logger ?? silentLogger
+  const name = o.name ?? 'storage'
+  const volume = o.volume ?? defaultVolume(rootReal)
+  if (!/^[A-Za-z0-9._~-]{1,100}$/.test(volume)) throw new MetaosError('INVALID_ARGUMENT', `volume "${volume}" must be 1-100 characters of A-Z a-z 0-9 . _ ~ -`)
+  const epr = stableUuid('metaos-storage', hostname(), name, rootReal)
+  const engine = new StorageEngine(confinedTo(rootReal), o.limits)
+  const started = Date.now()
+  let endpoints: string[] = []
+  const info = (): GetDomainInfoResponse => ({
+    domainId: epr,
+    volume,
+    hosting: o.hosting ?? 'process',
+    kernel: { sysname: type(), release: release(), version: version(), machine: machine() },
+    runtime: `node/${process.versions.node}`,
+    transports: { transport: endpoints },
+    uptime: (Date.now() - started) / 1000,
+  })
+  const implementation: Implementation = {
+    Open: async (i, ctx) => await engine.open(i, ctx.caller),
+    Read: async (i, ctx) => await engine.read(i, ctx.caller),
+    Write: async (i, ctx) => await engine.write(i, ctx.caller),
+    Seek: async (i, ctx) => await engine.seek(i, ctx.caller),
+    Flush: async (i, ctx) => await engine.flush(i, ctx.caller),
+    SetLength: async (i, ctx) => await engine.setLength(i, ctx.caller),
+    GetLength: async (i, ctx) => await engine.getLength(i, ctx.caller),
+    Close: async (i, ctx) => await engine.close(i, ctx.caller),
+    Delete: async (i) => await engine.delete(i),
+    GetFileInfo: async (i) => await engine.getFileInfo(i),
+    ListDirectory: async (i) => await engine.listDirectory(i),
+    GetDomainInfo: async () => info(),
+  }
+  const host = new ServiceHost({
+    descriptor: StorageServiceDescriptor,
+    implementation,
+    wsdl: storageWsdl(),
+    path: STORAGE_PATH,
+    faultElement: 'StorageFault',
+    timingHeader: 'ServiceTiming',
+    ...(o.limits === undefined ? {} : { limits: o.limits }),
+    logger,
+  })
+  try {
+    endpoints = await host.listen(o.listen)
+  } catch (e) {
+    await host.close(0)
+    await engine.closeAll()
+    throw e
+  }
+  logger.info({ epr, volume, endpoints, root: rootReal }, 'storage domain ready')
+  return {
+    epr,
+    volume,
+    get endpoints () { return endpoints },
+    engine,
+    host,
+    close: async (graceMs) => {
+      await host.close(graceMs)
+      await engine.closeAll()
+    },
+  }
+}

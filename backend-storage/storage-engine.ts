@@ -1,0 +1,221 @@
+// The storage syscalls themselves, over node:fs: Open/Read/Write/Seek/Flush/SetLength/GetLength/
+// Close/Delete/GetFileInfo/ListDirectory with .NET FileStream semantics. Used by a domain's
+// service (paths confined to its root) and by the frontend's local handler (the app's own kernel),
+// so both behave alike. Knows nothing of SOAP or transports.
+import { close as fsClose, constants, fdatasync, fstat, ftruncate, lstat, open, read, write } from 'node:fs'
+import { lstat as lstatP, readdir, stat as statP, unlink } from 'node:fs/promises'
+import { basename } from 'node:path'
+import { promisify } from 'node:util'
+import { MetaosError, fromSystemError } from '../soap-runtime/errors.js'
+import type * as S from '../frontend/generated/storage-service.js'
+import { HandleTable, type HandleLimits, type OpenFile } from './handle-table.js'
+import type { PathPolicy } from './path-policy.js'
+
+const openP = promisify(open)
+const fstatP = promisify(fstat)
+const lstatCb = promisify(lstat)
+const ftruncateP = promisify(ftruncate)
+const fdatasyncP = promisify(fdatasync)
+
+function readP (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => { read(fd, buf, off, len, pos, (e, n) => { e === null ? resolve(n) : reject(e) }) })
+}
+function closeFd (fd: number): Promise<void> {
+  return new Promise((resolve) => { fsClose(fd, () => { resolve() }) })
+}
+function writeP (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => { write(fd, buf, off, len, pos, (e, n) => { e === null ? resolve(n) : reject(e) }) })
+}
+
+export interface EngineLimits extends HandleLimits {
+  /** Largest count a single Read may ask for. */
+  maxReadBytes: number
+  /** Most entries ListDirectory returns. */
+  maxListEntries: number
+}
+
+export const DEFAULT_ENGINE_LIMITS: Omit<EngineLimits, keyof HandleLimits> = { maxReadBytes: 16 * 1024 * 1024, maxListEntries: 100_000 }
+
+const ACCESS_FLAGS: Record<S.FileAccess, number> = { Read: constants.O_RDONLY, Write: constants.O_WRONLY, ReadWrite: constants.O_RDWR }
+const MODE_FLAGS: Record<S.FileMode, number> = {
+  CreateNew: constants.O_CREAT | constants.O_EXCL,
+  Create: constants.O_CREAT | constants.O_TRUNC,
+  Open: 0,
+  OpenOrCreate: constants.O_CREAT,
+  Truncate: constants.O_TRUNC,
+  Append: constants.O_CREAT,
+}
+
+export class StorageEngine {
+  readonly #paths: PathPolicy
+  readonly #handles: HandleTable
+  readonly #limits: EngineLimits
+
+  constructor (paths: PathPolicy, limits: Partial<EngineLimits> = {}) {
+    this.#paths = paths
+    this.#handles = new HandleTable(limits)
+    this.#limits = { ...DEFAULT_ENGINE_LIMITS, ...limits } as EngineLimits
+  }
+
+  get openHandles (): number { return this.#handles.size }
+
+  async open (i: S.Open, caller: string): Promise<S.OpenResponse> {
+    const { mode, access, share } = i
+    if (access === 'Read' && mode !== 'Open' && mode !== 'OpenOrCreate') throw new MetaosError('INVALID_ARGUMENT', `FileMode.${mode} needs write access`)
+    if (mode === 'Append' && access !== 'Write') throw new MetaosError('INVALID_ARGUMENT', 'FileMode.Append works only with FileAccess.Write')
+    const what = this.#paths.describe(i.path)
+    const real = await this.#paths.resolve(i.path, mode === 'Open' || mode === 'Truncate')
+    // Refuse directories, FIFOs and devices before open(2): opening a FIFO would block a thread.
+    try {
+      const st = await lstatCb(real)
+      if (st.isDirectory()) throw new MetaosError('ACCESS_DENIED', `${what} is a directory`)
+      if (!st.isFile()) throw new MetaosError('ACCESS_DENIED', `${what} is not a regular file`)
+    } catch (e) {
+      if (e instanceof MetaosError) throw e
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, what)
+    }
+    this.#handles.checkOpen(real, access, share, caller)
+    let fd: number
+    try {
+      fd = await openP(real, ACCESS_FLAGS[access] | MODE_FLAGS[mode] | constants.O_NOFOLLOW, 0o644)
+    } catch (e) {
+      throw fromSystemError(e, what)
+    }
+    let size: number
+    try {
+      const st = await fstatP(fd)
+      if (!st.isFile()) throw new MetaosError('ACCESS_DENIED', `${what} is not a regular file`)
+      size = st.size
+    } catch (e) {
+      await closeFd(fd)
+      throw fromSystemError(e, what)
+    }
+    const append = mode === 'Append'
+    // Re-check sharing: another Open of the same file may have completed while this one waited.
+    try { this.#handles.checkOpen(real, access, share, caller) } catch (e) { await closeFd(fd); throw e }
+    const f = this.#handles.add({ owner: caller, fd, realPath: real, access, share, appendFloor: append ? size : undefined, position: append ? size : 0 })
+    return { handle: f.id, length: size, position: f.position }
+  }
+
+  async read (i: S.Read, caller: string): Promise<S.ReadResponse> {
+    const f = this.#handles.get(i.handle, caller)
+    if (i.count < 0) throw new MetaosError('INVALID_ARGUMENT', `count ${i.count} is negative`)
+    if (i.count > this.#limits.maxReadBytes) throw new MetaosError('MESSAGE_TOO_LARGE', `count ${i.count} is over the per-call limit of ${this.#limits.maxReadBytes} bytes`)
+    if (f.access === 'Write') throw new MetaosError('ACCESS_DENIED', 'the handle was opened without read access')
+    return await this.#handles.run(f, async () => {
+      const buf = Buffer.allocUnsafe(i.count)
+      let n = 0
+      try {
+        while (n < i.count) {
+          const got = await readP(f.fd, buf, n, i.count - n, f.position + n)
+          if (got === 0) break
+          n += got
+        }
+      } catch (e) { throw fromSystemError(e, 'Read') }
+      f.position += n
+      return { data: n === i.count ? buf : buf.subarray(0, n), eof: n < i.count }
+    })
+  }
+
+  async write (i: S.Write, caller: string): Promise<S.WriteResponse> {
+    const f = this.#handles.get(i.handle, caller)
+    if (f.access === 'Read') throw new MetaosError('ACCESS_DENIED', 'the handle was opened without write access')
+    return await this.#handles.run(f, async () => {
+      const data = i.data
+      let n = 0
+      try {
+        while (n < data.length) n += await writeP(f.fd, data, n, data.length - n, f.position + n)
+      } catch (e) { throw fromSystemError(e, 'Write') }
+      f.position += n
+      return { written: n, position: f.position }
+    })
+  }
+
+  async seek (i: S.Seek, caller: string): Promise<S.SeekResponse> {
+    const f = this.#handles.get(i.handle, caller)
+    return await this.#handles.run(f, async () => {
+      const base = i.origin === 'Begin' ? 0 : i.origin === 'Current' ? f.position : (await this.#size(f))
+      const next = base + i.offset
+      if (next < 0) throw new MetaosError('INVALID_ARGUMENT', `seek to ${next}, before the start of the file`)
+      if (!Number.isSafeInteger(next)) throw new MetaosError('INVALID_ARGUMENT', `seek to ${next} is beyond ±2^53`)
+      if (f.appendFloor !== undefined && next < f.appendFloor) throw new MetaosError('INVALID_ARGUMENT', 'in Append mode a stream cannot seek back over data the file had when opened')
+      f.position = next
+      return { position: next }
+    })
+  }
+
+  async flush (i: S.Flush, caller: string): Promise<S.FlushResponse> {
+    const f = this.#handles.get(i.handle, caller)
+    return await this.#handles.run(f, async () => {
+      // Writes reach the kernel at once (no buffer here): only stable storage needs a call.
+      if (i.flushToDisk && f.access !== 'Read') { try { await fdatasyncP(f.fd) } catch (e) { throw fromSystemError(e, 'Flush') } }
+      return {}
+    })
+  }
+
+  async setLength (i: S.SetLength, caller: string): Promise<S.SetLengthResponse> {
+    const f = this.#handles.get(i.handle, caller)
+    if (i.length < 0) throw new MetaosError('INVALID_ARGUMENT', `length ${i.length} is negative`)
+    if (f.access === 'Read') throw new MetaosError('ACCESS_DENIED', 'the handle was opened without write access')
+    if (f.appendFloor !== undefined && i.length < f.appendFloor) throw new MetaosError('INVALID_ARGUMENT', 'in Append mode a stream cannot cut data the file had when opened')
+    return await this.#handles.run(f, async () => {
+      try { await ftruncateP(f.fd, i.length) } catch (e) { throw fromSystemError(e, 'SetLength') }
+      if (f.position > i.length) f.position = i.length
+      return {}
+    })
+  }
+
+  async getLength (i: S.GetLength, caller: string): Promise<S.GetLengthResponse> {
+    const f = this.#handles.get(i.handle, caller)
+    return await this.#handles.run(f, async () => ({ length: await this.#size(f) }))
+  }
+
+  async close (i: S.Close, caller: string): Promise<S.CloseResponse> {
+    const f = this.#handles.get(i.handle, caller)
+    await this.#handles.run(f, async () => { await this.#handles.remove(f) })
+    return {}
+  }
+
+  async delete (i: S.Delete): Promise<S.DeleteResponse> {
+    const what = this.#paths.describe(i.path)
+    const real = await this.#paths.resolve(i.path, true)
+    const st = await lstatP(real).catch((e: unknown) => { throw fromSystemError(e, what) })
+    if (st.isDirectory()) throw new MetaosError('ACCESS_DENIED', `${what} is a directory`)
+    this.#handles.checkDelete(real)
+    try { await unlink(real) } catch (e) { throw fromSystemError(e, what) }
+    return {}
+  }
+
+  async getFileInfo (i: S.GetFileInfo): Promise<S.GetFileInfoResponse> {
+    let real: string
+    try {
+      real = await this.#paths.resolve(i.path, true)
+    } catch (e) {
+      if (e instanceof MetaosError && e.code === 'FILE_NOT_FOUND') return { exists: false, isDirectory: false, length: 0, lastWriteTime: new Date(0) }
+      throw e
+    }
+    const st = await statP(real).catch((e: unknown) => { throw fromSystemError(e, this.#paths.describe(i.path)) })
+    return { exists: true, isDirectory: st.isDirectory(), length: st.isDirectory() ? 0 : st.size, lastWriteTime: st.mtime }
+  }
+
+  async listDirectory (i: S.ListDirectory): Promise<S.ListDirectoryResponse> {
+    const what = this.#paths.describe(i.path)
+    const real = await this.#paths.resolve(i.path, true)
+    const entries = await readdir(real, { withFileTypes: true }).catch((e: unknown) => { throw fromSystemError(e, what) })
+    if (entries.length > this.#limits.maxListEntries) throw new MetaosError('MESSAGE_TOO_LARGE', `${what} holds ${entries.length} entries, over the limit of ${this.#limits.maxListEntries}`)
+    const entry = await Promise.all(entries.map(async (d) => {
+      // lstat: a symlink is listed as itself, never followed out of the root.
+      const st = await lstatP(`${real}/${d.name}`).catch(() => undefined)
+      return { name: basename(d.name), isDirectory: d.isDirectory(), length: st !== undefined && st.isFile() ? st.size : 0 }
+    }))
+    entry.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    return { entry }
+  }
+
+  async #size (f: OpenFile): Promise<number> {
+    try { return (await fstatP(f.fd)).size } catch (e) { throw fromSystemError(e, 'GetLength') }
+  }
+
+  /** Closes every handle (domain shutdown). */
+  async closeAll (): Promise<void> { await this.#handles.closeAll() }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// The `metaos` command: dispatches to one module per subcommand. Every subcommand has --help.
+import { MetaosError } from '../soap-runtime/errors.js'
+
+const COMMANDS: Record<string, { summary: string, load: () => Promise<{ main: (argv: string[]) => Promise<number> }> }> = {
+  storage: { summary: 'run a storage domain in the foreground', load: async () => await import('./storage-command.js') },
+  up: { summary: 'start local process domains and show them working (the default demo)', load: async () => await import('./up-command.js') },
+  bench: { summary: 'run benchmarks (see docs/benchmarks.md)', load: async () => await import('../benchmarks/bench-command.js') },
+}
+
+function usage (): string {
+  return 'usage: metaos <command> [options]\n\ncommands:\n' +
+    Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).join('\n') +
+    '\n\nmetaos <command> --help shows a command\'s options.\n'
+}
+
+const [cmd, ...rest] = process.argv.slice(2)
+if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+  process.stdout.write(usage())
+  process.exit(cmd === undefined ? 2 : 0)
+}
+const entry = COMMANDS[cmd]
+if (entry === undefined) {
+  process.stderr.write(`metaos: unknown command "${cmd}"\n\n${usage()}`)
+  process.exit(2)
+}
+try {
+  const code = await (await entry.load()).main(rest)
+  process.exitCode = code
+} catch (e) {
+  if (e instanceof MetaosError) process.stderr.write(`metaos ${cmd}: ${e.code}: ${e.message}\n`)
+  else if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') process.stderr.write(`metaos ${cmd}: ${(e as Error).message}\nmetaos ${cmd} --help shows the options.\n`)
+  else process.stderr.write(`metaos ${cmd}: ${(e as Error).stack ?? String(e)}\n`)
+  process.exitCode = 1
+}

@@ -1,0 +1,81 @@
+// `metaos storage`: runs one storage domain in the foreground (DESIGN.md §5). Prints exactly one
+// JSON "ready" line on stdout; logs go to stderr. SIGTERM/SIGINT drain in-flight calls and exit 0.
+import { parseArgs } from 'node:util'
+import { startStorageDomain } from '../backend-storage/storage-domain.js'
+import { createLogger } from '../soap-runtime/logger.js'
+
+const HELP = `usage: metaos storage --root DIR [--listen URL]... [--name NAME] [--volume NAME] [options]
+
+Runs a storage service domain serving the files under DIR.
+
+  --root DIR              directory served (required); nothing outside it is ever opened
+  --listen URL            http://HOST:PORT (port 0 = any free port) or unix:/path/to.sock;
+                          repeatable; default http://127.0.0.1:0
+  --name NAME             domain name, part of its stable EPR (default "storage")
+  --volume NAME           the volume it serves; domains of one volume are interchangeable
+                          (default: derived from the root's real path)
+  --announce              announce with WS-Discovery (arrives with issue #3)
+  --max-message-bytes N   largest request accepted (default 67108864)
+  --max-read-bytes N      largest count of one Read (default 16777216)
+  --idle-handle-ms N      handles unused this long are closed (default 600000)
+  --log-level LEVEL       pino level: fatal error warn info debug trace silent (default info)
+  --help                  this text
+
+When ready it prints one line on stdout:
+  {"event":"ready","service":"storage","endpoints":[…],"epr":"urn:uuid:…"}
+The WSDL is at each HTTP endpoint + "?wsdl".
+`
+
+export async function main (argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      root: { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      name: { type: 'string' },
+      volume: { type: 'string' },
+      announce: { type: 'boolean' },
+      'max-message-bytes': { type: 'string' },
+      'max-read-bytes': { type: 'string' },
+      'idle-handle-ms': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  })
+  if (values.help === true) { process.stdout.write(HELP); return 0 }
+  if (values.root === undefined) { process.stderr.write(`metaos storage: --root is required\n\n${HELP}`); return 2 }
+  if (values.announce === true) { process.stderr.write('metaos storage: --announce (WS-Discovery) is not built yet (issue #3)\n'); return 2 }
+  const num = (v: string | undefined, name: string): number | undefined => {
+    if (v === undefined) return undefined
+    const n = Number(v)
+    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`)
+    return n
+  }
+  const logger = createLogger('metaos-storage', values['log-level'])
+  const limits = Object.fromEntries(Object.entries({
+    maxMessageBytes: num(values['max-message-bytes'], 'max-message-bytes'),
+    maxReadBytes: num(values['max-read-bytes'], 'max-read-bytes'),
+    idleMs: num(values['idle-handle-ms'], 'idle-handle-ms'),
+  }).filter(([, v]) => v !== undefined))
+  const domain = await startStorageDomain({
+    root: values.root,
+    listen: values.listen ?? ['http://127.0.0.1:0'],
+    ...(values.name === undefined ? {} : { name: values.name }),
+    ...(values.volume === undefined ? {} : { volume: values.volume }),
+    limits,
+    logger,
+  })
+  process.stdout.write(JSON.stringify({ event: 'ready', service: 'storage', endpoints: domain.endpoints, epr: domain.epr }) + '\n')
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info({ signal, inFlight: domain.host.inFlight }, 'draining')
+      domain.close().then(resolve, (e: unknown) => { logger.error({ err: e }, 'close failed'); resolve() })
+    }
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+  })
+  logger.info('stopped')
+  logger.flush()
+  return 0
+}

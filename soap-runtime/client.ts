@@ -1,0 +1,119 @@
+// The generic SOAP client: one factory turns any ServiceDescriptor plus a Transport into a typed
+// proxy (connect-es style). Codecs are compiled once here. Each call returns its output and the
+// service-side time from the timing header, so callers can split channel time from service time.
+import { randomUUID } from 'node:crypto'
+import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
+import type { ServiceDescriptor } from './descriptor.js'
+import { buildEnvelope, faultToError, METAOS_NS, parseEnvelope, readFault, SOAP, type SoapVersion } from './envelope.js'
+import { MetaosError } from './errors.js'
+import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
+import { escapeXml, DEFAULT_XML_LIMITS } from './xml.js'
+import type { Transport } from './http-transport.js'
+
+export interface ClientOptions {
+  readonly soapVersion?: SoapVersion
+  /** Send binary blocks of at least this many bytes as MTOM attachments and ask for MTOM replies; `false` = never (plain base64). Default 1024. */
+  readonly mtomThreshold?: number | false
+  /** Identity sent in the Caller header; handles are bound to it. Default: a random urn:uuid per client. */
+  readonly caller?: string
+  readonly timeoutMs?: number
+  /** Name of the response header carrying the service time in µs (e.g. ServiceTiming). */
+  readonly timingHeader?: string
+}
+
+export interface Invocation<T> {
+  readonly output: T
+  /** Service-side time reported by the domain (µs); undefined when the peer sends no timing header. */
+  readonly serviceMicros: number | undefined
+  /** Whole round trip as seen by the caller (µs). */
+  readonly totalMicros: number
+}
+
+type OpsShape<T> = { [K in keyof T]: { input: unknown, output: unknown } }
+
+export interface SoapClient<Ops extends OpsShape<Ops>> {
+  readonly address: string
+  readonly caller: string
+  invoke: <K extends keyof Ops & string>(operation: K, input: Ops[K]['input']) => Promise<Invocation<Ops[K]['output']>>
+  close: () => Promise<void>
+}
+
+interface OpEntry { readonly input: ElementCodec, readonly output: ElementCodec, readonly outputName: string, readonly action: string }
+
+export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDescriptor, transport: Transport, options: ClientOptions = {}): SoapClient<Ops> {
+  const codecs = compileCodecs(descriptor)
+  const ops = new Map<string, OpEntry>()
+  for (const op of Object.values(descriptor.operations)) {
+    ops.set(op.name, { input: codecs.get(op.input)!, output: codecs.get(op.output)!, outputName: op.output, action: op.soapAction })
+  }
+  const version = options.soapVersion ?? '1.1'
+  const soapType = SOAP[version].contentType
+  const mtom = options.mtomThreshold ?? 1024
+  const caller = options.caller ?? `urn:uuid:${randomUUID()}`
+  const headerXml = `<Caller xmlns="${METAOS_NS}">${escapeXml(caller)}</Caller>`
+  const timeoutMs = options.timeoutMs ?? 60_000
+  const timing = options.timingHeader === undefined ? undefined : `{${descriptor.namespace}}${options.timingHeader}`
+  const understood = new Set<string>(timing === undefined ? [] : [timing])
+  const accept = mtom === false ? soapType : `${soapType}, multipart/related`
+
+  return {
+    address: transport.address,
+    caller,
+    invoke: async (operation, input) => {
+      const entry = ops.get(operation)
+      if (entry === undefined) throw new MetaosError('INVALID_ARGUMENT', `${descriptor.name} has no operation ${operation}`)
+      const enc: EncodeContext = mtom === false ? {} : { attachments: new Map(), mtomThreshold: mtom }
+      const xml = buildEnvelope(version, headerXml, entry.input.encode(input, enc))
+      const headers: Record<string, string> = { Accept: accept }
+      let chunks: Buffer[]
+      let length: number
+      if (enc.attachments !== undefined && enc.attachments.size > 0) {
+        const pkg = buildMultipartRelated(xml, soapType, enc.attachments, version === '1.2' ? entry.action : undefined)
+        headers['Content-Type'] = pkg.contentType
+        headers['MIME-Version'] = '1.0'
+        chunks = pkg.chunks
+        length = pkg.length
+      } else {
+        const buf = Buffer.from(xml, 'utf8')
+        headers['Content-Type'] = version === '1.1' ? `${soapType}; charset=utf-8` : `${soapType}; charset=utf-8; action="${entry.action}"`
+        chunks = [buf]
+        length = buf.length
+      }
+      if (version === '1.1') headers.SOAPAction = `"${entry.action}"`
+      const t0 = process.hrtime.bigint()
+      const res = await transport.send({ chunks, length, headers, timeoutMs })
+      let attachments: ReadonlyMap<string, Buffer> | undefined
+      let text: string
+      try {
+        if (isMultipartRelated(res.contentType)) {
+          const pkg = parseMultipartRelated(res.body, res.contentType)
+          text = pkg.rootXml
+          attachments = pkg.attachments
+        } else text = res.body.toString('utf8')
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+      } catch (e) {
+        throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: unreadable response (${(e as Error).message})`)
+      }
+      let env
+      try {
+        env = parseEnvelope(text, DEFAULT_XML_LIMITS, understood)
+      } catch (e) {
+        throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: HTTP ${res.status}, not a SOAP response (${(e as Error).message})`)
+      }
+      const totalMicros = Number((process.hrtime.bigint() - t0) / 1000n)
+      if (env.body.local === 'Fault' && env.body.ns === SOAP[env.version].ns) throw faultToError(readFault(env.body))
+      let serviceMicros: number | undefined
+      if (timing !== undefined) {
+        for (const h of env.headers) if (`{${h.ns}}${h.local}` === timing) serviceMicros = Number(h.text.trim())
+      }
+      let output
+      try {
+        output = entry.output.decode(env.body, attachments === undefined ? {} : { attachments })
+      } catch (e) {
+        throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: response to ${operation} breaks the contract (${(e as Error).message})`)
+      }
+      return { output: output as never, serviceMicros, totalMicros }
+    },
+    close: async () => { await transport.close() },
+  }
+}

@@ -1,0 +1,40 @@
+// Endpoint addresses: parses and formats the three transports' URLs (DESIGN.md §4/§5):
+// `http://HOST:PORT/path`, `https://…`, `unix:/path/to.sock` (listen side) and
+// `http+unix://<percent-encoded socket path>/<service path>` (what a bus endpoint is announced as).
+import { MetaosError } from './errors.js'
+
+export interface Endpoint {
+  readonly protocol: 'http' | 'https' | 'unix'
+  readonly host?: string
+  readonly port?: number
+  readonly socketPath?: string
+  /** HTTP request path of the service, e.g. `/storage`. */
+  readonly path: string
+}
+
+export function parseEndpoint (url: string, defaultPath = '/'): Endpoint {
+  if (url.startsWith('unix:') && !url.startsWith('unix://')) {
+    const socketPath = url.slice(5)
+    if (socketPath === '') throw new MetaosError('INVALID_ARGUMENT', `"${url}": unix: needs a socket path`)
+    return { protocol: 'unix', socketPath, path: defaultPath }
+  }
+  if (url.startsWith('http+unix://')) {
+    const rest = url.slice('http+unix://'.length)
+    const slash = rest.indexOf('/')
+    const socketPath = decodeURIComponent(slash < 0 ? rest : rest.slice(0, slash))
+    return { protocol: 'unix', socketPath, path: slash < 0 ? defaultPath : rest.slice(slash) }
+  }
+  let u: URL
+  try { u = new URL(url) } catch { throw new MetaosError('INVALID_ARGUMENT', `"${url}" is not an endpoint URL (http://HOST:PORT/path, https://…, unix:/path.sock)`) }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new MetaosError('INVALID_ARGUMENT', `"${url}": unsupported scheme ${u.protocol}`)
+  const protocol = u.protocol === 'http:' ? 'http' : 'https'
+  const port = u.port === '' ? (protocol === 'http' ? 80 : 443) : Number(u.port)
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1')
+  return { protocol, host, port, path: u.pathname === '/' ? defaultPath : u.pathname + u.search }
+}
+
+export function formatEndpoint (e: Endpoint): string {
+  if (e.protocol === 'unix') return `http+unix://${encodeURIComponent(e.socketPath!)}${e.path}`
+  const host = e.host!.includes(':') ? `[${e.host}]` : e.host
+  return `${e.protocol}://${host}:${e.port}${e.path}`
+}

@@ -1,0 +1,316 @@
+// The generic service host: serves one ServiceDescriptor over HTTP on TCP and Unix-socket
+// listeners. Per request: bounded body → (MTOM) → envelope → operation by body element →
+// compiled decoder → implementation → compiled encoder → envelope with the timing header.
+// Faults in the request's SOAP version; `?wsdl` with the address rewritten; graceful drain.
+// Owns no business logic: operations come from the implementation it is given.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { chmodSync, existsSync, unlinkSync } from 'node:fs'
+import { connect } from 'node:net'
+import type { Logger } from 'pino'
+import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
+import type { ServiceDescriptor } from './descriptor.js'
+import {
+  buildEnvelope, buildFaultBody, EnvelopeError, faultAction, faultStatus, METAOS_NS, parseEnvelope,
+  replyAddressing, SOAP, type Addressing, type SoapVersion,
+} from './envelope.js'
+import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
+import { MetaosError, fromSystemError } from './errors.js'
+import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
+import { escapeXml, DEFAULT_XML_LIMITS } from './xml.js'
+import { runBatch } from './batch.js'
+
+export interface CallContext {
+  /** Who is calling: the Caller header (or "anonymous") and the transport peer. Handles are bound to it. */
+  readonly caller: string
+  readonly operation: string
+}
+
+export type Implementation = Readonly<Record<string, (input: any, ctx: CallContext) => Promise<unknown>>> // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface HostLimits {
+  maxMessageBytes: number
+  maxDepth: number
+  maxElements: number
+  maxBatchOps: number
+}
+
+export const DEFAULT_HOST_LIMITS: HostLimits = {
+  maxMessageBytes: 64 * 1024 * 1024,
+  maxDepth: DEFAULT_XML_LIMITS.maxDepth,
+  maxElements: DEFAULT_XML_LIMITS.maxElements,
+  maxBatchOps: 1024,
+}
+
+export interface ServiceHostOptions {
+  readonly descriptor: ServiceDescriptor
+  readonly implementation: Implementation
+  readonly wsdl: string
+  /** HTTP path the service answers on, e.g. `/storage`. */
+  readonly path: string
+  readonly faultElement: string
+  readonly timingHeader: string
+  readonly limits?: Partial<HostLimits>
+  readonly logger: Logger
+  /** Called once per finished call, for metrics. */
+  readonly onCall?: (operation: string, micros: number, faultCode: string | undefined) => void
+}
+
+interface OperationEntry {
+  readonly name: string
+  readonly input: ElementCodec
+  readonly output: ElementCodec
+  readonly outputName: string
+  readonly action: string
+}
+
+const CALLER_HEADER = `{${METAOS_NS}}Caller`
+
+export class ServiceHost {
+  readonly #o: ServiceHostOptions
+  readonly #limits: HostLimits
+  readonly #codecs: Map<string, ElementCodec>
+  readonly #byElement = new Map<string, OperationEntry>()
+  readonly #servers: Array<{ server: Server, endpoint: Endpoint }> = []
+  readonly #understood: ReadonlySet<string>
+  readonly #wsdlParts: [string, string, string] | undefined
+  #inFlight = 0
+  #draining = false
+  #drained: (() => void) | undefined
+
+  constructor (options: ServiceHostOptions) {
+    this.#o = options
+    this.#limits = { ...DEFAULT_HOST_LIMITS, ...options.limits }
+    this.#codecs = compileCodecs(options.descriptor)
+    const ns = options.descriptor.namespace
+    for (const op of Object.values(options.descriptor.operations)) {
+      this.#byElement.set(`{${ns}}${op.input}`, {
+        name: op.name,
+        input: this.#codec(op.input),
+        output: this.#codec(op.output),
+        outputName: op.output,
+        action: op.soapAction,
+      })
+    }
+    this.#understood = new Set([CALLER_HEADER])
+    // Split the WSDL around its addresses once, so `?wsdl` only concatenates.
+    const m = /^([\s\S]*?location=")[^"]*("[\s\S]*?location=")[^"]*("[\s\S]*)$/.exec(options.wsdl)
+    this.#wsdlParts = m === null ? undefined : [m[1]!, m[2]!, m[3]!]
+  }
+
+  #codec (name: string): ElementCodec {
+    const c = this.#codecs.get(name)
+    if (c === undefined) throw new Error(`descriptor has no element ${name}`)
+    return c
+  }
+
+  get inFlight (): number { return this.#inFlight }
+  get draining (): boolean { return this.#draining }
+
+  /** Starts listening on each URL (`http://HOST:PORT`, `https://…` later, `unix:/path`). Returns the endpoints actually bound. */
+  async listen (urls: readonly string[]): Promise<string[]> {
+    const out: string[] = []
+    for (const url of urls) {
+      const want = parseEndpoint(url, this.#o.path)
+      if (want.protocol === 'https') throw new MetaosError('INVALID_ARGUMENT', 'https listeners arrive with the security work (issue 9); use http:// on loopback or unix:')
+      const server = createServer({ keepAliveTimeout: 30_000, headersTimeout: 20_000, requestTimeout: 120_000, noDelay: true }, (req, res) => { this.#handle(req, res, want) })
+      if (want.protocol === 'unix') await removeStaleSocket(want.socketPath!)
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        if (want.protocol === 'unix') server.listen(want.socketPath, () => { resolve() })
+        else server.listen(want.port, want.host, () => { resolve() })
+      })
+      server.on('error', (e) => { this.#o.logger.error({ err: e }, 'listener error') })
+      let bound: Endpoint = want
+      if (want.protocol === 'unix') {
+        chmodSync(want.socketPath!, 0o600) // the bus is for this user's co-hosted frontends only
+      } else {
+        const a = server.address()
+        if (a !== null && typeof a === 'object') bound = { ...want, port: a.port, host: want.host }
+      }
+      this.#servers.push({ server, endpoint: bound })
+      out.push(formatEndpoint({ ...bound, path: this.#o.path }))
+    }
+    return out
+  }
+
+  /** Stops taking work: listeners close, calls on open connections get DOMAIN_DRAINING, in-flight calls finish (up to graceMs). */
+  async close (graceMs = 10_000): Promise<void> {
+    this.#draining = true
+    const closed = this.#servers.map(({ server }) => new Promise<void>((resolve) => { server.close(() => { resolve() }) }))
+    for (const { server } of this.#servers) server.closeIdleConnections()
+    if (this.#inFlight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => { this.#drained = resolve }),
+        new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
+      ])
+    }
+    for (const { server } of this.#servers) server.closeAllConnections()
+    await Promise.all(closed)
+    for (const { endpoint } of this.#servers) {
+      if (endpoint.protocol === 'unix') try { unlinkSync(endpoint.socketPath!) } catch { /* already gone */ }
+    }
+  }
+
+  #handle (req: IncomingMessage, res: ServerResponse, ep: Endpoint): void {
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q < 0 ? url : url.slice(0, q)
+    if (path !== this.#o.path) { plain(res, 404, `no service at ${path}; this domain serves ${this.#o.path}\n`); return }
+    if (req.method === 'GET') {
+      if (q >= 0 && url.slice(q + 1).toLowerCase() === 'wsdl') { this.#serveWsdl(req, res, ep); return }
+      plain(res, 200, `${this.#o.descriptor.name}: POST SOAP 1.1 or 1.2 messages here; the contract is at ${this.#o.path}?wsdl\n`)
+      return
+    }
+    if (req.method !== 'POST') { res.setHeader('Allow', 'GET, POST'); plain(res, 405, 'use POST for SOAP, GET ?wsdl for the contract\n'); return }
+    const contentType = req.headers['content-type'] ?? ''
+    const guess: SoapVersion = /application\/soap\+xml/i.test(contentType) ? '1.2' : '1.1'
+    const declared = Number(req.headers['content-length'] ?? '0')
+    if (declared > this.#limits.maxMessageBytes) {
+      res.setHeader('Connection', 'close')
+      this.#sendFault(res, guess, undefined, new MetaosError('MESSAGE_TOO_LARGE', `message of ${declared} bytes is over the limit of ${this.#limits.maxMessageBytes}`), 0n, 413)
+      req.resume()
+      return
+    }
+    this.#inFlight++
+    const chunks: Buffer[] = []
+    let size = 0
+    let tooLarge = false
+    req.on('data', (c: Buffer) => {
+      if (tooLarge) return
+      size += c.length
+      if (size > this.#limits.maxMessageBytes) { tooLarge = true; chunks.length = 0; return }
+      chunks.push(c)
+    })
+    req.on('error', () => { this.#done() })
+    req.on('end', () => {
+      const started = process.hrtime.bigint()
+      if (tooLarge) {
+        res.setHeader('Connection', 'close')
+        this.#sendFault(res, guess, undefined, new MetaosError('MESSAGE_TOO_LARGE', `message is over the limit of ${this.#limits.maxMessageBytes} bytes`), started, 413)
+        this.#done()
+        return
+      }
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+      this.#dispatch(req, res, contentType, guess, body, started).finally(() => { this.#done() })
+    })
+  }
+
+  #done (): void {
+    if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained()
+  }
+
+  async #dispatch (req: IncomingMessage, res: ServerResponse, contentType: string, guess: SoapVersion, body: Buffer, started: bigint): Promise<void> {
+    let version = guess
+    let addressing: Addressing | undefined
+    let operation = '?'
+    try {
+      let xml: string
+      let attachments: ReadonlyMap<string, Buffer> | undefined
+      const mtomIn = isMultipartRelated(contentType)
+      if (mtomIn) {
+        const pkg = parseMultipartRelated(body, contentType)
+        xml = pkg.rootXml
+        attachments = pkg.attachments
+      } else {
+        xml = body.toString('utf8')
+      }
+      if (xml.charCodeAt(0) === 0xfeff) xml = xml.slice(1)
+      const env = parseEnvelope(xml, this.#limits, this.#understood)
+      version = env.version
+      addressing = env.addressing
+      const entry = this.#byElement.get(`{${env.body.ns}}${env.body.local}`)
+      if (entry === undefined) throw new MetaosError('MALFORMED_MESSAGE', `unknown operation {${env.body.ns}}${env.body.local}`)
+      operation = entry.name
+      if (this.#draining) throw new MetaosError('DOMAIN_DRAINING', 'the domain is shutting down; use another domain of the same volume')
+      const callerHeader = env.headers.find((h) => `{${h.ns}}${h.local}` === CALLER_HEADER)?.text.trim()
+      const peer = req.socket.remoteAddress ?? 'unix'
+      const ctx: CallContext = { caller: `${callerHeader !== undefined && callerHeader !== '' ? callerHeader.slice(0, 200) : 'anonymous'}@${peer}`, operation }
+      const input = entry.input.decode(env.body, attachments === undefined ? {} : { attachments })
+      const output = await this.#execute(entry.name, input, ctx)
+      const wantMtom = mtomIn || /multipart\/related/i.test(req.headers.accept ?? '')
+      const enc: EncodeContext = wantMtom ? { attachments: new Map(), mtomThreshold: 1024 } : {}
+      const bodyXml = entry.output.encode(output, enc)
+      const micros = (process.hrtime.bigint() - started) / 1000n
+      const headerXml = `<${this.#o.timingHeader} xmlns="${this.#o.descriptor.namespace}">${micros}</${this.#o.timingHeader}>` +
+        replyAddressing(addressing, `${entry.action}Response`)
+      const envelope = buildEnvelope(version, headerXml, bodyXml)
+      if (this.#draining) res.setHeader('Connection', 'close')
+      if (enc.attachments !== undefined && enc.attachments.size > 0) {
+        const pkg = buildMultipartRelated(envelope, SOAP[version].contentType, enc.attachments, version === '1.2' ? `${entry.action}Response` : undefined)
+        res.writeHead(200, { 'Content-Type': pkg.contentType, 'Content-Length': pkg.length, 'MIME-Version': '1.0' })
+        for (const c of pkg.chunks) res.write(c)
+        res.end()
+      } else {
+        const buf = Buffer.from(envelope, 'utf8')
+        res.writeHead(200, { 'Content-Type': `${SOAP[version].contentType}; charset=utf-8`, 'Content-Length': buf.length })
+        res.end(buf)
+      }
+      this.#o.onCall?.(operation, Number(micros), undefined)
+    } catch (e) {
+      const err = e instanceof MetaosError ? e : fromSystemError(e, operation)
+      if (err.code === 'IO_ERROR') this.#o.logger.warn({ err: e, operation }, 'operation failed')
+      else this.#o.logger.debug({ code: err.code, operation, msg: err.message }, 'fault')
+      if (err.code === 'DOMAIN_DRAINING') res.setHeader('Connection', 'close')
+      this.#sendFault(res, version, addressing, err, started)
+      this.#o.onCall?.(operation, Number((process.hrtime.bigint() - started) / 1000n), err.code)
+    }
+  }
+
+  async #execute (operation: string, input: unknown, ctx: CallContext): Promise<unknown> {
+    if (operation === 'Batch' && this.#o.implementation.Batch === undefined) {
+      const outputs = new Map(Object.values(this.#o.descriptor.operations).filter((o) => o.name !== 'Batch').map((o) => [o.input, o.output]))
+      return await runBatch({ outputs, faultElement: this.#o.faultElement, maxOps: this.#limits.maxBatchOps },
+        (input as { op: Array<Record<string, unknown>> }).op,
+        async (name, i) => await this.#execute(name, i, { ...ctx, operation: name }))
+    }
+    const fn = this.#o.implementation[operation]
+    if (fn === undefined) throw new MetaosError('MALFORMED_MESSAGE', `operation ${operation} is not implemented by this domain`)
+    return await fn(input, ctx)
+  }
+
+  #sendFault (res: ServerResponse, version: SoapVersion, addressing: Addressing | undefined, err: MetaosError, started: bigint, status?: number): void {
+    const soapCode = err instanceof EnvelopeError ? err.soapCode : undefined
+    const code = err.code
+    const faultCode = code === 'TRANSPORT_ERROR' || code === 'TIMED_OUT' || code === 'PROTOCOL_ERROR' || code === 'STREAM_CLOSED' || code === 'NOT_SUPPORTED' ? 'IO_ERROR' : code
+    const detailXml = `<${this.#o.faultElement} xmlns="${this.#o.descriptor.namespace}"><code>${faultCode}</code><message>${escapeXml(err.message.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, '?'))}</message></${this.#o.faultElement}>` // eslint-disable-line no-control-regex
+    const micros = started === 0n ? 0n : (process.hrtime.bigint() - started) / 1000n
+    const headerXml = `<${this.#o.timingHeader} xmlns="${this.#o.descriptor.namespace}">${micros}</${this.#o.timingHeader}>` +
+      replyAddressing(addressing, faultAction(addressing))
+    const xml = buildEnvelope(version, headerXml, buildFaultBody(version, { code: faultCode, message: err.message, soapCode, detailXml }))
+    const buf = Buffer.from(xml, 'utf8')
+    if (res.headersSent) { res.destroy(); return }
+    res.writeHead(status ?? faultStatus(version, faultCode, soapCode), { 'Content-Type': `${SOAP[version].contentType}; charset=utf-8`, 'Content-Length': buf.length })
+    res.end(buf)
+  }
+
+  #serveWsdl (req: IncomingMessage, res: ServerResponse, ep: Endpoint): void {
+    // The address is the one the request came in on (Host header), so importers call back the same way.
+    const host = req.headers.host
+    const address = ep.protocol === 'unix' || host === undefined
+      ? formatEndpoint({ ...ep, path: this.#o.path })
+      : `http://${host}${this.#o.path}`
+    const text = this.#wsdlParts === undefined
+      ? this.#o.wsdl
+      : this.#wsdlParts[0] + escapeXml(address) + this.#wsdlParts[1] + escapeXml(address) + this.#wsdlParts[2]
+    const buf = Buffer.from(text, 'utf8')
+    res.writeHead(200, { 'Content-Type': 'text/xml; charset=utf-8', 'Content-Length': buf.length })
+    res.end(buf)
+  }
+}
+
+function plain (res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+/** A socket file left by a crashed domain is removed; one a live domain listens on is an error. */
+async function removeStaleSocket (path: string): Promise<void> {
+  if (!existsSync(path)) return
+  const live = await new Promise<boolean>((resolve) => {
+    const s = connect(path)
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => { resolve(false) })
+  })
+  if (live) throw new MetaosError('ALREADY_EXISTS', `another process is listening on ${path}`)
+  unlinkSync(path)
+}
