@@ -1,1 +1,75 @@
-export async function main (): Promise<number> { return 0 }
+// `metaos bench` / `npm run bench -- …`: the benchmark runner's command line. Progress goes to
+// stderr (a bar on a terminal, plain lines otherwise); results to stdout and to --json.
+// Ctrl-C stops after the current measurement and keeps what was measured.
+import { parseArgs } from 'node:util'
+import { runCallSuite } from './call-suite.js'
+import { callTable, machine, writeJson } from './report.js'
+
+const HELP = `usage: metaos bench [--quick] [--sizes LIST] [--peers LIST] [--seconds S] [--json FILE]
+
+Runs side by side, in one run, single Write round trips (call mode) for each payload size:
+local fs, metaos (local handler, bus, HTTP), bare node:http, and the npm soap package.
+Prints calls/s, MB/s, p50/p99 latency, the service time metaos reports, and the ratios
+metaos-http/bare-http and metaos-http/soap.
+
+  --quick          the quick suite (default; the paper's full suite arrives with issue #8)
+  --sizes LIST     payload sizes, e.g. 512,4k,64k,1m (default 512,4k,64k,1m)
+  --peers LIST     local-fs,metaos,bare-http,soap (default all)
+  --seconds S      measured seconds per peer and size (default 2)
+  --rounds N       interleaved rounds the seconds are split into (default 4)
+  --json FILE      write {"machine":…,"rows":[…]} (DESIGN.md §7)
+  --help           this text
+`
+
+function parseSize (s: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(s.trim())
+  if (m === null) throw new Error(`bad size "${s}" (e.g. 512, 4k, 1m)`)
+  return Math.round(Number(m[1]) * (m[2]!.toLowerCase() === 'k' ? 1024 : m[2]!.toLowerCase() === 'm' ? 1048576 : 1))
+}
+
+export async function main (argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' },
+      suite: { type: 'string' },
+      sizes: { type: 'string' },
+      peers: { type: 'string' },
+      seconds: { type: 'string' },
+      rounds: { type: 'string' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help === true) { process.stdout.write(HELP); return 0 }
+  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick\n`); return 2 }
+  const sizes = (values.sizes ?? '512,4k,64k,1m').split(',').map(parseSize)
+  const peers = new Set((values.peers ?? 'local-fs,metaos,bare-http,soap').split(','))
+  for (const p of peers) if (!['local-fs', 'metaos', 'bare-http', 'soap'].includes(p)) { process.stderr.write(`metaos bench: unknown peer "${p}"\n`); return 2 }
+  const seconds = Number(values.seconds ?? '2')
+  const rounds = Number(values.rounds ?? '4')
+  let stop = false
+  const onSigint = (): void => { stop = true; process.stderr.write('\nstopping after the current measurement…\n') }
+  process.once('SIGINT', onSigint)
+  const tty = process.stderr.isTTY
+  const started = Date.now()
+  const m = machine()
+  process.stdout.write(`metaos bench --quick on ${String(m.cpu)} (${String(m.cores)} cores), Node ${process.version}\n`)
+  const rows = await runCallSuite({
+    sizes,
+    peers,
+    secondsPerCase: seconds,
+    rounds,
+    shouldStop: () => stop,
+    onProgress: (done, total, label) => {
+      const eta = done === 0 ? '' : ` ETA ${Math.round(((Date.now() - started) / done) * (total - done) / 1000)} s`
+      if (tty) process.stderr.write(`\r[${'#'.repeat(Math.round((done / total) * 30)).padEnd(30)}] ${done}/${total} ${label}${eta}`.padEnd(100))
+      else process.stderr.write(`${done + 1}/${total} ${label}\n`)
+    },
+  })
+  process.removeListener('SIGINT', onSigint)
+  if (tty) process.stderr.write('\r'.padEnd(100) + '\r')
+  process.stdout.write(callTable(rows))
+  if (values.json !== undefined) { writeJson(values.json, rows); process.stdout.write(`\nwrote ${values.json}\n`) }
+  return 0
+}

@@ -23,8 +23,16 @@ export interface DomainProcess {
 /** Path of the compiled CLI entry point. */
 export const CLI_PATH = packageFile('dist', 'cli', 'metaos.js')
 
-export async function spawnDomain (args: readonly string[], options: { timeoutMs?: number, env?: NodeJS.ProcessEnv } = {}): Promise<DomainProcess> {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
+export interface SpawnOptions { timeoutMs?: number, env?: NodeJS.ProcessEnv }
+
+/** Starts `metaos <args>` (e.g. `storage --root …`) and waits for its ready line. */
+export async function spawnDomain (args: readonly string[], options: SpawnOptions = {}): Promise<DomainProcess> {
+  return await spawnReady(CLI_PATH, args, options)
+}
+
+/** Starts any Node script that announces itself with a ready line on stdout (domains, benchmark peers). */
+export async function spawnReady (script: string, args: readonly string[], options: SpawnOptions = {}): Promise<DomainProcess> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => { if (stderr.length < 64 * 1024) stderr += c.toString() })
   const exited = new Promise<number | null>((resolve) => { child.once('exit', (code) => { resolve(code) }) })

@@ -38,13 +38,13 @@ export interface SoapClient<Ops extends OpsShape<Ops>> {
   close: () => Promise<void>
 }
 
-interface OpEntry { readonly input: ElementCodec, readonly output: ElementCodec, readonly outputName: string, readonly action: string }
+interface OpEntry { readonly input: ElementCodec, readonly output: ElementCodec, readonly outputName: string, readonly action: string, readonly fault: string }
 
 export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDescriptor, transport: Transport, options: ClientOptions = {}): SoapClient<Ops> {
   const codecs = compileCodecs(descriptor)
   const ops = new Map<string, OpEntry>()
   for (const op of Object.values(descriptor.operations)) {
-    ops.set(op.name, { input: codecs.get(op.input)!, output: codecs.get(op.output)!, outputName: op.output, action: op.soapAction })
+    ops.set(op.name, { input: codecs.get(op.input)!, output: codecs.get(op.output)!, outputName: op.output, action: op.soapAction, fault: `{${descriptor.namespace}}${op.fault}` })
   }
   const version = options.soapVersion ?? '1.1'
   const soapType = SOAP[version].contentType
@@ -85,7 +85,8 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
       let attachments: ReadonlyMap<string, Buffer> | undefined
       let text: string
       try {
-        if (isMultipartRelated(res.contentType)) {
+        // Some peers echo the request's multipart Content-Type on a plain XML fault: trust the bytes.
+        if (isMultipartRelated(res.contentType) && !startsLikeXml(res.body)) {
           const pkg = parseMultipartRelated(res.body, res.contentType)
           text = pkg.rootXml
           attachments = pkg.attachments
@@ -101,7 +102,8 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
         throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: HTTP ${res.status}, not a SOAP response (${(e as Error).message})`)
       }
       const totalMicros = Number((process.hrtime.bigint() - t0) / 1000n)
-      if (env.body.local === 'Fault' && env.body.ns === SOAP[env.version].ns) throw faultToError(readFault(env.body))
+      if (env.version !== version) throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: SOAP ${env.version} reply to a SOAP ${version} request`)
+      if (env.body.local === 'Fault' && env.body.ns === SOAP[env.version].ns) throw faultToError(readFault(env.body, entry.fault), entry.fault)
       let serviceMicros: number | undefined
       if (timing !== undefined) {
         for (const h of env.headers) if (`{${h.ns}}${h.local}` === timing) serviceMicros = Number(h.text.trim())
@@ -116,4 +118,11 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
     },
     close: async () => { await transport.close() },
   }
+}
+
+/** A body that opens with '<' (after an optional BOM and whitespace) is plain XML whatever its Content-Type says. */
+function startsLikeXml (b: Buffer): boolean {
+  let i = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0
+  while (i < b.length && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0a || b[i] === 0x0d)) i++
+  return b[i] === 0x3c
 }

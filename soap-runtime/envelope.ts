@@ -130,10 +130,13 @@ export function buildFaultBody (version: SoapVersion, f: FaultSpec): string {
     (f.detailXml === '' ? '' : `<s:Detail>${f.detailXml}</s:Detail>`) + '</s:Fault>'
 }
 
-/** HTTP status for a fault: SOAP 1.1's HTTP binding always uses 500; SOAP 1.2 uses 400 for Sender faults. */
-export function faultStatus (version: SoapVersion, code: ErrorCode, soapCode?: string): number {
-  if (version === '1.1') return 500
-  return (soapCode ?? ERRORS[code].side) === 'Sender' ? 400 : 500
+/**
+ * HTTP status for a fault: always 500. SOAP 1.2 part 2 suggests 400 for Sender faults, but WCF
+ * clients (.NET Framework, dotnet/wcf, Mono) read a fault only from a 500 response and turn a 400
+ * into a transport error, losing the typed detail (seen with Mono 6.8: test/interop/wcf.test.ts).
+ */
+export function faultStatus (): number {
+  return 500
 }
 
 export interface ReceivedFault {
@@ -142,8 +145,8 @@ export interface ReceivedFault {
   readonly detail?: XmlElement
 }
 
-/** Reads a Fault element (either version) into its parts; `detail` is the first detail child. */
-export function readFault (fault: XmlElement): ReceivedFault {
+/** Reads a Fault element (either version) into its parts; `detail` is the detail child named `detailName` (Clark notation), else the first one. */
+export function readFault (fault: XmlElement, detailName?: string): ReceivedFault {
   let soapCode = ''
   let reason = ''
   let detail: XmlElement | undefined
@@ -151,7 +154,7 @@ export function readFault (fault: XmlElement): ReceivedFault {
     switch (c.local) {
       case 'faultcode': soapCode = resolveQName(c, c.text); break
       case 'faultstring': reason = c.text; break
-      case 'detail': case 'Detail': detail = c.children[0]; break
+      case 'detail': case 'Detail': detail = c.children.find((x) => `{${x.ns}}${x.local}` === detailName) ?? c.children[0]; break
       case 'Code': { const v = c.children.find((x) => x.local === 'Value'); if (v !== undefined) soapCode = resolveQName(v, v.text); break }
       case 'Reason': reason = c.children.find((x) => x.local === 'Text')?.text ?? ''; break
     }
@@ -159,11 +162,13 @@ export function readFault (fault: XmlElement): ReceivedFault {
   return detail === undefined ? { soapCode, reason } : { soapCode, reason, detail }
 }
 
-/** Turns a received fault into a typed error: the detail's `code` when it is one of ours. */
-export function faultToError (f: ReceivedFault): MetaosError {
-  const codeEl = f.detail?.children.find((c) => c.local === 'code')
+/** Turns a received fault into a typed error: the detail's `code` when the detail is ours (`detailName`, Clark notation). */
+export function faultToError (f: ReceivedFault, detailName?: string): MetaosError {
+  const d = f.detail
+  const ours = d !== undefined && `{${d.ns}}${d.local}` === detailName
+  const codeEl = ours ? d.children.find((c) => c.local === 'code' && c.ns === d.ns) : undefined
   const code = codeEl?.text.trim()
-  const msgEl = f.detail?.children.find((c) => c.local === 'message')
+  const msgEl = ours ? d.children.find((c) => c.local === 'message' && c.ns === d.ns) : undefined
   const message = msgEl?.text ?? f.reason
   if (code !== undefined && isErrorCode(code)) return new MetaosError(code, message, { faultCode: f.soapCode })
   const local = f.soapCode.replace(/^\{[^}]*\}/, '')

@@ -279,7 +279,7 @@ export class ServiceHost {
     const xml = buildEnvelope(version, headerXml, buildFaultBody(version, { code: faultCode, message: err.message, soapCode, detailXml }))
     const buf = Buffer.from(xml, 'utf8')
     if (res.headersSent) { res.destroy(); return }
-    res.writeHead(status ?? faultStatus(version, faultCode, soapCode), { 'Content-Type': `${SOAP[version].contentType}; charset=utf-8`, 'Content-Length': buf.length })
+    res.writeHead(status ?? faultStatus(), { 'Content-Type': `${SOAP[version].contentType}; charset=utf-8`, 'Content-Length': buf.length })
     res.end(buf)
   }
 

@@ -1,0 +1,180 @@
+// The "quick" suite: single Write round trips of 512 B, 4 KiB, 64 KiB and 1 MiB, side by side in
+// one run for local fs, metaos (local handler, bus, HTTP), bare node:http and the npm `soap`
+// package. Servers run as child processes, like real domains; one client, one call at a time.
+// Peers are interleaved in short rounds so a noisy neighbour hurts all of them alike.
+import { mkdtempSync, openSync, closeSync, rmSync, write as fsWrite } from 'node:fs'
+import { Agent, request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import soap from 'soap'
+import { packageFile } from '../package-root.js'
+import { spawnDomain, spawnReady, type DomainProcess } from '../frontend/domain-process.js'
+import { createStorageProxy } from '../frontend/storage-proxy.js'
+import { LocalHandler } from '../frontend/local-handler.js'
+import type { StorageHandler } from '../frontend/storage-handler.js'
+import type { BenchRow } from './report.js'
+
+/** Writes wrap around at this offset so files stay small. */
+const WRAP = 64 * 1024 * 1024
+
+export interface CallPeer {
+  readonly peer: BenchRow['peer']
+  readonly hosting: BenchRow['hosting']
+  /** One Write of `payload` at `offset`; returns the service time in µs when the peer reports it. */
+  call: (payload: Buffer, offset: number) => Promise<number | undefined>
+  close: () => Promise<void>
+}
+
+async function handlerPeer (peer: CallPeer['peer'], hosting: CallPeer['hosting'], handler: StorageHandler, file: string, after?: () => Promise<void>): Promise<CallPeer> {
+  const { output } = await handler.invoke('Open', { path: file, mode: 'Create', access: 'Write', share: 'None' })
+  let pos = 0
+  return {
+    peer,
+    hosting,
+    call: async (payload, offset) => {
+      if (offset !== pos) { await handler.invoke('Seek', { handle: output.handle, offset, origin: 'Begin' }); pos = offset }
+      const r = await handler.invoke('Write', { handle: output.handle, data: payload })
+      pos = r.output.position
+      return r.serviceMicros
+    },
+    close: async () => { await handler.invoke('Close', { handle: output.handle }); await handler.close(); await after?.() },
+  }
+}
+
+export async function startPeers (dir: string, which: ReadonlySet<string>): Promise<CallPeer[]> {
+  const peers: CallPeer[] = []
+  const procs: DomainProcess[] = []
+  const env = { ...process.env, METAOS_LOG_LEVEL: 'warn' }
+  if (which.has('local-fs')) {
+    const fd = openSync(join(dir, 'local-fs.bin'), 'w')
+    peers.push({
+      peer: 'local-fs',
+      hosting: 'local',
+      call: async (payload, offset) => await new Promise((resolve, reject) => { fsWrite(fd, payload, 0, payload.length, offset, (e) => { e === null ? resolve(undefined) : reject(e) }) }),
+      close: async () => { closeSync(fd) },
+    })
+  }
+  if (which.has('metaos')) {
+    peers.push(await handlerPeer('metaos', 'local', new LocalHandler(), join(dir, 'metaos-local.bin')))
+    const root = join(dir, 'volume')
+    const { mkdirSync } = await import('node:fs')
+    mkdirSync(root, { recursive: true })
+    const d = await spawnDomain(['storage', '--root', root, '--listen', `unix:${join(dir, 'bus.sock')}`, '--listen', 'http://127.0.0.1:0'], { env })
+    procs.push(d)
+    peers.push(await handlerPeer('metaos', 'bus', createStorageProxy(d.ready.endpoints[0]!), 'bus.bin'))
+    peers.push(await handlerPeer('metaos', 'http', createStorageProxy(d.ready.endpoints[1]!), 'http.bin'))
+  }
+  if (which.has('bare-http')) {
+    const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'bare-http-server.js'), [dir], { env })
+    procs.push(p)
+    const url = new URL(p.ready.endpoints[0]!)
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 })
+    peers.push({
+      peer: 'bare-http',
+      hosting: 'http',
+      call: async (payload, offset) => await new Promise((resolve, reject) => {
+        const req = request({ host: url.hostname, port: url.port, path: `${url.pathname}?off=${offset}`, method: 'POST', agent, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': payload.length } }, (res) => {
+          res.resume()
+          res.on('end', () => { res.statusCode === 200 ? resolve(undefined) : reject(new Error(`HTTP ${res.statusCode}`)) })
+        })
+        req.setNoDelay(true)
+        req.on('error', reject)
+        req.end(payload)
+      }),
+      close: async () => { agent.destroy() },
+    })
+  }
+  if (which.has('soap')) {
+    const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'soap-server.js'), [dir], { env })
+    procs.push(p)
+    const client = await soap.createClientAsync(`${p.ready.endpoints[0]}?wsdl`, { wsdl_options: { forever: true } }) as any // eslint-disable-line @typescript-eslint/no-explicit-any
+    client.setEndpoint(p.ready.endpoints[0]) // its WSDL keeps the placeholder address
+    const [opened] = await client.OpenAsync({ path: 'soap.bin', mode: 'Create', access: 'Write', share: 'None' })
+    let pos = 0
+    peers.push({
+      peer: 'soap',
+      hosting: 'http',
+      call: async (payload, offset) => {
+        if (offset !== pos) { await client.SeekAsync({ handle: opened.handle, offset, origin: 'Begin' }); pos = offset }
+        const [r] = await client.WriteAsync({ handle: opened.handle, data: payload.toString('base64') })
+        pos = Number(r.position)
+        return undefined
+      },
+      close: async () => { await client.CloseAsync({ handle: opened.handle }) },
+    })
+  }
+  const last = peers[peers.length - 1]
+  if (last !== undefined) {
+    const closeLast = last.close
+    peers[peers.length - 1] = { ...last, close: async () => { await closeLast(); await Promise.all(procs.map(async (p) => await p.stop())) } }
+  }
+  return peers
+}
+
+export interface CallSuiteOptions {
+  readonly sizes: readonly number[]
+  readonly peers: ReadonlySet<string>
+  /** Measured time per peer and size, split over `rounds` interleaved rounds. */
+  readonly secondsPerCase: number
+  readonly rounds: number
+  readonly onProgress?: (done: number, total: number, label: string) => void
+  readonly shouldStop?: () => boolean
+}
+
+export async function runCallSuite (o: CallSuiteOptions): Promise<BenchRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-'))
+  const peers = await startPeers(dir, o.peers)
+  const rows: BenchRow[] = []
+  try {
+    const total = o.sizes.length * o.rounds * peers.length
+    let done = 0
+    for (const size of o.sizes) {
+      const payload = Buffer.alloc(size, 0x5a)
+      const acc = peers.map((p) => ({ p, lat: [] as number[], service: [] as number[], offset: 0 }))
+      // Warm up every peer (JIT, connections, page cache) before measuring.
+      for (const a of acc) for (let i = 0; i < 20; i++) { await a.p.call(payload, a.offset); a.offset = (a.offset + size) % WRAP }
+      for (let round = 0; round < o.rounds && o.shouldStop?.() !== true; round++) {
+        for (const a of acc) {
+          o.onProgress?.(done++, total, `${a.p.peer}/${a.p.hosting} ${size} B`)
+          const until = performance.now() + (o.secondsPerCase * 1000) / o.rounds
+          while (performance.now() < until) {
+            const t0 = performance.now()
+            const s = await a.p.call(payload, a.offset)
+            a.lat.push((performance.now() - t0) * 1000)
+            if (s !== undefined) a.service.push(s)
+            a.offset = (a.offset + size) % WRAP
+          }
+        }
+      }
+      for (const a of acc) rows.push(callRow(a.p, size, a.lat, a.service))
+    }
+  } finally {
+    for (const p of peers) await p.close().catch(() => {})
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return rows
+}
+
+function callRow (p: CallPeer, size: number, lat: number[], service: number[]): BenchRow {
+  const sorted = [...lat].sort((a, b) => a - b)
+  const sum = lat.reduce((s, x) => s + x, 0)
+  const meanUs = sum / Math.max(lat.length, 1)
+  const serviceUs = service.length === 0 ? undefined : service.reduce((s, x) => s + x, 0) / service.length
+  const q = (f: number): number => sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))] ?? 0
+  const row: BenchRow = {
+    suite: 'quick',
+    peer: p.peer,
+    hosting: p.hosting,
+    op: 'write',
+    mode: 'call',
+    payloadBytes: size,
+    runs: lat.length,
+    callsPerSec: lat.length / (sum / 1e6),
+    mbPerSec: (size * lat.length) / (1024 * 1024) / (sum / 1e6),
+    totalMs: meanUs / 1000,
+    p50us: q(0.5),
+    p99us: q(0.99),
+  }
+  if (serviceUs !== undefined) { row.serviceMs = serviceUs / 1000; row.channelMs = (meanUs - serviceUs) / 1000 }
+  return row
+}

@@ -1,0 +1,116 @@
+// Interop with a real peer: WCF as Mono 6.8 ships it (System.ServiceModel), a C# client compiled
+// with mcs at test time (test/interop/wcf/StorageClient.cs): a hand-written service contract with
+// message contracts and XmlSerializer format, over ChannelFactory + BasicHttpBinding (SOAP 1.1) and
+// over a SOAP 1.2 CustomBinding. Open(CreateNew)/Write/Seek/Read/Close, then Open on a missing
+// file; the test checks the bytes on disk (SHA-256), the ServiceTiming header and the fault code.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startTestDomain } from '../helpers/domain.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const source = [resolve(here, 'wcf/StorageClient.cs'), resolve(here, '../../../test/interop/wcf/StorageClient.cs')].find((f) => existsSync(f))
+
+function which (name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue
+    const p = join(dir, name)
+    try { accessSync(p, constants.X_OK); return p } catch { /* next */ }
+  }
+  return undefined
+}
+
+interface Run { code: number | null, stdout: string, stderr: string, output: string }
+
+async function run (cmd: string, args: string[], opts: { cwd: string, timeout?: number }): Promise<Run> {
+  return await new Promise((resolve) => {
+    execFile(cmd, args, { cwd: opts.cwd, timeout: opts.timeout ?? 60_000, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null
+      const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null
+      resolve({ code, stdout, stderr, output: `${stdout}\n${stderr}` })
+    })
+  })
+}
+
+function parseLines (text: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const line of text.split('\n')) {
+    const i = line.indexOf('=')
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).replace(/\r$/, '')
+  }
+  return out
+}
+
+/** Every WCF client stack (Mono's HttpRequestChannel.GotResponse, .NET Framework's and dotnet/wcf's
+ * HttpChannelUtilities.ValidateRequestReplyResponse) reads a fault only from an HTTP 500 response and
+ * turns any 4xx into a transport exception without reading the body; the domain answers SOAP 1.2 Sender
+ * faults with 400 (SOAP 1.2 part 2, table 20). With 500 the same client gets FaultException<StorageFault>. */
+const WCF_SOAP12_4XX = 'WCF reads SOAP faults only from HTTP 500; the domain sends SOAP 1.2 Sender faults with 400, so Mono throws WebException "Status code 400"'
+
+const mcs = which('mcs')
+const mono = which('mono')
+const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => existsSync(join(d, 'System.ServiceModel.dll')))
+if (mcs === undefined || mono === undefined) {
+  t.plan(0, 'Mono is not installed (mcs/mono not on PATH; apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil)')
+} else {
+  t.test('WCF (Mono) client calls the domain', async (t) => {
+    t.ok(source, 'test/interop/wcf/StorageClient.cs found')
+    t.ok(assemblyDir, 'System.ServiceModel.dll found')
+    const d = await startTestDomain(t)
+    const dir = mkdtempSync(join(tmpdir(), 'metaos-wcf-'))
+    t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+
+    const refs = ['System.ServiceModel.dll', 'System.Runtime.Serialization.dll', 'System.Xml.dll'].map((a) => `-r:${join(assemblyDir!, a)}`)
+    const cc = await run(mcs, ['-nologo', '-warnaserror-', '-out:StorageClient.exe', ...refs, source!], { cwd: dir, timeout: 120_000 })
+    t.equal(cc.code, 0, 'mcs compiles the client', { output: cc.output })
+    t.notMatch(cc.output, /error/i, 'no compiler error')
+    if (cc.code !== 0) return
+
+    for (const binding of ['soap11', 'soap12'] as const) {
+      await t.test(binding === 'soap11' ? 'BasicHttpBinding (SOAP 1.1)' : 'CustomBinding (SOAP 1.2, no addressing)', async (t) => {
+        const data = randomBytes(1500)
+        data[0] = 0; data[1] = 0xff; data[2] = 0x3c; data[3] = 0x26 // NUL, 0xFF, '<', '&'
+        const path = `wcf-${binding}.bin`
+        const r = await run(mono, [join(dir, 'StorageClient.exe'), d.http, binding, path, data.toString('hex'), 'no-such-file.bin'], { cwd: dir, timeout: 120_000 })
+        const out = parseLines(r.stdout)
+        const info = { stdout: r.stdout, stderr: r.stderr.slice(0, 4000) }
+        t.equal(out.error, undefined, 'the round trip raised no exception', info)
+        t.equal(out.messageVersion?.startsWith(binding === 'soap11' ? 'Soap11' : 'Soap12'), true, `the client speaks ${binding}`)
+        t.match(out['open.handle'], /^\S{16,}$/, 'Open returned a handle')
+        t.equal(out['open.length'], '0')
+        t.equal(out['open.position'], '0')
+        t.equal(out['write.written'], String(data.length))
+        t.equal(out['write.position'], String(data.length))
+        t.equal(out['seek.position'], '0')
+        t.equal(out['read.hex'], data.toString('hex'), 'Read returned the bytes written')
+        t.equal(out['read.eof'], 'true', 'a short read reports eof')
+        t.equal(out.close, 'ok')
+        for (const op of ['open', 'write', 'read', 'close']) {
+          t.match(out[`${op}.timing`], /^\d+$/, `WCF bound the ServiceTiming header of ${op}`)
+        }
+        const disk = readFileSync(join(d.root, path))
+        t.equal(createHash('sha256').update(disk).digest('hex'), createHash('sha256').update(data).digest('hex'), 'SHA-256 of the file on disk is that of the bytes written')
+        t.notOk(readdirSync(d.root).includes('no-such-file.bin'), 'opening a missing file created nothing')
+
+        if (binding === 'soap11') {
+          t.equal(r.code, 0, 'client exits 0', info)
+          t.equal(out['fault.kind'], 'typed', 'the fault arrives as FaultException<StorageFault>')
+          t.equal(out['fault.code'], 'FILE_NOT_FOUND', 'fault detail code')
+          t.match(out['fault.message'], /no-such-file\.bin/)
+          t.equal(out['fault.soapCode'], 'Client', 'a caller error is a Client fault')
+        } else if (out['fault.code'] === 'FILE_NOT_FOUND') {
+          t.pass('typed SOAP 1.2 fault with FILE_NOT_FOUND')
+          t.equal(out['fault.soapCode'], 'Sender')
+        } else {
+          // Known mismatch (see WCF_SOAP12_4XX): record what happened, do not fail the suite.
+          t.match(out['fault.error'], /Status code 400/, 'Mono reports the 400 status of the SOAP 1.2 Sender fault', info)
+          t.fail('FaultException<StorageFault> with FILE_NOT_FOUND over SOAP 1.2', { todo: WCF_SOAP12_4XX, found: out['fault.error'] })
+        }
+      })
+    }
+  })
+}
