@@ -49,7 +49,7 @@ async function call (port: any, operation: string, args: object): Promise<NodeSo
 
 const clientCases = [
   { port: 'StorageSoap11', soap12: false, envNs: SOAP11_NS, seed: 21, status: 500, faultCode: 's:Client' },
-  { port: 'StorageSoap12', soap12: true, envNs: SOAP12_NS, seed: 22, status: 400, faultCode: 's:Sender' },
+  { port: 'StorageSoap12', soap12: true, envNs: SOAP12_NS, seed: 22, status: 500, faultCode: 's:Sender' },
 ] as const
 
 for (const c of clientCases) {
@@ -159,7 +159,7 @@ function memoryStorage (version: '1.1' | '1.2'): { impl: Record<string, (args: a
     throw {
       Fault: version === '1.1'
         ? { faultcode: 'soap:Client', faultstring: message, detail, statusCode: 500 }
-        : { Code: { Value: 'soap:Sender' }, Reason: { Text: message }, Detail: detail, statusCode: 400 },
+        : { Code: { Value: 'soap:Sender' }, Reason: { Text: message }, Detail: detail, statusCode: 500 },
     }
   }
   const handleOf = (h: string): FakeHandle => handles.get(h) ?? fail('INVALID_HANDLE', 'no such handle')
