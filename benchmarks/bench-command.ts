@@ -3,7 +3,8 @@
 // Ctrl-C stops after the current measurement and keeps what was measured.
 import { parseArgs } from 'node:util'
 import { runCallSuite } from './call-suite.js'
-import { callTable, machine, writeJson } from './report.js'
+import { writeFileSync } from 'node:fs'
+import { callMarkdown, callTable, machine, writeJson } from './report.js'
 
 const HELP = `usage: metaos bench [--quick] [--sizes LIST] [--peers LIST] [--seconds S] [--json FILE]
 
@@ -18,6 +19,7 @@ metaos-http/bare-http and metaos-http/soap.
   --seconds S      measured seconds per peer and size (default 2)
   --rounds N       interleaved rounds the seconds are split into (default 4)
   --json FILE      write {"machine":…,"rows":[…]} (DESIGN.md §7)
+  --md FILE        write the tables as a Markdown page (docs/benchmark-results.md is made so)
   --help           this text
 `
 
@@ -38,6 +40,7 @@ export async function main (argv: string[]): Promise<number> {
       seconds: { type: 'string' },
       rounds: { type: 'string' },
       json: { type: 'string' },
+      md: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -71,5 +74,6 @@ export async function main (argv: string[]): Promise<number> {
   if (tty) process.stderr.write('\r'.padEnd(100) + '\r')
   process.stdout.write(callTable(rows))
   if (values.json !== undefined) { writeJson(values.json, rows); process.stdout.write(`\nwrote ${values.json}\n`) }
+  if (values.md !== undefined) { writeFileSync(values.md, callMarkdown(rows, `metaos bench ${argv.join(' ')}`)); process.stdout.write(`wrote ${values.md}\n`) }
   return 0
 }
