@@ -59,8 +59,12 @@ export function createHttpTransport (url: string, defaultPath: string, options: 
       req.setNoDelay(true)
       req.setTimeout(r.timeoutMs, () => { req.destroy(new MetaosError('TIMED_OUT', `${address} did not answer within ${r.timeoutMs} ms`)) })
       req.on('error', (e) => { reject(toTransportError(e, address)) })
-      for (let i = 0; i < r.chunks.length - 1; i++) req.write(r.chunks[i])
-      req.end(r.chunks[r.chunks.length - 1])
+      // One write for small packages (one segment instead of several); large ones are written as is.
+      if (r.chunks.length === 1 || r.length <= 256 * 1024) req.end(r.chunks.length === 1 ? r.chunks[0] : Buffer.concat(r.chunks as Buffer[], r.length))
+      else {
+        for (let i = 0; i < r.chunks.length - 1; i++) req.write(r.chunks[i])
+        req.end(r.chunks[r.chunks.length - 1])
+      }
     }),
     close: async () => { agent.destroy() },
   }

@@ -86,8 +86,13 @@ export interface BuiltPackage {
 }
 
 /** Builds an MTOM package: `soapType` is the SOAP media type (text/xml or application/soap+xml). */
+// A boundary must not occur in the content: a per-process random part makes that as unlikely as a
+// fresh random boundary would, and a counter keeps boundaries distinct without a syscall per message.
+const BOUNDARY_PREFIX = `uuid:${randomBytes(12).toString('hex')}-`
+let boundaryCounter = 0
+
 export function buildMultipartRelated (rootXml: string, soapType: string, attachments: ReadonlyMap<string, Buffer>, action?: string): BuiltPackage {
-  const boundary = `uuid:${randomBytes(12).toString('hex')}`
+  const boundary = BOUNDARY_PREFIX + (boundaryCounter = (boundaryCounter + 1) % 1e12).toString(36)
   const rootId = 'root.message@metaos'
   const typeParam = action === undefined || soapType === 'text/xml' ? soapType : `${soapType}; action=\\"${action}\\"`
   const chunks: Buffer[] = [

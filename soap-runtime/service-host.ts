@@ -157,7 +157,9 @@ export class ServiceHost {
     const path = q < 0 ? url : url.slice(0, q)
     if (path !== this.#o.path) { plain(res, 404, `no service at ${path}; this domain serves ${this.#o.path}\n`); return }
     if (req.method === 'GET') {
-      if (q >= 0 && url.slice(q + 1).toLowerCase() === 'wsdl') { this.#serveWsdl(req, res, ep); return }
+      // `?wsdl`, and WCF's `?singleWsdl` (the schemas are inline, so it is the same document).
+      const query = q < 0 ? '' : url.slice(q + 1).toLowerCase()
+      if (query === 'wsdl' || query === 'singlewsdl') { this.#serveWsdl(req, res, ep); return }
       plain(res, 200, `${this.#o.descriptor.name}: POST SOAP 1.1 or 1.2 messages here; the contract is at ${this.#o.path}?wsdl\n`)
       return
     }
@@ -172,26 +174,32 @@ export class ServiceHost {
       return
     }
     this.#inFlight++
+    let counted = true
+    const done = (): void => { if (counted) { counted = false; this.#done() } }
     const chunks: Buffer[] = []
     let size = 0
     let tooLarge = false
+    let ended = false
     req.on('data', (c: Buffer) => {
       if (tooLarge) return
       size += c.length
       if (size > this.#limits.maxMessageBytes) { tooLarge = true; chunks.length = 0; return }
       chunks.push(c)
     })
-    req.on('error', () => { this.#done() })
+    // A client that goes away mid-request is no longer in flight.
+    req.on('error', () => { if (!ended) done() })
+    req.on('close', () => { if (!ended) done() })
     req.on('end', () => {
+      ended = true
       const started = process.hrtime.bigint()
       if (tooLarge) {
         res.setHeader('Connection', 'close')
         this.#sendFault(res, guess, undefined, new MetaosError('MESSAGE_TOO_LARGE', `message is over the limit of ${this.#limits.maxMessageBytes} bytes`), started, 413)
-        this.#done()
+        done()
         return
       }
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
-      this.#dispatch(req, res, contentType, guess, body, started).finally(() => { this.#done() })
+      this.#dispatch(req, res, contentType, guess, body, started).finally(done)
     })
   }
 
@@ -238,8 +246,8 @@ export class ServiceHost {
       if (enc.attachments !== undefined && enc.attachments.size > 0) {
         const pkg = buildMultipartRelated(envelope, SOAP[version].contentType, enc.attachments, version === '1.2' ? `${entry.action}Response` : undefined)
         res.writeHead(200, { 'Content-Type': pkg.contentType, 'Content-Length': pkg.length, 'MIME-Version': '1.0' })
-        for (const c of pkg.chunks) res.write(c)
-        res.end()
+        if (pkg.length <= 256 * 1024) res.end(Buffer.concat(pkg.chunks, pkg.length)) // one segment
+        else { for (const c of pkg.chunks) res.write(c); res.end() }
       } else {
         const buf = Buffer.from(envelope, 'utf8')
         res.writeHead(200, { 'Content-Type': `${SOAP[version].contentType}; charset=utf-8`, 'Content-Length': buf.length })
