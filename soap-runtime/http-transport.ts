@@ -59,12 +59,12 @@ export function createHttpTransport (url: string, defaultPath: string, options: 
       req.setNoDelay(true)
       req.setTimeout(r.timeoutMs, () => { req.destroy(new MetaosError('TIMED_OUT', `${address} did not answer within ${r.timeoutMs} ms`)) })
       req.on('error', (e) => { reject(toTransportError(e, address)) })
-      // One write for small packages (one segment instead of several); large ones are written as is.
-      if (r.chunks.length === 1 || r.length <= 256 * 1024) req.end(r.chunks.length === 1 ? r.chunks[0] : Buffer.concat(r.chunks as Buffer[], r.length))
-      else {
-        for (let i = 0; i < r.chunks.length - 1; i++) req.write(r.chunks[i])
-        req.end(r.chunks[r.chunks.length - 1])
-      }
+      // One write for small packages (one segment instead of several). end() comes only once the
+      // body is in the kernel: end(chunk) queues an empty write behind the body, which fails with
+      // EPIPE on a Unix socket when the domain has already answered and closed (seen while draining).
+      const chunks = r.chunks.length === 1 || r.length > 256 * 1024 ? r.chunks : [Buffer.concat(r.chunks as Buffer[], r.length)]
+      for (let i = 0; i < chunks.length - 1; i++) req.write(chunks[i])
+      req.write(chunks[chunks.length - 1], (err) => { if (err == null) req.end() })
     }),
     close: async () => { agent.destroy() },
   }

@@ -4,7 +4,7 @@
 // Faults in the request's SOAP version; `?wsdl` with the address rewritten; graceful drain.
 // Owns no business logic: operations come from the implementation it is given.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { chmodSync, existsSync, unlinkSync } from 'node:fs'
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
 import { connect } from 'node:net'
 import type { Logger } from 'pino'
 import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
@@ -173,6 +173,8 @@ export class ServiceHost {
       req.resume()
       return
     }
+    // Requests already arriving when the drain starts are finished; only later ones are refused.
+    const lateArrival = this.#draining
     this.#inFlight++
     let counted = true
     const done = (): void => { if (counted) { counted = false; this.#done() } }
@@ -199,7 +201,7 @@ export class ServiceHost {
         return
       }
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
-      this.#dispatch(req, res, contentType, guess, body, started).finally(done)
+      this.#dispatch(req, res, contentType, guess, body, started, lateArrival).finally(done)
     })
   }
 
@@ -207,7 +209,7 @@ export class ServiceHost {
     if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained()
   }
 
-  async #dispatch (req: IncomingMessage, res: ServerResponse, contentType: string, guess: SoapVersion, body: Buffer, started: bigint): Promise<void> {
+  async #dispatch (req: IncomingMessage, res: ServerResponse, contentType: string, guess: SoapVersion, body: Buffer, started: bigint, lateArrival: boolean): Promise<void> {
     let version = guess
     let addressing: Addressing | undefined
     let operation = '?'
@@ -229,7 +231,7 @@ export class ServiceHost {
       const entry = this.#byElement.get(`{${env.body.ns}}${env.body.local}`)
       if (entry === undefined) throw new MetaosError('MALFORMED_MESSAGE', `unknown operation {${env.body.ns}}${env.body.local}`)
       operation = entry.name
-      if (this.#draining) throw new MetaosError('DOMAIN_DRAINING', 'the domain is shutting down; use another domain of the same volume')
+      if (lateArrival) throw new MetaosError('DOMAIN_DRAINING', 'the domain is shutting down; use another domain of the same volume')
       const callerHeader = env.headers.find((h) => `{${h.ns}}${h.local}` === CALLER_HEADER)?.text.trim()
       const peer = req.socket.remoteAddress ?? 'unix'
       const ctx: CallContext = { caller: `${callerHeader !== undefined && callerHeader !== '' ? callerHeader.slice(0, 200) : 'anonymous'}@${peer}`, operation }
@@ -313,7 +315,9 @@ function plain (res: ServerResponse, status: number, text: string): void {
 
 /** A socket file left by a crashed domain is removed; one a live domain listens on is an error. */
 async function removeStaleSocket (path: string): Promise<void> {
-  if (!existsSync(path)) return
+  let st
+  try { st = lstatSync(path) } catch { return }
+  if (!st.isSocket()) throw new MetaosError('ALREADY_EXISTS', `${path} exists and is not a socket; refusing to replace it`)
   const live = await new Promise<boolean>((resolve) => {
     const s = connect(path)
     s.once('connect', () => { s.destroy(); resolve(true) })

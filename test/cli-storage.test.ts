@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { request, type IncomingHttpHeaders } from 'node:http'
 import { connect } from 'node:net'
 import { machine, release, tmpdir, type, version } from 'node:os'
@@ -375,6 +375,14 @@ t.test('Unix sockets: a live domain\'s socket is refused, a stale one is replace
   t.equal(lstatSync(sock).mode & 0o777, 0o600, 'the bus socket is for this user only')
   t.same(await sigterm(next), { code: 0, signal: null })
   t.notOk(existsSync(sock))
+
+  // A regular file where the socket should go is somebody's data: never replaced.
+  const notes = join(dir, 'notes.txt')
+  writeFileSync(notes, 'precious')
+  const refused = await runCli(t, ['storage', '--root', root, '--listen', `unix:${notes}`])
+  t.not(refused.code, 0, 'a --listen path that is a regular file → non-zero exit')
+  t.match(refused.stderr, /ALREADY_EXISTS.*not a socket/)
+  t.equal(readFileSync(notes, 'utf8'), 'precious', 'and the file is untouched')
 })
 
 t.test('GetDomainInfo over the proxy: kernel facts, hosting, volume, transports, uptime, domainId', async (t) => {
