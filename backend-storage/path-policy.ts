@@ -35,8 +35,24 @@ export function confinedTo (rootReal: string): PathPolicy {
       } catch (e) {
         if (e instanceof MetaosError) throw e
         if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new MetaosError('PATH_OUTSIDE_ROOT', `${describe(path)}: too many symlinks`)
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || mustExist) throw wrap(e, describe(path))
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw wrap(e, describe(path))
       }
+      // Something is missing. Whether or not it must exist, the nearest existing ancestor must be
+      // inside: "link-to-outside/missing" is outside, not "not found" (that would tell a caller
+      // what exists outside the root).
+      for (let dir = dirname(full); ; dir = dirname(dir)) {
+        let real: string
+        try {
+          real = await realpath(dir)
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code
+          if ((code === 'ENOENT' || code === 'ENOTDIR') && dir !== rootReal && dir !== dirname(dir)) continue
+          throw wrap(e, describe(path))
+        }
+        if (!inside(real)) throw new MetaosError('PATH_OUTSIDE_ROOT', `${describe(path)} resolves outside the domain's root (symlink)`)
+        break
+      }
+      if (mustExist) throw new MetaosError('FILE_NOT_FOUND', `${describe(path)}: no such file or directory`)
       // The last component is missing (a file about to be created): its directory must be inside.
       let parent: string
       try {

@@ -85,7 +85,12 @@ const SIMPLE_DECODERS: Record<string, Decoder> = {
       const inc = el.children[0]!
       if (inc.ns !== XOP_NS || inc.local !== 'Include') throw bad(path, `unexpected element ${inc.local} in binary data`)
       const href = inc.attrs.href ?? ''
-      const id = decodeURIComponent(href.replace(/^cid:/i, ''))
+      let id: string
+      try {
+        id = decodeURIComponent(href.replace(/^cid:/i, ''))
+      } catch {
+        throw new MetaosError('MALFORMED_MESSAGE', `${path}: xop:Include href is not a valid cid: URL`)
+      }
       const data = ctx.attachments?.get(id)
       if (data === undefined) throw new MetaosError('MALFORMED_MESSAGE', `${path}: xop:Include refers to a missing part <${id.slice(0, 80)}>`)
       return data

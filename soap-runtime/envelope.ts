@@ -2,7 +2,7 @@
 // element, WS-Addressing, mustUnderstand), writing responses and faults in the request's version,
 // and reading faults back on the client side. Knows nothing of operations or transports.
 import { MetaosError, isErrorCode, type ErrorCode, ERRORS } from './errors.js'
-import { escapeXml, parseXml, resolveQName, type XmlElement, type XmlLimits } from './xml.js'
+import { escapeXml, parseXml, resolveQName, toXmlSafeText, type XmlElement, type XmlLimits } from './xml.js'
 
 export const SOAP11_NS = 'http://schemas.xmlsoap.org/soap/envelope/'
 export const SOAP12_NS = 'http://www.w3.org/2003/05/soap-envelope'
@@ -121,7 +121,7 @@ export function faultAction (req: Addressing | undefined): string {
 export function buildFaultBody (version: SoapVersion, f: FaultSpec): string {
   const side = ERRORS[f.code].side
   const code = f.soapCode ?? (side === 'Sender' ? SOAP[version].sender : SOAP[version].receiver)
-  const reason = escapeXml(f.message.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, '?')) // eslint-disable-line no-control-regex
+  const reason = escapeXml(toXmlSafeText(f.message))
   if (version === '1.1') {
     return `<s:Fault><faultcode>s:${code}</faultcode><faultstring>${reason}</faultstring>` +
       (f.detailXml === '' ? '' : `<detail>${f.detailXml}</detail>`) + '</s:Fault>'

@@ -2,6 +2,7 @@
 // its binary attachments (zero-copy slices), and builds one from a root part and attachments.
 // Knows nothing of SOAP operations; the codec decides which bytes travel as attachments.
 import { randomBytes } from 'node:crypto'
+import { isUtf8 } from 'node:buffer'
 import { MetaosError } from './errors.js'
 
 export interface MimePackage {
@@ -76,6 +77,7 @@ export function parseMultipartRelated (body: Buffer, contentType: string): MimeP
   if (!/^\s*application\/xop\+xml/i.test(root.type)) throw broken(`root part is ${root.type || 'untyped'}, not application/xop+xml`)
   const attachments = new Map<string, Buffer>()
   for (const p of parts) if (p !== root && p.id !== undefined) attachments.set(p.id, p.content)
+  if (!isUtf8(root.content)) throw broken('the root part is not valid UTF-8')
   return { rootXml: root.content.toString('utf8'), attachments }
 }
 

@@ -4,6 +4,7 @@
 // Faults in the request's SOAP version; `?wsdl` with the address rewritten; graceful drain.
 // Owns no business logic: operations come from the implementation it is given.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { isUtf8 } from 'node:buffer'
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
 import { connect } from 'node:net'
 import type { Logger } from 'pino'
@@ -16,7 +17,7 @@ import {
 import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
 import { MetaosError, fromSystemError } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
-import { escapeXml, DEFAULT_XML_LIMITS } from './xml.js'
+import { escapeXml, toXmlSafeText, DEFAULT_XML_LIMITS } from './xml.js'
 import { runBatch } from './batch.js'
 
 export interface CallContext {
@@ -201,7 +202,13 @@ export class ServiceHost {
         return
       }
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
-      this.#dispatch(req, res, contentType, guess, body, started, lateArrival).finally(done)
+      this.#dispatch(req, res, contentType, guess, body, started, lateArrival)
+        .catch((e: unknown) => {
+          // Never leave a request unanswered, nor a rejection unhandled (that ends the process).
+          this.#o.logger.error({ err: e }, 'could not answer a request')
+          res.destroy()
+        })
+        .finally(done)
     })
   }
 
@@ -222,6 +229,8 @@ export class ServiceHost {
         xml = pkg.rootXml
         attachments = pkg.attachments
       } else {
+        // An encoding error is fatal in XML (1.0 §4.3.3): refuse, do not read U+FFFD into names.
+        if (!isUtf8(body)) throw new MetaosError('MALFORMED_MESSAGE', 'the message is not valid UTF-8')
         xml = body.toString('utf8')
       }
       if (xml.charCodeAt(0) === 0xfeff) xml = xml.slice(1)
@@ -282,11 +291,12 @@ export class ServiceHost {
     const soapCode = err instanceof EnvelopeError ? err.soapCode : undefined
     const code = err.code
     const faultCode = code === 'TRANSPORT_ERROR' || code === 'TIMED_OUT' || code === 'PROTOCOL_ERROR' || code === 'STREAM_CLOSED' || code === 'NOT_SUPPORTED' ? 'IO_ERROR' : code
-    const detailXml = `<${this.#o.faultElement} xmlns="${this.#o.descriptor.namespace}"><code>${faultCode}</code><message>${escapeXml(err.message.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, '?'))}</message></${this.#o.faultElement}>` // eslint-disable-line no-control-regex
+    const message = toXmlSafeText(err.message)
+    const detailXml = `<${this.#o.faultElement} xmlns="${this.#o.descriptor.namespace}"><code>${faultCode}</code><message>${escapeXml(message)}</message></${this.#o.faultElement}>`
     const micros = started === 0n ? 0n : (process.hrtime.bigint() - started) / 1000n
     const headerXml = `<${this.#o.timingHeader} xmlns="${this.#o.descriptor.namespace}">${micros}</${this.#o.timingHeader}>` +
       replyAddressing(addressing, faultAction(addressing))
-    const xml = buildEnvelope(version, headerXml, buildFaultBody(version, { code: faultCode, message: err.message, soapCode, detailXml }))
+    const xml = buildEnvelope(version, headerXml, buildFaultBody(version, { code: faultCode, message, soapCode, detailXml }))
     const buf = Buffer.from(xml, 'utf8')
     if (res.headersSent) { res.destroy(); return }
     res.writeHead(status ?? faultStatus(), { 'Content-Type': `${SOAP[version].contentType}; charset=utf-8`, 'Content-Length': buf.length })

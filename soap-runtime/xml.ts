@@ -30,7 +30,11 @@ const MAX_ATTRIBUTES = 256
 
 const XML_NS = 'http://www.w3.org/XML/1998/namespace'
 const XMLNS_NS = 'http://www.w3.org/2000/xmlns/'
-const ROOT_SCOPE: Readonly<Record<string, string>> = Object.freeze({ xml: XML_NS })
+// Scopes and attribute maps have no prototype: a name like "toString", "constructor" or
+// "__proto__" is then only what the document binds, never an Object.prototype member. A child's
+// scope inherits its parent's (prototype chain) instead of copying it, so declarations cost
+// O(declarations) and not O(elements × bindings in scope).
+const ROOT_SCOPE: Readonly<Record<string, string>> = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { xml: XML_NS }))
 
 // XML 1.0 (5th ed.) Char, minus what may never appear: C0 controls but tab/LF/CR, U+FFFE/U+FFFF,
 // and unpaired surrogates.
@@ -41,8 +45,8 @@ const NAME_CHAR = `${NAME_START}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040`
 const QNAME = new RegExp(`[${NAME_START}][${NAME_CHAR}]*(?::[${NAME_START}][${NAME_CHAR}]*)?`, 'y')
 const WS = /[ \t\r\n]*/y
 const XML_DECL = /<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(["'])1\.[0-9]+\1(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(["'])([A-Za-z][A-Za-z0-9._-]*)\2)?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(["'])(?:yes|no)\4)?[ \t\r\n]*\?>/y
-const ENTITY = /&(?:#x([0-9A-Fa-f]{1,6})|#([0-9]{1,7})|([A-Za-z_:][\w.:-]*));/y
-const PREDEFINED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }
+const ENTITY = /&(?:#x0*([0-9A-Fa-f]{1,6})|#0*([0-9]{1,7})|([A-Za-z_:][\w.:-]*));/y
+const PREDEFINED: Readonly<Record<string, string>> = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }))
 
 function malformed (message: string): MetaosError {
   return new MetaosError('MALFORMED_MESSAGE', message)
@@ -111,7 +115,8 @@ export function parseXml (input: string, limits: XmlLimits = DEFAULT_XML_LIMITS)
     const end = input.indexOf('-->', at + 4)
     if (end < 0) throw malformed(`unterminated comment at offset ${at}`)
     const dd = input.indexOf('--', at + 4)
-    if (dd < end || input.charCodeAt(end - 1) === 0x2d) throw malformed(`"--" inside a comment at offset ${at}`)
+    // end === at + 4 is the empty comment <!---->, whose "-" before "-->" belongs to "<!--".
+    if (dd < end || (end > at + 4 && input.charCodeAt(end - 1) === 0x2d)) throw malformed(`"--" inside a comment at offset ${at}`)
     return end + 3
   }
   const text = (s: string, at: number): void => {
@@ -216,7 +221,7 @@ export function parseXml (input: string, limits: XmlLimits = DEFAULT_XML_LIMITS)
     if (stack.length === 0 && root !== undefined) throw malformed('more than one root element')
     const parent = stack[stack.length - 1]
     let scope = parent?.nsScope ?? ROOT_SCOPE
-    let copied = false
+    let derived = false
     for (const r of raw) {
       let prefix: string | undefined
       if (r.qname === 'xmlns') prefix = ''
@@ -224,14 +229,15 @@ export function parseXml (input: string, limits: XmlLimits = DEFAULT_XML_LIMITS)
       if (prefix === undefined) continue
       if (prefix === 'xmlns' || (prefix === 'xml') !== (r.value === XML_NS) || r.value === XMLNS_NS) throw malformed(`reserved namespace binding ${r.qname}="${r.value.slice(0, 60)}"`)
       if (prefix !== '' && r.value === '') throw malformed(`prefix ${prefix} cannot be bound to the empty namespace`)
-      if (!copied) { scope = { ...scope }; copied = true }
+      if (prefix === 'xml') continue // already bound, to the only namespace it may have
+      if (!derived) { scope = Object.create(scope) as Record<string, string>; derived = true }
       ;(scope as Record<string, string>)[prefix] = r.value
     }
     const colon = qname.indexOf(':')
     const prefix = colon < 0 ? '' : qname.slice(0, colon)
     const ns = scope[prefix]
     if (ns === undefined && prefix !== '') throw malformed(`unbound prefix "${prefix}" in <${qname}>`)
-    const attrs: Record<string, string> = {}
+    const attrs: Record<string, string> = Object.create(null) as Record<string, string>
     for (const r of raw) {
       if (r.qname === 'xmlns' || r.qname.startsWith('xmlns:')) continue
       const ac = r.qname.indexOf(':')
@@ -258,6 +264,12 @@ export function parseXml (input: string, limits: XmlLimits = DEFAULT_XML_LIMITS)
 const ESC = /[&<>"\r]/g
 const NEEDS_ESC = /[&<>"\r]/
 const ESC_MAP: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', '\r': '&#13;' }
+const BAD_CHARS = new RegExp(BAD_CHAR.source, 'g')
+/** Replaces what XML 1.0 cannot carry with "?": for messages that quote caller input (a slice of it can end in half a surrogate pair). */
+export function toXmlSafeText (s: string): string {
+  return BAD_CHAR.test(s) ? s.replace(BAD_CHARS, '?') : s
+}
+
 /** Escapes text or attribute content. Refuses characters XML 1.0 cannot carry. */
 export function escapeXml (s: string): string {
   if (BAD_CHAR.test(s)) throw new MetaosError('INVALID_ARGUMENT', 'string contains a character XML 1.0 cannot carry')

@@ -100,6 +100,21 @@ function post (url: string, body: string | Buffer, o: PostOptions = {}): Promise
   })
 }
 
+function get (url: string, headers: Record<string, string>): Promise<Reply> {
+  const u = new URL(url)
+  return new Promise<Reply>((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'GET', headers, agent: false, setHost: false }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => { chunks.push(c) })
+      res.on('end', () => { const b = Buffer.concat(chunks); resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b, text: b.toString('utf8') }) })
+      res.on('error', reject)
+    })
+    req.setTimeout(REQUEST_TIMEOUT_MS, () => { req.destroy(new Error('no answer')) })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
 /** Sends one operation in an envelope of version `v`, with an optional Caller header. */
 async function call (d: TestDomain, v: V, name: string, inner: string, caller?: string): Promise<Reply> {
   return await post(d.http, envelope(v, op(name, inner), caller === undefined ? undefined : callerHeader(caller)), { version: v, action: name })
@@ -671,6 +686,23 @@ t.test('hostile input corpus against a real domain', async (t) => {
       okBody(t, await post(d.http, envelope(v, op('GetDomainInfo'), `<x:H xmlns:x="urn:x" mustUnderstand="1"/>`), { version: v }), `unqualified mustUnderstand is not the SOAP attribute (SOAP ${v})`)
       okBody(t, await post(d.http, envelope(v, op('GetDomainInfo'), `<Caller xmlns="${METAOS}" xmlns:s="${ns}" s:mustUnderstand="${mu}">urn:uuid:A</Caller>`), { version: v }), `Caller with mustUnderstand (SOAP ${v})`)
     }
+  })
+
+  t.test('?wsdl with a hostile Host header stays well-formed', async (t) => {
+    const host = `127.0.0.1:1"/><injected a="&amp;]]>`
+    const r = await get(`${d.http}?wsdl`, { Host: host })
+    t.equal(r.status, 200, 'WSDL served')
+    let defs: XmlElement | undefined
+    try { defs = refParseXml(r.text) } catch (e) { t.fail(`the WSDL is not well-formed: ${(e as Error).message}`) }
+    const found: string[] = []
+    const walk = (el: XmlElement): void => {
+      if (el.local === 'injected') t.fail('the Host header injected an element')
+      if (el.local === 'address' && el.attrs.location !== undefined) found.push(el.attrs.location)
+      el.children.forEach(walk)
+    }
+    if (defs !== undefined) walk(defs)
+    t.ok(found.length > 0, 'soap:address elements present')
+    for (const loc of found) t.equal(loc, `http://${host}/storage`, 'the address is the Host header, as text')
   })
 
   t.test('broken MTOM packages → MALFORMED_MESSAGE', async (t) => {
