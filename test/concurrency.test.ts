@@ -10,21 +10,12 @@ import { FileStream } from '../frontend/file-stream.js'
 import { closeSharedProxies, createStorageProxy } from '../frontend/storage-proxy.js'
 import type { StorageHandler } from '../frontend/storage-handler.js'
 import { startTestDomain } from './helpers/domain.js'
+import { prng } from './helpers/prng.js'
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /** A small seeded PRNG (mulberry32), so the piece sizes are the same on every run. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Piece sizes: mostly below the 4 KiB buffer, some across it, a few far above it. */
 function pieceSize (rand: () => number): number {

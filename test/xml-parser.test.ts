@@ -23,6 +23,7 @@ import t, { type Test } from 'tap'
 import { escapeXml, parseXml, DEFAULT_XML_LIMITS, type XmlElement, type XmlLimits } from '../soap-runtime/xml.js'
 import { parseXml as refParseXml, type XmlElement as RefElement } from './helpers/reference-xml.js'
 import { MetaosError } from '../soap-runtime/errors.js'
+import { prng } from './helpers/prng.js'
 
 const XML_NS = 'http://www.w3.org/XML/1998/namespace'
 const SOAP11 = 'http://schemas.xmlsoap.org/soap/envelope/'
@@ -30,17 +31,6 @@ const SOAP12 = 'http://www.w3.org/2003/05/soap-envelope'
 
 // ---------------------------------------------------------------- deterministic PRNG
 
-/** mulberry32: small, fast, good enough for fuzzing, and deterministic for a seed. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // ---------------------------------------------------------------- comparing outcomes
 

@@ -5,24 +5,9 @@
 import { SaxesParser, type SaxesTagNS } from 'saxes'
 import { MetaosError } from '../../soap-runtime/errors.js'
 
-export interface XmlElement {
-  readonly ns: string
-  readonly local: string
-  /** Attributes by `{ns}local` (Clark notation; no namespace → just `local`). xmlns declarations excluded. */
-  readonly attrs: Record<string, string>
-  readonly children: XmlElement[]
-  /** Concatenated character data (text and CDATA) directly inside this element. */
-  text: string
-  /** In-scope prefix → namespace bindings, kept for QName-valued content (faultcode, Types). */
-  readonly nsScope: Record<string, string>
-}
+import { DEFAULT_XML_LIMITS, type XmlElement, type XmlLimits } from '../../soap-runtime/xml.js'
+export type { XmlElement, XmlLimits }
 
-export interface XmlLimits {
-  maxDepth: number
-  maxElements: number
-}
-
-export const DEFAULT_XML_LIMITS: XmlLimits = { maxDepth: 64, maxElements: 100_000 }
 
 function malformed (message: string): MetaosError {
   return new MetaosError('MALFORMED_MESSAGE', message)
