@@ -65,6 +65,7 @@ interface OperationEntry {
 }
 
 const CALLER_HEADER = `{${METAOS_NS}}Caller`
+const PREALLOCATE_MAX = 2 * 1024 * 1024
 
 export class ServiceHost {
   readonly #o: ServiceHostOptions
@@ -180,8 +181,9 @@ export class ServiceHost {
     let counted = true
     const done = (): void => { if (counted) { counted = false; this.#done() } }
     // With a Content-Length the body is copied into one buffer as it arrives (while waiting for the
-    // rest), instead of concatenated after the last chunk, on the call's critical path.
-    const whole = declared > 0 && Number.isSafeInteger(declared) ? Buffer.allocUnsafe(declared) : undefined
+    // rest), instead of concatenated after the last chunk, on the call's critical path. Only up to
+    // PREALLOCATE_MAX: a peer that declares a large body and sends nothing must not cost memory.
+    const whole = declared > 0 && declared <= PREALLOCATE_MAX && Number.isSafeInteger(declared) ? Buffer.allocUnsafe(declared) : undefined
     const chunks: Buffer[] = []
     let size = 0
     let tooLarge = false
