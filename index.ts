@@ -8,3 +8,7 @@ export { startStorageDomain, type StorageDomain, type StorageDomainOptions } fro
 export { MetaosError, ERRORS, FAULT_CODES, type ErrorCode, type FaultCode } from './soap-runtime/errors.js'
 export type { Invocation } from './soap-runtime/client.js'
 export type * as Storage from './frontend/generated/storage-service.js'
+export { storageRegistry, closeStorageRegistry, discoverStorageEndpoint, bestEndpoint } from './frontend/discovered-domains.js'
+export { DiscoveryClient, type DiscoveredTarget, type ProbeOptions, type DiscoveryClientOptions } from './discovery/client.js'
+export { TargetService, type TargetServiceOptions } from './discovery/target-service.js'
+export { STORAGE_DOMAIN_TYPE, NETWORK_DOMAIN_TYPE, domainScopes } from './discovery/storage-announcement.js'

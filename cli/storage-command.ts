@@ -3,6 +3,8 @@
 import { parseArgs } from 'node:util'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
+import { TargetService } from '../discovery/target-service.js'
+import { domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 
 const HELP = `usage: metaos storage --root DIR [--listen URL]... [--name NAME] [--volume NAME] [options]
 
@@ -14,7 +16,10 @@ Runs a storage service domain serving the files under DIR.
   --name NAME             domain name, part of its stable EPR (default "storage")
   --volume NAME           the volume it serves; domains of one volume are interchangeable
                           (default: derived from the root's real path)
-  --announce              announce with WS-Discovery (arrives with issue #3)
+  --announce              announce with WS-Discovery (Hello/Bye, answers Probe/Resolve)
+  --interface NAME        where to announce and listen (repeatable, or "all"; default: lo only)
+  --zone NAME             adds the scope metaos://zone/NAME
+  --scope URI             adds a scope (repeatable)
   --max-message-bytes N   largest request accepted (default 67108864)
   --max-read-bytes N      largest count of one Read (default 16777216)
   --idle-handle-ms N      handles unused this long are closed (default 600000)
@@ -35,6 +40,9 @@ export async function main (argv: string[]): Promise<number> {
       name: { type: 'string' },
       volume: { type: 'string' },
       announce: { type: 'boolean' },
+      interface: { type: 'string', multiple: true },
+      zone: { type: 'string' },
+      scope: { type: 'string', multiple: true },
       'max-message-bytes': { type: 'string' },
       'max-read-bytes': { type: 'string' },
       'idle-handle-ms': { type: 'string' },
@@ -45,7 +53,6 @@ export async function main (argv: string[]): Promise<number> {
   })
   if (values.help === true) { process.stdout.write(HELP); return 0 }
   if (values.root === undefined) { process.stderr.write(`metaos storage: --root is required\n\n${HELP}`); return 2 }
-  if (values.announce === true) { process.stderr.write('metaos storage: --announce (WS-Discovery) is not built yet (issue #3)\n'); return 2 }
   const num = (v: string | undefined, name: string): number | undefined => {
     if (v === undefined) return undefined
     const n = Number(v)
@@ -66,11 +73,30 @@ export async function main (argv: string[]): Promise<number> {
     limits,
     logger,
   })
+  let target: TargetService | undefined
+  if (values.announce === true) {
+    target = new TargetService({
+      epr: domain.epr,
+      types: [STORAGE_DOMAIN_TYPE],
+      scopes: domainScopes({ hosting: 'process', volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }),
+      xaddrs: domain.endpoints,
+      ...(values.interface === undefined ? {} : { interfaces: values.interface }),
+      logger,
+    })
+    try {
+      await target.start()
+    } catch (e) {
+      await domain.close(0)
+      throw e
+    }
+  }
   process.stdout.write(JSON.stringify({ event: 'ready', service: 'storage', endpoints: domain.endpoints, epr: domain.epr }) + '\n')
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ signal, inFlight: domain.host.inFlight }, 'draining')
-      domain.close().then(resolve, (e: unknown) => { logger.error({ err: e }, 'close failed'); resolve() })
+      // Bye first: clients stop choosing this domain while it drains.
+      const bye = target?.stop() ?? Promise.resolve()
+      Promise.all([bye, domain.close()]).then(() => { resolve() }, (e: unknown) => { logger.error({ err: e }, 'close failed'); resolve() })
     }
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)

@@ -9,6 +9,7 @@ import type * as S from './generated/storage-service.js'
 import type { StorageHandler, StorageOp } from './storage-handler.js'
 import { LocalHandler } from './local-handler.js'
 import { sharedProxy } from './storage-proxy.js'
+import { discoverStorageEndpoint } from './discovered-domains.js'
 
 export type FileMode = S.FileMode
 export type FileAccess = S.FileAccess
@@ -31,8 +32,14 @@ export interface FileStreamOptions {
   readonly share?: FileShare
   /** The paper's "cache": bytes buffered before one Write / fetched by one Read. 0 or 1 = unbuffered. Default 4096. */
   readonly bufferSize?: number
-  /** `local` (this machine's kernel, the default), a domain endpoint URL (`http://…/storage`, `unix:/path.sock`, `http+unix://…`), or any StorageHandler. */
-  readonly destination?: 'local' | string | StorageHandler
+  /**
+   * `local` (this machine's kernel, the default), `discover` (a storage domain found with
+   * WS-Discovery, of `volume` if given), a domain endpoint URL (`http://…/storage`,
+   * `unix:/path.sock`, `http+unix://…`), or any StorageHandler.
+   */
+  readonly destination?: 'local' | 'discover' | string | StorageHandler
+  /** With `destination: 'discover'`: the volume the domain must serve. */
+  readonly volume?: string
 }
 
 export interface StreamStats {
@@ -88,7 +95,9 @@ export class FileStream {
     const share = options.share ?? 'Read'
     const bufferSize = options.bufferSize ?? 4096
     if (!Number.isInteger(bufferSize) || bufferSize < 0 || bufferSize > MAX_BLOCK) throw new MetaosError('INVALID_ARGUMENT', `bufferSize must be an integer from 0 to ${MAX_BLOCK}`)
-    const handler = resolveDestination(options.destination)
+    const handler = options.destination === 'discover'
+      ? sharedProxy(await discoverStorageEndpoint(options.volume === undefined ? {} : { volume: options.volume }))
+      : resolveDestination(options.destination)
     const inv = await handler.invoke('Open', { path, mode, access, share })
     const fs = new FileStream(path, handler, inv.output.handle, access, bufferSize <= 1 ? 0 : bufferSize, inv.output.position)
     fs.#account(inv)

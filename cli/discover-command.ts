@@ -1,0 +1,60 @@
+// `metaos discover`: probes with WS-Discovery (both versions) and lists the domains that answer.
+import { parseArgs } from 'node:util'
+import { DiscoveryClient } from '../discovery/client.js'
+import { parseTypeName } from '../discovery/storage-announcement.js'
+import { createLogger } from '../soap-runtime/logger.js'
+
+const HELP = `usage: metaos discover [--type T]... [--scope S]... [--match-by URI] [--timeout MS] [--interface NAME]... [--json]
+
+Multicasts a WS-Discovery Probe (1.1 and April 2005) and lists what answers.
+
+  --type T          required type: StorageDomain, NetworkDomain, or {namespace}Local (repeatable)
+  --scope S         required scope, e.g. metaos://volume/data (repeatable; RFC 3986 prefix match)
+  --match-by URI    another matching rule (strcmp0, uuid, ldap, none of either version)
+  --timeout MS      how long to gather answers (default 1500)
+  --interface NAME  where to probe (repeatable, or "all"; default: lo only)
+  --json            one JSON array on stdout
+  --help            this text
+`
+
+export async function main (argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      type: { type: 'string', multiple: true },
+      scope: { type: 'string', multiple: true },
+      'match-by': { type: 'string' },
+      timeout: { type: 'string' },
+      interface: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help === true) { process.stdout.write(HELP); return 0 }
+  const timeoutMs = Number(values.timeout ?? '1500')
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) { process.stderr.write('metaos discover: --timeout must be a number of milliseconds\n'); return 2 }
+  const client = new DiscoveryClient({ ...(values.interface === undefined ? {} : { interfaces: values.interface }), logger: createLogger('metaos-discover', process.env.METAOS_LOG_LEVEL ?? 'warn') })
+  await client.start()
+  try {
+    const found = await client.probe({
+      types: (values.type ?? []).map(parseTypeName),
+      scopes: values.scope ?? [],
+      ...(values['match-by'] === undefined ? {} : { matchBy: values['match-by'] }),
+      timeoutMs,
+    })
+    found.sort((a, b) => a.epr.localeCompare(b.epr))
+    if (values.json === true) {
+      process.stdout.write(JSON.stringify(found.map(({ lastSeen: _l, ...t }) => t), null, 2) + '\n')
+    } else if (found.length === 0) {
+      process.stdout.write(`nothing answered within ${timeoutMs} ms\n`)
+    } else {
+      for (const t of found) {
+        process.stdout.write(`${t.epr}  (WS-Discovery ${t.version}, from ${t.from}, metadata v${t.metadataVersion})\n` +
+          `  types   ${t.types.join(' ')}\n  xaddrs  ${t.xaddrs.join(' ')}\n  scopes  ${t.scopes.join('\n          ')}\n`)
+      }
+    }
+  } finally {
+    await client.close()
+  }
+  return 0
+}

@@ -1,0 +1,108 @@
+// The target-service side of WS-Discovery (ad hoc mode): Hello when ready, Bye when stopping,
+// answers to Probe and Resolve in the version they were asked in, after the random APP_MAX_DELAY
+// for multicast ones. Emits AppSequence (InstanceId from the start time, MessageNumber growing)
+// and raises MetadataVersion when the endpoints change. Answers are bounded: a Probe flood cannot
+// pile up timers without limit.
+import type { RemoteInfo } from 'node:dgram'
+import type { Logger } from 'pino'
+import { silentLogger } from '../soap-runtime/logger.js'
+import { body, buildEnvelope, newMessageId, type DiscoveryMessage, type TargetInfo } from './messages.js'
+import { TIMING, VERSIONS, type WsdVersion } from './protocol.js'
+import { matchScopes } from './scope-match.js'
+import { SoapUdp, type SoapUdpOptions } from './soap-udp.js'
+
+export interface TargetServiceOptions extends SoapUdpOptions {
+  readonly epr: string
+  readonly types: readonly string[]
+  readonly scopes: readonly string[]
+  readonly xaddrs: readonly string[]
+  /** Versions to announce Hello/Bye in (both by default); Probes are answered in whichever they use. */
+  readonly announceIn?: readonly WsdVersion[]
+  readonly logger?: Logger
+}
+
+const MAX_PENDING_ANSWERS = 64
+
+export class TargetService {
+  readonly udp: SoapUdp
+  readonly #o: TargetServiceOptions
+  readonly #log: Logger
+  // InstanceId must grow at every restart, even one within the same second: tenths of a second
+  // since 2024 fit the 32 bits WS-Discovery allows until 2037.
+  readonly #instanceId = Math.floor((Date.now() - Date.UTC(2024, 0, 1)) / 100) % 4294967296
+  #messageNumber = 0
+  #info: TargetInfo
+  #pending = 0
+  droppedAnswers = 0
+
+  constructor (o: TargetServiceOptions) {
+    this.#o = o
+    this.#log = o.logger ?? silentLogger
+    this.udp = new SoapUdp(o)
+    this.#info = { epr: o.epr, types: o.types, scopes: o.scopes, xaddrs: o.xaddrs, metadataVersion: 1 }
+    this.udp.on('message', (m: DiscoveryMessage, from: RemoteInfo) => { this.#onMessage(m, from) })
+  }
+
+  get info (): TargetInfo { return this.#info }
+
+  async start (): Promise<void> {
+    await this.udp.open()
+    for (const v of this.#o.announceIn ?? ['1.1', '2005']) this.udp.send(this.#envelope(v, 'Hello', body.hello(v, this.#info), VERSIONS[v].multicastTo))
+    this.#log.info({ epr: this.#info.epr, xaddrs: this.#info.xaddrs, interfaces: this.udp.interfaces.map((i) => i.name) }, 'announced (Hello)')
+  }
+
+  /** New endpoints: MetadataVersion grows and a new Hello tells the clients. */
+  update (xaddrs: readonly string[], scopes: readonly string[] = this.#info.scopes): void {
+    this.#info = { ...this.#info, xaddrs, scopes, metadataVersion: this.#info.metadataVersion + 1 }
+    for (const v of this.#o.announceIn ?? ['1.1', '2005']) this.udp.send(this.#envelope(v, 'Hello', body.hello(v, this.#info), VERSIONS[v].multicastTo))
+  }
+
+  /** Bye in every announced version (with its repeats), then the sockets close. */
+  async stop (): Promise<void> {
+    const versions = this.#o.announceIn ?? ['1.1', '2005']
+    for (const v of versions.slice(1)) this.udp.send(this.#envelope(v, 'Bye', body.bye(v, this.#info), VERSIONS[v].multicastTo))
+    await this.udp.sendAndClose(this.#envelope(versions[0]!, 'Bye', body.bye(versions[0]!, this.#info), VERSIONS[versions[0]!].multicastTo))
+    this.#log.info({ epr: this.#info.epr }, 'withdrawn (Bye)')
+  }
+
+  #envelope (v: WsdVersion, action: 'Hello' | 'Bye' | 'ProbeMatches' | 'ResolveMatches' | 'fault', b: string, to: string, relatesTo?: string): Buffer {
+    return buildEnvelope({
+      version: v,
+      action,
+      messageId: newMessageId(),
+      to,
+      ...(relatesTo === undefined ? {} : { relatesTo }),
+      appSequence: { instanceId: this.#instanceId, messageNumber: ++this.#messageNumber },
+      body: b,
+    })
+  }
+
+  #onMessage (m: DiscoveryMessage, from: RemoteInfo): void {
+    if (m.action !== 'Probe' && m.action !== 'Resolve') return
+    const v = m.version
+    let reply: Buffer | undefined
+    if (m.action === 'Probe') {
+      const typesOk = (m.types ?? []).every((t) => this.#info.types.includes(t))
+      const rule = m.matchBy ?? VERSIONS[v].defaultMatchBy
+      const scopes = m.scopes ?? []
+      const scopesOk = scopes.length === 0 && m.matchBy === undefined ? true : matchScopes(rule, scopes, this.#info.scopes)
+      if (scopesOk === 'unsupported') {
+        if (v === '1.1') reply = this.#envelope(v, 'fault', body.matchingRuleNotSupported(v), VERSIONS[v].anonymous, m.messageId)
+        this.#log.debug({ rule }, 'Probe with an unsupported matching rule')
+      } else if (typesOk && scopesOk) {
+        reply = this.#envelope(v, 'ProbeMatches', body.probeMatches(v, [this.#info]), VERSIONS[v].anonymous, m.messageId)
+      }
+    } else if (m.epr === this.#info.epr) {
+      reply = this.#envelope(v, 'ResolveMatches', body.resolveMatches(v, [this.#info]), VERSIONS[v].anonymous, m.messageId)
+    }
+    if (reply === undefined) return
+    if (this.#pending >= MAX_PENDING_ANSWERS) { this.droppedAnswers++; return }
+    // A multicast request is answered after a random delay so that many targets do not answer at once.
+    const multicast = m.to === VERSIONS[v].multicastTo || m.to === undefined
+    const delay = multicast ? Math.random() * TIMING.APP_MAX_DELAY : 0
+    const to = { address: from.address, port: from.port }
+    const data = reply
+    this.#pending++
+    this.udp.later(delay, () => { this.#pending--; this.udp.send(data, to) })
+  }
+}

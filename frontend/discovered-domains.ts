@@ -1,0 +1,49 @@
+// The frontend's source of storage domains: a process-wide WS-Discovery registry of metaos
+// StorageDomains. A domain that says Hello becomes a destination with no configuration; Bye
+// removes it. The dispatcher of issue #4 will choose among these with the PMT; until then the
+// choice is the first domain of the requested volume, over its bus when it is on this machine.
+import { existsSync } from 'node:fs'
+import { DiscoveryClient, type DiscoveredTarget } from '../discovery/client.js'
+import { STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
+import { parseEndpoint } from '../soap-runtime/endpoint.js'
+import { MetaosError } from '../soap-runtime/errors.js'
+
+let registry: Promise<DiscoveryClient> | undefined
+let registryInterfaces: readonly string[] | undefined
+
+/** The process-wide registry of discovered storage domains (started on first use). */
+export async function storageRegistry (interfaces?: readonly string[]): Promise<DiscoveryClient> {
+  if (registry !== undefined && interfaces !== undefined && interfaces.join() !== registryInterfaces?.join()) {
+    throw new MetaosError('INVALID_ARGUMENT', 'the storage registry already runs on other interfaces')
+  }
+  registryInterfaces = interfaces
+  registry ??= (async () => {
+    const c = new DiscoveryClient({ listen: true, filter: { types: [STORAGE_DOMAIN_TYPE] }, ...(interfaces === undefined ? {} : { interfaces }) })
+    await c.start()
+    return c
+  })()
+  return await registry
+}
+
+export async function closeStorageRegistry (): Promise<void> {
+  const r = registry
+  registry = undefined
+  if (r !== undefined) await (await r).close()
+}
+
+/** The endpoint to use for a discovered domain: its bus when the socket is on this machine, else HTTP. */
+export function bestEndpoint (t: DiscoveredTarget): string | undefined {
+  const bus = t.xaddrs.find((x) => x.startsWith('http+unix://') && existsSync(parseEndpoint(x).socketPath!))
+  return bus ?? t.xaddrs.find((x) => x.startsWith('http://') || x.startsWith('https://'))
+}
+
+export const volumeScope = (volume: string): string => `metaos://volume/${encodeURIComponent(volume)}`
+
+/** Waits (up to `timeoutMs`) for a discovered storage domain, of `volume` if given, and returns its best endpoint. */
+export async function discoverStorageEndpoint (o: { volume?: string, timeoutMs?: number } = {}): Promise<string> {
+  const reg = await storageRegistry()
+  const scope = o.volume === undefined ? undefined : volumeScope(o.volume)
+  const t = await reg.waitFor((x) => (scope === undefined || x.scopes.includes(scope)) && bestEndpoint(x) !== undefined, o.timeoutMs ?? 3000)
+  if (t === undefined) throw new MetaosError('FILE_NOT_FOUND', `no storage domain${o.volume === undefined ? '' : ` of volume ${o.volume}`} was discovered within ${o.timeoutMs ?? 3000} ms`)
+  return bestEndpoint(t)!
+}
