@@ -10,6 +10,7 @@ import { body, buildEnvelope, newMessageId, type AppSequence, type DiscoveryMess
 import { TIMING, VERSIONS, type WsdVersion } from './protocol.js'
 import { matchScopes } from './scope-match.js'
 import { SoapUdp } from './soap-udp.js'
+import { askProxy, DISCOVERY_PROXY_TYPES } from './discovery-proxy.js'
 
 export interface ProbeOptions {
   /** QNames in Clark notation. */
@@ -41,7 +42,11 @@ export interface DiscoveryClientEvents {
   added: [DiscoveredTarget]
   changed: [DiscoveredTarget]
   removed: [DiscoveredTarget]
+  /** A discovery proxy was learned (managed mode), or forgotten (undefined: back to ad hoc). */
+  proxy: [DiscoveredTarget | undefined]
 }
+
+const isProxy = (t: TargetInfo): boolean => t.types.includes(DISCOVERY_PROXY_TYPES['1.1']) || t.types.includes(DISCOVERY_PROXY_TYPES['2005'])
 
 export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
   readonly targets = new Map<string, DiscoveredTarget>()
@@ -52,7 +57,19 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
   readonly #waiting = new Map<string, (m: DiscoveryMessage, from: RemoteInfo) => void>()
   readonly #sequences = new Map<string, AppSequence>()
   #timer: NodeJS.Timeout | undefined
+  #proxy: DiscoveredTarget | undefined
   staleDropped = 0
+
+  /** The discovery proxy in use (managed mode), if any. */
+  get proxy (): DiscoveredTarget | undefined { return this.#proxy }
+
+  /** Uses this proxy from now on (as if it had said Hello), e.g. one configured by the operator. */
+  useProxy (p: DiscoveredTarget | undefined): void {
+    if (p?.epr === this.#proxy?.epr && p?.xaddrs.join() === this.#proxy?.xaddrs.join()) return
+    this.#proxy = p
+    this.#log.info({ proxy: p?.epr, xaddrs: p?.xaddrs }, p === undefined ? 'discovery proxy gone: ad hoc mode' : 'discovery proxy found: managed mode')
+    this.emit('proxy', p)
+  }
 
   constructor (o: DiscoveryClientOptions = {}) {
     super()
@@ -93,8 +110,27 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     }
   }
 
-  /** Multicasts a Probe (in each version) and gathers the matches until the timeout. */
+  /**
+   * Probes: through the discovery proxy when one is known (managed mode), else by multicast in
+   * each version, gathering matches until the timeout. A proxy that fails is forgotten and the
+   * probe falls back to multicast.
+   */
   async probe (o: ProbeOptions = {}): Promise<DiscoveredTarget[]> {
+    const proxy = this.#proxy
+    const http = proxy?.xaddrs.find((x) => x.startsWith('http://'))
+    if (proxy !== undefined && http !== undefined) {
+      const id = newMessageId()
+      try {
+        const m = await askProxy(http, buildEnvelope({ version: proxy.version, action: 'Probe', messageId: id, to: proxy.epr, body: body.probe(o.types ?? [], o.scopes ?? [], o.matchBy) }), o.timeoutMs ?? 2000)
+        const from = { address: new URL(http).hostname, family: 'IPv4', port: 0, size: 0 } as const
+        const found = (m?.targets ?? []).map((t) => this.#entry(t, m!.version, from))
+        for (const t of found) if (this.#accepts(t)) this.#upsert(t)
+        return found
+      } catch (e) {
+        this.#log.warn({ err: (e as Error).message, proxy: proxy.epr }, 'discovery proxy unreachable; probing by multicast')
+        this.useProxy(undefined)
+      }
+    }
     const found = new Map<string, DiscoveredTarget>()
     const ids: string[] = []
     for (const v of o.versions ?? ['1.1', '2005'] as const) {
@@ -169,6 +205,11 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     if (m.action !== 'Hello' && m.action !== 'Bye' && m.action !== 'ProbeMatches' && m.action !== 'ResolveMatches') return
     for (const t of m.targets) {
       if (!this.#fresh(t.epr, m.appSequence)) continue
+      if (isProxy(t)) {
+        // A proxy's Hello (announcement, or suppression in answer to our multicast) → managed mode; its Bye → ad hoc.
+        if (m.action === 'Bye') { if (this.#proxy?.epr === t.epr) this.useProxy(undefined) } else if (t.xaddrs.length > 0) this.useProxy(this.#entry(t, m.version, from))
+        continue
+      }
       const known = this.targets.get(t.epr)
       if (m.action === 'Bye') {
         if (known !== undefined) { this.targets.delete(t.epr); this.emit('removed', known) }

@@ -1,0 +1,148 @@
+// A WS-Discovery Discovery Proxy (managed mode): keeps a registry from the Hello/Bye it hears on
+// its interfaces (and from Hello/Bye POSTed to it), answers Probe and Resolve over SOAP/HTTP and
+// over unicast UDP from that registry, and answers a multicast Probe/Resolve with the suppression
+// Hello (its own Hello, RelatesTo the request) so that clients switch to it. Announces itself with
+// the standard DiscoveryProxy type, and says Bye when it stops.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { RemoteInfo } from 'node:dgram'
+import type { Logger } from 'pino'
+import { silentLogger } from '../soap-runtime/logger.js'
+import { formatEndpoint, parseEndpoint } from '../soap-runtime/endpoint.js'
+import { MetaosError } from '../soap-runtime/errors.js'
+import { body, buildEnvelope, newMessageId, parseDiscovery, type DiscoveryMessage, type TargetInfo } from './messages.js'
+import { VERSIONS, type WsdVersion } from './protocol.js'
+import { matchScopes } from './scope-match.js'
+import { SoapUdp, type Destination } from './soap-udp.js'
+
+export const DISCOVERY_PROXY_TYPES: Readonly<Record<WsdVersion, string>> = {
+  '1.1': `{${VERSIONS['1.1'].wsd}}DiscoveryProxy`,
+  2005: `{${VERSIONS['2005'].wsd}}DiscoveryProxy`,
+}
+
+export interface DiscoveryProxyOptions {
+  readonly epr: string
+  readonly listen: readonly string[]
+  readonly interfaces?: readonly string[]
+  readonly logger?: Logger
+}
+
+const MAX_ENTRIES = 10_000
+const MAX_BODY = 64 * 1024
+
+export class DiscoveryProxy {
+  readonly registry = new Map<string, TargetInfo>()
+  readonly udp: SoapUdp
+  readonly #o: DiscoveryProxyOptions
+  readonly #log: Logger
+  readonly #servers: Server[] = []
+  readonly #instanceId = Math.floor((Date.now() - Date.UTC(2024, 0, 1)) / 100) % 4294967296
+  #messageNumber = 0
+  #xaddrs: string[] = []
+
+  constructor (o: DiscoveryProxyOptions) {
+    this.#o = o
+    this.#log = o.logger ?? silentLogger
+    this.udp = new SoapUdp({ ...(o.interfaces === undefined ? {} : { interfaces: o.interfaces }), logger: this.#log })
+    this.udp.on('message', (m: DiscoveryMessage, from: RemoteInfo) => {
+      const reply = this.#handle(m, { address: from.address, port: from.port }, 'udp')
+      if (reply !== undefined) this.udp.send(reply, { address: from.address, port: from.port })
+    })
+  }
+
+  get xaddrs (): readonly string[] { return this.#xaddrs }
+  get epr (): string { return this.#o.epr }
+
+  #self (v: WsdVersion): TargetInfo {
+    return { epr: this.#o.epr, types: [DISCOVERY_PROXY_TYPES[v]], scopes: [], xaddrs: this.#xaddrs, metadataVersion: 1 }
+  }
+
+  #envelope (v: WsdVersion, action: 'Hello' | 'Bye' | 'ProbeMatches' | 'ResolveMatches', b: string, to: string, relatesTo?: string): Buffer {
+    return buildEnvelope({ version: v, action, messageId: newMessageId(), to, ...(relatesTo === undefined ? {} : { relatesTo }), appSequence: { instanceId: this.#instanceId, messageNumber: ++this.#messageNumber }, body: b })
+  }
+
+  async start (): Promise<void> {
+    for (const url of this.#o.listen) {
+      const ep = parseEndpoint(url, '/discovery')
+      if (ep.protocol !== 'http') throw new MetaosError('INVALID_ARGUMENT', `the discovery proxy listens on http:// only (got ${url})`)
+      const server = createServer((req, res) => { this.#http(req, res) })
+      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(ep.port, ep.host, () => { resolve() }) })
+      const a = server.address() as { port: number }
+      this.#servers.push(server)
+      this.#xaddrs.push(formatEndpoint({ ...ep, port: a.port }))
+    }
+    await this.udp.open()
+    for (const v of ['1.1', '2005'] as const) this.udp.send(this.#envelope(v, 'Hello', body.hello(v, this.#self(v)), VERSIONS[v].multicastTo))
+    this.#log.info({ epr: this.#o.epr, xaddrs: this.#xaddrs }, 'discovery proxy ready')
+  }
+
+  async stop (): Promise<void> {
+    this.udp.send(this.#envelope('2005', 'Bye', body.bye('2005', this.#self('2005')), VERSIONS['2005'].multicastTo))
+    await this.udp.sendAndClose(this.#envelope('1.1', 'Bye', body.bye('1.1', this.#self('1.1')), VERSIONS['1.1'].multicastTo))
+    await Promise.all(this.#servers.map(async (s) => { s.closeAllConnections(); await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) }))
+  }
+
+  /** Handles one message; returns the reply to send back on the same channel, if any. */
+  #handle (m: DiscoveryMessage, _from: Destination, channel: 'udp' | 'http'): Buffer | undefined {
+    const v = m.version
+    switch (m.action) {
+      case 'Hello':
+        for (const t of m.targets) {
+          if (t.epr === this.#o.epr) continue
+          if (!this.registry.has(t.epr) && this.registry.size >= MAX_ENTRIES) continue
+          const known = this.registry.get(t.epr)
+          if (known === undefined || t.metadataVersion >= known.metadataVersion) this.registry.set(t.epr, t)
+        }
+        return undefined
+      case 'Bye':
+        for (const t of m.targets) this.registry.delete(t.epr)
+        return undefined
+      case 'Probe': case 'Resolve': {
+        const multicast = channel === 'udp' && (m.to === VERSIONS[v].multicastTo || m.to === undefined)
+        // Suppression: a client still probing by multicast is told, with our Hello, to ask us instead.
+        if (multicast) return this.#envelope(v, 'Hello', body.hello(v, this.#self(v)), VERSIONS[v].anonymous, m.messageId)
+        if (m.action === 'Resolve') {
+          const t = this.registry.get(m.epr!)
+          return this.#envelope(v, 'ResolveMatches', body.resolveMatches(v, t === undefined ? [] : [t]), VERSIONS[v].anonymous, m.messageId)
+        }
+        const matches = [...this.registry.values()].filter((t) => {
+          if (!(m.types ?? []).every((x) => t.types.includes(x))) return false
+          const scopes = m.scopes ?? []
+          return scopes.length === 0 || matchScopes(m.matchBy ?? VERSIONS[v].defaultMatchBy, scopes, t.scopes) === true
+        })
+        return this.#envelope(v, 'ProbeMatches', body.probeMatches(v, matches), VERSIONS[v].anonymous, m.messageId)
+      }
+      default:
+        return undefined
+    }
+  }
+
+  #http (req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'POST') { res.writeHead(405, { Allow: 'POST' }); res.end(); return }
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => { size += c.length; if (size <= MAX_BODY) chunks.push(c) })
+    req.on('end', () => {
+      if (size > MAX_BODY) { res.writeHead(413); res.end(); return }
+      let m: DiscoveryMessage
+      try {
+        m = parseDiscovery(Buffer.concat(chunks))
+      } catch (e) {
+        res.writeHead(400, { 'Content-Type': 'text/plain' })
+        res.end(`${(e as Error).message}\n`)
+        return
+      }
+      const reply = this.#handle(m, { address: req.socket.remoteAddress ?? '', port: 0 }, 'http')
+      if (reply === undefined) { res.writeHead(202); res.end(); return }
+      res.writeHead(200, { 'Content-Type': 'application/soap+xml; charset=utf-8', 'Content-Length': reply.length })
+      res.end(reply)
+    })
+  }
+}
+
+/** Client side: sends one message to a proxy over SOAP/HTTP and parses its answer. */
+export async function askProxy (xaddr: string, message: Buffer, timeoutMs: number): Promise<DiscoveryMessage | undefined> {
+  const res = await fetch(xaddr, { method: 'POST', body: message, headers: { 'Content-Type': 'application/soap+xml; charset=utf-8' }, signal: AbortSignal.timeout(timeoutMs) })
+  if (res.status === 202) return undefined
+  if (res.status !== 200) throw new MetaosError('PROTOCOL_ERROR', `discovery proxy ${xaddr} answered HTTP ${res.status}`)
+  return parseDiscovery(Buffer.from(await res.arrayBuffer()))
+}

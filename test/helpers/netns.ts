@@ -1,0 +1,27 @@
+// Runs the calling test file inside a network namespace of its own (`unshare --net`) with only
+// loopback up and multicast routed to it: WS-Discovery traffic can then neither leave the machine
+// nor meet the multicast of another test file running at the same time.
+//
+// Call `await isolateNetwork()` at the top of a test file, before anything else: in the parent
+// it re-executes the file (same Node flags, so tap's TypeScript loader comes along) in the
+// namespace, relays its TAP output and exit code, and never returns; inside, it returns at once.
+import { spawn, spawnSync } from 'node:child_process'
+
+const MARK = 'METAOS_IN_NETNS'
+
+export function netnsAvailable (): boolean {
+  if (process.env[MARK] === '1') return true
+  return spawnSync('unshare', ['--net', 'true']).status === 0 && spawnSync('ip', ['-V']).status === 0
+}
+
+export async function isolateNetwork (): Promise<void> {
+  if (process.env[MARK] === '1') return
+  if (!netnsAvailable()) throw new Error('network namespaces are not available here (needs root, unshare and iproute2)')
+  const script = 'ip link set lo up && ip route add 224.0.0.0/4 dev lo && exec "$@"'
+  const child = spawn('unshare', ['--net', '--', 'sh', '-c', script, 'sh', process.execPath, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, [MARK]: '1' },
+  })
+  const code = await new Promise<number>((resolve) => { child.on('exit', (c, sig) => { resolve(c ?? (sig === null ? 1 : 128)) }) })
+  process.exit(code)
+}
