@@ -35,6 +35,8 @@ export interface DiscoveryClientOptions {
   readonly filter?: { readonly types?: readonly string[], readonly scopes?: readonly string[] }
   /** Re-probe period of the registry (ms); 0 = never. Default 30 s. */
   readonly reprobeMs?: number
+  /** Let the process exit while the client runs (a frontend's background registry). */
+  readonly unref?: boolean
   readonly logger?: Logger
 }
 
@@ -75,8 +77,9 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     super()
     this.#o = o
     this.#log = o.logger ?? silentLogger
-    this.#prober = new SoapUdp({ ...(o.interfaces === undefined ? {} : { interfaces: o.interfaces }), port: 0, logger: this.#log })
-    this.#listener = o.listen === true ? new SoapUdp({ ...(o.interfaces === undefined ? {} : { interfaces: o.interfaces }), logger: this.#log }) : undefined
+    const udp = { ...(o.interfaces === undefined ? {} : { interfaces: o.interfaces }), unref: o.unref ?? false, logger: this.#log }
+    this.#prober = new SoapUdp({ ...udp, port: 0 })
+    this.#listener = o.listen === true ? new SoapUdp(udp) : undefined
     const on = (m: DiscoveryMessage, from: RemoteInfo): void => { this.#onMessage(m, from) }
     this.#prober.on('message', on)
     this.#listener?.on('message', on)

@@ -54,6 +54,8 @@ export interface SoapUdpOptions {
   /** Port to listen on for multicast (3702), or 0 for a client that only hears replies. */
   readonly port?: number
   readonly ipv6?: boolean
+  /** Let the process exit while the sockets are open (a frontend's background registry). */
+  readonly unref?: boolean
   readonly logger?: Logger
 }
 
@@ -65,6 +67,7 @@ export class SoapUdp extends EventEmitter {
   readonly interfaces: Iface[]
   readonly #port: number
   readonly #ipv6: boolean
+  readonly #unref: boolean
   readonly #log: Logger
   readonly #seen = new Map<string, number>()
   readonly #timers = new Set<NodeJS.Timeout>()
@@ -77,6 +80,7 @@ export class SoapUdp extends EventEmitter {
     this.interfaces = selectInterfaces(o.interfaces)
     this.#port = o.port ?? DISCOVERY_PORT
     this.#ipv6 = o.ipv6 ?? true
+    this.#unref = o.unref ?? false
     this.#log = o.logger ?? silentLogger
   }
 
@@ -112,6 +116,7 @@ export class SoapUdp extends EventEmitter {
         s.close()
       }
     }
+    if (this.#unref) { this.#v4?.unref(); this.#v6?.unref() }
     if (this.#v4 === undefined && this.#v6 === undefined) throw new MetaosError('INVALID_ARGUMENT', 'no interface with an address to run WS-Discovery on')
   }
 

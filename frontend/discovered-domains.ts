@@ -18,7 +18,7 @@ export async function storageRegistry (interfaces?: readonly string[]): Promise<
   }
   registryInterfaces = interfaces
   registry ??= (async () => {
-    const c = new DiscoveryClient({ listen: true, filter: { types: [STORAGE_DOMAIN_TYPE] }, ...(interfaces === undefined ? {} : { interfaces }) })
+    const c = new DiscoveryClient({ listen: true, unref: true, filter: { types: [STORAGE_DOMAIN_TYPE] }, ...(interfaces === undefined ? {} : { interfaces }) })
     await c.start()
     return c
   })()
