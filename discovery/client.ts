@@ -104,7 +104,15 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
   }
 
   async #reprobe (every?: number): Promise<void> {
+    const managed = this.#proxy !== undefined
     const found = await this.probe({ ...this.#o.filter, timeoutMs: 1500 }).catch(() => [])
+    if (managed && this.#proxy !== undefined) {
+      // In managed mode no Bye reaches us from other segments: the proxy's answer is the truth.
+      for (const t of [...this.targets.values()]) {
+        if (!found.some((f) => f.epr === t.epr)) { this.targets.delete(t.epr); this.emit('removed', t) }
+      }
+      return
+    }
     if (every === undefined) return
     // A target that answered none of the last two rounds and said no Hello is gone (crashed, unplugged).
     const cutoff = Date.now() - 2.5 * every

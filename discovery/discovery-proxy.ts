@@ -23,6 +23,8 @@ export interface DiscoveryProxyOptions {
   readonly epr: string
   readonly listen: readonly string[]
   readonly interfaces?: readonly string[]
+  /** Re-probe period (ms), which also ages out targets that stopped answering; 0 = never. Default 30 s. */
+  readonly reprobeMs?: number
   readonly logger?: Logger
 }
 
@@ -31,6 +33,9 @@ const MAX_BODY = 64 * 1024
 
 export class DiscoveryProxy {
   readonly registry = new Map<string, TargetInfo>()
+  readonly #lastSeen = new Map<string, number>()
+  readonly #ownProbes = new Set<string>()
+  #timer: NodeJS.Timeout | undefined
   readonly udp: SoapUdp
   readonly #o: DiscoveryProxyOptions
   readonly #log: Logger
@@ -72,10 +77,33 @@ export class DiscoveryProxy {
     }
     await this.udp.open()
     for (const v of ['1.1', '2005'] as const) this.udp.send(this.#envelope(v, 'Hello', body.hello(v, this.#self(v)), VERSIONS[v].multicastTo))
+    // Targets that announced before the proxy started, and later whether they are still there.
+    this.#probe()
+    const every = this.#o.reprobeMs ?? 30_000
+    if (every > 0) {
+      this.#timer = setInterval(() => { this.#probe(); this.#age(2.5 * every) }, every)
+      this.#timer.unref()
+    }
     this.#log.info({ epr: this.#o.epr, xaddrs: this.#xaddrs }, 'discovery proxy ready')
   }
 
+  #probe (): void {
+    for (const v of ['1.1', '2005'] as const) {
+      const id = newMessageId()
+      this.#ownProbes.add(id)
+      if (this.#ownProbes.size > 16) this.#ownProbes.delete(this.#ownProbes.values().next().value!)
+      this.udp.send(buildEnvelope({ version: v, action: 'Probe', messageId: id, to: VERSIONS[v].multicastTo, body: body.probe([], []) }))
+    }
+  }
+
+  /** A target that neither said Bye nor answered the last re-probes is gone (crashed, unplugged). */
+  #age (maxAgeMs: number): void {
+    const cutoff = Date.now() - maxAgeMs
+    for (const [epr, seen] of this.#lastSeen) if (seen < cutoff) { this.#lastSeen.delete(epr); this.registry.delete(epr) }
+  }
+
   async stop (): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
     this.udp.send(this.#envelope('2005', 'Bye', body.bye('2005', this.#self('2005')), VERSIONS['2005'].multicastTo))
     await this.udp.sendAndClose(this.#envelope('1.1', 'Bye', body.bye('1.1', this.#self('1.1')), VERSIONS['1.1'].multicastTo))
     await Promise.all(this.#servers.map(async (s) => { s.closeAllConnections(); await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) }))
@@ -85,18 +113,21 @@ export class DiscoveryProxy {
   #handle (m: DiscoveryMessage, _from: Destination, channel: 'udp' | 'http'): Buffer | undefined {
     const v = m.version
     switch (m.action) {
-      case 'Hello':
+      case 'Hello': case 'ProbeMatches':
+        // ProbeMatches count only as answers to the proxy's own probes.
+        if (m.action === 'ProbeMatches' && (channel !== 'udp' || !this.#ownProbes.has(m.relatesTo ?? ''))) return undefined
         for (const t of m.targets) {
           if (t.epr === this.#o.epr) continue
           if (!this.registry.has(t.epr) && this.registry.size >= MAX_ENTRIES) continue
           const known = this.registry.get(t.epr)
-          if (known === undefined || t.metadataVersion >= known.metadataVersion) this.registry.set(t.epr, t)
+          if (known === undefined || t.metadataVersion >= known.metadataVersion) { this.registry.set(t.epr, t); this.#lastSeen.set(t.epr, Date.now()) }
         }
         return undefined
       case 'Bye':
-        for (const t of m.targets) this.registry.delete(t.epr)
+        for (const t of m.targets) { this.registry.delete(t.epr); this.#lastSeen.delete(t.epr) }
         return undefined
       case 'Probe': case 'Resolve': {
+        if (this.#ownProbes.has(m.messageId)) return undefined // our own probe, looped back
         const multicast = channel === 'udp' && (m.to === VERSIONS[v].multicastTo || m.to === undefined)
         // Suppression: a client still probing by multicast is told, with our Hello, to ask us instead.
         if (multicast) return this.#envelope(v, 'Hello', body.hello(v, this.#self(v)), VERSIONS[v].anonymous, m.messageId)
