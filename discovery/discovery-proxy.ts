@@ -104,8 +104,7 @@ export class DiscoveryProxy {
 
   async stop (): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer)
-    this.udp.send(this.#envelope('2005', 'Bye', body.bye('2005', this.#self('2005')), VERSIONS['2005'].multicastTo))
-    await this.udp.sendAndClose(this.#envelope('1.1', 'Bye', body.bye('1.1', this.#self('1.1')), VERSIONS['1.1'].multicastTo))
+    await this.udp.sendAndClose(...(['1.1', '2005'] as const).map((v) => this.#envelope(v, 'Bye', body.bye(v, this.#self(v)), VERSIONS[v].multicastTo)))
     await Promise.all(this.#servers.map(async (s) => { s.closeAllConnections(); await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) }))
   }
 

@@ -202,9 +202,9 @@ export class SoapUdp extends EventEmitter {
     await Promise.all([this.#v4, this.#v6].map(async (s) => { if (s !== undefined) await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) }))
   }
 
-  /** Sends a datagram with its repeats (Bye), then closes. */
-  async sendAndClose (data: Buffer): Promise<void> {
-    const ms = this.send(data)
+  /** Sends datagrams with their repeats (Byes), waits for the last repeat, then closes. */
+  async sendAndClose (...data: Buffer[]): Promise<void> {
+    const ms = Math.max(0, ...data.map((d) => this.send(d)))
     await new Promise((resolve) => setTimeout(resolve, ms + 5))
     await this.close()
   }

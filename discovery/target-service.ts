@@ -39,7 +39,8 @@ export class TargetService {
     this.#o = o
     this.#log = o.logger ?? silentLogger
     this.udp = new SoapUdp(o)
-    this.#info = { epr: o.epr, types: o.types, scopes: o.scopes, xaddrs: o.xaddrs, metadataVersion: 1 }
+    // The EPR survives restarts, so MetadataVersion must never go back: it starts from the InstanceId.
+    this.#info = { epr: o.epr, types: o.types, scopes: o.scopes, xaddrs: o.xaddrs, metadataVersion: this.#instanceId }
     this.udp.on('message', (m: DiscoveryMessage, from: RemoteInfo) => { this.#onMessage(m, from) })
   }
 
@@ -60,8 +61,7 @@ export class TargetService {
   /** Bye in every announced version (with its repeats), then the sockets close. */
   async stop (): Promise<void> {
     const versions = this.#o.announceIn ?? ['1.1', '2005']
-    for (const v of versions.slice(1)) this.udp.send(this.#envelope(v, 'Bye', body.bye(v, this.#info), VERSIONS[v].multicastTo))
-    await this.udp.sendAndClose(this.#envelope(versions[0]!, 'Bye', body.bye(versions[0]!, this.#info), VERSIONS[versions[0]!].multicastTo))
+    await this.udp.sendAndClose(...versions.map((v) => this.#envelope(v, 'Bye', body.bye(v, this.#info), VERSIONS[v].multicastTo)))
     this.#log.info({ epr: this.#info.epr }, 'withdrawn (Bye)')
   }
 
