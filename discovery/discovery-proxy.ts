@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
 import { formatEndpoint, parseEndpoint } from '../soap-runtime/endpoint.js'
 import { MetaosError } from '../soap-runtime/errors.js'
-import { body, buildEnvelope, newMessageId, parseDiscovery, type DiscoveryMessage, type TargetInfo } from './messages.js'
+import { body, buildEnvelope, newMessageId, type Body, parseDiscovery, type DiscoveryMessage, type TargetInfo } from './messages.js'
 import { VERSIONS, type WsdVersion } from './protocol.js'
 import { matchScopes } from './scope-match.js'
 import { SoapUdp, type Destination } from './soap-udp.js'
@@ -61,7 +61,7 @@ export class DiscoveryProxy {
     return { epr: this.#o.epr, types: [DISCOVERY_PROXY_TYPES[v]], scopes: [], xaddrs: this.#xaddrs, metadataVersion: 1 }
   }
 
-  #envelope (v: WsdVersion, action: 'Hello' | 'Bye' | 'ProbeMatches' | 'ResolveMatches', b: string, to: string, relatesTo?: string): Buffer {
+  #envelope (v: WsdVersion, action: 'Hello' | 'Bye' | 'ProbeMatches' | 'ResolveMatches', b: Body, to: string, relatesTo?: string): Buffer {
     return buildEnvelope({ version: v, action, messageId: newMessageId(), to, ...(relatesTo === undefined ? {} : { relatesTo }), appSequence: { instanceId: this.#instanceId, messageNumber: ++this.#messageNumber }, body: b })
   }
 

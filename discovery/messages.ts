@@ -149,22 +149,38 @@ export function parseDiscovery (data: Buffer): DiscoveryMessage {
 
 export function newMessageId (): string { return `urn:uuid:${randomUUID()}` }
 
-function typesXml (wsdPrefix: string, types: readonly string[]): string {
+/** A body ready to send, and the namespace prefixes its QNames use (declared on the Envelope). */
+export interface Body { readonly xml: string, readonly ns: Readonly<Record<string, string>> }
+
+const WELL_KNOWN_PREFIXES: Readonly<Record<string, string>> = {
+  'urn:metaos:v1': 'm',
+  'http://schemas.xmlsoap.org/ws/2006/02/devprof': 'dp',
+}
+
+/**
+ * `<d:Types>` with prefixes declared on the Envelope, not on the element itself: nmap 7.93 reads
+ * Types with a regex that only matches a start tag without attributes.
+ */
+function typesXml (types: readonly string[], ns: Record<string, string>): string {
   if (types.length === 0) return ''
-  const nss: string[] = []
   const names = types.map((t) => {
     const m = /^\{([^}]*)\}(.+)$/.exec(t)
     if (m === null) return escapeXml(t)
-    let i = nss.indexOf(m[1]!)
-    if (i < 0) i = nss.push(m[1]!) - 1
-    return `t${i}:${m[2]!}`
+    const uri = m[1]!
+    let prefix = Object.keys(ns).find((p) => ns[p] === uri)
+    if (prefix === undefined) {
+      const wk = WELL_KNOWN_PREFIXES[uri]
+      prefix = wk !== undefined && ns[wk] === undefined ? wk : `t${Object.keys(ns).length}`
+      ns[prefix] = uri
+    }
+    return `${prefix}:${m[2]!}`
   })
-  return `<${wsdPrefix}:Types${nss.map((ns, i) => ` xmlns:t${i}="${escapeXml(ns)}"`).join('')}>${names.join(' ')}</${wsdPrefix}:Types>`
+  return `<d:Types>${names.join(' ')}</d:Types>`
 }
 
-function targetXml (v: WsdVersion, t: TargetInfo): string {
+function targetXml (t: TargetInfo, ns: Record<string, string>): string {
   return `<a:EndpointReference><a:Address>${escapeXml(t.epr)}</a:Address></a:EndpointReference>` +
-    typesXml('d', t.types) +
+    typesXml(t.types, ns) +
     (t.scopes.length === 0 ? '' : `<d:Scopes>${t.scopes.map(escapeXml).join(' ')}</d:Scopes>`) +
     (t.xaddrs.length === 0 ? '' : `<d:XAddrs>${t.xaddrs.map(escapeXml).join(' ')}</d:XAddrs>`) +
     `<d:MetadataVersion>${t.metadataVersion}</d:MetadataVersion>`
@@ -177,7 +193,7 @@ export interface Envelope {
   readonly to: string
   readonly relatesTo?: string
   readonly appSequence?: AppSequence
-  readonly body: string
+  readonly body: Body
 }
 
 export function buildEnvelope (e: Envelope): Buffer {
@@ -186,22 +202,27 @@ export function buildEnvelope (e: Envelope): Buffer {
     ? ''
     : `<d:AppSequence InstanceId="${e.appSequence.instanceId}"${e.appSequence.sequenceId === undefined ? '' : ` SequenceId="${escapeXml(e.appSequence.sequenceId)}"`} MessageNumber="${e.appSequence.messageNumber}"/>`
   return Buffer.from('<?xml version="1.0" encoding="utf-8"?>' +
-    `<s:Envelope xmlns:s="${SOAP12_NS}" xmlns:a="${wsa}" xmlns:d="${wsd}"><s:Header>` +
+    `<s:Envelope xmlns:s="${SOAP12_NS}" xmlns:a="${wsa}" xmlns:d="${wsd}"${Object.entries(e.body.ns).map(([p, uri]) => ` xmlns:${p}="${escapeXml(uri)}"`).join('')}><s:Header>` +
     `<a:Action>${wsd}/${e.action}</a:Action><a:MessageID>${escapeXml(e.messageId)}</a:MessageID>` +
     (e.relatesTo === undefined ? '' : `<a:RelatesTo>${escapeXml(e.relatesTo)}</a:RelatesTo>`) +
-    `<a:To>${escapeXml(e.to)}</a:To>${seq}</s:Header><s:Body>${e.body}</s:Body></s:Envelope>`, 'utf8')
+    `<a:To>${escapeXml(e.to)}</a:To>${seq}</s:Header><s:Body>${e.body.xml}</s:Body></s:Envelope>`, 'utf8')
+}
+
+function withNs (f: (ns: Record<string, string>) => string): Body {
+  const ns: Record<string, string> = {}
+  return { xml: f(ns), ns }
 }
 
 export const body = {
-  hello: (v: WsdVersion, t: TargetInfo): string => `<d:Hello>${targetXml(v, t)}</d:Hello>`,
-  bye: (v: WsdVersion, t: TargetInfo): string => `<d:Bye>${targetXml(v, t)}</d:Bye>`,
-  probe: (types: readonly string[], scopes: readonly string[], matchBy?: string): string =>
-    `<d:Probe>${typesXml('d', types)}${scopes.length === 0 ? '' : `<d:Scopes${matchBy === undefined ? '' : ` MatchBy="${escapeXml(matchBy)}"`}>${scopes.map(escapeXml).join(' ')}</d:Scopes>`}</d:Probe>`,
-  probeMatches: (v: WsdVersion, ts: readonly TargetInfo[]): string => `<d:ProbeMatches>${ts.map((t) => `<d:ProbeMatch>${targetXml(v, t)}</d:ProbeMatch>`).join('')}</d:ProbeMatches>`,
-  resolve: (epr: string): string => `<d:Resolve><a:EndpointReference><a:Address>${escapeXml(epr)}</a:Address></a:EndpointReference></d:Resolve>`,
-  resolveMatches: (v: WsdVersion, ts: readonly TargetInfo[]): string => `<d:ResolveMatches>${ts.map((t) => `<d:ResolveMatch>${targetXml(v, t)}</d:ResolveMatch>`).join('')}</d:ResolveMatches>`,
-  matchingRuleNotSupported: (v: WsdVersion): string =>
+  hello: (_v: WsdVersion, t: TargetInfo): Body => withNs((ns) => `<d:Hello>${targetXml(t, ns)}</d:Hello>`),
+  bye: (_v: WsdVersion, t: TargetInfo): Body => withNs((ns) => `<d:Bye>${targetXml(t, ns)}</d:Bye>`),
+  probe: (types: readonly string[], scopes: readonly string[], matchBy?: string): Body => withNs((ns) =>
+    `<d:Probe>${typesXml(types, ns)}${scopes.length === 0 ? '' : `<d:Scopes${matchBy === undefined ? '' : ` MatchBy="${escapeXml(matchBy)}"`}>${scopes.map(escapeXml).join(' ')}</d:Scopes>`}</d:Probe>`),
+  probeMatches: (_v: WsdVersion, ts: readonly TargetInfo[]): Body => withNs((ns) => `<d:ProbeMatches>${ts.map((t) => `<d:ProbeMatch>${targetXml(t, ns)}</d:ProbeMatch>`).join('')}</d:ProbeMatches>`),
+  resolve: (epr: string): Body => withNs(() => `<d:Resolve><a:EndpointReference><a:Address>${escapeXml(epr)}</a:Address></a:EndpointReference></d:Resolve>`),
+  resolveMatches: (_v: WsdVersion, ts: readonly TargetInfo[]): Body => withNs((ns) => `<d:ResolveMatches>${ts.map((t) => `<d:ResolveMatch>${targetXml(t, ns)}</d:ResolveMatch>`).join('')}</d:ResolveMatches>`),
+  matchingRuleNotSupported: (v: WsdVersion): Body => withNs(() =>
     '<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>d:MatchingRuleNotSupported</s:Value></s:Subcode></s:Code>' +
     '<s:Reason><s:Text xml:lang="en">the matching rule specified is not supported</s:Text></s:Reason>' +
-    `<s:Detail><d:SupportedMatchingRules>${VERSIONS[v].matchRules.join(' ')}</d:SupportedMatchingRules></s:Detail></s:Fault>`,
+    `<s:Detail><d:SupportedMatchingRules>${VERSIONS[v].matchRules.join(' ')}</d:SupportedMatchingRules></s:Detail></s:Fault>`),
 }

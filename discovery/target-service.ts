@@ -6,7 +6,7 @@
 import type { RemoteInfo } from 'node:dgram'
 import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
-import { body, buildEnvelope, newMessageId, type DiscoveryMessage, type TargetInfo } from './messages.js'
+import { body, buildEnvelope, newMessageId, type Body, type DiscoveryMessage, type TargetInfo } from './messages.js'
 import { TIMING, VERSIONS, type WsdVersion } from './protocol.js'
 import { matchScopes } from './scope-match.js'
 import { SoapUdp, type SoapUdpOptions } from './soap-udp.js'
@@ -65,7 +65,7 @@ export class TargetService {
     this.#log.info({ epr: this.#info.epr }, 'withdrawn (Bye)')
   }
 
-  #envelope (v: WsdVersion, action: 'Hello' | 'Bye' | 'ProbeMatches' | 'ResolveMatches' | 'fault', b: string, to: string, relatesTo?: string): Buffer {
+  #envelope (v: WsdVersion, action: 'Hello' | 'Bye' | 'ProbeMatches' | 'ResolveMatches' | 'fault', b: Body, to: string, relatesTo?: string): Buffer {
     return buildEnvelope({
       version: v,
       action,
