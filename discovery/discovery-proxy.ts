@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
 import { formatEndpoint, parseEndpoint } from '../soap-runtime/endpoint.js'
 import { MetaosError } from '../soap-runtime/errors.js'
-import { body, buildEnvelope, newMessageId, type Body, parseDiscovery, type DiscoveryMessage, type TargetInfo } from './messages.js'
+import { AppSequencer, body, buildEnvelope, newMessageId, sequenced, type Body, parseDiscovery, type DiscoveryMessage, type TargetInfo } from './messages.js'
 import { VERSIONS, type WsdVersion } from './protocol.js'
 import { matchScopes } from './scope-match.js'
 import { SoapUdp, type Destination } from './soap-udp.js'
@@ -40,8 +40,7 @@ export class DiscoveryProxy {
   readonly #o: DiscoveryProxyOptions
   readonly #log: Logger
   readonly #servers: Server[] = []
-  readonly #instanceId = Math.floor((Date.now() - Date.UTC(2024, 0, 1)) / 100) % 4294967296
-  #messageNumber = 0
+  readonly #seq = new AppSequencer()
   #xaddrs: string[] = []
 
   constructor (o: DiscoveryProxyOptions) {
@@ -62,7 +61,7 @@ export class DiscoveryProxy {
   }
 
   #envelope (v: WsdVersion, action: 'Hello' | 'Bye' | 'ProbeMatches' | 'ResolveMatches', b: Body, to: string, relatesTo?: string): Buffer {
-    return buildEnvelope({ version: v, action, messageId: newMessageId(), to, ...(relatesTo === undefined ? {} : { relatesTo }), appSequence: { instanceId: this.#instanceId, messageNumber: ++this.#messageNumber }, body: b })
+    return sequenced(this.#seq, v, action, b, to, relatesTo)
   }
 
   async start (): Promise<void> {

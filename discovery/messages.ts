@@ -149,6 +149,22 @@ export function parseDiscovery (data: Buffer): DiscoveryMessage {
 
 export function newMessageId (): string { return `urn:uuid:${randomUUID()}` }
 
+/**
+ * The AppSequence of one sender. InstanceId must grow at every restart, even one within the same
+ * second: tenths of a second since 2024 fit the 32 bits WS-Discovery allows until 2037.
+ * MessageNumber grows by one per message.
+ */
+export class AppSequencer {
+  readonly instanceId = Math.floor((Date.now() - Date.UTC(2024, 0, 1)) / 100) % 4294967296
+  #messageNumber = 0
+  next (): AppSequence { return { instanceId: this.instanceId, messageNumber: ++this.#messageNumber } }
+}
+
+/** A reply or announcement of a sender with an AppSequence. */
+export function sequenced (seq: AppSequencer, version: WsdVersion, action: Envelope['action'], b: Body, to: string, relatesTo?: string): Buffer {
+  return buildEnvelope({ version, action, messageId: newMessageId(), to, ...(relatesTo === undefined ? {} : { relatesTo }), appSequence: seq.next(), body: b })
+}
+
 /** A body ready to send, and the namespace prefixes its QNames use (declared on the Envelope). */
 export interface Body { readonly xml: string, readonly ns: Readonly<Record<string, string>> }
 

@@ -6,7 +6,7 @@
 import type { RemoteInfo } from 'node:dgram'
 import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
-import { body, buildEnvelope, newMessageId, type Body, type DiscoveryMessage, type TargetInfo } from './messages.js'
+import { AppSequencer, body, sequenced, type Body, type DiscoveryMessage, type TargetInfo } from './messages.js'
 import { TIMING, VERSIONS, type WsdVersion } from './protocol.js'
 import { matchScopes } from './scope-match.js'
 import { SoapUdp, type SoapUdpOptions } from './soap-udp.js'
@@ -27,10 +27,7 @@ export class TargetService {
   readonly udp: SoapUdp
   readonly #o: TargetServiceOptions
   readonly #log: Logger
-  // InstanceId must grow at every restart, even one within the same second: tenths of a second
-  // since 2024 fit the 32 bits WS-Discovery allows until 2037.
-  readonly #instanceId = Math.floor((Date.now() - Date.UTC(2024, 0, 1)) / 100) % 4294967296
-  #messageNumber = 0
+  readonly #seq = new AppSequencer()
   #info: TargetInfo
   #pending = 0
   droppedAnswers = 0
@@ -40,7 +37,7 @@ export class TargetService {
     this.#log = o.logger ?? silentLogger
     this.udp = new SoapUdp(o)
     // The EPR survives restarts, so MetadataVersion must never go back: it starts from the InstanceId.
-    this.#info = { epr: o.epr, types: o.types, scopes: o.scopes, xaddrs: o.xaddrs, metadataVersion: this.#instanceId }
+    this.#info = { epr: o.epr, types: o.types, scopes: o.scopes, xaddrs: o.xaddrs, metadataVersion: this.#seq.instanceId }
     this.udp.on('message', (m: DiscoveryMessage, from: RemoteInfo) => { this.#onMessage(m, from) })
   }
 
@@ -66,15 +63,7 @@ export class TargetService {
   }
 
   #envelope (v: WsdVersion, action: 'Hello' | 'Bye' | 'ProbeMatches' | 'ResolveMatches' | 'fault', b: Body, to: string, relatesTo?: string): Buffer {
-    return buildEnvelope({
-      version: v,
-      action,
-      messageId: newMessageId(),
-      to,
-      ...(relatesTo === undefined ? {} : { relatesTo }),
-      appSequence: { instanceId: this.#instanceId, messageNumber: ++this.#messageNumber },
-      body: b,
-    })
+    return sequenced(this.#seq, v, action, b, to, relatesTo)
   }
 
   #onMessage (m: DiscoveryMessage, from: RemoteInfo): void {
