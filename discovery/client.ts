@@ -155,6 +155,11 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     }
     await new Promise((resolve) => setTimeout(resolve, o.timeoutMs ?? TIMING.APP_MAX_DELAY + 500))
     for (const id of ids) this.#waiting.delete(id)
+    // A match without XAddrs (wsdd sends those) is resolved, so callers always get addresses.
+    await Promise.all([...found.values()].filter((t) => t.xaddrs.length === 0).map(async (t) => {
+      const r = await this.resolve(t.epr, { timeoutMs: 1000, versions: [t.version] })
+      if (r !== undefined) found.set(t.epr, r)
+    }))
     return [...found.values()]
   }
 

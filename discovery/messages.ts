@@ -170,7 +170,8 @@ export interface Body { readonly xml: string, readonly ns: Readonly<Record<strin
 
 const WELL_KNOWN_PREFIXES: Readonly<Record<string, string>> = {
   'urn:metaos:v1': 'm',
-  'http://schemas.xmlsoap.org/ws/2006/02/devprof': 'dp',
+  // wsdd 0.7 compares the Types text with the literal "wsdp:Device", namespaces ignored.
+  'http://schemas.xmlsoap.org/ws/2006/02/devprof': 'wsdp',
 }
 
 /**
