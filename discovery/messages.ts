@@ -165,8 +165,8 @@ export function sequenced (seq: AppSequencer, version: WsdVersion, action: Envel
   return buildEnvelope({ version, action, messageId: newMessageId(), to, ...(relatesTo === undefined ? {} : { relatesTo }), appSequence: seq.next(), body: b })
 }
 
-/** A body ready to send, and the namespace prefixes its QNames use (declared on the Envelope). */
-export interface Body { readonly xml: string, readonly ns: Readonly<Record<string, string>> }
+/** A body element ready to send, declaring the prefixes its QNames use. */
+export type Body = string
 
 const WELL_KNOWN_PREFIXES: Readonly<Record<string, string>> = {
   'urn:metaos:v1': 'm',
@@ -175,8 +175,9 @@ const WELL_KNOWN_PREFIXES: Readonly<Record<string, string>> = {
 }
 
 /**
- * `<d:Types>` with prefixes declared on the Envelope, not on the element itself: nmap 7.93 reads
- * Types with a regex that only matches a start tag without attributes.
+ * `<d:Types>` whose prefixes are declared on the body's element, not on Types itself: nmap 7.93
+ * reads Types with a regex that only matches a start tag without attributes, and Mono drops the
+ * declarations of Envelope and Body when it buffers a message.
  */
 function typesXml (types: readonly string[], ns: Record<string, string>): string {
   if (types.length === 0) return ''
@@ -219,15 +220,18 @@ export function buildEnvelope (e: Envelope): Buffer {
     ? ''
     : `<d:AppSequence InstanceId="${e.appSequence.instanceId}"${e.appSequence.sequenceId === undefined ? '' : ` SequenceId="${escapeXml(e.appSequence.sequenceId)}"`} MessageNumber="${e.appSequence.messageNumber}"/>`
   return Buffer.from('<?xml version="1.0" encoding="utf-8"?>' +
-    `<s:Envelope xmlns:s="${SOAP12_NS}" xmlns:a="${wsa}" xmlns:d="${wsd}"${Object.entries(e.body.ns).map(([p, uri]) => ` xmlns:${p}="${escapeXml(uri)}"`).join('')}><s:Header>` +
+    `<s:Envelope xmlns:s="${SOAP12_NS}" xmlns:a="${wsa}" xmlns:d="${wsd}"><s:Header>` +
     `<a:Action>${wsd}/${e.action}</a:Action><a:MessageID>${escapeXml(e.messageId)}</a:MessageID>` +
     (e.relatesTo === undefined ? '' : `<a:RelatesTo>${escapeXml(e.relatesTo)}</a:RelatesTo>`) +
-    `<a:To>${escapeXml(e.to)}</a:To>${seq}</s:Header><s:Body>${e.body.xml}</s:Body></s:Envelope>`, 'utf8')
+    `<a:To>${escapeXml(e.to)}</a:To>${seq}</s:Header><s:Body>${e.body}</s:Body></s:Envelope>`, 'utf8')
 }
 
+/** Builds a body element and declares on it the prefixes its Types use. */
 function withNs (f: (ns: Record<string, string>) => string): Body {
   const ns: Record<string, string> = {}
-  return { xml: f(ns), ns }
+  const xml = f(ns)
+  const decls = Object.entries(ns).map(([p, uri]) => ` xmlns:${p}="${escapeXml(uri)}"`).join('')
+  return decls === '' ? xml : xml.replace(/^<([\w:]+)/, `<$1${decls}`)
 }
 
 export const body = {

@@ -17,7 +17,8 @@ export function netnsAvailable (): boolean {
 export async function isolateNetwork (): Promise<void> {
   if (process.env[MARK] === '1') return
   if (!netnsAvailable()) throw new Error('network namespaces are not available here (needs root, unshare and iproute2)')
-  const script = 'ip link set lo up && ip route add 224.0.0.0/4 dev lo && exec "$@"'
+  // `src 127.0.0.1`: senders that do not choose an interface (nmap, Mono) would otherwise send from 0.0.0.0.
+  const script = 'ip link set lo up && ip route add 224.0.0.0/4 dev lo src 127.0.0.1 && exec "$@"'
   const child = spawn('unshare', ['--net', '--', 'sh', '-c', script, 'sh', process.execPath, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
     stdio: 'inherit',
     env: { ...process.env, [MARK]: '1' },
