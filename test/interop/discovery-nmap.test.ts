@@ -15,19 +15,11 @@ await isolateNetwork()
 // the machine.
 import t from 'tap'
 import { execFile, spawnSync } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { spawnDomain } from '../../frontend/domain-process.js'
-
-function which (name: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin']) {
-    if (dir === '') continue
-    const p = join(dir, name)
-    try { accessSync(p, constants.X_OK); return p } catch { /* next */ }
-  }
-  return undefined
-}
+import { which } from '../helpers/which.js'
 
 interface Run { code: number | null, stdout: string, stderr: string }
 

@@ -37,25 +37,17 @@ await isolateNetwork()
 import t from 'tap'
 import { createSocket } from 'node:dgram'
 import { execFile, spawnSync } from 'node:child_process'
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, dirname, join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DiscoveryClient } from '../../discovery/client.js'
 import { spawnDomain } from '../../frontend/domain-process.js'
+import { which } from '../helpers/which.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const source = [resolve(here, 'discovery-wcf/MetaosDiscovery.cs'), resolve(here, '../../../test/interop/discovery-wcf/MetaosDiscovery.cs')].find((f) => existsSync(f))
-
-function which (name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue
-    const p = join(dir, name)
-    try { accessSync(p, constants.X_OK); return p } catch { /* next */ }
-  }
-  return undefined
-}
 
 interface Run { code: number | null, stdout: string, stderr: string }
 

@@ -19,23 +19,15 @@ await isolateNetwork()
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { networkInterfaces, tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { DiscoveryClient, type DiscoveredTarget } from '../../discovery/client.js'
 import { newMessageId, type DiscoveryMessage } from '../../discovery/messages.js'
 import { VERSIONS } from '../../discovery/protocol.js'
 import { SoapUdp } from '../../discovery/soap-udp.js'
-
-function which (name: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/bin', '/usr/local/sbin']) {
-    if (dir === '') continue
-    const p = join(dir, name)
-    try { accessSync(p, constants.X_OK); return p } catch { /* next */ }
-  }
-  return undefined
-}
+import { which } from '../helpers/which.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 

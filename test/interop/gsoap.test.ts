@@ -8,26 +8,18 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, dirname, join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startTestDomain } from '../helpers/domain.js'
+import { which } from '../helpers/which.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 // Works from test/interop (tap runs the .ts) and from dist/test/interop (compiled copy).
 const sourceDir = [resolve(here, 'gsoap'), resolve(here, '../../../test/interop/gsoap')].find((d) => existsSync(join(d, 'client.cpp')))
 const wsdlFile = [resolve(here, '../../wsdl/StorageService.wsdl'), resolve(here, '../../../wsdl/StorageService.wsdl')].find((f) => existsSync(f))
 const NS = 'urn:metaos:storage:v1'
-
-function which (name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue
-    const p = join(dir, name)
-    try { accessSync(p, constants.X_OK); return p } catch { /* next */ }
-  }
-  return undefined
-}
 
 interface Run { code: number | null, signal: string | null, stdout: string, stderr: string, output: string }
 

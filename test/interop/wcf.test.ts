@@ -6,23 +6,15 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, dirname, join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startTestDomain } from '../helpers/domain.js'
+import { which } from '../helpers/which.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const source = [resolve(here, 'wcf/StorageClient.cs'), resolve(here, '../../../test/interop/wcf/StorageClient.cs')].find((f) => existsSync(f))
-
-function which (name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue
-    const p = join(dir, name)
-    try { accessSync(p, constants.X_OK); return p } catch { /* next */ }
-  }
-  return undefined
-}
 
 interface Run { code: number | null, stdout: string, stderr: string, output: string }
 
