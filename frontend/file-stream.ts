@@ -10,6 +10,7 @@ import type { StorageHandler, StorageOp } from './storage-handler.js'
 import { LocalHandler } from './local-handler.js'
 import { sharedProxy } from './storage-proxy.js'
 import { discoverStorageEndpoint } from './discovered-domains.js'
+import { WritePipeline, type PipelineLimits } from './write-pipeline.js'
 
 export type FileMode = S.FileMode
 export type FileAccess = S.FileAccess
@@ -40,6 +41,12 @@ export interface FileStreamOptions {
   readonly destination?: 'local' | 'discover' | string | StorageHandler
   /** With `destination: 'discover'`: the volume the domain must serve. */
   readonly volume?: string
+  /**
+   * Exception-less writes (FlexSC): Write calls are not awaited one by one but queued, coalesced
+   * and sent in Batch calls; errors surface at the next flush/close (or any call that must wait
+   * for them). `true`, or limits for the queue.
+   */
+  readonly exceptionLess?: boolean | Partial<PipelineLimits>
 }
 
 export interface StreamStats {
@@ -77,6 +84,7 @@ export class FileStream {
   #writePos = 0
   #closed = false
   #busy = false
+  #pipeline: WritePipeline | undefined
 
   private constructor (path: string, handler: StorageHandler, handle: string, access: FileAccess, bufferSize: number, position: number) {
     this.path = path
@@ -101,6 +109,9 @@ export class FileStream {
     const inv = await handler.invoke('Open', { path, mode, access, share })
     const fs = new FileStream(path, handler, inv.output.handle, access, bufferSize <= 1 ? 0 : bufferSize, inv.output.position)
     fs.#account(inv)
+    if (options.exceptionLess !== undefined && options.exceptionLess !== false && access !== 'Read') {
+      fs.#pipeline = new WritePipeline(handler, inv.output.handle, (i) => { fs.#account(i) }, options.exceptionLess === true ? {} : options.exceptionLess)
+    }
     return fs
   }
 
@@ -112,6 +123,8 @@ export class FileStream {
   get position (): number { return this.#filePos - (this.#readLen - this.#readPos) + this.#writePos }
 
   async #call<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<StorageOperations[K]['output']> {
+    // Pipelined writes land (and their errors surface) before anything else uses the handle.
+    if (this.#pipeline !== undefined) await this.#pipeline.drain()
     const inv = await this.handler.invoke(op, input)
     this.#account(inv)
     return inv.output
@@ -144,6 +157,12 @@ export class FileStream {
   }
 
   async #writeThrough (data: Buffer): Promise<void> {
+    if (this.#pipeline !== undefined) {
+      await this.#pipeline.write(data)
+      this.#filePos += data.length
+      this.stats.bytesWritten += data.length
+      return
+    }
     for (let off = 0; off < data.length; off += MAX_BLOCK) {
       const chunk = data.subarray(off, Math.min(off + MAX_BLOCK, data.length))
       const r = await this.#call('Write', { handle: this.#handle, data: chunk })
@@ -266,10 +285,11 @@ export class FileStream {
     })
   }
 
-  /** Sends buffered bytes; with `flushToDisk` they also reach stable storage. */
+  /** Sends buffered bytes and resolves when the domain has them all; with `flushToDisk` they also reach stable storage. */
   async flush (flushToDisk = false): Promise<void> {
     await this.#guard(async () => {
       await this.#flushWrite()
+      await this.#pipeline?.drain()
       if (flushToDisk) await this.#call('Flush', { handle: this.#handle, flushToDisk: true })
     })
   }
@@ -298,6 +318,7 @@ export class FileStream {
     this.#enter()
     try {
       await this.#flushWrite()
+      await this.#pipeline?.drain()
     } finally {
       this.#closed = true
       this.#busy = false

@@ -1,0 +1,122 @@
+// Exception-less writes (FlexSC, the paper's future work): a FileStream in this mode does not wait
+// for each Write to return. Writes are queued, adjacent ones coalesced into larger Write
+// operations, and sent in Batch calls, one Batch in flight per stream so the domain applies them
+// in order. Memory is bounded (a writer waits when too much is unacknowledged), and every error
+// is kept and surfaced no later than the next drain (flush, close, or any call that needs the
+// handle's position settled).
+import { MetaosError, fromSystemError, isErrorCode } from '../soap-runtime/errors.js'
+import type { Invocation } from '../soap-runtime/client.js'
+import type { StorageHandler } from './storage-handler.js'
+
+export interface PipelineLimits {
+  /** Unacknowledged bytes a stream may hold before a write waits (default 8 MiB). */
+  readonly maxPendingBytes: number
+  /** Largest coalesced Write operation (default 1 MiB). */
+  readonly maxOpBytes: number
+  /** Most operations in one Batch (default 64). */
+  readonly maxOps: number
+}
+
+export const DEFAULT_PIPELINE_LIMITS: PipelineLimits = { maxPendingBytes: 8 * 1024 * 1024, maxOpBytes: 1024 * 1024, maxOps: 64 }
+
+export class WritePipeline {
+  readonly #handler: StorageHandler
+  readonly #handle: string
+  readonly #limits: PipelineLimits
+  readonly #account: (inv: Invocation<unknown>) => void
+  readonly #queue: Buffer[] = []
+  #pendingBytes = 0
+  #inFlight: Promise<void> | undefined
+  #error: MetaosError | undefined
+  #waiters: Array<() => void> = []
+  /** Bytes the domain acknowledged. */
+  acknowledged = 0
+
+  constructor (handler: StorageHandler, handle: string, account: (inv: Invocation<unknown>) => void, limits: Partial<PipelineLimits> = {}) {
+    this.#handler = handler
+    this.#handle = handle
+    this.#account = account
+    this.#limits = { ...DEFAULT_PIPELINE_LIMITS, ...limits }
+  }
+
+  get pendingBytes (): number { return this.#pendingBytes }
+
+  /** Queues `data` (copied: the caller may reuse its buffer). Waits only while the bound is reached. */
+  async write (data: Buffer): Promise<void> {
+    this.#throwPending()
+    const copy = Buffer.allocUnsafe(data.length)
+    data.copy(copy)
+    this.#queue.push(copy)
+    this.#pendingBytes += copy.length
+    this.#pump()
+    while (this.#pendingBytes > this.#limits.maxPendingBytes && this.#error === undefined) {
+      await new Promise<void>((resolve) => { this.#waiters.push(resolve) })
+    }
+    this.#throwPending()
+  }
+
+  /** Resolves when every queued byte is acknowledged; throws the first error since the last drain. */
+  async drain (): Promise<void> {
+    while (this.#inFlight !== undefined || this.#queue.length > 0) {
+      this.#pump()
+      await this.#inFlight
+    }
+    this.#throwPending()
+  }
+
+  #throwPending (): void {
+    const e = this.#error
+    if (e !== undefined) { this.#error = undefined; throw e }
+  }
+
+  #pump (): void {
+    if (this.#inFlight !== undefined || this.#queue.length === 0) return
+    // Coalesce adjacent writes into operations of up to maxOpBytes, up to maxOps per Batch.
+    const ops: Array<{ Write: { handle: string, data: Buffer } }> = []
+    let sent = 0
+    while (this.#queue.length > 0 && ops.length < this.#limits.maxOps) {
+      const parts: Buffer[] = []
+      let size = 0
+      while (this.#queue.length > 0 && (size === 0 || size + this.#queue[0]!.length <= this.#limits.maxOpBytes)) {
+        const b = this.#queue.shift()!
+        parts.push(b)
+        size += b.length
+      }
+      ops.push({ Write: { handle: this.#handle, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size) } })
+      sent += size
+    }
+    this.#inFlight = this.#send(ops, sent).finally(() => {
+      this.#inFlight = undefined
+      this.#pump()
+    })
+  }
+
+  async #send (ops: Array<{ Write: { handle: string, data: Buffer } }>, bytes: number): Promise<void> {
+    try {
+      const inv = await this.#handler.invoke('Batch', { op: ops })
+      this.#account(inv)
+      for (const r of inv.output.result) {
+        if ('StorageFault' in r) {
+          const f = r.StorageFault
+          this.#error ??= new MetaosError(isErrorCode(f.code) ? f.code : 'IO_ERROR', f.message)
+        } else if ('WriteResponse' in r) {
+          this.acknowledged += r.WriteResponse.written
+        }
+      }
+    } catch (e) {
+      this.#error ??= e instanceof MetaosError ? e : fromSystemError(e, 'Batch')
+    } finally {
+      this.#pendingBytes -= bytes
+      if (this.#error !== undefined && this.#queue.length > 0) {
+        // Nothing is written after a failed write (no holes): what waits is dropped, and said so.
+        let dropped = 0
+        for (const b of this.#queue.splice(0)) dropped += b.length
+        this.#pendingBytes -= dropped
+        this.#error = new MetaosError(this.#error.code, `${this.#error.message} (${dropped} later bytes were not written)`, { cause: this.#error })
+      }
+      const ws = this.#waiters
+      this.#waiters = []
+      for (const w of ws) w()
+    }
+  }
+}
