@@ -3,6 +3,7 @@
 // Ctrl-C stops after the current measurement and keeps what was measured.
 import { parseArgs } from 'node:util'
 import { runCallSuite } from './call-suite.js'
+import { runCharSuite, charTable } from './char-suite.js'
 import { writeFileSync } from 'node:fs'
 import { callMarkdown, callTable, machine, writeJson } from './report.js'
 
@@ -14,6 +15,8 @@ Prints calls/s, MB/s, p50/p99 latency, the service time metaos reports, and the 
 metaos-http/bare-http and metaos-http/soap.
 
   --quick          the quick suite (default; the paper's full suite arrives with issue #8)
+  --suite char     WriteByte through a FileStream cache, faithful vs exception-less, local/http/bus
+                   (--file-size 20m, --cache 512)
   --sizes LIST     payload sizes, e.g. 512,4k,64k,1m (default 512,4k,64k,1m)
   --peers LIST     local-fs,metaos,bare-http,soap (default all)
   --seconds S      measured seconds per peer and size (default 2)
@@ -41,11 +44,19 @@ export async function main (argv: string[]): Promise<number> {
       rounds: { type: 'string' },
       json: { type: 'string' },
       md: { type: 'string' },
+      'file-size': { type: 'string' },
+      cache: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
   if (values.help === true) { process.stdout.write(HELP); return 0 }
-  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick\n`); return 2 }
+  if (values.suite === 'char') {
+    const rows = await runCharSuite({ fileBytes: parseSize(values['file-size'] ?? '20m'), cacheBytes: parseSize(values.cache ?? '512'), onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    process.stdout.write(charTable(rows))
+    if (values.json !== undefined) { writeJson(values.json, rows); process.stdout.write(`\nwrote ${values.json}\n`) }
+    return 0
+  }
+  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick or --suite char\n`); return 2 }
   const sizes = (values.sizes ?? '512,4k,64k,1m').split(',').map(parseSize)
   const peers = new Set((values.peers ?? 'local-fs,metaos,bare-http,soap').split(','))
   for (const p of peers) if (!['local-fs', 'metaos', 'bare-http', 'soap'].includes(p)) { process.stderr.write(`metaos bench: unknown peer "${p}"\n`); return 2 }
