@@ -1,0 +1,174 @@
+// The Performance Mapping Table (the paper's §2.C): one row per domain — identity, measures
+// (latency EWMA and p50/p99 over a window, error rate, throughput, the time of each measure), the
+// declared SLA and cost, the state, and the score computed from them (frontend/score.ts). Fed by
+// real calls and by probes; read by the rules engine and the supervisor. Holds no timers.
+import { DEFAULT_WEIGHTS, score, type ScoreParts, type ScoreWeights } from './score.js'
+
+export type DomainState = 'healthy' | 'suspect' | 'isolated' | 'draining'
+
+export interface DomainIdentity {
+  readonly epr: string
+  readonly endpoints: readonly string[]
+  readonly hosting: string
+  readonly kernel: { readonly sysname: string, readonly release: string }
+  readonly volume: string
+  readonly zone?: string
+}
+
+export interface Declared {
+  /** Availability importance, 0..1 (default 0.5). */
+  readonly sla?: number
+  readonly costPerCall?: number
+  readonly costPerMB?: number
+}
+
+export interface Measures {
+  latencyMs: number | undefined
+  errorRate: number
+  calls: number
+  errors: number
+  timeouts: number
+  bytes: number
+  /** EWMA of MB/s over calls that moved at least 64 KiB (their latency is not a latency measure). */
+  mbPerSec: number | undefined
+  measuredAt: number
+  probeLatencyMs: number | undefined
+  probedAt: number | undefined
+}
+
+export interface PmtRow {
+  readonly identity: DomainIdentity
+  readonly measures: Readonly<Measures>
+  readonly p50Ms: number | undefined
+  readonly p99Ms: number | undefined
+  readonly sla: number
+  readonly costPerCall: number
+  readonly costPerMB: number
+  readonly state: DomainState
+  readonly score: ScoreParts
+}
+
+export interface Sample {
+  readonly micros: number
+  readonly bytes?: number
+  readonly ok: boolean
+  readonly timeout?: boolean
+  /** A probe (Open/Close of a sample file) rather than an application's call. */
+  readonly probe?: boolean
+}
+
+export interface PmtOptions {
+  readonly weights?: ScoreWeights
+  /** EWMA smoothing factor (default 0.2). */
+  readonly alpha?: number
+  /** Latencies kept for percentiles (default 256). */
+  readonly window?: number
+  readonly now?: () => number
+}
+
+/** Calls moving at least this many bytes measure throughput, not latency. */
+const LARGE = 64 * 1024
+
+interface Entry {
+  identity: DomainIdentity
+  measures: Measures
+  window: number[]
+  next: number
+  declared: Required<Declared>
+  state: DomainState
+}
+
+export class PerformanceMappingTable {
+  readonly #rows = new Map<string, Entry>()
+  readonly #weights: ScoreWeights
+  readonly #alpha: number
+  readonly #window: number
+  readonly #now: () => number
+
+  constructor (o: PmtOptions = {}) {
+    this.#weights = o.weights ?? DEFAULT_WEIGHTS
+    this.#alpha = o.alpha ?? 0.2
+    this.#window = o.window ?? 256
+    this.#now = o.now ?? Date.now
+  }
+
+  get size (): number { return this.#rows.size }
+
+  /** Adds a domain, or refreshes its identity and declarations (measures are kept). */
+  upsert (identity: DomainIdentity, declared: Declared = {}): void {
+    const e = this.#rows.get(identity.epr)
+    const d = { sla: declared.sla ?? e?.declared.sla ?? 0.5, costPerCall: declared.costPerCall ?? e?.declared.costPerCall ?? 0, costPerMB: declared.costPerMB ?? e?.declared.costPerMB ?? 0 }
+    if (e !== undefined) { e.identity = identity; e.declared = d; return }
+    this.#rows.set(identity.epr, {
+      identity,
+      measures: { latencyMs: undefined, errorRate: 0, calls: 0, errors: 0, timeouts: 0, bytes: 0, mbPerSec: undefined, measuredAt: 0, probeLatencyMs: undefined, probedAt: undefined },
+      window: [],
+      next: 0,
+      declared: d,
+      state: 'healthy',
+    })
+  }
+
+  remove (epr: string): boolean { return this.#rows.delete(epr) }
+
+  setState (epr: string, state: DomainState): void {
+    const e = this.#rows.get(epr)
+    if (e !== undefined) e.state = state
+  }
+
+  /** Learns from one call or probe. Failed calls count as errors; their latency is not a speed measure. */
+  record (epr: string, s: Sample): void {
+    const e = this.#rows.get(epr)
+    if (e === undefined) return
+    const m = e.measures
+    const a = this.#alpha
+    const now = this.#now()
+    const ms = s.micros / 1000
+    m.errorRate = (1 - a) * m.errorRate + a * (s.ok ? 0 : 1)
+    if (s.ok) {
+      const bytes = s.bytes ?? 0
+      // Latency is learnt from small calls; large ones measure throughput instead (size classes).
+      if (bytes < LARGE) {
+        m.latencyMs = m.latencyMs === undefined ? ms : (1 - a) * m.latencyMs + a * ms
+        if (e.window.length < this.#window) e.window.push(ms)
+        else e.window[e.next] = ms
+        e.next = (e.next + 1) % this.#window
+      } else if (s.micros > 0) {
+        const mbs = bytes / 1048576 / (s.micros / 1e6)
+        m.mbPerSec = m.mbPerSec === undefined ? mbs : (1 - a) * m.mbPerSec + a * mbs
+      }
+      m.bytes += bytes
+    } else {
+      m.errors++
+      if (s.timeout === true) m.timeouts++
+    }
+    if (s.probe === true) { m.probedAt = now; if (s.ok) m.probeLatencyMs = ms } else m.calls++
+    m.measuredAt = now
+  }
+
+  row (epr: string, mbPerCall = 0): PmtRow | undefined {
+    const e = this.#rows.get(epr)
+    return e === undefined ? undefined : this.#snapshot(e, mbPerCall)
+  }
+
+  /** Every row, best score first. */
+  rows (mbPerCall = 0): PmtRow[] {
+    return [...this.#rows.values()].map((e) => this.#snapshot(e, mbPerCall)).sort((a, b) => b.score.score - a.score.score)
+  }
+
+  #snapshot (e: Entry, mbPerCall: number): PmtRow {
+    const sorted = [...e.window].sort((x, y) => x - y)
+    const q = (f: number): number | undefined => sorted.length === 0 ? undefined : sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))]
+    return {
+      identity: e.identity,
+      measures: { ...e.measures },
+      p50Ms: q(0.5),
+      p99Ms: q(0.99),
+      sla: e.declared.sla,
+      costPerCall: e.declared.costPerCall,
+      costPerMB: e.declared.costPerMB,
+      state: e.state,
+      score: score({ latencyMs: e.measures.latencyMs, errorRate: e.measures.errorRate, measuredAt: e.measures.measuredAt, ...e.declared }, this.#now(), mbPerCall, this.#weights),
+    }
+  }
+}
