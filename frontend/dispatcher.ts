@@ -9,11 +9,19 @@ import type { StorageOperations } from './generated/storage-service.js'
 import type { StorageHandler, StorageOp } from './storage-handler.js'
 import type { PerformanceMappingTable, PmtRow } from './pmt.js'
 import { AffinityTable } from './affinity-table.js'
+import type { RulesEngine, SyscallContext, VulnerabilityCheck } from './rules-engine.js'
 
 export interface Placement {
   readonly chosen: string
   /** Candidates best first, with their scores: why the choice was made. */
   readonly ranking: ReadonlyArray<{ readonly epr: string, readonly score: number, readonly state: string }>
+  /** Rules that fired for this syscall, in order. */
+  readonly fired: readonly string[]
+}
+
+export interface DispatcherOptions {
+  readonly rules?: RulesEngine
+  readonly vulnerable?: VulnerabilityCheck
 }
 
 export class Dispatcher implements StorageHandler {
@@ -24,18 +32,23 @@ export class Dispatcher implements StorageHandler {
   /** Placements made, by domain (for measurements and `metaos status`). */
   readonly placements = new Map<string, number>()
 
-  constructor (pmt: PerformanceMappingTable, handlers: ReadonlyMap<string, StorageHandler>) {
+  readonly #o: DispatcherOptions
+
+  constructor (pmt: PerformanceMappingTable, handlers: ReadonlyMap<string, StorageHandler>, options: DispatcherOptions = {}) {
     this.#pmt = pmt
     this.#handlers = handlers
+    this.#o = options
   }
 
-  /** Which domain a new stream (of `mbPerCall` MB per call) would go to, and why. */
-  place (mbPerCall = 0): Placement {
-    const rows = this.#pmt.rows(mbPerCall).filter((r) => this.#handlers.has(r.identity.epr))
+  /** Which domain a syscall (a new stream, or a path operation) would go to, and why. */
+  place (ctx: SyscallContext = { op: 'Open' }): Placement {
+    const rows = this.#pmt.rows((ctx.bytes ?? 0) / 1048576).filter((r) => this.#handlers.has(r.identity.epr))
     const usable = (r: PmtRow): boolean => r.state === 'healthy'
-    const candidates = rows.some(usable) ? rows.filter(usable) : rows.filter((r) => r.state === 'suspect')
-    if (candidates.length === 0) throw new MetaosError('TRANSPORT_ERROR', 'no usable storage domain (all isolated, draining, or none known)')
-    return { chosen: candidates[0]!.identity.epr, ranking: rows.map((r) => ({ epr: r.identity.epr, score: r.score.score, state: r.state })) }
+    let candidates: readonly PmtRow[] = rows.some(usable) ? rows.filter(usable) : rows.filter((r) => r.state === 'suspect')
+    let fired: readonly string[] = []
+    if (this.#o.rules !== undefined) ({ ordered: candidates, fired } = this.#o.rules.decide(ctx, candidates, this.#o.vulnerable))
+    if (candidates.length === 0) throw new MetaosError('TRANSPORT_ERROR', `no usable storage domain for ${ctx.op}${ctx.path === undefined ? '' : ` ${ctx.path}`} (all isolated, draining, excluded by a rule, or none known)`)
+    return { chosen: candidates[0]!.identity.epr, ranking: candidates.map((r) => ({ epr: r.identity.epr, score: r.score.score, state: r.state })), fired }
   }
 
   async invoke<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {
@@ -47,7 +60,7 @@ export class Dispatcher implements StorageHandler {
       if (op === 'Close') this.affinity.release(handle)
       return inv
     }
-    const { chosen } = this.place()
+    const { chosen } = this.place({ op, ...((input as { path?: string }).path === undefined ? {} : { path: (input as { path: string }).path }) })
     const inv = await this.#handlers.get(chosen)!.invoke(op, input)
     if (op === 'Open') {
       this.affinity.bind((inv.output as StorageOperations['Open']['output']).handle, chosen)
