@@ -10,6 +10,7 @@ import type { StorageHandler, StorageOp } from './storage-handler.js'
 import type { PerformanceMappingTable, PmtRow } from './pmt.js'
 import { AffinityTable } from './affinity-table.js'
 import type { RulesEngine, SyscallContext, VulnerabilityCheck } from './rules-engine.js'
+import type { VulnerabilityFeed } from './vulnerability-feed.js'
 
 export interface Placement {
   readonly chosen: string
@@ -21,6 +22,8 @@ export interface Placement {
 
 export interface DispatcherOptions {
   readonly rules?: RulesEngine
+  /** Excludes or lowers the domains a vulnerability affects; also answers the rules' `vulnerable` selector. */
+  readonly feed?: VulnerabilityFeed
   readonly vulnerable?: VulnerabilityCheck
 }
 
@@ -46,7 +49,12 @@ export class Dispatcher implements StorageHandler {
     const usable = (r: PmtRow): boolean => r.state === 'healthy'
     let candidates: readonly PmtRow[] = rows.some(usable) ? rows.filter(usable) : rows.filter((r) => r.state === 'suspect')
     let fired: readonly string[] = []
-    if (this.#o.rules !== undefined) ({ ordered: candidates, fired } = this.#o.rules.decide(ctx, candidates, this.#o.vulnerable))
+    const feed = this.#o.feed
+    const vulnerable = this.#o.vulnerable ?? (feed === undefined ? undefined : (r: PmtRow) => feed.assess(r) !== undefined)
+    if (feed !== undefined) candidates = candidates.filter((r) => feed.assess(r) !== 'exclude')
+    if (this.#o.rules !== undefined) ({ ordered: candidates, fired } = this.#o.rules.decide(ctx, candidates, vulnerable))
+    // A domain the feed lowers comes after every unaffected one (the sort is stable).
+    if (feed !== undefined) candidates = [...candidates].sort((a, b) => Number(feed.assess(a) === 'lower') - Number(feed.assess(b) === 'lower'))
     if (candidates.length === 0) throw new MetaosError('TRANSPORT_ERROR', `no usable storage domain for ${ctx.op}${ctx.path === undefined ? '' : ` ${ctx.path}`} (all isolated, draining, excluded by a rule, or none known)`)
     return { chosen: candidates[0]!.identity.epr, ranking: candidates.map((r) => ({ epr: r.identity.epr, score: r.score.score, state: r.state })), fired }
   }

@@ -13,6 +13,8 @@ export interface DomainIdentity {
   readonly kernel: { readonly sysname: string, readonly release: string }
   readonly volume: string
   readonly zone?: string
+  /** e.g. `node/20.20.2` (what GetDomainInfo reports). */
+  readonly runtime?: string
 }
 
 export interface Declared {
