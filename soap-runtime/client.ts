@@ -38,13 +38,13 @@ export interface SoapClient<Ops extends OpsShape<Ops>> {
   close: () => Promise<void>
 }
 
-interface OpEntry { readonly input: ElementCodec, readonly output: ElementCodec, readonly outputName: string, readonly action: string, readonly fault: string }
+interface OpEntry { readonly input: ElementCodec, readonly output: ElementCodec, readonly action: string, readonly fault: string }
 
 export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDescriptor, transport: Transport, options: ClientOptions = {}): SoapClient<Ops> {
   const codecs = compileCodecs(descriptor)
   const ops = new Map<string, OpEntry>()
   for (const op of Object.values(descriptor.operations)) {
-    ops.set(op.name, { input: codecs.get(op.input)!, output: codecs.get(op.output)!, outputName: op.output, action: op.soapAction, fault: `{${descriptor.namespace}}${op.fault}` })
+    ops.set(op.name, { input: codecs.get(op.input)!, output: codecs.get(op.output)!, action: op.soapAction, fault: `{${descriptor.namespace}}${op.fault}` })
   }
   const version = options.soapVersion ?? '1.1'
   const soapType = SOAP[version].contentType

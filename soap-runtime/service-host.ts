@@ -60,7 +60,6 @@ interface OperationEntry {
   readonly name: string
   readonly input: ElementCodec
   readonly output: ElementCodec
-  readonly outputName: string
   readonly action: string
 }
 
@@ -89,7 +88,6 @@ export class ServiceHost {
         name: op.name,
         input: this.#codec(op.input),
         output: this.#codec(op.output),
-        outputName: op.output,
         action: op.soapAction,
       })
     }
