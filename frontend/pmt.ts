@@ -3,6 +3,7 @@
 // declared SLA and cost, the state, and the score computed from them (frontend/score.ts). Fed by
 // real calls and by probes; read by the rules engine and the supervisor. Holds no timers.
 import { DEFAULT_WEIGHTS, score, type ScoreParts, type ScoreWeights } from './score.js'
+import type { PmtEntry } from './generated/performance-service.js'
 
 export type DomainState = 'healthy' | 'suspect' | 'isolated' | 'draining'
 
@@ -73,6 +74,10 @@ const LARGE = 64 * 1024
 
 interface Entry {
   identity: DomainIdentity
+  /** `self` when this module measured the row last, else the id of the module it came from. */
+  origin: string
+  /** Tracked (measured) by this module, not only learnt from others. */
+  local: boolean
   measures: Measures
   window: number[]
   next: number
@@ -100,9 +105,11 @@ export class PerformanceMappingTable {
   upsert (identity: DomainIdentity, declared: Declared = {}): void {
     const e = this.#rows.get(identity.epr)
     const d = { sla: declared.sla ?? e?.declared.sla ?? 0.5, costPerCall: declared.costPerCall ?? e?.declared.costPerCall ?? 0, costPerMB: declared.costPerMB ?? e?.declared.costPerMB ?? 0 }
-    if (e !== undefined) { e.identity = identity; e.declared = d; return }
+    if (e !== undefined) { e.identity = identity; e.declared = d; e.local = true; return }
     this.#rows.set(identity.epr, {
       identity,
+      origin: 'self',
+      local: true,
       measures: { latencyMs: undefined, errorRate: 0, calls: 0, errors: 0, timeouts: 0, bytes: 0, mbPerSec: undefined, measuredAt: 0, probeLatencyMs: undefined, probedAt: undefined },
       window: [],
       next: 0,
@@ -146,6 +153,47 @@ export class PerformanceMappingTable {
     }
     if (s.probe === true) { m.probedAt = now; if (s.ok) m.probeLatencyMs = ms } else m.calls++
     m.measuredAt = now
+    e.origin = 'self'
+  }
+
+  /** The rows this module measured itself, for the exchange (never rows learnt from others: no echo). */
+  exportOwn (): PmtEntry[] {
+    return [...this.#rows.values()].filter((e) => e.origin === 'self' && e.measures.measuredAt > 0).map((e) => {
+      const { identity: id, measures: m } = e
+      return {
+        epr: id.epr, endpoint: [...id.endpoints], hosting: id.hosting, sysname: id.kernel.sysname, release: id.kernel.release, volume: id.volume,
+        ...(id.zone === undefined ? {} : { zone: id.zone }), ...(id.runtime === undefined ? {} : { runtime: id.runtime }),
+        ...(m.latencyMs === undefined ? {} : { latencyMs: m.latencyMs }), errorRate: m.errorRate,
+        ...(m.mbPerSec === undefined ? {} : { mbPerSec: m.mbPerSec }), calls: m.calls, measuredAt: m.measuredAt, state: e.state, origin: 'self',
+      }
+    })
+  }
+
+  /** Takes a row from another module when it is fresher than what this table has. Returns whether it was taken. */
+  merge (r: PmtEntry, from: string, maxRows = 10_000): boolean {
+    let e = this.#rows.get(r.epr)
+    if (e === undefined) {
+      if (this.#rows.size >= maxRows) return false
+      this.upsert({ epr: r.epr, endpoints: r.endpoint, hosting: r.hosting, kernel: { sysname: r.sysname, release: r.release }, volume: r.volume, ...(r.zone === undefined ? {} : { zone: r.zone }), ...(r.runtime === undefined ? {} : { runtime: r.runtime }) })
+      e = this.#rows.get(r.epr)!
+      e.local = false
+    }
+    if (r.measuredAt <= e.measures.measuredAt) return false
+    Object.assign(e.measures, { latencyMs: r.latencyMs, errorRate: r.errorRate, mbPerSec: r.mbPerSec, calls: r.calls, measuredAt: r.measuredAt })
+    if (!e.local) e.state = r.state
+    e.origin = from
+    return true
+  }
+
+  /** A module that disappeared: rows only it knew go; rows this module tracks stay (and are its own again). */
+  dropOrigin (from: string): number {
+    let n = 0
+    for (const [epr, e] of this.#rows) {
+      if (e.origin !== from) continue
+      if (e.local) e.origin = 'self'
+      else { this.#rows.delete(epr); n++ }
+    }
+    return n
   }
 
   row (epr: string, mbPerCall = 0): PmtRow | undefined {
