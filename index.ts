@@ -21,3 +21,4 @@ export { RulesEngine, validateRules, type Rule, type DomainSelector, type Syscal
 export { VulnerabilityFeed, type Vulnerability } from './frontend/vulnerability-feed.js'
 export { DiscoveryProxy } from './discovery/discovery-proxy.js'
 export { PmtExchange, PERFORMANCE_PATH } from './frontend/pmt-exchange.js'
+export { IntelligentFrontend, sharedFrontend, closeSharedFrontend, identityFromScopes } from './frontend/intelligent-frontend.js'

@@ -1,7 +1,7 @@
 // The frontend's source of storage domains: a process-wide WS-Discovery registry of metaos
 // StorageDomains. A domain that says Hello becomes a destination with no configuration; Bye
-// removes it. The dispatcher of issue #4 will choose among these with the PMT; until then the
-// choice is the first domain of the requested volume, over its bus when it is on this machine.
+// removes it. frontend/intelligent-frontend.ts feeds these to the PMT and the dispatcher; a
+// domain's best endpoint is its bus when it is on this machine.
 import { existsSync } from 'node:fs'
 import { DiscoveryClient, type DiscoveredTarget } from '../discovery/client.js'
 import { STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'

@@ -21,6 +21,8 @@ export interface Placement {
 }
 
 export interface DispatcherOptions {
+  /** Only domains of this volume are candidates (streams move only between domains of one volume). */
+  readonly volume?: string
   readonly rules?: RulesEngine
   /** Excludes or lowers the domains a vulnerability affects; also answers the rules' `vulnerable` selector. */
   readonly feed?: VulnerabilityFeed
@@ -45,7 +47,7 @@ export class Dispatcher implements StorageHandler {
 
   /** Which domain a syscall (a new stream, or a path operation) would go to, and why. */
   place (ctx: SyscallContext = { op: 'Open' }): Placement {
-    const rows = this.#pmt.rows((ctx.bytes ?? 0) / 1048576).filter((r) => this.#handlers.has(r.identity.epr))
+    const rows = this.#pmt.rows((ctx.bytes ?? 0) / 1048576).filter((r) => this.#handlers.has(r.identity.epr) && (this.#o.volume === undefined || r.identity.volume === this.#o.volume))
     const usable = (r: PmtRow): boolean => r.state === 'healthy'
     let candidates: readonly PmtRow[] = rows.some(usable) ? rows.filter(usable) : rows.filter((r) => r.state === 'suspect')
     let fired: readonly string[] = []

@@ -10,6 +10,7 @@ import type { StorageHandler, StorageOp } from './storage-handler.js'
 import { LocalHandler } from './local-handler.js'
 import { sharedProxy } from './storage-proxy.js'
 import { discoverStorageEndpoint } from './discovered-domains.js'
+import { sharedFrontend } from './intelligent-frontend.js'
 import { WritePipeline, type PipelineLimits } from './write-pipeline.js'
 
 export type FileMode = S.FileMode
@@ -103,9 +104,12 @@ export class FileStream {
     const share = options.share ?? 'Read'
     const bufferSize = options.bufferSize ?? 4096
     if (!Number.isInteger(bufferSize) || bufferSize < 0 || bufferSize > MAX_BLOCK) throw new MetaosError('INVALID_ARGUMENT', `bufferSize must be an integer from 0 to ${MAX_BLOCK}`)
-    const handler = options.destination === 'discover'
-      ? sharedProxy(await discoverStorageEndpoint(options.volume === undefined ? {} : { volume: options.volume }))
-      : resolveDestination(options.destination)
+    let handler: StorageHandler
+    if (options.destination === 'discover') {
+      // Wait until discovery knows a domain (of the volume), then let the dispatcher place the stream.
+      await discoverStorageEndpoint(options.volume === undefined ? {} : { volume: options.volume })
+      handler = (await sharedFrontend()).dispatcherFor(options.volume)
+    } else handler = resolveDestination(options.destination)
     const inv = await handler.invoke('Open', { path, mode, access, share })
     const fs = new FileStream(path, handler, inv.output.handle, access, bufferSize <= 1 ? 0 : bufferSize, inv.output.position)
     fs.#account(inv)

@@ -1,0 +1,43 @@
+// The assembled frontend: discovered domains are tracked in the PMT with the identity their scopes
+// announce, a FileStream to `discover` is placed by the dispatcher on a domain of the requested
+// volume, and a domain's Bye takes it out of the table.
+import { isolateNetwork } from './helpers/netns.js'
+await isolateNetwork()
+
+import t from 'tap'
+import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs'
+import { release } from 'node:os'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawnDomain } from '../frontend/domain-process.js'
+import { sharedFrontend, closeSharedFrontend } from '../frontend/intelligent-frontend.js'
+import { FileStream, closeSharedProxies, closeStorageRegistry } from '../index.js'
+
+t.test('discover → PMT → dispatcher → FileStream', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'metaos-front-'))
+  for (const v of ['red', 'blue']) mkdirSync(join(dir, v))
+  const env = { ...process.env, METAOS_LOG_LEVEL: 'silent' }
+  const red = await spawnDomain(['storage', '--root', join(dir, 'red'), '--volume', 'red', '--zone', 'z1', '--listen', 'http://127.0.0.1:0', '--announce'], { env })
+  const blue = await spawnDomain(['storage', '--root', join(dir, 'blue'), '--volume', 'blue', '--listen', `unix:${join(dir, 'blue.sock')}`, '--announce'], { env })
+  t.teardown(async () => { await red.stop(); await blue.stop(); await closeSharedFrontend(); await closeSharedProxies(); await closeStorageRegistry() })
+
+  const f = await FileStream.open('hello.txt', { mode: 'Create', destination: 'discover', volume: 'blue' })
+  await f.write(Buffer.from('blue volume'))
+  await f.close()
+  t.equal(readFileSync(join(dir, 'blue', 'hello.txt'), 'utf8'), 'blue volume', 'placed on the domain of the requested volume')
+
+  const front = await sharedFrontend()
+  for (let i = 0; i < 50 && front.pmt.row(red.ready.epr) === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  const row = front.pmt.row(red.ready.epr)!
+  t.equal(row.identity.volume, 'red', 'identity from the announced scopes: volume')
+  t.equal(row.identity.zone, 'z1', 'zone')
+  t.equal(row.identity.kernel.release, release(), 'kernel release')
+  t.equal(row.identity.hosting, 'process', 'hosting')
+  t.ok(front.pmt.row(blue.ready.epr)!.measures.calls >= 3, 'the stream\'s calls were measured')
+
+  await blue.stop()
+  for (let i = 0; i < 50 && front.handlers.has(blue.ready.epr); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.notOk(front.handlers.has(blue.ready.epr), 'after its Bye the domain leaves the dispatcher')
+  t.equal(front.pmt.row(blue.ready.epr), undefined, 'and the table')
+  t.throws(() => front.dispatcherFor('blue').place(), { code: 'TRANSPORT_ERROR' }, 'no domain of that volume is left')
+})
