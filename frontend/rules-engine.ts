@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { PmtRow } from './pmt.js'
+import { compareVersions } from './versions.js'
 
 export interface SyscallContext {
   readonly op: string
@@ -47,22 +48,12 @@ export interface Decision {
 const ACTIONS = ['choose', 'exclude', 'prefer', 'avoid'] as const
 const SELECTOR_KEYS = new Set(['epr', 'hosting', 'sysname', 'release', 'volume', 'zone', 'transport', 'minScore', 'state', 'vulnerable'])
 
-function compareRelease (a: string, b: string): number {
-  const x = a.split(/[.-]/).map((p) => Number.parseInt(p, 10))
-  const y = b.split(/[.-]/).map((p) => Number.parseInt(p, 10))
-  for (let i = 0; i < Math.max(x.length, y.length); i++) {
-    const d = (Number.isNaN(x[i] ?? 0) ? 0 : (x[i] ?? 0)) - (Number.isNaN(y[i] ?? 0) ? 0 : (y[i] ?? 0))
-    if (d !== 0) return Math.sign(d)
-  }
-  return 0
-}
-
 /** Does `release` (e.g. "6.1.0-28-cloud-amd64") satisfy `range` (e.g. ">=6.1 <6.2")? */
 export function releaseInRange (release: string, range: string): boolean {
   return range.trim().split(/\s+/).every((bound) => {
     const m = /^(>=|<=|>|<|=)?(\d+(?:\.\d+)*)$/.exec(bound)
     if (m === null) return false
-    const c = compareRelease(release, m[2]!)
+    const c = compareVersions(release, m[2]!)
     switch (m[1] ?? '=') {
       case '>=': return c >= 0
       case '<=': return c <= 0
