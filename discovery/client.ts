@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
 import { body, buildEnvelope, newMessageId, type AppSequence, type DiscoveryMessage, type TargetInfo } from './messages.js'
 import { TIMING, VERSIONS, type WsdVersion } from './protocol.js'
-import { matchScopes } from './scope-match.js'
+import { probeMatches } from './scope-match.js'
 import { SoapUdp } from './soap-udp.js'
 import { askProxy, DISCOVERY_PROXY_TYPES } from './discovery-proxy.js'
 
@@ -197,10 +197,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
   }
 
   #accepts (t: TargetInfo): boolean {
-    const f = this.#o.filter
-    if (f === undefined) return true
-    if (!(f.types ?? []).every((x) => t.types.includes(x))) return false
-    return (f.scopes ?? []).length === 0 || matchScopes(VERSIONS['1.1'].defaultMatchBy, f.scopes!, t.scopes) === true
+    return this.#o.filter === undefined || probeMatches(this.#o.filter, VERSIONS['1.1'].defaultMatchBy, t) === true
   }
 
   /** AppSequence: a message older than the last one seen from the same target is stale. */

@@ -11,7 +11,7 @@ import { formatEndpoint, parseEndpoint } from '../soap-runtime/endpoint.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { AppSequencer, body, buildEnvelope, newMessageId, sequenced, type Body, parseDiscovery, type DiscoveryMessage, type TargetInfo } from './messages.js'
 import { VERSIONS, type WsdVersion } from './protocol.js'
-import { matchScopes } from './scope-match.js'
+import { probeMatches } from './scope-match.js'
 import { SoapUdp, type Destination } from './soap-udp.js'
 
 export const DISCOVERY_PROXY_TYPES: Readonly<Record<WsdVersion, string>> = {
@@ -133,11 +133,7 @@ export class DiscoveryProxy {
           const t = this.registry.get(m.epr!)
           return this.#envelope(v, 'ResolveMatches', body.resolveMatches(v, t === undefined ? [] : [t]), VERSIONS[v].anonymous, m.messageId)
         }
-        const matches = [...this.registry.values()].filter((t) => {
-          if (!(m.types ?? []).every((x) => t.types.includes(x))) return false
-          const scopes = m.scopes ?? []
-          return scopes.length === 0 || matchScopes(m.matchBy ?? VERSIONS[v].defaultMatchBy, scopes, t.scopes) === true
-        })
+        const matches = [...this.registry.values()].filter((t) => probeMatches(m, VERSIONS[v].defaultMatchBy, t) === true)
         return this.#envelope(v, 'ProbeMatches', body.probeMatches(v, matches), VERSIONS[v].anonymous, m.messageId)
       }
       default:

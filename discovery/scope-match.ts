@@ -70,3 +70,15 @@ export function matchScopes (rule: string, probeScopes: readonly string[], targe
   }
   return probeScopes.every((p) => targetScopes.some((t) => one(p, t)))
 }
+
+/**
+ * Does a target match a Probe? Every probed Type must be one of the target's (QNames, Clark
+ * notation) and the Scopes must match under the Probe's rule (the version's default when none).
+ * 'unsupported' for an unknown rule.
+ */
+export function probeMatches (probe: { readonly types?: readonly string[], readonly scopes?: readonly string[], readonly matchBy?: string }, defaultRule: string, target: { readonly types: readonly string[], readonly scopes: readonly string[] }): MatchResult {
+  const scopes = probe.scopes ?? []
+  const scopesOk = scopes.length === 0 && probe.matchBy === undefined ? true : matchScopes(probe.matchBy ?? defaultRule, scopes, target.scopes)
+  if (scopesOk === 'unsupported') return scopesOk
+  return scopesOk && (probe.types ?? []).every((t) => target.types.includes(t))
+}

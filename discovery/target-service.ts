@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
 import { AppSequencer, body, sequenced, type Body, type DiscoveryMessage, type TargetInfo } from './messages.js'
 import { TIMING, VERSIONS, type WsdVersion } from './protocol.js'
-import { matchScopes } from './scope-match.js'
+import { probeMatches } from './scope-match.js'
 import { SoapUdp, type SoapUdpOptions } from './soap-udp.js'
 
 export interface TargetServiceOptions extends SoapUdpOptions {
@@ -71,14 +71,11 @@ export class TargetService {
     const v = m.version
     let reply: Buffer | undefined
     if (m.action === 'Probe') {
-      const typesOk = (m.types ?? []).every((t) => this.#info.types.includes(t))
-      const rule = m.matchBy ?? VERSIONS[v].defaultMatchBy
-      const scopes = m.scopes ?? []
-      const scopesOk = scopes.length === 0 && m.matchBy === undefined ? true : matchScopes(rule, scopes, this.#info.scopes)
-      if (scopesOk === 'unsupported') {
+      const match = probeMatches(m, VERSIONS[v].defaultMatchBy, this.#info)
+      if (match === 'unsupported') {
         if (v === '1.1') reply = this.#envelope(v, 'fault', body.matchingRuleNotSupported(v), VERSIONS[v].anonymous, m.messageId)
-        this.#log.debug({ rule }, 'Probe with an unsupported matching rule')
-      } else if (typesOk && scopesOk) {
+        this.#log.debug({ rule: m.matchBy }, 'Probe with an unsupported matching rule')
+      } else if (match) {
         reply = this.#envelope(v, 'ProbeMatches', body.probeMatches(v, [this.#info]), VERSIONS[v].anonymous, m.messageId)
       }
     } else if (m.epr === this.#info.epr) {

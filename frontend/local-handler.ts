@@ -2,7 +2,7 @@
 // engine (and so the same .NET semantics and fault codes) a storage domain uses. Service time is
 // the engine's time; there is no channel.
 import { hostname, machine, release, type, version } from 'node:os'
-import { runBatch } from '../soap-runtime/batch.js'
+import { batchOutputs, runBatch } from '../soap-runtime/batch.js'
 import type { Invocation } from '../soap-runtime/client.js'
 import { StorageEngine } from '../backend-storage/storage-engine.js'
 import { unconfined } from '../backend-storage/path-policy.js'
@@ -15,7 +15,7 @@ export class LocalHandler implements StorageHandler {
   readonly destination = 'local'
   readonly #engine = new StorageEngine(unconfined())
   readonly #started = Date.now()
-  readonly #outputs = new Map(Object.values(StorageServiceDescriptor.operations).filter((o) => o.name !== 'Batch').map((o) => [o.input as string, o.output as string]))
+  readonly #outputs = batchOutputs(StorageServiceDescriptor)
 
   async invoke<K extends StorageOp> (operation: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {
     const t0 = process.hrtime.bigint()

@@ -2,6 +2,7 @@
 // of one message in order and gives each its result or its fault, so one failing call neither
 // aborts the others nor costs a round trip. Generic over any service descriptor.
 import { MetaosError, fromSystemError } from './errors.js'
+import type { ServiceDescriptor } from './descriptor.js'
 
 export type Execute = (operation: string, input: unknown) => Promise<unknown>
 
@@ -11,6 +12,11 @@ export interface BatchShape {
   /** Name of the fault detail element, e.g. StorageFault. */
   readonly faultElement: string
   readonly maxOps: number
+}
+
+/** Output element of every operation a Batch may hold (all but Batch itself), by input element. */
+export function batchOutputs (d: ServiceDescriptor): ReadonlyMap<string, string> {
+  return new Map(Object.values(d.operations).filter((o) => o.name !== 'Batch').map((o) => [o.input, o.output]))
 }
 
 export async function runBatch (shape: BatchShape, ops: ReadonlyArray<Record<string, unknown>>, execute: Execute): Promise<{ result: Array<Record<string, unknown>> }> {

@@ -15,10 +15,10 @@ import {
   replyAddressing, SOAP, type Addressing, type SoapVersion,
 } from './envelope.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
-import { MetaosError, fromSystemError } from './errors.js'
+import { FAULT_CODES, MetaosError, fromSystemError, type FaultCode } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
 import { escapeXml, toXmlSafeText, DEFAULT_XML_LIMITS } from './xml.js'
-import { runBatch } from './batch.js'
+import { batchOutputs, runBatch } from './batch.js'
 
 export interface CallContext {
   /** Who is calling: the Caller header (or "anonymous") and the transport peer. Handles are bound to it. */
@@ -73,6 +73,7 @@ export class ServiceHost {
   readonly #byElement = new Map<string, OperationEntry>()
   readonly #servers: Array<{ server: Server, endpoint: Endpoint }> = []
   readonly #understood: ReadonlySet<string>
+  readonly #batchOutputs: ReadonlyMap<string, string>
   readonly #wsdlParts: [string, string, string] | undefined
   #inFlight = 0
   #draining = false
@@ -92,6 +93,7 @@ export class ServiceHost {
       })
     }
     this.#understood = new Set([CALLER_HEADER])
+    this.#batchOutputs = batchOutputs(options.descriptor)
     // Split the WSDL around its addresses once, so `?wsdl` only concatenates.
     const m = /^([\s\S]*?location=")[^"]*("[\s\S]*?location=")[^"]*("[\s\S]*)$/.exec(options.wsdl)
     this.#wsdlParts = m === null ? undefined : [m[1]!, m[2]!, m[3]!]
@@ -281,8 +283,7 @@ export class ServiceHost {
 
   async #execute (operation: string, input: unknown, ctx: CallContext): Promise<unknown> {
     if (operation === 'Batch' && this.#o.implementation.Batch === undefined) {
-      const outputs = new Map(Object.values(this.#o.descriptor.operations).filter((o) => o.name !== 'Batch').map((o) => [o.input, o.output]))
-      return await runBatch({ outputs, faultElement: this.#o.faultElement, maxOps: this.#limits.maxBatchOps },
+      return await runBatch({ outputs: this.#batchOutputs, faultElement: this.#o.faultElement, maxOps: this.#limits.maxBatchOps },
         (input as { op: Array<Record<string, unknown>> }).op,
         async (name, i) => await this.#execute(name, i, { ...ctx, operation: name }))
     }
@@ -294,7 +295,8 @@ export class ServiceHost {
   #sendFault (res: ServerResponse, version: SoapVersion, addressing: Addressing | undefined, err: MetaosError, started: bigint, status?: number): void {
     const soapCode = err instanceof EnvelopeError ? err.soapCode : undefined
     const code = err.code
-    const faultCode = code === 'TRANSPORT_ERROR' || code === 'TIMED_OUT' || code === 'PROTOCOL_ERROR' || code === 'STREAM_CLOSED' || code === 'NOT_SUPPORTED' ? 'IO_ERROR' : code
+    // Only the contract's fault codes go on the wire; a frontend-side code (never expected here) becomes IO_ERROR.
+    const faultCode: FaultCode = (FAULT_CODES as readonly string[]).includes(code) ? code as FaultCode : 'IO_ERROR'
     const message = toXmlSafeText(err.message)
     const detailXml = `<${this.#o.faultElement} xmlns="${this.#o.descriptor.namespace}"><code>${faultCode}</code><message>${escapeXml(message)}</message></${this.#o.faultElement}>`
     const micros = started === 0n ? 0n : (process.hrtime.bigint() - started) / 1000n
