@@ -14,6 +14,7 @@ import { packageFile } from '../package-root.js'
 import { StorageServiceDescriptor, type GetDomainInfoResponse, type Hosting } from '../frontend/generated/storage-service.js'
 import { StorageEngine, type EngineLimits } from './storage-engine.js'
 import { confinedTo } from './path-policy.js'
+import { FaultInjection } from './fault-injection.js'
 
 export const STORAGE_PATH = '/storage'
 
@@ -25,6 +26,8 @@ export interface StorageDomainOptions {
   readonly hosting?: Hosting
   readonly limits?: Partial<HostLimits & EngineLimits>
   readonly logger?: Logger
+  /** A real delay inside the service, switchable at run time (tests, benchmarks). */
+  readonly faults?: FaultInjection
 }
 
 export interface StorageDomain {
@@ -33,6 +36,7 @@ export interface StorageDomain {
   readonly endpoints: readonly string[]
   readonly engine: StorageEngine
   readonly host: ServiceHost
+  readonly faults: FaultInjection
   /** Drains (in-flight calls finish, new ones get DOMAIN_DRAINING) and closes every handle. */
   close: (graceMs?: number) => Promise<void>
 }
@@ -77,7 +81,8 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     transports: { transport: endpoints },
     uptime: (Date.now() - started) / 1000,
   })
-  const implementation: Implementation = {
+  const faults = o.faults ?? new FaultInjection()
+  const operations: Implementation = {
     Open: async (i, ctx) => await engine.open(i, ctx.caller),
     Read: async (i, ctx) => await engine.read(i, ctx.caller),
     Write: async (i, ctx) => await engine.write(i, ctx.caller),
@@ -91,6 +96,8 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     ListDirectory: async (i) => await engine.listDirectory(i),
     GetDomainInfo: async () => info(),
   }
+  // Every operation goes through the fault injector first (nothing to wait for when it is off).
+  const implementation = Object.fromEntries(Object.entries(operations).map(([op, f]) => [op, async (i: never, ctx: never) => { await faults.before(); return await f(i, ctx) }])) as Implementation
   const host = new ServiceHost({
     descriptor: StorageServiceDescriptor,
     implementation,
@@ -115,7 +122,9 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     get endpoints () { return endpoints },
     engine,
     host,
+    faults,
     close: async (graceMs) => {
+      faults.stop()
       await host.close(graceMs)
       await engine.closeAll()
     },

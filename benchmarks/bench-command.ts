@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util'
 import { runCallSuite } from './call-suite.js'
 import { runCharSuite, charTable } from './char-suite.js'
+import { runPlacementSuite, placementTable } from './placement-suite.js'
 import { writeFileSync } from 'node:fs'
 import { callMarkdown, callTable, machine, writeJson } from './report.js'
 
@@ -17,6 +18,10 @@ metaos-http/bare-http and metaos-http/soap.
   --quick          the quick suite (default; the paper's full suite arrives with issue #8)
   --suite char     WriteByte through a FileStream cache, faithful vs exception-less, local/http/bus
                    (--file-size 20m, --cache 512)
+  --suite placement  streams over three domains of different real speed (0, 2, 8 ms service
+                   delay): the share each gets, and how fast it moves when the fastest slows
+                   down and recovers; policies best and weighted; probe overhead
+                   (--seconds S per phase, default 6)
   --sizes LIST     payload sizes, e.g. 512,4k,64k,1m (default 512,4k,64k,1m)
   --peers LIST     local-fs,metaos,bare-http,soap (default all)
   --seconds S      measured seconds per peer and size (default 2)
@@ -56,7 +61,15 @@ export async function main (argv: string[]): Promise<number> {
     if (values.json !== undefined) { writeJson(values.json, rows); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
-  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick or --suite char\n`); return 2 }
+  if (values.suite === 'placement') {
+    let stop = false
+    process.once('SIGINT', () => { stop = true })
+    const rows = await runPlacementSuite({ phaseSeconds: Number(values.seconds ?? '6'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    process.stdout.write(placementTable(rows))
+    if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), placement: rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
+    return 0
+  }
+  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick, --suite char or --suite placement\n`); return 2 }
   const sizes = (values.sizes ?? '512,4k,64k,1m').split(',').map(parseSize)
   const peers = new Set((values.peers ?? 'local-fs,metaos,bare-http,soap').split(','))
   for (const p of peers) if (!['local-fs', 'metaos', 'bare-http', 'soap'].includes(p)) { process.stderr.write(`metaos bench: unknown peer "${p}"\n`); return 2 }

@@ -4,7 +4,14 @@ import { parseArgs } from 'node:util'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { TargetService } from '../discovery/target-service.js'
-import { domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
+import { declaredScopes, domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
+import { FaultInjection } from '../backend-storage/fault-injection.js'
+
+function nonNegative (v: string, name: string, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(v)
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new Error(`--${name} must be a number between 0 and ${max}`)
+  return n
+}
 
 const HELP = `usage: metaos storage --root DIR [--listen URL]... [--name NAME] [--volume NAME] [options]
 
@@ -23,6 +30,11 @@ Runs a storage service domain serving the files under DIR.
   --max-message-bytes N   largest request accepted (default 67108864)
   --max-read-bytes N      largest count of one Read (default 16777216)
   --idle-handle-ms N      handles unused this long are closed (default 600000)
+  --sla N                 declared availability importance 0..1 (scope metaos://sla/N)
+  --cost-per-call N       declared cost of one call (scope metaos://cost/call/N)
+  --cost-per-mb N         declared cost of one MB moved (scope metaos://cost/mb/N)
+  --fault-file FILE       fault injection for tests and benchmarks: follows {"delayMs": N}
+                          in FILE (every operation waits N ms; missing file = no fault)
   --log-level LEVEL       pino level: fatal error warn info debug trace silent (default info)
   --help                  this text
 
@@ -47,6 +59,10 @@ export async function main (argv: string[]): Promise<number> {
       'max-read-bytes': { type: 'string' },
       'idle-handle-ms': { type: 'string' },
       'log-level': { type: 'string' },
+      sla: { type: 'string' },
+      'cost-per-call': { type: 'string' },
+      'cost-per-mb': { type: 'string' },
+      'fault-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -59,7 +75,14 @@ export async function main (argv: string[]): Promise<number> {
     if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`)
     return n
   }
+  const declared = declaredScopes({
+    ...(values.sla === undefined ? {} : { sla: nonNegative(values.sla, 'sla', 1) }),
+    ...(values['cost-per-call'] === undefined ? {} : { costPerCall: nonNegative(values['cost-per-call'], 'cost-per-call') }),
+    ...(values['cost-per-mb'] === undefined ? {} : { costPerMB: nonNegative(values['cost-per-mb'], 'cost-per-mb') }),
+  })
   const logger = createLogger('metaos-storage', values['log-level'])
+  const faults = new FaultInjection()
+  if (values['fault-file'] !== undefined) faults.follow(values['fault-file'], logger)
   const limits = Object.fromEntries(Object.entries({
     maxMessageBytes: num(values['max-message-bytes'], 'max-message-bytes'),
     maxReadBytes: num(values['max-read-bytes'], 'max-read-bytes'),
@@ -72,13 +95,14 @@ export async function main (argv: string[]): Promise<number> {
     ...(values.volume === undefined ? {} : { volume: values.volume }),
     limits,
     logger,
+    faults,
   })
   let target: TargetService | undefined
   if (values.announce === true) {
     target = new TargetService({
       epr: domain.epr,
       types: [STORAGE_DOMAIN_TYPE],
-      scopes: domainScopes({ hosting: 'process', volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }),
+      scopes: domainScopes({ hosting: 'process', volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }),
       xaddrs: domain.endpoints,
       ...(values.interface === undefined ? {} : { interfaces: values.interface }),
       logger,

@@ -34,3 +34,33 @@ export function parseTypeName (s: string): string {
   const local = s.includes(':') ? s.slice(s.indexOf(':') + 1) : s
   return `{${METAOS_TYPES_NS}}${local}`
 }
+
+/** What a domain declares of itself for the score (frontend/score.ts): SLA and cost. */
+export interface DeclaredFacts {
+  readonly sla?: number
+  readonly costPerCall?: number
+  readonly costPerMB?: number
+}
+
+/** `metaos://sla/<0..1>`, `metaos://cost/call/<n>`, `metaos://cost/mb/<n>`. */
+export function declaredScopes (d: DeclaredFacts): string[] {
+  return [
+    ...(d.sla === undefined ? [] : [`metaos://sla/${d.sla}`]),
+    ...(d.costPerCall === undefined ? [] : [`metaos://cost/call/${d.costPerCall}`]),
+    ...(d.costPerMB === undefined ? [] : [`metaos://cost/mb/${d.costPerMB}`]),
+  ]
+}
+
+/** Reads the declarations back from scopes; a malformed value is ignored (the default applies). */
+export function declaredFromScopes (scopes: readonly string[]): DeclaredFacts {
+  const num = (prefix: string, max: number): number | undefined => {
+    const s = scopes.find((x) => x.startsWith(prefix))
+    if (s === undefined) return undefined
+    const n = Number(s.slice(prefix.length))
+    return s.length > prefix.length && Number.isFinite(n) && n >= 0 && n <= max ? n : undefined
+  }
+  const sla = num('metaos://sla/', 1)
+  const costPerCall = num('metaos://cost/call/', Number.MAX_SAFE_INTEGER)
+  const costPerMB = num('metaos://cost/mb/', Number.MAX_SAFE_INTEGER)
+  return { ...(sla === undefined ? {} : { sla }), ...(costPerCall === undefined ? {} : { costPerCall }), ...(costPerMB === undefined ? {} : { costPerMB }) }
+}

@@ -1,8 +1,9 @@
 // The dispatcher (the paper's load balancer): a StorageHandler that places each stream on the
 // best domain of the Performance Mapping Table when it is opened, then keeps every syscall of the
 // stream on that domain through the affinity table. Domains that are isolated or draining are never
-// chosen; suspect ones only when nothing healthy is left. The rules engine (issue #4, to come)
-// will narrow and reorder the candidates before the score decides.
+// chosen; suspect ones only when nothing healthy is left. The rules engine narrows and reorders the
+// candidates; then the score decides — the best one ('best', the default), or at random in
+// proportion to score^k among the first tier ('weighted': load spreads, the fastest gets most).
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { Invocation } from '../soap-runtime/client.js'
 import type { StorageOperations } from './generated/storage-service.js'
@@ -27,6 +28,12 @@ export interface DispatcherOptions {
   /** Excludes or lowers the domains a vulnerability affects; also answers the rules' `vulnerable` selector. */
   readonly feed?: VulnerabilityFeed
   readonly vulnerable?: VulnerabilityCheck
+  /** 'best' (default): the top-scored candidate; 'weighted': random, in proportion to score^sharpness among the first tier. */
+  readonly policy?: 'best' | 'weighted'
+  /** Exponent of the score for 'weighted' (default 2: a domain twice as good gets four times the streams). */
+  readonly sharpness?: number
+  /** Random source for 'weighted' (tests). */
+  readonly random?: () => number
 }
 
 export class Dispatcher implements StorageHandler {
@@ -51,14 +58,24 @@ export class Dispatcher implements StorageHandler {
     const usable = (r: PmtRow): boolean => r.state === 'healthy'
     let candidates: readonly PmtRow[] = rows.some(usable) ? rows.filter(usable) : rows.filter((r) => r.state === 'suspect')
     let fired: readonly string[] = []
+    let tiers: readonly number[] | undefined
     const feed = this.#o.feed
     const vulnerable = this.#o.vulnerable ?? (feed === undefined ? undefined : (r: PmtRow) => feed.assess(r) !== undefined)
     if (feed !== undefined) candidates = candidates.filter((r) => feed.assess(r) !== 'exclude')
-    if (this.#o.rules !== undefined) ({ ordered: candidates, fired } = this.#o.rules.decide(ctx, candidates, vulnerable))
-    // A domain the feed lowers comes after every unaffected one (the sort is stable).
-    if (feed !== undefined) candidates = [...candidates].sort((a, b) => Number(feed.assess(a) === 'lower') - Number(feed.assess(b) === 'lower'))
-    if (candidates.length === 0) throw new MetaosError('TRANSPORT_ERROR', `no usable storage domain for ${ctx.op}${ctx.path === undefined ? '' : ` ${ctx.path}`} (all isolated, draining, excluded by a rule, or none known)`)
-    return { chosen: candidates[0]!.identity.epr, ranking: candidates.map((r) => ({ epr: r.identity.epr, score: r.score.score, state: r.state })), fired }
+    if (this.#o.rules !== undefined) ({ ordered: candidates, fired, tiers } = this.#o.rules.decide(ctx, candidates, vulnerable))
+    // A domain the feed lowers comes after every unaffected one (the sort is stable), in a tier of its own.
+    const rank = (r: PmtRow, i: number): number => (tiers?.[i] ?? 0) * 2 - Number(feed?.assess(r) === 'lower')
+    const ranked = candidates.map((r, i) => ({ r, tier: rank(r, i) })).sort((a, b) => b.tier - a.tier)
+    if (ranked.length === 0) throw new MetaosError('TRANSPORT_ERROR', `no usable storage domain for ${ctx.op}${ctx.path === undefined ? '' : ` ${ctx.path}`} (all isolated, draining, excluded by a rule, or none known)`)
+    let chosen = ranked[0]!.r
+    if (this.#o.policy === 'weighted') {
+      const first = ranked.filter((x) => x.tier === ranked[0]!.tier).map((x) => x.r)
+      const k = this.#o.sharpness ?? 2
+      const weights = first.map((r) => Math.pow(Math.max(r.score.score, 1e-9), k))
+      let pick = (this.#o.random ?? Math.random)() * weights.reduce((a, b) => a + b, 0)
+      chosen = first.find((_, i) => (pick -= weights[i]!) < 0) ?? first[first.length - 1]!
+    }
+    return { chosen: chosen.identity.epr, ranking: ranked.map(({ r }) => ({ epr: r.identity.epr, score: r.score.score, state: r.state })), fired }
   }
 
   async invoke<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {

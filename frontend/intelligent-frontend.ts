@@ -3,12 +3,15 @@
 // announced scopes), measured by the performance module, and placed on by the dispatcher; a Bye
 // removes it. FileStream's `destination: 'discover'` uses the process-wide instance.
 import type { DiscoveryClient, DiscoveredTarget } from '../discovery/client.js'
+import { declaredFromScopes } from '../discovery/storage-announcement.js'
 import { createStorageProxy } from './storage-proxy.js'
 import { bestEndpoint, storageRegistry } from './discovered-domains.js'
 import { Dispatcher, type DispatcherOptions } from './dispatcher.js'
 import { PerformanceModule } from './performance-module.js'
-import { PerformanceMappingTable, type DomainIdentity } from './pmt.js'
+import { PerformanceMappingTable, type Declared, type DomainIdentity } from './pmt.js'
 import type { StorageHandler } from './storage-handler.js'
+import { PmtExchange, type JoinOptions } from './pmt-exchange.js'
+import { randomUUID } from 'node:crypto'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
 export function identityFromScopes (t: DiscoveredTarget, endpoint: string): DomainIdentity {
@@ -30,17 +33,31 @@ export function identityFromScopes (t: DiscoveredTarget, endpoint: string): Doma
   }
 }
 
+export interface IntelligentFrontendOptions extends Omit<DispatcherOptions, 'volume'> {
+  readonly probeIntervalMs?: number
+  readonly idleProbeIntervalMs?: number
+  /**
+   * SLA and cost the operator declares for a domain (by EPR); they override what the domain
+   * announces in its scopes (metaos://sla/…, metaos://cost/call/…, metaos://cost/mb/…).
+   */
+  readonly declared?: Readonly<Record<string, Declared>>
+}
+
 export class IntelligentFrontend {
   readonly pmt = new PerformanceMappingTable()
   readonly perf: PerformanceModule
   readonly handlers = new Map<string, StorageHandler>()
   readonly registry: DiscoveryClient
-  readonly #options: Omit<DispatcherOptions, 'volume'>
+  readonly #options: IntelligentFrontendOptions
 
-  constructor (registry: DiscoveryClient, options: Omit<DispatcherOptions, 'volume'> & { probeIntervalMs?: number } = {}) {
+  constructor (registry: DiscoveryClient, options: IntelligentFrontendOptions = {}) {
     this.registry = registry
     this.#options = options
-    this.perf = new PerformanceModule({ pmt: this.pmt, ...(options.probeIntervalMs === undefined ? {} : { probeIntervalMs: options.probeIntervalMs }) })
+    this.perf = new PerformanceModule({
+      pmt: this.pmt,
+      ...(options.probeIntervalMs === undefined ? {} : { probeIntervalMs: options.probeIntervalMs }),
+      ...(options.idleProbeIntervalMs === undefined ? {} : { idleProbeIntervalMs: options.idleProbeIntervalMs }),
+    })
     for (const t of registry.targets.values()) this.#add(t)
     registry.on('added', (t) => { this.#add(t) })
     registry.on('changed', (t) => { this.#remove(t.epr); this.#add(t) })
@@ -51,7 +68,8 @@ export class IntelligentFrontend {
   #add (t: DiscoveredTarget): void {
     const endpoint = bestEndpoint(t)
     if (endpoint === undefined || this.handlers.has(t.epr)) return
-    this.handlers.set(t.epr, this.perf.track(identityFromScopes(t, endpoint), createStorageProxy(endpoint)))
+    const declared = { ...declaredFromScopes(t.scopes), ...this.#options.declared?.[t.epr] }
+    this.handlers.set(t.epr, this.perf.track(identityFromScopes(t, endpoint), createStorageProxy(endpoint), undefined, declared))
   }
 
   #remove (epr: string): void {
@@ -62,6 +80,21 @@ export class IntelligentFrontend {
     void h.close()
   }
 
+  #exchange: PmtExchange | undefined
+
+  /**
+   * Shares this frontend's measures with the other performance modules it discovers (the paper:
+   * "exchanged between all performance modules"): serves the exchange on `listen` (default an
+   * ephemeral port on 127.0.0.1), announces itself and exchanges periodically. Returns the exchange.
+   */
+  async shareMeasures (o: JoinOptions & { listen?: readonly string[] } = {}): Promise<PmtExchange> {
+    if (this.#exchange !== undefined) return this.#exchange
+    const x = new PmtExchange({ pmt: this.pmt, moduleId: `urn:uuid:${randomUUID()}` })
+    await x.serve(o.listen ?? ['http://127.0.0.1:0'])
+    await x.join(o)
+    return (this.#exchange = x)
+  }
+
   /** A dispatcher over the discovered domains (of one volume, if given). */
   dispatcherFor (volume?: string): Dispatcher {
     return new Dispatcher(this.pmt, this.handlers, { ...this.#options, ...(volume === undefined ? {} : { volume }) })
@@ -69,6 +102,8 @@ export class IntelligentFrontend {
 
   async close (): Promise<void> {
     this.perf.stop()
+    await this.#exchange?.close()
+    this.#exchange = undefined
     for (const epr of [...this.handlers.keys()]) this.#remove(epr)
   }
 }

@@ -2,21 +2,36 @@
 // included — and keeps the Performance Mapping Table up to date. It learns from the real calls
 // passing through the handlers it wraps, and probes with cheap syscalls (Open/Close of a sample
 // file, as the paper says) only the domains that real traffic did not measure lately, so probes are
-// no tax on a busy domain. Its timer never keeps the process alive.
+// no tax on a busy domain. The schedule adapts to load: while the application makes calls, idle
+// domains are probed every `probeIntervalMs` (their measures decide where the next stream goes);
+// when the application is quiet, probing backs off to `idleProbeIntervalMs`. Its timer never
+// keeps the process alive. It counts what probing costs (`overhead()`).
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { Invocation } from '../soap-runtime/client.js'
 import type { StorageOperations } from './generated/storage-service.js'
 import type { StorageHandler, StorageOp } from './storage-handler.js'
-import type { DomainIdentity, PerformanceMappingTable } from './pmt.js'
+import type { Declared, DomainIdentity, PerformanceMappingTable } from './pmt.js'
 
 /** The sample file probes open and close (created empty on first probe, never written). */
 export const PROBE_FILE = '.metaos-probe'
 
 export interface PerformanceModuleOptions {
   readonly pmt: PerformanceMappingTable
-  /** A domain without real calls for this long is probed (default 5 s). */
+  /** While the application makes calls, a domain without real calls for this long is probed (default 1 s). */
   readonly probeIntervalMs?: number
+  /** When the application made no call for this long, probes come this far apart (default 30 s). */
+  readonly idleProbeIntervalMs?: number
   readonly now?: () => number
+}
+
+/** What probing cost, next to the real calls. */
+export interface ProbeOverhead {
+  readonly calls: number
+  readonly probes: number
+  /** Probe syscalls (Open + Close each) per real call. */
+  readonly probeCallsPerCall: number
+  /** Time spent in probes over time spent in real calls. */
+  readonly probeTimeShare: number
 }
 
 interface Tracked { readonly identity: DomainIdentity, readonly handler: StorageHandler, readonly probePath: string, lastCall: number, probing: boolean }
@@ -27,28 +42,36 @@ function bytesOf (op: string, input: unknown, output: unknown): number {
   return 0
 }
 
+/** Faults that say something bad of the domain (not of the caller's request). */
+const DOMAIN_FAULTS = new Set(['IO_ERROR', 'TRANSPORT_ERROR', 'TIMED_OUT', 'PROTOCOL_ERROR', 'DOMAIN_DRAINING', 'QUOTA_EXCEEDED'])
+
 export class PerformanceModule {
   readonly #pmt: PerformanceMappingTable
-  readonly #interval: number
+  readonly #busyInterval: number
+  readonly #idleInterval: number
   readonly #now: () => number
   readonly #tracked = new Map<string, Tracked>()
   #timer: NodeJS.Timeout | undefined
+  #lastAppCall = -Infinity
   probes = 0
+  probeMicros = 0
   calls = 0
+  callMicros = 0
 
   constructor (o: PerformanceModuleOptions) {
     this.#pmt = o.pmt
-    this.#interval = o.probeIntervalMs ?? 5000
+    this.#busyInterval = o.probeIntervalMs ?? 1000
+    this.#idleInterval = Math.max(this.#busyInterval, o.idleProbeIntervalMs ?? 30_000)
     this.#now = o.now ?? Date.now
   }
 
   /**
    * Adds a domain to the table and returns its handler wrapped so that every call is measured.
    * `probePath`: the sample file (default PROBE_FILE in the domain's root; give the local kernel a
-   * path of its own, e.g. in the temporary directory).
+   * path of its own, e.g. in the temporary directory). `declared`: its SLA and cost.
    */
-  track (identity: DomainIdentity, handler: StorageHandler, probePath = PROBE_FILE): StorageHandler {
-    this.#pmt.upsert(identity)
+  track (identity: DomainIdentity, handler: StorageHandler, probePath = PROBE_FILE, declared: Declared = {}): StorageHandler {
+    this.#pmt.upsert(identity, declared)
     const t: Tracked = { identity, handler, probePath, lastCall: 0, probing: false }
     this.#tracked.set(identity.epr, t)
     const pmt = this.#pmt
@@ -64,12 +87,12 @@ export class PerformanceModule {
         } catch (e) {
           // A fault the caller earned (FILE_NOT_FOUND…) says nothing bad of the domain; the domain's own failures do.
           const code = e instanceof MetaosError ? e.code : 'IO_ERROR'
-          const domainsFault = code === 'IO_ERROR' || code === 'TRANSPORT_ERROR' || code === 'TIMED_OUT' || code === 'PROTOCOL_ERROR' || code === 'DOMAIN_DRAINING' || code === 'QUOTA_EXCEEDED'
-          pmt.record(identity.epr, { micros: Number((process.hrtime.bigint() - t0) / 1000n), ok: !domainsFault, timeout: code === 'TIMED_OUT' })
+          pmt.record(identity.epr, { micros: Number((process.hrtime.bigint() - t0) / 1000n), ok: !DOMAIN_FAULTS.has(code), timeout: code === 'TIMED_OUT' })
           throw e
         } finally {
-          t.lastCall = self.#now()
+          t.lastCall = self.#lastAppCall = self.#now()
           self.calls++
+          self.callMicros += Number((process.hrtime.bigint() - t0) / 1000n)
         }
       },
       close: async () => { await handler.close() },
@@ -81,9 +104,18 @@ export class PerformanceModule {
     this.#pmt.remove(epr)
   }
 
+  /** The probe interval in force now: short while the application is busy, long when it is quiet. */
+  get probeIntervalMs (): number {
+    return this.#now() - this.#lastAppCall < this.#idleInterval ? this.#busyInterval : this.#idleInterval
+  }
+
+  overhead (): ProbeOverhead {
+    return { calls: this.calls, probes: this.probes, probeCallsPerCall: this.calls === 0 ? 0 : (2 * this.probes) / this.calls, probeTimeShare: this.callMicros === 0 ? 0 : this.probeMicros / this.callMicros }
+  }
+
   start (): void {
     if (this.#timer !== undefined) return
-    this.#timer = setInterval(() => { void this.probeIdle() }, Math.max(100, this.#interval / 2))
+    this.#timer = setInterval(() => { void this.probeIdle() }, Math.max(50, this.#busyInterval / 4))
     this.#timer.unref()
   }
 
@@ -92,10 +124,11 @@ export class PerformanceModule {
     this.#timer = undefined
   }
 
-  /** Probes every domain that no real call measured within the interval; resolves when done. */
+  /** Probes every domain that no real call (or probe) measured within the interval in force; resolves when done. */
   async probeIdle (): Promise<void> {
     const now = this.#now()
-    await Promise.all([...this.#tracked.values()].filter((t) => !t.probing && now - t.lastCall >= this.#interval).map(async (t) => { await this.probe(t.identity.epr) }))
+    const interval = this.probeIntervalMs
+    await Promise.all([...this.#tracked.values()].filter((t) => !t.probing && now - t.lastCall >= interval).map(async (t) => { await this.probe(t.identity.epr) }))
   }
 
   /** Open and Close of the sample file on one domain, recorded as a probe. */
@@ -104,16 +137,19 @@ export class PerformanceModule {
     if (t === undefined) return
     t.probing = true
     const t0 = process.hrtime.bigint()
+    const micros = (): number => Number((process.hrtime.bigint() - t0) / 1000n)
     try {
       const { output } = await t.handler.invoke('Open', { path: t.probePath, mode: 'OpenOrCreate', access: 'Read', share: 'ReadWrite' })
       await t.handler.invoke('Close', { handle: output.handle })
-      this.#pmt.record(epr, { micros: Number((process.hrtime.bigint() - t0) / 1000n), ok: true, probe: true })
+      // One probe is two syscalls; the latency recorded is that of one, comparable with real calls.
+      this.#pmt.record(epr, { micros: micros() / 2, ok: true, probe: true })
     } catch (e) {
-      this.#pmt.record(epr, { micros: Number((process.hrtime.bigint() - t0) / 1000n), ok: false, probe: true, timeout: e instanceof MetaosError && e.code === 'TIMED_OUT' })
+      this.#pmt.record(epr, { micros: micros(), ok: false, probe: true, timeout: e instanceof MetaosError && e.code === 'TIMED_OUT' })
     } finally {
       t.probing = false
       t.lastCall = this.#now()
       this.probes++
+      this.probeMicros += micros()
     }
   }
 }

@@ -3,7 +3,9 @@
 // measured themselves over SOAP (wsdl/PerformanceService.wsdl, the shared runtime), keep the
 // freshest measure of each domain, stay bounded, never forward rows learnt from others (so nothing
 // echoes), and drop what a module that went silent had taught them. Freshness compares wall
-// clocks: hosts are expected to keep time (NTP).
+// clocks: hosts are expected to keep time (NTP). `join()` makes it automatic: the module announces
+// itself on WS-Discovery (type metaos:PerformanceModule), follows the others' Hello/Bye, and
+// exchanges with each of them every `intervalMs`.
 import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { createClient, type SoapClient } from '../soap-runtime/client.js'
@@ -13,8 +15,19 @@ import { silentLogger } from '../soap-runtime/logger.js'
 import { packageFile } from '../package-root.js'
 import { PerformanceServiceDescriptor, type ExchangeTable, type PerformanceOperations } from './generated/performance-service.js'
 import type { PerformanceMappingTable } from './pmt.js'
+import { DiscoveryClient } from '../discovery/client.js'
+import { TargetService } from '../discovery/target-service.js'
+import { METAOS_TYPES_NS } from '../discovery/protocol.js'
 
 export const PERFORMANCE_PATH = '/performance'
+export const PERFORMANCE_MODULE_TYPE = `{${METAOS_TYPES_NS}}PerformanceModule`
+
+export interface JoinOptions {
+  /** Where to announce and listen for the other modules (default: lo only). */
+  readonly interfaces?: readonly string[]
+  /** Period of the exchange with each known module (default 10 s). */
+  readonly intervalMs?: number
+}
 
 export interface PmtExchangeOptions {
   readonly pmt: PerformanceMappingTable
@@ -33,6 +46,13 @@ export class PmtExchange {
   readonly #lastHeard = new Map<string, number>()
   readonly #clients = new Map<string, SoapClient<PerformanceOperations>>()
   #host: ServiceHost | undefined
+  #endpoints: string[] = []
+  #target: TargetService | undefined
+  #registry: DiscoveryClient | undefined
+  #timer: NodeJS.Timeout | undefined
+  readonly #inFlight = new Set<Promise<void>>()
+  /** Exchanges that failed (a peer gone without Bye, a network fault); they are logged, never thrown. */
+  failures = 0
 
   constructor (o: PmtExchangeOptions) { this.#o = o }
 
@@ -64,7 +84,51 @@ export class PmtExchange {
       timingHeader: 'ServiceTiming',
       logger: this.#o.logger ?? silentLogger,
     })
-    return await this.#host.listen(listen)
+    return (this.#endpoints = await this.#host.listen(listen))
+  }
+
+  /**
+   * Joins the other performance modules on WS-Discovery: announces this one (its moduleId must be a
+   * urn:uuid EPR, and `serve` must have run), exchanges with each module as soon as it is heard and
+   * then every interval, and ages out the silent ones. Timers and sockets never keep the process alive.
+   */
+  async join (o: JoinOptions = {}): Promise<void> {
+    if (this.#endpoints.length === 0) throw new Error('PmtExchange.join: serve() first')
+    const interfaces = o.interfaces === undefined ? {} : { interfaces: o.interfaces }
+    const logger = this.#o.logger ?? silentLogger
+    this.#registry = new DiscoveryClient({ listen: true, unref: true, filter: { types: [PERFORMANCE_MODULE_TYPE] }, ...interfaces, logger })
+    this.#registry.on('added', (t) => { void this.#exchangeWithTarget(t.epr) })
+    // A module's Bye: what only it knew goes now, without waiting for the timeout.
+    this.#registry.on('removed', (t) => { this.#lastHeard.delete(t.epr); this.#o.pmt.dropOrigin(t.epr) })
+    await this.#registry.start()
+    this.#target = new TargetService({ epr: this.#o.moduleId, types: [PERFORMANCE_MODULE_TYPE], scopes: [], xaddrs: this.#endpoints, unref: true, ...interfaces, logger })
+    await this.#target.start()
+    this.#timer = setInterval(() => { void this.exchangeWithAll() }, o.intervalMs ?? 10_000)
+    this.#timer.unref()
+  }
+
+  /** One round: an exchange with every discovered module, then the silent ones age out. */
+  async exchangeWithAll (): Promise<void> {
+    await Promise.all([...(this.#registry?.targets.keys() ?? [])].map(async (epr) => { await this.#exchangeWithTarget(epr) }))
+    this.ageOut()
+  }
+
+  async #exchangeWithTarget (epr: string): Promise<void> {
+    const p = this.#exchangeOnce(epr)
+    this.#inFlight.add(p)
+    try { await p } finally { this.#inFlight.delete(p) }
+  }
+
+  async #exchangeOnce (epr: string): Promise<void> {
+    const t = this.#registry?.targets.get(epr)
+    const endpoint = t?.xaddrs.find((x) => x.startsWith('http://') || x.startsWith('https://'))
+    if (t === undefined || epr === this.#o.moduleId || endpoint === undefined) return
+    try {
+      await this.exchangeWith(endpoint)
+    } catch (e) {
+      this.failures++
+      this.#o.logger?.warn({ peer: epr, endpoint, err: e }, 'PMT exchange failed')
+    }
   }
 
   /** One exchange with a peer module: our own rows go, its own rows come back and are merged. */
@@ -84,8 +148,14 @@ export class PmtExchange {
     return gone
   }
 
+  /** Stops exchanging, stops serving, then says Bye: nothing of this module reaches a peer after its Bye. */
   async close (): Promise<void> {
-    for (const c of this.#clients.values()) await c.close()
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#registry?.removeAllListeners('added')
+    await Promise.allSettled([...this.#inFlight])
     await this.#host?.close(1000)
+    await this.#target?.stop()
+    await this.#registry?.close()
+    for (const c of this.#clients.values()) await c.close()
   }
 }

@@ -62,8 +62,14 @@ export interface Sample {
 
 export interface PmtOptions {
   readonly weights?: ScoreWeights
-  /** EWMA smoothing factor (default 0.2). */
+  /** EWMA smoothing factor per sample (default 0.2). */
   readonly alpha?: number
+  /**
+   * EWMA time constant (ms, default 1000): a sample after a silence of dt weighs at least
+   * 1 − e^(−dt/τ), so a domain measured only by rare probes follows them (a recovery shows within
+   * a probe or two) while a busy domain still averages over many calls.
+   */
+  readonly tauMs?: number
   /** Latencies kept for percentiles (default 256). */
   readonly window?: number
   readonly now?: () => number
@@ -89,12 +95,14 @@ export class PerformanceMappingTable {
   readonly #rows = new Map<string, Entry>()
   readonly #weights: ScoreWeights
   readonly #alpha: number
+  readonly #tau: number
   readonly #window: number
   readonly #now: () => number
 
   constructor (o: PmtOptions = {}) {
     this.#weights = o.weights ?? DEFAULT_WEIGHTS
     this.#alpha = o.alpha ?? 0.2
+    this.#tau = o.tauMs ?? 1000
     this.#window = o.window ?? 256
     this.#now = o.now ?? Date.now
   }
@@ -130,8 +138,8 @@ export class PerformanceMappingTable {
     const e = this.#rows.get(epr)
     if (e === undefined) return
     const m = e.measures
-    const a = this.#alpha
     const now = this.#now()
+    const a = m.measuredAt === 0 ? this.#alpha : Math.max(this.#alpha, 1 - Math.exp(-Math.max(0, now - m.measuredAt) / this.#tau))
     const ms = s.micros / 1000
     m.errorRate = (1 - a) * m.errorRate + a * (s.ok ? 0 : 1)
     if (s.ok) {

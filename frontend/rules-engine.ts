@@ -42,6 +42,8 @@ export interface Rule {
 
 export interface Decision {
   readonly ordered: readonly PmtRow[]
+  /** The tier of each row of `ordered` (prefer +1, avoid −1 per rule); rows of the first tier are equally eligible. */
+  readonly tiers: readonly number[]
   readonly fired: readonly string[]
 }
 
@@ -117,7 +119,7 @@ export class RulesEngine {
       }
     }
     candidates.sort((a, b) => (tier.get(b.identity.epr)! - tier.get(a.identity.epr)!) || (b.score.score - a.score.score))
-    return { ordered: candidates, fired }
+    return { ordered: candidates, tiers: candidates.map((r) => tier.get(r.identity.epr)!), fired }
   }
 }
 

@@ -12,12 +12,15 @@ import { join } from 'node:path'
 import { spawnDomain } from '../frontend/domain-process.js'
 import { sharedFrontend, closeSharedFrontend } from '../frontend/intelligent-frontend.js'
 import { FileStream, closeSharedProxies, closeStorageRegistry } from '../index.js'
+import { PerformanceMappingTable } from '../frontend/pmt.js'
+import { PmtExchange } from '../frontend/pmt-exchange.js'
+import { randomUUID } from 'node:crypto'
 
 t.test('discover → PMT → dispatcher → FileStream', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-front-'))
   for (const v of ['red', 'blue']) mkdirSync(join(dir, v))
   const env = { ...process.env, METAOS_LOG_LEVEL: 'silent' }
-  const red = await spawnDomain(['storage', '--root', join(dir, 'red'), '--volume', 'red', '--zone', 'z1', '--listen', 'http://127.0.0.1:0', '--announce'], { env })
+  const red = await spawnDomain(['storage', '--root', join(dir, 'red'), '--volume', 'red', '--zone', 'z1', '--sla', '0.9', '--cost-per-call', '0.5', '--listen', 'http://127.0.0.1:0', '--announce'], { env })
   const blue = await spawnDomain(['storage', '--root', join(dir, 'blue'), '--volume', 'blue', '--listen', `unix:${join(dir, 'blue.sock')}`, '--announce'], { env })
   t.teardown(async () => { await red.stop(); await blue.stop(); await closeSharedFrontend(); await closeSharedProxies(); await closeStorageRegistry() })
 
@@ -33,6 +36,21 @@ t.test('discover → PMT → dispatcher → FileStream', async (t) => {
   t.equal(row.identity.zone, 'z1', 'zone')
   t.equal(row.identity.kernel.release, release(), 'kernel release')
   t.equal(row.identity.hosting, 'process', 'hosting')
+  t.equal(row.sla, 0.9, 'SLA declared in the scopes')
+  t.equal(row.costPerCall, 0.5, 'cost declared in the scopes')
+  t.equal(front.pmt.row(blue.ready.epr)!.sla, 0.5, 'the default SLA when none is declared')
+
+  // Measures are shared with the other performance modules discovered (here: a bare exchange).
+  await front.perf.probe(red.ready.epr)
+  const x = await front.shareMeasures({ intervalMs: 200 })
+  const peerPmt = new PerformanceMappingTable()
+  const peer = new PmtExchange({ pmt: peerPmt, moduleId: `urn:uuid:${randomUUID()}` })
+  t.teardown(async () => { await peer.close() })
+  await peer.serve(['http://127.0.0.1:0'])
+  await peer.join({ intervalMs: 200 })
+  for (let i = 0; i < 100 && peerPmt.row(red.ready.epr) === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(peerPmt.row(red.ready.epr)?.identity.volume, 'red', 'another module learnt the frontend\'s measure of red')
+  t.ok(x.peers.length >= 1, 'and the frontend knows that module')
   t.ok(front.pmt.row(blue.ready.epr)!.measures.calls >= 3, 'the stream\'s calls were measured')
 
   await blue.stop()

@@ -1,7 +1,12 @@
 // Two performance modules exchange their tables over SOAP: each learns the domains the other
 // measured, the freshest measure wins, learnt rows are never sent back (no echo), and a module
-// that goes silent is forgotten together with what only it knew.
+// that goes silent is forgotten together with what only it knew. Modules find each other on
+// WS-Discovery (in a network namespace of this file's own).
+import { isolateNetwork } from './helpers/netns.js'
+await isolateNetwork()
+
 import t from 'tap'
+import { randomUUID } from 'node:crypto'
 import { PerformanceMappingTable, type DomainIdentity } from '../frontend/pmt.js'
 import { PerformanceModule } from '../frontend/performance-module.js'
 import { PmtExchange } from '../frontend/pmt-exchange.js'
@@ -56,4 +61,31 @@ t.test('bounded', async (t) => {
   for (let i = 0; i < 50; i++) if (pmt.merge(row(i), 'm', 10)) taken++
   t.equal(taken, 10)
   t.equal(pmt.size, 10, 'no more rows than the bound')
+})
+
+t.test('modules find each other on WS-Discovery and exchange periodically', async (t) => {
+  const d1 = await startTestDomain(t)
+  const d2 = await startTestDomain(t)
+  const make = async (epr: string, endpoint: string): Promise<{ pmt: PerformanceMappingTable, x: PmtExchange, close: () => Promise<void> }> => {
+    const pmt = new PerformanceMappingTable()
+    const perf = new PerformanceModule({ pmt })
+    const h = perf.track({ epr, endpoints: [endpoint], hosting: 'process', kernel: { sysname: 'Linux', release: '6.1' }, volume: 'v' }, createStorageProxy(endpoint))
+    await perf.probe(epr)
+    const x = new PmtExchange({ pmt, moduleId: `urn:uuid:${randomUUID()}` })
+    await x.serve(['http://127.0.0.1:0'])
+    await x.join({ intervalMs: 200 })
+    return { pmt, x, close: async () => { await x.close(); await h.close() } }
+  }
+  const a = await make('d1', d1.http)
+  const b = await make('d2', d2.bus)
+  t.teardown(async () => { await a.close() })
+  const until = async (cond: () => boolean): Promise<boolean> => {
+    for (let i = 0; i < 100 && !cond(); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    return cond()
+  }
+  t.ok(await until(() => a.pmt.row('d2') !== undefined && b.pmt.row('d1') !== undefined), 'each learnt the other\'s domain without configuration')
+  t.equal(a.pmt.row('d2')!.identity.endpoints[0], d2.bus, 'with its identity')
+  await b.close()
+  t.ok(await until(() => a.pmt.row('d2') === undefined), 'the Bye of a module removes what only it knew')
+  t.equal(a.x.failures, 0, 'no exchange failed')
 })
