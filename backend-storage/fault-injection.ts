@@ -6,14 +6,26 @@ import { readFileSync, unwatchFile, watchFile } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 
-export interface FaultSettings {
-  /** Milliseconds every operation waits before it runs (0 = none). */
-  delayMs: number
+/** What the fault file holds: `delayMs` (every operation waits; 0 = none) and `closeListeners` (the listening sockets close once; open connections stay served). */
+export interface FaultFile {
+  readonly delayMs?: number
+  readonly closeListeners?: boolean
 }
 
-export class FaultInjection implements FaultSettings {
+export class FaultInjection {
+  /** Milliseconds every operation waits before it runs (0 = none). */
   delayMs = 0
   #file: string | undefined
+  #listenersClosed = false
+  /** Set by the domain: closes its listening sockets. */
+  onCloseListeners: (() => void) | undefined
+
+  /** Closes the domain's listening sockets (once); open connections stay served. */
+  closeListeners (): void {
+    if (this.#listenersClosed) return
+    this.#listenersClosed = true
+    this.onCloseListeners?.()
+  }
 
   /** Waits as long as the current settings say. */
   async before (): Promise<void> {
@@ -29,8 +41,10 @@ export class FaultInjection implements FaultSettings {
     const load = (): void => {
       let next = 0
       try {
-        const v = JSON.parse(readFileSync(file, 'utf8')) as { delayMs?: unknown }
-        if (typeof v.delayMs === 'number' && Number.isFinite(v.delayMs) && v.delayMs >= 0 && v.delayMs <= 600_000) next = v.delayMs
+        const v = JSON.parse(readFileSync(file, 'utf8')) as { [K in keyof FaultFile]?: unknown }
+        if (v.closeListeners === true) { logger?.warn('fault injection: listening sockets closed'); this.closeListeners() }
+        if (v.delayMs === undefined) next = 0
+        else if (typeof v.delayMs === 'number' && Number.isFinite(v.delayMs) && v.delayMs >= 0 && v.delayMs <= 600_000) next = v.delayMs
         else logger?.warn({ file }, 'fault file: delayMs must be a number of ms between 0 and 600000; no fault')
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') logger?.warn({ file, err: e }, 'fault file unreadable; no fault')

@@ -115,6 +115,7 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     await engine.closeAll()
     throw e
   }
+  faults.onCloseListeners = () => { host.stopListening() }
   logger.info({ epr, volume, endpoints, root: rootReal }, 'storage domain ready')
   return {
     epr,

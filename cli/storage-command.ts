@@ -33,8 +33,9 @@ Runs a storage service domain serving the files under DIR.
   --sla N                 declared availability importance 0..1 (scope metaos://sla/N)
   --cost-per-call N       declared cost of one call (scope metaos://cost/call/N)
   --cost-per-mb N         declared cost of one MB moved (scope metaos://cost/mb/N)
-  --fault-file FILE       fault injection for tests and benchmarks: follows {"delayMs": N}
-                          in FILE (every operation waits N ms; missing file = no fault)
+  --fault-file FILE       fault injection for tests and benchmarks: follows {"delayMs": N,
+                          "closeListeners": true} in FILE (every operation waits N ms; the
+                          listening sockets close, open connections stay; missing file = no fault)
   --log-level LEVEL       pino level: fatal error warn info debug trace silent (default info)
   --help                  this text
 

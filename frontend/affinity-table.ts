@@ -1,17 +1,47 @@
 // The affinity table (the paper's thread → domain table): once a stream is placed on a domain,
-// every later syscall of that stream goes to the same domain, until the supervisor moves it.
-// Keyed by the handle a domain returned for the stream; an entry lives until the stream closes.
+// every later syscall of that stream goes to the same domain, until the supervisor moves it or the
+// domain fails. The application holds a virtual handle; the table maps it to the domain and the
+// handle that domain issued, and keeps the stream's checkpoint — path, access, share and the
+// position the domain acknowledged — so that the stream can be reopened on another domain of the
+// same volume and go on where it was. An entry lives until the stream closes.
+import type { FileAccess, FileShare } from './generated/storage-service.js'
+
+export interface StreamEntry {
+  /** The handle the application holds (stable across migrations). */
+  readonly id: string
+  readonly path: string
+  readonly access: FileAccess
+  readonly share: FileShare
+  /** The domain serving the stream now, and the handle it issued. */
+  epr: string
+  real: string
+  /** The position the domain acknowledged last (where a replay starts). */
+  position: number
+  /** Calls and migrations of the stream run one after the other. */
+  chain: Promise<unknown>
+  /** Times the stream moved (failover or migration). */
+  moves: number
+}
 
 export class AffinityTable {
-  readonly #byHandle = new Map<string, string>()
+  readonly #byId = new Map<string, StreamEntry>()
 
-  bind (handle: string, epr: string): void { this.#byHandle.set(handle, epr) }
-  lookup (handle: string): string | undefined { return this.#byHandle.get(handle) }
-  release (handle: string): void { this.#byHandle.delete(handle) }
-  get size (): number { return this.#byHandle.size }
-
-  /** Streams placed on a domain (what a migration would move). */
-  streamsOn (epr: string): string[] {
-    return [...this.#byHandle].filter(([, e]) => e === epr).map(([h]) => h)
+  add (e: Omit<StreamEntry, 'chain' | 'moves'>): StreamEntry {
+    const entry: StreamEntry = { ...e, chain: Promise.resolve(), moves: 0 }
+    this.#byId.set(e.id, entry)
+    return entry
   }
+
+  get (id: string): StreamEntry | undefined { return this.#byId.get(id) }
+  /** The domain a stream is on. */
+  lookup (id: string): string | undefined { return this.#byId.get(id)?.epr }
+  release (id: string): void { this.#byId.delete(id) }
+  get size (): number { return this.#byId.size }
+
+  /** Streams placed on a domain (what a migration moves). */
+  streamsOn (epr: string): StreamEntry[] {
+    return [...this.#byId.values()].filter((e) => e.epr === epr)
+  }
+
+  entries (): StreamEntry[] { return [...this.#byId.values()] }
 }

@@ -29,6 +29,7 @@ export const ERRORS = {
   STREAM_CLOSED: { side: 'Sender', description: 'A FileStream method was called after close().' },
   STREAM_BUSY: { side: 'Sender', description: 'A FileStream method was called while another one on the same stream had not finished; await each call (the Node stream adapters do).' },
   NOT_SUPPORTED: { side: 'Sender', description: 'The FileStream cannot do this with its access (reading a write-only stream, writing a read-only one).' },
+  VOLUME_UNAVAILABLE: { side: 'Receiver', description: 'Every domain of the stream\'s volume failed or is gone: the stream could not be moved to a healthy one. Everything acknowledged before is on the volume; the message names the volume and the last failure.' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -135,6 +135,11 @@ export class ServiceHost {
     return out
   }
 
+  /** Closes the listening sockets only: connections already open keep being served (a fault to inject, or a step of a handover). */
+  stopListening (): void {
+    for (const { server } of this.#servers) server.close()
+  }
+
   /** Stops taking work: listeners close, calls on open connections get DOMAIN_DRAINING, in-flight calls finish (up to graceMs). */
   async close (graceMs = 10_000): Promise<void> {
     this.#draining = true

@@ -1,0 +1,159 @@
+// Proactive supervision (the paper's §2.D): watches the Performance Mapping Table and what the
+// dispatchers saw, and acts before a degrading domain costs the applications. A domain is made
+// suspect on a rising latency (its latency EWMA well above its own baseline), an error burst,
+// missed probes, a failure a dispatcher saw (reset, hang, drain), or a vulnerability-feed
+// exclusion; no new stream goes there, its open streams are migrated to a healthy domain of the same
+// volume, then it is isolated — and, by policy, restarted or cloned through `onIsolate`. A domain
+// whose probes are good again for `recoverMs` is readmitted. Every decision is logged with its
+// reason and kept (`decisions`) for `metaos status`. The timer never keeps the process alive.
+import type { Logger } from 'pino'
+import { silentLogger } from '../soap-runtime/logger.js'
+import type { Dispatcher } from './dispatcher.js'
+import type { DomainState, PerformanceMappingTable, PmtRow } from './pmt.js'
+import type { VulnerabilityFeed } from './vulnerability-feed.js'
+
+export interface SupervisorOptions {
+  readonly pmt: PerformanceMappingTable
+  readonly dispatchers: readonly Dispatcher[]
+  /** Period of the watch (ms, default 200). */
+  readonly intervalMs?: number
+  /** Latency this many times the domain's baseline is degradation (default 4)… */
+  readonly latencyFactor?: number
+  /** …when it is also at least this many ms above it (default 10). */
+  readonly latencyMarginMs?: number
+  /** Error-rate EWMA above which a domain is suspect (default 0.3). */
+  readonly errorRate?: number
+  /** Good measures needed this long before an isolated domain is readmitted (default 3000 ms). */
+  readonly recoverMs?: number
+  readonly feed?: VulnerabilityFeed
+  /** Policy after an isolation, e.g. restart the domain or clone a healthy one (DomainManager). */
+  readonly onIsolate?: (epr: string, reason: string) => Promise<void>
+  readonly logger?: Logger
+  readonly now?: () => number
+}
+
+export interface Decision {
+  readonly at: number
+  readonly epr: string
+  readonly from: DomainState
+  readonly to: DomainState
+  readonly reason: string
+  /** Streams migrated by this decision. */
+  readonly migrated?: number
+}
+
+interface Watch { baseline: number | undefined, mbps: number | undefined, goodSince: number | undefined, acting: boolean, isolatedAt: number }
+
+export class Supervisor {
+  readonly decisions: Decision[] = []
+  readonly #o: SupervisorOptions
+  readonly #log: Logger
+  readonly #watch = new Map<string, Watch>()
+  #timer: NodeJS.Timeout | undefined
+  readonly #onSuspect = (e: { epr: string, reason: string, op: string }): void => { void this.#act(e.epr, `${e.op} failed: ${e.reason}`) }
+
+  constructor (o: SupervisorOptions) {
+    this.#o = o
+    this.#log = o.logger ?? silentLogger
+  }
+
+  start (): void {
+    if (this.#timer !== undefined) return
+    for (const d of this.#o.dispatchers) d.on('suspect', this.#onSuspect)
+    this.#timer = setInterval(() => { this.tick() }, this.#o.intervalMs ?? 200)
+    this.#timer.unref()
+  }
+
+  stop (): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+    for (const d of this.#o.dispatchers) d.off('suspect', this.#onSuspect)
+  }
+
+  #now (): number { return (this.#o.now ?? Date.now)() }
+
+  /** One look at every domain (the timer calls it; tests may too). */
+  tick (): void {
+    for (const r of this.#o.pmt.rows()) {
+      const w = this.#watchOf(r.identity.epr)
+      if (w.acting) continue
+      if (r.state === 'healthy') {
+        const why = this.#degraded(r, w)
+        if (why !== undefined) { void this.#act(r.identity.epr, why); continue }
+        const lat = r.measures.latencyMs
+        // The baseline follows the domain's healthy latency slowly (a slow drift is not an alarm).
+        if (lat !== undefined) w.baseline = w.baseline === undefined ? lat : 0.95 * w.baseline + 0.05 * lat
+        const mbps = r.measures.mbPerSec
+        if (mbps !== undefined) w.mbps = w.mbps === undefined ? mbps : 0.95 * w.mbps + 0.05 * mbps
+      } else this.#maybeReadmit(r, w)
+    }
+  }
+
+  #watchOf (epr: string): Watch {
+    let w = this.#watch.get(epr)
+    if (w === undefined) this.#watch.set(epr, w = { baseline: undefined, mbps: undefined, goodSince: undefined, acting: false, isolatedAt: 0 })
+    return w
+  }
+
+  #degraded (r: PmtRow, w: Watch): string | undefined {
+    const m = r.measures
+    if (this.#o.feed?.assess(r) === 'exclude') return 'listed in the vulnerability feed'
+    if (m.errorRate > (this.#o.errorRate ?? 0.3)) return `error burst: error rate ${(m.errorRate * 100).toFixed(0)}%`
+    const lat = m.latencyMs
+    if (lat !== undefined && w.baseline !== undefined && lat > (this.#o.latencyFactor ?? 4) * w.baseline && lat - w.baseline > (this.#o.latencyMarginMs ?? 10)) {
+      return `latency rising: ${lat.toFixed(1)} ms against a baseline of ${w.baseline.toFixed(1)} ms`
+    }
+    // Large calls measure throughput, not latency: a collapse of MB/s is the same alarm.
+    const mbps = m.mbPerSec
+    if (mbps !== undefined && w.mbps !== undefined && mbps < w.mbps / (this.#o.latencyFactor ?? 4)) {
+      return `throughput falling: ${mbps.toFixed(1)} MB/s against a baseline of ${w.mbps.toFixed(1)} MB/s`
+    }
+    return undefined
+  }
+
+  #good (r: PmtRow, w: Watch): boolean {
+    const m = r.measures
+    if (m.probedAt === undefined || m.probedAt <= w.isolatedAt || this.#o.feed?.assess(r) === 'exclude') return false
+    const lat = m.latencyMs
+    const base = w.baseline ?? lat ?? 0
+    return m.errorRate < 0.1 && lat !== undefined && lat <= Math.max((this.#o.latencyFactor ?? 4) * base, base + (this.#o.latencyMarginMs ?? 10)) / 2
+  }
+
+  #maybeReadmit (r: PmtRow, w: Watch): void {
+    const now = this.#now()
+    if (!this.#good(r, w)) { w.goodSince = undefined; return }
+    w.goodSince ??= now
+    if (now - w.goodSince >= (this.#o.recoverMs ?? 3000)) {
+      this.#decide(r.identity.epr, r.state, 'healthy', `measures good again for ${now - w.goodSince} ms`)
+      w.goodSince = undefined
+    }
+  }
+
+  #decide (epr: string, from: DomainState, to: DomainState, reason: string, migrated?: number): void {
+    this.#o.pmt.setState(epr, to)
+    const d: Decision = { at: this.#now(), epr, from, to, reason, ...(migrated === undefined ? {} : { migrated }) }
+    this.decisions.push(d)
+    if (this.decisions.length > 1000) this.decisions.splice(0, this.decisions.length - 1000)
+    this.#log.warn(d, `domain ${to}: ${reason}`)
+  }
+
+  /** Suspect → migrate the domain's streams → isolated (→ the isolation policy). */
+  async #act (epr: string, reason: string): Promise<void> {
+    const w = this.#watchOf(epr)
+    const row = this.#o.pmt.row(epr)
+    if (w.acting || row === undefined || row.state === 'isolated') return
+    w.acting = true
+    try {
+      // A dispatcher may already have marked it (suspect or draining): the decision is recorded all the same.
+      this.#decide(epr, row.state === 'suspect' || row.state === 'draining' ? 'healthy' : row.state, row.state === 'draining' ? 'draining' : 'suspect', reason)
+      let migrated = 0
+      for (const d of this.#o.dispatchers) migrated += await d.migrateAll(epr, reason)
+      w.isolatedAt = this.#now()
+      w.goodSince = undefined
+      this.#decide(epr, this.#o.pmt.row(epr)?.state ?? 'suspect', 'isolated', `${reason}; ${migrated} stream(s) migrated`, migrated)
+      await this.#o.onIsolate?.(epr, reason).catch((e: unknown) => { this.#log.error({ epr, err: e }, 'isolation policy failed') })
+    } finally {
+      w.acting = false
+    }
+  }
+}

@@ -1,0 +1,182 @@
+// DomainManager with real `metaos storage` processes (no mocks): two domains on one root (HTTP and
+// Unix socket) with their stable EPRs, a write through one landing on disk, pause (calls time out,
+// the kernel shows the process stopped) and resume, restart (same EPR, new pid), clone (new EPR,
+// same volume and files), a kill from outside reported as 'exited', the errors of bad names, and
+// cgroup limits where the host allows them. Runs the compiled CLI (dist/, built by `npm test`).
+import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
+import { hostname, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createStorageProxy, MetaosError, type StorageHandler } from '../index.js'
+import { stableUuid } from '../backend-storage/storage-domain.js'
+import { DomainManager, type ManagedDomain } from '../frontend/domain-manager.js'
+
+interface Setup { manager: DomainManager, dir: string, root: string, proxy: (endpoint: string, timeoutMs?: number) => StorageHandler }
+
+function setup (t: Test): Setup {
+  const dir = mkdtempSync(join(tmpdir(), 'metaos-dm-'))
+  const root = join(dir, 'root')
+  mkdirSync(root)
+  const manager = new DomainManager({ graceMs: 3000 })
+  const proxies: StorageHandler[] = []
+  t.teardown(async () => {
+    await Promise.all(proxies.map(async (p) => { await p.close() }))
+    await manager.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const proxy = (endpoint: string, timeoutMs = 5000): StorageHandler => {
+    const p = createStorageProxy(endpoint, { timeoutMs })
+    proxies.push(p)
+    return p
+  }
+  return { manager, dir, root, proxy }
+}
+
+const eprOf = (name: string, root: string): string => stableUuid('metaos-storage', hostname(), name, realpathSync(root))
+
+/** The process state letter from /proc/<pid>/stat (R, S, T…). */
+function procState (pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return stat.charAt(stat.lastIndexOf(')') + 2)
+}
+
+async function writeFile (p: StorageHandler, path: string, data: Buffer): Promise<void> {
+  const { handle } = (await p.invoke('Open', { path, mode: 'Create', access: 'Write', share: 'None' })).output
+  await p.invoke('Write', { handle, data })
+  await p.invoke('Close', { handle })
+}
+
+async function readWhole (p: StorageHandler, path: string): Promise<Buffer> {
+  const { handle } = (await p.invoke('Open', { path, mode: 'Open', access: 'Read', share: 'Read' })).output
+  const { data } = (await p.invoke('Read', { handle, count: 1 << 20 })).output
+  await p.invoke('Close', { handle })
+  return data
+}
+
+async function domainId (p: StorageHandler): Promise<string> {
+  return (await p.invoke('GetDomainInfo', {})).output.domainId
+}
+
+t.test('two domains on one root: EPRs, writes on disk, pause/resume, restart, clone', async (t) => {
+  const { manager, dir, root, proxy } = setup(t)
+  const started: string[] = []
+  manager.on('started', (d) => { started.push(d.name) })
+  const [a, b] = await Promise.all([
+    manager.start({ name: 'a', root, listen: ['http://127.0.0.1:0'] }),
+    manager.start({ name: 'b', root, listen: [`unix:${join(dir, 'b.sock')}`] }),
+  ])
+  t.equal(a.state, 'running')
+  t.equal(a.epr, eprOf('a', root), 'EPR derives from host, name and root')
+  t.equal(b.epr, eprOf('b', root))
+  t.not(a.epr, b.epr)
+  t.match(a.endpoints[0], /^http:\/\/127\.0\.0\.1:\d+\/storage$/)
+  t.match(b.endpoints[0], /^http\+unix:\/\//)
+  t.same((await manager.list()).map((d) => d.name).sort(), ['a', 'b'])
+  t.same(started.sort(), ['a', 'b'])
+
+  const payload = Buffer.from('through domain a\n')
+  await writeFile(proxy(a.endpoints[0]!), 'hello.txt', payload)
+  t.same(readFileSync(join(root, 'hello.txt')), payload, 'the bytes are on disk under the root')
+  t.same(await readWhole(proxy(b.endpoints[0]!), 'hello.txt'), payload, 'and the other domain serves them')
+
+  // pause: the process is stopped, calls time out; resume: they work again.
+  const paused = await manager.pause('a')
+  t.equal(paused.state, 'paused')
+  t.equal(procState(a.pid), 'T')
+  const err = await proxy(a.endpoints[0]!, 300).invoke('GetDomainInfo', {}).then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof MetaosError && err.code === 'TIMED_OUT', `a call to a paused domain times out (${String(err)})`)
+  t.equal((await manager.resume('a')).state, 'running')
+  t.not(procState(a.pid), 'T')
+  t.equal(await domainId(proxy(a.endpoints[0]!)), a.epr, 'serving again after resume')
+
+  // restart of the Unix-socket domain: same EPR, new pid, the socket path reused.
+  const stopped = once(manager, 'stopped') as Promise<[ManagedDomain]>
+  const b2 = await manager.restart('b')
+  t.equal((await stopped)[0].name, 'b')
+  t.equal(b2.epr, b.epr, 'same name + root ⇒ same EPR')
+  t.not(b2.pid, b.pid)
+  t.equal(b2.restarts, 1)
+  t.same(b2.endpoints, b.endpoints)
+  t.equal(await domainId(proxy(b2.endpoints[0]!)), b.epr)
+
+  // restart of a paused domain (killed, not drained).
+  await manager.pause('a')
+  const a2 = await manager.restart('a')
+  t.equal(a2.epr, a.epr)
+  t.not(a2.pid, a.pid)
+  t.equal(await domainId(proxy(a2.endpoints[0]!)), a.epr)
+
+  // clone: new name ⇒ new EPR, same volume and files, its own socket.
+  const c = await manager.clone('b', 'c')
+  t.equal(c.spec.root, root)
+  t.same(c.spec.listen, [`unix:${join(dir, 'c.sock')}`])
+  t.equal(c.epr, eprOf('c', root))
+  t.not(c.epr, b.epr)
+  const infoB = (await proxy(b2.endpoints[0]!).invoke('GetDomainInfo', {})).output
+  const infoC = (await proxy(c.endpoints[0]!).invoke('GetDomainInfo', {})).output
+  t.equal(infoC.volume, infoB.volume, 'the clone serves the same volume')
+  t.same(await readWhole(proxy(c.endpoints[0]!), 'hello.txt'), payload)
+  const d = await manager.clone('a', 'd')
+  t.match(d.spec.listen, ['http://127.0.0.1:0'])
+  t.not(d.endpoints[0], a2.endpoints[0])
+
+  const s = await manager.stop('c')
+  t.equal(s.state, 'stopped')
+  t.equal(s.exit?.code, 0, 'SIGTERM: the domain drained and exited 0')
+  t.notOk(existsSync(join(dir, 'c.sock')), 'the domain removed its socket')
+})
+
+t.test('a kill from outside is an exited event; errors have codes', async (t) => {
+  const { manager, root, proxy } = setup(t)
+  const e = await manager.start({ name: 'e', root, listen: ['http://127.0.0.1:0'] })
+  const dup = await manager.start({ name: 'e', root, listen: ['http://127.0.0.1:0'] }).catch((err: unknown) => err)
+  t.equal((dup as MetaosError).code, 'INVALID_ARGUMENT', 'a name that runs cannot start again')
+  for (const op of [async () => await manager.get('nope'), async () => await manager.stop('nope'), async () => await manager.pause('nope'), async () => await manager.clone('nope', 'x')]) {
+    t.equal(((await op().catch((err: unknown) => err)) as MetaosError).code, 'INVALID_ARGUMENT', 'unknown name')
+  }
+  t.equal(((await manager.start({ name: '../x', root, listen: [] }).catch((err: unknown) => err)) as MetaosError).code, 'INVALID_ARGUMENT', 'bad name')
+  t.equal(((await manager.start({ name: 'f', root, listen: [], extraArgs: ['--name', 'g'] }).catch((err: unknown) => err)) as MetaosError).code, 'INVALID_ARGUMENT', 'extraArgs cannot override the spec')
+
+  const exited = once(manager, 'exited') as Promise<[string, number | null, NodeJS.Signals | null]>
+  process.kill(e.pid, 'SIGKILL')
+  const [name, code, signal] = await exited
+  t.same({ name, code, signal }, { name: 'e', code: null, signal: 'SIGKILL' })
+  const now = await manager.get('e')
+  t.equal(now.state, 'exited')
+  t.same(now.exit, { code: null, signal: 'SIGKILL' })
+  t.equal(((await manager.pause('e').catch((err: unknown) => err)) as MetaosError).code, 'INVALID_ARGUMENT', 'an exited domain cannot be paused')
+
+  const back = await manager.restart('e')
+  t.equal(back.state, 'running')
+  t.equal(await domainId(proxy(back.endpoints[0]!)), e.epr, 'restarted after the crash, same EPR')
+})
+
+t.test('resource limits where the host allows', async (t) => {
+  const { manager, root } = setup(t)
+  const memoryBytes = 256 * 1024 * 1024
+  const l = await manager.start({ name: 'limited', root, listen: ['http://127.0.0.1:0'], limits: { memoryBytes, cpuPercent: 50 } })
+  const limits = l.limits!
+  t.ok(limits !== undefined, 'the snapshot says what became of the limits')
+  if (!limits.applied) {
+    t.comment(`limits not applied (${limits.mechanism}): ${limits.reason ?? ''}`)
+    t.ok(typeof limits.reason === 'string' && limits.reason !== '')
+    return
+  }
+  t.comment(`limits applied with ${limits.mechanism}: ${JSON.stringify(limits.groups)}`)
+  const memory = limits.groups!.memory!
+  const cpu = limits.groups!.cpu!
+  for (const g of new Set([memory, cpu])) {
+    t.ok(readFileSync(join(g, 'cgroup.procs'), 'utf8').split('\n').includes(String(l.pid)), `pid ${l.pid} is in ${g}`)
+  }
+  if (limits.mechanism === 'cgroup-v1') {
+    t.equal(Number(readFileSync(join(memory, 'memory.limit_in_bytes'), 'utf8')), memoryBytes)
+    const period = Number(readFileSync(join(cpu, 'cpu.cfs_period_us'), 'utf8'))
+    t.equal(Number(readFileSync(join(cpu, 'cpu.cfs_quota_us'), 'utf8')), period / 2)
+  } else {
+    t.equal(Number(readFileSync(join(memory, 'memory.max'), 'utf8')), memoryBytes)
+    t.equal(readFileSync(join(cpu, 'cpu.max'), 'utf8').trim(), '50000 100000')
+  }
+  await manager.stop('limited')
+  t.notOk(existsSync(memory) || existsSync(cpu), 'the groups are removed once the domain has exited')
+})
