@@ -23,3 +23,4 @@ export { VulnerabilityFeed, type Vulnerability } from './frontend/vulnerability-
 export { DiscoveryProxy } from './discovery/discovery-proxy.js'
 export { PmtExchange, PERFORMANCE_PATH, PERFORMANCE_MODULE_TYPE } from './frontend/pmt-exchange.js'
 export { IntelligentFrontend, sharedFrontend, closeSharedFrontend, identityFromScopes } from './frontend/intelligent-frontend.js'
+export { DomainManager, ProcessDriver, type DomainSpec, type ManagedDomain, type ManagedDomainState, type DomainDriver, type DomainInstance, type DomainExit, type DomainLimits, type LimitsOutcome, type DomainManagerOptions, type ProcessDriverOptions } from './frontend/domain-manager.js'

@@ -23,7 +23,16 @@ export interface DomainProcess {
 /** Path of the compiled CLI entry point. */
 export const CLI_PATH = packageFile('dist', 'cli', 'metaos.js')
 
-export interface SpawnOptions { timeoutMs?: number, env?: NodeJS.ProcessEnv }
+export interface SpawnOptions {
+  timeoutMs?: number
+  env?: NodeJS.ProcessEnv
+  /**
+   * Called right after the process is spawned, before its ready line: the moment to act on the pid
+   * (e.g. move it into a control group) while the domain is still starting. If it throws, the
+   * process is killed and the spawn fails with that error.
+   */
+  onSpawn?: (child: ChildProcess) => void
+}
 
 /** Starts `metaos <args>` (e.g. `storage --root …`) and waits for its ready line. */
 export async function spawnDomain (args: readonly string[], options: SpawnOptions = {}): Promise<DomainProcess> {
@@ -33,6 +42,7 @@ export async function spawnDomain (args: readonly string[], options: SpawnOption
 /** Starts any Node script that announces itself with a ready line on stdout (domains, benchmark peers). */
 export async function spawnReady (script: string, args: readonly string[], options: SpawnOptions = {}): Promise<DomainProcess> {
   const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
+  try { options.onSpawn?.(child) } catch (e) { child.kill('SIGKILL'); throw e }
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => { if (stderr.length < 64 * 1024) stderr += c.toString() })
   const exited = new Promise<number | null>((resolve) => { child.once('exit', (code) => { resolve(code) }) })
@@ -41,7 +51,7 @@ export async function spawnReady (script: string, args: readonly string[], optio
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new MetaosError('TIMED_OUT', `domain did not get ready within ${options.timeoutMs ?? 20_000} ms: ${stderr.slice(-2000)}`)) }, options.timeoutMs ?? 20_000)
     lines.once('line', (line) => {
       clearTimeout(timer)
-      try { resolve(JSON.parse(line) as ReadyLine) } catch { reject(new MetaosError('PROTOCOL_ERROR', `unexpected first line from the domain: ${line}`)) }
+      try { resolve(JSON.parse(line) as ReadyLine) } catch { child.kill('SIGKILL'); reject(new MetaosError('PROTOCOL_ERROR', `unexpected first line from the domain: ${line}`)) }
     })
     void exited.then((code) => { clearTimeout(timer); reject(new MetaosError('TRANSPORT_ERROR', `domain exited with ${code} before it was ready: ${stderr.slice(-2000)}`)) })
   })

@@ -7,16 +7,10 @@
 // When every domain of the volume is gone, the error names the volume and nothing acknowledged is lost.
 import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { FileStream, createStorageProxy } from '../index.js'
-import { spawnDomain, type DomainProcess } from '../frontend/domain-process.js'
-import { PerformanceMappingTable } from '../frontend/pmt.js'
-import { PerformanceModule } from '../frontend/performance-module.js'
-import { Dispatcher } from '../frontend/dispatcher.js'
-import { Supervisor } from '../frontend/supervisor.js'
-import type { StorageHandler } from '../frontend/storage-handler.js'
+import { FileStream } from '../index.js'
+import { LocalCluster } from '../frontend/local-cluster.js'
 
 const SIZE = 100 * 1024 * 1024
 const BLOCK = 64 * 1024
@@ -25,50 +19,14 @@ const data = randomBytes(SIZE)
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const expected = sha(data)
 
-interface Cluster {
-  root: string
-  domains: DomainProcess[]
-  args: string[][]
-  faultFile: (i: number) => string
-  pmt: PerformanceMappingTable
-  dispatcher: Dispatcher
-  supervisor: Supervisor
-  index: (epr: string) => number
-}
-
-async function cluster (t: Test): Promise<Cluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-failover-'))
-  const root = join(dir, 'volume')
-  mkdirSync(root)
-  const faultFile = (i: number): string => join(dir, `fault-${i}.json`)
-  const env = { ...process.env, METAOS_LOG_LEVEL: 'silent' }
-  const args = [0, 1, 2].map((i) => ['storage', '--root', root, '--volume', 'shared', '--name', `d${i}`, '--listen', 'http://127.0.0.1:0', '--fault-file', faultFile(i)])
-  const domains = await Promise.all(args.map(async (a) => await spawnDomain(a, { env })))
-  const pmt = new PerformanceMappingTable()
-  const perf = new PerformanceModule({ pmt, probeIntervalMs: 200 })
-  const handlers = new Map<string, StorageHandler>()
-  for (const d of domains) {
-    handlers.set(d.ready.epr, perf.track({ epr: d.ready.epr, endpoints: d.ready.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: 'shared' }, createStorageProxy(d.ready.endpoints[0]!, { timeoutMs: 30_000 })))
-  }
-  for (let i = 0; i < 3; i++) for (const epr of handlers.keys()) await perf.probe(epr)
-  perf.start()
-  const dispatcher = new Dispatcher(pmt, handlers, { volume: 'shared', hangMs: 1000 })
-  const supervisor = new Supervisor({ pmt, dispatchers: [dispatcher], recoverMs: 1000 })
-  supervisor.start()
-  const c: Cluster = { root, domains, args, faultFile, pmt, dispatcher, supervisor, index: (epr) => c.domains.findIndex((d) => d.ready.epr === epr) }
-  t.teardown(async () => {
-    supervisor.stop()
-    perf.stop()
-    for (const d of c.domains) { try { process.kill(d.child.pid!, 'SIGCONT') } catch { /* gone */ } }
-    await Promise.all(c.domains.map(async (d) => await d.stop(2000)))
-    for (const h of handlers.values()) await h.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
+async function cluster (t: Test): Promise<LocalCluster> {
+  const c = await LocalCluster.start({ probeIntervalMs: 200, supervisor: { recoverMs: 1000 } })
+  t.teardown(async () => { await c.close() })
   return c
 }
 
 /** Writes the 100 MB, calling `fault` once the stream is 30 MB in; returns the longest single call (ms). */
-async function writeAll (c: Cluster, path: string, fault: (epr: string) => Promise<void> | void): Promise<number> {
+async function writeAll (c: LocalCluster, path: string, fault: (epr: string) => Promise<void> | void): Promise<number> {
   const f = await FileStream.open(path, { mode: 'Create', access: 'Write', destination: c.dispatcher, bufferSize: 0 })
   let longest = 0
   for (let off = 0; off < SIZE; off += BLOCK) {
@@ -81,7 +39,7 @@ async function writeAll (c: Cluster, path: string, fault: (epr: string) => Promi
   return longest
 }
 
-async function readAll (c: Cluster, path: string, fault: (epr: string) => Promise<void> | void): Promise<{ back: Buffer, longest: number }> {
+async function readAll (c: LocalCluster, path: string, fault: (epr: string) => Promise<void> | void): Promise<{ back: Buffer, longest: number }> {
   const f = await FileStream.open(path, { mode: 'Open', access: 'Read', destination: c.dispatcher, bufferSize: 0 })
   const back = Buffer.alloc(SIZE)
   let n = 0
@@ -99,21 +57,17 @@ async function readAll (c: Cluster, path: string, fault: (epr: string) => Promis
   return { back: back.subarray(0, n), longest }
 }
 
-const kinds: Array<[string, (c: Cluster, epr: string) => Promise<void> | void]> = [
-  ['kill -9', (c, epr) => { process.kill(c.domains[c.index(epr)]!.child.pid!, 'SIGKILL') }],
+const kinds: Array<[string, (c: LocalCluster, epr: string) => Promise<void> | void]> = [
+  ['kill -9', (c, epr) => { process.kill(c.pid(epr), 'SIGKILL') }],
   ['SIGSTOP (a hang), SIGCONT 3 s later', (c, epr) => {
-    const pid = c.domains[c.index(epr)]!.child.pid!
+    const pid = c.pid(epr)
     process.kill(pid, 'SIGSTOP')
     setTimeout(() => { try { process.kill(pid, 'SIGCONT') } catch { /* gone */ } }, 3000).unref()
   }],
-  ['slowed down (100 ms inside the service)', (c, epr) => { writeFileSync(c.faultFile(c.index(epr)), JSON.stringify({ delayMs: 100 })) }],
-  ['listening socket closed, connections open', (c, epr) => { writeFileSync(c.faultFile(c.index(epr)), JSON.stringify({ closeListeners: true })) }],
+  ['slowed down (100 ms inside the service)', (c, epr) => { c.inject(c.index(epr), { delayMs: 100 }) }],
+  ['listening socket closed, connections open', (c, epr) => { c.inject(c.index(epr), { closeListeners: true }) }],
   ['restarted with the same EPR', async (c, epr) => {
-    const i = c.index(epr)
-    const old = c.domains[i]!
-    await old.stop()
-    c.domains[i] = await spawnDomain(c.args[i]!, { env: { ...process.env, METAOS_LOG_LEVEL: 'silent' } })
-    if (c.domains[i]!.ready.epr !== epr) throw new Error('the restarted domain has another EPR')
+    if ((await c.restart(c.index(epr))).ready.epr !== epr) throw new Error('the restarted domain has another EPR')
   }],
 ]
 
@@ -124,7 +78,7 @@ for (const [kind, fault] of kinds) {
     t.equal(sha(readFileSync(join(c.root, 'big.bin'))), expected, 'write: the file on the volume has the expected SHA-256')
     const movesAfterWrite = c.dispatcher.moves.length
     // Undo what can be undone, so the read starts on a healthy cluster of two or three domains.
-    for (let i = 0; i < 3; i++) writeFileSync(c.faultFile(i), '{}')
+    for (let i = 0; i < 3; i++) c.inject(i, {})
     const { back, longest: readLongest } = await readAll(c, 'big.bin', async (epr) => { await fault(c, epr) })
     t.equal(back.length, SIZE, 'read: every byte came back')
     t.equal(sha(back), expected, 'read: the data read equals the data written')

@@ -52,8 +52,9 @@ t.test('best: away from a domain that slows down, back when it recovers', async 
   const slowed = await run(600)
   t.ok((slowed.a ?? 0) < (slowed.b ?? 0), `a slowed domain loses the streams (${JSON.stringify(slowed)})`)
   doms[0]!.domain.faults.delayMs = 0
-  await run(1500) // only probes see it now: a few of them
-  const recovered = await run(600)
+  // Only probes see it now (every 100 ms here): within a few seconds it wins the streams back.
+  let recovered: Record<string, number> = {}
+  for (let i = 0; i < 20 && !((recovered.a ?? 0) > (recovered.b ?? 0)); i++) recovered = await run(300)
   t.ok((recovered.a ?? 0) > (recovered.b ?? 0), `a recovered domain wins them back (${JSON.stringify(recovered)})`)
   const o = perf.overhead()
   t.ok(o.probes > 0 && o.probeCallsPerCall < 0.5, `probes are a small share of the calls (${(o.probeCallsPerCall * 100).toFixed(1)}%)`)

@@ -1,0 +1,92 @@
+// The DomainDriver that runs each domain as `metaos storage …`, a child process of this one, moved
+// into its cgroup limits right after spawn, and signals it to stop, kill, pause and resume. It
+// keeps no names or states (the DomainManager does) and never speaks SOAP to the domain.
+import type { ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from 'pino'
+import { applyLimits, type AppliedLimits } from './cgroup-limits.js'
+import type { DomainDriver, DomainExit, DomainInstance, DomainSpec } from './domain-manager.js'
+import { spawnDomain, type DomainProcess } from './domain-process.js'
+import { silentLogger } from '../soap-runtime/logger.js'
+
+export interface ProcessDriverOptions {
+  readonly logger?: Logger
+  /** How long a domain may take to print its ready line (default 20 s). */
+  readonly readyTimeoutMs?: number
+}
+
+/** Runs each domain as `metaos storage …`, a child process of this one. */
+export class ProcessDriver implements DomainDriver {
+  readonly #logger: Logger
+  readonly #readyTimeoutMs: number | undefined
+
+  constructor (options: ProcessDriverOptions = {}) {
+    this.#logger = options.logger ?? silentLogger
+    this.#readyTimeoutMs = options.readyTimeoutMs
+  }
+
+  async start (spec: DomainSpec): Promise<DomainInstance> {
+    const args = ['storage', '--root', spec.root, '--name', spec.name,
+      ...(spec.volume === undefined ? [] : ['--volume', spec.volume]),
+      ...spec.listen.flatMap((l) => ['--listen', l]), ...(spec.extraArgs ?? [])]
+    let spawned: ChildProcess | undefined
+    let limiting: Promise<AppliedLimits> | undefined
+    const onSpawn = (child: ChildProcess): void => {
+      spawned = child
+      // Moved while Node is still starting, so the limits hold for almost all the domain does; the
+      // little it allocated before the move stays charged to this process's group.
+      if (spec.limits !== undefined && child.pid !== undefined) limiting = applyLimits(child.pid, `metaos-${spec.name}-${child.pid}`, spec.limits, this.#logger)
+    }
+    let p: DomainProcess
+    try {
+      p = await spawnDomain(args, { ...(this.#readyTimeoutMs === undefined ? {} : { timeoutMs: this.#readyTimeoutMs }), env: { ...process.env, ...spec.env }, onSpawn })
+    } catch (e) {
+      // It never got ready: its groups go once it has exited.
+      const child = spawned
+      const pending = limiting
+      if (child !== undefined && pending !== undefined) void exitOf(child).then(async () => { await (await pending).release() })
+      throw e
+    }
+    const { child } = p
+    const pid = child.pid!
+    const exit = exitOf(child)
+    const limits = await limiting
+    if (limits !== undefined && !limits.outcome.applied) this.#logger.warn({ domain: spec.name, mechanism: limits.outcome.mechanism, reason: limits.outcome.reason }, 'resource limits not applied')
+    const exited = exit.then(async (e) => { await limits?.release(); return e })
+    const gone = (): boolean => child.exitCode !== null || child.signalCode !== null
+    const signal = (s: NodeJS.Signals): void => { if (!gone()) child.kill(s) }
+    return {
+      pid,
+      epr: p.ready.epr,
+      endpoints: p.ready.endpoints,
+      ...(limits === undefined ? {} : { limits: limits.outcome }),
+      exited,
+      stop: async (graceMs) => {
+        signal('SIGTERM')
+        signal('SIGCONT') // a paused domain handles the SIGTERM once it runs again
+        const force = setTimeout(() => { signal('SIGKILL') }, graceMs)
+        try { return await exited } finally { clearTimeout(force) }
+      },
+      kill: async () => { signal('SIGKILL'); return await exited },
+      pause: async () => { signal('SIGSTOP'); await untilState(pid, (s) => s === 'T') },
+      resume: async () => { signal('SIGCONT'); await untilState(pid, (s) => s !== 'T') },
+    }
+  }
+}
+
+/** How the child ended, whether it has already or not yet. */
+async function exitOf (child: ChildProcess): Promise<DomainExit> {
+  if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode }
+  return await new Promise((resolve) => { child.once('exit', (code, signal) => { resolve({ code, signal }) }) })
+}
+
+/** Waits (≤ 2 s) until /proc says the process state fits; returns at once where there is no /proc. */
+async function untilState (pid: number, ok: (state: string) => boolean): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    let stat: string
+    try { stat = await readFile(`/proc/${pid}/stat`, 'utf8') } catch { return }
+    if (ok(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3))) return
+    await sleep(5)
+  }
+}
