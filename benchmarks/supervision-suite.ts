@@ -42,8 +42,8 @@ export interface SupervisionResult {
 const BLOCK = 64 * 1024
 type Fault = (c: LocalCluster, epr: string) => Promise<void> | void
 const FAULTS: Array<[string, Fault]> = [
-  ['kill -9', (c, epr) => { process.kill(c.pid(epr), 'SIGKILL') }],
-  ['SIGSTOP (hang)', (c, epr) => { const pid = c.pid(epr); process.kill(pid, 'SIGSTOP'); setTimeout(() => { try { process.kill(pid, 'SIGCONT') } catch { /* gone */ } }, 3000).unref() }],
+  ['kill -9', async (c, epr) => { process.kill(await c.pid(epr), 'SIGKILL') }],
+  ['SIGSTOP (hang)', async (c, epr) => { const pid = await c.pid(epr); process.kill(pid, 'SIGSTOP'); setTimeout(() => { try { process.kill(pid, 'SIGCONT') } catch { /* gone */ } }, 3000).unref() }],
   ['100 ms delay', (c, epr) => { c.inject(c.index(epr), { delayMs: 100 }) }],
   ['listener closed', (c, epr) => { c.inject(c.index(epr), { closeListeners: true }) }],
   ['restart, same EPR', async (c, epr) => { await c.restart(c.index(epr)) }],
@@ -85,8 +85,8 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
   let supMs = 0
   try {
     // The bare proxy goes to the domain the dispatcher would choose: same process, same path.
-    const chosen = c.domains[c.index(c.dispatcher.place().chosen)]!
-    const bare = createStorageProxy(chosen.ready.endpoints[0]!)
+    const chosen = await c.get(c.index(c.dispatcher.place().chosen))
+    const bare = createStorageProxy(chosen.endpoints[0]!)
     const once = async (destination: typeof bare | typeof c.dispatcher, path: string): Promise<number> => {
       const t0 = performance.now()
       const f = await FileStream.open(path, { mode: 'Create', access: 'Write', destination, bufferSize: 0 })

@@ -152,14 +152,24 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
     })
   }
 
-  /** Stops the domain (kills it when paused) and starts it with the same spec: same EPR. */
+  /**
+   * Stops the domain (kills it when paused) and starts it with the same spec: same EPR, and the
+   * same addresses — an HTTP listener asked on port 0 comes back on the port it had, so clients
+   * and discovery keep reaching it.
+   */
   async restart (name: string, graceMs = this.#graceMs): Promise<ManagedDomain> {
     return await this.#serial(name, async () => {
       const e = this.#entry(name)
       if (this.#closed) throw new MetaosError('INVALID_ARGUMENT', 'the domain manager is closed')
       // A paused domain is killed: draining would serve calls whose callers have given up.
       await this.#halt(e, e.state === 'paused', graceMs)
-      return await this.#launch(e.spec)
+      const bound = e.instance.endpoints
+      const listen = e.spec.listen.map((l, i) => {
+        const u = /^http:\/\/([^/]+):0\/?$/.exec(l)
+        const ep = bound.length === e.spec.listen.length ? bound[i] : undefined
+        return u !== null && ep?.startsWith('http://') === true ? `http://${new URL(ep).host}` : l
+      })
+      return await this.#launch({ ...e.spec, listen })
     })
   }
 

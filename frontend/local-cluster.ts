@@ -1,11 +1,13 @@
-// A supervised cluster on this machine: N storage domain processes serving one volume (a shared
-// directory), each with a fault file, measured by a performance module, placed on by a dispatcher
-// with failover, and watched by a supervisor. What the fault-injection tests, the supervision
-// benchmark and demonstrations share.
+// A supervised cluster on this machine: storage domain processes serving one volume (a shared
+// directory), started and restarted by the domain manager, each with a fault file, measured by a
+// performance module, placed on by a dispatcher with failover, and watched by a supervisor whose
+// policy restarts a domain that died. What `metaos up`, the fault-injection tests and the
+// supervision benchmark share.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { spawnDomain, type DomainProcess } from './domain-process.js'
+import type { Logger } from 'pino'
+import { DomainManager, type ManagedDomain } from './domain-manager.js'
 import { createStorageProxy } from './storage-proxy.js'
 import { PerformanceMappingTable } from './pmt.js'
 import { PerformanceModule } from './performance-module.js'
@@ -13,16 +15,22 @@ import { Dispatcher, type DispatcherOptions } from './dispatcher.js'
 import { Supervisor, type SupervisorOptions } from './supervisor.js'
 import type { StorageHandler } from './storage-handler.js'
 import type { FaultFile } from '../backend-storage/fault-injection.js'
+import { silentLogger } from '../soap-runtime/logger.js'
 
 export interface LocalClusterOptions {
-  /** Domains to start (default 3). */
-  readonly count?: number
+  /** The domains: how each is reached (default three on HTTP). */
+  readonly domains?: ReadonlyArray<'http' | 'bus'>
   readonly volume?: string
+  /** Where the cluster lives (default a new temporary directory, removed on close). */
+  readonly dir?: string
   readonly probeIntervalMs?: number
   readonly dispatcher?: Omit<DispatcherOptions, 'volume'>
-  readonly supervisor?: Omit<SupervisorOptions, 'pmt' | 'dispatchers'>
+  readonly supervisor?: Omit<SupervisorOptions, 'pmt' | 'dispatchers' | 'onIsolate'>
+  /** Restart a domain that died (default true): the supervisor's isolation policy. */
+  readonly restartDead?: boolean
   /** Log level of the domain processes (default silent). */
   readonly logLevel?: string
+  readonly logger?: Logger
 }
 
 export class LocalCluster {
@@ -30,35 +38,65 @@ export class LocalCluster {
   /** The volume's directory. */
   readonly root: string
   readonly volume: string
-  readonly domains: DomainProcess[] = []
-  readonly args: string[][] = []
+  readonly manager: DomainManager
+  /** The domains as started, in order (`get(i)` for the current state). */
+  readonly names: string[] = []
   readonly pmt = new PerformanceMappingTable()
   readonly perf: PerformanceModule
   readonly handlers = new Map<string, StorageHandler>()
   readonly dispatcher: Dispatcher
   readonly supervisor: Supervisor
-  readonly #env: NodeJS.ProcessEnv
+  readonly #eprs = new Map<string, string>()
+  readonly #ownDir: boolean
 
   private constructor (o: LocalClusterOptions) {
-    this.dir = mkdtempSync(join(tmpdir(), 'metaos-cluster-'))
+    this.#ownDir = o.dir === undefined
+    this.dir = o.dir ?? mkdtempSync(join(tmpdir(), 'metaos-cluster-'))
     this.root = join(this.dir, 'volume')
-    mkdirSync(this.root)
+    mkdirSync(this.root, { recursive: true })
     this.volume = o.volume ?? 'shared'
-    this.#env = { ...process.env, METAOS_LOG_LEVEL: o.logLevel ?? 'silent' }
+    const logger = o.logger ?? silentLogger
+    this.manager = new DomainManager({ logger })
     this.perf = new PerformanceModule({ pmt: this.pmt, ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }) })
     this.dispatcher = new Dispatcher(this.pmt, this.handlers, { ...o.dispatcher, volume: this.volume })
-    this.supervisor = new Supervisor({ ...o.supervisor, pmt: this.pmt, dispatchers: [this.dispatcher] })
+    const restartDead = o.restartDead ?? true
+    this.supervisor = new Supervisor({
+      logger,
+      ...o.supervisor,
+      pmt: this.pmt,
+      perf: this.perf,
+      dispatchers: [this.dispatcher],
+      onIsolate: async (epr) => {
+        const name = this.#eprs.get(epr)
+        if (!restartDead || name === undefined) return
+        const d = await this.manager.get(name)
+        if (d.state === 'exited') await this.manager.restart(name)
+      },
+    })
+    // A domain that dies with no call in flight is noticed at once, not at the next probe.
+    this.manager.on('exited', (name, code, signal) => {
+      const d = [...this.#eprs].find(([, n]) => n === name)
+      if (d !== undefined) this.supervisor.report(d[0], `process exited (${signal ?? `code ${String(code)}`})`)
+    })
   }
 
   static async start (o: LocalClusterOptions = {}): Promise<LocalCluster> {
     const c = new LocalCluster(o)
     try {
-      for (let i = 0; i < (o.count ?? 3); i++) c.args.push(['storage', '--root', c.root, '--volume', c.volume, '--name', `d${i}`, '--listen', 'http://127.0.0.1:0', '--fault-file', c.faultFile(i)])
-      c.domains.push(...await Promise.all(c.args.map(async (a) => await spawnDomain(a, { env: c.#env }))))
-      // A restart comes back on the same address (and, with the same name and root, the same EPR).
-      c.domains.forEach((d, i) => { c.args[i]![c.args[i]!.indexOf('--listen') + 1] = `http://${new URL(d.ready.endpoints[0]!).host}` })
-      for (const d of c.domains) {
-        c.handlers.set(d.ready.epr, c.perf.track({ epr: d.ready.epr, endpoints: d.ready.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: c.volume }, createStorageProxy(d.ready.endpoints[0]!, { timeoutMs: 30_000 })))
+      const kinds = o.domains ?? ['http', 'http', 'http']
+      const env = { METAOS_LOG_LEVEL: o.logLevel ?? 'silent' }
+      const started = await Promise.all(kinds.map(async (kind, i) => await c.manager.start({
+        name: `d${i}`,
+        root: c.root,
+        volume: c.volume,
+        listen: [kind === 'bus' ? `unix:${join(c.dir, `d${i}.sock`)}` : 'http://127.0.0.1:0'],
+        extraArgs: ['--fault-file', c.faultFile(i)],
+        env,
+      })))
+      for (const d of started) {
+        c.names.push(d.name)
+        c.#eprs.set(d.epr, d.name)
+        c.handlers.set(d.epr, c.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: c.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
       }
       // Past each domain's cold first connection before anything is placed.
       for (let i = 0; i < 3; i++) for (const epr of c.handlers.keys()) await c.perf.probe(epr)
@@ -77,23 +115,20 @@ export class LocalCluster {
   inject (i: number, f: FaultFile): void { writeFileSync(this.faultFile(i), JSON.stringify(f)) }
 
   /** Index of the domain with this EPR. */
-  index (epr: string): number { return this.domains.findIndex((d) => d.ready.epr === epr) }
+  index (epr: string): number { return this.names.indexOf(this.#eprs.get(epr) ?? '') }
 
-  pid (epr: string): number { return this.domains[this.index(epr)]!.child.pid! }
+  async get (i: number): Promise<ManagedDomain> { return await this.manager.get(this.names[i]!) }
 
-  /** Stops domain i (SIGTERM: it drains) and starts it again with the same arguments: the same EPR. */
-  async restart (i: number): Promise<DomainProcess> {
-    await this.domains[i]!.stop()
-    this.domains[i] = await spawnDomain(this.args[i]!, { env: this.#env })
-    return this.domains[i]!
-  }
+  async pid (epr: string): Promise<number> { return (await this.get(this.index(epr))).pid }
+
+  /** Stops domain i (SIGTERM: it drains and says Bye) and starts it again: the same EPR, the same address. */
+  async restart (i: number): Promise<ManagedDomain> { return await this.manager.restart(this.names[i]!) }
 
   async close (): Promise<void> {
     this.supervisor.stop()
     this.perf.stop()
-    for (const d of this.domains) { try { process.kill(d.child.pid!, 'SIGCONT') } catch { /* gone */ } }
-    await Promise.all(this.domains.map(async (d) => await d.stop(2000)))
+    await this.manager.close(2000)
     for (const h of this.handlers.values()) await h.close()
-    rmSync(this.dir, { recursive: true, force: true })
+    if (this.#ownDir) rmSync(this.dir, { recursive: true, force: true })
   }
 }

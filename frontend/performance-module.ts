@@ -134,7 +134,7 @@ export class PerformanceModule {
   /** Open and Close of the sample file on one domain, recorded as a probe. */
   async probe (epr: string): Promise<void> {
     const t = this.#tracked.get(epr)
-    if (t === undefined) return
+    if (t === undefined || t.probing) return // one probe at a time per domain (a hung one must not pile them up)
     t.probing = true
     const t0 = process.hrtime.bigint()
     const micros = (): number => Number((process.hrtime.bigint() - t0) / 1000n)

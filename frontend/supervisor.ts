@@ -9,6 +9,7 @@
 import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
 import type { Dispatcher } from './dispatcher.js'
+import type { PerformanceModule } from './performance-module.js'
 import type { DomainState, PerformanceMappingTable, PmtRow } from './pmt.js'
 import type { VulnerabilityFeed } from './vulnerability-feed.js'
 
@@ -26,6 +27,10 @@ export interface SupervisorOptions {
   /** Good measures needed this long before an isolated domain is readmitted (default 3000 ms). */
   readonly recoverMs?: number
   readonly feed?: VulnerabilityFeed
+  /** Probes the domains that are not healthy every `recheckMs`, whatever the application does, so a recovery is seen soon. */
+  readonly perf?: PerformanceModule
+  /** Default 500 ms. */
+  readonly recheckMs?: number
   /** Policy after an isolation, e.g. restart the domain or clone a healthy one (DomainManager). */
   readonly onIsolate?: (epr: string, reason: string) => Promise<void>
   readonly logger?: Logger
@@ -72,6 +77,9 @@ export class Supervisor {
 
   #now (): number { return (this.#o.now ?? Date.now)() }
 
+  /** Something outside the PMT saw a domain fail (its process exited, the manager says): act now. */
+  report (epr: string, reason: string): void { void this.#act(epr, reason) }
+
   /** One look at every domain (the timer calls it; tests may too). */
   tick (): void {
     for (const r of this.#o.pmt.rows()) {
@@ -85,7 +93,11 @@ export class Supervisor {
         if (lat !== undefined) w.baseline = w.baseline === undefined ? lat : 0.95 * w.baseline + 0.05 * lat
         const mbps = r.measures.mbPerSec
         if (mbps !== undefined) w.mbps = w.mbps === undefined ? mbps : 0.95 * w.mbps + 0.05 * mbps
-      } else this.#maybeReadmit(r, w)
+      } else {
+        const probed = r.measures.probedAt ?? 0
+        if (this.#o.perf !== undefined && this.#now() - probed >= (this.#o.recheckMs ?? 500)) void this.#o.perf.probe(r.identity.epr)
+        this.#maybeReadmit(r, w)
+      }
     }
   }
 

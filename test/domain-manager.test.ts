@@ -105,6 +105,7 @@ t.test('two domains on one root: EPRs, writes on disk, pause/resume, restart, cl
   const a2 = await manager.restart('a')
   t.equal(a2.epr, a.epr)
   t.not(a2.pid, a.pid)
+  t.same(a2.endpoints, a.endpoints, 'an HTTP domain comes back on the port it had')
   t.equal(await domainId(proxy(a2.endpoints[0]!)), a.epr)
 
   // clone: new name ⇒ new EPR, same volume and files, its own socket.

@@ -20,7 +20,7 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const expected = sha(data)
 
 async function cluster (t: Test): Promise<LocalCluster> {
-  const c = await LocalCluster.start({ probeIntervalMs: 200, supervisor: { recoverMs: 1000 } })
+  const c = await LocalCluster.start({ probeIntervalMs: 200, supervisor: { recoverMs: 1000 }, restartDead: false })
   t.teardown(async () => { await c.close() })
   return c
 }
@@ -58,16 +58,16 @@ async function readAll (c: LocalCluster, path: string, fault: (epr: string) => P
 }
 
 const kinds: Array<[string, (c: LocalCluster, epr: string) => Promise<void> | void]> = [
-  ['kill -9', (c, epr) => { process.kill(c.pid(epr), 'SIGKILL') }],
-  ['SIGSTOP (a hang), SIGCONT 3 s later', (c, epr) => {
-    const pid = c.pid(epr)
+  ['kill -9', async (c, epr) => { process.kill(await c.pid(epr), 'SIGKILL') }],
+  ['SIGSTOP (a hang), SIGCONT 3 s later', async (c, epr) => {
+    const pid = await c.pid(epr)
     process.kill(pid, 'SIGSTOP')
     setTimeout(() => { try { process.kill(pid, 'SIGCONT') } catch { /* gone */ } }, 3000).unref()
   }],
   ['slowed down (100 ms inside the service)', (c, epr) => { c.inject(c.index(epr), { delayMs: 100 }) }],
   ['listening socket closed, connections open', (c, epr) => { c.inject(c.index(epr), { closeListeners: true }) }],
   ['restarted with the same EPR', async (c, epr) => {
-    if ((await c.restart(c.index(epr))).ready.epr !== epr) throw new Error('the restarted domain has another EPR')
+    if ((await c.restart(c.index(epr))).epr !== epr) throw new Error('the restarted domain has another EPR')
   }],
 ]
 
@@ -105,7 +105,7 @@ t.test('every domain of the volume gone: a clear error, nothing acknowledged los
   let error: unknown
   try {
     for (let off = 0; off < SIZE; off += BLOCK) {
-      if (off === 8 * BLOCK) for (const d of c.domains) process.kill(d.child.pid!, 'SIGKILL')
+      if (off === 8 * BLOCK) for (let i = 0; i < 3; i++) process.kill((await c.get(i)).pid, 'SIGKILL')
       await f.write(data, off, BLOCK)
       acknowledged = off + BLOCK
     }
@@ -115,4 +115,25 @@ t.test('every domain of the volume gone: a clear error, nothing acknowledged los
   t.ok(onDisk.length >= acknowledged, `the ${acknowledged} acknowledged bytes are on the volume`)
   t.equal(sha(onDisk.subarray(0, acknowledged)), sha(data.subarray(0, acknowledged)), 'and they are the bytes written')
   await f.close().catch(() => {})
+})
+
+t.test('policy: a domain that dies is isolated at once and restarted by the manager, then readmitted', async (t) => {
+  const c = await LocalCluster.start({ probeIntervalMs: 200, supervisor: { recoverMs: 500 } })
+  t.teardown(async () => { await c.close() })
+  const before = await c.get(1)
+  process.kill(before.pid, 'SIGKILL')
+  const until = async (cond: () => Promise<boolean> | boolean, ms: number): Promise<boolean> => {
+    for (const end = Date.now() + ms; Date.now() < end;) { if (await cond()) return true; await new Promise((resolve) => setTimeout(resolve, 50)) }
+    return await cond()
+  }
+  t.ok(await until(() => c.supervisor.decisions.some((d) => d.epr === before.epr && d.to === 'isolated' && /process exited \(SIGKILL\)/.test(d.reason)), 3000), 'isolated with the reason: its process exited')
+  t.ok(await until(async () => { const d = await c.get(1); return d.state === 'running' && d.pid !== before.pid }, 10_000), 'restarted by the manager')
+  const after = await c.get(1)
+  t.equal(after.epr, before.epr, 'with the same EPR')
+  t.same(after.endpoints, before.endpoints, 'at the same address')
+  t.ok(await until(() => c.pmt.row(before.epr)!.state === 'healthy', 10_000), 'and readmitted once its probes are good')
+  const f = await FileStream.open('after.bin', { mode: 'Create', destination: c.dispatcher })
+  await f.write(Buffer.from('still serving'))
+  await f.close()
+  t.equal(readFileSync(join(c.root, 'after.bin'), 'utf8'), 'still serving')
 })
