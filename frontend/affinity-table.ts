@@ -12,6 +12,8 @@ export interface StreamEntry {
   readonly path: string
   readonly access: FileAccess
   readonly share: FileShare
+  /** The volume of the file: the stream moves only between domains of this volume. */
+  readonly volume: string
   /** The domain serving the stream now, and the handle it issued. */
   epr: string
   real: string

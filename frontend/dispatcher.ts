@@ -102,10 +102,13 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   }
 
   /** Which domain a syscall (a new stream, or a path operation) would go to, and why. */
-  place (ctx: SyscallContext = { op: 'Open' }, exclude: ReadonlySet<string> = new Set()): Placement {
-    const rows = this.#pmt.rows((ctx.bytes ?? 0) / 1048576).filter((r) => this.#handlers.has(r.identity.epr) && !exclude.has(r.identity.epr) && (this.#o.volume === undefined || r.identity.volume === this.#o.volume))
-    const usable = (r: PmtRow): boolean => r.state === 'healthy'
-    let candidates: readonly PmtRow[] = rows.some(usable) ? rows.filter(usable) : rows.filter((r) => r.state === 'suspect')
+  place (ctx: SyscallContext = { op: 'Open' }, exclude: ReadonlySet<string> = new Set(), volume = this.#o.volume, lastResort = false): Placement {
+    const rows = this.#pmt.rows((ctx.bytes ?? 0) / 1048576).filter((r) => this.#handlers.has(r.identity.epr) && !exclude.has(r.identity.epr) && (volume === undefined || r.identity.volume === volume))
+    // Healthy first; suspect when nothing healthy is left; for a stream that must go on somewhere
+    // (failover), an isolated domain rather than an error — a draining one never.
+    const tiersOfState: readonly DomainState[][] = lastResort ? [['healthy'], ['suspect'], ['isolated']] : [['healthy'], ['suspect']]
+    let candidates: readonly PmtRow[] = []
+    for (const states of tiersOfState) if (candidates.length === 0) candidates = rows.filter((r) => states.includes(r.state))
     let fired: readonly string[] = []
     let tiers: readonly number[] | undefined
     const feed = this.#o.feed
@@ -145,9 +148,10 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     return await this.#serialized(s, async () => {
       // Closed meanwhile, already there, or already moved off the domain by a failover: nothing to do.
       if (this.affinity.get(id) === undefined || s.epr === to || (onlyFrom !== undefined && s.epr !== onlyFrom)) return undefined
+      if (to !== undefined && this.#pmt.row(to)?.identity.volume !== s.volume) throw new MetaosError('INVALID_ARGUMENT', `${to} does not serve volume ${s.volume}: a stream moves only between domains of its volume`)
       const t0 = performance.now()
       const from = s.epr
-      const target = to ?? this.place({ op: 'Open', path: s.path }, new Set([from])).chosen
+      const target = to ?? this.place({ op: 'Open', path: s.path }, new Set([from]), s.volume).chosen
       await this.#reopen(s, target)
       return this.#moved(s, from, 'migration', reason, 'Migrate', t0)
     })
@@ -210,8 +214,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     this.emit('suspect', { epr, reason, op })
   }
 
-  #unavailable (path: string, last: unknown): MetaosError {
-    const volume = this.#o.volume ?? 'of the stream'
+  #unavailable (path: string, last: unknown, volume = this.#o.volume ?? 'of the stream'): MetaosError {
     const why = last instanceof Error ? last.message : String(last)
     return new MetaosError('VOLUME_UNAVAILABLE', `${path}: no domain of volume ${volume} could serve the stream (last failure: ${why}); everything acknowledged before is on the volume`, { cause: last })
   }
@@ -225,7 +228,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
       try {
         const inv = await this.#on(chosen, 'Open', input)
         const id = `vh:${randomBytes(18).toString('base64url')}`
-        this.affinity.add({ id, path: input.path, access: input.access ?? 'ReadWrite', share: input.share ?? 'Read', epr: chosen, real: inv.output.handle, position: inv.output.position })
+        const volume = this.#pmt.row(chosen)?.identity.volume ?? this.#o.volume ?? ''
+        this.affinity.add({ id, path: input.path, access: input.access ?? 'ReadWrite', share: input.share ?? 'Read', volume, epr: chosen, real: inv.output.handle, position: inv.output.position })
         this.placements.set(chosen, (this.placements.get(chosen) ?? 0) + 1)
         return { ...inv, output: { ...inv.output, handle: id } }
       } catch (e) {
@@ -292,14 +296,14 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
         if (!(await this.#failover(s, tried))) break
       }
     }
-    throw this.#unavailable(s.path, last)
+    throw this.#unavailable(s.path, last, s.volume)
   }
 
   /** Reopens a stream on the best domain not tried yet; false when none is left. */
   async #failover (s: StreamEntry, tried: Set<string>): Promise<boolean> {
     for (;;) {
       let target: string
-      try { target = this.place({ op: 'Open', path: s.path }, tried).chosen } catch { return false }
+      try { target = this.place({ op: 'Open', path: s.path }, tried, s.volume, true).chosen } catch { return false }
       try {
         await this.#reopen(s, target)
         return true

@@ -1,12 +1,15 @@
 // The intelligent frontend (the paper's §2.C) assembled: the discovery registry feeds the
 // Performance Mapping Table — a domain that says Hello is tracked (its identity read from its
-// announced scopes), measured by the performance module, and placed on by the dispatcher; a Bye
-// removes it. FileStream's `destination: 'discover'` uses the process-wide instance.
+// announced scopes), measured by the performance module, and placed on by the dispatchers (one per
+// volume, with failover); a Bye first moves the streams the domain serves to another domain of
+// their volume, then removes it. A supervisor watches them all. FileStream's `destination:
+// 'discover'` uses the process-wide instance.
 import type { DiscoveryClient, DiscoveredTarget } from '../discovery/client.js'
 import { declaredFromScopes } from '../discovery/storage-announcement.js'
 import { createStorageProxy } from './storage-proxy.js'
 import { bestEndpoint, storageRegistry } from './discovered-domains.js'
 import { Dispatcher, type DispatcherOptions } from './dispatcher.js'
+import { Supervisor, type SupervisorOptions } from './supervisor.js'
 import { PerformanceModule } from './performance-module.js'
 import { PerformanceMappingTable, type Declared, type DomainIdentity } from './pmt.js'
 import type { StorageHandler } from './storage-handler.js'
@@ -41,6 +44,8 @@ export interface IntelligentFrontendOptions extends Omit<DispatcherOptions, 'vol
    * announces in its scopes (metaos://sla/…, metaos://cost/call/…, metaos://cost/mb/…).
    */
   readonly declared?: Readonly<Record<string, Declared>>
+  /** The supervisor's thresholds (it always runs). */
+  readonly supervisor?: Omit<SupervisorOptions, 'pmt' | 'dispatchers' | 'perf' | 'feed'>
 }
 
 export class IntelligentFrontend {
@@ -48,7 +53,9 @@ export class IntelligentFrontend {
   readonly perf: PerformanceModule
   readonly handlers = new Map<string, StorageHandler>()
   readonly registry: DiscoveryClient
+  readonly supervisor: Supervisor
   readonly #options: IntelligentFrontendOptions
+  readonly #dispatchers = new Map<string, Dispatcher>()
 
   constructor (registry: DiscoveryClient, options: IntelligentFrontendOptions = {}) {
     this.registry = registry
@@ -58,11 +65,21 @@ export class IntelligentFrontend {
       ...(options.probeIntervalMs === undefined ? {} : { probeIntervalMs: options.probeIntervalMs }),
       ...(options.idleProbeIntervalMs === undefined ? {} : { idleProbeIntervalMs: options.idleProbeIntervalMs }),
     })
+    this.supervisor = new Supervisor({ ...options.supervisor, pmt: this.pmt, perf: this.perf, dispatchers: [], ...(options.feed === undefined ? {} : { feed: options.feed }) })
     for (const t of registry.targets.values()) this.#add(t)
     registry.on('added', (t) => { this.#add(t) })
     registry.on('changed', (t) => { this.#remove(t.epr); this.#add(t) })
-    registry.on('removed', (t) => { this.#remove(t.epr) })
+    registry.on('removed', (t) => { void this.#retire(t.epr) })
     this.perf.start()
+    this.supervisor.start()
+  }
+
+  /** A domain said Bye: no new stream goes there, its streams move to another domain of their volume, then it is forgotten. */
+  async #retire (epr: string): Promise<void> {
+    if (!this.handlers.has(epr)) return
+    this.pmt.setState(epr, 'draining')
+    for (const d of this.#dispatchers.values()) await d.migrateAll(epr, 'the domain said Bye')
+    this.#remove(epr)
   }
 
   #add (t: DiscoveredTarget): void {
@@ -95,12 +112,20 @@ export class IntelligentFrontend {
     return (this.#exchange = x)
   }
 
-  /** A dispatcher over the discovered domains (of one volume, if given). */
+  /** The dispatcher over the discovered domains (of one volume, if given); one per volume, supervised. */
   dispatcherFor (volume?: string): Dispatcher {
-    return new Dispatcher(this.pmt, this.handlers, { ...this.#options, ...(volume === undefined ? {} : { volume }) })
+    const key = volume ?? '\0any'
+    let d = this.#dispatchers.get(key)
+    if (d === undefined) {
+      d = new Dispatcher(this.pmt, this.handlers, { ...this.#options, ...(volume === undefined ? {} : { volume }) })
+      this.#dispatchers.set(key, d)
+      this.supervisor.watch(d)
+    }
+    return d
   }
 
   async close (): Promise<void> {
+    this.supervisor.stop()
     this.perf.stop()
     await this.#exchange?.close()
     this.#exchange = undefined

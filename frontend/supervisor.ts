@@ -24,6 +24,8 @@ export interface SupervisorOptions {
   readonly latencyMarginMs?: number
   /** Error-rate EWMA above which a domain is suspect (default 0.3). */
   readonly errorRate?: number
+  /** Fresh measures in a row that must show a soft degradation (latency, throughput, errors) before acting (default 2): one outlier is not a trend. */
+  readonly confirmations?: number
   /** Good measures needed this long before an isolated domain is readmitted (default 3000 ms). */
   readonly recoverMs?: number
   readonly feed?: VulnerabilityFeed
@@ -47,24 +49,33 @@ export interface Decision {
   readonly migrated?: number
 }
 
-interface Watch { baseline: number | undefined, mbps: number | undefined, goodSince: number | undefined, acting: boolean, isolatedAt: number }
+interface Watch { baseline: number | undefined, mbps: number | undefined, strikes: number, seenAt: number, goodSince: number | undefined, acting: boolean, isolatedAt: number }
 
 export class Supervisor {
   readonly decisions: Decision[] = []
   readonly #o: SupervisorOptions
   readonly #log: Logger
   readonly #watch = new Map<string, Watch>()
+  readonly #dispatchers: Dispatcher[]
   #timer: NodeJS.Timeout | undefined
   readonly #onSuspect = (e: { epr: string, reason: string, op: string }): void => { void this.#act(e.epr, `${e.op} failed: ${e.reason}`) }
 
   constructor (o: SupervisorOptions) {
     this.#o = o
     this.#log = o.logger ?? silentLogger
+    this.#dispatchers = [...o.dispatchers]
+  }
+
+  /** Supervises the streams of one more dispatcher (e.g. one made for another volume). */
+  watch (d: Dispatcher): void {
+    if (this.#dispatchers.includes(d)) return
+    this.#dispatchers.push(d)
+    if (this.#timer !== undefined) d.on('suspect', this.#onSuspect)
   }
 
   start (): void {
     if (this.#timer !== undefined) return
-    for (const d of this.#o.dispatchers) d.on('suspect', this.#onSuspect)
+    for (const d of this.#dispatchers) d.on('suspect', this.#onSuspect)
     this.#timer = setInterval(() => { this.tick() }, this.#o.intervalMs ?? 200)
     this.#timer.unref()
   }
@@ -72,7 +83,7 @@ export class Supervisor {
   stop (): void {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
-    for (const d of this.#o.dispatchers) d.off('suspect', this.#onSuspect)
+    for (const d of this.#dispatchers) d.off('suspect', this.#onSuspect)
   }
 
   #now (): number { return (this.#o.now ?? Date.now)() }
@@ -86,8 +97,18 @@ export class Supervisor {
       const w = this.#watchOf(r.identity.epr)
       if (w.acting) continue
       if (r.state === 'healthy') {
+        const hard = this.#o.feed?.assess(r) === 'exclude' ? 'listed in the vulnerability feed' : undefined
+        if (hard !== undefined) { void this.#act(r.identity.epr, hard); continue }
+        // A soft alarm counts once per fresh measure, and acts after `confirmations` in a row.
+        const fresh = r.measures.measuredAt !== w.seenAt
+        w.seenAt = r.measures.measuredAt
         const why = this.#degraded(r, w)
-        if (why !== undefined) { void this.#act(r.identity.epr, why); continue }
+        if (why !== undefined) {
+          if (fresh) w.strikes++
+          if (w.strikes >= (this.#o.confirmations ?? 2)) { w.strikes = 0; void this.#act(r.identity.epr, why) }
+          continue
+        }
+        if (fresh) w.strikes = 0
         const lat = r.measures.latencyMs
         // The baseline follows the domain's healthy latency slowly (a slow drift is not an alarm).
         if (lat !== undefined) w.baseline = w.baseline === undefined ? lat : 0.95 * w.baseline + 0.05 * lat
@@ -103,13 +124,12 @@ export class Supervisor {
 
   #watchOf (epr: string): Watch {
     let w = this.#watch.get(epr)
-    if (w === undefined) this.#watch.set(epr, w = { baseline: undefined, mbps: undefined, goodSince: undefined, acting: false, isolatedAt: 0 })
+    if (w === undefined) this.#watch.set(epr, w = { baseline: undefined, mbps: undefined, strikes: 0, seenAt: 0, goodSince: undefined, acting: false, isolatedAt: 0 })
     return w
   }
 
   #degraded (r: PmtRow, w: Watch): string | undefined {
     const m = r.measures
-    if (this.#o.feed?.assess(r) === 'exclude') return 'listed in the vulnerability feed'
     if (m.errorRate > (this.#o.errorRate ?? 0.3)) return `error burst: error rate ${(m.errorRate * 100).toFixed(0)}%`
     const lat = m.latencyMs
     if (lat !== undefined && w.baseline !== undefined && lat > (this.#o.latencyFactor ?? 4) * w.baseline && lat - w.baseline > (this.#o.latencyMarginMs ?? 10)) {
@@ -159,7 +179,7 @@ export class Supervisor {
       // A dispatcher may already have marked it (suspect or draining): the decision is recorded all the same.
       this.#decide(epr, row.state === 'suspect' || row.state === 'draining' ? 'healthy' : row.state, row.state === 'draining' ? 'draining' : 'suspect', reason)
       let migrated = 0
-      for (const d of this.#o.dispatchers) migrated += await d.migrateAll(epr, reason)
+      for (const d of this.#dispatchers) migrated += await d.migrateAll(epr, reason)
       w.isolatedAt = this.#now()
       w.goodSince = undefined
       this.#decide(epr, this.#o.pmt.row(epr)?.state ?? 'suspect', 'isolated', `${reason}; ${migrated} stream(s) migrated`, migrated)

@@ -26,8 +26,8 @@ async function cluster (t: Test): Promise<LocalCluster> {
 }
 
 /** Writes the 100 MB, calling `fault` once the stream is 30 MB in; returns the longest single call (ms). */
-async function writeAll (c: LocalCluster, path: string, fault: (epr: string) => Promise<void> | void): Promise<number> {
-  const f = await FileStream.open(path, { mode: 'Create', access: 'Write', destination: c.dispatcher, bufferSize: 0 })
+async function writeAll (c: LocalCluster, path: string, fault: (epr: string) => Promise<void> | void, exceptionLess = false): Promise<number> {
+  const f = await FileStream.open(path, { mode: 'Create', access: 'Write', destination: c.dispatcher, bufferSize: 0, exceptionLess })
   let longest = 0
   for (let off = 0; off < SIZE; off += BLOCK) {
     if (off === FAULT_AT) await fault(c.dispatcher.affinity.entries()[0]!.epr)
@@ -79,7 +79,10 @@ for (const [kind, fault] of kinds) {
     const movesAfterWrite = c.dispatcher.moves.length
     // Undo what can be undone, so the read starts on a healthy cluster of two or three domains.
     for (let i = 0; i < 3; i++) c.inject(i, {})
-    const { back, longest: readLongest } = await readAll(c, 'big.bin', async (epr) => { await fault(c, epr) })
+    const { back, longest: readLongest } = await readAll(c, 'big.bin', async (epr) => { await fault(c, epr) }).catch((e: unknown) => {
+      t.comment(`supervisor: ${c.supervisor.decisions.map((d) => `${d.epr.slice(-4)} ${d.to}: ${d.reason}`).join(' | ')}; moves: ${c.dispatcher.moves.map((m) => `${m.from.slice(-4)}→${m.to.slice(-4)} ${m.op} ${m.reason}`).join('; ')}`)
+      throw e
+    })
     t.equal(back.length, SIZE, 'read: every byte came back')
     t.equal(sha(back), expected, 'read: the data read equals the data written')
     const moves = c.dispatcher.moves
@@ -97,6 +100,13 @@ for (const [kind, fault] of kinds) {
     if (kind.startsWith('slowed')) t.ok(c.supervisor.decisions.some((d) => d.to === 'isolated' && /latency|throughput/.test(d.reason)), 'the supervisor saw the domain slow down and isolated it')
   })
 }
+
+t.test('exception-less mode: kill -9 with Batches in flight', async (t) => {
+  const c = await cluster(t)
+  await writeAll(c, 'batched.bin', async (epr) => { process.kill(await c.pid(epr), 'SIGKILL') }, true)
+  t.equal(sha(readFileSync(join(c.root, 'batched.bin'))), expected, 'the pending Batch was replayed on another domain: the expected SHA-256')
+  t.ok(c.dispatcher.moves.some((m) => m.kind === 'failover' && m.op === 'Batch'), `a Batch failed over (${c.dispatcher.moves.map((m) => `${m.op} ${m.reason} ${m.stallMs.toFixed(0)} ms`).join('; ')})`)
+})
 
 t.test('every domain of the volume gone: a clear error, nothing acknowledged lost', async (t) => {
   const c = await cluster(t)
