@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string, load: () => Promise<{ main: (a
   'discovery-proxy': { summary: 'run a WS-Discovery discovery proxy (managed mode)', load: async () => await import('./discovery-proxy-command.js') },
   pmt: { summary: 'measure discovered domains and print the Performance Mapping Table', load: async () => await import('./pmt-command.js') },
   up: { summary: 'start local process domains and show them working (the default demo)', load: async () => await import('./up-command.js') },
+  status: { summary: 'show what the running `metaos up` is doing: domains, PMT, supervisor decisions, streams', load: async () => await import('./status-command.js') },
   bench: { summary: 'run benchmarks (see docs/benchmarks.md)', load: async () => await import('../benchmarks/bench-command.js') },
 }
 

@@ -1,7 +1,9 @@
 // `metaos up` (and `npm start`): the embedded default. Starts two storage domains as local
-// processes on one volume — one on a Unix socket (the paper's co-hosted bus), one on HTTP at
-// 127.0.0.1 — writes and reads back a file through FileStream to the local kernel, the bus and
-// the network, checks every byte, prints what each path cost, and where the WSDL is.
+// processes on one volume through the domain manager — one on a Unix socket (the paper's co-hosted
+// bus), one on HTTP at 127.0.0.1 — writes and reads back a file through FileStream to the local
+// kernel, the bus and the network, checks every byte, prints what each path cost, moves a live
+// stream from one domain to the other, and where the WSDL is. While it runs, a supervisor watches
+// the domains (a domain that dies is isolated and restarted) and `metaos status` shows it all.
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,51 +11,58 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { FileStream } from '../frontend/file-stream.js'
 import { closeSharedProxies } from '../frontend/storage-proxy.js'
-import { spawnDomain, type DomainProcess } from '../frontend/domain-process.js'
+import { LocalCluster } from '../frontend/local-cluster.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
+import { createLogger } from '../soap-runtime/logger.js'
+import { serveStatus } from './status-command.js'
 
-const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once]
+const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N]
 
 Starts two storage domains as local processes (one reached over a Unix socket, the "bus";
 one over HTTP on 127.0.0.1), writes and reads back a file through FileStream to the local
 kernel, the bus and the network, checks every byte, and prints throughput, channel time and
-service time per destination. The domains then keep running (their WSDL is printed) until
-Ctrl-C, unless --once.
+service time per destination; then moves a live stream from one domain to the other. The
+domains then keep running, supervised (a domain that dies is isolated and restarted; see
+\`metaos status\`), until Ctrl-C, unless --once.
 
   --size MB        size of the file written to each destination (default 16)
   --buffer BYTES   FileStream buffer, the paper's "cache" (default 4096)
   --once           stop the domains and exit after the demonstration
+  --status-port N  port of the status endpoint on 127.0.0.1 (default: any free port)
   --help           this text
 `
 
 interface Row { destination: string, endpoint: string, writeMBs: number, readMBs: number, channelMs: number, serviceMs: number, calls: number, ok: boolean }
 
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, buffer: { type: 'string' }, once: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
+  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, buffer: { type: 'string' }, once: { type: 'boolean' }, 'status-port': { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
   if (values.help === true) { process.stdout.write(HELP); return 0 }
   const sizeMB = Number(values.size ?? '16')
   const bufferSize = Number(values.buffer ?? '4096')
   if (!(sizeMB > 0 && sizeMB <= 4096)) { process.stderr.write('metaos up: --size must be between 0 and 4096 (MB)\n'); return 2 }
   if (!Number.isInteger(bufferSize) || bufferSize < 0) { process.stderr.write('metaos up: --buffer must be a whole number of bytes\n'); return 2 }
 
+  const statusPort = values['status-port'] === undefined ? 0 : Number(values['status-port'])
+  if (!Number.isInteger(statusPort) || statusPort < 0 || statusPort > 65535) { process.stderr.write('metaos up: --status-port must be a port number\n'); return 2 }
+
   const work = mkdtempSync(join(tmpdir(), 'metaos-up-'))
   const root = join(work, 'volume')
-  mkdirSync(root)
   mkdirSync(join(work, 'local'))
-  const sock = join(work, 'bus.sock')
-  const env = { ...process.env, METAOS_LOG_LEVEL: process.env.METAOS_LOG_LEVEL ?? 'warn' }
-  const domains: DomainProcess[] = []
+  const level = process.env.METAOS_LOG_LEVEL ?? 'warn'
+  let cluster: LocalCluster | undefined
+  let status: { url: string, close: () => Promise<void> } | undefined
   const cleanup = async (): Promise<void> => {
+    await status?.close()
     await closeSharedProxies()
-    await Promise.all(domains.map(async (d) => await d.stop()))
+    await cluster?.close()
     rmSync(work, { recursive: true, force: true })
   }
   try {
     process.stdout.write(`metaos up: starting two storage domains over ${root}\n`)
-    domains.push(await spawnDomain(['storage', '--root', root, '--name', 'bus-domain', '--listen', `unix:${sock}`], { env }))
-    domains.push(await spawnDomain(['storage', '--root', root, '--name', 'net-domain', '--listen', 'http://127.0.0.1:0'], { env }))
-    const [bus, net] = domains.map((d) => d.ready.endpoints[0]!) as [string, string]
-    process.stdout.write(`  bus      ${bus}  (pid ${domains[0]!.child.pid})\n  network  ${net}  (pid ${domains[1]!.child.pid})\n\n`)
+    cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger: createLogger('metaos-up', level) })
+    const [busD, netD] = [await cluster.get(0), await cluster.get(1)]
+    const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
+    process.stdout.write(`  bus      ${bus}  (pid ${busD.pid})\n  network  ${net}  (pid ${netD.pid})\n\n`)
 
     const data = randomBytes(Math.round(sizeMB * 1024 * 1024))
     const expected = sha256(data)
@@ -68,11 +77,17 @@ export async function main (argv: string[]): Promise<number> {
     process.stdout.write(table(rows, data.length, bufferSize))
     const failed = rows.filter((r) => !r.ok)
     if (failed.length > 0) { process.stdout.write(`\nBYTES DIFFER for ${failed.map((r) => r.destination).join(', ')}\n`); return 1 }
+    const moved = await migrateLive(cluster, data, expected, bufferSize)
+    process.stdout.write(`\nLive migration: a stream written through the supervised dispatcher moved from ${moved.from} to ${moved.to} at ${moved.atMiB} MiB (the call that moved took ${moved.stallMs.toFixed(1)} ms); bytes ${moved.ok ? 'identical' : 'DIFFER'}.\n`)
+    if (!moved.ok) return 1
     const sockPath = parseEndpoint(bus).socketPath!
     process.stdout.write(`\nAll bytes checked (SHA-256 ${expected.slice(0, 16)}…) on every destination.\n\nWSDL of the storage service (import it into SoapUI, zeep, wsdl2h, svcutil):\n` +
       `  curl '${net}?wsdl'\n  curl --unix-socket ${sockPath} 'http://localhost/storage?wsdl'\n`)
     if (values.once === true) return 0
-    process.stdout.write('\nThe domains keep running. Press Ctrl-C to stop them.\n')
+    const c = cluster
+    status = await serveStatus(async () => ({ ...(await c.status()), pid: process.pid }), statusPort)
+    process.stdout.write(`\nStatus (domains, PMT, supervisor decisions, streams): metaos status   (or curl ${status.url})\n`)
+    process.stdout.write('\nThe domains keep running, supervised. Press Ctrl-C to stop them.\n')
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
     process.stdout.write('\nstopping…\n')
     return 0
@@ -110,6 +125,26 @@ async function exercise (destination: string, endpoint: string, file: string, on
     calls: w.stats.calls + r.stats.calls,
     ok,
   }
+}
+
+/** Writes the file through the supervised dispatcher and moves the stream to the other domain halfway. */
+async function migrateLive (c: LocalCluster, data: Buffer, expected: string, bufferSize: number): Promise<{ from: string, to: string, atMiB: number, stallMs: number, ok: boolean }> {
+  const block = 64 * 1024
+  const w = await FileStream.open('demo-moving.bin', { mode: 'Create', access: 'Write', destination: c.dispatcher, bufferSize })
+  const id = c.dispatcher.affinity.entries()[0]!.id
+  const half = Math.floor(data.length / 2 / block) * block
+  const names = new Map((await c.manager.list()).map((d) => [d.epr, d.name]))
+  let ev: Awaited<ReturnType<typeof c.dispatcher.migrate>>
+  for (let off = 0; off < data.length; off += block) {
+    if (off === half) {
+      const from = c.dispatcher.affinity.lookup(id)!
+      ev = await c.dispatcher.migrate(id, 'demonstration', [...names.keys()].find((e) => e !== from))
+    }
+    await w.write(data, off, Math.min(block, data.length - off))
+  }
+  await w.close()
+  const ok = sha256(readFileSync(join(c.root, 'demo-moving.bin'))) === expected
+  return { from: names.get(ev!.from) ?? ev!.from, to: names.get(ev!.to) ?? ev!.to, atMiB: half / 1048576, stallMs: ev!.stallMs, ok }
 }
 
 function sha256 (b: Buffer): string { return createHash('sha256').update(b).digest('hex') }

@@ -11,8 +11,8 @@ import { DomainManager, type ManagedDomain } from './domain-manager.js'
 import { createStorageProxy } from './storage-proxy.js'
 import { PerformanceMappingTable } from './pmt.js'
 import { PerformanceModule } from './performance-module.js'
-import { Dispatcher, type DispatcherOptions } from './dispatcher.js'
-import { Supervisor, type SupervisorOptions } from './supervisor.js'
+import { Dispatcher, type DispatcherOptions, type MoveEvent } from './dispatcher.js'
+import { Supervisor, type Decision, type SupervisorOptions } from './supervisor.js'
 import type { StorageHandler } from './storage-handler.js'
 import type { FaultFile } from '../backend-storage/fault-injection.js'
 import { silentLogger } from '../soap-runtime/logger.js'
@@ -20,6 +20,8 @@ import { silentLogger } from '../soap-runtime/logger.js'
 export interface LocalClusterOptions {
   /** The domains: how each is reached (default three on HTTP). */
   readonly domains?: ReadonlyArray<'http' | 'bus'>
+  /** Their names (default d0, d1, …): part of each EPR. */
+  readonly names?: readonly string[]
   readonly volume?: string
   /** Where the cluster lives (default a new temporary directory, removed on close). */
   readonly dir?: string
@@ -31,6 +33,15 @@ export interface LocalClusterOptions {
   /** Log level of the domain processes (default silent). */
   readonly logLevel?: string
   readonly logger?: Logger
+}
+
+export interface ClusterStatus {
+  readonly volume: string
+  readonly domains: ReadonlyArray<{ name: string, epr: string, pid: number, state: string, endpoints: string[], restarts: number, limits?: unknown }>
+  readonly pmt: ReadonlyArray<{ epr: string, state: string, score: number, latencyMs: number | undefined, p99Ms: number | undefined, errorRate: number, mbPerSec: number | undefined, calls: number, probedAt: number | undefined }>
+  readonly decisions: readonly Decision[]
+  readonly streams: ReadonlyArray<{ path: string, epr: string, position: number, moves: number }>
+  readonly moves: readonly MoveEvent[]
 }
 
 export class LocalCluster {
@@ -86,10 +97,10 @@ export class LocalCluster {
       const kinds = o.domains ?? ['http', 'http', 'http']
       const env = { METAOS_LOG_LEVEL: o.logLevel ?? 'silent' }
       const started = await Promise.all(kinds.map(async (kind, i) => await c.manager.start({
-        name: `d${i}`,
+        name: o.names?.[i] ?? `d${i}`,
         root: c.root,
         volume: c.volume,
-        listen: [kind === 'bus' ? `unix:${join(c.dir, `d${i}.sock`)}` : 'http://127.0.0.1:0'],
+        listen: [kind === 'bus' ? `unix:${join(c.dir, `${o.names?.[i] ?? `d${i}`}.sock`)}` : 'http://127.0.0.1:0'],
         extraArgs: ['--fault-file', c.faultFile(i)],
         env,
       })))
@@ -106,6 +117,19 @@ export class LocalCluster {
     } catch (e) {
       await c.close()
       throw e
+    }
+  }
+
+  /** Everything an operator wants to see (`metaos status`): domains, the PMT, decisions, streams and moves. */
+  async status (): Promise<ClusterStatus> {
+    const domains = await this.manager.list()
+    return {
+      volume: this.volume,
+      domains: domains.map((d) => ({ name: d.name, epr: d.epr, pid: d.pid, state: d.state, endpoints: [...d.endpoints], restarts: d.restarts, ...(d.limits === undefined ? {} : { limits: d.limits }) })),
+      pmt: this.pmt.rows().map((r) => ({ epr: r.identity.epr, state: r.state, score: r.score.score, latencyMs: r.measures.latencyMs, p99Ms: r.p99Ms, errorRate: r.measures.errorRate, mbPerSec: r.measures.mbPerSec, calls: r.measures.calls, probedAt: r.measures.probedAt })),
+      decisions: [...this.supervisor.decisions],
+      streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves })),
+      moves: [...this.dispatcher.moves],
     }
   }
 

@@ -59,3 +59,28 @@ t.test('discover → PMT → dispatcher → FileStream', async (t) => {
   t.equal(front.pmt.row(blue.ready.epr), undefined, 'and the table')
   t.throws(() => front.dispatcherFor('blue').place(), { code: 'TRANSPORT_ERROR' }, 'no domain of that volume is left')
 })
+
+t.test('a Bye moves the streams of the leaving domain to another of their volume', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'metaos-front-bye-'))
+  mkdirSync(join(dir, 'green'))
+  const env = { ...process.env, METAOS_LOG_LEVEL: 'silent' }
+  const args = (name: string): string[] => ['storage', '--root', join(dir, 'green'), '--volume', 'green', '--name', name, '--listen', 'http://127.0.0.1:0', '--announce']
+  const g1 = await spawnDomain(args('g1'), { env })
+  const g2 = await spawnDomain(args('g2'), { env })
+  t.teardown(async () => { await g1.stop(); await g2.stop(); await closeSharedFrontend(); await closeSharedProxies(); await closeStorageRegistry() })
+  const front = await sharedFrontend()
+  for (let i = 0; i < 100 && !(front.handlers.has(g1.ready.epr) && front.handlers.has(g2.ready.epr)); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  const f = await FileStream.open('moving.txt', { mode: 'Create', destination: 'discover', volume: 'green' })
+  await f.write(Buffer.from('first half, '))
+  await f.flush()
+  const d = front.dispatcherFor('green')
+  const first = d.affinity.entries()[0]!.epr
+  const leaving = first === g1.ready.epr ? g1 : g2
+  await leaving.stop() // SIGTERM: Bye, then drain
+  for (let i = 0; i < 100 && d.affinity.entries()[0]!.epr === first; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.not(d.affinity.entries()[0]!.epr, first, 'the stream moved when its domain said Bye')
+  await f.write(Buffer.from('second half'))
+  await f.close()
+  t.equal(readFileSync(join(dir, 'green', 'moving.txt'), 'utf8'), 'first half, second half', 'and went on where it was')
+  t.ok(d.moves.some((m) => m.kind === 'migration' && m.reason === 'the domain said Bye'), 'a migration, with its reason')
+})

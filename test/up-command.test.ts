@@ -4,6 +4,8 @@
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { createStorageProxy } from '../frontend/storage-proxy.js'
@@ -160,12 +162,34 @@ t.test('metaos up (running): the printed WSDL URLs answer; Ctrl-C stops it clean
     try {
       infos.push((await proxy.invoke('GetDomainInfo', {})).output)
       const list = (await proxy.invoke('ListDirectory', { path: '.' })).output.entry
-      t.same(list.map((e) => [e.name, e.length]), [['demo-bus.bin', 1048576], ['demo-net.bin', 1048576]], `${ep}: the demo's files, 1 MiB each`)
+      t.same(list.map((e) => [e.name, e.length]).sort(), [['.metaos-probe', 0], ['demo-bus.bin', 1048576], ['demo-moving.bin', 1048576], ['demo-net.bin', 1048576]], `${ep}: the demo's files, 1 MiB each, and the probes' empty sample file`)
     } finally { await proxy.close() }
   }
   t.equal(infos[0]!.volume, infos[1]!.volume, 'one volume for both domains')
   t.not(infos[0]!.domainId, infos[1]!.domainId, 'two domains')
   t.same(infos.map((i) => i.hosting), ['process', 'process'])
+
+  t.match(out, /^Live migration: a stream written through the supervised dispatcher moved from (bus|net)-domain to (bus|net)-domain at 0\.5 MiB \(the call that moved took \d+\.\d ms\); bytes identical\.$/m, 'a live stream moved between the domains')
+
+  // metaos status: the domains; then one killed from outside is isolated, restarted and readmitted.
+  const status = async (...args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [CLI, 'status', ...args], { env: ENV, timeout: 10_000 })).stdout
+  interface S { domains: Array<{ name: string, state: string, pid: number, restarts: number, epr: string }>, pmt: Array<{ epr: string, state: string }>, decisions: Array<{ epr: string, to: string, reason: string }> }
+  const first = JSON.parse(await status('--json')) as S
+  t.same(first.domains.map((d) => [d.name, d.state, d.pid]), [['bus-domain', 'running', p.pids[0]], ['net-domain', 'running', p.pids[1]]], 'metaos status --json: both domains running, with the printed pids')
+  process.kill(p.pids[1]!, 'SIGKILL')
+  let s = first
+  for (let i = 0; i < 100; i++) {
+    s = JSON.parse(await status('--json')) as S
+    const net = s.domains.find((d) => d.name === 'net-domain')!
+    if (net.restarts === 1 && net.state === 'running' && s.pmt.find((r) => r.epr === net.epr)?.state === 'healthy') break
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  const net = s.domains.find((d) => d.name === 'net-domain')!
+  t.ok(s.decisions.some((d) => d.epr === net.epr && d.to === 'isolated' && /process exited \(SIGKILL\)/.test(d.reason)), 'the supervisor isolated the killed domain, saying why')
+  t.ok(net.restarts === 1 && net.state === 'running' && net.pid !== p.pids[1], `restarted (pid ${net.pid})`)
+  t.equal(s.pmt.find((r) => r.epr === net.epr)?.state, 'healthy', 'and readmitted')
+  t.match(await status(), /supervisor decisions\n.*\n.*net-domain\s+healthy\s+suspect\s+process exited \(SIGKILL\)/, 'metaos status prints the decision and its reason')
+  p.pids.push(net.pid)
 
   up.child.kill('SIGINT')
   const timer = setTimeout(() => { up.child.kill('SIGKILL') }, 20_000)

@@ -1,0 +1,100 @@
+// `metaos status`: what a running `metaos up` is doing — its domains (state, pid, restarts), the
+// Performance Mapping Table, the supervisor's decisions with their reasons, the open streams with
+// their affinity, and the moves made. `metaos up` serves it as JSON on 127.0.0.1 (`serveStatus`)
+// and records where in STATUS_FILE; this command reads it there (or at --url) and prints it.
+import { createServer } from 'node:http'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { ClusterStatus } from '../frontend/local-cluster.js'
+
+/** Where a running `metaos up` says where its status is. */
+export const STATUS_FILE = join(tmpdir(), `metaos-up-${process.getuid?.() ?? 'user'}.json`)
+
+const HELP = `usage: metaos status [--url URL] [--json]
+
+Shows what the running \`metaos up\` is doing: its domains, the Performance Mapping Table, the
+supervisor's decisions (isolations, readmissions, with their reasons), the open streams and the
+moves made (failovers, migrations).
+
+  --url URL   the status endpoint (default: the one the running \`metaos up\` recorded in
+              ${STATUS_FILE})
+  --json      print the JSON as served
+  --help      this text
+`
+
+/** Serves `snapshot()` as JSON at /status on 127.0.0.1 and records the URL in STATUS_FILE. */
+export async function serveStatus (snapshot: () => Promise<object>, port = 0): Promise<{ url: string, close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/status') { res.writeHead(404, { 'content-type': 'text/plain' }).end('GET /status\n'); return }
+    snapshot().then((s) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(s))
+    }, (e: unknown) => { res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(e)}\n`) })
+  })
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, '127.0.0.1', resolve) })
+  const addr = server.address() as { port: number }
+  const url = `http://127.0.0.1:${addr.port}/status`
+  writeFileSync(STATUS_FILE, JSON.stringify({ url, pid: process.pid }) + '\n', { mode: 0o600 })
+  return {
+    url,
+    close: async () => {
+      try { if ((JSON.parse(readFileSync(STATUS_FILE, 'utf8')) as { pid: number }).pid === process.pid) rmSync(STATUS_FILE) } catch { /* gone */ }
+      await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() })
+    },
+  }
+}
+
+type Status = ClusterStatus & { pid: number }
+
+export async function main (argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { url: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
+  if (values.help === true) { process.stdout.write(HELP); return 0 }
+  let url = values.url
+  if (url === undefined) {
+    try {
+      const rec = JSON.parse(readFileSync(STATUS_FILE, 'utf8')) as { url: string, pid: number }
+      process.kill(rec.pid, 0)
+      url = rec.url
+    } catch {
+      process.stderr.write('metaos status: no running `metaos up` found (start one, or give --url)\n')
+      return 1
+    }
+  }
+  let s: Status
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) })
+    if (!res.ok) throw new Error(`HTTP ${res.status}`)
+    s = await res.json() as Status
+  } catch (e) {
+    process.stderr.write(`metaos status: ${url}: ${(e as Error).message}\n`)
+    return 1
+  }
+  if (values.json === true) { process.stdout.write(JSON.stringify(s, null, 2) + '\n'); return 0 }
+  process.stdout.write(render(s))
+  return 0
+}
+
+function render (s: Status): string {
+  const name = new Map(s.domains.map((d) => [d.epr, d.name]))
+  const who = (epr: string): string => name.get(epr) ?? epr
+  const pmt = new Map(s.pmt.map((r) => [r.epr, r]))
+  const fmt = (n: number | undefined, d = 1): string => n === undefined ? '-' : n.toFixed(d)
+  const time = (ms: number): string => new Date(ms).toISOString().slice(11, 23)
+  let out = `metaos up (pid ${s.pid}), volume ${s.volume}\n\ndomains\n`
+  out += table(['name', 'process', 'pid', 'restarts', 'PMT state', 'score', 'latency ms', 'p99 ms', 'errors', 'MB/s', 'calls', 'endpoint'],
+    s.domains.map((d) => { const r = pmt.get(d.epr); return [d.name, d.state, String(d.pid), String(d.restarts), r?.state ?? '-', fmt(r?.score), fmt(r?.latencyMs, 2), fmt(r?.p99Ms, 2), r === undefined ? '-' : `${(r.errorRate * 100).toFixed(0)}%`, fmt(r?.mbPerSec), String(r?.calls ?? 0), d.endpoints[0] ?? ''] }))
+  out += `\nsupervisor decisions${s.decisions.length > 20 ? ' (latest 20)' : ''}\n`
+  out += s.decisions.length === 0 ? '  none\n' : table(['time', 'domain', 'from', 'to', 'reason'], s.decisions.slice(-20).map((d) => [time(d.at), who(d.epr), d.from, d.to, d.reason]))
+  out += '\nopen streams\n'
+  out += s.streams.length === 0 ? '  none\n' : table(['path', 'domain', 'position', 'moves'], s.streams.map((x) => [x.path, who(x.epr), String(x.position), String(x.moves)]))
+  out += `\nmoves${s.moves.length > 20 ? ' (latest 20)' : ''}\n`
+  out += s.moves.length === 0 ? '  none\n' : table(['kind', 'path', 'from', 'to', 'op', 'reason', 'stall ms'], s.moves.slice(-20).map((m) => [m.kind, m.path, who(m.from), who(m.to), m.op, m.reason, m.stallMs.toFixed(1)]))
+  return out
+}
+
+function table (head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (cells: string[]): string => '  ' + cells.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n'
+  return line(head) + rows.map(line).join('')
+}
