@@ -1,7 +1,8 @@
 // Instantiates and drives storage service domains on this host, by name: start, stop, kill,
-// pause, resume, restart, clone. The manager owns names, states and events; a DomainDriver owns how
-// a domain runs (ProcessDriver, in process-driver.ts: a `metaos storage` child process confined by
-// the cgroup limits of cgroup-limits.ts; a container driver can join through the same interface).
+// pause, resume, restart, clone, and resize (new memory and CPU limits, in place). The manager owns
+// names, states and events; a DomainDriver owns how a domain runs (ProcessDriver, in
+// process-driver.ts: a `metaos storage` child process confined by the cgroup limits of
+// cgroup-limits.ts; a container driver can join through the same interface).
 // The manager never speaks SOAP to the domains it runs.
 import { EventEmitter } from 'node:events'
 import { dirname, join } from 'node:path'
@@ -45,7 +46,7 @@ export interface ManagedDomain {
   /** How many times the name was started again after its first start. */
   readonly restarts: number
   readonly startedAt: Date
-  /** Present when the spec asks for limits. */
+  /** Present when the spec asks for limits: what became of them at start or at the last resize. */
   readonly limits?: LimitsOutcome
   /** How the last run ended (stopped or exited states). */
   readonly exit?: DomainExit
@@ -65,6 +66,12 @@ export interface DomainInstance {
   /** Resolves once the domain is frozen. */
   pause: () => Promise<void>
   resume: () => Promise<void>
+  /**
+   * Puts `limits` in force in place, without a restart (a limit left out is lifted); works on a
+   * paused domain too. Never throws for what the host forbids: that is the outcome. A driver
+   * without it cannot resize (a container driver would `docker update`).
+   */
+  setLimits?: (limits: DomainLimits) => Promise<LimitsOutcome>
 }
 
 /** How domains are run: a local process, a container… */
@@ -94,6 +101,8 @@ interface Entry {
   state: ManagedDomainState
   restarts: number
   startedAt: Date
+  /** The instance's at start, then the last resize's. */
+  limits?: LimitsOutcome
   /** Set before the manager ends the run, so its exit is not reported as unasked. */
   asked: boolean
   exit?: DomainExit
@@ -121,7 +130,7 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
   async start (spec: DomainSpec): Promise<ManagedDomain> {
     this.#validate(spec)
     // A copy: the caller's later changes do not reach restarts and clones.
-    const own: DomainSpec = { ...spec, listen: [...spec.listen], ...(spec.extraArgs === undefined ? {} : { extraArgs: [...spec.extraArgs] }), ...(spec.limits === undefined ? {} : { limits: { ...spec.limits } }), ...(spec.env === undefined ? {} : { env: { ...spec.env } }) }
+    const own: DomainSpec = { ...spec, listen: [...spec.listen], ...(spec.extraArgs === undefined ? {} : { extraArgs: [...spec.extraArgs] }), ...(spec.limits === undefined ? {} : { limits: copyLimits(spec.limits) }), ...(spec.env === undefined ? {} : { env: { ...spec.env } }) }
     return await this.#serial(spec.name, async () => await this.#launch(own))
   }
 
@@ -148,6 +157,28 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
     return await this.#serial(name, async () => {
       const e = this.#live(name)
       if (e.state === 'paused') { await e.instance.resume(); if (e.state === 'paused') e.state = 'running' }
+      return this.#snapshot(name)
+    })
+  }
+
+  /**
+   * New memory and CPU limits for a running or paused domain, in place: no restart, same pid and
+   * sockets. `limits` replaces the ones it had (a limit left out is lifted) and stays in the spec,
+   * so restarts and clones get it. Where the host cannot apply them, the domain runs on and the
+   * snapshot's `limits` says why, as at start.
+   */
+  async resize (name: string, limits: DomainLimits): Promise<ManagedDomain> {
+    validateLimits(limits)
+    const own = copyLimits(limits)
+    return await this.#serial(name, async () => {
+      const e = this.#live(name)
+      const outcome: LimitsOutcome = e.instance.setLimits === undefined
+        ? { applied: false, mechanism: 'none', reason: 'the driver cannot change the limits of a running domain; a restart applies them' }
+        : await e.instance.setLimits(own)
+      e.spec = { ...e.spec, limits: own }
+      e.limits = outcome
+      if (outcome.applied) this.#logger.info({ domain: name, pid: e.instance.pid, limits: own, mechanism: outcome.mechanism }, 'domain resized')
+      else this.#logger.warn({ domain: name, pid: e.instance.pid, limits: own, mechanism: outcome.mechanism, reason: outcome.reason }, 'resource limits not applied')
       return this.#snapshot(name)
     })
   }
@@ -205,7 +236,7 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
     const prev = this.#entries.get(spec.name)
     if (prev !== undefined && (prev.state === 'running' || prev.state === 'paused')) throw new MetaosError('INVALID_ARGUMENT', `domain "${spec.name}" is already ${prev.state}`)
     const instance = await this.#driver.start(spec)
-    const entry: Entry = { spec, instance, state: 'running', restarts: prev === undefined ? 0 : prev.restarts + 1, startedAt: new Date(), asked: false }
+    const entry: Entry = { spec, instance, state: 'running', restarts: prev === undefined ? 0 : prev.restarts + 1, startedAt: new Date(), asked: false, ...(instance.limits === undefined ? {} : { limits: instance.limits }) }
     this.#entries.set(spec.name, entry)
     void instance.exited.then((exit) => {
       entry.exit = exit
@@ -235,9 +266,7 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
     // The manager's own flags: another value in extraArgs would silently win (and change the EPR).
     const clash = spec.extraArgs?.find((a) => OWN_FLAGS.includes(a.split('=')[0]!))
     if (clash !== undefined) throw new MetaosError('INVALID_ARGUMENT', `extraArgs must not set ${clash}; it is a field of the spec`)
-    const { memoryBytes, cpuPercent } = spec.limits ?? {}
-    if (memoryBytes !== undefined && !(Number.isSafeInteger(memoryBytes) && memoryBytes > 0)) throw new MetaosError('INVALID_ARGUMENT', 'limits.memoryBytes must be a positive integer')
-    if (cpuPercent !== undefined && !(Number.isFinite(cpuPercent) && cpuPercent > 0)) throw new MetaosError('INVALID_ARGUMENT', 'limits.cpuPercent must be a positive number')
+    if (spec.limits !== undefined) validateLimits(spec.limits)
     const taken = this.#socketPaths(spec.name, true)
     for (const l of spec.listen) {
       const path = parseEndpoint(l).socketPath
@@ -289,7 +318,7 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
       spec: e.spec,
       restarts: e.restarts,
       startedAt: new Date(e.startedAt),
-      ...(e.instance.limits === undefined ? {} : { limits: e.instance.limits }),
+      ...(e.limits === undefined ? {} : { limits: e.limits }),
       ...(e.exit === undefined || e.state === 'running' || e.state === 'paused' ? {} : { exit: e.exit }),
     }
   }
@@ -301,6 +330,18 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
     void tail.then(() => { if (this.#queues.get(name) === tail) this.#queues.delete(name) })
     return await run
   }
+}
+
+function validateLimits (limits: DomainLimits): void {
+  if (typeof limits !== 'object' || limits === null) throw new MetaosError('INVALID_ARGUMENT', 'limits must be an object')
+  const { memoryBytes, cpuPercent } = limits
+  if (memoryBytes !== undefined && !(Number.isSafeInteger(memoryBytes) && memoryBytes > 0)) throw new MetaosError('INVALID_ARGUMENT', 'limits.memoryBytes must be a positive integer')
+  if (cpuPercent !== undefined && !(Number.isFinite(cpuPercent) && cpuPercent > 0)) throw new MetaosError('INVALID_ARGUMENT', 'limits.cpuPercent must be a positive number')
+}
+
+/** Only the fields that are set: the caller's later changes do not reach the spec. */
+function copyLimits (l: DomainLimits): DomainLimits {
+  return { ...(l.memoryBytes === undefined ? {} : { memoryBytes: l.memoryBytes }), ...(l.cpuPercent === undefined ? {} : { cpuPercent: l.cpuPercent }) }
 }
 
 function withoutUndefined<T extends object> (o: T): Partial<T> {

@@ -1,11 +1,12 @@
 // The DomainDriver that runs each domain as `metaos storage …`, a child process of this one, moved
-// into its cgroup limits right after spawn, and signals it to stop, kill, pause and resume. It
-// keeps no names or states (the DomainManager does) and never speaks SOAP to the domain.
+// into its cgroup limits right after spawn (and again on a resize), and signals it to stop, kill,
+// pause and resume. It keeps no names or states (the DomainManager does) and never speaks SOAP to
+// the domain.
 import type { ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import { applyLimits, type AppliedLimits } from './cgroup-limits.js'
+import { CgroupLimits, type LimitsOutcome } from './cgroup-limits.js'
 import type { DomainDriver, DomainExit, DomainInstance, DomainSpec } from './domain-manager.js'
 import { spawnDomain, type DomainProcess } from './domain-process.js'
 import { silentLogger } from '../soap-runtime/logger.js'
@@ -31,36 +32,41 @@ export class ProcessDriver implements DomainDriver {
       ...(spec.volume === undefined ? [] : ['--volume', spec.volume]),
       ...spec.listen.flatMap((l) => ['--listen', l]), ...(spec.extraArgs ?? [])]
     let spawned: ChildProcess | undefined
-    let limiting: Promise<AppliedLimits> | undefined
+    let confinement: CgroupLimits | undefined
+    let limiting: Promise<LimitsOutcome> | undefined
     const onSpawn = (child: ChildProcess): void => {
       spawned = child
+      if (child.pid === undefined) return
+      // Made for every domain, limited or not, so a resize can confine one started without limits.
+      confinement = new CgroupLimits(child.pid, `metaos-${spec.name}-${child.pid}`, this.#logger)
       // Moved while Node is still starting, so the limits hold for almost all the domain does; the
       // little it allocated before the move stays charged to this process's group.
-      if (spec.limits !== undefined && child.pid !== undefined) limiting = applyLimits(child.pid, `metaos-${spec.name}-${child.pid}`, spec.limits, this.#logger)
+      if (spec.limits !== undefined) limiting = confinement.set(spec.limits)
     }
     let p: DomainProcess
     try {
       p = await spawnDomain(args, { ...(this.#readyTimeoutMs === undefined ? {} : { timeoutMs: this.#readyTimeoutMs }), env: { ...process.env, ...spec.env }, onSpawn })
     } catch (e) {
-      // It never got ready: its groups go once it has exited.
+      // It never got ready: its groups go once it has exited (release waits for a set in flight).
       const child = spawned
-      const pending = limiting
-      if (child !== undefined && pending !== undefined) void exitOf(child).then(async () => { await (await pending).release() })
+      const pending = confinement
+      if (child !== undefined && pending !== undefined) void exitOf(child).then(async () => { await pending.release() })
       throw e
     }
     const { child } = p
     const pid = child.pid!
+    const limits = confinement!
     const exit = exitOf(child)
-    const limits = await limiting
-    if (limits !== undefined && !limits.outcome.applied) this.#logger.warn({ domain: spec.name, mechanism: limits.outcome.mechanism, reason: limits.outcome.reason }, 'resource limits not applied')
-    const exited = exit.then(async (e) => { await limits?.release(); return e })
+    const outcome = await limiting
+    if (outcome !== undefined && !outcome.applied) this.#logger.warn({ domain: spec.name, mechanism: outcome.mechanism, reason: outcome.reason }, 'resource limits not applied')
+    const exited = exit.then(async (e) => { await limits.release(); return e })
     const gone = (): boolean => child.exitCode !== null || child.signalCode !== null
     const signal = (s: NodeJS.Signals): void => { if (!gone()) child.kill(s) }
     return {
       pid,
       epr: p.ready.epr,
       endpoints: p.ready.endpoints,
-      ...(limits === undefined ? {} : { limits: limits.outcome }),
+      ...(outcome === undefined ? {} : { limits: outcome }),
       exited,
       stop: async (graceMs) => {
         signal('SIGTERM')
@@ -71,6 +77,8 @@ export class ProcessDriver implements DomainDriver {
       kill: async () => { signal('SIGKILL'); return await exited },
       pause: async () => { signal('SIGSTOP'); await untilState(pid, (s) => s === 'T') },
       resume: async () => { signal('SIGCONT'); await untilState(pid, (s) => s !== 'T') },
+      // Works on a paused domain too: cgroups confine stopped processes the same.
+      setLimits: async (l) => gone() ? { applied: false, mechanism: 'none', reason: 'the domain has exited' } : await limits.set(l),
     }
   }
 }

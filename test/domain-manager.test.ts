@@ -1,8 +1,9 @@
 // DomainManager with real `metaos storage` processes (no mocks): two domains on one root (HTTP and
 // Unix socket) with their stable EPRs, a write through one landing on disk, pause (calls time out,
 // the kernel shows the process stopped) and resume, restart (same EPR, new pid), clone (new EPR,
-// same volume and files), a kill from outside reported as 'exited', the errors of bad names, and
-// cgroup limits where the host allows them. Runs the compiled CLI (dist/, built by `npm test`).
+// same volume and files), a kill from outside reported as 'exited', the errors of bad names,
+// cgroup limits where the host allows them, and resize (limits changed in place, running or paused,
+// kept for the restart). Runs the compiled CLI (dist/, built by `npm test`).
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
@@ -10,7 +11,7 @@ import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createStorageProxy, MetaosError, type StorageHandler } from '../index.js'
 import { stableUuid } from '../backend-storage/storage-domain.js'
-import { DomainManager, type ManagedDomain } from '../frontend/domain-manager.js'
+import { DomainManager, type LimitsOutcome, type ManagedDomain } from '../frontend/domain-manager.js'
 
 interface Setup { manager: DomainManager, dir: string, root: string, proxy: (endpoint: string, timeoutMs?: number) => StorageHandler }
 
@@ -56,6 +57,27 @@ async function readWhole (p: StorageHandler, path: string): Promise<Buffer> {
 
 async function domainId (p: StorageHandler): Promise<string> {
   return (await p.invoke('GetDomainInfo', {})).output.domainId
+}
+
+/** Whether `pid` is in the group (cgroup.procs). */
+const holds = (group: string, pid: number): boolean => readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').includes(String(pid))
+
+/** What the kernel holds for a domain's groups: memory in bytes, CPU quota and period in µs (quota -1 = none). */
+function limitsIn (l: LimitsOutcome): { memory?: number, quota?: number, period?: number } {
+  const { memory, cpu } = l.groups ?? {}
+  const read = (dir: string, file: string): string => readFileSync(join(dir, file), 'utf8').trim()
+  if (l.mechanism === 'cgroup-v1') {
+    return {
+      ...(memory === undefined ? {} : { memory: Number(read(memory, 'memory.limit_in_bytes')) }),
+      ...(cpu === undefined ? {} : { quota: Number(read(cpu, 'cpu.cfs_quota_us')), period: Number(read(cpu, 'cpu.cfs_period_us')) }),
+    }
+  }
+  const [quota, period] = cpu === undefined ? [] : read(cpu, 'cpu.max').split(' ')
+  const max = memory === undefined ? undefined : read(memory, 'memory.max')
+  return {
+    ...(max === undefined ? {} : { memory: max === 'max' ? -1 : Number(max) }),
+    ...(quota === undefined ? {} : { quota: quota === 'max' ? -1 : Number(quota), period: Number(period) }),
+  }
 }
 
 t.test('two domains on one root: EPRs, writes on disk, pause/resume, restart, clone', async (t) => {
@@ -180,4 +202,71 @@ t.test('resource limits where the host allows', async (t) => {
   }
   await manager.stop('limited')
   t.notOk(existsSync(memory) || existsSync(cpu), 'the groups are removed once the domain has exited')
+})
+
+t.test('resize: new limits in place, running or paused, kept for the restart', async (t) => {
+  const { manager, root, proxy } = setup(t)
+  const MiB = 1024 * 1024
+  const r = await manager.start({ name: 'r', root, listen: ['http://127.0.0.1:0'] })
+  t.equal(r.limits, undefined, 'started without limits')
+
+  const big = await manager.resize('r', { memoryBytes: 512 * MiB, cpuPercent: 25 })
+  t.equal(big.pid, r.pid, 'same process: resized in place')
+  t.equal(big.state, 'running')
+  t.same(big.spec.limits, { memoryBytes: 512 * MiB, cpuPercent: 25 }, 'the spec has the new limits')
+  t.ok(big.limits !== undefined, 'the snapshot says what became of them')
+  const applied = big.limits!.applied
+  if (applied) {
+    t.comment(`resized with ${big.limits!.mechanism}: ${JSON.stringify(big.limits!.groups)}`)
+    const { memory, cpu } = big.limits!.groups!
+    for (const g of new Set([memory!, cpu!])) t.ok(holds(g, r.pid), `pid ${r.pid} moved into ${g}`)
+    t.same(limitsIn(big.limits!), { memory: 536870912, quota: 25000, period: 100000 }, 'the kernel holds 512 MiB and 25% of a CPU')
+  } else {
+    t.comment(`limits not applied on this host (${big.limits!.mechanism}): ${big.limits!.reason ?? ''}`)
+    t.ok(typeof big.limits!.reason === 'string' && big.limits!.reason !== '', 'with a reason')
+  }
+  t.equal(await domainId(proxy(big.endpoints[0]!)), r.epr, 'the domain still serves')
+
+  // Paused: resized all the same. Limits replace the old ones: the CPU limit left out is lifted.
+  await manager.pause('r')
+  const small = await manager.resize('r', { memoryBytes: 256 * MiB })
+  t.equal(small.state, 'paused')
+  t.equal(small.pid, r.pid)
+  t.same(small.spec.limits, { memoryBytes: 256 * MiB })
+  t.equal(small.limits?.applied, applied)
+  if (applied) {
+    t.same(small.limits!.groups, big.limits!.groups, 'the same groups, rewritten')
+    t.same(limitsIn(small.limits!), { memory: 268435456, quota: -1, period: 100000 }, 'the kernel holds 256 MiB and no CPU limit')
+  }
+  t.equal((await manager.resume('r')).state, 'running')
+  t.equal(await domainId(proxy(small.endpoints[0]!)), r.epr, 'serving after resize and resume')
+
+  // Invalid values: rejected, nothing changes.
+  for (const bad of [{ memoryBytes: 0 }, { memoryBytes: 1.5 }, { cpuPercent: -5 }, { cpuPercent: Number.NaN }]) {
+    t.equal(((await manager.resize('r', bad).catch((err: unknown) => err)) as MetaosError).code, 'INVALID_ARGUMENT', `rejects ${String(Object.entries(bad)[0])}`)
+  }
+  t.equal(((await manager.resize('nope', { memoryBytes: MiB }).catch((err: unknown) => err)) as MetaosError).code, 'INVALID_ARGUMENT', 'unknown name')
+  t.same((await manager.get('r')).spec.limits, { memoryBytes: 256 * MiB }, 'the spec kept the last valid limits')
+
+  // The restart gets the resized limits; the old groups went with the old process.
+  const r2 = await manager.restart('r')
+  t.not(r2.pid, r.pid)
+  t.same(r2.spec.limits, { memoryBytes: 256 * MiB })
+  t.ok(r2.limits !== undefined, 'the restart asked for the limits')
+  t.equal(r2.limits!.applied, applied)
+  if (applied) {
+    const { memory, cpu } = r2.limits!.groups!
+    t.equal(cpu, undefined, 'no CPU group: the last resize lifted that limit')
+    t.ok(holds(memory!, r2.pid), `pid ${r2.pid} is in ${memory!}`)
+    t.same(limitsIn(r2.limits!), { memory: 268435456 })
+    const old = big.limits!.groups!
+    t.notOk(existsSync(old.memory!) || existsSync(old.cpu!), 'the first run\'s groups are removed')
+  }
+
+  const stopped = await manager.stop('r')
+  t.equal(stopped.state, 'stopped')
+  const err = await manager.resize('r', { memoryBytes: 128 * MiB }).catch((e: unknown) => e)
+  t.ok(err instanceof MetaosError, 'a stopped domain cannot be resized')
+  t.equal((err as MetaosError).code, 'INVALID_ARGUMENT')
+  t.same((await manager.get('r')).spec.limits, { memoryBytes: 256 * MiB }, 'and its spec is unchanged')
 })

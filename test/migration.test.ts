@@ -76,3 +76,56 @@ t.test('streams migrate while they run', async (t) => {
   await t.rejects(dispatcher.migrate(rid, 'test', w.epr), { code: 'INVALID_ARGUMENT' }, 'never to a domain of another volume')
   await r.close()
 })
+
+t.test('a draining domain and a domain the vulnerability feed excludes lose their streams', async (t) => {
+  const { VulnerabilityFeed } = await import('../frontend/vulnerability-feed.js')
+  const { Supervisor } = await import('../frontend/supervisor.js')
+  const dir = mkdtempSync(join(tmpdir(), 'metaos-drain-'))
+  const root = join(dir, 'v')
+  mkdirSync(root)
+  const doms = await Promise.all(['a', 'b', 'c'].map(async (name) => await startStorageDomain({ root, name, volume: 'v', listen: ['http://127.0.0.1:0'] })))
+  const pmt = new PerformanceMappingTable()
+  const perf = new PerformanceModule({ pmt })
+  const handlers = new Map<string, StorageHandler>()
+  // Each reports another runtime version (the feed will list one).
+  for (const [i, d] of doms.entries()) handlers.set(d.epr, perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '6.1.0' }, volume: 'v', runtime: `node/20.20.${i}` }, createStorageProxy(d.endpoints[0]!)))
+  const feed = VulnerabilityFeed.of([])
+  const dispatcher = new Dispatcher(pmt, handlers, { volume: 'v', feed })
+  const supervisor = new Supervisor({ pmt, dispatchers: [dispatcher], feed, perf, intervalMs: 50 })
+  supervisor.start()
+  t.teardown(async () => {
+    supervisor.stop()
+    for (const h of handlers.values()) await h.close()
+    for (const d of doms) await d.close(0)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  for (const epr of handlers.keys()) await perf.probe(epr)
+  const name = (epr: string): string => ['a', 'b', 'c'][doms.findIndex((d) => d.epr === epr)]!
+
+  // Draining: the stream's domain starts shutting down while the stream writes.
+  const data = randomBytes(4 * 1024 * 1024)
+  const f = await FileStream.open('drain.bin', { mode: 'Create', access: 'Write', destination: dispatcher, bufferSize: 0 })
+  await f.write(data, 0, 1024 * 1024)
+  const first = dispatcher.affinity.entries()[0]!.epr
+  const closing = doms.find((d) => d.epr === first)!.close(5000)
+  for (let off = 1024 * 1024; off < data.length; off += 64 * 1024) await f.write(data, off, 64 * 1024)
+  await f.close()
+  await closing
+  t.equal(sha(readFileSync(join(root, 'drain.bin'))), sha(data), 'every byte written, across the drain')
+  t.ok(dispatcher.moves.some((m) => m.from === first && (m.reason === 'DOMAIN_DRAINING' || m.reason === 'TRANSPORT_ERROR')), `the stream left the draining domain ${name(first)} (${dispatcher.moves.map((m) => m.reason).join(', ')})`)
+  t.ok(['draining', 'isolated'].includes(pmt.row(first)!.state), `and it takes no new stream (${pmt.row(first)!.state})`)
+
+  // The feed: the domain serving a stream turns out to run an affected runtime.
+  const g = await FileStream.open('feed.bin', { mode: 'Create', access: 'Write', destination: dispatcher, bufferSize: 0 })
+  await g.write(data, 0, 1024)
+  const serving = dispatcher.affinity.entries()[0]!.epr
+  const runtime = pmt.row(serving)!.identity.runtime!
+  const [, version] = runtime.split('/')
+  feed.replace([{ id: 'TEST-RUNTIME-1', action: 'exclude', affected: [{ runtime: { name: 'node', ranges: [{ introduced: version!, fixed: `${version!}.1` }] } }] }])
+  for (let i = 0; i < 100 && dispatcher.affinity.entries()[0]!.epr === serving; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.not(dispatcher.affinity.entries()[0]!.epr, serving, `the stream moved off ${name(serving)} (${runtime})`)
+  t.ok(supervisor.decisions.some((d) => d.epr === serving && d.to === 'isolated' && /vulnerability feed/.test(d.reason)), 'isolated: listed in the vulnerability feed')
+  await g.write(data, 1024, 1024)
+  await g.close()
+  t.equal(sha(readFileSync(join(root, 'feed.bin'))), sha(data.subarray(0, 2048)), 'and went on where it was')
+})
