@@ -122,7 +122,8 @@ export class LocalCluster {
 
   /** Everything an operator wants to see (`metaos status`): domains, the PMT, decisions, streams and moves. */
   async status (): Promise<ClusterStatus> {
-    const domains = await this.manager.list()
+    const order = (n: string): number => { const i = this.names.indexOf(n); return i < 0 ? Number.MAX_SAFE_INTEGER : i }
+    const domains = (await this.manager.list()).sort((x, y) => order(x.name) - order(y.name))
     return {
       volume: this.volume,
       domains: domains.map((d) => ({ name: d.name, epr: d.epr, pid: d.pid, state: d.state, endpoints: [...d.endpoints], restarts: d.restarts, ...(d.limits === undefined ? {} : { limits: d.limits }) })),
