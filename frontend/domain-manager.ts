@@ -200,7 +200,14 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
         const ep = bound.length === e.spec.listen.length ? bound[i] : undefined
         return u !== null && ep?.startsWith('http://') === true ? `http://${new URL(ep).host}` : l
       })
-      return await this.#launch({ ...e.spec, listen })
+      try {
+        return await this.#launch(e.spec, listen)
+      } catch (err) {
+        // Another process took the port meanwhile: come back on a new one rather than not at all.
+        if (!/EADDRINUSE/.test(String((err as Error).message)) || listen.every((l, i) => l === e.spec.listen[i])) throw err
+        this.#logger.warn({ domain: name, listen }, 'its port was taken meanwhile: restarting on a new one')
+        return await this.#launch(e.spec)
+      }
     })
   }
 
@@ -231,11 +238,12 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
     }))
   }
 
-  async #launch (spec: DomainSpec): Promise<ManagedDomain> {
+  /** Starts `spec` (on `listen`, when a restart pins the ports it had); the spec kept is the one asked for. */
+  async #launch (spec: DomainSpec, listen: readonly string[] = spec.listen): Promise<ManagedDomain> {
     if (this.#closed) throw new MetaosError('INVALID_ARGUMENT', 'the domain manager is closed')
     const prev = this.#entries.get(spec.name)
     if (prev !== undefined && (prev.state === 'running' || prev.state === 'paused')) throw new MetaosError('INVALID_ARGUMENT', `domain "${spec.name}" is already ${prev.state}`)
-    const instance = await this.#driver.start(spec)
+    const instance = await this.#driver.start(listen === spec.listen ? spec : { ...spec, listen })
     const entry: Entry = { spec, instance, state: 'running', restarts: prev === undefined ? 0 : prev.restarts + 1, startedAt: new Date(), asked: false, ...(instance.limits === undefined ? {} : { limits: instance.limits }) }
     this.#entries.set(spec.name, entry)
     void instance.exited.then((exit) => {

@@ -4,7 +4,7 @@
 // policy restarts a domain that died. What `metaos up`, the fault-injection tests and the
 // supervision benchmark share.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { release, tmpdir, type } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { DomainManager, type ManagedDomain } from './domain-manager.js'
@@ -58,6 +58,7 @@ export class LocalCluster {
   readonly dispatcher: Dispatcher
   readonly supervisor: Supervisor
   readonly #eprs = new Map<string, string>()
+  readonly #endpoints = new Map<string, string>()
   readonly #ownDir: boolean
 
   private constructor (o: LocalClusterOptions) {
@@ -84,6 +85,13 @@ export class LocalCluster {
         if (d.state === 'exited') await this.manager.restart(name)
       },
     })
+    // A domain restarted elsewhere (its port was taken meanwhile) is reached where it is now.
+    this.manager.on('started', (d) => {
+      const old = this.handlers.get(d.epr)
+      if (old === undefined || this.#endpoints.get(d.epr) === d.endpoints[0]) return
+      this.#track(d)
+      void old.close()
+    })
     // A domain that dies with no call in flight is noticed at once, not at the next probe.
     this.manager.on('exited', (name, code, signal) => {
       const d = [...this.#eprs].find(([, n]) => n === name)
@@ -107,7 +115,7 @@ export class LocalCluster {
       for (const d of started) {
         c.names.push(d.name)
         c.#eprs.set(d.epr, d.name)
-        c.handlers.set(d.epr, c.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: c.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
+        c.#track(d)
       }
       // Past each domain's cold first connection before anything is placed.
       for (let i = 0; i < 3; i++) for (const epr of c.handlers.keys()) await c.perf.probe(epr)
@@ -132,6 +140,11 @@ export class LocalCluster {
       streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves })),
       moves: [...this.dispatcher.moves],
     }
+  }
+
+  #track (d: ManagedDomain): void {
+    this.#endpoints.set(d.epr, d.endpoints[0]!)
+    this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: 'process', kernel: { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
   }
 
   faultFile (i: number): string { return join(this.dir, `fault-${i}.json`) }
