@@ -28,8 +28,12 @@ export interface LocalClusterOptions {
   readonly probeIntervalMs?: number
   readonly dispatcher?: Omit<DispatcherOptions, 'volume'>
   readonly supervisor?: Omit<SupervisorOptions, 'pmt' | 'dispatchers' | 'onIsolate'>
-  /** Restart a domain that died (default true): the supervisor's isolation policy. */
-  readonly restartDead?: boolean
+  /**
+   * The supervisor's isolation policy: 'restart' (default) restarts a domain whose process died or
+   * hung (same EPR, same address); 'clone' starts a clone of a healthy domain of the volume in its
+   * place (a new EPR), so the volume keeps its capacity; 'none' leaves it isolated.
+   */
+  readonly isolation?: 'restart' | 'clone' | 'none'
   /** Log level of the domain processes (default silent). */
   readonly logLevel?: string
   readonly logger?: Logger
@@ -71,18 +75,23 @@ export class LocalCluster {
     this.manager = new DomainManager({ logger })
     this.perf = new PerformanceModule({ pmt: this.pmt, ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }) })
     this.dispatcher = new Dispatcher(this.pmt, this.handlers, { ...o.dispatcher, volume: this.volume })
-    const restartDead = o.restartDead ?? true
+    const policy = o.isolation ?? 'restart'
     this.supervisor = new Supervisor({
       logger,
       ...o.supervisor,
       pmt: this.pmt,
       perf: this.perf,
       dispatchers: [this.dispatcher],
-      onIsolate: async (epr) => {
+      onIsolate: async (epr, reason) => {
         const name = this.#eprs.get(epr)
-        if (!restartDead || name === undefined) return
+        if (policy === 'none' || name === undefined) return
         const d = await this.manager.get(name)
-        if (d.state === 'exited') await this.manager.restart(name)
+        if (policy === 'restart') {
+          // Dead or hung: a restart helps. Slow or erring: it may recover, and is readmitted if it does.
+          if (d.state === 'exited' || /TIMED_OUT/.test(reason)) await this.manager.restart(name)
+          return
+        }
+        await this.#cloneHealthy(name)
       },
     })
     // A domain restarted elsewhere (its port was taken meanwhile) is reached where it is now.
@@ -140,6 +149,18 @@ export class LocalCluster {
       streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves })),
       moves: [...this.dispatcher.moves],
     }
+  }
+
+  /** Starts a clone of a healthy domain of the volume to stand in for `instead` (the 'clone' policy). */
+  async #cloneHealthy (instead: string): Promise<ManagedDomain | undefined> {
+    const healthy = this.pmt.rows().find((r) => r.state === 'healthy' && this.#eprs.has(r.identity.epr))
+    if (healthy === undefined) return undefined
+    const i = this.names.length
+    const c = await this.manager.clone(this.#eprs.get(healthy.identity.epr)!, `${instead}-clone-${i}`, { extraArgs: ['--fault-file', this.faultFile(i)] })
+    this.names.push(c.name)
+    this.#eprs.set(c.epr, c.name)
+    this.#track(c)
+    return c
   }
 
   #track (d: ManagedDomain): void {

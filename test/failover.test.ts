@@ -20,7 +20,7 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const expected = sha(data)
 
 async function cluster (t: Test): Promise<LocalCluster> {
-  const c = await LocalCluster.start({ probeIntervalMs: 200, supervisor: { recoverMs: 1000 }, restartDead: false })
+  const c = await LocalCluster.start({ probeIntervalMs: 200, supervisor: { recoverMs: 1000 }, isolation: 'none' })
   t.teardown(async () => { await c.close() })
   return c
 }
@@ -146,4 +146,45 @@ t.test('policy: a domain that dies is isolated at once and restarted by the mana
   await f.write(Buffer.from('still serving'))
   await f.close()
   t.equal(readFileSync(join(c.root, 'after.bin'), 'utf8'), 'still serving')
+})
+
+t.test('policy clone: a clone of a healthy domain stands in for one that died', async (t) => {
+  const c = await LocalCluster.start({ probeIntervalMs: 200, isolation: 'clone', domains: ['http', 'bus'] })
+  t.teardown(async () => { await c.close() })
+  const dead = await c.get(0)
+  process.kill(dead.pid, 'SIGKILL')
+  for (let i = 0; i < 100 && c.names.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(c.names.length, 3, 'a third domain was started')
+  const clone = await c.get(2)
+  t.equal(clone.name, 'd0-clone-2')
+  t.equal(clone.spec.root, dead.spec.root, 'on the same volume')
+  t.not(clone.epr, dead.epr, 'with an EPR of its own')
+  t.equal(c.pmt.row(clone.epr)?.state, 'healthy', 'and placed on')
+  t.equal((await c.get(0)).state, 'exited', 'the dead one stays dead (no restart under this policy)')
+  const f = await FileStream.open('x.bin', { mode: 'Create', destination: c.dispatcher })
+  await f.write(Buffer.from('served'))
+  await f.close()
+  t.equal(readFileSync(join(c.root, 'x.bin'), 'utf8'), 'served')
+})
+
+t.test('policy restart: a hung domain is restarted once its stream moved', async (t) => {
+  const c = await LocalCluster.start({ probeIntervalMs: 200, supervisor: { recoverMs: 500 } })
+  t.teardown(async () => { await c.close() })
+  const f = await FileStream.open('h.bin', { mode: 'Create', access: 'Write', destination: c.dispatcher, bufferSize: 0 })
+  await f.write(data, 0, BLOCK)
+  const epr = c.dispatcher.affinity.entries()[0]!.epr
+  const before = await c.get(c.index(epr))
+  process.kill(before.pid, 'SIGSTOP')
+  await f.write(data, BLOCK, BLOCK) // hangs for the deadline, then goes on elsewhere
+  await f.close()
+  t.equal(sha(readFileSync(join(c.root, 'h.bin'))), sha(data.subarray(0, 2 * BLOCK)), 'nothing lost')
+  let now = before
+  for (let i = 0; i < 200 && !(now.pid !== before.pid && now.state === 'running' && c.pmt.row(epr)?.state === 'healthy'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    now = await c.get(c.index(epr))
+  }
+  t.not(now.pid, before.pid, 'the hung process was replaced')
+  t.equal(now.epr, epr, 'same EPR')
+  t.equal(c.pmt.row(epr)?.state, 'healthy', 'readmitted')
+  t.ok(c.supervisor.decisions.some((d) => d.epr === epr && d.to === 'isolated' && /TIMED_OUT/.test(d.reason)), 'isolated for the hang')
 })
