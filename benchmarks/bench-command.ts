@@ -25,7 +25,7 @@ metaos-http/bare-http and metaos-http/soap.
                    (--seconds S per phase, default 6)
   --suite supervision  faults (kill -9, SIGSTOP, delay, closed listener, restart) hitting the
                    domain of a stream: stall, bytes lost, time to isolation; and what
-                   supervision costs when nothing fails (--file-size 64m, --rounds 6)
+                   supervision costs when nothing fails (--file-size 64m, --rounds 10)
   --sizes LIST     payload sizes, e.g. 512,4k,64k,1m (default 512,4k,64k,1m)
   --peers LIST     local-fs,metaos,bare-http,soap (default all)
   --seconds S      measured seconds per peer and size (default 2)
@@ -76,7 +76,7 @@ export async function main (argv: string[]): Promise<number> {
   if (values.suite === 'supervision') {
     let stop = false
     process.once('SIGINT', () => { stop = true })
-    const r = await runSupervisionSuite({ fileBytes: parseSize(values['file-size'] ?? '64m'), rounds: Number(values.rounds ?? '6'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    const r = await runSupervisionSuite({ fileBytes: parseSize(values['file-size'] ?? '64m'), rounds: Number(values.rounds ?? '10'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(supervisionTable(r))
     if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), supervision: r }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0

@@ -37,6 +37,10 @@ export interface SupervisionResult {
   /** MB/s through a bare proxy to one domain, and through the supervised dispatcher (nothing failing). */
   readonly bareMBps: number
   readonly supervisedMBps: number
+  /** Per round (ABBA pairs): supervised time / bare time − 1; mean and standard deviation. */
+  readonly costMean: number
+  readonly costSd: number
+  readonly rounds: number
 }
 
 const BLOCK = 64 * 1024
@@ -83,6 +87,7 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
   const c = await LocalCluster.start()
   let bareMs = 0
   let supMs = 0
+  const costs: number[] = []
   try {
     // The bare proxy goes to the domain the dispatcher would choose: same process, same path.
     const chosen = await c.get(c.index(c.dispatcher.place().chosen))
@@ -98,19 +103,26 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
     await once(bare, 'warm.bin')
     await once(c.dispatcher, 'warm.bin')
     // ABBA order within each round: a drift of the machine's speed hurts both alike.
-    for (let r = 0; r < (o.rounds ?? 6) && o.shouldStop?.() !== true; r++) {
+    for (let r = 0; r < (o.rounds ?? 10) && o.shouldStop?.() !== true; r++) {
       const order = r % 2 === 0 ? ['bare', 'sup'] : ['sup', 'bare']
+      let b = 0
+      let sup = 0
       for (const which of order) {
-        if (which === 'bare') bareMs += await once(bare, 'bare.bin')
-        else supMs += await once(c.dispatcher, 'sup.bin')
+        if (which === 'bare') b = await once(bare, 'bare.bin')
+        else sup = await once(c.dispatcher, 'sup.bin')
       }
+      bareMs += b
+      supMs += sup
+      costs.push(sup / b - 1)
     }
     await bare.close()
   } finally {
     await c.close()
   }
-  const mb = (size / 1048576) * (o.rounds ?? 6)
-  return { fileBytes: size, faults, bareMBps: mb / (bareMs / 1000), supervisedMBps: mb / (supMs / 1000) }
+  const mb = (size / 1048576) * costs.length
+  const mean = costs.reduce((a, b) => a + b, 0) / Math.max(1, costs.length)
+  const sd = Math.sqrt(costs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, costs.length - 1))
+  return { fileBytes: size, faults, bareMBps: mb / (bareMs / 1000), supervisedMBps: mb / (supMs / 1000), costMean: mean, costSd: sd, rounds: costs.length }
 }
 
 export function supervisionTable (r: SupervisionResult): string {
@@ -119,6 +131,6 @@ export function supervisionTable (r: SupervisionResult): string {
   for (const f of r.faults) {
     out += `  ${f.fault.padEnd(20)} ${f.stallMs.toFixed(0).padStart(9)} ${String(f.moves).padStart(6)} ${String(f.bytesWrong).padStart(12)} ${(f.isolationMs === undefined ? '-' : `${f.isolationMs} ms`).padStart(15)}  ${f.isolationReason ?? ''}\n`
   }
-  out += `\nNothing failing: bare proxy ${r.bareMBps.toFixed(1)} MB/s, supervised dispatcher ${r.supervisedMBps.toFixed(1)} MB/s (${((1 - r.supervisedMBps / r.bareMBps) * 100).toFixed(1)}% cost)\n`
+  out += `\nNothing failing: bare proxy ${r.bareMBps.toFixed(1)} MB/s, supervised dispatcher ${r.supervisedMBps.toFixed(1)} MB/s; cost per round ${(r.costMean * 100).toFixed(1)}% ± ${(r.costSd * 100).toFixed(1)}% (mean ± sd of ${r.rounds} ABBA rounds)\n`
   return out
 }
