@@ -11,6 +11,8 @@ export interface BatchShape {
   readonly outputs: ReadonlyMap<string, string>
   /** Name of the fault detail element, e.g. StorageFault. */
   readonly faultElement: string
+  /** Codes the fault element admits; any other is reported as IO_ERROR (default: any). */
+  readonly faultCodes?: readonly string[]
   readonly maxOps: number
 }
 
@@ -30,7 +32,8 @@ export async function runBatch (shape: BatchShape, ops: ReadonlyArray<Record<str
       result.push({ [out]: await execute(name, op[name]) })
     } catch (e) {
       const err = e instanceof MetaosError ? e : fromSystemError(e, name)
-      result.push({ [shape.faultElement]: { code: err.code, message: err.message } })
+      const code = shape.faultCodes === undefined || shape.faultCodes.includes(err.code) ? err.code : 'IO_ERROR'
+      result.push({ [shape.faultElement]: { code, message: err.message } })
     }
   }
   return { result }

@@ -22,13 +22,21 @@ export const ERRORS = {
   MALFORMED_MESSAGE: { side: 'Sender', description: 'Not a SOAP message: not well-formed XML, a DTD, too deep, no Envelope/Body, an unknown operation, a broken MTOM package, a header the domain must but cannot understand.' },
   UNAUTHORIZED: { side: 'Sender', description: 'The caller is not authenticated or not allowed to do this.' },
   DOMAIN_DRAINING: { side: 'Receiver', description: 'The domain is shutting down and takes no new work; retry on another domain of the same volume.' },
+  // Network service codes (NetworkFault), beside the shared ones above.
+  CONNECTION_REFUSED: { side: 'Receiver', description: 'The destination refused the connection (ECONNREFUSED): nothing listens there.' },
+  CONNECTION_RESET: { side: 'Receiver', description: 'The peer reset the connection (ECONNRESET, EPIPE); what was not yet received is lost, as with a local socket.' },
+  HOST_UNREACHABLE: { side: 'Receiver', description: 'No route to the destination (EHOSTUNREACH, ENETUNREACH).' },
+  NAME_NOT_RESOLVED: { side: 'Sender', description: 'The host name does not resolve (ENOTFOUND) as the domain sees it.' },
+  ADDRESS_IN_USE: { side: 'Sender', description: 'Listen on an address and port something already listens on (EADDRINUSE).' },
+  DESTINATION_NOT_ALLOWED: { side: 'Sender', description: 'The domain\'s allow-list does not admit this destination (or listening address): the domain is not an open proxy.' },
   // Frontend-side codes: raised in the application's process, never sent by a domain.
   TRANSPORT_ERROR: { side: 'Receiver', description: 'The frontend could not reach the domain or lost the connection (ECONNREFUSED, ENOENT on a socket, a reset); the message carries the system error.' },
-  TIMED_OUT: { side: 'Receiver', description: 'The domain did not answer within the call\'s timeout.' },
+  TIMED_OUT: { side: 'Receiver', description: 'The domain did not answer within the call\'s timeout; or (a network fault) a connection could not be made within the Connect\'s timeoutMs.' },
   PROTOCOL_ERROR: { side: 'Receiver', description: 'The domain\'s answer was not a valid response of the contract (wrong HTTP status without a fault, unparsable body).' },
   STREAM_CLOSED: { side: 'Sender', description: 'A FileStream method was called after close().' },
   STREAM_BUSY: { side: 'Sender', description: 'A FileStream method was called while another one on the same stream had not finished; await each call (the Node stream adapters do).' },
   NOT_SUPPORTED: { side: 'Sender', description: 'The FileStream cannot do this with its access (reading a write-only stream, writing a read-only one).' },
+  CONNECTION_LOST: { side: 'Receiver', description: 'The network domain serving a connection failed (died, hung, drained): a TCP connection cannot move to another kernel, so it is lost, as it would be if the application\'s own kernel had failed. New connections go to a healthy domain.' },
   VOLUME_UNAVAILABLE: { side: 'Receiver', description: 'Every domain of the stream\'s volume failed or is gone: the stream could not be moved to a healthy one. Everything acknowledged before is on the volume; the message names the volume and the last failure.' },
 } as const satisfies Record<string, ErrorSpec>
 
@@ -40,6 +48,12 @@ export const FAULT_CODES = [
   'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING',
 ] as const satisfies readonly ErrorCode[]
 export type FaultCode = (typeof FAULT_CODES)[number]
+/** Codes a network domain sends in a NetworkFault detail (NetworkService.wsdl's FaultCode enumeration). */
+export const NETWORK_FAULT_CODES = [
+  'CONNECTION_REFUSED', 'CONNECTION_RESET', 'HOST_UNREACHABLE', 'NAME_NOT_RESOLVED', 'ADDRESS_IN_USE',
+  'TIMED_OUT', 'DESTINATION_NOT_ALLOWED', 'INVALID_HANDLE', 'INVALID_ARGUMENT', 'QUOTA_EXCEEDED',
+  'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'IO_ERROR',
+] as const satisfies readonly ErrorCode[]
 
 export class MetaosError extends Error {
   readonly code: ErrorCode

@@ -15,7 +15,7 @@ import {
   replyAddressing, SOAP, type Addressing, type SoapVersion,
 } from './envelope.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
-import { FAULT_CODES, MetaosError, fromSystemError, type FaultCode } from './errors.js'
+import { FAULT_CODES, MetaosError, fromSystemError } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
 import { escapeXml, toXmlSafeText, DEFAULT_XML_LIMITS } from './xml.js'
 import { batchOutputs, runBatch } from './batch.js'
@@ -49,6 +49,8 @@ export interface ServiceHostOptions {
   /** HTTP path the service answers on, e.g. `/storage`. */
   readonly path: string
   readonly faultElement: string
+  /** The codes the contract's fault detail admits (default: the storage service's); any other goes on the wire as IO_ERROR. */
+  readonly faultCodes?: readonly string[]
   readonly timingHeader: string
   readonly limits?: Partial<HostLimits>
   readonly logger: Logger
@@ -288,7 +290,7 @@ export class ServiceHost {
 
   async #execute (operation: string, input: unknown, ctx: CallContext): Promise<unknown> {
     if (operation === 'Batch' && this.#o.implementation.Batch === undefined) {
-      return await runBatch({ outputs: this.#batchOutputs, faultElement: this.#o.faultElement, maxOps: this.#limits.maxBatchOps },
+      return await runBatch({ outputs: this.#batchOutputs, faultElement: this.#o.faultElement, faultCodes: this.#o.faultCodes ?? FAULT_CODES, maxOps: this.#limits.maxBatchOps },
         (input as { op: Array<Record<string, unknown>> }).op,
         async (name, i) => await this.#execute(name, i, { ...ctx, operation: name }))
     }
@@ -301,7 +303,7 @@ export class ServiceHost {
     const soapCode = err instanceof EnvelopeError ? err.soapCode : undefined
     const code = err.code
     // Only the contract's fault codes go on the wire; a frontend-side code (never expected here) becomes IO_ERROR.
-    const faultCode: FaultCode = (FAULT_CODES as readonly string[]).includes(code) ? code as FaultCode : 'IO_ERROR'
+    const faultCode = (this.#o.faultCodes ?? FAULT_CODES as readonly string[]).includes(code) ? code : 'IO_ERROR'
     const message = toXmlSafeText(err.message)
     const detailXml = `<${this.#o.faultElement} xmlns="${this.#o.descriptor.namespace}"><code>${faultCode}</code><message>${escapeXml(message)}</message></${this.#o.faultElement}>`
     const micros = started === 0n ? 0n : (process.hrtime.bigint() - started) / 1000n

@@ -3,7 +3,8 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ERRORS, FAULT_CODES } from '../soap-runtime/errors.js'
+import { ERRORS, FAULT_CODES, NETWORK_FAULT_CODES } from '../soap-runtime/errors.js'
+import { FaultCodeValues as NetworkFaultCodeValues } from '../frontend/generated/network-service.js'
 import { FaultCodeValues } from '../frontend/generated/storage-service.js'
 import { PACKAGE_ROOT } from '../package-root.js'
 
@@ -12,5 +13,6 @@ t.test('docs/errors.md is in step with the catalogue', async (t) => {
   const documented = new Set([...doc.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]!))
   for (const code of Object.keys(ERRORS)) t.ok(documented.has(code), `${code} is documented`)
   for (const code of documented) t.ok(code in ERRORS, `${code} in the docs exists in soap-runtime/errors.ts`)
-  t.same([...FaultCodeValues].sort(), [...FAULT_CODES].sort(), 'the WSDL declares exactly the fault codes')
+  t.same([...FaultCodeValues].sort(), [...FAULT_CODES].sort(), 'the storage WSDL declares exactly the fault codes')
+  t.same([...NetworkFaultCodeValues].sort(), [...NETWORK_FAULT_CODES].sort(), 'the network WSDL declares exactly its fault codes')
 })
