@@ -19,32 +19,16 @@ import { MetaosError, type ErrorCode } from '../soap-runtime/errors.js'
 import type { Invocation } from '../soap-runtime/client.js'
 import type { StorageOperations } from './generated/storage-service.js'
 import type { StorageHandler, StorageOp } from './storage-handler.js'
-import type { DomainState, PerformanceMappingTable, PmtRow } from './pmt.js'
+import type { DomainState, PerformanceMappingTable } from './pmt.js'
 import { AffinityTable, type StreamEntry } from './affinity-table.js'
-import type { RulesEngine, SyscallContext, VulnerabilityCheck } from './rules-engine.js'
-import type { VulnerabilityFeed } from './vulnerability-feed.js'
+import type { SyscallContext } from './rules-engine.js'
+import { place, type Placement, type PlacementOptions } from './placement.js'
 
-export interface Placement {
-  readonly chosen: string
-  /** Candidates best first, with their scores: why the choice was made. */
-  readonly ranking: ReadonlyArray<{ readonly epr: string, readonly score: number, readonly state: string }>
-  /** Rules that fired for this syscall, in order. */
-  readonly fired: readonly string[]
-}
+export type { Placement } from './placement.js'
 
-export interface DispatcherOptions {
+export interface DispatcherOptions extends PlacementOptions {
   /** Only domains of this volume are candidates (streams move only between domains of one volume). */
   readonly volume?: string
-  readonly rules?: RulesEngine
-  /** Excludes or lowers the domains a vulnerability affects; also answers the rules' `vulnerable` selector. */
-  readonly feed?: VulnerabilityFeed
-  readonly vulnerable?: VulnerabilityCheck
-  /** 'best' (default): the top-scored candidate; 'weighted': random, in proportion to score^sharpness among the first tier. */
-  readonly policy?: 'best' | 'weighted'
-  /** Exponent of the score for 'weighted' (default 2: a domain twice as good gets four times the streams). */
-  readonly sharpness?: number
-  /** Random source for 'weighted' (tests). */
-  readonly random?: () => number
   /** Move streams off a failed domain and replay the call (default true). */
   readonly failover?: boolean
   /**
@@ -103,31 +87,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
 
   /** Which domain a syscall (a new stream, or a path operation) would go to, and why. */
   place (ctx: SyscallContext = { op: 'Open' }, exclude: ReadonlySet<string> = new Set(), volume = this.#o.volume, lastResort = false): Placement {
-    const rows = this.#pmt.rows((ctx.bytes ?? 0) / 1048576).filter((r) => this.#handlers.has(r.identity.epr) && !exclude.has(r.identity.epr) && (volume === undefined || r.identity.volume === volume))
-    // Healthy first; suspect when nothing healthy is left; for a stream that must go on somewhere
-    // (failover), an isolated domain rather than an error — a draining one never.
-    const tiersOfState: readonly DomainState[][] = lastResort ? [['healthy'], ['suspect'], ['isolated']] : [['healthy'], ['suspect']]
-    let candidates: readonly PmtRow[] = []
-    for (const states of tiersOfState) if (candidates.length === 0) candidates = rows.filter((r) => states.includes(r.state))
-    let fired: readonly string[] = []
-    let tiers: readonly number[] | undefined
-    const feed = this.#o.feed
-    const vulnerable = this.#o.vulnerable ?? (feed === undefined ? undefined : (r: PmtRow) => feed.assess(r) !== undefined)
-    if (feed !== undefined) candidates = candidates.filter((r) => feed.assess(r) !== 'exclude')
-    if (this.#o.rules !== undefined) ({ ordered: candidates, fired, tiers } = this.#o.rules.decide(ctx, candidates, vulnerable))
-    // A domain the feed lowers comes after every unaffected one (the sort is stable), in a tier of its own.
-    const rank = (r: PmtRow, i: number): number => (tiers?.[i] ?? 0) * 2 - Number(feed?.assess(r) === 'lower')
-    const ranked = candidates.map((r, i) => ({ r, tier: rank(r, i) })).sort((a, b) => b.tier - a.tier)
-    if (ranked.length === 0) throw new MetaosError('TRANSPORT_ERROR', `no usable storage domain for ${ctx.op}${ctx.path === undefined ? '' : ` ${ctx.path}`} (all isolated, draining, excluded by a rule, or none known)`)
-    let chosen = ranked[0]!.r
-    if (this.#o.policy === 'weighted') {
-      const first = ranked.filter((x) => x.tier === ranked[0]!.tier).map((x) => x.r)
-      const k = this.#o.sharpness ?? 2
-      const weights = first.map((r) => Math.pow(Math.max(r.score.score, 1e-9), k))
-      let pick = (this.#o.random ?? Math.random)() * weights.reduce((a, b) => a + b, 0)
-      chosen = first.find((_, i) => (pick -= weights[i]!) < 0) ?? first[first.length - 1]!
-    }
-    return { chosen: chosen.identity.epr, ranking: ranked.map(({ r }) => ({ epr: r.identity.epr, score: r.score.score, state: r.state })), fired }
+    return place(this.#pmt, { ctx, eligible: (epr) => this.#handlers.has(epr), exclude, volume, lastResort, what: 'storage domain' }, this.#o)
   }
 
   async invoke<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {

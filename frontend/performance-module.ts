@@ -9,7 +9,9 @@
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { Invocation } from '../soap-runtime/client.js'
 import type { StorageOperations } from './generated/storage-service.js'
-import type { StorageHandler, StorageOp } from './storage-handler.js'
+import type { NetworkOperations } from './generated/network-service.js'
+import type { StorageHandler } from './storage-handler.js'
+import type { NetworkHandler } from './network-handler.js'
 import type { Declared, DomainIdentity, PerformanceMappingTable } from './pmt.js'
 
 /** The sample file probes open and close (created empty on first probe, never written). */
@@ -34,16 +36,33 @@ export interface ProbeOverhead {
   readonly probeTimeShare: number
 }
 
-interface Tracked { readonly identity: DomainIdentity, readonly handler: StorageHandler, readonly probePath: string, lastCall: number, probing: boolean }
+/** A connect/close target for network probes; without one, a network domain is probed with ResolveHost('localhost'). */
+export interface NetworkProbeTarget { readonly host: string, readonly port: number }
 
-function bytesOf (op: string, input: unknown, output: unknown): number {
+type Invoke = (op: string, input: unknown) => Promise<Invocation<unknown>>
+interface Tracked { readonly identity: DomainIdentity, readonly probe: () => Promise<void>, lastCall: number, probing: boolean }
+
+function storageBytes (op: string, input: unknown, output: unknown): number {
   if (op === 'Write') return (input as StorageOperations['Write']['input']).data.length
   if (op === 'Read') return (output as StorageOperations['Read']['output']).data.length
   return 0
 }
 
-/** Faults that say something bad of the domain (not of the caller's request). */
-const DOMAIN_FAULTS = new Set(['IO_ERROR', 'TRANSPORT_ERROR', 'TIMED_OUT', 'PROTOCOL_ERROR', 'DOMAIN_DRAINING', 'QUOTA_EXCEEDED'])
+function networkBytes (op: string, input: unknown, output: unknown): number {
+  if (op === 'Send' || op === 'SendTo') return (input as NetworkOperations['Send']['input']).data.length
+  if (op === 'Receive' || op === 'ReceiveFrom') return (output as NetworkOperations['Receive']['output']).data.length
+  return 0
+}
+
+/** Network calls that wait for the peer (long polls): their duration says nothing of the domain's speed. */
+const WAITING = new Set(['Receive', 'ReceiveFrom', 'Accept', 'Connect'])
+
+/** Failures that say something bad of the domain (not of the caller's request, nor of a remote peer). */
+function domainsFault (e: unknown, remote: boolean): boolean {
+  if (!(e instanceof MetaosError)) return true
+  if (e.faultCode !== undefined) return e.code === 'IO_ERROR' || e.code === 'DOMAIN_DRAINING' || e.code === 'QUOTA_EXCEEDED'
+  return e.code === 'TRANSPORT_ERROR' || e.code === 'PROTOCOL_ERROR' || e.code === 'IO_ERROR' || (remote && e.code === 'TIMED_OUT')
+}
 
 export class PerformanceModule {
   readonly #pmt: PerformanceMappingTable
@@ -71,31 +90,47 @@ export class PerformanceModule {
    * path of its own, e.g. in the temporary directory). `declared`: its SLA and cost.
    */
   track (identity: DomainIdentity, handler: StorageHandler, probePath = PROBE_FILE, declared: Declared = {}): StorageHandler {
+    const probe = async (): Promise<void> => {
+      const { output } = await handler.invoke('Open', { path: probePath, mode: 'OpenOrCreate', access: 'Read', share: 'ReadWrite' })
+      await handler.invoke('Close', { handle: output.handle })
+    }
+    return { destination: handler.destination, invoke: this.#measured(identity, declared, probe, handler.invoke.bind(handler) as Invoke, storageBytes, new Set(), handler.destination !== 'local') as StorageHandler['invoke'], close: async () => { await handler.close() } }
+  }
+
+  /**
+   * The same for a network domain: every call measured (long polls — Receive, Accept… — count for
+   * bytes and errors, not for latency); probes connect to `target` and close (the issue's "connect/close
+   * to a configured target"), or resolve 'localhost' when no target is configured.
+   */
+  trackNetwork (identity: DomainIdentity, handler: NetworkHandler, target?: NetworkProbeTarget, declared: Declared = {}): NetworkHandler {
+    const probe = async (): Promise<void> => {
+      if (target === undefined) { await handler.invoke('ResolveHost', { name: 'localhost' }); return }
+      const { output } = await handler.invoke('Connect', { host: target.host, port: target.port, protocol: 'tcp', timeoutMs: 5000 })
+      await handler.invoke('Close', { socket: output.socket })
+    }
+    return { destination: handler.destination, invoke: this.#measured(identity, declared, probe, handler.invoke.bind(handler) as Invoke, networkBytes, WAITING, handler.destination !== 'local') as NetworkHandler['invoke'], close: async () => { await handler.close() } }
+  }
+
+  #measured (identity: DomainIdentity, declared: Declared, probe: () => Promise<void>, invoke: Invoke, bytesOf: typeof storageBytes, waiting: ReadonlySet<string>, remote: boolean): Invoke {
     this.#pmt.upsert(identity, declared)
-    const t: Tracked = { identity, handler, probePath, lastCall: 0, probing: false }
+    const t: Tracked = { identity, probe, lastCall: 0, probing: false }
     this.#tracked.set(identity.epr, t)
     const pmt = this.#pmt
-    const self = this
-    return {
-      destination: handler.destination,
-      async invoke<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {
-        const t0 = process.hrtime.bigint()
-        try {
-          const inv = await handler.invoke(op, input)
-          pmt.record(identity.epr, { micros: inv.totalMicros, bytes: bytesOf(op, input, inv.output), ok: true })
-          return inv
-        } catch (e) {
-          // A fault the caller earned (FILE_NOT_FOUND…) says nothing bad of the domain; the domain's own failures do.
-          const code = e instanceof MetaosError ? e.code : 'IO_ERROR'
-          pmt.record(identity.epr, { micros: Number((process.hrtime.bigint() - t0) / 1000n), ok: !DOMAIN_FAULTS.has(code), timeout: code === 'TIMED_OUT' })
-          throw e
-        } finally {
-          t.lastCall = self.#lastAppCall = self.#now()
-          self.calls++
-          self.callMicros += Number((process.hrtime.bigint() - t0) / 1000n)
-        }
-      },
-      close: async () => { await handler.close() },
+    return async (op, input) => {
+      const t0 = process.hrtime.bigint()
+      try {
+        const inv = await invoke(op, input)
+        pmt.record(identity.epr, { micros: inv.totalMicros, bytes: bytesOf(op, input, inv.output), ok: true, ...(waiting.has(op) ? { waited: true } : {}) })
+        return inv
+      } catch (e) {
+        // A fault the caller earned (FILE_NOT_FOUND, CONNECTION_REFUSED…) says nothing bad of the domain; the domain's own failures do.
+        pmt.record(identity.epr, { micros: Number((process.hrtime.bigint() - t0) / 1000n), ok: !domainsFault(e, remote), timeout: e instanceof MetaosError && e.code === 'TIMED_OUT' && e.faultCode === undefined, ...(waiting.has(op) ? { waited: true } : {}) })
+        throw e
+      } finally {
+        t.lastCall = this.#lastAppCall = this.#now()
+        this.calls++
+        this.callMicros += Number((process.hrtime.bigint() - t0) / 1000n)
+      }
     }
   }
 
@@ -131,7 +166,7 @@ export class PerformanceModule {
     await Promise.all([...this.#tracked.values()].filter((t) => !t.probing && now - t.lastCall >= interval).map(async (t) => { await this.probe(t.identity.epr) }))
   }
 
-  /** Open and Close of the sample file on one domain, recorded as a probe. */
+  /** One probe of a domain (storage: Open and Close of the sample file; network: connect/close), recorded as a probe. */
   async probe (epr: string): Promise<void> {
     const t = this.#tracked.get(epr)
     if (t === undefined || t.probing) return // one probe at a time per domain (a hung one must not pile them up)
@@ -139,8 +174,7 @@ export class PerformanceModule {
     const t0 = process.hrtime.bigint()
     const micros = (): number => Number((process.hrtime.bigint() - t0) / 1000n)
     try {
-      const { output } = await t.handler.invoke('Open', { path: t.probePath, mode: 'OpenOrCreate', access: 'Read', share: 'ReadWrite' })
-      await t.handler.invoke('Close', { handle: output.handle })
+      await t.probe()
       // One probe is two syscalls; the latency recorded is that of one, comparable with real calls.
       this.#pmt.record(epr, { micros: micros() / 2, ok: true, probe: true })
     } catch (e) {

@@ -58,6 +58,8 @@ export interface Sample {
   readonly timeout?: boolean
   /** A probe (Open/Close of a sample file) rather than an application's call. */
   readonly probe?: boolean
+  /** A call that waited for a peer (a long poll): counts for bytes and errors, not as a latency or throughput measure. */
+  readonly waited?: boolean
 }
 
 export interface PmtOptions {
@@ -145,7 +147,9 @@ export class PerformanceMappingTable {
     if (s.ok) {
       const bytes = s.bytes ?? 0
       // Latency is learnt from small calls; large ones measure throughput instead (size classes).
-      if (bytes < LARGE) {
+      if (s.waited === true) {
+        // How long a long poll waited is the peer's business.
+      } else if (bytes < LARGE) {
         m.latencyMs = m.latencyMs === undefined ? ms : (1 - a) * m.latencyMs + a * ms
         if (e.window.length < this.#window) e.window.push(ms)
         else e.window[e.next] = ms

@@ -1,0 +1,42 @@
+// The one interface for "execute this socket syscall", as StorageHandler is for files: the local
+// kernel (LocalNetworkHandler, frontend/local-network-handler.ts), every proxy to a network domain
+// (createNetworkProxy below), and the network dispatcher implement it, so NetSocket, NetServer and
+// NetDatagramSocket sit on any of them. A registry shares one proxy (one connection pool) per
+// endpoint among all sockets of the process.
+import { createClient, type ClientOptions, type Invocation } from '../soap-runtime/client.js'
+import { createHttpTransport, type HttpTransportOptions } from '../soap-runtime/http-transport.js'
+import { NetworkServiceDescriptor, type NetworkOperations } from './generated/network-service.js'
+
+export type NetworkOp = keyof NetworkOperations & string
+
+export interface NetworkHandler {
+  /** `local`, `dispatcher`, or the endpoint this handler reaches. */
+  readonly destination: string
+  invoke: <K extends NetworkOp>(operation: K, input: NetworkOperations[K]['input']) => Promise<Invocation<NetworkOperations[K]['output']>>
+  close: () => Promise<void>
+}
+
+export const NETWORK_PATH = '/network'
+
+export type NetworkProxyOptions = ClientOptions & HttpTransportOptions
+
+export function createNetworkProxy (endpoint: string, options: NetworkProxyOptions = {}): NetworkHandler {
+  const transport = createHttpTransport(endpoint, NETWORK_PATH, options)
+  const client = createClient<NetworkOperations>(NetworkServiceDescriptor, transport, { timingHeader: 'ServiceTiming', ...options })
+  return { destination: transport.address, invoke: client.invoke, close: client.close }
+}
+
+const shared = new Map<string, NetworkHandler>()
+
+/** The process-wide proxy for a network domain endpoint (created on first use). */
+export function sharedNetworkProxy (endpoint: string): NetworkHandler {
+  let p = shared.get(endpoint)
+  if (p === undefined) shared.set(endpoint, p = createNetworkProxy(endpoint))
+  return p
+}
+
+export async function closeSharedNetworkProxies (): Promise<void> {
+  const all = [...shared.values()]
+  shared.clear()
+  await Promise.all(all.map(async (p) => { await p.close() }))
+}
