@@ -6,6 +6,7 @@ import { runCallSuite } from './call-suite.js'
 import { runCharSuite, charTable } from './char-suite.js'
 import { runPlacementSuite, placementTable } from './placement-suite.js'
 import { runSupervisionSuite, supervisionTable } from './supervision-suite.js'
+import { runNetworkSuite, networkTable } from './network-suite.js'
 import { writeFileSync } from 'node:fs'
 import { callMarkdown, callTable, machine, writeJson } from './report.js'
 
@@ -23,6 +24,9 @@ metaos-http/bare-http and metaos-http/soap.
                    delay): the share each gets, and how fast it moves when the fastest slows
                    down and recovers; policies best and weighted; probe overhead
                    (--seconds S per phase, default 6)
+  --suite network  TCP echo round trips/s and bulk MB/s: direct node:net, NetSocket on the
+                   local kernel, through a network domain over the bus and over HTTP
+                   (--seconds S of round trips per path and round, --rounds N, default 1 and 3)
   --suite supervision  faults (kill -9, SIGSTOP, delay, closed listener, restart) hitting the
                    domain of a stream: stall, bytes lost, time to isolation; and what
                    supervision costs when nothing fails (--file-size 64m, --rounds 10)
@@ -73,6 +77,14 @@ export async function main (argv: string[]): Promise<number> {
     if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), placement: rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
+  if (values.suite === 'network') {
+    let stop = false
+    process.once('SIGINT', () => { stop = true })
+    const rows = await runNetworkSuite({ seconds: Number(values.seconds ?? '1'), rounds: Number(values.rounds ?? '3'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    process.stdout.write(networkTable(rows))
+    if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), network: rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
+    return 0
+  }
   if (values.suite === 'supervision') {
     let stop = false
     process.once('SIGINT', () => { stop = true })
@@ -81,7 +93,7 @@ export async function main (argv: string[]): Promise<number> {
     if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), supervision: r }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
-  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick, --suite char, placement or supervision\n`); return 2 }
+  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick, --suite char, placement, network or supervision\n`); return 2 }
   const sizes = (values.sizes ?? '512,4k,64k,1m').split(',').map(parseSize)
   const peers = new Set((values.peers ?? 'local-fs,metaos,bare-http,soap').split(','))
   for (const p of peers) if (!['local-fs', 'metaos', 'bare-http', 'soap'].includes(p)) { process.stderr.write(`metaos bench: unknown peer "${p}"\n`); return 2 }

@@ -4,6 +4,7 @@ import { MetaosError } from '../soap-runtime/errors.js'
 
 const COMMANDS: Record<string, { summary: string, load: () => Promise<{ main: (argv: string[]) => Promise<number> }> }> = {
   storage: { summary: 'run a storage domain in the foreground', load: async () => await import('./storage-command.js') },
+  network: { summary: 'run a network domain in the foreground', load: async () => await import('./network-command.js') },
   discover: { summary: 'find domains with WS-Discovery', load: async () => await import('./discover-command.js') },
   'discovery-proxy': { summary: 'run a WS-Discovery discovery proxy (managed mode)', load: async () => await import('./discovery-proxy-command.js') },
   pmt: { summary: 'measure discovered domains and print the Performance Mapping Table', load: async () => await import('./pmt-command.js') },

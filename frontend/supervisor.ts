@@ -8,14 +8,21 @@
 // reason and kept (`decisions`) for `metaos status`. The timer never keeps the process alive.
 import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
-import type { Dispatcher } from './dispatcher.js'
 import type { PerformanceModule } from './performance-module.js'
 import type { DomainState, PerformanceMappingTable, PmtRow } from './pmt.js'
 import type { VulnerabilityFeed } from './vulnerability-feed.js'
 
+/** What the supervisor watches and moves streams with: the storage dispatcher, the network dispatcher. */
+export interface Supervised {
+  on: (event: 'suspect', listener: (e: { readonly epr: string, readonly reason: string, readonly op: string }) => void) => unknown
+  off: (event: 'suspect', listener: (e: { readonly epr: string, readonly reason: string, readonly op: string }) => void) => unknown
+  /** Moves what can move off a domain; returns how many moved. */
+  migrateAll: (epr: string, reason: string) => Promise<number>
+}
+
 export interface SupervisorOptions {
   readonly pmt: PerformanceMappingTable
-  readonly dispatchers: readonly Dispatcher[]
+  readonly dispatchers: readonly Supervised[]
   /** Period of the watch (ms, default 200). */
   readonly intervalMs?: number
   /** Latency this many times the domain's baseline is degradation (default 4)… */
@@ -56,7 +63,7 @@ export class Supervisor {
   readonly #o: SupervisorOptions
   readonly #log: Logger
   readonly #watch = new Map<string, Watch>()
-  readonly #dispatchers: Dispatcher[]
+  readonly #dispatchers: Supervised[]
   #timer: NodeJS.Timeout | undefined
   readonly #onSuspect = (e: { epr: string, reason: string, op: string }): void => { void this.#act(e.epr, `${e.op} failed: ${e.reason}`) }
 
@@ -67,7 +74,7 @@ export class Supervisor {
   }
 
   /** Supervises the streams of one more dispatcher (e.g. one made for another volume). */
-  watch (d: Dispatcher): void {
+  watch (d: Supervised): void {
     if (this.#dispatchers.includes(d)) return
     this.#dispatchers.push(d)
     if (this.#timer !== undefined) d.on('suspect', this.#onSuspect)

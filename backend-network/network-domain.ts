@@ -1,0 +1,105 @@
+// A network service domain: the network engine behind its allow-list, served by the generic
+// service host over HTTP and the Unix-socket bus, with its identity (stable EPR) and the facts of
+// the kernel it runs on (GetDomainInfo). `metaos network` and tests start domains through here.
+import { readFileSync } from 'node:fs'
+import { hostname, machine, release, type, version } from 'node:os'
+import type { Logger } from 'pino'
+import { NETWORK_FAULT_CODES } from '../soap-runtime/errors.js'
+import { ServiceHost, type HostLimits, type Implementation } from '../soap-runtime/service-host.js'
+import { silentLogger } from '../soap-runtime/logger.js'
+import { packageFile } from '../package-root.js'
+import { stableUuid } from '../backend-storage/storage-domain.js'
+import { NETWORK_PATH } from '../frontend/network-handler.js'
+import { NetworkServiceDescriptor, type GetDomainInfoResponse, type Hosting } from '../frontend/generated/network-service.js'
+import { LOOPBACK_ONLY, parseAllowList } from './allow-list.js'
+import { NetworkEngine, type NetworkLimits } from './network-engine.js'
+
+export interface NetworkDomainOptions {
+  readonly listen: readonly string[]
+  readonly name?: string
+  /** `CIDR:PORTS` rules of the destinations admitted (default: loopback only). */
+  readonly allow?: readonly string[]
+  readonly hosting?: Hosting
+  readonly limits?: Partial<HostLimits & NetworkLimits>
+  readonly logger?: Logger
+}
+
+export interface NetworkDomain {
+  readonly epr: string
+  readonly endpoints: readonly string[]
+  readonly engine: NetworkEngine
+  readonly host: ServiceHost
+  /** The allow-list rules in force. */
+  readonly allow: readonly string[]
+  /** Drains (in-flight calls finish, new ones get DOMAIN_DRAINING), then closes every socket. */
+  close: (graceMs?: number) => Promise<void>
+}
+
+let wsdlText: string | undefined
+export function networkWsdl (): string {
+  return (wsdlText ??= readFileSync(packageFile('wsdl', 'NetworkService.wsdl'), 'utf8'))
+}
+
+export async function startNetworkDomain (o: NetworkDomainOptions): Promise<NetworkDomain> {
+  const logger = o.logger ?? silentLogger
+  const name = o.name ?? 'network'
+  // A bad rule fails here, before anything listens.
+  const policy = parseAllowList(o.allow ?? LOOPBACK_ONLY)
+  const epr = stableUuid('metaos-network', hostname(), name)
+  const engine = new NetworkEngine(policy, o.limits)
+  const started = Date.now()
+  let endpoints: string[] = []
+  const info = (): GetDomainInfoResponse => ({
+    domainId: epr,
+    hosting: o.hosting ?? 'process',
+    kernel: { sysname: type(), release: release(), version: version(), machine: machine() },
+    runtime: `node/${process.versions.node}`,
+    transports: { transport: endpoints },
+    allow: { rule: [...policy.rules] },
+    uptime: (Date.now() - started) / 1000,
+  })
+  const implementation: Implementation = {
+    Connect: async (i, ctx) => await engine.connect(i, ctx.caller),
+    Send: async (i, ctx) => await engine.send(i, ctx.caller),
+    Receive: async (i, ctx) => await engine.receive(i, ctx.caller),
+    SendTo: async (i, ctx) => await engine.sendTo(i, ctx.caller),
+    ReceiveFrom: async (i, ctx) => await engine.receiveFrom(i, ctx.caller),
+    Listen: async (i, ctx) => await engine.listen(i, ctx.caller),
+    Accept: async (i, ctx) => await engine.accept(i, ctx.caller),
+    Shutdown: async (i, ctx) => await engine.shutdown(i, ctx.caller),
+    Close: async (i, ctx) => await engine.close(i, ctx.caller),
+    ResolveHost: async (i) => await engine.resolveHost(i),
+    GetDomainInfo: async () => info(),
+  }
+  const host = new ServiceHost({
+    descriptor: NetworkServiceDescriptor,
+    implementation,
+    wsdl: networkWsdl(),
+    path: NETWORK_PATH,
+    faultElement: 'NetworkFault',
+    faultCodes: NETWORK_FAULT_CODES,
+    timingHeader: 'ServiceTiming',
+    ...(o.limits === undefined ? {} : { limits: o.limits }),
+    logger,
+  })
+  try {
+    endpoints = await host.listen(o.listen)
+  } catch (e) {
+    await host.close(0)
+    await engine.closeAll()
+    throw e
+  }
+  logger.info({ epr, endpoints, allow: policy.rules }, 'network domain ready')
+  return {
+    epr,
+    get endpoints () { return endpoints },
+    engine,
+    host,
+    allow: policy.rules,
+    close: async (graceMs) => {
+      engine.drain()
+      await host.close(graceMs)
+      await engine.closeAll()
+    },
+  }
+}

@@ -1,0 +1,164 @@
+// The network dispatcher: places each new connection, listener or name resolution on the best
+// network domain of the Performance Mapping Table (the local kernel included, if tracked), by the
+// same placement as storage (rules, vulnerability feed, score), and keeps every later call of a
+// socket on the domain that holds it (affinity per socket).
+//
+// Failover semantics differ from storage on purpose: a TCP connection is state inside one kernel
+// (sequence numbers, buffers) and cannot move to another. When the domain serving a socket fails —
+// a reset or refused connection to the domain, a hang past the call's wait plus `hangMs`, a drain —
+// the socket's call fails with CONNECTION_LOST (as it would if the application's own kernel had
+// failed), the domain is marked suspect, and new connections go to a healthy domain. Calls that
+// create nothing yet (Connect, Listen, ResolveHost) are retried on another domain.
+import { EventEmitter } from 'node:events'
+import { MetaosError } from '../soap-runtime/errors.js'
+import type { Invocation } from '../soap-runtime/client.js'
+import type { NetworkOperations } from './generated/network-service.js'
+import type { NetworkHandler, NetworkOp } from './network-handler.js'
+import type { PerformanceMappingTable } from './pmt.js'
+import type { SyscallContext } from './rules-engine.js'
+import { place, type Placement, type PlacementOptions } from './placement.js'
+
+export interface NetworkDispatcherOptions extends PlacementOptions {
+  /** Beyond the time a call may legitimately wait (its timeoutMs), this long without an answer is a hang (default 2000 ms; 1 ms more per 8 KiB sent). */
+  readonly hangMs?: number
+  /** Domains tried for a Connect, Listen or ResolveHost before giving up (default 3). */
+  readonly maxAttempts?: number
+}
+
+export interface NetworkDispatcherEvents {
+  /** A domain the dispatcher saw fail: marked suspect in the PMT. */
+  suspect: [{ readonly epr: string, readonly reason: string, readonly op: string }]
+  /** A socket lost with its domain. */
+  lost: [{ readonly socket: string, readonly epr: string, readonly reason: string }]
+}
+
+type BatchOp = NetworkOperations['Batch']['input']['op'][number]
+
+export class NetworkDispatcher extends EventEmitter<NetworkDispatcherEvents> implements NetworkHandler {
+  readonly destination = 'dispatcher'
+  /** Socket or listener handle → the domain that holds it. */
+  readonly affinity = new Map<string, string>()
+  /** Connections and listeners placed, by domain. */
+  readonly placements = new Map<string, number>()
+  readonly #pmt: PerformanceMappingTable
+  readonly #handlers: ReadonlyMap<string, NetworkHandler>
+  readonly #o: NetworkDispatcherOptions
+
+  constructor (pmt: PerformanceMappingTable, handlers: ReadonlyMap<string, NetworkHandler>, options: NetworkDispatcherOptions = {}) {
+    super()
+    this.#pmt = pmt
+    this.#handlers = handlers
+    this.#o = options
+  }
+
+  /** Which domain a new connection (or resolution) would go to, and why. */
+  place (ctx: SyscallContext = { op: 'Connect' }, exclude: ReadonlySet<string> = new Set()): Placement {
+    return place(this.#pmt, { ctx, eligible: (epr) => this.#handlers.has(epr), exclude, what: 'network domain' }, this.#o)
+  }
+
+  /** Sockets and listeners held by a domain. */
+  socketsOn (epr: string): string[] { return [...this.affinity].filter(([, e]) => e === epr).map(([s]) => s) }
+
+  /** Connections cannot move between kernels: nothing is migrated (the supervisor's call; they stay until closed or lost). */
+  async migrateAll (_epr: string, _reason: string): Promise<number> { return 0 }
+
+  async invoke<K extends NetworkOp> (op: K, input: NetworkOperations[K]['input']): Promise<Invocation<NetworkOperations[K]['output']>> {
+    const handle = handleOf(op, input)
+    if (handle === undefined) return await this.#placed(op, input)
+    const epr = this.affinity.get(handle)
+    if (epr === undefined) throw new MetaosError('INVALID_HANDLE', 'this socket was not opened through the dispatcher, or is closed')
+    try {
+      const inv = await this.#on(epr, op, input)
+      if (op === 'Close') this.affinity.delete(handle)
+      if (op === 'Accept') { const s = (inv.output as NetworkOperations['Accept']['output']).socket; if (s !== undefined) this.affinity.set(s, epr) }
+      return inv
+    } catch (e) {
+      if (e instanceof MetaosError && e.code === 'INVALID_HANDLE') this.affinity.delete(handle)
+      if (!this.#domainFailed(e)) throw e
+      this.#suspect(epr, (e as MetaosError).code, op)
+      // The handles the domain held are gone with it.
+      for (const s of this.socketsOn(epr)) { this.affinity.delete(s); this.emit('lost', { socket: s, epr, reason: (e as MetaosError).code }) }
+      if (op === 'Close') return { output: {} as NetworkOperations[K]['output'], serviceMicros: undefined, totalMicros: 0 }
+      throw new MetaosError('CONNECTION_LOST', `the network domain serving this socket failed (${(e as MetaosError).code}: ${(e as Error).message}); a TCP connection cannot move to another kernel`, { cause: e })
+    }
+  }
+
+  async close (): Promise<void> { /* the handlers belong to whoever made them */ }
+
+  /** A call that creates a socket or listener, or needs no socket: placed, and retried elsewhere if the domain fails. */
+  async #placed<K extends NetworkOp> (op: K, input: NetworkOperations[K]['input']): Promise<Invocation<NetworkOperations[K]['output']>> {
+    const tried = new Set<string>()
+    let last: unknown
+    for (let attempt = 0; attempt < (this.#o.maxAttempts ?? 3); attempt++) {
+      let chosen: string
+      try { chosen = this.place({ op, ...hostOf(input) }, tried).chosen } catch (e) { if (tried.size === 0) throw e; break }
+      try {
+        const inv = await this.#on(chosen, op, input)
+        const created = op === 'Connect' ? (inv.output as NetworkOperations['Connect']['output']).socket : op === 'Listen' ? (inv.output as NetworkOperations['Listen']['output']).listener : undefined
+        if (created !== undefined) { this.affinity.set(created, chosen); this.placements.set(chosen, (this.placements.get(chosen) ?? 0) + 1) }
+        return inv
+      } catch (e) {
+        if (!this.#domainFailed(e)) throw e
+        last = e
+        tried.add(chosen)
+        this.#suspect(chosen, (e as MetaosError).code, op)
+      }
+    }
+    throw new MetaosError('TRANSPORT_ERROR', `no network domain could serve ${op} (last failure: ${last instanceof Error ? last.message : String(last)})`, { cause: last })
+  }
+
+  /** One call on one domain, with the hang deadline: the call's own wait plus hangMs. */
+  async #on<K extends NetworkOp> (epr: string, op: K, input: NetworkOperations[K]['input']): Promise<Invocation<NetworkOperations[K]['output']>> {
+    const h = this.#handlers.get(epr)
+    if (h === undefined) throw new MetaosError('TRANSPORT_ERROR', `network domain ${epr} is gone`)
+    const call = h.invoke(op, input)
+    const i = input as { timeoutMs?: number, data?: Buffer }
+    const ms = (i.timeoutMs ?? 0) + (this.#o.hangMs ?? 2000) + (i.data?.length ?? 0) / 8192
+    let timer: NodeJS.Timeout | undefined
+    const hang = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new MetaosError('TIMED_OUT', `network domain ${epr} did not answer ${op} within ${Math.round(ms)} ms (hang)`)) }, ms)
+    })
+    try {
+      return await Promise.race([call, hang])
+    } finally {
+      clearTimeout(timer)
+      call.catch(() => {})
+    }
+  }
+
+  /** The domain failed (not the destination): a transport failure, a hang, a drain. */
+  #domainFailed (e: unknown): boolean {
+    if (!(e instanceof MetaosError)) return false
+    if (e.code === 'DOMAIN_DRAINING') return true
+    return e.faultCode === undefined && (e.code === 'TRANSPORT_ERROR' || e.code === 'PROTOCOL_ERROR' || e.code === 'TIMED_OUT')
+  }
+
+  #suspect (epr: string, reason: string, op: string): void {
+    const row = this.#pmt.row(epr)
+    if (row !== undefined && row.state === 'healthy') this.#pmt.setState(epr, reason === 'DOMAIN_DRAINING' ? 'draining' : 'suspect')
+    this.emit('suspect', { epr, reason, op })
+  }
+}
+
+/** The socket or listener a call works on (a Batch: all its socket operations must name the same one). */
+function handleOf (op: string, input: unknown): string | undefined {
+  if (op === 'Batch') {
+    let h: string | undefined
+    for (const o of (input as NetworkOperations['Batch']['input']).op as BatchOp[]) {
+      const inner = Object.values(o)[0] as { socket?: string, listener?: string }
+      const x = inner.socket ?? inner.listener
+      if (x === undefined) continue
+      if (h !== undefined && x !== h) throw new MetaosError('NOT_SUPPORTED', 'a Batch through the network dispatcher works on one socket at a time')
+      h = x
+    }
+    return h
+  }
+  const i = input as { socket?: string, listener?: string }
+  return i.socket ?? i.listener
+}
+
+function hostOf (input: unknown): { path?: string } {
+  const i = input as { host?: string, port?: number, name?: string }
+  if (i.host !== undefined) return { path: `${i.host}:${i.port ?? 0}` }
+  return i.name === undefined ? {} : { path: i.name }
+}
