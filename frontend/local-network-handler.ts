@@ -15,7 +15,8 @@ const CALLER = 'local'
 
 export class LocalNetworkHandler implements NetworkHandler {
   readonly destination = 'local'
-  readonly #engine = new NetworkEngine(allowAll())
+  // The application's own sockets: any destination, and no idle reaping (a local socket lives until closed, as with node:net).
+  readonly #engine = new NetworkEngine(allowAll(), { idleMs: 2 ** 31 - 1 })
   readonly #started = Date.now()
   readonly #outputs = batchOutputs(NetworkServiceDescriptor)
 

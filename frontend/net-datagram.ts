@@ -43,6 +43,7 @@ export class NetDatagramSocket extends EventEmitter {
   #closeSent = false
   #closeEmitted = false
   #remoteClosed = false
+  #bindError: MetaosError | undefined
   #sends: Promise<unknown> = Promise.resolve()
 
   constructor (options: NetDatagramOptions = {}, messageListener?: (msg: Buffer, rinfo: RemoteInfo) => void) {
@@ -57,11 +58,16 @@ export class NetDatagramSocket extends EventEmitter {
   bind (a?: NetBindOptions | number, b?: string | (() => void), c?: () => void): this {
     const o: NetBindOptions = typeof a === 'object' ? a : { ...(a === undefined ? {} : { port: a }), ...(typeof b === 'string' ? { address: b } : {}) }
     const callback = typeof b === 'function' ? b : c
+    this.#bind(o, false)
+    if (callback !== undefined) this.once('listening', callback)
+    return this
+  }
+
+  #bind (o: NetBindOptions, implicit: boolean): void {
     const port = o.port ?? 0
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new MetaosError('INVALID_ARGUMENT', `port must be an integer from 0 to 65535, not ${String(port)}`)
     if (this.#closing) throw new MetaosError('STREAM_CLOSED', 'the datagram socket is closed')
     if (this.#bound !== undefined) throw new MetaosError('INVALID_ARGUMENT', 'the datagram socket is already bound')
-    if (callback !== undefined) this.once('listening', callback)
     this.#handler = resolveNetworkDestination(o.destination ?? this.#options.destination)
     const host = o.address ?? '0.0.0.0'
     this.#bound = this.#invoke('Listen', { host, port, protocol: 'udp', backlog: 0 }).then((r) => {
@@ -74,11 +80,12 @@ export class NetDatagramSocket extends EventEmitter {
     }, (e: unknown) => {
       this.#closing = true
       this.#remoteClosed = true
-      this.emit('error', toNetError(e, `bind ${host}:${port}`, false))
-      this.#maybeEmitClose()
+      this.#bindError = toNetError(e, `bind ${host}:${port}`, false)
+      // The implicit bind of send() reports to the sends (their callbacks, else 'error').
+      if (!implicit) this.#fail(this.#bindError)
+      process.nextTick(() => { this.#maybeEmitClose() }) // after 'error'
       return false
     })
-    return this
   }
 
   /** Where the socket is bound, on the kernel that holds it. */
@@ -99,17 +106,18 @@ export class NetDatagramSocket extends EventEmitter {
     if (this.#closing) throw new MetaosError('STREAM_CLOSED', 'the datagram socket is closed')
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new MetaosError('INVALID_ARGUMENT', `port must be an integer from 1 to 65535, not ${String(port)}`)
     const data = toBuffer(msg)
-    if (this.#bound === undefined) this.bind()
+    if (this.#bound === undefined) this.#bind({}, true)
     const bound = this.#bound!
     this.#sends = this.#sends.then(async () => {
-      if (!await bound || this.#closeSent) throw new MetaosError('STREAM_CLOSED', 'the datagram socket closed before the datagram was sent')
+      if (!await bound) throw this.#bindError!
+      if (this.#closeSent) throw new MetaosError('STREAM_CLOSED', 'the datagram socket closed before the datagram was sent')
       const r = await this.#invoke('SendTo', { socket: this.#socket!, host: address, port, data })
       this.stats.bytesWritten += r.sent
       return r.sent
     }).then((sent) => { callback?.(null, sent) }, (e: unknown) => {
       const err = toNetError(e, `send to ${address}:${port}`, false)
       if (callback !== undefined) callback(err, 0)
-      else if (!this.#closing) this.emit('error', err)
+      else if (!this.#closing || err === this.#bindError) this.#fail(err)
     })
   }
 
@@ -151,7 +159,7 @@ export class NetDatagramSocket extends EventEmitter {
           // ICMP news about an earlier datagram leaves the socket usable, as with dgram.
           const transient = err.code === 'CONNECTION_REFUSED' || err.code === 'HOST_UNREACHABLE' || err.code === 'CONNECTION_RESET'
           if (!transient) this.close()
-          this.emit('error', err)
+          this.#fail(err)
           if (transient) continue
           break
         }
@@ -171,6 +179,11 @@ export class NetDatagramSocket extends EventEmitter {
     this.#closeSent = true
     // Closing the socket also answers a ReceiveFrom waiting on it.
     await this.#invoke('Close', { socket: this.#socket }).catch(() => {})
+  }
+
+  /** 'error' outside any promise chain: unhandled, it throws as dgram's would. */
+  #fail (err: MetaosError): void {
+    process.nextTick(() => { this.emit('error', err) })
   }
 
   /** 'close' once the socket is closed where it lives and the receive loop has stopped. */

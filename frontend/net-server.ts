@@ -65,9 +65,11 @@ export class NetServer extends EventEmitter {
       this.emit('listening')
       void this.#acceptLoop(handler, r.listener)
     }, (e: unknown) => {
+      // Closed while listening was under way: nothing to report but the close.
+      if (this.#closing) { this.#listenerClosed = true; this.#maybeEmitClose(); return }
       // As net.Server: 'error' only, and listen() may be tried again.
       this.#handler = undefined
-      this.emit('error', toNetError(e, `listen ${o.host ?? '0.0.0.0'}:${port}`, false))
+      this.#fail(toNetError(e, `listen ${o.host ?? '0.0.0.0'}:${port}`, false))
     })
     return this
   }
@@ -114,7 +116,7 @@ export class NetServer extends EventEmitter {
           this.#closing = true
           this.#listening = false
           void this.#shut()
-          this.emit('error', toNetError(e, 'accept', true))
+          this.#fail(toNetError(e, 'accept', true))
           break
         }
         if (r.socket === undefined) continue
@@ -137,6 +139,11 @@ export class NetServer extends EventEmitter {
       this.#accepting = false
       this.#maybeEmitClose()
     }
+  }
+
+  /** 'error' outside any promise chain: unhandled, it throws as net.Server's would. */
+  #fail (err: MetaosError): void {
+    process.nextTick(() => { this.emit('error', err) })
   }
 
   /** Closes the listener once; closing it also answers an Accept waiting on it. */

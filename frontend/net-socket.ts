@@ -51,6 +51,8 @@ export interface NetConnectOptions {
 
 export interface AddressInfo { address: string, family: string, port: number }
 
+interface Addresses { localAddress?: string, localPort?: number, remoteAddress?: string, remotePort?: number }
+
 const MIB = 1024 * 1024
 /** Largest block one Send carries. */
 const MAX_SEND = MIB
@@ -105,10 +107,7 @@ export function familyOf (address: string | undefined): string {
 export class NetSocket extends Duplex {
   readonly handler: NetworkHandler
   readonly stats: SocketStats = { calls: 0, serviceMicros: 0, channelMicros: 0, bytesWritten: 0, bytesRead: 0 }
-  remoteAddress: string | undefined
-  remotePort: number | undefined
-  localAddress: string | undefined
-  localPort: number | undefined
+  #addresses: Addresses = {}
   #handle: string | undefined
   #connecting = false
   #connectError: MetaosError | undefined
@@ -141,13 +140,10 @@ export class NetSocket extends Duplex {
   }
 
   /** A socket for a connection a listener accepted (NetServer makes these). */
-  static accepted (handler: NetworkHandler, socket: string, addresses: { localAddress: string, localPort: number, remoteAddress?: string, remotePort?: number }, options: NetSocketOptions = {}): NetSocket {
+  static accepted (handler: NetworkHandler, socket: string, addresses: Addresses, options: NetSocketOptions = {}): NetSocket {
     const s = new NetSocket({ ...options, destination: handler })
     s.#handle = socket
-    s.localAddress = addresses.localAddress
-    s.localPort = addresses.localPort
-    s.remoteAddress = addresses.remoteAddress
-    s.remotePort = addresses.remotePort
+    s.#addresses = { ...addresses }
     s.#settleConnect(true)
     return s
   }
@@ -158,7 +154,7 @@ export class NetSocket extends Duplex {
   connect (a: NetConnectOptions | number, b?: string | (() => void), c?: () => void): this {
     const o: NetConnectOptions = typeof a === 'number' ? { port: a, ...(typeof b === 'string' ? { host: b } : {}) } : a
     const listener = typeof b === 'function' ? b : c
-    if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new MetaosError('INVALID_ARGUMENT', `port must be an integer from 0 to 65535, not ${String(o.port)}`)
+    if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new MetaosError('INVALID_ARGUMENT', `port must be an integer from 1 to 65535, not ${String(o.port)}`)
     if (this.#connecting || this.#handle !== undefined || this.destroyed) throw new MetaosError('INVALID_ARGUMENT', 'the socket is already connected, connecting or destroyed')
     if (listener !== undefined) this.once('connect', listener)
     this.#connecting = true
@@ -167,10 +163,7 @@ export class NetSocket extends Duplex {
       this.#connecting = false
       this.#handle = r.socket
       if (this.destroyed) { void this.#closeRemote(); this.#settleConnect(false); return }
-      this.localAddress = r.localAddress
-      this.localPort = r.localPort
-      this.remoteAddress = r.remoteAddress
-      this.remotePort = r.remotePort
+      this.#addresses = { localAddress: r.localAddress, localPort: r.localPort, remoteAddress: r.remoteAddress, remotePort: r.remotePort }
       this.#settleConnect(true)
       this.#touch()
       this.emit('connect')
@@ -195,6 +188,11 @@ export class NetSocket extends Duplex {
     return this.readable ? 'readOnly' : this.writable ? 'writeOnly' : 'closed'
   }
 
+  /** The connection's ends, as the kernel holding it sees them. */
+  get localAddress (): string | undefined { return this.#addresses.localAddress }
+  get localPort (): number | undefined { return this.#addresses.localPort }
+  get remoteAddress (): string | undefined { return this.#addresses.remoteAddress }
+  get remotePort (): number | undefined { return this.#addresses.remotePort }
   get bytesRead (): number { return this.stats.bytesRead }
   /** Bytes the kernel that holds the connection acknowledged. */
   get bytesWritten (): number { return this.stats.bytesWritten }

@@ -20,8 +20,15 @@ export const NETWORK_PATH = '/network'
 
 export type NetworkProxyOptions = ClientOptions & HttpTransportOptions
 
+/**
+ * Every open socket keeps one Receive long poll in flight (a listener one Accept, a datagram socket
+ * one ReceiveFrom), each holding a connection of the pool: the pool is as large as a caller's socket
+ * quota on a domain (512), so idle sockets never hold up the calls of others.
+ */
+export const NETWORK_POOL_SIZE = 1024
+
 export function createNetworkProxy (endpoint: string, options: NetworkProxyOptions = {}): NetworkHandler {
-  const transport = createHttpTransport(endpoint, NETWORK_PATH, options)
+  const transport = createHttpTransport(endpoint, NETWORK_PATH, { maxSockets: NETWORK_POOL_SIZE, ...options })
   const client = createClient<NetworkOperations>(NetworkServiceDescriptor, transport, { timingHeader: 'ServiceTiming', ...options })
   return { destination: transport.address, invoke: client.invoke, close: client.close }
 }

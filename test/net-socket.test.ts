@@ -256,7 +256,7 @@ t.test('NetSocket, NetServer and NetDatagramSocket on every destination', async 
   // Each open NetSocket keeps one long-poll Receive in flight, so each holds one HTTP connection of
   // the shared proxy's pool: with as many idle sockets as the pool has connections (16 by default
   // in createNetworkProxy), every other call waits for a long poll to expire (~5 s).
-  await t.test('idle sockets do not hold up the calls of others', { todo: 'the shared network proxy pools 16 connections (frontend/network-handler.ts)' }, async (t) => {
+  await t.test('idle sockets do not hold up the calls of others', async (t) => {
     const idleServer = createServer(() => {})
     await listen(idleServer)
     t.teardown(() => { idleServer.close() })
@@ -280,21 +280,40 @@ t.test('NetSocket, NetServer and NetDatagramSocket on every destination', async 
   await t.test('a reader that stops holds the remote back (backpressure), then reads everything', async (t) => {
     const total = 48 * MIB
     const data = randomBytes(total)
-    let serverSide: Socket | undefined
-    const server = createServer((s) => { serverSide = s; s.end(data) })
+    // The sender writes 64 KiB at a time, as fast as its kernel takes them.
+    let taken = 0
+    const server = createServer((s) => {
+      s.on('error', () => {})
+      const more = (): void => {
+        while (taken < total) {
+          const c = data.subarray(taken, taken + 64 * 1024)
+          taken += c.length
+          if (!s.write(c)) { s.once('drain', more); return }
+        }
+        s.end()
+      }
+      more()
+    })
     await listen(server)
     t.teardown(() => { server.close() })
     const sock = NetSocket.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, destination: domain.endpoints[0]! })
     const closed = once(sock, 'close')
-    await once(sock, 'connect')
-    sock.pause()
-    // Nobody reads: the socket buffers a bounded amount, the domain too, then TCP slows the sender.
-    await new Promise((r) => setTimeout(r, 800))
-    t.ok(sock.readableLength <= 2 * sock.readableHighWaterMark, `the socket buffered ${sock.readableLength} bytes`)
-    t.ok(domain.engine.stats.bufferedBytes <= 16 * MIB, `the domain buffered ${domain.engine.stats.bufferedBytes} bytes`)
-    t.ok(serverSide !== undefined && serverSide.writableLength > 8 * MIB, `the sender still holds ${serverSide?.writableLength} bytes`)
     const parts: Buffer[] = []
-    sock.on('data', (c: Buffer) => parts.push(c))
+    let got = 0
+    let stopped = false
+    const paused = new Promise<void>((resolve) => {
+      sock.on('data', (c: Buffer) => { parts.push(c); got += c.length; if (got >= 4 * MIB && !stopped) { stopped = true; sock.pause(); resolve() } })
+    })
+    await paused
+    // The reader stopped: the socket buffers a bounded amount and stops asking, the domain buffers a
+    // bounded amount and stops reading, and TCP flow control holds the sender back.
+    await new Promise((r) => setTimeout(r, 800))
+    const calls = sock.stats.calls
+    await new Promise((r) => setTimeout(r, 300))
+    t.ok(sock.stats.calls <= calls + 1, `no Receive while the reader is stopped (${sock.stats.calls - calls} more)`)
+    t.ok(sock.readableLength <= 2 * sock.readableHighWaterMark, `the socket buffered ${sock.readableLength} bytes`)
+    t.ok(domain.engine.stats.bufferedBytes <= 2 * MIB, `the domain buffered ${domain.engine.stats.bufferedBytes} bytes`)
+    t.ok(taken < total && taken - got < 24 * MIB, `the sender was held back: its kernel took ${taken} bytes, the reader has ${got}`)
     sock.resume()
     await once(sock, 'end')
     await closed
