@@ -15,6 +15,9 @@ import { LocalCluster } from '../frontend/local-cluster.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { serveStatus } from './status-command.js'
+import { createServer } from 'node:net'
+import { NetSocket } from '../frontend/net-socket.js'
+import { closeSharedNetworkProxies } from '../frontend/network-handler.js'
 
 const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N]
 
@@ -54,6 +57,7 @@ export async function main (argv: string[]): Promise<number> {
   const cleanup = async (): Promise<void> => {
     await status?.close()
     await closeSharedProxies()
+    await closeSharedNetworkProxies()
     await cluster?.close()
     rmSync(work, { recursive: true, force: true })
   }
@@ -80,9 +84,15 @@ export async function main (argv: string[]): Promise<number> {
     const moved = await migrateLive(cluster, data, expected, bufferSize)
     process.stdout.write(`\nLive migration: a stream written through the supervised dispatcher moved from ${moved.from} to ${moved.to} at ${moved.atMiB} MiB (the call that moved took ${moved.stallMs.toFixed(1)} ms); bytes ${moved.ok ? 'identical' : 'DIFFER'}.\n`)
     if (!moved.ok) return 1
+    const gw = await cluster.manager.start({ service: 'network', name: 'net-gateway', root: '', listen: [`unix:${join(work, 'net-gateway.sock')}`, 'http://127.0.0.1:0'], env: { METAOS_LOG_LEVEL: level } })
+    process.stdout.write(`\nA network domain: net-gateway (pid ${gw.pid}) on ${gw.endpoints.join(' and ')}\n`)
+    const sockets = await exerciseSockets([['local', 'local'], ['bus', gw.endpoints[0]!], ['network', gw.endpoints[1]!]])
+    process.stdout.write(socketTable(sockets))
+    if (sockets.some((r) => !r.ok)) { process.stdout.write('\nSOCKET BYTES DIFFER\n'); return 1 }
     const sockPath = parseEndpoint(bus).socketPath!
     process.stdout.write(`\nAll bytes checked (SHA-256 ${expected.slice(0, 16)}…) on every destination.\n\nWSDL of the storage service (import it into SoapUI, zeep, wsdl2h, svcutil):\n` +
-      `  curl '${net}?wsdl'\n  curl --unix-socket ${sockPath} 'http://localhost/storage?wsdl'\n`)
+      `  curl '${net}?wsdl'\n  curl --unix-socket ${sockPath} 'http://localhost/storage?wsdl'\n` +
+      `WSDL of the network service:\n  curl '${gw.endpoints[1]!}?wsdl'\n`)
     if (values.once === true) return 0
     const c = cluster
     status = await serveStatus(async () => ({ ...(await c.status()), pid: process.pid }), statusPort)
@@ -125,6 +135,47 @@ async function exercise (destination: string, endpoint: string, file: string, on
     calls: w.stats.calls + r.stats.calls,
     ok,
   }
+}
+
+interface SocketRow { destination: string, rttPerSec: number, mbPerSec: number, ok: boolean }
+
+/** Through each destination, a NetSocket to an echo server in this process: 200 small round trips, then 4 MiB echoed; bytes checked. */
+async function exerciseSockets (destinations: Array<[string, string]>): Promise<SocketRow[]> {
+  const server = createServer({ allowHalfOpen: true }, (s) => { s.pipe(s); s.on('error', () => {}) })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  const port = (server.address() as { port: number }).port
+  const payload = randomBytes(4 * 1024 * 1024)
+  const rows: SocketRow[] = []
+  try {
+    for (const [name, destination] of destinations) {
+      const s = await new Promise<NetSocket>((resolve, reject) => { const x = NetSocket.connect({ host: '127.0.0.1', port, destination }, () => { resolve(x) }); x.once('error', reject) })
+      const chunks: Buffer[] = []
+      let got = 0
+      let want = 0
+      let wake: (() => void) | undefined
+      s.on('data', (c: Buffer) => { chunks.push(c); got += c.length; if (got >= want) wake?.() })
+      const echo = async (b: Buffer): Promise<void> => { want += b.length; const done = new Promise<void>((resolve) => { wake = resolve }); s.write(b); if (got < want) await done }
+      const t0 = performance.now()
+      for (let i = 0; i < 200; i++) await echo(Buffer.from('ping'))
+      const t1 = performance.now()
+      await echo(payload)
+      const t2 = performance.now()
+      s.destroy()
+      const back = Buffer.concat(chunks).subarray(800)
+      rows.push({ destination: name, rttPerSec: 200 / ((t1 - t0) / 1000), mbPerSec: 4 / ((t2 - t1) / 1000), ok: back.equals(payload) })
+    }
+  } finally {
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  }
+  return rows
+}
+
+function socketTable (rows: SocketRow[]): string {
+  const body = rows.map((r) => [r.destination, r.rttPerSec.toFixed(0), r.mbPerSec.toFixed(1), r.ok ? 'identical' : 'DIFFER'])
+  const head = ['destination', 'round trips/s', 'echo MB/s', 'bytes']
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ') + '\n'
+  return '\nA NetSocket to a TCP echo server, through each destination (200 round trips, then 4 MiB echoed):\n\n' + line(head) + body.map(line).join('')
 }
 
 /** Writes the file through the supervised dispatcher and moves the stream to the other domain halfway. */

@@ -17,8 +17,11 @@ export type { DomainLimits, LimitsMechanism, LimitsOutcome } from './cgroup-limi
 export { ProcessDriver, type ProcessDriverOptions } from './process-driver.js'
 
 export interface DomainSpec {
-  /** Part of the domain's stable EPR (with the host and the root's real path). */
+  /** What the domain serves (default 'storage'). */
+  readonly service?: 'storage' | 'network'
+  /** Part of the domain's stable EPR (with the host and, for storage, the root's real path). */
   readonly name: string
+  /** The directory a storage domain serves (ignored by a network domain). */
   readonly root: string
   readonly volume?: string
   /** `http://HOST:PORT` (port 0 = any free port) and/or `unix:/path.sock`; none = the CLI's default. */
@@ -270,7 +273,7 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
 
   #validate (spec: DomainSpec): void {
     if (!NAME.test(spec.name)) throw new MetaosError('INVALID_ARGUMENT', `domain name "${spec.name}" must be 1-100 characters of A-Z a-z 0-9 . _ ~ - (not starting with .)`)
-    if (spec.root === '') throw new MetaosError('INVALID_ARGUMENT', 'the root must not be empty')
+    if (spec.root === '' && (spec.service ?? 'storage') === 'storage') throw new MetaosError('INVALID_ARGUMENT', 'the root must not be empty')
     // The manager's own flags: another value in extraArgs would silently win (and change the EPR).
     const clash = spec.extraArgs?.find((a) => OWN_FLAGS.includes(a.split('=')[0]!))
     if (clash !== undefined) throw new MetaosError('INVALID_ARGUMENT', `extraArgs must not set ${clash}; it is a field of the spec`)

@@ -17,7 +17,7 @@ export interface ProcessDriverOptions {
   readonly readyTimeoutMs?: number
 }
 
-/** Runs each domain as `metaos storage …`, a child process of this one. */
+/** Runs each domain as `metaos storage …` (or `metaos network …`), a child process of this one. */
 export class ProcessDriver implements DomainDriver {
   readonly #logger: Logger
   readonly #readyTimeoutMs: number | undefined
@@ -28,9 +28,11 @@ export class ProcessDriver implements DomainDriver {
   }
 
   async start (spec: DomainSpec): Promise<DomainInstance> {
-    const args = ['storage', '--root', spec.root, '--name', spec.name,
-      ...(spec.volume === undefined ? [] : ['--volume', spec.volume]),
-      ...spec.listen.flatMap((l) => ['--listen', l]), ...(spec.extraArgs ?? [])]
+    const args = spec.service === 'network'
+      ? ['network', '--name', spec.name, ...spec.listen.flatMap((l) => ['--listen', l]), ...(spec.extraArgs ?? [])]
+      : ['storage', '--root', spec.root, '--name', spec.name,
+          ...(spec.volume === undefined ? [] : ['--volume', spec.volume]),
+          ...spec.listen.flatMap((l) => ['--listen', l]), ...(spec.extraArgs ?? [])]
     let spawned: ChildProcess | undefined
     let confinement: CgroupLimits | undefined
     let limiting: Promise<LimitsOutcome> | undefined

@@ -286,3 +286,18 @@ t.test('a restart comes back on its port, or on a new one when another process t
   t.equal(moved.epr, a.epr, 'the same EPR')
   t.equal((await proxy(moved.endpoints[0]!).invoke('GetDomainInfo', {})).output.domainId, a.epr, 'serving')
 })
+
+t.test('network domains are managed the same way', async (t) => {
+  const { manager } = setup(t)
+  const { createNetworkProxy } = await import('../frontend/network-handler.js')
+  const n = await manager.start({ service: 'network', name: 'gw', root: '', listen: ['http://127.0.0.1:0'] })
+  t.match(n.endpoints[0], /^http:\/\/127\.0\.0\.1:\d+\/network$/, 'a network endpoint')
+  const p = createNetworkProxy(n.endpoints[0]!)
+  t.teardown(async () => { await p.close() })
+  t.equal((await p.invoke('GetDomainInfo', {})).output.domainId, n.epr, 'it answers as itself')
+  const again = await manager.restart('gw')
+  t.equal(again.epr, n.epr, 'restarted: same EPR')
+  t.same(again.endpoints, n.endpoints, 'same address')
+  t.equal((await p.invoke('GetDomainInfo', {})).output.domainId, n.epr, 'serving again')
+  await t.rejects(manager.start({ name: 's', root: '', listen: [] }), { code: 'INVALID_ARGUMENT' }, 'a storage domain still needs a root')
+})

@@ -95,6 +95,14 @@ function checkTable (t: Test, out: string, mib: number): void {
     t.equal(m[6], 'identical', `${dest}: bytes identical`)
   }
   t.match(out, /^All bytes checked \(SHA-256 [0-9a-f]{16}…\) on every destination\.$/m)
+  // The network domain: a NetSocket to an echo server through the local kernel, the bus and HTTP.
+  t.match(out, /^A network domain: net-gateway \(pid \d+\) on http\+unix:\/\/\S+\/network and http:\/\/127\.0\.0\.1:\d+\/network$/m, 'it starts a network domain')
+  for (const dest of ['local', 'bus', 'network']) {
+    const m = new RegExp(`^${dest}\\s+(\\d+)\\s+(\\d+\\.\\d)\\s+(\\S+)$`, 'm').exec(out.slice(out.indexOf('A NetSocket')))
+    t.ok(m !== null && Number(m[1]) > 0 && Number(m[2]) > 0, `sockets through ${dest}: ${m?.[1]} round trips/s, ${m?.[2]} MB/s`)
+    t.equal(m?.[3], 'identical', `sockets through ${dest}: the echoed bytes are identical`)
+  }
+  t.match(out, /^ {2}curl 'http:\/\/127\.0\.0\.1:\d+\/network\?wsdl'$/m, 'the network WSDL')
 }
 
 function alive (pid: number): boolean {
@@ -175,7 +183,9 @@ t.test('metaos up (running): the printed WSDL URLs answer; Ctrl-C stops it clean
   const status = async (...args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [CLI, 'status', ...args], { env: ENV, timeout: 10_000 })).stdout
   interface S { domains: Array<{ name: string, state: string, pid: number, restarts: number, epr: string }>, pmt: Array<{ epr: string, state: string }>, decisions: Array<{ epr: string, to: string, reason: string }> }
   const first = JSON.parse(await status('--json')) as S
-  t.same(first.domains.map((d) => [d.name, d.state, d.pid]), [['bus-domain', 'running', p.pids[0]], ['net-domain', 'running', p.pids[1]]], 'metaos status --json: both domains running, with the printed pids')
+  t.same(first.domains.slice(0, 2).map((d) => [d.name, d.state, d.pid]), [['bus-domain', 'running', p.pids[0]], ['net-domain', 'running', p.pids[1]]], 'metaos status --json: both storage domains running, with the printed pids')
+  t.same(first.domains.slice(2).map((d) => [d.name, d.state]), [['net-gateway', 'running']], 'and the network domain')
+  p.pids.push(first.domains[2]!.pid)
   process.kill(p.pids[1]!, 'SIGKILL')
   let s = first
   for (let i = 0; i < 100; i++) {
