@@ -81,3 +81,33 @@ t.test('placement, affinity, CONNECTION_LOST, new connections elsewhere', async 
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.equal(d.affinity.size, 0, 'closed: out of the affinity table')
 })
+
+t.test('rules place connections: by destination (host:port) and by transport', async (t) => {
+  const { RulesEngine, validateRules } = await import('../frontend/rules-engine.js')
+  const { LocalNetworkHandler } = await import('../frontend/local-network-handler.js')
+  const echo = await echoServer(t)
+  const d = await spawnDomain(['network', '--name', 'ruled', '--listen', 'http://127.0.0.1:0'], { env: { ...process.env, METAOS_LOG_LEVEL: 'silent' } })
+  const pmt = new PerformanceMappingTable()
+  const perf = new PerformanceModule({ pmt })
+  const local = new LocalNetworkHandler()
+  const handlers = new Map<string, NetworkHandler>([
+    ['local', perf.trackNetwork({ epr: 'local', endpoints: ['local'], hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: 'network' }, local)],
+    [d.ready.epr, perf.trackNetwork({ epr: d.ready.epr, endpoints: d.ready.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: 'network' }, createNetworkProxy(d.ready.endpoints[0]!))],
+  ])
+  t.teardown(async () => { for (const h of handlers.values()) await h.close(); await d.stop() })
+  for (const epr of handlers.keys()) await perf.probe(epr)
+  const rules = new RulesEngine(validateRules({ rules: [
+    { name: 'the echo service goes through a domain', when: { op: ['Connect'], pathPrefix: `127.0.0.1:${echo.port}` }, choose: { transport: 'http' } },
+    { name: 'the local kernel first', prefer: { transport: 'local' } },
+  ] }))
+  const disp = new NetworkDispatcher(pmt, handlers, { rules })
+  const p = disp.place({ op: 'Connect', path: `127.0.0.1:${echo.port}` })
+  t.equal(p.chosen, d.ready.epr, 'the rule for the echo service chose the domain')
+  t.same(p.fired, ['the echo service goes through a domain', 'the local kernel first'])
+  t.equal(disp.place({ op: 'ResolveHost', path: 'localhost' }).chosen, 'local', 'anything else: the local kernel first')
+  const s = NetSocket.connect({ host: '127.0.0.1', port: echo.port, destination: disp })
+  await new Promise((resolve, reject) => { s.once('connect', resolve); s.once('error', reject) })
+  t.equal(await echoOnce(s, 'ruled'), 'ruled')
+  t.equal([...disp.affinity.values()][0], d.ready.epr, 'the connection was placed by the rule')
+  s.destroy()
+})
