@@ -8,6 +8,7 @@ import { createLogger } from '../soap-runtime/logger.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { TargetService } from '../discovery/target-service.js'
 import { domainScopes, NETWORK_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
+import { HostingValues, type Hosting } from '../frontend/generated/network-service.js'
 
 const HELP = `usage: metaos network [--listen URL]... [--name NAME] [--allow CIDR:PORTS]... [options]
 
@@ -24,6 +25,9 @@ SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
   --announce               announce with WS-Discovery (Hello/Bye, answers Probe/Resolve)
   --interface NAME         where to announce and listen (repeatable, or "all"; default: lo only)
   --zone NAME              adds the scope metaos://zone/NAME
+  --hosting KIND           process, container or vm: what runs this domain, said by GetDomainInfo
+                           and the scope metaos://hosting/KIND (default process; the images of
+                           docker/ pass container)
   --scope URI              adds a scope (repeatable)
   --max-sockets N          sockets the domain holds at once, all callers (default 4096)
   --max-sockets-per-caller N  sockets one caller holds at once (default 512)
@@ -49,6 +53,7 @@ export async function main (argv: string[]): Promise<number> {
       announce: { type: 'boolean' },
       interface: { type: 'string', multiple: true },
       zone: { type: 'string' },
+      hosting: { type: 'string' },
       scope: { type: 'string', multiple: true },
       'max-sockets': { type: 'string' },
       'max-sockets-per-caller': { type: 'string' },
@@ -65,6 +70,8 @@ export async function main (argv: string[]): Promise<number> {
     process.stderr.write(`metaos network: ${message}\nmetaos network --help shows the options.\n`)
     return 2
   }
+  const hosting = (values.hosting ?? 'process') as Hosting
+  if (!HostingValues.includes(hosting)) return usage(`--hosting must be one of ${HostingValues.join(', ')}, not "${values.hosting}"`)
   const allow = values.allow ?? LOOPBACK_ONLY
   try {
     parseAllowList(allow)
@@ -85,6 +92,7 @@ export async function main (argv: string[]): Promise<number> {
     listen: values.listen ?? ['http://127.0.0.1:0'],
     ...(values.name === undefined ? {} : { name: values.name }),
     allow,
+    hosting,
     limits,
     logger,
   })
@@ -95,7 +103,7 @@ export async function main (argv: string[]): Promise<number> {
     target = new TargetService({
       epr: domain.epr,
       types: [NETWORK_DOMAIN_TYPE],
-      scopes: domainScopes({ hosting: 'process', ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }),
+      scopes: domainScopes({ hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }),
       xaddrs: domain.endpoints,
       ...(values.interface === undefined ? {} : { interfaces: values.interface }),
       logger,

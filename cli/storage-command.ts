@@ -6,6 +6,7 @@ import { createLogger } from '../soap-runtime/logger.js'
 import { TargetService } from '../discovery/target-service.js'
 import { declaredScopes, domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 import { FaultInjection } from '../backend-storage/fault-injection.js'
+import { HostingValues, type Hosting } from '../frontend/generated/storage-service.js'
 
 function nonNegative (v: string, name: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(v)
@@ -26,6 +27,9 @@ Runs a storage service domain serving the files under DIR.
   --announce              announce with WS-Discovery (Hello/Bye, answers Probe/Resolve)
   --interface NAME        where to announce and listen (repeatable, or "all"; default: lo only)
   --zone NAME             adds the scope metaos://zone/NAME
+  --hosting KIND          process, container or vm: what runs this domain, said by GetDomainInfo
+                          and the scope metaos://hosting/KIND (default process; the images of
+                          docker/ pass container)
   --scope URI             adds a scope (repeatable)
   --max-message-bytes N   largest request accepted (default 67108864)
   --max-read-bytes N      largest count of one Read (default 16777216)
@@ -55,6 +59,7 @@ export async function main (argv: string[]): Promise<number> {
       announce: { type: 'boolean' },
       interface: { type: 'string', multiple: true },
       zone: { type: 'string' },
+      hosting: { type: 'string' },
       scope: { type: 'string', multiple: true },
       'max-message-bytes': { type: 'string' },
       'max-read-bytes': { type: 'string' },
@@ -70,6 +75,8 @@ export async function main (argv: string[]): Promise<number> {
   })
   if (values.help === true) { process.stdout.write(HELP); return 0 }
   if (values.root === undefined) { process.stderr.write(`metaos storage: --root is required\n\n${HELP}`); return 2 }
+  const hosting = (values.hosting ?? 'process') as Hosting
+  if (!HostingValues.includes(hosting)) { process.stderr.write(`metaos storage: --hosting must be one of ${HostingValues.join(', ')}, not "${values.hosting}"\n`); return 2 }
   const num = (v: string | undefined, name: string): number | undefined => {
     if (v === undefined) return undefined
     const n = Number(v)
@@ -94,6 +101,7 @@ export async function main (argv: string[]): Promise<number> {
     listen: values.listen ?? ['http://127.0.0.1:0'],
     ...(values.name === undefined ? {} : { name: values.name }),
     ...(values.volume === undefined ? {} : { volume: values.volume }),
+    hosting,
     limits,
     logger,
     faults,
@@ -103,7 +111,7 @@ export async function main (argv: string[]): Promise<number> {
     target = new TargetService({
       epr: domain.epr,
       types: [STORAGE_DOMAIN_TYPE],
-      scopes: domainScopes({ hosting: 'process', volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }),
+      scopes: domainScopes({ hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }),
       xaddrs: domain.endpoints,
       ...(values.interface === undefined ? {} : { interfaces: values.interface }),
       logger,

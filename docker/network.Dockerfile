@@ -1,0 +1,26 @@
+# The metaos network domain image: socket system calls made by the container's kernel, over HTTP
+# on :8080 and over the bus socket /run/metaos/network.sock (bind-mount /run/metaos to reach it
+# from the host).
+# Build context: the directory docker/build-images.sh stages (app/ = dist/*.js, wsdl/,
+# package.json, production node_modules, docker/healthcheck.mjs; empty/ = an empty directory);
+# `bash docker/build-images.sh` builds it. Offline: --build-arg BASE_IMAGE=metaos/node-base:20
+# (docker/build-base-image.sh); with a registry the default base is used unchanged.
+# No RUN: the offline base has no shell, and nothing here needs one.
+#   docker run -d -p 127.0.0.1:8080:8080 metaos/network:dev (on one line:)
+#     --listen http://0.0.0.0:8080 --hosting container --allow 10.0.0.0/8:80,443
+ARG BASE_IMAGE=node:20-bookworm-slim
+FROM ${BASE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+# Owned by root, read-only to the domain's user.
+COPY app/ /app/
+# /run/metaos: where the bus socket is created (bind-mount a host directory writable by uid 10001).
+COPY --chown=10001:10001 empty/ /run/metaos/
+USER 10001:10001
+EXPOSE 8080
+# docker stop sends SIGTERM: the domain says Bye (when announced), drains in-flight calls (up to
+# 10 s; give docker stop --time / stop_grace_period a little more), closes and exits 0.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 CMD ["node", "/app/docker/healthcheck.mjs"]
+ENTRYPOINT ["node", "/app/dist/cli/metaos.js", "network"]
+CMD ["--listen", "http://0.0.0.0:8080", "--listen", "unix:/run/metaos/network.sock", "--hosting", "container"]
