@@ -15,6 +15,7 @@
 // `migrate()` moves a stream the same way on purpose (the supervisor's proactive move).
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
+import { withDeadline } from './deadline.js'
 import { MetaosError, type ErrorCode } from '../soap-runtime/errors.js'
 import type { Invocation } from '../soap-runtime/client.js'
 import type { StorageOperations } from './generated/storage-service.js'
@@ -151,16 +152,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     const call = h.invoke(op, input)
     if (this.#o.failover === false) return await call
     const ms = this.#deadline(op, input)
-    let timer: NodeJS.Timeout | undefined
-    const hang = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new MetaosError('TIMED_OUT', `domain ${epr} did not answer ${op} within ${Math.round(ms)} ms (hang)`)) }, ms)
-    })
-    try {
-      return await Promise.race([call, hang])
-    } finally {
-      clearTimeout(timer)
-      call.catch(() => {}) // a call abandoned as hung may still fail later
-    }
+    return await withDeadline(call, ms, () => new MetaosError('TIMED_OUT', `domain ${epr} did not answer ${op} within ${Math.round(ms)} ms (hang)`))
   }
 
   #failed (e: unknown): e is MetaosError {

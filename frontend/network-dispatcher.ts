@@ -10,6 +10,7 @@
 // failed), the domain is marked suspect, and new connections go to a healthy domain. Calls that
 // create nothing yet (Connect, Listen, ResolveHost) are retried on another domain.
 import { EventEmitter } from 'node:events'
+import { withDeadline } from './deadline.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { Invocation } from '../soap-runtime/client.js'
 import type { NetworkOperations } from './generated/network-service.js'
@@ -111,19 +112,9 @@ export class NetworkDispatcher extends EventEmitter<NetworkDispatcherEvents> imp
   async #on<K extends NetworkOp> (epr: string, op: K, input: NetworkOperations[K]['input']): Promise<Invocation<NetworkOperations[K]['output']>> {
     const h = this.#handlers.get(epr)
     if (h === undefined) throw new MetaosError('TRANSPORT_ERROR', `network domain ${epr} is gone`)
-    const call = h.invoke(op, input)
     const i = input as { timeoutMs?: number, data?: Buffer }
     const ms = (i.timeoutMs ?? 0) + (this.#o.hangMs ?? 2000) + (i.data?.length ?? 0) / 8192
-    let timer: NodeJS.Timeout | undefined
-    const hang = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new MetaosError('TIMED_OUT', `network domain ${epr} did not answer ${op} within ${Math.round(ms)} ms (hang)`)) }, ms)
-    })
-    try {
-      return await Promise.race([call, hang])
-    } finally {
-      clearTimeout(timer)
-      call.catch(() => {})
-    }
+    return await withDeadline(h.invoke(op, input), ms, () => new MetaosError('TIMED_OUT', `network domain ${epr} did not answer ${op} within ${Math.round(ms)} ms (hang)`))
   }
 
   /** The domain failed (not the destination): a transport failure, a hang, a drain. */
