@@ -295,21 +295,20 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
 
   /** Follows the position the domain acknowledged (the checkpoint a replay starts from). */
   #advance (s: StreamEntry, op: string, input: unknown, output: unknown): void {
-    if (op === 'Batch') {
-      const ops = (input as StorageOperations['Batch']['input']).op
-      const results = (output as StorageOperations['Batch']['output']).result
-      results.forEach((r, i) => { const [name] = Object.keys(ops[i]!); this.#advanceOne(s, name!, Object.values(ops[i]!)[0], r) })
-      return
-    }
-    this.#advanceOne(s, op, input, output)
+    if (op !== 'Batch') { this.#advanceOne(s, op, input, output); return }
+    // A Batch: each operation's result (a fault moved nothing), in order.
+    const ops = (input as StorageOperations['Batch']['input']).op
+    ;(output as StorageOperations['Batch']['output']).result.forEach((r, i) => {
+      if ('StorageFault' in r) return
+      const [name, inner] = Object.entries(ops[i]!)[0]!
+      this.#advanceOne(s, name, inner, Object.values(r)[0])
+    })
   }
 
   #advanceOne (s: StreamEntry, op: string, input: unknown, output: unknown): void {
-    if (output === undefined || (typeof output === 'object' && output !== null && 'StorageFault' in output)) return
-    const out = (typeof output === 'object' && output !== null && `${op}Response` in output) ? (output as Record<string, unknown>)[`${op}Response`] : output
     switch (op) {
-      case 'Write': case 'Seek': s.position = (out as { position: number }).position; break
-      case 'Read': s.position += (out as { data: Buffer }).data.length; break
+      case 'Write': case 'Seek': s.position = (output as { position: number }).position; break
+      case 'Read': s.position += (output as { data: Buffer }).data.length; break
       case 'SetLength': s.position = Math.min(s.position, (input as { length: number }).length); break
       default: break
     }
