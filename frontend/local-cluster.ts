@@ -3,11 +3,11 @@
 // performance module, placed on by a dispatcher with failover, and watched by a supervisor whose
 // policy restarts a domain that died. What `metaos up`, the fault-injection tests and the
 // supervision benchmark share.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { release, tmpdir, type } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { DomainManager, type ManagedDomain } from './domain-manager.js'
+import { DomainManager, type DomainDriver, type ManagedDomain } from './domain-manager.js'
 import { createStorageProxy } from './storage-proxy.js'
 import { PerformanceMappingTable } from './pmt.js'
 import { PerformanceModule } from './performance-module.js'
@@ -34,6 +34,8 @@ export interface LocalClusterOptions {
    * place (a new EPR), so the volume keeps its capacity; 'none' leaves it isolated.
    */
   readonly isolation?: 'restart' | 'clone' | 'none'
+  /** How domains are hosted (default: local processes); e.g. a ContainerDriver for container domains. */
+  readonly driver?: DomainDriver
   /** Log level of the domain processes (default silent). */
   readonly logLevel?: string
   readonly logger?: Logger
@@ -63,16 +65,20 @@ export class LocalCluster {
   readonly supervisor: Supervisor
   readonly #eprs = new Map<string, string>()
   readonly #endpoints = new Map<string, string>()
+  readonly #hosting: 'process' | 'container'
   readonly #ownDir: boolean
 
   private constructor (o: LocalClusterOptions) {
     this.#ownDir = o.dir === undefined
     this.dir = o.dir ?? mkdtempSync(join(tmpdir(), 'metaos-cluster-'))
     this.root = join(this.dir, 'volume')
-    mkdirSync(this.root, { recursive: true })
+    // Domains in containers run as another user (10001) and must write the volume too.
+    mkdirSync(this.root, { recursive: true, mode: 0o777 })
+    chmodSync(this.root, 0o777)
     this.volume = o.volume ?? 'shared'
     const logger = o.logger ?? silentLogger
-    this.manager = new DomainManager({ logger })
+    this.manager = new DomainManager({ logger, ...(o.driver === undefined ? {} : { driver: o.driver }) })
+    this.#hosting = o.driver === undefined ? 'process' : 'container'
     this.perf = new PerformanceModule({ pmt: this.pmt, ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }) })
     this.dispatcher = new Dispatcher(this.pmt, this.handlers, { ...o.dispatcher, volume: this.volume })
     const policy = o.isolation ?? 'restart'
@@ -165,7 +171,7 @@ export class LocalCluster {
 
   #track (d: ManagedDomain): void {
     this.#endpoints.set(d.epr, d.endpoints[0]!)
-    this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: 'process', kernel: { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
+    this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: this.#hosting, kernel: { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
   }
 
   faultFile (i: number): string { return join(this.dir, `fault-${i}.json`) }

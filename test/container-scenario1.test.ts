@@ -10,7 +10,7 @@
 // from outside. Measured: start to ready, Write round trips/s and MB/s, container next to process.
 // Skips, saying why, when `docker info` fails or docker/build-images.sh cannot build the images.
 import t, { type Test } from 'tap'
-import { spawnSync } from 'node:child_process'
+import { dockerUnavailable } from './helpers/docker.js'
 import { createHash, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { release, tmpdir } from 'node:os'
@@ -21,7 +21,6 @@ import { DomainManager, type ManagedDomain } from '../frontend/domain-manager.js
 import { PerformanceMappingTable } from '../frontend/pmt.js'
 import { PerformanceModule } from '../frontend/performance-module.js'
 import { Dispatcher } from '../frontend/dispatcher.js'
-import { packageFile } from '../package-root.js'
 
 t.setTimeout(300_000)
 
@@ -35,18 +34,7 @@ const asProcess = new ContainerDriver({ user: `${process.getuid?.() ?? 0}:${proc
 const docker = async (...args: string[]): Promise<string> => await driver.docker(args)
 const inspect = async (name: string, format: string): Promise<string> => await docker('inspect', '-f', format, containerName(name))
 
-/** Why this file cannot run here, or undefined when Docker works and the images are built. */
-function unavailable (): string | undefined {
-  const info = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 30_000 })
-  if (info.status !== 0) return `no Docker engine: \`docker info\` fails (${(info.error?.message ?? info.stderr).trim().split('\n').pop() ?? ''})`
-  const script = packageFile('docker', 'build-images.sh')
-  if (!existsSync(script)) return `${script} is missing: the images cannot be built`
-  const build = spawnSync('bash', [script], { cwd: packageFile(), encoding: 'utf8', timeout: 900_000 })
-  if (build.status !== 0) return `bash docker/build-images.sh failed: ${(build.stderr || String(build.error)).trim().split('\n').slice(-3).join(' | ')}`
-  t.comment(build.stdout.trim().replace(/\n/g, '; '))
-  return undefined
-}
-const skip = unavailable() ?? false
+const skip = dockerUnavailable((l) => { t.comment(l) }) ?? false
 
 interface Volume { dir: string, root: string, bus: string }
 /** A volume directory and a socket directory, writable by the image's uid 10001 too (mode 0777). */
