@@ -7,6 +7,7 @@ import { runCharSuite, charTable } from './char-suite.js'
 import { runPlacementSuite, placementTable } from './placement-suite.js'
 import { runSupervisionSuite, supervisionTable } from './supervision-suite.js'
 import { runNetworkSuite, networkTable } from './network-suite.js'
+import { runContainerSuite, containerTable } from './container-suite.js'
 import { writeFileSync } from 'node:fs'
 import { callMarkdown, callTable, machine, writeJson } from './report.js'
 
@@ -27,6 +28,9 @@ metaos-http/bare-http and metaos-http/soap.
   --suite network  TCP echo round trips/s and bulk MB/s: direct node:net, NetSocket on the
                    local kernel, through a network domain over the bus and over HTTP
                    (--seconds S of round trips per path and round, --rounds N, default 1 and 3)
+  --suite containers  one storage domain as a process and as a container (Docker engine and
+                   images needed: bash docker/build-images.sh): Write round trips/s and MB/s
+                   over HTTP and the bus, start→ready (--seconds S, --rounds N: 1 and 3)
   --suite supervision  faults (kill -9, SIGSTOP, delay, closed listener, restart) hitting the
                    domain of a stream: stall, bytes lost, time to isolation; and what
                    supervision costs when nothing fails (--file-size 64m, --rounds 10)
@@ -85,6 +89,12 @@ export async function main (argv: string[]): Promise<number> {
     if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), network: rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
+  if (values.suite === 'containers') {
+    const rows = await runContainerSuite({ seconds: Number(values.seconds ?? '1'), rounds: Number(values.rounds ?? '3'), onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    process.stdout.write(containerTable(rows))
+    if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), containers: rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
+    return 0
+  }
   if (values.suite === 'supervision') {
     let stop = false
     process.once('SIGINT', () => { stop = true })
@@ -93,7 +103,7 @@ export async function main (argv: string[]): Promise<number> {
     if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), supervision: r }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
-  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick, --suite char, placement, network or supervision\n`); return 2 }
+  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick, --suite char, placement, network, containers or supervision\n`); return 2 }
   const sizes = (values.sizes ?? '512,4k,64k,1m').split(',').map(parseSize)
   const peers = new Set((values.peers ?? 'local-fs,metaos,bare-http,soap').split(','))
   for (const p of peers) if (!['local-fs', 'metaos', 'bare-http', 'soap'].includes(p)) { process.stderr.write(`metaos bench: unknown peer "${p}"\n`); return 2 }
