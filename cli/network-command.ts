@@ -6,7 +6,7 @@ import { startNetworkDomain } from '../backend-network/network-domain.js'
 import { LOOPBACK_ONLY, parseAllowList } from '../backend-network/allow-list.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { MetaosError } from '../soap-runtime/errors.js'
-import { TargetService } from '../discovery/target-service.js'
+import { serveUntilSignalled } from './domain-lifecycle.js'
 import { domainScopes, NETWORK_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 import { HostingValues, type Hosting } from '../frontend/generated/network-service.js'
 
@@ -96,37 +96,10 @@ export async function main (argv: string[]): Promise<number> {
     limits,
     logger,
   })
-  let target: TargetService | undefined
-  if (values.announce === true) {
-    // The allow rules are not announced: RFC 3986 prefix matching cannot ask "does it reach this
-    // address", and a multicast announcement is no place to publish a policy. GetDomainInfo has them.
-    target = new TargetService({
-      epr: domain.epr,
-      types: [NETWORK_DOMAIN_TYPE],
-      scopes: domainScopes({ hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }),
-      xaddrs: domain.endpoints,
-      ...(values.interface === undefined ? {} : { interfaces: values.interface }),
-      logger,
-    })
-    try {
-      await target.start()
-    } catch (e) {
-      await domain.close(0)
-      throw e
-    }
-  }
-  process.stdout.write(JSON.stringify({ event: 'ready', service: 'network', endpoints: domain.endpoints, epr: domain.epr }) + '\n')
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info({ signal, inFlight: domain.host.inFlight, ...domain.engine.stats }, 'draining')
-      // Bye first: clients stop choosing this domain while it drains.
-      const bye = target?.stop() ?? Promise.resolve()
-      Promise.all([bye, domain.close()]).then(() => { resolve() }, (e: unknown) => { logger.error({ err: e }, 'close failed'); resolve() })
-    }
-    process.once('SIGTERM', stop)
-    process.once('SIGINT', stop)
-  })
-  logger.info('stopped')
-  logger.flush()
-  return 0
+  // The allow rules are not announced: RFC 3986 prefix matching cannot ask "does it reach this
+  // address", and a multicast announcement is no place to publish a policy. GetDomainInfo has them.
+  const announce = values.announce === true
+    ? { types: [NETWORK_DOMAIN_TYPE], scopes: domainScopes({ hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
+    : undefined
+  return await serveUntilSignalled('network', domain, announce, logger, () => domain.engine.stats)
 }

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
-import { TargetService } from '../discovery/target-service.js'
+import { serveUntilSignalled } from './domain-lifecycle.js'
 import { declaredScopes, domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 import { FaultInjection } from '../backend-storage/fault-injection.js'
 import { HostingValues, type Hosting } from '../frontend/generated/storage-service.js'
@@ -106,35 +106,8 @@ export async function main (argv: string[]): Promise<number> {
     logger,
     faults,
   })
-  let target: TargetService | undefined
-  if (values.announce === true) {
-    target = new TargetService({
-      epr: domain.epr,
-      types: [STORAGE_DOMAIN_TYPE],
-      scopes: domainScopes({ hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }),
-      xaddrs: domain.endpoints,
-      ...(values.interface === undefined ? {} : { interfaces: values.interface }),
-      logger,
-    })
-    try {
-      await target.start()
-    } catch (e) {
-      await domain.close(0)
-      throw e
-    }
-  }
-  process.stdout.write(JSON.stringify({ event: 'ready', service: 'storage', endpoints: domain.endpoints, epr: domain.epr }) + '\n')
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info({ signal, inFlight: domain.host.inFlight }, 'draining')
-      // Bye first: clients stop choosing this domain while it drains.
-      const bye = target?.stop() ?? Promise.resolve()
-      Promise.all([bye, domain.close()]).then(() => { resolve() }, (e: unknown) => { logger.error({ err: e }, 'close failed'); resolve() })
-    }
-    process.once('SIGTERM', stop)
-    process.once('SIGINT', stop)
-  })
-  logger.info('stopped')
-  logger.flush()
-  return 0
+  const announce = values.announce === true
+    ? { types: [STORAGE_DOMAIN_TYPE], scopes: domainScopes({ hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
+    : undefined
+  return await serveUntilSignalled('storage', domain, announce, logger)
 }
