@@ -1,0 +1,120 @@
+// Benchmark peer "mono-wcf": the paper's own stack (Mono's WCF, BasicHttpBinding) beside ours.
+// Builds benchmarks/peers/wcf/StorageBench.cs with mcs (cached in os.tmpdir() by source hash),
+// runs its service in one process and its client in another, one size at a time, and turns the
+// client's JSON into BenchRows. Skips with a reason when Mono is missing; never installs it.
+// Untuned = ServiceHost with stock System.Net settings; tuned = the same binding on a reply channel
+// of its own (Mono's dispatcher sleeps 100 ms per accepted channel) and Nagle/Expect: 100-continue off.
+import { execFile, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { packageFile } from '../package-root.js'
+import type { BenchRow } from './report.js'
+
+export interface WcfPeerOptions { sizes: number[], seconds: number, tuned: boolean }
+
+const ASSEMBLIES = ['System.ServiceModel.dll', 'System.Runtime.Serialization.dll', 'System.Xml.dll']
+
+function which (name: string): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/local/bin', '/usr/bin']) {
+    if (dir === '') continue
+    try { accessSync(join(dir, name), constants.X_OK); return join(dir, name) } catch { /* next */ }
+  }
+  return undefined
+}
+
+async function run (cmd: string, args: string[], timeoutMs: number): Promise<{ ok: boolean, stdout: string, stderr: string }> {
+  return await new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => { resolve({ ok: err === null, stdout, stderr: stderr || String(err ?? '') }) })
+  })
+}
+
+/** Compiles StorageBench.exe once per source version; returns its path or why it cannot. */
+async function build (mcs: string, assemblyDir: string): Promise<string | { skipped: string }> {
+  const source = packageFile('benchmarks', 'peers', 'wcf', 'StorageBench.cs')
+  const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 16)
+  const dir = join(tmpdir(), `metaos-wcf-peer-${hash}`)
+  const exe = join(dir, 'StorageBench.exe')
+  if (existsSync(exe)) return exe
+  mkdirSync(dir, { recursive: true })
+  const tmp = join(dir, `StorageBench.${process.pid}.exe`)
+  const cc = await run(mcs, ['-nologo', '-optimize+', `-out:${tmp}`, ...ASSEMBLIES.map((a) => `-r:${join(assemblyDir, a)}`), source], 120_000)
+  if (!cc.ok) return { skipped: `mono-wcf: mcs failed to compile ${source}: ${(cc.stdout + cc.stderr).trim().slice(0, 500)}` }
+  renameSync(tmp, exe) // atomic, so a concurrent run never sees half a file
+  return exe
+}
+
+interface Service { url: string, stop: () => Promise<void> }
+
+async function startService (mono: string, exe: string, file: string, tuned: boolean): Promise<Service> {
+  const child = spawn(mono, [exe, 'serve', '0', file, ...(tuned ? ['tuned'] : [])], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.stdin.end() // the service stops on stdin EOF
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 3000)
+    await exited
+    clearTimeout(timer)
+  }
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`mono-wcf service not ready after 30 s: ${stderr.slice(0, 500)}`)) }, 30_000)
+      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`mono-wcf service exited (${String(code)}): ${stderr.slice(0, 500)}`)) })
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        try {
+          const m = JSON.parse(line) as { event?: string, endpoints?: string[] }
+          if (m.event === 'ready' && m.endpoints?.[0] !== undefined) { clearTimeout(timer); resolve(m.endpoints[0]) }
+        } catch { /* not the ready line */ }
+      })
+    })
+    return { url, stop }
+  } catch (e) { await stop(); throw e }
+}
+
+interface ClientResult { calls: number, seconds: number, bytes: number, p50ms: number, p99ms: number }
+
+function row (size: number, tuned: boolean, r: ClientResult): BenchRow {
+  return {
+    suite: 'peers',
+    peer: 'mono-wcf',
+    hosting: 'http',
+    op: 'write',
+    mode: tuned ? 'call-tuned' : 'call',
+    payloadBytes: size,
+    runs: r.calls,
+    callsPerSec: r.calls / r.seconds,
+    mbPerSec: r.bytes / (1024 * 1024) / r.seconds,
+    totalMs: (r.seconds * 1000) / Math.max(r.calls, 1),
+    p50us: r.p50ms * 1000,
+    p99us: r.p99ms * 1000,
+  }
+}
+
+export async function runWcfPeer (o: WcfPeerOptions): Promise<BenchRow[] | { skipped: string }> {
+  const mcs = which('mcs')
+  const mono = which('mono')
+  if (mcs === undefined || mono === undefined) return { skipped: 'mono-wcf: Mono is not installed (mcs/mono not on PATH; apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil)' }
+  const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => ASSEMBLIES.every((a) => existsSync(join(d, a))))
+  if (assemblyDir === undefined) return { skipped: 'mono-wcf: System.ServiceModel.dll not found under /usr/lib/mono/4.5 (apt-get install libmono-system-servicemodel4.0a-cil)' }
+  const exe = await build(mcs, assemblyDir)
+  if (typeof exe !== 'string') return exe
+  const dir = mkdtempSync(join(tmpdir(), 'metaos-wcf-bench-'))
+  const service = await startService(mono, exe, join(dir, 'mono-wcf.bin'), o.tuned)
+  try {
+    const rows: BenchRow[] = []
+    for (const size of o.sizes) {
+      const c = await run(mono, [exe, 'client', service.url, String(size), String(o.seconds), ...(o.tuned ? ['tuned'] : [])], o.seconds * 1000 + 120_000)
+      const last = c.stdout.trim().split('\n').pop() ?? ''
+      if (!c.ok || !last.startsWith('{')) throw new Error(`mono-wcf client failed for ${size} B: ${c.stderr.slice(0, 800)}`)
+      rows.push(row(size, o.tuned, JSON.parse(last) as ClientResult))
+    }
+    return rows
+  } finally {
+    await service.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
