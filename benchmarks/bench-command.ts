@@ -10,6 +10,8 @@ import { runNetworkSuite, networkTable } from './network-suite.js'
 import { runContainerSuite, containerTable } from './container-suite.js'
 import { writeFileSync } from 'node:fs'
 import { callMarkdown, callTable, machine, writeJson } from './report.js'
+import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode } from './paper-suite.js'
+import { paperCsv, paperMarkdown } from './paper-report.js'
 
 const HELP = `usage: metaos bench [--quick] [--sizes LIST] [--peers LIST] [--seconds S] [--json FILE]
 
@@ -19,6 +21,17 @@ Prints calls/s, MB/s, p50/p99 latency, the service time metaos reports, and the 
 metaos-http/bare-http and metaos-http/soap.
 
   --quick          the quick suite (default; the paper's full suite arrives with issue #8)
+  --suite paper    the paper's protocol (DESIGN.md §7): sequential write then read of each file
+                   size, by characters (WriteByte/ReadByte through a FileStream whose buffer is
+                   the cache) and by blocks (Write/Read calls of the cache size), per hosting,
+                   faithful and exception-less; 1 warm-up + N runs, mean ± sd, outliers named
+                   --hostings LIST  local,process-bus,process-http,container-http,container-bus
+                                    (default all; containers need Docker and the images)
+                   --sizes LIST     file sizes (default 1m,10m,50m,100m)
+                   --caches LIST    cache sizes (default 512,1k,4k)
+                   --modes LIST     char,block (default both)
+                   --runs N         measured runs per case (default 10)
+                   --json/--csv/--md FILE  the rows, one CSV line per case, the Table-1 layout
   --suite char     WriteByte through a FileStream cache, faithful vs exception-less, local/http/bus
                    (--file-size 20m, --cache 512)
   --suite placement  streams over three domains of different real speed (0, 2, 8 ms service
@@ -60,6 +73,11 @@ export async function main (argv: string[]): Promise<number> {
       seconds: { type: 'string' },
       rounds: { type: 'string' },
       json: { type: 'string' },
+      csv: { type: 'string' },
+      hostings: { type: 'string' },
+      caches: { type: 'string' },
+      modes: { type: 'string' },
+      runs: { type: 'string' },
       md: { type: 'string' },
       'file-size': { type: 'string' },
       cache: { type: 'string' },
@@ -67,6 +85,7 @@ export async function main (argv: string[]): Promise<number> {
     },
   })
   if (values.help === true) { process.stdout.write(HELP); return 0 }
+  if (values.suite === 'paper') return await paper(values, argv)
   if (values.suite === 'char') {
     const rows = await runCharSuite({ fileBytes: parseSize(values['file-size'] ?? '20m'), cacheBytes: parseSize(values.cache ?? '512'), onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(charTable(rows))
@@ -103,7 +122,7 @@ export async function main (argv: string[]): Promise<number> {
     if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), supervision: r }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
-  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: suite "${values.suite}" is not built yet (issue #8); use --quick, --suite char, placement, network, containers or supervision\n`); return 2 }
+  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: unknown suite "${values.suite}"; use --quick, --suite paper, char, placement, network, containers or supervision\n`); return 2 }
   const sizes = (values.sizes ?? '512,4k,64k,1m').split(',').map(parseSize)
   const peers = new Set((values.peers ?? 'local-fs,metaos,bare-http,soap').split(','))
   for (const p of peers) if (!['local-fs', 'metaos', 'bare-http', 'soap'].includes(p)) { process.stderr.write(`metaos bench: unknown peer "${p}"\n`); return 2 }
@@ -122,11 +141,7 @@ export async function main (argv: string[]): Promise<number> {
     secondsPerCase: seconds,
     rounds,
     shouldStop: () => stop,
-    onProgress: (done, total, label) => {
-      const eta = done === 0 ? '' : ` ETA ${Math.round(((Date.now() - started) / done) * (total - done) / 1000)} s`
-      if (tty) process.stderr.write(`\r[${'#'.repeat(Math.round((done / total) * 30)).padEnd(30)}] ${done}/${total} ${label}${eta}`.padEnd(100))
-      else process.stderr.write(`${done + 1}/${total} ${label}\n`)
-    },
+    onProgress: progress(started, (d, n) => `${d}/${n}`, (d, n, l) => `${d + 1}/${n} ${l}\n`),
   })
   process.removeListener('SIGINT', onSigint)
   if (tty) process.stderr.write('\r'.padEnd(100) + '\r')
@@ -134,4 +149,62 @@ export async function main (argv: string[]): Promise<number> {
   if (values.json !== undefined) { writeJson(values.json, rows); process.stdout.write(`\nwrote ${values.json}\n`) }
   if (values.md !== undefined) { writeFileSync(values.md, callMarkdown(rows, `metaos bench ${argv.join(' ')}`)); process.stdout.write(`wrote ${values.md}\n`) }
   return 0
+}
+
+/** A progress callback: a bar with an ETA on a terminal, one plain line per step otherwise. */
+function progress (started: number, count: (done: number, total: number) => string, plain: (done: number, total: number, label: string) => string): (done: number, total: number, label: string) => void {
+  const tty = process.stderr.isTTY
+  let last = ''
+  return (done, total, label) => {
+    const eta = done === 0 ? '' : ` ETA ${fmtSeconds(((Date.now() - started) / done) * (total - done) / 1000)}`
+    if (tty) process.stderr.write(`\r[${'#'.repeat(Math.round((done / total) * 30)).padEnd(30)}] ${count(done, total)} ${label}${eta}`.padEnd(110))
+    else if (label !== last) { process.stderr.write(plain(done, total, label + eta)); last = label }
+  }
+}
+
+function fmtSeconds (s: number): string { return s < 120 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` }
+
+function list (s: string | undefined): string[] | undefined { return s?.split(',').map((x) => x.trim()).filter((x) => x !== '') }
+
+async function paper (values: Record<string, string | boolean | undefined>, argv: string[]): Promise<number> {
+  const str = (k: string): string | undefined => typeof values[k] === 'string' ? values[k] : undefined
+  const hostings = list(str('hostings')) ?? [...PAPER_HOSTINGS]
+  for (const h of hostings) if (!(PAPER_HOSTINGS as readonly string[]).includes(h)) { process.stderr.write(`metaos bench: unknown hosting "${h}" (${PAPER_HOSTINGS.join(', ')})\n`); return 2 }
+  const modes = list(str('modes')) ?? ['char', 'block']
+  for (const m of modes) if (m !== 'char' && m !== 'block') { process.stderr.write(`metaos bench: unknown mode "${m}" (char, block)\n`); return 2 }
+  const runs = Number(str('runs') ?? '10')
+  if (!Number.isInteger(runs) || runs < 1) { process.stderr.write('metaos bench: --runs must be a whole number ≥ 1\n'); return 2 }
+  let sizes: number[]
+  let caches: number[]
+  try {
+    sizes = list(str('sizes'))?.map(parseSize) ?? DEFAULT_SIZES
+    caches = list(str('caches'))?.map(parseSize) ?? DEFAULT_CACHES
+  } catch (e) { process.stderr.write(`metaos bench: ${(e as Error).message}\n`); return 2 }
+  let stop = false
+  const onSigint = (): void => { stop = true; process.stderr.write('\nstopping after the current run; what was measured is kept…\n') }
+  process.once('SIGINT', onSigint)
+  const started = Date.now()
+  const m = machine()
+  process.stdout.write(`metaos bench --suite paper on ${String(m.cpu)} (${String(m.cores)} cores), ${String(m.os)}, Node ${process.version}\n`)
+  const mb = (n: number): string => `${(n / 1048576).toFixed(0)} MB`
+  const res = await runPaperSuite({
+    hostings: hostings as PaperHosting[],
+    modes: modes as PaperMode[],
+    sizes,
+    caches,
+    runs,
+    shouldStop: () => stop,
+    onProgress: progress(started, (d, n) => `${mb(d)}/${mb(n)}`, (d, n, l) => `[${Math.floor((d / n) * 100)}%] ${l}\n`),
+  })
+  process.removeListener('SIGINT', onSigint)
+  if (process.stderr.isTTY) process.stderr.write('\r'.padEnd(110) + '\r')
+  const md = paperMarkdown(res, `metaos bench ${argv.join(' ')}`)
+  process.stdout.write(md)
+  const file = str('json')
+  if (file !== undefined) { writeFileSync(file, JSON.stringify({ machine: m, pageCache: res.pageCacheNote, runs: res.runs, warmups: res.warmups, stopped: res.stopped, skipped: res.skipped, wallMs: res.wallMs, rows: res.rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${file}\n`) }
+  const csv = str('csv')
+  if (csv !== undefined) { writeFileSync(csv, paperCsv(res.rows)); process.stdout.write(`wrote ${csv}\n`) }
+  const mdFile = str('md')
+  if (mdFile !== undefined) { writeFileSync(mdFile, md); process.stdout.write(`wrote ${mdFile}\n`) }
+  return res.stopped ? 130 : 0
 }

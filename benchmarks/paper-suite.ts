@@ -1,0 +1,285 @@
+// The paper's protocol (DESIGN.md §7, the paper's Table 1): sequential write then read of files of
+// each size through a FileStream whose buffer is the paper's "cache", by characters
+// (WriteByte/ReadByte) and by blocks, on each hosting, faithful and exception-less; N measured
+// runs after warm-up runs that are thrown away; mean, standard deviation, outliers kept and named.
+//
+// "By blocks" means Write/Read calls of exactly the cache size (the .NET program of the paper
+// calls `fs.Write(block, 0, block.Length)` with a block as large as the stream's buffer): each call
+// becomes one Write/Read syscall, the same number of syscalls as by characters, without the cost
+// of a call per byte in the application. So the cache column means the same thing in both tables.
+//
+// Each run writes its file fresh (the previous one is deleted first), then reads it back after
+// `sync` and a drop of the page cache when this process may (root, writable /proc/sys/vm), else the
+// read is stated as from a warm cache. Exception-less mode only changes writes, so reads are
+// measured once per case (as faithful reads). Owns the measuring; the tables are paper-report.ts.
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { FileStream } from '../frontend/file-stream.js'
+import { closeSharedProxies } from '../frontend/storage-proxy.js'
+import { spawnDomain } from '../frontend/domain-process.js'
+import { DomainManager } from '../frontend/domain-manager.js'
+import { ContainerDriver } from '../frontend/container-driver.js'
+import type { BenchRow } from './report.js'
+
+export const PAPER_HOSTINGS = ['local', 'process-bus', 'process-http', 'container-http', 'container-bus'] as const
+export type PaperHosting = typeof PAPER_HOSTINGS[number]
+export type PaperMode = 'char' | 'block'
+export type PageCacheState = 'dropped' | 'warm'
+
+export interface PaperRow extends BenchRow {
+  /** The CLI's name of the hosting (BenchRow.hosting is the §7 contract name). */
+  readonly hostingName: PaperHosting
+  readonly exceptionLess: boolean
+  readonly channelMsStd: number
+  readonly serviceMsStd: number
+  readonly totalMsStd: number
+  /** Open to close, as seen by the application (throughput is computed from it). */
+  readonly wallMs: number
+  readonly wallMsStd: number
+  readonly syscalls: number
+  /** Reads: whether the page cache was dropped before each run. */
+  readonly pageCache?: PageCacheState
+  /** Measured runs outside Tukey's fences (1.5 IQR) or beyond 3 sd of throughput: kept in the mean, named here. */
+  readonly outliers: ReadonlyArray<{ readonly run: number, readonly mbPerSec: number }>
+  readonly samplesMbPerSec: readonly number[]
+}
+
+export interface PaperSuiteOptions {
+  readonly hostings?: readonly PaperHosting[]
+  readonly sizes?: readonly number[]
+  readonly caches?: readonly number[]
+  readonly modes?: readonly PaperMode[]
+  /** Measured runs per case (default 10). */
+  readonly runs?: number
+  /** Runs before them, thrown away (default 1). */
+  readonly warmups?: number
+  /** Try `sync` + drop_caches before reads (default true). */
+  readonly dropCaches?: boolean
+  readonly shouldStop?: () => boolean
+  /** `done` and `total` in bytes moved, so an ETA can be drawn from them. */
+  readonly onProgress?: (done: number, total: number, label: string) => void
+}
+
+export interface PaperResult {
+  readonly rows: PaperRow[]
+  /** One line per hosting that could not run, with the reason. */
+  readonly skipped: string[]
+  readonly pageCache: PageCacheState
+  readonly pageCacheNote: string
+  readonly stopped: boolean
+  readonly runs: number
+  readonly warmups: number
+  readonly wallMs: number
+}
+
+export const DEFAULT_SIZES = [1, 10, 50, 100].map((m) => m * 1048576)
+export const DEFAULT_CACHES = [512, 1024, 4096]
+
+interface Sample { wallMs: number, channelMs: number, serviceMs: number, syscalls: number }
+interface Host { destination: string, path: (name: string) => string, hostPath: (name: string) => string, stop: () => Promise<void> }
+
+const MiB = 1048576
+
+export function mean (xs: readonly number[]): number { return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length }
+/** Sample standard deviation (n − 1); 0 for a single run. */
+export function sd (xs: readonly number[]): number {
+  if (xs.length < 2) return 0
+  const m = mean(xs)
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1))
+}
+function quantile (sorted: readonly number[], q: number): number {
+  const p = (sorted.length - 1) * q
+  const lo = Math.floor(p)
+  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (p - lo)
+}
+/** Indexes of the values outside Tukey's fences or more than 3 sd from the mean (needs 4 values). */
+export function outlierIndexes (xs: readonly number[]): number[] {
+  if (xs.length < 4) return []
+  const s = [...xs].sort((a, b) => a - b)
+  const q1 = quantile(s, 0.25)
+  const q3 = quantile(s, 0.75)
+  const lo = q1 - 1.5 * (q3 - q1)
+  const hi = q3 + 1.5 * (q3 - q1)
+  const m = mean(xs)
+  const d = sd(xs)
+  return xs.flatMap((x, i) => (x < lo || x > hi || (d > 0 && Math.abs(x - m) > 3 * d) ? [i] : []))
+}
+
+/** `sync`, then drop the clean page cache; false when this process may not. */
+export function dropPageCache (): boolean {
+  try {
+    spawnSync('sync')
+    writeFileSync('/proc/sys/vm/drop_caches', '1')
+    return true
+  } catch { return false }
+}
+
+async function startHost (h: PaperHosting, dir: string): Promise<Host> {
+  const root = join(dir, `volume-${h}`)
+  mkdirSync(root)
+  if (h === 'local') return { destination: 'local', path: (n) => join(root, n), hostPath: (n) => join(root, n), stop: async () => {} }
+  const listen = ['http://127.0.0.1:0', `unix:${join(dir, `${h}-run`, 'bus.sock')}`]
+  mkdirSync(join(dir, `${h}-run`))
+  const pick = (endpoints: readonly string[]): string => endpoints[h.endsWith('http') ? 0 : 1]!
+  if (h === 'process-bus' || h === 'process-http') {
+    const d = await spawnDomain(['storage', '--root', root, ...listen.flatMap((l) => ['--listen', l])], { env: { ...process.env, METAOS_LOG_LEVEL: 'warn' } })
+    return { destination: pick(d.ready.endpoints), path: (n) => n, hostPath: (n) => join(root, n), stop: async () => { await closeSharedProxies(); await d.stop() } }
+  }
+  // The images run as uid 10001: the volume and the socket directory must be theirs to write.
+  chmodSync(root, 0o777)
+  chmodSync(join(dir, `${h}-run`), 0o777)
+  const manager = new DomainManager({ driver: new ContainerDriver() })
+  try {
+    const d = await manager.start({ name: `paper-bench-${process.pid}-${h}`, root, volume: 'paper-bench', listen })
+    return { destination: pick(d.endpoints), path: (n) => n, hostPath: (n) => join(root, n), stop: async () => { await closeSharedProxies(); await manager.close() } }
+  } catch (e) { await manager.close(); throw e }
+}
+
+/** Why containers cannot run here, or undefined when they can. */
+export function containerUnavailable (): string | undefined {
+  const info = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 15_000 })
+  if (info.error !== undefined) return `docker is not installed (${info.error.message})`
+  if (info.status !== 0) return `the Docker daemon is not reachable (${(info.stderr ?? '').trim().split('\n').pop() ?? ''})`
+  const img = spawnSync('docker', ['image', 'inspect', 'metaos/storage:dev'], { encoding: 'utf8', timeout: 15_000 })
+  if (img.status !== 0) return 'the image metaos/storage:dev is not built (bash docker/build-images.sh)'
+  return undefined
+}
+
+async function writeRun (host: Host, name: string, data: Buffer, cache: number, mode: PaperMode, exceptionLess: boolean): Promise<Sample> {
+  rmSync(host.hostPath(name), { force: true })
+  const t0 = performance.now()
+  const fs = await FileStream.open(host.path(name), { mode: 'Create', access: 'Write', bufferSize: cache, destination: host.destination, exceptionLess })
+  if (mode === 'char') {
+    for (let j = 0; j < data.length; j++) await fs.writeByte(data[j]!)
+  } else {
+    for (let j = 0; j < data.length; j += cache) await fs.write(data, j, Math.min(cache, data.length - j))
+  }
+  await fs.close()
+  return { wallMs: performance.now() - t0, channelMs: fs.stats.channelMicros / 1000, serviceMs: fs.stats.serviceMicros / 1000, syscalls: fs.stats.calls }
+}
+
+async function readRun (host: Host, name: string, size: number, cache: number, mode: PaperMode): Promise<Sample> {
+  const t0 = performance.now()
+  const fs = await FileStream.open(host.path(name), { mode: 'Open', access: 'Read', bufferSize: cache, destination: host.destination })
+  let n = 0
+  if (mode === 'char') {
+    while (await fs.readByte() !== -1) n++
+  } else {
+    const block = Buffer.allocUnsafe(cache)
+    for (let r = await fs.read(block, 0, cache); r > 0; r = await fs.read(block, 0, cache)) n += r
+  }
+  await fs.close()
+  if (n !== size) throw new Error(`read ${n} bytes of ${host.path(name)}, expected ${size}`)
+  return { wallMs: performance.now() - t0, channelMs: fs.stats.channelMicros / 1000, serviceMs: fs.stats.serviceMicros / 1000, syscalls: fs.stats.calls }
+}
+
+const CONTRACT_HOSTING: Record<PaperHosting, BenchRow['hosting']> = { local: 'local', 'process-bus': 'bus', 'process-http': 'http', 'container-http': 'container-http', 'container-bus': 'container-bus' }
+
+function toRow (hosting: PaperHosting, op: 'write' | 'read', mode: PaperMode, exceptionLess: boolean, size: number, cache: number, samples: readonly Sample[], pageCache: PageCacheState | undefined): PaperRow {
+  const mb = samples.map((s) => size / MiB / (s.wallMs / 1000))
+  const pick = (f: (s: Sample) => number): number[] => samples.map(f)
+  const total = samples.map((s) => s.channelMs + s.serviceMs)
+  return {
+    suite: 'paper', peer: 'metaos', hosting: CONTRACT_HOSTING[hosting], hostingName: hosting, op, mode: exceptionLess ? `${mode}-batched` : mode, exceptionLess,
+    fileBytes: size, cacheBytes: cache, runs: samples.length,
+    mbPerSec: mean(mb), mbPerSecStd: sd(mb),
+    channelMs: mean(pick((s) => s.channelMs)), channelMsStd: sd(pick((s) => s.channelMs)),
+    serviceMs: mean(pick((s) => s.serviceMs)), serviceMsStd: sd(pick((s) => s.serviceMs)),
+    totalMs: mean(total), totalMsStd: sd(total),
+    wallMs: mean(pick((s) => s.wallMs)), wallMsStd: sd(pick((s) => s.wallMs)),
+    syscalls: Math.round(mean(pick((s) => s.syscalls))),
+    ...(pageCache !== undefined ? { pageCache } : {}),
+    outliers: outlierIndexes(mb).map((i) => ({ run: i + 1, mbPerSec: mb[i]! })),
+    samplesMbPerSec: mb,
+  }
+}
+
+export async function runPaperSuite (o: PaperSuiteOptions = {}): Promise<PaperResult> {
+  const started = performance.now()
+  const hostings = o.hostings ?? PAPER_HOSTINGS
+  const sizes = o.sizes ?? DEFAULT_SIZES
+  const caches = o.caches ?? DEFAULT_CACHES
+  const modes = o.modes ?? ['char', 'block']
+  const runs = o.runs ?? 10
+  const warmups = o.warmups ?? 1
+  const dropped = (o.dropCaches ?? true) && dropPageCache()
+  const pageCache: PageCacheState = dropped ? 'dropped' : 'warm'
+  const skipped: string[] = []
+  const rows: PaperRow[] = []
+  const stop = o.shouldStop ?? (() => false)
+  // Progress in bytes moved: three passes of the file per run (two writes, one read).
+  const total = hostings.length * caches.length * modes.length * sizes.reduce((a, b) => a + b, 0) * 3 * (runs + warmups)
+  let done = 0
+  let stopped = false
+  const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-paper-'))
+  const data = randomBytes(Math.max(...sizes))
+  try {
+    outer: for (const h of hostings) {
+      if (h.startsWith('container')) {
+        const why = containerUnavailable()
+        if (why !== undefined) {
+          skipped.push(`${h}: skipped, ${why}`)
+          done += caches.length * modes.length * sizes.reduce((a, b) => a + b, 0) * 3 * (runs + warmups)
+          continue
+        }
+      }
+      let host: Host
+      try { host = await startHost(h, dir) } catch (e) {
+        skipped.push(`${h}: skipped, the domain did not start (${(e as Error).message.split('\n')[0]})`)
+        done += caches.length * modes.length * sizes.reduce((a, b) => a + b, 0) * 3 * (runs + warmups)
+        continue
+      }
+      try {
+        for (const mode of modes) {
+          for (const cache of caches) {
+            for (const size of sizes) {
+              const body = data.subarray(0, size)
+              const faithful: Sample[] = []
+              const batched: Sample[] = []
+              const reads: Sample[] = []
+              for (let r = 0; r < warmups + runs; r++) {
+                const label = `${h} ${mode} cache ${cache} B, ${size / MiB} MiB, ${r < warmups ? 'warm-up' : `run ${r - warmups + 1}/${runs}`}`
+                o.onProgress?.(done, total, label)
+                let w: Sample, b: Sample, rd: Sample
+                try {
+                  w = await writeRun(host, 'paper-faithful.bin', body, cache, mode, false)
+                  done += size
+                  o.onProgress?.(done, total, label)
+                  b = await writeRun(host, 'paper-batched.bin', body, cache, mode, true)
+                  done += size
+                  o.onProgress?.(done, total, label)
+                  if (dropped) dropPageCache()
+                  rd = await readRun(host, 'paper-faithful.bin', size, cache, mode)
+                  done += size
+                } catch (e) {
+                  // A Ctrl-C on a terminal reaches the domain too (same process group), which drains
+                  // and exits: the run in flight is lost, what was measured before it is kept.
+                  if (!stop()) throw e
+                  stopped = true
+                  break
+                }
+                if (r >= warmups) { faithful.push(w); batched.push(b); reads.push(rd) }
+                if (stop()) { stopped = true; break }
+              }
+              if (faithful.length > 0) {
+                rows.push(toRow(h, 'write', mode, false, size, cache, faithful, undefined))
+                rows.push(toRow(h, 'write', mode, true, size, cache, batched, undefined))
+                rows.push(toRow(h, 'read', mode, false, size, cache, reads, pageCache))
+              }
+              if (stopped) break outer
+            }
+          }
+        }
+      } finally { await host.stop() }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return {
+    rows, skipped, pageCache, stopped, runs, warmups, wallMs: performance.now() - started,
+    pageCacheNote: dropped ? 'reads after `sync` and a drop of the page cache (echo 1 > /proc/sys/vm/drop_caches) before each run' : 'warm cache: reads from the page cache (this process may not drop it: not root, or /proc/sys read-only)',
+  }
+}
