@@ -1,8 +1,43 @@
-// What every domain command does once its domain listens (DESIGN.md §5): announce it on
-// WS-Discovery if asked, print exactly one JSON ready line, then wait for SIGTERM or SIGINT — say
-// Bye first (clients stop choosing it), drain in-flight calls, close — and return the exit code.
+// What every domain command shares (DESIGN.md §5): the options all of them take, their checks, and
+// what happens once the domain listens — announce it on WS-Discovery if asked, print exactly one
+// JSON ready line, then wait for SIGTERM or SIGINT: say Bye first (clients stop choosing it), drain
+// in-flight calls, close, and return the exit code.
 import type { Logger } from 'pino'
 import { TargetService } from '../discovery/target-service.js'
+import { HostingValues, type Hosting } from '../frontend/generated/storage-service.js'
+
+/** The parseArgs options every domain command takes (each adds its own). */
+export const DOMAIN_OPTIONS = {
+  listen: { type: 'string', multiple: true },
+  name: { type: 'string' },
+  announce: { type: 'boolean' },
+  interface: { type: 'string', multiple: true },
+  zone: { type: 'string' },
+  hosting: { type: 'string' },
+  scope: { type: 'string', multiple: true },
+  'max-message-bytes': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+/** `--hosting` (default process), or the usage error. */
+export function parseHosting (value: string | undefined): { hosting: Hosting } | { error: string } {
+  const hosting = (value ?? 'process') as Hosting
+  return HostingValues.includes(hosting) ? { hosting } : { error: `--hosting must be one of ${HostingValues.join(', ')}, not "${value}"` }
+}
+
+/** The limits given as positive integers (`[flag, key]` pairs; absent flags are left out), or the first error. */
+export function positiveIntegers (values: Readonly<Record<string, unknown>>, flags: ReadonlyArray<readonly [string, string]>): { limits: Record<string, number> } | { error: string } {
+  const limits: Record<string, number> = {}
+  for (const [flag, key] of flags) {
+    const v = values[flag]
+    if (typeof v !== 'string') continue
+    const n = Number(v)
+    if (v.trim() === '' || !Number.isSafeInteger(n) || n <= 0) return { error: `--${flag} must be a positive integer, not "${v}"` }
+    limits[key] = n
+  }
+  return { limits }
+}
 
 export interface RunningDomain {
   readonly epr: string

@@ -6,9 +6,8 @@ import { startNetworkDomain } from '../backend-network/network-domain.js'
 import { LOOPBACK_ONLY, parseAllowList } from '../backend-network/allow-list.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { MetaosError } from '../soap-runtime/errors.js'
-import { serveUntilSignalled } from './domain-lifecycle.js'
+import { DOMAIN_OPTIONS, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
 import { domainScopes, NETWORK_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
-import { HostingValues, type Hosting } from '../frontend/generated/network-service.js'
 
 const HELP = `usage: metaos network [--listen URL]... [--name NAME] [--allow CIDR:PORTS]... [options]
 
@@ -47,21 +46,12 @@ export async function main (argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      listen: { type: 'string', multiple: true },
-      name: { type: 'string' },
+      ...DOMAIN_OPTIONS,
       allow: { type: 'string', multiple: true },
-      announce: { type: 'boolean' },
-      interface: { type: 'string', multiple: true },
-      zone: { type: 'string' },
-      hosting: { type: 'string' },
-      scope: { type: 'string', multiple: true },
       'max-sockets': { type: 'string' },
       'max-sockets-per-caller': { type: 'string' },
       'max-buffered-bytes': { type: 'string' },
       'idle-socket-ms': { type: 'string' },
-      'max-message-bytes': { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   })
@@ -70,8 +60,9 @@ export async function main (argv: string[]): Promise<number> {
     process.stderr.write(`metaos network: ${message}\nmetaos network --help shows the options.\n`)
     return 2
   }
-  const hosting = (values.hosting ?? 'process') as Hosting
-  if (!HostingValues.includes(hosting)) return usage(`--hosting must be one of ${HostingValues.join(', ')}, not "${values.hosting}"`)
+  const h = parseHosting(values.hosting)
+  if ('error' in h) return usage(h.error)
+  const { hosting } = h
   const allow = values.allow ?? LOOPBACK_ONLY
   try {
     parseAllowList(allow)
@@ -79,14 +70,9 @@ export async function main (argv: string[]): Promise<number> {
     if (e instanceof MetaosError) return usage(`--allow: ${e.message}`)
     throw e
   }
-  const limits: Record<string, number> = {}
-  for (const [flag, key] of [['max-sockets', 'maxSockets'], ['max-sockets-per-caller', 'maxSocketsPerCaller'], ['max-buffered-bytes', 'maxBufferedBytesPerSocket'], ['idle-socket-ms', 'idleMs'], ['max-message-bytes', 'maxMessageBytes']] as const) {
-    const v = values[flag]
-    if (v === undefined) continue
-    const n = Number(v)
-    if (v.trim() === '' || !Number.isSafeInteger(n) || n <= 0) return usage(`--${flag} must be a positive integer, not "${v}"`)
-    limits[key] = n
-  }
+  const l = positiveIntegers(values, [['max-sockets', 'maxSockets'], ['max-sockets-per-caller', 'maxSocketsPerCaller'], ['max-buffered-bytes', 'maxBufferedBytesPerSocket'], ['idle-socket-ms', 'idleMs'], ['max-message-bytes', 'maxMessageBytes']])
+  if ('error' in l) return usage(l.error)
+  const { limits } = l
   const logger = createLogger('metaos-network', values['log-level'])
   const domain = await startNetworkDomain({
     listen: values.listen ?? ['http://127.0.0.1:0'],

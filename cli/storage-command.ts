@@ -3,10 +3,9 @@
 import { parseArgs } from 'node:util'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
-import { serveUntilSignalled } from './domain-lifecycle.js'
+import { DOMAIN_OPTIONS, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
 import { declaredScopes, domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 import { FaultInjection } from '../backend-storage/fault-injection.js'
-import { HostingValues, type Hosting } from '../frontend/generated/storage-service.js'
 
 function nonNegative (v: string, name: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(v)
@@ -52,37 +51,26 @@ export async function main (argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
+      ...DOMAIN_OPTIONS,
       root: { type: 'string' },
-      listen: { type: 'string', multiple: true },
-      name: { type: 'string' },
       volume: { type: 'string' },
-      announce: { type: 'boolean' },
-      interface: { type: 'string', multiple: true },
-      zone: { type: 'string' },
-      hosting: { type: 'string' },
-      scope: { type: 'string', multiple: true },
-      'max-message-bytes': { type: 'string' },
       'max-read-bytes': { type: 'string' },
       'idle-handle-ms': { type: 'string' },
-      'log-level': { type: 'string' },
       sla: { type: 'string' },
       'cost-per-call': { type: 'string' },
       'cost-per-mb': { type: 'string' },
       'fault-file': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   })
   if (values.help === true) { process.stdout.write(HELP); return 0 }
   if (values.root === undefined) { process.stderr.write(`metaos storage: --root is required\n\n${HELP}`); return 2 }
-  const hosting = (values.hosting ?? 'process') as Hosting
-  if (!HostingValues.includes(hosting)) { process.stderr.write(`metaos storage: --hosting must be one of ${HostingValues.join(', ')}, not "${values.hosting}"\n`); return 2 }
-  const num = (v: string | undefined, name: string): number | undefined => {
-    if (v === undefined) return undefined
-    const n = Number(v)
-    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`)
-    return n
-  }
+  const h = parseHosting(values.hosting)
+  if ('error' in h) { process.stderr.write(`metaos storage: ${h.error}\n`); return 2 }
+  const { hosting } = h
+  const l = positiveIntegers(values, [['max-message-bytes', 'maxMessageBytes'], ['max-read-bytes', 'maxReadBytes'], ['idle-handle-ms', 'idleMs']])
+  if ('error' in l) throw new Error(l.error)
+  const { limits } = l
   const declared = declaredScopes({
     ...(values.sla === undefined ? {} : { sla: nonNegative(values.sla, 'sla', 1) }),
     ...(values['cost-per-call'] === undefined ? {} : { costPerCall: nonNegative(values['cost-per-call'], 'cost-per-call') }),
@@ -91,11 +79,6 @@ export async function main (argv: string[]): Promise<number> {
   const logger = createLogger('metaos-storage', values['log-level'])
   const faults = new FaultInjection()
   if (values['fault-file'] !== undefined) faults.follow(values['fault-file'], logger)
-  const limits = Object.fromEntries(Object.entries({
-    maxMessageBytes: num(values['max-message-bytes'], 'max-message-bytes'),
-    maxReadBytes: num(values['max-read-bytes'], 'max-read-bytes'),
-    idleMs: num(values['idle-handle-ms'], 'idle-handle-ms'),
-  }).filter(([, v]) => v !== undefined))
   const domain = await startStorageDomain({
     root: values.root,
     listen: values.listen ?? ['http://127.0.0.1:0'],
