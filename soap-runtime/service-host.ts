@@ -337,7 +337,7 @@ function plain (res: ServerResponse, status: number, text: string): void {
 }
 
 /** A socket file left by a crashed domain is removed; one a live domain listens on is an error. */
-async function removeStaleSocket (path: string): Promise<void> {
+export async function removeStaleSocket (path: string): Promise<void> {
   let st
   try { st = lstatSync(path) } catch { return }
   if (!st.isSocket()) throw new MetaosError('ALREADY_EXISTS', `${path} exists and is not a socket; refusing to replace it`)

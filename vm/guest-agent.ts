@@ -1,0 +1,112 @@
+// The guest agent: what vm/init.sh runs inside a VM domain. It starts the domain (`metaos storage`
+// or `metaos network`, with the host's arguments from the kernel command line), bridges the
+// hypervisor bus (virtio-serial port org.metaos.bus) to the domain's Unix socket, and answers the
+// host on the control port (org.metaos.control), one JSON object per line:
+//   host → guest  {"op":"hello"}              → the guest's state: booting, ready (with the
+//                                               domain's EPR, endpoints, kernel, types and scopes)
+//                                               or exited
+//                 {"op":"stop","graceMs":N}   → SIGTERM to the domain (drain), SIGKILL after N ms
+//   guest → host  {"event":"ready",…} {"event":"exit","code":…,"signal":…}
+// The domain announces itself with WS-Discovery on the guest's own loopback, where nobody but
+// this agent hears it: the agent resolves its EPR there, so the types and scopes the host announces
+// on the guest's behalf are exactly the domain's own (kernel, hosting vm, volume, zone, SLA, cost).
+// When the domain exits, the agent exits with its code and init powers the guest off.
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { machine, release, type, version } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { DiscoveryClient } from '../discovery/client.js'
+import { findVirtioPort, HypervisorBusGuest, openCharDeviceLink } from './hypervisor-bus.js'
+import { createLogger } from '../soap-runtime/logger.js'
+import { decodeGuestConfig, type GuestConfig, type GuestReady, GUEST_BUS_SOCKET, BUS_PORT_NAME, CONTROL_PORT_NAME } from './guest-config.js'
+
+const APP = '/app/dist/cli/metaos.js'
+
+async function main (): Promise<number> {
+  const cmdline = readFileSync('/proc/cmdline', 'utf8')
+  const config: GuestConfig = decodeGuestConfig(cmdline)
+  const logger = createLogger('metaos-guest-agent', config.logLevel ?? 'warn')
+  await mkdir(join(GUEST_BUS_SOCKET, '..'), { recursive: true })
+
+  const control = await waitPort(CONTROL_PORT_NAME)
+  const link = openCharDeviceLink(control)
+  let state: Record<string, unknown> = { event: 'booting' }
+  const send = (o: object): void => { link.write(JSON.stringify(o) + '\n') }
+
+  const args = [APP, config.service, ...config.args, ...config.httpPorts.map((p) => `--listen=http://0.0.0.0:${p}`), `--listen=unix:${GUEST_BUS_SOCKET}`, '--hosting', 'vm', '--announce', '--interface', 'lo', '--log-level', config.logLevel ?? 'warn']
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  let graceTimer: NodeJS.Timeout | undefined
+  createInterface({ input: link }).on('line', (line) => {
+    let m: { op?: string, graceMs?: number }
+    try { m = JSON.parse(line) as typeof m } catch { return }
+    if (m.op === 'hello') send(state)
+    if (m.op === 'stop' && child.exitCode === null) {
+      child.kill('SIGTERM')
+      graceTimer ??= setTimeout(() => { child.kill('SIGKILL') }, Math.max(0, m.graceMs ?? 10_000))
+    }
+  })
+
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => { child.once('exit', (code, signal) => { resolve({ code, signal }) }) })
+  const ready = await new Promise<{ epr: string, endpoints: string[] } | undefined>((resolve) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      try {
+        const r = JSON.parse(line) as { event?: string, epr?: string, endpoints?: string[] }
+        if (r.event === 'ready' && typeof r.epr === 'string' && Array.isArray(r.endpoints)) resolve({ epr: r.epr, endpoints: r.endpoints })
+      } catch {}
+    })
+    void exited.then(() => { resolve(undefined) })
+  })
+
+  let bus: HypervisorBusGuest | undefined
+  if (ready !== undefined) {
+    bus = new HypervisorBusGuest({ link: openCharDeviceLink(await waitPort(BUS_PORT_NAME)), connectPath: GUEST_BUS_SOCKET, logger })
+    // The domain's own announcement, heard on the guest's loopback.
+    const client = new DiscoveryClient({ interfaces: ['lo'], listen: false, unref: true, logger })
+    await client.start()
+    const target = await client.resolve(ready.epr, { timeoutMs: 2000 }).catch(() => undefined)
+    await client.close()
+    const r: GuestReady = {
+      event: 'ready',
+      epr: ready.epr,
+      endpoints: ready.endpoints,
+      kernel: { sysname: type(), release: release(), version: version(), machine: machine() },
+      types: target?.types ?? [],
+      scopes: target?.scopes ?? [],
+      uptimeMs: Math.round(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000),
+    }
+    state = r as unknown as Record<string, unknown>
+    send(state)
+  }
+  const end = await exited
+  clearTimeout(graceTimer)
+  state = { event: 'exit', code: end.code, signal: end.signal }
+  send(state)
+  bus?.close()
+  // Let the line reach the host before init powers off.
+  await sleep(200)
+  return end.code ?? 1
+}
+
+/** The virtio port named `name`, once udev-less sysfs shows it (modules load asynchronously). */
+async function waitPort (name: string): Promise<string> {
+  for (let i = 0; ; i++) {
+    const p = await findVirtioPort(name)
+    if (p !== undefined) return p
+    if (i === 100) process.stderr.write(`metaos-guest-agent: still no virtio port ${name}\n`)
+    await sleep(50)
+  }
+}
+
+// Reads of the virtio ports block in libuv's thread pool, and an exit joins those threads: it would
+// wait until the host writes again. The host has the exit code from the control port, so the agent
+// ends itself with SIGKILL; init powers the guest off either way.
+const end = (code: number): void => {
+  process.stderr.write(`metaos-guest-agent: the domain exited (${code})\n`, () => { process.kill(process.pid, 'SIGKILL') })
+}
+main().then(end, (e: unknown) => {
+  process.stderr.write(`metaos-guest-agent: ${(e as Error).stack ?? String(e)}\n`)
+  end(1)
+})
