@@ -50,8 +50,7 @@ while [ $# -gt 0 ]; do
 done
 
 for tool in cpio gzip apt-get dpkg-deb sha256sum ldd; do command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (Debian: apt-get install cpio)"; done
-busybox=$(command -v busybox || true)
-[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q 'statically linked' || busybox=/bin/busybox
+busybox=/bin/busybox
 [ -x "$busybox" ] || die "busybox is missing (Debian: apt-get install busybox-static)"
 ldd "$busybox" >/dev/null 2>&1 && die "$busybox is dynamically linked: install busybox-static"
 node_bin=$(readlink -f "$(command -v node)")

@@ -19,7 +19,8 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DiscoveryClient } from '../discovery/client.js'
-import { findVirtioPort, HypervisorBusGuest, openCharDeviceLink } from './hypervisor-bus.js'
+import { findVirtioPort, HypervisorBusGuest } from './hypervisor-bus.js'
+import { PipeLink } from './pipe-link.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { decodeGuestConfig, type GuestConfig, type GuestReady, GUEST_BUS_SOCKET, BUS_PORT_NAME, CONTROL_PORT_NAME } from './guest-config.js'
 
@@ -32,7 +33,7 @@ async function main (): Promise<number> {
   await mkdir(join(GUEST_BUS_SOCKET, '..'), { recursive: true })
 
   const control = await waitPort(CONTROL_PORT_NAME)
-  const link = openCharDeviceLink(control)
+  const link = new PipeLink(control)
   let state: Record<string, unknown> = { event: 'booting' }
   const send = (o: object): void => { link.write(JSON.stringify(o) + '\n') }
 
@@ -62,7 +63,7 @@ async function main (): Promise<number> {
 
   let bus: HypervisorBusGuest | undefined
   if (ready !== undefined) {
-    bus = new HypervisorBusGuest({ link: openCharDeviceLink(await waitPort(BUS_PORT_NAME)), connectPath: GUEST_BUS_SOCKET, logger })
+    bus = new HypervisorBusGuest({ link: new PipeLink(await waitPort(BUS_PORT_NAME)), connectPath: GUEST_BUS_SOCKET, logger })
     // The domain's own announcement, heard on the guest's loopback.
     const client = new DiscoveryClient({ interfaces: ['lo'], listen: false, unref: true, logger })
     await client.start()
@@ -100,9 +101,9 @@ async function waitPort (name: string): Promise<string> {
   }
 }
 
-// Reads of the virtio ports block in libuv's thread pool, and an exit joins those threads: it would
-// wait until the host writes again. The host has the exit code from the control port, so the agent
-// ends itself with SIGKILL; init powers the guest off either way.
+// The host has the exit code from the control port; the agent ends itself with SIGKILL, which
+// also ends nothing half-way that matters (an exit could wait on a blocked read of a port), and
+// init powers the guest off either way.
 const end = (code: number): void => {
   process.stderr.write(`metaos-guest-agent: the domain exited (${code})\n`, () => { process.kill(process.pid, 'SIGKILL') })
 }
