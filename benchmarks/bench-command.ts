@@ -10,7 +10,7 @@ import { runNetworkSuite, networkTable } from './network-suite.js'
 import { runContainerSuite, containerTable } from './container-suite.js'
 import { writeFileSync } from 'node:fs'
 import { callMarkdown, callTable, machine, writeJson } from './report.js'
-import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode } from './paper-suite.js'
+import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_PAPER_HOSTINGS, DEFAULT_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode } from './paper-suite.js'
 import { paperCsv, paperMarkdown } from './paper-report.js'
 
 const HELP = `usage: metaos bench [--quick] [--sizes LIST] [--peers LIST] [--seconds S] [--json FILE]
@@ -25,8 +25,9 @@ metaos-http/bare-http and metaos-http/soap.
                    size, by characters (WriteByte/ReadByte through a FileStream whose buffer is
                    the cache) and by blocks (Write/Read calls of the cache size), per hosting,
                    faithful and exception-less; 1 warm-up + N runs, mean ± sd, outliers named
-                   --hostings LIST  local,process-bus,process-http,container-http,container-bus
-                                    (default all; containers need Docker and the images)
+                   --hostings LIST  local,process-bus,process-http,container-http,container-bus,
+                                    vm-http,vm-bus (default all but the VMs, unless KVM works;
+                                    containers need Docker and the images, VMs qemu)
                    --sizes LIST     file sizes (default 1m,10m,50m,100m)
                    --caches LIST    cache sizes (default 512,1k,4k)
                    --modes LIST     char,block (default both)
@@ -168,7 +169,7 @@ function list (s: string | undefined): string[] | undefined { return s?.split(',
 
 async function paper (values: Record<string, string | boolean | undefined>, argv: string[]): Promise<number> {
   const str = (k: string): string | undefined => typeof values[k] === 'string' ? values[k] : undefined
-  const hostings = list(str('hostings')) ?? [...PAPER_HOSTINGS]
+  const hostings = list(str('hostings')) ?? [...DEFAULT_PAPER_HOSTINGS]
   for (const h of hostings) if (!(PAPER_HOSTINGS as readonly string[]).includes(h)) { process.stderr.write(`metaos bench: unknown hosting "${h}" (${PAPER_HOSTINGS.join(', ')})\n`); return 2 }
   const modes = list(str('modes')) ?? ['char', 'block']
   for (const m of modes) if (m !== 'char' && m !== 'block') { process.stderr.write(`metaos bench: unknown mode "${m}" (char, block)\n`); return 2 }

@@ -144,6 +144,8 @@ if [ "$force" = 1 ] || [ ! -f "$out/manifest.json" ]; then
 EOF
   rm -rf "$out"
   mv "$work/out" "$out"
+  # Older images (other inputs) beyond the four newest go: each is ~55 MB.
+  ls -1dt "$cache/images/"*/ 2>/dev/null | tail -n +5 | while read -r old; do [ "${old%/}" != "$out" ] && rm -rf "$old"; done
 fi
 
 if [ "$json" = 1 ]; then sed "s#^{#{\"dir\":\"$out\",#" "$out/manifest.json"; else echo "$out"; fi
