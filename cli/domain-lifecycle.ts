@@ -17,6 +17,7 @@ export const DOMAIN_OPTIONS = {
   scope: { type: 'string', multiple: true },
   'max-message-bytes': { type: 'string' },
   'log-level': { type: 'string' },
+  'hypervisor-bus': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -52,7 +53,27 @@ export interface Announcement {
   readonly interfaces?: readonly string[]
 }
 
-export async function serveUntilSignalled (service: string, domain: RunningDomain, announce: Announcement | undefined, logger: Logger, drainFacts: () => object = () => ({})): Promise<number> {
+export interface ServeOptions {
+  /** What the drain log line says beside the calls in flight. */
+  readonly drainFacts?: () => object
+  /** `--hypervisor-bus`: the virtio-serial port to serve as the bus (inside a VM guest). */
+  readonly hypervisorBus?: string
+}
+
+export async function serveUntilSignalled (service: string, domain: RunningDomain, announce: Announcement | undefined, logger: Logger, o: ServeOptions = {}): Promise<number> {
+  const drainFacts = o.drainFacts ?? (() => ({}))
+  // The bus's calls are multiplexed over the port and reach the domain's own Unix socket, in this
+  // process: no other process between the port and the service (vm/guest-bus.ts).
+  let bus: { close: () => void } | undefined
+  if (o.hypervisorBus !== undefined) {
+    const { serveHypervisorBus } = await import('../vm/guest-bus.js')
+    try {
+      bus = await serveHypervisorBus(o.hypervisorBus, domain.endpoints, logger)
+    } catch (e) {
+      await domain.close(0)
+      throw e
+    }
+  }
   let target: TargetService | undefined
   if (announce !== undefined) {
     target = new TargetService({
@@ -81,6 +102,7 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)
   })
+  bus?.close()
   logger.info('stopped')
   logger.flush()
   return 0

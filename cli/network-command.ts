@@ -35,6 +35,8 @@ SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
   --idle-socket-ms N       sockets and listeners unused this long are closed (default 600000)
   --max-message-bytes N    largest request accepted (default 67108864)
   --log-level LEVEL        pino level: fatal error warn info debug trace silent (default info)
+  --hypervisor-bus PORT    inside a VM domain (vm/): serve the virtio-serial port named PORT as
+                           the hypervisor bus; its calls reach the first unix: listener
   --help                   this text
 
 When ready it prints one line on stdout:
@@ -87,5 +89,5 @@ export async function main (argv: string[]): Promise<number> {
   const announce = values.announce === true
     ? { types: [NETWORK_DOMAIN_TYPE], scopes: domainScopes({ hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
     : undefined
-  return await serveUntilSignalled('network', domain, announce, logger, () => domain.engine.stats)
+  return await serveUntilSignalled('network', domain, announce, logger, { drainFacts: () => domain.engine.stats, ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }) })
 }

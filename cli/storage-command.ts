@@ -40,6 +40,8 @@ Runs a storage service domain serving the files under DIR.
                           "closeListeners": true} in FILE (every operation waits N ms; the
                           listening sockets close, open connections stay; missing file = no fault)
   --log-level LEVEL       pino level: fatal error warn info debug trace silent (default info)
+  --hypervisor-bus PORT   inside a VM domain (vm/): serve the virtio-serial port named PORT as
+                          the hypervisor bus; its calls reach the first unix: listener
   --help                  this text
 
 When ready it prints one line on stdout:
@@ -92,5 +94,5 @@ export async function main (argv: string[]): Promise<number> {
   const announce = values.announce === true
     ? { types: [STORAGE_DOMAIN_TYPE], scopes: domainScopes({ hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
     : undefined
-  return await serveUntilSignalled('storage', domain, announce, logger)
+  return await serveUntilSignalled('storage', domain, announce, logger, values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] })
 }

@@ -1,7 +1,7 @@
 // The guest agent: what vm/init.sh runs inside a VM domain. It starts the domain (`metaos storage`
-// or `metaos network`, with the host's arguments from the kernel command line), bridges the
-// hypervisor bus (virtio-serial port org.metaos.bus) to the domain's Unix socket, and answers the
-// host on the control port (org.metaos.control), one JSON object per line:
+// or `metaos network`, with the host's arguments from the kernel command line, and
+// `--hypervisor-bus org.metaos.bus`, so the domain itself serves the bus port) and answers the host
+// on the control port (org.metaos.control), one JSON object per line:
 //   host → guest  {"op":"hello"}              → the guest's state: booting, ready (with the
 //                                               domain's EPR, endpoints, kernel, types and scopes)
 //                                               or exited
@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DiscoveryClient } from '../discovery/client.js'
-import { findVirtioPort, HypervisorBusGuest } from './hypervisor-bus.js'
+import { findVirtioPort } from './hypervisor-bus.js'
 import { PipeLink } from './pipe-link.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { decodeGuestConfig, type GuestConfig, type GuestReady, GUEST_BUS_SOCKET, BUS_PORT_NAME, CONTROL_PORT_NAME } from './guest-config.js'
@@ -37,7 +37,7 @@ async function main (): Promise<number> {
   let state: Record<string, unknown> = { event: 'booting' }
   const send = (o: object): void => { link.write(JSON.stringify(o) + '\n') }
 
-  const args = [APP, config.service, ...config.args, ...config.httpPorts.map((p) => `--listen=http://0.0.0.0:${p}`), `--listen=unix:${GUEST_BUS_SOCKET}`, '--hosting', 'vm', '--announce', '--interface', 'lo', '--log-level', config.logLevel ?? 'warn']
+  const args = [APP, config.service, ...config.args, ...config.httpPorts.map((p) => `--listen=http://0.0.0.0:${p}`), `--listen=unix:${GUEST_BUS_SOCKET}`, '--hypervisor-bus', BUS_PORT_NAME, '--hosting', 'vm', '--announce', '--interface', 'lo', '--log-level', config.logLevel ?? 'warn']
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   let graceTimer: NodeJS.Timeout | undefined
   createInterface({ input: link }).on('line', (line) => {
@@ -61,9 +61,7 @@ async function main (): Promise<number> {
     void exited.then(() => { resolve(undefined) })
   })
 
-  let bus: HypervisorBusGuest | undefined
   if (ready !== undefined) {
-    bus = new HypervisorBusGuest({ link: new PipeLink(await waitPort(BUS_PORT_NAME)), connectPath: GUEST_BUS_SOCKET, logger })
     // The domain's own announcement, heard on the guest's loopback.
     const client = new DiscoveryClient({ interfaces: ['lo'], listen: false, unref: true, logger })
     await client.start()
@@ -85,7 +83,6 @@ async function main (): Promise<number> {
   clearTimeout(graceTimer)
   state = { event: 'exit', code: end.code, signal: end.signal }
   send(state)
-  bus?.close()
   // Let the line reach the host before init powers off.
   await sleep(200)
   return end.code ?? 1

@@ -1,0 +1,23 @@
+// The guest's end of the hypervisor bus, served by the domain itself (`metaos storage
+// --hypervisor-bus org.metaos.bus`): the virtio-serial port, read and written through busybox cat
+// pipes (pipe-link.ts), demultiplexed by HypervisorBusGuest into connections to the domain's own
+// Unix socket — in the domain's process, so no other process stands between the port and the
+// service (an agent in between cost a third of the bus's round trips under emulation).
+import type { Logger } from 'pino'
+import { findVirtioPort, HypervisorBusGuest } from './hypervisor-bus.js'
+import { PipeLink } from './pipe-link.js'
+import { parseEndpoint } from '../soap-runtime/endpoint.js'
+import { MetaosError } from '../soap-runtime/errors.js'
+
+export async function serveHypervisorBus (portName: string, endpoints: readonly string[], logger: Logger, waitMs = 10_000): Promise<{ close: () => void }> {
+  const unix = endpoints.map((e) => parseEndpoint(e)).find((e) => e.protocol === 'unix')
+  if (unix === undefined) throw new MetaosError('INVALID_ARGUMENT', '--hypervisor-bus needs a unix: listener for the bus to reach')
+  const deadline = Date.now() + waitMs
+  let port = await findVirtioPort(portName)
+  // Modules load asynchronously at boot: the port may show a little after the domain starts.
+  while (port === undefined && Date.now() < deadline) { await new Promise((resolve) => setTimeout(resolve, 50)); port = await findVirtioPort(portName) }
+  if (port === undefined) throw new MetaosError('FILE_NOT_FOUND', `no virtio-serial port named ${portName} (/sys/class/virtio-ports)`)
+  const bus = new HypervisorBusGuest({ link: new PipeLink(port), connectPath: unix.socketPath!, logger })
+  logger.info({ port, socket: unix.socketPath }, 'serving the hypervisor bus')
+  return bus
+}
