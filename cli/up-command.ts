@@ -12,6 +12,9 @@ import { parseArgs } from 'node:util'
 import { FileStream } from '../frontend/file-stream.js'
 import { closeSharedProxies } from '../frontend/storage-proxy.js'
 import { LocalCluster } from '../frontend/local-cluster.js'
+import { ContainerDriver } from '../frontend/container-driver.js'
+import { DomainManager, type ManagedDomain } from '../frontend/domain-manager.js'
+import { VmDriver } from '../vm/vm-driver.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { serveStatus } from './status-command.js'
@@ -19,7 +22,7 @@ import { createServer } from 'node:net'
 import { NetSocket } from '../frontend/net-socket.js'
 import { closeSharedNetworkProxies } from '../frontend/network-handler.js'
 
-const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N]
+const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND]
 
 Starts two storage domains as local processes (one reached over a Unix socket, the "bus";
 one over HTTP on 127.0.0.1), writes and reads back a file through FileStream to the local
@@ -32,13 +35,16 @@ domains then keep running, supervised (a domain that dies is isolated and restar
   --buffer BYTES   FileStream buffer, the paper's "cache" (default 4096)
   --once           stop the domains and exit after the demonstration
   --status-port N  port of the status endpoint on 127.0.0.1 (default: any free port)
+  --hosting KIND   what runs the two storage domains: process (default), container (Docker and
+                   the images of docker/build-images.sh) or vm (QEMU guests booting another
+                   Linux kernel, vm/build-image.sh; under emulation each boot takes ~15 s)
   --help           this text
 `
 
 interface Row { destination: string, endpoint: string, writeMBs: number, readMBs: number, channelMs: number, serviceMs: number, calls: number, ok: boolean }
 
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, buffer: { type: 'string' }, once: { type: 'boolean' }, 'status-port': { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
+  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, buffer: { type: 'string' }, once: { type: 'boolean' }, 'status-port': { type: 'string' }, hosting: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
   if (values.help === true) { process.stdout.write(HELP); return 0 }
   const sizeMB = Number(values.size ?? '16')
   const bufferSize = Number(values.buffer ?? '4096')
@@ -48,25 +54,35 @@ export async function main (argv: string[]): Promise<number> {
   const statusPort = values['status-port'] === undefined ? 0 : Number(values['status-port'])
   if (!Number.isInteger(statusPort) || statusPort < 0 || statusPort > 65535) { process.stderr.write('metaos up: --status-port must be a port number\n'); return 2 }
 
+  const hosting = values.hosting ?? 'process'
+  if (!['process', 'container', 'vm'].includes(hosting)) { process.stderr.write(`metaos up: --hosting must be process, container or vm, not "${hosting}"\n`); return 2 }
+
   const work = mkdtempSync(join(tmpdir(), 'metaos-up-'))
   const root = join(work, 'volume')
   mkdirSync(join(work, 'local'))
   const level = process.env.METAOS_LOG_LEVEL ?? 'warn'
   let cluster: LocalCluster | undefined
   let status: { url: string, close: () => Promise<void> } | undefined
+  const logger = createLogger('metaos-up', level)
+  // The network domain stays a process on this host: its sockets reach this host's services, which
+  // a guest behind restricted user-mode networking cannot.
+  const processes = hosting === 'process' ? undefined : new DomainManager({ logger })
   const cleanup = async (): Promise<void> => {
     await status?.close()
     await closeSharedProxies()
     await closeSharedNetworkProxies()
+    await processes?.close(2000)
     await cluster?.close()
     rmSync(work, { recursive: true, force: true })
   }
   try {
-    process.stdout.write(`metaos up: starting two storage domains over ${root}\n`)
-    cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger: createLogger('metaos-up', level) })
+    process.stdout.write(`metaos up: starting two storage domains (${hosting === 'process' ? 'processes' : hosting === 'vm' ? 'virtual machines' : 'containers'}) over ${root}\n`)
+    const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
+    cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger, ...(driver === undefined ? {} : { driver }) })
     const [busD, netD] = [await cluster.get(0), await cluster.get(1)]
     const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
-    process.stdout.write(`  bus      ${bus}  (pid ${busD.pid})\n  network  ${net}  (pid ${netD.pid})\n\n`)
+    const facts = (d: ManagedDomain): string => `${d.hosting?.kind ?? 'process'} pid ${d.pid}${d.hosting === undefined ? '' : `, ${d.hosting.kernel.sysname} ${d.hosting.kernel.release}`}`
+    process.stdout.write(`  bus      ${bus}  (${facts(busD)})\n  network  ${net}  (${facts(netD)})\n\n`)
 
     const data = randomBytes(Math.round(sizeMB * 1024 * 1024))
     const expected = sha256(data)
@@ -84,7 +100,7 @@ export async function main (argv: string[]): Promise<number> {
     const moved = await migrateLive(cluster, data, expected, bufferSize)
     process.stdout.write(`\nLive migration: a stream written through the supervised dispatcher moved from ${moved.from} to ${moved.to} at ${moved.atMiB} MiB (the call that moved took ${moved.stallMs.toFixed(1)} ms); bytes ${moved.ok ? 'identical' : 'DIFFER'}.\n`)
     if (!moved.ok) return 1
-    const gw = await cluster.manager.start({ service: 'network', name: 'net-gateway', root: '', listen: [`unix:${join(work, 'net-gateway.sock')}`, 'http://127.0.0.1:0'], env: { METAOS_LOG_LEVEL: level } })
+    const gw = await (processes ?? cluster.manager).start({ service: 'network', name: 'net-gateway', root: '', listen: [`unix:${join(work, 'net-gateway.sock')}`, 'http://127.0.0.1:0'], env: { METAOS_LOG_LEVEL: level } })
     process.stdout.write(`\nA network domain: net-gateway (pid ${gw.pid}) on ${gw.endpoints.join(' and ')}\n`)
     const sockets = await exerciseSockets([['local', 'local'], ['bus', gw.endpoints[0]!], ['network', gw.endpoints[1]!]])
     process.stdout.write(socketTable(sockets))

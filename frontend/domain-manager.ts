@@ -53,6 +53,14 @@ export interface ManagedDomain {
   readonly limits?: LimitsOutcome
   /** How the last run ended (stopped or exited states). */
   readonly exit?: DomainExit
+  /** Where the domain runs, when its driver says (a VM driver: vm, and the guest's kernel). */
+  readonly hosting?: DomainHosting
+}
+
+/** What hosts a domain and which kernel serves it, as its driver knows them. */
+export interface DomainHosting {
+  readonly kind: 'process' | 'container' | 'vm'
+  readonly kernel: { readonly sysname: string, readonly release: string }
 }
 
 /** One running domain, as a driver hands it to the manager. */
@@ -61,6 +69,8 @@ export interface DomainInstance {
   readonly epr: string
   readonly endpoints: readonly string[]
   readonly limits?: LimitsOutcome
+  /** Where it runs, when the driver knows better than "a process on this host's kernel". */
+  readonly hosting?: DomainHosting
   /** Resolves once the domain has exited, whatever the cause, and its resources are released. */
   readonly exited: Promise<DomainExit>
   /** Asks the domain to drain and say Bye; forces it after `graceMs`. */
@@ -330,6 +340,7 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
       restarts: e.restarts,
       startedAt: new Date(e.startedAt),
       ...(e.limits === undefined ? {} : { limits: e.limits }),
+      ...(e.instance.hosting === undefined ? {} : { hosting: e.instance.hosting }),
       ...(e.exit === undefined || e.state === 'running' || e.state === 'paused' ? {} : { exit: e.exit }),
     }
   }

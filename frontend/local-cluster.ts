@@ -171,7 +171,7 @@ export class LocalCluster {
 
   #track (d: ManagedDomain): void {
     this.#endpoints.set(d.epr, d.endpoints[0]!)
-    this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: this.#hosting, kernel: { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
+    this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: d.hosting?.kind ?? this.#hosting, kernel: d.hosting?.kernel ?? { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
   }
 
   faultFile (i: number): string { return join(this.dir, `fault-${i}.json`) }

@@ -231,6 +231,7 @@ export class VmDriver implements DomainDriver {
       exited,
       bootMs,
       kernel: ready.kernel,
+      hosting: { kind: 'vm', kernel: { sysname: ready.kernel.sysname, release: ready.kernel.release } },
       stop: async (graceMs) => {
         await withdraw(true)
         if (alive()) {
