@@ -76,12 +76,12 @@ export async function main (argv: string[]): Promise<number> {
     rmSync(work, { recursive: true, force: true })
   }
   try {
-    process.stdout.write(`metaos up: starting two storage domains (${hosting === 'process' ? 'processes' : hosting === 'vm' ? 'virtual machines' : 'containers'}) over ${root}\n`)
+    process.stdout.write(`metaos up: starting two storage domains over ${root}${hosting === 'process' ? '' : hosting === 'vm' ? ' (virtual machines)' : ' (containers)'}\n`)
     const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
     cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger, ...(driver === undefined ? {} : { driver }) })
     const [busD, netD] = [await cluster.get(0), await cluster.get(1)]
     const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
-    const facts = (d: ManagedDomain): string => `${d.hosting?.kind ?? 'process'} pid ${d.pid}${d.hosting === undefined ? '' : `, ${d.hosting.kernel.sysname} ${d.hosting.kernel.release}`}`
+    const facts = (d: ManagedDomain): string => `pid ${d.pid}${d.hosting === undefined ? '' : `, ${d.hosting.kind} on ${d.hosting.kernel.sysname} ${d.hosting.kernel.release}`}`
     process.stdout.write(`  bus      ${bus}  (${facts(busD)})\n  network  ${net}  (${facts(netD)})\n\n`)
 
     const data = randomBytes(Math.round(sizeMB * 1024 * 1024))
