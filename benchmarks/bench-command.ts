@@ -8,10 +8,12 @@ import { runPlacementSuite, placementTable } from './placement-suite.js'
 import { runSupervisionSuite, supervisionTable } from './supervision-suite.js'
 import { runNetworkSuite, networkTable } from './network-suite.js'
 import { runContainerSuite, containerTable } from './container-suite.js'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { callMarkdown, callTable, machine, writeJson } from './report.js'
 import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_PAPER_HOSTINGS, DEFAULT_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode } from './paper-suite.js'
 import { paperCsv, paperMarkdown } from './paper-report.js'
+import { paperSvgs } from './paper-svg.js'
 
 const HELP = `usage: metaos bench [--quick] [--sizes LIST] [--peers LIST] [--seconds S] [--json FILE]
 
@@ -33,6 +35,8 @@ metaos-http/bare-http and metaos-http/soap.
                    --modes LIST     char,block (default both)
                    --runs N         measured runs per case (default 10)
                    --json/--csv/--md FILE  the rows, one CSV line per case, the Table-1 layout
+                   --svg DIR        charts: throughput by file size per hosting, channel vs
+                                    service time stacked (one SVG per operation and mode)
   --suite char     WriteByte through a FileStream cache, faithful vs exception-less, local/http/bus
                    (--file-size 20m, --cache 512)
   --suite placement  streams over three domains of different real speed (0, 2, 8 ms service
@@ -80,6 +84,7 @@ export async function main (argv: string[]): Promise<number> {
       modes: { type: 'string' },
       runs: { type: 'string' },
       md: { type: 'string' },
+      svg: { type: 'string' },
       'file-size': { type: 'string' },
       cache: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -207,5 +212,12 @@ async function paper (values: Record<string, string | boolean | undefined>, argv
   if (csv !== undefined) { writeFileSync(csv, paperCsv(res.rows)); process.stdout.write(`wrote ${csv}\n`) }
   const mdFile = str('md')
   if (mdFile !== undefined) { writeFileSync(mdFile, md); process.stdout.write(`wrote ${mdFile}\n`) }
+  const svgDir = str('svg')
+  if (svgDir !== undefined) {
+    mkdirSync(svgDir, { recursive: true })
+    const charts = paperSvgs(res)
+    for (const c of charts) writeFileSync(join(svgDir, c.file), c.svg)
+    process.stdout.write(`wrote ${charts.length} charts in ${svgDir}\n`)
+  }
   return res.stopped ? 130 : 0
 }

@@ -132,7 +132,7 @@ function doc (width: number, height: number, title: string, desc: string, body: 
 
 function runsNote (rows: readonly PaperRow[]): string {
   const runs = ascending(rows.map((r) => r.runs))
-  return runs.length === 1 ? `${runs[0]} runs` : `${runs[0]}–${runs[runs.length - 1]} runs`
+  return runs.length === 1 ? `${runs[0]} run${runs[0] === 1 ? '' : 's'}` : `${runs[0]}–${runs[runs.length - 1]} runs`
 }
 
 /**
@@ -210,10 +210,10 @@ function throughputSvg (rows: readonly PaperRow[], op: string, mode: string, o: 
     body += `<line x1="${left}" x2="${left + plotW}" y1="${r1(top + plotH)}" y2="${r1(top + plotH)}" stroke="${INK}" stroke-width="1"/></g>\n`
     y = top + plotH + 30
   }
-  body += text(left + plotW / 2, y + 2, 'file size', 'font-size="12" text-anchor="middle"')
-  body += text(20, y + 24, `Mean ± 1 sd of ${runsNote(rows)}; MB = 2^20 bytes; throughput = file size / open-to-close time.`, `font-size="11" fill="${MUTED}"`) + '\n'
+  body += text(left + plotW / 2, y + 6, 'file size', 'font-size="12" text-anchor="middle"')
+  body += text(20, y + 28, `Mean ± 1 sd of ${runsNote(rows)}; MB = 2^20 bytes; throughput = file size / open-to-close time.`, `font-size="11" fill="${MUTED}"`) + '\n'
   const desc = `Grouped bars: MB/s by file size, one bar per hosting (${hostings.join(', ')}), one panel per cache size.`
-  return { file: `throughput-${slug(op)}-${slug(mode)}.svg`, title, svg: doc(WIDTH, y + 38, title, desc, body) }
+  return { file: `throughput-${slug(op)}-${slug(mode)}.svg`, title, svg: doc(WIDTH, y + 42, title, desc, body) }
 }
 
 /**

@@ -4,7 +4,7 @@
 // them. Not speed.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -70,18 +70,21 @@ t.test('runner on 64 KB files: rows, Markdown tables and CSV have the expected s
   for (const l of csv.slice(1)) t.equal(l.split(',').length, CSV_COLUMNS.length)
 })
 
-t.test('CLI --suite paper writes JSON, CSV and Markdown', async (t) => {
+t.test('CLI --suite paper writes JSON, CSV, Markdown and SVG charts', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-paper-cli-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
   const files = { json: join(dir, 'r.json'), csv: join(dir, 'r.csv'), md: join(dir, 'r.md') }
   const r = spawnSync(process.execPath, [CLI, 'bench', '--suite', 'paper', '--hostings', 'local', '--sizes', '64k', '--caches', '4k', '--modes', 'block', '--runs', '1',
-    '--json', files.json, '--csv', files.csv, '--md', files.md], { encoding: 'utf8', env: { ...process.env, METAOS_LOG_LEVEL: 'silent' }, timeout: 30_000 })
+    '--json', files.json, '--csv', files.csv, '--md', files.md, '--svg', join(dir, 'charts')], { encoding: 'utf8', env: { ...process.env, METAOS_LOG_LEVEL: 'silent' }, timeout: 30_000 })
   t.equal(r.status, 0, r.stderr)
   const json = JSON.parse(readFileSync(files.json, 'utf8')) as { machine: { cores: number }, rows: unknown[] }
   t.ok(json.machine.cores > 0)
   t.equal(json.rows.length, 3)
   t.equal(readFileSync(files.csv, 'utf8').trimEnd().split('\n').length, 4)
   t.match(readFileSync(files.md, 'utf8'), /## local — block, faithful — read/)
+  // Local only: throughput charts, no channel/service chart (local has no channel).
+  t.same(readdirSync(join(dir, 'charts')).sort(), ['throughput-read-block.svg', 'throughput-write-block-batched.svg', 'throughput-write-block.svg'], 'one throughput chart per operation and mode')
+  t.match(readFileSync(join(dir, 'charts', 'throughput-write-block.svg'), 'utf8'), /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^>]* viewBox="/, 'an SVG document')
   const bad = spawnSync(process.execPath, [CLI, 'bench', '--suite', 'paper', '--hostings', 'moon'], { encoding: 'utf8', timeout: 30_000 })
   t.equal(bad.status, 2)
   t.match(bad.stderr, /unknown hosting "moon"/)

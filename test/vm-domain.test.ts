@@ -209,6 +209,12 @@ t.test('a storage domain on another kernel, in a VM', { skip }, async (t) => {
   server.close()
   await once(server, 'close')
 
+  // Resize in place: the balloon takes memory back from the guest, the cgroup quota caps QEMU's CPU.
+  const resized = await vms.resize('vm-b', { memoryBytes: 384 * MiB, cpuPercent: 50 })
+  t.match(resized.limits?.reason, /memory: balloon at 402653184 bytes of 512 MiB/, 'resize: the balloon is set')
+  t.ok(resized.limits?.applied === true || /cpu:/.test(resized.limits?.reason ?? ''), `and the CPU quota applied, or the reason said (${resized.limits?.mechanism ?? '?'})`)
+  t.equal((await proxy(clone.endpoints[0]!).invoke('GetDomainInfo', {})).output.domainId, clone.epr, 'the resized domain serves on')
+
   const stopped = await vms.stop('vm-b')
   t.match(stopped, { state: 'stopped', exit: { code: 0 } }, 'stop: the domain drained and exited 0, the guest powered off')
   const killed = await vms.kill('vm-a')
