@@ -11,7 +11,7 @@ import { runContainerSuite, containerTable } from './container-suite.js'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { callMarkdown, callTable, machine, writeJson } from './report.js'
-import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_PAPER_HOSTINGS, DEFAULT_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode } from './paper-suite.js'
+import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_PAPER_HOSTINGS, DEFAULT_SIZES, PAPER_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode } from './paper-suite.js'
 import { paperCsv, paperMarkdown } from './paper-report.js'
 import { paperSvgs } from './paper-svg.js'
 
@@ -28,9 +28,11 @@ metaos-http/bare-http and metaos-http/soap.
                    the cache) and by blocks (Write/Read calls of the cache size), per hosting,
                    faithful and exception-less; 1 warm-up + N runs, mean ± sd, outliers named
                    --hostings LIST  local,process-bus,process-http,container-http,container-bus,
-                                    vm-http,vm-bus (default all but the VMs, unless KVM works;
+                                    vm-http,vm-bus (default the paper's four: local,process-bus,
+                                    process-http,container-http, and the VMs when KVM works;
                                     containers need Docker and the images, VMs qemu)
-                   --sizes LIST     file sizes (default 1m,10m,50m,100m)
+                   --sizes LIST     file sizes (default 1m,10m, ~40 min on 2 cores; "paper" =
+                                    1m,10m,50m,100m, the paper's grid, ~9 h at this call cost)
                    --caches LIST    cache sizes (default 512,1k,4k)
                    --modes LIST     char,block (default both)
                    --runs N         measured runs per case (default 10)
@@ -183,7 +185,7 @@ async function paper (values: Record<string, string | boolean | undefined>, argv
   let sizes: number[]
   let caches: number[]
   try {
-    sizes = list(str('sizes'))?.map(parseSize) ?? DEFAULT_SIZES
+    sizes = str('sizes') === 'paper' ? PAPER_SIZES : list(str('sizes'))?.map(parseSize) ?? DEFAULT_SIZES
     caches = list(str('caches'))?.map(parseSize) ?? DEFAULT_CACHES
   } catch (e) { process.stderr.write(`metaos bench: ${(e as Error).message}\n`); return 2 }
   let stop = false
