@@ -2,7 +2,7 @@
 // stderr (a bar on a terminal, plain lines otherwise); results to stdout and to --json.
 // Ctrl-C stops after the current measurement and keeps what was measured.
 import { parseArgs } from 'node:util'
-import { runCallSuite } from './call-suite.js'
+import { runPeersSuite, peersMarkdown, peersTable, PEERS } from './peers-suite.js'
 import { runCharSuite, charTable } from './char-suite.js'
 import { runPlacementSuite, placementTable } from './placement-suite.js'
 import { runSupervisionSuite, supervisionTable } from './supervision-suite.js'
@@ -10,19 +10,19 @@ import { runNetworkSuite, networkTable } from './network-suite.js'
 import { runContainerSuite, containerTable } from './container-suite.js'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { callMarkdown, callTable, machine, writeJson } from './report.js'
-import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_PAPER_HOSTINGS, DEFAULT_SIZES, PAPER_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode } from './paper-suite.js'
+import { machine, machineLine } from './report.js'
+import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_PAPER_HOSTINGS, DEFAULT_SIZES, PAPER_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode, type PaperResult } from './paper-suite.js'
 import { paperCsv, paperMarkdown } from './paper-report.js'
 import { paperSvgs } from './paper-svg.js'
 
-const HELP = `usage: metaos bench [--quick] [--sizes LIST] [--peers LIST] [--seconds S] [--json FILE]
+const HELP = `usage: metaos bench [--suite quick|paper|peers|calls|char|placement|network|containers|supervision] [options]
 
-Runs side by side, in one run, single Write round trips (call mode) for each payload size:
-local fs, metaos (local handler, bus, HTTP), bare node:http, and the npm soap package.
-Prints calls/s, MB/s, p50/p99 latency, the service time metaos reports, and the ratios
-metaos-http/bare-http and metaos-http/soap.
+Benchmarks, side by side in one run (read the ratios: this machine is shared and noisy).
 
-  --quick          the quick suite (default; the paper's full suite arrives with issue #8)
+  --suite quick    (default; also --quick) about a minute: the paper's protocol on 1 MB files
+                   (local, process-bus, process-http; caches 512 B and 4 KB; char and block;
+                   1 warm-up + 2 runs) and the peers at 512 B and 64 KiB (0.5 s each)
+                   --json/--md FILE, --svg DIR as below
   --suite paper    the paper's protocol (DESIGN.md §7): sequential write then read of each file
                    size, by characters (WriteByte/ReadByte through a FileStream whose buffer is
                    the cache) and by blocks (Write/Read calls of the cache size), per hosting,
@@ -39,6 +39,12 @@ metaos-http/bare-http and metaos-http/soap.
                    --json/--csv/--md FILE  the rows, one CSV line per case, the Table-1 layout
                    --svg DIR        charts: throughput by file size per hosting, channel vs
                                     service time stacked (one SVG per operation and mode)
+  --suite peers    single Write round trips, one call at a time: local fs (the limit), metaos
+                   (local handler, bus, HTTP), bare node:http (the protocol floor), the npm soap
+                   package, Mono WCF basicHttpBinding (default and tuned; skipped, saying why,
+                   without Mono); calls/s, MB/s, p50/p99 and each one's ratio to metaos/http
+                   (--sizes 512,4k,64k,1m --seconds 2 --rounds 4 --peers LIST --json/--md FILE)
+  --suite calls    the same without Mono (--peers local-fs,metaos,bare-http,soap)
   --suite char     WriteByte through a FileStream cache, faithful vs exception-less, local/http/bus
                    (--file-size 20m, --cache 512)
   --suite placement  streams over three domains of different real speed (0, 2, 8 ms service
@@ -54,12 +60,12 @@ metaos-http/bare-http and metaos-http/soap.
   --suite supervision  faults (kill -9, SIGSTOP, delay, closed listener, restart) hitting the
                    domain of a stream: stall, bytes lost, time to isolation; and what
                    supervision costs when nothing fails (--file-size 64m, --rounds 10)
-  --sizes LIST     payload sizes, e.g. 512,4k,64k,1m (default 512,4k,64k,1m)
-  --peers LIST     local-fs,metaos,bare-http,soap (default all)
+  --sizes LIST     payload sizes of peers and calls, e.g. 512,4k,64k,1m (default 512,4k,64k,1m)
+  --peers LIST     local-fs,metaos,bare-http,soap,mono-wcf (default all)
   --seconds S      measured seconds per peer and size (default 2)
   --rounds N       interleaved rounds the seconds are split into (default 4)
   --json FILE      write {"machine":…,"rows":[…]} (DESIGN.md §7)
-  --md FILE        write the tables as a Markdown page (docs/benchmark-results.md is made so)
+  --md FILE        write the tables as a Markdown page
   --help           this text
 `
 
@@ -69,7 +75,16 @@ function parseSize (s: string): number {
   return Math.round(Number(m[1]) * (m[2]!.toLowerCase() === 'k' ? 1024 : m[2]!.toLowerCase() === 'm' ? 1048576 : 1))
 }
 
+/** How this run was asked for, recorded with its results. */
+let invocation = 'metaos bench'
+
+/** A suite's results as JSON: the machine and the command first, so a report can say where they come from. */
+function writeResult (file: string, body: object): void {
+  writeFileSync(file, JSON.stringify({ machine: machine(), command: invocation, ...body }, null, 2) + '\n')
+}
+
 export async function main (argv: string[]): Promise<number> {
+  invocation = `metaos bench ${argv.join(' ')}`.trim()
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -97,7 +112,7 @@ export async function main (argv: string[]): Promise<number> {
   if (values.suite === 'char') {
     const rows = await runCharSuite({ fileBytes: parseSize(values['file-size'] ?? '20m'), cacheBytes: parseSize(values.cache ?? '512'), onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(charTable(rows))
-    if (values.json !== undefined) { writeJson(values.json, rows); process.stdout.write(`\nwrote ${values.json}\n`) }
+    if (values.json !== undefined) { writeResult(values.json, { rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
   if (values.suite === 'placement') {
@@ -105,7 +120,7 @@ export async function main (argv: string[]): Promise<number> {
     process.once('SIGINT', () => { stop = true })
     const rows = await runPlacementSuite({ phaseSeconds: Number(values.seconds ?? '6'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(placementTable(rows))
-    if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), placement: rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
+    if (values.json !== undefined) { writeResult(values.json, { placement: rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
   if (values.suite === 'network') {
@@ -113,13 +128,13 @@ export async function main (argv: string[]): Promise<number> {
     process.once('SIGINT', () => { stop = true })
     const rows = await runNetworkSuite({ seconds: Number(values.seconds ?? '1'), rounds: Number(values.rounds ?? '3'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(networkTable(rows))
-    if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), network: rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
+    if (values.json !== undefined) { writeResult(values.json, { network: rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
   if (values.suite === 'containers') {
     const rows = await runContainerSuite({ seconds: Number(values.seconds ?? '1'), rounds: Number(values.rounds ?? '3'), onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(containerTable(rows))
-    if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), containers: rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
+    if (values.json !== undefined) { writeResult(values.json, { containers: rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
   if (values.suite === 'supervision') {
@@ -127,36 +142,78 @@ export async function main (argv: string[]): Promise<number> {
     process.once('SIGINT', () => { stop = true })
     const r = await runSupervisionSuite({ fileBytes: parseSize(values['file-size'] ?? '64m'), rounds: Number(values.rounds ?? '10'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(supervisionTable(r))
-    if (values.json !== undefined) { writeFileSync(values.json, JSON.stringify({ machine: machine(), supervision: r }, null, 2) + '\n'); process.stdout.write(`\nwrote ${values.json}\n`) }
+    if (values.json !== undefined) { writeResult(values.json, { supervision: r }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
-  if (values.suite !== undefined && values.suite !== 'quick') { process.stderr.write(`metaos bench: unknown suite "${values.suite}"; use --quick, --suite paper, char, placement, network, containers or supervision\n`); return 2 }
-  const sizes = (values.sizes ?? '512,4k,64k,1m').split(',').map(parseSize)
-  const peers = new Set((values.peers ?? 'local-fs,metaos,bare-http,soap').split(','))
-  for (const p of peers) if (!['local-fs', 'metaos', 'bare-http', 'soap'].includes(p)) { process.stderr.write(`metaos bench: unknown peer "${p}"\n`); return 2 }
-  const seconds = Number(values.seconds ?? '2')
-  const rounds = Number(values.rounds ?? '4')
+  const suite = values.suite ?? 'quick'
+  if (suite === 'quick') return await quick(values, argv)
+  if (suite !== 'peers' && suite !== 'calls') { process.stderr.write(`metaos bench: unknown suite "${suite}"; use quick, paper, peers, calls, char, placement, network, containers or supervision\n`); return 2 }
+  let sizes: number[]
+  try { sizes = (values.sizes ?? '512,4k,64k,1m').split(',').map(parseSize) } catch (e) { process.stderr.write(`metaos bench: ${(e as Error).message}\n`); return 2 }
+  const peers = new Set((values.peers ?? (suite === 'calls' ? 'local-fs,metaos,bare-http,soap' : PEERS.join(','))).split(','))
+  for (const p of peers) if (!(PEERS as readonly string[]).includes(p)) { process.stderr.write(`metaos bench: unknown peer "${p}" (${PEERS.join(', ')})\n`); return 2 }
+  if (suite === 'calls') peers.delete('mono-wcf')
   let stop = false
   const onSigint = (): void => { stop = true; process.stderr.write('\nstopping after the current measurement…\n') }
   process.once('SIGINT', onSigint)
-  const tty = process.stderr.isTTY
-  const started = Date.now()
   const m = machine()
-  process.stdout.write(`metaos bench --quick on ${String(m.cpu)} (${String(m.cores)} cores), Node ${process.version}\n`)
-  const rows = await runCallSuite({
+  process.stdout.write(`metaos bench --suite ${suite} on ${String(m.cpu)} (${String(m.cores)} cores), Node ${process.version}\n`)
+  const res = await runPeersSuite({
     sizes,
     peers,
-    secondsPerCase: seconds,
-    rounds,
+    seconds: Number(values.seconds ?? '2'),
+    rounds: Number(values.rounds ?? '4'),
     shouldStop: () => stop,
-    onProgress: progress(started, (d, n) => `${d}/${n}`, (d, n, l) => `${d + 1}/${n} ${l}\n`),
+    onProgress: progress(Date.now(), (d, n) => `${d}/${n}`, (d, n, l) => `${d + 1}/${n} ${l}\n`),
   })
   process.removeListener('SIGINT', onSigint)
-  if (tty) process.stderr.write('\r'.padEnd(100) + '\r')
-  process.stdout.write(callTable(rows))
-  if (values.json !== undefined) { writeJson(values.json, rows); process.stdout.write(`\nwrote ${values.json}\n`) }
-  if (values.md !== undefined) { writeFileSync(values.md, callMarkdown(rows, `metaos bench ${argv.join(' ')}`)); process.stdout.write(`wrote ${values.md}\n`) }
-  return 0
+  if (process.stderr.isTTY) process.stderr.write('\r'.padEnd(110) + '\r')
+  process.stdout.write(peersTable(res))
+  if (values.json !== undefined) { writeResult(values.json, { skipped: res.skipped, rows: res.rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
+  if (values.md !== undefined) { writeFileSync(values.md, `# Peers\n\nGenerated by \`metaos bench ${argv.join(' ')}\` on ${String(m.date)}: ${machineLine(m)}. Do not edit by hand: run the command again.\n\n${peersMarkdown(res)}`); process.stdout.write(`wrote ${values.md}\n`) }
+  return stop ? 130 : 0
+}
+
+/** `--suite quick`: the paper's protocol in miniature, then the peers, in about a minute. */
+async function quick (values: Record<string, string | boolean | undefined>, argv: string[]): Promise<number> {
+  let stop = false
+  const onSigint = (): void => { stop = true; process.stderr.write('\nstopping after the current run; what was measured is kept…\n') }
+  process.once('SIGINT', onSigint)
+  const m = machine()
+  const started = Date.now()
+  process.stdout.write(`metaos bench --suite quick on ${String(m.cpu)} (${String(m.cores)} cores), ${String(m.os)}, Node ${process.version}\n`)
+  const paperRes = await runPaperSuite({
+    hostings: ['local', 'process-bus', 'process-http'],
+    sizes: [1048576],
+    caches: [512, 4096],
+    runs: 2,
+    shouldStop: () => stop,
+    onProgress: progress(started, (d, n) => `${Math.round((d / n) * 100)}%`, (d, n, l) => `[${Math.floor((d / n) * 100)}%] ${l}\n`),
+  })
+  const peersRes = stop
+    ? { rows: [], skipped: ['peers: not measured (stopped)'] }
+    : await runPeersSuite({ sizes: [512, 65536], seconds: 0.5, rounds: 2, shouldStop: () => stop, onProgress: progress(Date.now(), (d, n) => `${d}/${n}`, (d, n, l) => `${d + 1}/${n} ${l}\n`) })
+  process.removeListener('SIGINT', onSigint)
+  if (process.stderr.isTTY) process.stderr.write('\r'.padEnd(110) + '\r')
+  const command = `metaos bench ${argv.join(' ')}`
+  const md = paperMarkdown(paperRes, command) + `\n## Peers: Write round trips, one call at a time\n\n${peersMarkdown(peersRes)}`
+  process.stdout.write(md)
+  process.stdout.write(`\nquick suite: ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
+  const str = (k: string): string | undefined => typeof values[k] === 'string' ? values[k] : undefined
+  const json = str('json')
+  if (json !== undefined) { writeResult(json, { paper: { pageCache: paperRes.pageCacheNote, runs: paperRes.runs, warmups: paperRes.warmups, stopped: paperRes.stopped, skipped: paperRes.skipped, wallMs: paperRes.wallMs, rows: paperRes.rows }, peers: peersRes }); process.stdout.write(`wrote ${json}\n`) }
+  const mdFile = str('md')
+  if (mdFile !== undefined) { writeFileSync(mdFile, md); process.stdout.write(`wrote ${mdFile}\n`) }
+  const svgDir = str('svg')
+  if (svgDir !== undefined) writeCharts(svgDir, paperRes)
+  return stop || paperRes.stopped ? 130 : 0
+}
+
+function writeCharts (dir: string, res: PaperResult): void {
+  mkdirSync(dir, { recursive: true })
+  const charts = paperSvgs(res)
+  for (const c of charts) writeFileSync(join(dir, c.file), c.svg)
+  process.stdout.write(`wrote ${charts.length} charts in ${dir}\n`)
 }
 
 /** A progress callback: a bar with an ETA on a terminal, one plain line per step otherwise. */
@@ -209,17 +266,12 @@ async function paper (values: Record<string, string | boolean | undefined>, argv
   const md = paperMarkdown(res, `metaos bench ${argv.join(' ')}`)
   process.stdout.write(md)
   const file = str('json')
-  if (file !== undefined) { writeFileSync(file, JSON.stringify({ machine: m, pageCache: res.pageCacheNote, runs: res.runs, warmups: res.warmups, stopped: res.stopped, skipped: res.skipped, wallMs: res.wallMs, rows: res.rows }, null, 2) + '\n'); process.stdout.write(`\nwrote ${file}\n`) }
+  if (file !== undefined) { writeResult(file, { pageCache: res.pageCacheNote, runs: res.runs, warmups: res.warmups, stopped: res.stopped, skipped: res.skipped, wallMs: res.wallMs, rows: res.rows }); process.stdout.write(`\nwrote ${file}\n`) }
   const csv = str('csv')
   if (csv !== undefined) { writeFileSync(csv, paperCsv(res.rows)); process.stdout.write(`wrote ${csv}\n`) }
   const mdFile = str('md')
   if (mdFile !== undefined) { writeFileSync(mdFile, md); process.stdout.write(`wrote ${mdFile}\n`) }
   const svgDir = str('svg')
-  if (svgDir !== undefined) {
-    mkdirSync(svgDir, { recursive: true })
-    const charts = paperSvgs(res)
-    for (const c of charts) writeFileSync(join(svgDir, c.file), c.svg)
-    process.stdout.write(`wrote ${charts.length} charts in ${svgDir}\n`)
-  }
+  if (svgDir !== undefined) writeCharts(svgDir, res)
   return res.stopped ? 130 : 0
 }

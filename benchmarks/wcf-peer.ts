@@ -13,7 +13,12 @@ import { createInterface } from 'node:readline'
 import { packageFile } from '../package-root.js'
 import type { BenchRow } from './report.js'
 
-export interface WcfPeerOptions { sizes: number[], seconds: number, tuned: boolean }
+export interface WcfPeerOptions {
+  sizes: number[]
+  seconds: number
+  /** true: the service on its own reply channel and the client tuned; 'client': only the client tuned (Nagle, Expect: 100-continue), against the stock ServiceHost. */
+  tuned: boolean | 'client'
+}
 
 const ASSEMBLIES = ['System.ServiceModel.dll', 'System.Runtime.Serialization.dll', 'System.Xml.dll']
 
@@ -77,13 +82,13 @@ async function startService (mono: string, exe: string, file: string, tuned: boo
 
 interface ClientResult { calls: number, seconds: number, bytes: number, p50ms: number, p99ms: number }
 
-function row (size: number, tuned: boolean, r: ClientResult): BenchRow {
+function row (size: number, tuned: boolean | 'client', r: ClientResult): BenchRow {
   return {
     suite: 'peers',
     peer: 'mono-wcf',
     hosting: 'http',
     op: 'write',
-    mode: tuned ? 'call-tuned' : 'call',
+    mode: tuned === 'client' ? 'call-client-tuned' : tuned ? 'call-tuned' : 'call',
     payloadBytes: size,
     runs: r.calls,
     callsPerSec: r.calls / r.seconds,
@@ -103,11 +108,11 @@ export async function runWcfPeer (o: WcfPeerOptions): Promise<BenchRow[] | { ski
   const exe = await build(mcs, assemblyDir)
   if (typeof exe !== 'string') return exe
   const dir = mkdtempSync(join(tmpdir(), 'metaos-wcf-bench-'))
-  const service = await startService(mono, exe, join(dir, 'mono-wcf.bin'), o.tuned)
+  const service = await startService(mono, exe, join(dir, 'mono-wcf.bin'), o.tuned === true)
   try {
     const rows: BenchRow[] = []
     for (const size of o.sizes) {
-      const c = await run(mono, [exe, 'client', service.url, String(size), String(o.seconds), ...(o.tuned ? ['tuned'] : [])], o.seconds * 1000 + 120_000)
+      const c = await run(mono, [exe, 'client', service.url, String(size), String(o.seconds), ...(o.tuned !== false ? ['tuned'] : [])], o.seconds * 1000 + 120_000)
       const last = c.stdout.trim().split('\n').pop() ?? ''
       if (!c.ok || !last.startsWith('{')) throw new Error(`mono-wcf client failed for ${size} B: ${c.stderr.slice(0, 800)}`)
       rows.push(row(size, o.tuned, JSON.parse(last) as ClientResult))

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the benchmark suites whose results docs/benchmarks.md shows, each writing its JSON (with the
+# command and the machine) into docs/benchmarks/, then renders the page and its charts
+# (benchmarks/render-docs.ts). With suite names, only those run again; the others keep their last
+# recorded results. Nothing else should run on the machine meanwhile: the numbers are its.
+#
+#   bash benchmarks/record-docs.sh                 # all: ~1 h on 2 cores (the paper suite ~40 min)
+#   bash benchmarks/record-docs.sh peers char      # just these
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=docs/benchmarks
+mkdir -p "$out"
+npm run --silent build
+bench () { node dist/cli/metaos.js bench "$@"; }
+all=(paper peers char placement network containers supervision vm)
+for suite in "${@:-${all[@]}}"; do
+  echo "== $suite" >&2
+  case "$suite" in
+    paper) bench --suite paper --json "$out/paper.json" ;;
+    peers) bench --suite peers --json "$out/peers.json" ;;
+    char) bench --suite char --file-size 20m --cache 512 --json "$out/char.json" ;;
+    placement) bench --suite placement --json "$out/placement.json" ;;
+    network) bench --suite network --json "$out/network.json" ;;
+    containers) bash docker/build-images.sh >/dev/null && bench --suite containers --json "$out/containers.json" ;;
+    supervision) bench --suite supervision --json "$out/supervision.json" ;;
+    # Emulated guests answer a call in tens of ms: blocks of 4 KB on 1 MB files, beside a process domain.
+    vm) bench --suite paper --hostings process-bus,vm-http,vm-bus --sizes 1m --caches 4k --modes block --runs 5 --json "$out/vm.json" ;;
+    *) echo "record-docs: unknown suite $suite (${all[*]})" >&2; exit 2 ;;
+  esac
+done
+node dist/benchmarks/render-docs.js
