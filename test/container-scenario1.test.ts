@@ -9,6 +9,7 @@
 // pause, resume, restart (same EPR), clone (new EPR, same volume), resize (`docker update`), an exit
 // from outside. Measured: start to ready, Write round trips/s and MB/s, container next to process.
 // Skips, saying why, when `docker info` fails or docker/build-images.sh cannot build the images.
+import { measureWrites } from './helpers/measure.js'
 import t, { type Test } from 'tap'
 import { dockerUnavailable } from './helpers/docker.js'
 import { createHash, randomBytes } from 'node:crypto'
@@ -78,25 +79,6 @@ async function readVia (destination: StorageHandler, path: string, size: number,
   for (let k = -1; n < size && k !== 0; n += k) k = await f.read(back, n, Math.min(block, size - n))
   await f.close()
   return back.subarray(0, n)
-}
-
-/** Write round trips per second (2 s of 4 KiB writes), then MB/s (64 MiB in 1 MiB writes). */
-async function measure (h: StorageHandler, path: string): Promise<{ rtps: number, mbps: number }> {
-  const small = randomBytes(4096)
-  const big = randomBytes(MiB)
-  let { handle } = (await h.invoke('Open', { path, mode: 'Create', access: 'Write', share: 'None' })).output
-  let calls = 0
-  const t0 = performance.now()
-  while (performance.now() - t0 < 2000) { await h.invoke('Write', { handle, data: small }); calls++ }
-  const rtps = calls / ((performance.now() - t0) / 1000)
-  await h.invoke('Close', { handle });
-  ({ handle } = (await h.invoke('Open', { path, mode: 'Create', access: 'Write', share: 'None' })).output)
-  const t1 = performance.now()
-  for (let i = 0; i < 64; i++) await h.invoke('Write', { handle, data: big })
-  const mbps = 64 * MiB / 1e6 / ((performance.now() - t1) / 1000)
-  await h.invoke('Close', { handle })
-  await h.invoke('Delete', { path })
-  return { rtps, mbps }
 }
 
 t.test('scenario 1: a process domain and a container domain on one volume', { skip }, async (t) => {
@@ -196,7 +178,7 @@ t.test('scenario 1: a process domain and a container domain on one volume', { sk
   // Write round trips and throughput, the container next to the process, same run.
   const rows: string[] = []
   for (const [label, endpoint] of [['container over HTTP (published port)', p1Http], ['container over the bind-mounted bus socket', p1Bus], ['process over HTTP', p2Http], ['process over the bus socket', p2Bus]] as const) {
-    const m = await measure(proxy(endpoint, 30_000), `bench-${rows.length}.bin`)
+    const m = await measureWrites(proxy(endpoint, 30_000), `bench-${rows.length}.bin`)
     rows.push(`${label}: ${m.rtps.toFixed(0)} Write round trips/s (4 KiB), ${m.mbps.toFixed(1)} MB/s (1 MiB writes)`)
   }
   for (const row of rows) t.comment(row)

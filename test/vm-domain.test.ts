@@ -13,6 +13,7 @@
 import { isolateNetwork } from './helpers/netns.js'
 await isolateNetwork()
 
+import { measureWrites } from './helpers/measure.js'
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
@@ -37,24 +38,6 @@ const MiB = 1024 * 1024
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const qemu = which('qemu-system-x86_64')
 const skip = qemu === undefined ? 'qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86 busybox-static cpio; .ci/run does)' : false
-
-async function measure (h: StorageHandler, path: string): Promise<{ rtps: number, mbps: number }> {
-  const small = randomBytes(4096)
-  const big = randomBytes(MiB)
-  let { handle } = (await h.invoke('Open', { path, mode: 'Create', access: 'Write', share: 'None' })).output
-  let calls = 0
-  const t0 = performance.now()
-  while (performance.now() - t0 < 2000) { await h.invoke('Write', { handle, data: small }); calls++ }
-  const rtps = calls / ((performance.now() - t0) / 1000)
-  await h.invoke('Close', { handle });
-  ({ handle } = (await h.invoke('Open', { path, mode: 'Create', access: 'Write', share: 'None' })).output)
-  const t1 = performance.now()
-  for (let i = 0; i < 16; i++) await h.invoke('Write', { handle, data: big })
-  const mbps = 16 * MiB / 1e6 / ((performance.now() - t1) / 1000)
-  await h.invoke('Close', { handle })
-  await h.invoke('Delete', { path })
-  return { rtps, mbps }
-}
 
 async function writeVia (destination: StorageHandler | Dispatcher, path: string, data: Buffer): Promise<void> {
   const f = await FileStream.open(path, { mode: 'Create', access: 'Write', destination, bufferSize: 0 })
@@ -143,7 +126,7 @@ t.test('a storage domain on another kernel, in a VM', { skip }, async (t) => {
   // Measured next to the process domain, same run.
   const rows: string[] = []
   for (const [label, endpoint] of [['VM over the hypervisor bus', vmBus], ['VM over the forwarded port', vmHttp], ['process over the bus socket', hostBus], ['process over HTTP', hostHttp]] as const) {
-    const m = await measure(proxy(endpoint), `bench-${rows.length}.bin`)
+    const m = await measureWrites(proxy(endpoint), `bench-${rows.length}.bin`, 16)
     rows.push(`${label}: ${m.rtps.toFixed(0)} Write round trips/s (4 KiB), ${m.mbps.toFixed(1)} MB/s (1 MiB writes)`)
   }
   t.comment(`boot to ready ${bootMs.toFixed(0)} ms (${kvmUsable() ? 'KVM' : 'TCG emulation, no KVM'}); ${rows.join('; ')}`)
