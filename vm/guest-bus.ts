@@ -1,11 +1,11 @@
 // The guest's end of the hypervisor bus, served by the domain itself (`metaos storage
 // --hypervisor-bus org.metaos.bus`): the virtio-serial port, read and written through busybox cat
-// pipes (pipe-link.ts), demultiplexed by HypervisorBusGuest into connections to the domain's own
+// pipes (virtio-port.ts), demultiplexed by HypervisorBusGuest into connections to the domain's own
 // Unix socket — in the domain's process, so no other process stands between the port and the
 // service (an agent in between cost a third of the bus's round trips under emulation).
 import type { Logger } from 'pino'
-import { findVirtioPort, HypervisorBusGuest } from './hypervisor-bus.js'
-import { PipeLink } from './pipe-link.js'
+import { HypervisorBusGuest } from './hypervisor-bus.js'
+import { findVirtioPort, PipeLink } from './virtio-port.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 

@@ -1,8 +1,9 @@
 // The hypervisor bus: many stream connections multiplexed over the one virtio-serial port that joins
 // the host to a VM domain. The host side listens on a Unix socket exactly like a process domain's
 // bus socket and carries each accepted connection to the guest; the guest side connects each one to
-// the domain's Unix socket inside the VM. Owns the frame protocol, both ends and the guest's char
-// device stream; knows nothing of HTTP or SOAP (bytes only) and does not start or watch QEMU.
+// the domain's Unix socket inside the VM. Owns the frame protocol and both ends (the guest's port
+// itself is virtio-port.ts); knows nothing of HTTP or SOAP (bytes only) and does not start or watch
+// QEMU.
 //
 // Frame protocol (both directions): a 9-byte header — type u8, channel u32 BE, length u32 BE — then
 // `length` bytes of payload.
@@ -37,10 +38,8 @@
 // another channel of the same bus can stall both; open a second bus if that pattern ever appears.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { close as fsClose, open as fsOpen, read as fsRead, unlinkSync, write as fsWrite, chmodSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
+import { unlinkSync, chmodSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import { join } from 'node:path'
 import { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { MetaosError } from '../soap-runtime/errors.js'
@@ -451,7 +450,7 @@ export class HypervisorBusHost extends EventEmitter {
 }
 
 export interface HypervisorBusGuestOptions {
-  /** The serial port as a stream (openCharDeviceLink); the guest owns it and destroys it on close(). */
+  /** The serial port as a stream (virtio-port.ts: PipeLink); the guest owns it and destroys it on close(). */
   link: Duplex
   /** The domain's Unix socket inside the guest. */
   connectPath: string
@@ -526,102 +525,4 @@ export class HypervisorBusGuest {
     this.#mux.parser.resync(HELLO_PREFIX)
     this.#mux.send(FrameType.HELLO, 0, Buffer.concat([Buffer.of(PROTOCOL_VERSION), ZERO_NONCE]))
   }
-}
-
-/**
- * The guest's virtio-serial port as a Duplex. While the host side is not connected read() returns
- * 0 at once: that is not the end of the stream but 'host-disconnected' (once per disconnection),
- * and reading is retried every retryMs. Writes block in the kernel while the host is away. Reads
- * and writes are blocking calls on the libuv thread pool; destroy() closes the fd only once the
- * call in flight returns (the kernel cannot interrupt it; it returns on the next byte or disconnect).
- */
-export class CharDeviceLink extends Duplex {
-  readonly #path: string
-  readonly #retryMs: number
-  #fd: number | undefined
-  #reading = false
-  #inflight = 0
-  #disconnected = false
-  #retry: NodeJS.Timeout | undefined
-  #closeCb: (() => void) | undefined
-
-  constructor (path: string, o: { retryMs?: number } = {}) {
-    super({ readableHighWaterMark: MAX_DATA, writableHighWaterMark: MAX_DATA })
-    this.#path = path
-    this.#retryMs = o.retryMs ?? 75
-  }
-
-  override _construct (cb: (e?: Error | null) => void): void {
-    fsOpen(this.#path, 'r+', (e, fd) => { if (e === null) this.#fd = fd; cb(e) })
-  }
-
-  override _read (): void {
-    if (this.#reading || this.#retry !== undefined || this.#fd === undefined) return
-    this.#reading = true
-    this.#inflight++
-    const buf = Buffer.allocUnsafe(MAX_DATA)
-    fsRead(this.#fd, buf, 0, buf.length, null, (e, n) => {
-      this.#reading = false
-      this.#inflight--
-      if (this.destroyed) { this.#maybeClose(); return }
-      if (e !== null && e.code !== 'EAGAIN' && e.code !== 'EINTR') { this.destroy(e); return }
-      if (e !== null || n === 0) {
-        if (e === null && !this.#disconnected) { this.#disconnected = true; this.emit('host-disconnected') }
-        this.#retry = setTimeout(() => { this.#retry = undefined; if (!this.destroyed) this._read() }, this.#retryMs)
-        return
-      }
-      this.#disconnected = false
-      // A small read is copied so the buffered chunk does not pin 64 KiB.
-      if (this.push(n < buf.length / 2 ? Buffer.from(buf.subarray(0, n)) : buf.subarray(0, n))) this._read()
-    })
-  }
-
-  override _write (chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    const step = (off: number): void => {
-      if (this.destroyed || this.#fd === undefined) { cb(); this.#maybeClose(); return }
-      this.#inflight++
-      fsWrite(this.#fd, chunk, off, chunk.length - off, null, (e, n) => {
-        this.#inflight--
-        if (e !== null && e.code !== 'EAGAIN' && e.code !== 'EINTR') { cb(e); this.#maybeClose(); return }
-        if (e !== null) { setTimeout(() => { step(off) }, this.#retryMs); return }
-        if (off + n < chunk.length) step(off + n) // a partial write: the rest goes next
-        else { cb(); this.#maybeClose() }
-      })
-    }
-    step(0)
-  }
-
-  override _destroy (err: Error | null, cb: (e?: Error | null) => void): void {
-    clearTimeout(this.#retry)
-    this.#retry = undefined
-    this.#closeCb = () => { cb(err) }
-    this.#maybeClose()
-  }
-
-  #maybeClose (): void {
-    if (this.#closeCb === undefined || this.#inflight > 0) return
-    const done = this.#closeCb
-    this.#closeCb = undefined
-    const fd = this.#fd
-    this.#fd = undefined
-    if (fd === undefined) done()
-    else fsClose(fd, () => { done() })
-  }
-}
-
-export function openCharDeviceLink (path: string, o?: { retryMs?: number }): CharDeviceLink {
-  if (typeof path !== 'string' || path === '') throw new MetaosError('INVALID_ARGUMENT', 'openCharDeviceLink: path must be a non-empty path')
-  return new CharDeviceLink(path, o)
-}
-
-/** The device of the virtio port named `name` (`/dev/vportNpM`), or undefined while it is not there. */
-export async function findVirtioPort (name: string, sysDir = '/sys/class/virtio-ports'): Promise<string | undefined> {
-  if (typeof name !== 'string' || name === '') throw new MetaosError('INVALID_ARGUMENT', 'findVirtioPort: name must be non-empty')
-  let entries: string[]
-  try { entries = await readdir(sysDir) } catch { return undefined }
-  for (const e of entries.sort()) {
-    const n = await readFile(join(sysDir, e, 'name'), 'utf8').catch(() => undefined)
-    if (n !== undefined && n.replace(/\n$/, '') === name) return `/dev/${e}`
-  }
-  return undefined
 }
