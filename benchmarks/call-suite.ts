@@ -67,22 +67,26 @@ export async function startPeers (dir: string, which: ReadonlySet<string>): Prom
   if (which.has('bare-http')) {
     const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'bare-http-server.js'), [dir], { env })
     procs.push(p)
+    // The floor of each transport: TCP on 127.0.0.1, and the Unix socket of the bus.
     const url = new URL(p.ready.endpoints[0]!)
-    const agent = new Agent({ keepAlive: true, maxSockets: 16 })
-    peers.push({
-      peer: 'bare-http',
-      hosting: 'http',
-      call: async (payload, offset) => await new Promise((resolve, reject) => {
-        const req = request({ host: url.hostname, port: url.port, path: `${url.pathname}?off=${offset}`, method: 'POST', agent, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': payload.length } }, (res) => {
-          res.resume()
-          res.on('end', () => { res.statusCode === 200 ? resolve(undefined) : reject(new Error(`HTTP ${res.statusCode}`)) })
-        })
-        req.setNoDelay(true)
-        req.on('error', reject)
-        req.end(payload)
-      }),
-      close: async () => { agent.destroy() },
-    })
+    const socketPath = join(dir, 'bare-http.sock')
+    for (const [hosting, target] of [['http', { host: url.hostname, port: url.port }], ['bus', { socketPath }]] as const) {
+      const agent = new Agent({ keepAlive: true, maxSockets: 16 })
+      peers.push({
+        peer: 'bare-http',
+        hosting,
+        call: async (payload, offset) => await new Promise((resolve, reject) => {
+          const req = request({ ...target, path: `${url.pathname}?off=${offset}`, method: 'POST', agent, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': payload.length } }, (res) => {
+            res.resume()
+            res.on('end', () => { res.statusCode === 200 ? resolve(undefined) : reject(new Error(`HTTP ${res.statusCode}`)) })
+          })
+          req.setNoDelay(true)
+          req.on('error', reject)
+          req.end(payload)
+        }),
+        close: async () => { agent.destroy() },
+      })
+    }
   }
   if (which.has('soap')) {
     const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'soap-server.js'), [dir], { env })

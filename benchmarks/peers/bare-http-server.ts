@@ -1,6 +1,7 @@
 // Benchmark peer "bare-http": the protocol floor. A node:http server that writes each POSTed raw
-// body to a file at the offset given in the URL and answers 200 with no body. Run as a child
-// process; prints one ready JSON line like a metaos domain.
+// body to a file at the offset given in the URL and answers 200 with no body, on 127.0.0.1 and on
+// a Unix socket (the floor of each of metaos's transports). Run as a child process; prints one
+// ready JSON line like a metaos domain.
 import { createServer } from 'node:http'
 import { openSync, write } from 'node:fs'
 import { join } from 'node:path'
@@ -19,8 +20,12 @@ const server = createServer({ keepAliveTimeout: 30_000, noDelay: true }, (req, r
     })
   })
 })
+const socketPath = join(dir, 'bare-http.sock')
+const bus = createServer({ keepAliveTimeout: 30_000 }, (req, res) => { server.emit('request', req, res) })
 server.listen(0, '127.0.0.1', () => {
-  const a = server.address() as { port: number }
-  process.stdout.write(JSON.stringify({ event: 'ready', service: 'bare-http', endpoints: [`http://127.0.0.1:${a.port}/write`], epr: '' }) + '\n')
+  bus.listen(socketPath, () => {
+    const a = server.address() as { port: number }
+    process.stdout.write(JSON.stringify({ event: 'ready', service: 'bare-http', endpoints: [`http://127.0.0.1:${a.port}/write`, `http+unix://${encodeURIComponent(socketPath)}/write`], epr: '' }) + '\n')
+  })
 })
-process.once('SIGTERM', () => { server.close(); server.closeAllConnections(); process.exit(0) })
+process.once('SIGTERM', () => { server.close(); server.closeAllConnections(); bus.close(); bus.closeAllConnections(); process.exit(0) })
