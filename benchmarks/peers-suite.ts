@@ -63,7 +63,8 @@ function bySize (rows: readonly BenchRow[]): Array<{ size: number, rows: Array<{
 }
 
 const n = (x: number | undefined, d = 0): string => x === undefined ? '-' : x.toFixed(d)
-const x = (r: number | undefined): string => r === undefined ? '-' : `${r >= 10 ? r.toFixed(0) : r.toFixed(2)}×`
+/** A ratio with two significant digits at least: 15×, 1.02×, 0.0050×. */
+const x = (r: number | undefined): string => r === undefined ? '-' : `${r >= 10 ? r.toFixed(0) : r >= 0.1 ? r.toFixed(2) : r.toPrecision(2)}×`
 
 /** For a terminal. */
 export function peersTable (res: PeersResult): string {

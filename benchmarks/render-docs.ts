@@ -36,7 +36,7 @@ function source (r: Recorded): string {
 const code = (text: string): string => '```\n' + text.replace(/^\n+/, '').replace(/\n+$/, '') + '\n```'
 
 /** Demotes the headings of an embedded page under the template's `## …` sections, and drops its title. */
-const embed = (md: string): string => md.replace(/^# .*\n+/, '').replace(/^(#+) /gm, '$1## ')
+const embed = (md: string): string => md.replace(/^# .*\n+/, '').replace(/^(#+) /gm, '$1# ')
 
 function paperResult (r: Recorded): PaperResult {
   const p = (r.paper ?? r) as Record<string, unknown>

@@ -19,7 +19,7 @@ t.test('metaos bench --suite peers writes rows and ratios', async (t) => {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, METAOS_LOG_LEVEL: 'silent' }, timeout: 60_000 })
   t.equal(r.status, 0, r.stderr)
   const out = JSON.parse(readFileSync(json, 'utf8')) as { machine: { cores: number, node: string }, command: string, rows: Array<Record<string, unknown>>, skipped: string[] }
-  t.equal(out.command, `metaos bench ${args.join(' ')}`, 'the command that made it')
+  t.equal(out.command, `metaos ${args.join(' ')}`, 'the command that made it')
   t.ok(out.machine.cores > 0 && out.machine.node === process.version, 'the machine')
   t.same(out.rows.map((x) => `${String(x.peer)}/${String(x.hosting)}`).sort(), ['bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'metaos/local'], 'the peers asked for (metaos on each hosting)')
   for (const row of out.rows) t.match(row, { suite: 'peers', op: 'write', mode: 'call', payloadBytes: 512, callsPerSec: Number, p50us: Number, p99us: Number }, `${String(row.peer)}/${String(row.hosting)}: a §7 row`)
