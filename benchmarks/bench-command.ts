@@ -31,8 +31,8 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                                     vm-http,vm-bus (default the paper's four: local,process-bus,
                                     process-http,container-http, and the VMs when KVM works;
                                     containers need Docker and the images, VMs qemu)
-                   --sizes LIST     file sizes (default 1m,10m, ~40 min on 2 cores; "paper" =
-                                    1m,10m,50m,100m, the paper's grid, ~9 h at this call cost)
+                   --sizes LIST     file sizes (default 1m,10m: 49 min on 2 cores here; "paper" =
+                                    1m,10m,50m,100m, the paper's grid: ~12 h at this call cost)
                    --caches LIST    cache sizes (default 512,1k,4k)
                    --modes LIST     char,block (default both)
                    --runs N         measured runs per case (default 10)
@@ -40,9 +40,10 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    --svg DIR        charts: throughput by file size per hosting, channel vs
                                     service time stacked (one SVG per operation and mode)
   --suite peers    single Write round trips, one call at a time: local fs (the limit), metaos
-                   (local handler, bus, HTTP), bare node:http (the protocol floor), the npm soap
-                   package, Mono WCF basicHttpBinding (default and tuned; skipped, saying why,
-                   without Mono); calls/s, MB/s, p50/p99 and each one's ratio to metaos/http
+                   (local handler, bus, HTTP), bare node:http over TCP and a Unix socket (the
+                   protocol floors), the npm soap package, Mono WCF basicHttpBinding (stock,
+                   client-tuned, tuned; skipped, saying why, without Mono); calls/s, MB/s,
+                   p50/p99 and each one's ratio to metaos/http
                    (--sizes 512,4k,64k,1m --seconds 2 --rounds 4 --peers LIST --json/--md FILE)
   --suite calls    the same without Mono (--peers local-fs,metaos,bare-http,soap)
   --suite char     WriteByte through a FileStream cache, faithful vs exception-less, local/http/bus

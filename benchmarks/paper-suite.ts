@@ -86,8 +86,8 @@ export interface PaperResult {
 export const PAPER_SIZES = [1, 10, 50, 100].map((m) => m * 1048576)
 /**
  * The default sizes: the paper's two smaller ones. At ~0.4 ms a SOAP round trip on 2 cores, one
- * faithful pass of 100 MB through a 512 B cache is 204,800 calls (~80 s); the paper's whole grid
- * with 10 runs is ~9 h here, these sizes ~40 min (docs/benchmarks.md).
+ * faithful pass of 100 MB through a 512 B cache is 204,800 calls (~100 s); the paper's whole grid
+ * with 10 runs is ~12 h here, these sizes 49 min (docs/benchmarks.md).
  */
 export const DEFAULT_SIZES = [1, 10].map((m) => m * 1048576)
 export const DEFAULT_CACHES = [512, 1024, 4096]
