@@ -5,7 +5,7 @@
 // (its stall), the bytes lost or duplicated on the volume, and the time from the fault to the
 // supervisor's isolation. And what supervision costs when nothing fails: the same write to one
 // domain through a bare proxy and through the supervised dispatcher, interleaved.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileStream } from '../frontend/file-stream.js'

@@ -17,7 +17,7 @@
 // Discovery: multicast does not cross user-mode networking, so when the spec asks `--announce` the
 // driver announces the domain on the host, on the guest's behalf, with the types and scopes the
 // domain announced inside the guest (its kernel, hosting vm, volume…) and the host's endpoints.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, realpath, rm } from 'node:fs/promises'
 import { createServer, connect, type Socket } from 'node:net'
