@@ -58,6 +58,8 @@ export interface VmDriverOptions {
   readonly guestLogLevel?: string
 }
 
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
+
 /** The guest needs this much RAM: the initramfs (~150 MiB unpacked) lives in it, then Node. */
 const MIN_GUEST_MIB = 320
 
@@ -138,7 +140,12 @@ export class VmDriver implements DomainDriver {
       ...qemuArgs,
     ]
     const t0 = performance.now()
-    const qemu = spawn(this.#o.qemu ?? 'qemu-system-x86_64', argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+    // QEMU dies with this process (setpriv's PR_SET_PDEATHSIG, util-linux): a frontend that crashes
+    // leaves no guest running on behind it. Without setpriv the guest outlives a crash.
+    const binary = this.#o.qemu ?? 'qemu-system-x86_64'
+    const qemu = SETPRIV === undefined
+      ? spawn(binary, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', binary, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
     let console = ''
     const keep = (c: Buffer): void => { console = (console + c.toString('utf8')).slice(-8000) }
     qemu.stdout.on('data', keep)
