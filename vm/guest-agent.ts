@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DiscoveryClient } from '../discovery/client.js'
-import { findVirtioPort, PipeLink } from './virtio-port.js'
+import { PipeLink, waitForVirtioPort } from './virtio-port.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { decodeGuestConfig, type GuestConfig, type GuestReady, GUEST_BUS_SOCKET, BUS_PORT_NAME, CONTROL_PORT_NAME } from './guest-config.js'
 
@@ -31,7 +31,7 @@ async function main (): Promise<number> {
   const logger = createLogger('metaos-guest-agent', config.logLevel ?? 'warn')
   await mkdir(join(GUEST_BUS_SOCKET, '..'), { recursive: true })
 
-  const control = await waitPort(CONTROL_PORT_NAME)
+  const control = await waitForVirtioPort(CONTROL_PORT_NAME, { onSlow: () => { process.stderr.write(`metaos-guest-agent: still no virtio port ${CONTROL_PORT_NAME}\n`) } })
   const link = new PipeLink(control)
   let state: Record<string, unknown> = { event: 'booting' }
   const send = (o: object): void => { link.write(JSON.stringify(o) + '\n') }
@@ -85,16 +85,6 @@ async function main (): Promise<number> {
   // Let the line reach the host before init powers off.
   await sleep(200)
   return end.code ?? 1
-}
-
-/** The virtio port named `name`, once udev-less sysfs shows it (modules load asynchronously). */
-async function waitPort (name: string): Promise<string> {
-  for (let i = 0; ; i++) {
-    const p = await findVirtioPort(name)
-    if (p !== undefined) return p
-    if (i === 100) process.stderr.write(`metaos-guest-agent: still no virtio port ${name}\n`)
-    await sleep(50)
-  }
 }
 
 // The host has the exit code from the control port; the agent ends itself with SIGKILL, which

@@ -5,18 +5,14 @@
 // service (an agent in between cost a third of the bus's round trips under emulation).
 import type { Logger } from 'pino'
 import { HypervisorBusGuest } from './hypervisor-bus.js'
-import { findVirtioPort, PipeLink } from './virtio-port.js'
+import { PipeLink, waitForVirtioPort } from './virtio-port.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 
 export async function serveHypervisorBus (portName: string, endpoints: readonly string[], logger: Logger, waitMs = 10_000): Promise<{ close: () => void }> {
   const unix = endpoints.map((e) => parseEndpoint(e)).find((e) => e.protocol === 'unix')
   if (unix === undefined) throw new MetaosError('INVALID_ARGUMENT', '--hypervisor-bus needs a unix: listener for the bus to reach')
-  const deadline = Date.now() + waitMs
-  let port = await findVirtioPort(portName)
-  // Modules load asynchronously at boot: the port may show a little after the domain starts.
-  while (port === undefined && Date.now() < deadline) { await new Promise((resolve) => setTimeout(resolve, 50)); port = await findVirtioPort(portName) }
-  if (port === undefined) throw new MetaosError('FILE_NOT_FOUND', `no virtio-serial port named ${portName} (/sys/class/virtio-ports)`)
+  const port = await waitForVirtioPort(portName, { timeoutMs: waitMs })
   const bus = new HypervisorBusGuest({ link: new PipeLink(port), connectPath: unix.socketPath!, logger })
   logger.info({ port, socket: unix.socketPath }, 'serving the hypervisor bus')
   return bus

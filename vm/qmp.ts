@@ -4,8 +4,8 @@
 // stop, cont, quit, balloon, query-status — written by hand because it is ~100 lines over
 // newline-delimited JSON, and the npm QMP clients are unmaintained.
 import { EventEmitter } from 'node:events'
-import { connect, type Socket } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
+import type { Socket } from 'node:net'
+import { connectWhenListening } from './chardev-socket.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 
 interface Pending { resolve: (v: unknown) => void, reject: (e: Error) => void, command: string }
@@ -39,23 +39,15 @@ export class QmpClient extends EventEmitter<QmpEvents> {
   /** Connects to QEMU's `-qmp unix:PATH,server=on,wait=off`, retrying while QEMU creates it, and negotiates capabilities. */
   static async connect (path: string, timeoutMs = 10_000): Promise<QmpClient> {
     const deadline = Date.now() + timeoutMs
-    for (;;) {
-      try {
-        const socket = await new Promise<Socket>((resolve, reject) => {
-          const s = connect(path)
-          s.once('connect', () => { s.off('error', reject); resolve(s) })
-          s.once('error', reject)
-        })
-        const qmp = new QmpClient(socket)
-        await qmp.#greeting(Math.max(1000, deadline - Date.now()))
-        await qmp.execute('qmp_capabilities')
-        return qmp
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code
-        if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) throw new MetaosError('TRANSPORT_ERROR', `QMP ${path}: ${(e as Error).message}`, { cause: e })
-        await sleep(25)
-      }
+    const qmp = new QmpClient(await connectWhenListening(path, 'QMP', timeoutMs))
+    try {
+      await qmp.#greeting(Math.max(1000, deadline - Date.now()))
+      await qmp.execute('qmp_capabilities')
+    } catch (e) {
+      qmp.close()
+      throw new MetaosError('TRANSPORT_ERROR', `QMP ${path}: ${(e as Error).message}`, { cause: e })
     }
+    return qmp
   }
 
   get closed (): boolean { return this.#closed }

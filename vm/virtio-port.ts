@@ -23,6 +23,24 @@ export async function findVirtioPort (name: string, sysDir = '/sys/class/virtio-
   return undefined
 }
 
+/**
+ * The device of the port named `name` once it shows: modules load asynchronously at boot, so a port
+ * may appear a little after the guest's processes start. Polls every 50 ms; `onSlow` is called once
+ * after 5 s; after `timeoutMs` (default: no limit) it fails with FILE_NOT_FOUND.
+ */
+export async function waitForVirtioPort (name: string, o: { timeoutMs?: number, onSlow?: () => void, sysDir?: string } = {}): Promise<string> {
+  const deadline = Date.now() + (o.timeoutMs ?? Infinity)
+  const slowAt = Date.now() + 5000
+  let slow = false
+  for (;;) {
+    const p = await findVirtioPort(name, o.sysDir)
+    if (p !== undefined) return p
+    if (Date.now() >= deadline) throw new MetaosError('FILE_NOT_FOUND', `no virtio-serial port named ${name} (/sys/class/virtio-ports)`)
+    if (!slow && Date.now() >= slowAt) { slow = true; o.onSlow?.() }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
 /** A virtio-serial port (or any file a shell can open read-write) as a Duplex, through cat. */
 export class PipeLink extends Duplex {
   readonly #child: ChildProcess

@@ -20,11 +20,10 @@
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, realpath, rm } from 'node:fs/promises'
-import { createServer, connect, type Socket } from 'node:net'
+import { createServer, type Socket } from 'node:net'
 import { hostname as hostName, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { CgroupLimits, type DomainLimits, type LimitsOutcome } from '../frontend/cgroup-limits.js'
 import type { DomainDriver, DomainExit, DomainInstance, DomainSpec } from '../frontend/domain-manager.js'
@@ -35,6 +34,7 @@ import { MetaosError } from '../soap-runtime/errors.js'
 import { silentLogger } from '../soap-runtime/logger.js'
 import { HypervisorBusHost } from './hypervisor-bus.js'
 import { QmpClient } from './qmp.js'
+import { connectWhenListening } from './chardev-socket.js'
 import { BUS_PORT_NAME, CONTROL_PORT_NAME, encodeGuestConfig, FIRST_GUEST_PORT, GUEST_ROOT, VOLUME_TAG, type GuestReady } from './guest-config.js'
 import { buildVmImage, type VmImage } from './vm-image.js'
 
@@ -334,19 +334,7 @@ class Control {
   }
 
   static async connect (path: string, timeoutMs = 10_000): Promise<Control> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      try {
-        return new Control(await new Promise<Socket>((resolve, reject) => {
-          const s = connect(path)
-          s.once('connect', () => { s.off('error', reject); resolve(s) })
-          s.once('error', reject)
-        }))
-      } catch (e) {
-        if (Date.now() > deadline) throw new MetaosError('TRANSPORT_ERROR', `control port ${path}: ${(e as Error).message}`, { cause: e })
-        await sleep(25)
-      }
-    }
+    return new Control(await connectWhenListening(path, 'control port', timeoutMs))
   }
 
   on (_event: 'exit', f: (x: DomainExit) => void): void { this.#exitListeners.push(f) }
