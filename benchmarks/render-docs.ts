@@ -43,7 +43,8 @@ function paperResult (r: Recorded): PaperResult {
   return {
     rows: p.rows as PaperResult['rows'],
     skipped: (p.skipped as string[] | undefined) ?? [],
-    pageCache: 'dropped',
+    // What the read rows say (the JSON keeps only the note beside them).
+    pageCache: (p.rows as PaperResult['rows']).find((r) => r.pageCache !== undefined)?.pageCache ?? 'warm',
     pageCacheNote: String(p.pageCache ?? ''),
     stopped: p.stopped === true,
     runs: Number(p.runs),
