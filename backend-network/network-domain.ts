@@ -13,6 +13,7 @@ import { NETWORK_PATH } from '../frontend/network-handler.js'
 import { NetworkServiceDescriptor, type GetDomainInfoResponse, type Hosting } from '../frontend/generated/network-service.js'
 import { LOOPBACK_ONLY, parseAllowList } from './allow-list.js'
 import { NetworkEngine, type NetworkLimits } from './network-engine.js'
+import { hostSecurity, type DomainSecurity } from '../security/domain-security.js'
 
 export interface NetworkDomainOptions {
   readonly listen: readonly string[]
@@ -22,6 +23,8 @@ export interface NetworkDomainOptions {
   readonly hosting?: Hosting
   readonly limits?: Partial<HostLimits & NetworkLimits>
   readonly logger?: Logger
+  /** TLS, authentication and per-identity destinations and limits (docs/security.md). */
+  readonly security?: DomainSecurity
 }
 
 export interface NetworkDomain {
@@ -45,8 +48,11 @@ export async function startNetworkDomain (o: NetworkDomainOptions): Promise<Netw
   const name = o.name ?? 'network'
   // A bad rule fails here, before anything listens.
   const policy = parseAllowList(o.allow ?? LOOPBACK_ONLY)
-  const epr = stableUuid('metaos-network', hostname(), name)
-  const engine = new NetworkEngine(policy, o.limits)
+  const epr = o.security?.certifiedEpr ?? stableUuid('metaos-network', hostname(), name)
+  const auth = o.security?.authenticator
+  const engine = new NetworkEngine(policy, o.limits, auth === undefined
+    ? {}
+    : { destinations: (owner) => auth.identityFor(owner)?.grants.destinations, limit: (owner) => auth.limitFor(owner) })
   const started = Date.now()
   let endpoints: string[] = []
   const info = (): GetDomainInfoResponse => ({
@@ -80,6 +86,7 @@ export async function startNetworkDomain (o: NetworkDomainOptions): Promise<Netw
     faultCodes: NETWORK_FAULT_CODES,
     timingHeader: 'ServiceTiming',
     ...(o.limits === undefined ? {} : { limits: o.limits }),
+    ...hostSecurity(o.security),
     logger,
   })
   try {

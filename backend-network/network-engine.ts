@@ -51,6 +51,12 @@ export interface NetworkStats {
   droppedDatagrams: number
 }
 
+/** What an authenticated caller's identity narrows: its destinations and its socket limit. */
+export interface PerCaller {
+  readonly destinations?: (caller: string) => DestinationPolicy | undefined
+  readonly limit?: (caller: string) => number | undefined
+}
+
 export class NetworkEngine {
   readonly #policy: DestinationPolicy
   readonly #limits: NetworkLimits
@@ -64,7 +70,9 @@ export class NetworkEngine {
   /** Connect and Listen calls under way: closeAll waits for them to let go of their sockets. */
   readonly #making = new Set<Promise<unknown>>()
 
-  constructor (policy: DestinationPolicy, limits: Partial<NetworkLimits> = {}) {
+  readonly #perCaller: PerCaller
+
+  constructor (policy: DestinationPolicy, limits: Partial<NetworkLimits> = {}, perCaller: PerCaller = {}) {
     const l = { ...DEFAULT_NETWORK_LIMITS }
     for (const k of Object.keys(l) as Array<keyof NetworkLimits>) {
       const v = limits[k]
@@ -74,7 +82,16 @@ export class NetworkEngine {
     }
     this.#policy = policy
     this.#limits = l
-    this.#table = new SocketTable(l)
+    this.#perCaller = perCaller
+    this.#table = new SocketTable({ ...l, ...(perCaller.limit === undefined ? {} : { limitFor: perCaller.limit }) })
+  }
+
+  /** The domain's allow-list, narrowed by what this caller's identity may reach. */
+  #policyFor (caller: string): DestinationPolicy {
+    const own = this.#perCaller.destinations?.(caller)
+    if (own === undefined) return this.#policy
+    const domain = this.#policy
+    return { rules: own.rules, admits: (a, p) => domain.admits(a, p) && own.admits(a, p) }
   }
 
   get policy (): DestinationPolicy { return this.#policy }
@@ -105,7 +122,7 @@ export class NetworkEngine {
     const deadline = Date.now() + (checkTimeout(i.timeoutMs, this.#limits.maxWaitMs) || this.#limits.maxWaitMs)
     const slot = this.#table.reserve(caller)
     try {
-      const addresses = await admittedDestinations(this.#policy, host, port, deadline)
+      const addresses = await admittedDestinations(this.#policyFor(caller), host, port, deadline)
       if (protocol === 'udp') {
         const address = addresses[0]!
         const family = isIP(address) === 6 ? 6 : 4
@@ -160,7 +177,7 @@ export class NetworkEngine {
     const host = checkHost(i.host)
     const port = checkInt('port', i.port, 1, 65535)
     return await this.#table.use(h, async () => {
-      const [address] = await admittedDestinations(this.#policy, host, port, Date.now() + this.#limits.maxWaitMs, r.family)
+      const [address] = await admittedDestinations(this.#policyFor(caller), host, port, Date.now() + this.#limits.maxWaitMs, r.family)
       return { sent: await r.sendTo(i.data, address!, port) }
     })
   }
@@ -187,7 +204,8 @@ export class NetworkEngine {
     const slot = this.#table.reserve(caller)
     try {
       // Listening addresses are checked like destinations; port 0 is admitted when the host is.
-      const address = (await resolveAll(host, Date.now() + this.#limits.maxWaitMs)).find((a) => this.#policy.admits(a, port))
+      const policy = this.#policyFor(caller)
+      const address = (await resolveAll(host, Date.now() + this.#limits.maxWaitMs)).find((a) => policy.admits(a, port))
       if (address === undefined) throw new MetaosError('DESTINATION_NOT_ALLOWED', `listening on ${formatHostPort(host, port)} is not admitted by the domain's allow-list`)
       if (protocol === 'udp') {
         const family = isIP(address) === 6 ? 6 : 4

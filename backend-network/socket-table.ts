@@ -30,6 +30,8 @@ export interface TableLimits {
   maxSockets: number
   maxSocketsPerCaller: number
   idleMs: number
+  /** A caller's own limit (an authenticated identity's), below maxSocketsPerCaller; undefined = that. */
+  limitFor?: (owner: string) => number | undefined
 }
 
 /** A slot counted against the limits while a socket is being made; commit it or release it. */
@@ -61,7 +63,8 @@ export class SocketTable {
 
   /** Throws QUOTA_EXCEEDED when `owner` holds as many sockets as a caller may. */
   checkCaller (owner: string): void {
-    if ((this.#perCaller.get(owner) ?? 0) >= this.#limits.maxSocketsPerCaller) throw new MetaosError('QUOTA_EXCEEDED', `this caller holds ${this.#limits.maxSocketsPerCaller} sockets, its limit`)
+    const limit = Math.min(this.#limits.maxSocketsPerCaller, this.#limits.limitFor?.(owner) ?? Infinity)
+    if ((this.#perCaller.get(owner) ?? 0) >= limit) throw new MetaosError('QUOTA_EXCEEDED', `this caller holds ${limit} sockets, its limit`)
   }
 
   /** Counts one more socket for `owner`, or throws QUOTA_EXCEEDED. */

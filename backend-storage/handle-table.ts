@@ -25,6 +25,8 @@ export interface HandleLimits {
   maxHandles: number
   maxHandlesPerCaller: number
   idleMs: number
+  /** A caller's own limit (an authenticated identity's), below maxHandlesPerCaller; undefined = that. */
+  limitFor?: (owner: string) => number | undefined
 }
 
 export const DEFAULT_HANDLE_LIMITS: HandleLimits = { maxHandles: 8192, maxHandlesPerCaller: 1024, idleMs: 10 * 60_000 }
@@ -59,7 +61,8 @@ export class HandleTable {
   /** Throws SHARING_VIOLATION or QUOTA_EXCEEDED if a handle with this access could not be added. */
   checkOpen (realPath: string, access: FileAccess, share: FileShare, owner: string): void {
     if (this.#byId.size >= this.#limits.maxHandles) throw new MetaosError('QUOTA_EXCEEDED', `the domain has ${this.#byId.size} open handles, its limit`)
-    if ((this.#perCaller.get(owner) ?? 0) >= this.#limits.maxHandlesPerCaller) throw new MetaosError('QUOTA_EXCEEDED', `this caller has ${this.#limits.maxHandlesPerCaller} open handles, its limit`)
+    const limit = Math.min(this.#limits.maxHandlesPerCaller, this.#limits.limitFor?.(owner) ?? Infinity)
+    if ((this.#perCaller.get(owner) ?? 0) >= limit) throw new MetaosError('QUOTA_EXCEEDED', `this caller has ${limit} open handles, its limit`)
     for (const other of this.#byPath.get(realPath) ?? []) {
       if (!compatible(access, share, other)) throw new MetaosError('SHARING_VIOLATION', `the file is open elsewhere with access ${other.access} and share ${other.share}`)
     }

@@ -8,13 +8,16 @@ import { hostname, machine, release, type, version } from 'node:os'
 import { basename } from 'node:path'
 import type { Logger } from 'pino'
 import { MetaosError } from '../soap-runtime/errors.js'
-import { ServiceHost, type HostLimits, type Implementation } from '../soap-runtime/service-host.js'
+import { ServiceHost, type CallContext, type HostLimits, type Implementation } from '../soap-runtime/service-host.js'
 import { silentLogger } from '../soap-runtime/logger.js'
 import { packageFile } from '../package-root.js'
 import { StorageServiceDescriptor, type GetDomainInfoResponse, type Hosting } from '../frontend/generated/storage-service.js'
 import { StorageEngine, type EngineLimits } from './storage-engine.js'
 import { confinedTo } from './path-policy.js'
 import { FaultInjection } from './fault-injection.js'
+import { hostSecurity, type DomainSecurity } from '../security/domain-security.js'
+import { checkPath, checkVolume } from '../security/access-policy.js'
+import { identityOf } from '../security/authenticator.js'
 
 export const STORAGE_PATH = '/storage'
 
@@ -28,6 +31,8 @@ export interface StorageDomainOptions {
   readonly logger?: Logger
   /** A real delay inside the service, switchable at run time (tests, benchmarks). */
   readonly faults?: FaultInjection
+  /** TLS, authentication and per-identity authorization (docs/security.md). */
+  readonly security?: DomainSecurity
 }
 
 export interface StorageDomain {
@@ -68,8 +73,10 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
   const name = o.name ?? 'storage'
   const volume = o.volume ?? defaultVolume(rootReal)
   if (!/^[A-Za-z0-9._~-]{1,100}$/.test(volume)) throw new MetaosError('INVALID_ARGUMENT', `volume "${volume}" must be 1-100 characters of A-Z a-z 0-9 . _ ~ -`)
-  const epr = stableUuid('metaos-storage', hostname(), name, rootReal)
-  const engine = new StorageEngine(confinedTo(rootReal), o.limits)
+  // A domain certificate that names an EPR fixes the domain's identity: it announces what it can prove.
+  const epr = o.security?.certifiedEpr ?? stableUuid('metaos-storage', hostname(), name, rootReal)
+  const auth = o.security?.authenticator
+  const engine = new StorageEngine(confinedTo(rootReal), { ...o.limits, ...(auth === undefined ? {} : { limitFor: (owner: string) => auth.limitFor(owner) }) })
   const started = Date.now()
   let endpoints: string[] = []
   const info = (): GetDomainInfoResponse => ({
@@ -96,8 +103,15 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     ListDirectory: async (i) => await engine.listDirectory(i),
     GetDomainInfo: async () => info(),
   }
-  // Every operation goes through the fault injector first (nothing to wait for when it is off).
-  const implementation = Object.fromEntries(Object.entries(operations).map(([op, f]) => [op, async (i: never, ctx: never) => { await faults.before(); return await f(i, ctx) }])) as Implementation
+  // Every operation is authorized first (the identity's volumes and paths; handles are bound to
+  // the identity by the host), then goes through the fault injector (nothing to wait for when off).
+  const authorize = (i: { path?: unknown }, ctx: CallContext): void => {
+    const id = identityOf(ctx.principal)
+    if (id === undefined) return
+    checkVolume(id, volume)
+    if (typeof i.path === 'string') checkPath(id, i.path)
+  }
+  const implementation = Object.fromEntries(Object.entries(operations).map(([op, f]) => [op, async (i: never, ctx: CallContext) => { authorize(i, ctx); await faults.before(); return await f(i, ctx as never) }])) as Implementation
   const host = new ServiceHost({
     descriptor: StorageServiceDescriptor,
     implementation,
@@ -106,6 +120,7 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     faultElement: 'StorageFault',
     timingHeader: 'ServiceTiming',
     ...(o.limits === undefined ? {} : { limits: o.limits }),
+    ...hostSecurity(o.security),
     logger,
   })
   try {

@@ -6,6 +6,8 @@ import type { Logger } from 'pino'
 import { TargetService } from '../discovery/target-service.js'
 import { HostingValues, type Hosting } from '../frontend/generated/storage-service.js'
 
+import { SECURITY_ARGS } from '../security/domain-security.js'
+
 /** The parseArgs options every domain command takes (each adds its own). */
 export const DOMAIN_OPTIONS = {
   listen: { type: 'string', multiple: true },
@@ -18,6 +20,7 @@ export const DOMAIN_OPTIONS = {
   'max-message-bytes': { type: 'string' },
   'log-level': { type: 'string' },
   'hypervisor-bus': { type: 'string' },
+  ...SECURITY_ARGS,
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -56,6 +59,8 @@ export interface Announcement {
 export interface ServeOptions {
   /** What the drain log line says beside the calls in flight. */
   readonly drainFacts?: () => object
+  /** SIGHUP re-reads the TLS material (a renewed certificate, a new CRL) through this. */
+  readonly reloadTls?: () => void
   /** `--hypervisor-bus`: the virtio-serial port to serve as the bus (inside a VM guest). */
   readonly hypervisorBus?: string
 }
@@ -101,6 +106,12 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
     }
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)
+    if (o.reloadTls !== undefined) {
+      const reload = o.reloadTls
+      process.on('SIGHUP', () => {
+        try { reload(); logger.info('TLS material re-read') } catch (e) { logger.error({ err: e }, 'could not re-read the TLS material; the old one stays') }
+      })
+    }
   })
   bus?.close()
   logger.info('stopped')

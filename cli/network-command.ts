@@ -6,6 +6,7 @@ import { startNetworkDomain } from '../backend-network/network-domain.js'
 import { LOOPBACK_ONLY, parseAllowList } from '../backend-network/allow-list.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { MetaosError } from '../soap-runtime/errors.js'
+import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
 import { DOMAIN_OPTIONS, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
 import { domainScopes, NETWORK_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 
@@ -14,7 +15,8 @@ const HELP = `usage: metaos network [--listen URL]... [--name NAME] [--allow CID
 Runs a network service domain: socket system calls (Connect, Send, Receive, Listen, Accept,
 SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
 
-  --listen URL             http://HOST:PORT (port 0 = any free port) or unix:/path/to.sock;
+  --listen URL             http://HOST:PORT (port 0 = any free port), https://HOST:PORT
+                          (needs --tls-cert/--tls-key) or unix:/path/to.sock;
                            repeatable; default http://127.0.0.1:0
   --name NAME              domain name, part of its stable EPR (default "network")
   --allow CIDR:PORTS       a destination the domain may connect, send and listen to; repeatable.
@@ -39,6 +41,7 @@ SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
                            the hypervisor bus; its calls reach the first unix: listener
   --help                   this text
 
+${SECURITY_HELP.trimStart()}
 When ready it prints one line on stdout:
   {"event":"ready","service":"network","endpoints":[…],"epr":"urn:uuid:…"}
 The WSDL is at each HTTP endpoint + "?wsdl".
@@ -76,7 +79,9 @@ export async function main (argv: string[]): Promise<number> {
   if ('error' in l) return usage(l.error)
   const { limits } = l
   const logger = createLogger('metaos-network', values['log-level'])
+  const security = loadDomainSecurity(securityFiles(values))
   const domain = await startNetworkDomain({
+    security,
     listen: values.listen ?? ['http://127.0.0.1:0'],
     ...(values.name === undefined ? {} : { name: values.name }),
     allow,
@@ -89,5 +94,9 @@ export async function main (argv: string[]): Promise<number> {
   const announce = values.announce === true
     ? { types: [NETWORK_DOMAIN_TYPE], scopes: domainScopes({ hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
     : undefined
-  return await serveUntilSignalled('network', domain, announce, logger, { drainFacts: () => domain.engine.stats, ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }) })
+  return await serveUntilSignalled('network', domain, announce, logger, {
+    drainFacts: () => domain.engine.stats,
+    ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),
+    reloadTls: () => { const tls = security.reload(); if (tls !== undefined) domain.host.setTls(tls) },
+  })
 }

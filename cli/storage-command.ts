@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
+import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
 import { DOMAIN_OPTIONS, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
 import { declaredScopes, domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 import { FaultInjection } from '../backend-storage/fault-injection.js'
@@ -18,7 +19,8 @@ const HELP = `usage: metaos storage --root DIR [--listen URL]... [--name NAME] [
 Runs a storage service domain serving the files under DIR.
 
   --root DIR              directory served (required); nothing outside it is ever opened
-  --listen URL            http://HOST:PORT (port 0 = any free port) or unix:/path/to.sock;
+  --listen URL            http://HOST:PORT (port 0 = any free port), https://HOST:PORT
+                          (needs --tls-cert/--tls-key) or unix:/path/to.sock;
                           repeatable; default http://127.0.0.1:0
   --name NAME             domain name, part of its stable EPR (default "storage")
   --volume NAME           the volume it serves; domains of one volume are interchangeable
@@ -44,6 +46,7 @@ Runs a storage service domain serving the files under DIR.
                           the hypervisor bus; its calls reach the first unix: listener
   --help                  this text
 
+${SECURITY_HELP.trimStart()}
 When ready it prints one line on stdout:
   {"event":"ready","service":"storage","endpoints":[…],"epr":"urn:uuid:…"}
 The WSDL is at each HTTP endpoint + "?wsdl".
@@ -81,7 +84,9 @@ export async function main (argv: string[]): Promise<number> {
   const logger = createLogger('metaos-storage', values['log-level'])
   const faults = new FaultInjection()
   if (values['fault-file'] !== undefined) faults.follow(values['fault-file'], logger)
+  const security = loadDomainSecurity(securityFiles(values))
   const domain = await startStorageDomain({
+    security,
     root: values.root,
     listen: values.listen ?? ['http://127.0.0.1:0'],
     ...(values.name === undefined ? {} : { name: values.name }),
@@ -94,5 +99,8 @@ export async function main (argv: string[]): Promise<number> {
   const announce = values.announce === true
     ? { types: [STORAGE_DOMAIN_TYPE], scopes: domainScopes({ hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
     : undefined
-  return await serveUntilSignalled('storage', domain, announce, logger, values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] })
+  return await serveUntilSignalled('storage', domain, announce, logger, {
+    ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),
+    reloadTls: () => { const tls = security.reload(); if (tls !== undefined) domain.host.setTls(tls) },
+  })
 }

@@ -24,4 +24,7 @@ EXPOSE 8080
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 CMD ["node", "/app/docker/healthcheck.mjs"]
 ENTRYPOINT ["node", "/app/dist/cli/metaos.js", "storage"]
-CMD ["--root", "/data", "--listen", "http://0.0.0.0:8080", "--listen", "unix:/run/metaos/storage.sock", "--hosting", "container"]
+# --allow-insecure: plain HTTP on the container's own 0.0.0.0; who reaches it is decided by -p
+# (publish on 127.0.0.1, as above) or the network it joins. Beyond one host use https:// with
+# --tls-cert/--tls-key and --auth or --client-ca (docs/security.md).
+CMD ["--root", "/data", "--listen", "http://0.0.0.0:8080", "--listen", "unix:/run/metaos/storage.sock", "--hosting", "container", "--allow-insecure"]

@@ -206,7 +206,9 @@ export class ContainerDriver implements DomainDriver {
         const containerPort = port++
         const ip = ep.host!.includes(':') ? `[${ep.host}]` : ep.host!
         run.push('-p', `${ip}:${ep.port === 0 ? '' : String(ep.port)}:${containerPort}`)
-        args.push('--listen', `http://0.0.0.0:${containerPort}`)
+        // 0.0.0.0 inside the container's own network namespace; what reaches it is the -p
+        // publication above, on the host address the spec names (127.0.0.1 by default).
+        args.push('--listen', `http://0.0.0.0:${containerPort}`, '--allow-insecure')
         back.set(`http:${containerPort}`, { protocol: 'http', host: ep.host!, port: ep.port!, containerPort })
         continue
       }

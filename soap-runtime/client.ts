@@ -9,6 +9,7 @@ import { MetaosError } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
 import { escapeXml, DEFAULT_XML_LIMITS } from './xml.js'
 import type { Transport } from './http-transport.js'
+import { buildSecurityHeader, type UsernameCredentials } from './ws-security.js'
 
 export interface ClientOptions {
   readonly soapVersion?: SoapVersion
@@ -19,6 +20,8 @@ export interface ClientOptions {
   readonly timeoutMs?: number
   /** Name of the response header carrying the service time in µs (e.g. ServiceTiming). */
   readonly timingHeader?: string
+  /** Sign in with a WS-Security UsernameToken (a fresh nonce and timestamp on every call). */
+  readonly credentials?: UsernameCredentials
 }
 
 export interface Invocation<T> {
@@ -54,6 +57,7 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
   const timeoutMs = options.timeoutMs ?? 60_000
   const timing = options.timingHeader === undefined ? undefined : `{${descriptor.namespace}}${options.timingHeader}`
   const understood = new Set<string>(timing === undefined ? [] : [timing])
+  const credentials = options.credentials
   const accept = mtom === false ? soapType : `${soapType}, multipart/related`
 
   return {
@@ -63,7 +67,8 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
       const entry = ops.get(operation)
       if (entry === undefined) throw new MetaosError('INVALID_ARGUMENT', `${descriptor.name} has no operation ${operation}`)
       const enc: EncodeContext = mtom === false ? {} : { attachments: new Map(), mtomThreshold: mtom }
-      const xml = buildEnvelope(version, headerXml, entry.input.encode(input, enc))
+      const headers0 = credentials === undefined ? headerXml : headerXml + buildSecurityHeader(credentials, SOAP[version].ns)
+      const xml = buildEnvelope(version, headers0, entry.input.encode(input, enc))
       const headers: Record<string, string> = { Accept: accept }
       let chunks: Buffer[]
       let length: number

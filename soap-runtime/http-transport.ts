@@ -1,6 +1,10 @@
-// Client transport: HTTP/1.1 with keep-alive and a bounded connection pool, over TCP (http:) or
-// a Unix domain socket (the co-hosted bus). Moves bytes only; knows nothing of SOAP.
+// Client transport: HTTP/1.1 with keep-alive and a bounded connection pool, over TCP (http:),
+// TLS (https:, the server verified against the configured CA, optionally with a client
+// certificate and a pinned identity) or a Unix domain socket (the co-hosted bus). Moves bytes
+// only; knows nothing of SOAP.
 import { Agent, request } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { checkServerIdentity, type PeerCertificate } from 'node:tls'
 import { MetaosError } from './errors.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
 
@@ -24,17 +28,52 @@ export interface Transport {
   close: () => Promise<void>
 }
 
+export interface ClientTls {
+  /** CA(s) a domain's certificate must chain to (PEM). Without it, the system's CAs. */
+  readonly ca?: string | Buffer
+  /** Client certificate and key for mutual TLS. */
+  readonly cert?: string | Buffer
+  readonly key?: string | Buffer
+  /** The certificate must also name this URI (a domain's EPR, `urn:uuid:…`) in its subjectAltName. */
+  readonly expectUri?: string
+}
+
 export interface HttpTransportOptions {
   /** Most connections kept to this endpoint (default 16). */
   readonly maxSockets?: number
   /** Largest response accepted (default 256 MiB). */
   readonly maxResponseBytes?: number
+  /** For https: endpoints. */
+  readonly tls?: ClientTls
+}
+
+/** The URIs of a certificate's subjectAltName. */
+export function certificateUris (cert: PeerCertificate): string[] {
+  const san = cert.subjectaltname ?? ''
+  return san.split(/,\s*/).filter((e) => e.startsWith('URI:')).map((e) => e.slice(4))
 }
 
 export function createHttpTransport (url: string, defaultPath: string, options: HttpTransportOptions = {}): Transport {
   const ep: Endpoint = parseEndpoint(url, defaultPath)
-  if (ep.protocol === 'https') throw new MetaosError('INVALID_ARGUMENT', 'https endpoints arrive with the security work (issue 9)')
-  const agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 16, keepAliveMsecs: 10_000 })
+  const secure = ep.protocol === 'https'
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 16, keepAliveMsecs: 10_000 }
+  const tls = options.tls
+  const agent = secure
+    ? new HttpsAgent({
+      ...agentOptions,
+      ...(tls?.ca === undefined ? {} : { ca: tls.ca }),
+      ...(tls?.cert === undefined ? {} : { cert: tls.cert, key: tls.key }),
+      checkServerIdentity: (host, cert) => {
+        const e = checkServerIdentity(host, cert)
+        if (e !== undefined) return e
+        if (tls?.expectUri !== undefined && !certificateUris(cert).includes(tls.expectUri)) {
+          return Object.assign(new Error(`the certificate of ${host} does not name ${tls.expectUri} (it names ${certificateUris(cert).join(', ') || 'no URI'})`), { code: 'ERR_TLS_IDENTITY_MISMATCH' })
+        }
+        return undefined
+      },
+    })
+    : new Agent(agentOptions)
+  const send = secure ? httpsRequest : request
   const maxResponse = options.maxResponseBytes ?? 256 * 1024 * 1024
   const address = formatEndpoint(ep)
   const base = ep.protocol === 'unix'
@@ -43,7 +82,7 @@ export function createHttpTransport (url: string, defaultPath: string, options: 
   return {
     address,
     send: async (r) => await new Promise<TransportResponse>((resolve, reject) => {
-      const req = request({ ...base, agent, method: 'POST', headers: { ...r.headers, 'Content-Length': String(r.length) } }, (res) => {
+      const req = send({ ...base, agent, method: 'POST', headers: { ...r.headers, 'Content-Length': String(r.length) } }, (res) => {
         const chunks: Buffer[] = []
         let size = 0
         res.on('data', (c: Buffer) => {
@@ -73,5 +112,14 @@ export function createHttpTransport (url: string, defaultPath: string, options: 
 function toTransportError (e: unknown, address: string): MetaosError {
   if (e instanceof MetaosError) return e
   const code = (e as NodeJS.ErrnoException).code ?? 'error'
+  // The domain could not prove who it is (unknown CA, wrong name, expired, another EPR): not a
+  // domain to retry blindly, and what the operator must read.
+  if (TLS_IDENTITY_CODES.has(code)) return new MetaosError('UNAUTHORIZED', `${address}: the domain's certificate is not trusted (${code}: ${(e as Error).message})`, { cause: e })
   return new MetaosError('TRANSPORT_ERROR', `${address}: ${code}`, { cause: e })
 }
+
+const TLS_IDENTITY_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED', 'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_TLS_IDENTITY_MISMATCH', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+])

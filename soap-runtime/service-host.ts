@@ -4,9 +4,12 @@
 // Faults in the request's SOAP version; `?wsdl` with the address rewritten; graceful drain.
 // Owns no business logic: operations come from the implementation it is given.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { Socket } from 'node:net'
+import type { PeerCertificate, TLSSocket } from 'node:tls'
 import { isUtf8 } from 'node:buffer'
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, isIP } from 'node:net'
 import type { Logger } from 'pino'
 import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
 import type { ServiceDescriptor } from './descriptor.js'
@@ -17,13 +20,56 @@ import {
 import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
 import { FAULT_CODES, MetaosError, fromSystemError } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
-import { escapeXml, toXmlSafeText, DEFAULT_XML_LIMITS } from './xml.js'
+import { escapeXml, toXmlSafeText, DEFAULT_XML_LIMITS, type XmlElement } from './xml.js'
 import { batchOutputs, runBatch } from './batch.js'
+import { WSSE_NS, WSU_NS } from './ws-security.js'
 
 export interface CallContext {
-  /** Who is calling: the Caller header (or "anonymous") and the transport peer. Handles are bound to it. */
+  /**
+   * Who is calling; handles are bound to it. With an authenticator: the authenticated identity
+   * (`id:NAME`). Without: the Caller header (or "anonymous") and the transport peer.
+   */
   readonly caller: string
   readonly operation: string
+  /** The authenticated principal (undefined when the host has no authenticator). */
+  readonly principal?: Principal
+}
+
+/** An authenticated caller; an authenticator's own type may carry more (grants). */
+export interface Principal {
+  readonly name: string
+  readonly via: string
+}
+
+/** What a call brings to prove who it is. */
+export interface CallCredentials {
+  readonly transport: 'http' | 'https' | 'unix'
+  /** The peer's IP address, or "unix". */
+  readonly peer: string
+  /** For https: what the TLS layer made of the client's certificate (verified against the host's client CA and CRL). */
+  readonly tls?: { readonly authorized: boolean, readonly error: string | undefined, readonly certificate: PeerCertificate | undefined }
+  readonly headers: readonly XmlElement[]
+}
+
+/** Decides who a call is (or throws UNAUTHORIZED) and admits its work against that identity's limits. */
+export interface Authenticator {
+  /** Header names (Clark notation) it reads, so mustUnderstand on them is honoured. */
+  readonly understood: readonly string[]
+  authenticate: (c: CallCredentials) => Principal
+  /** Counts a call of `bytes` against the principal's limits (QUOTA_EXCEEDED when over); returns its release. */
+  admit: (p: Principal, bytes: number) => () => void
+  /** The owner string handles are bound to. */
+  ownerOf: (p: Principal) => string
+}
+
+/** TLS material of https listeners (PEM). */
+export interface HostTls {
+  readonly cert: string | Buffer
+  readonly key: string | Buffer
+  /** CA of client certificates; when set, clients are asked for one (verified here, judged by the authenticator). */
+  readonly clientCa?: string | Buffer
+  /** Revoked client certificates. */
+  readonly crl?: string | Buffer
 }
 
 export type Implementation = Readonly<Record<string, (input: any, ctx: CallContext) => Promise<unknown>>> // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -33,6 +79,18 @@ export interface HostLimits {
   maxDepth: number
   maxElements: number
   maxBatchOps: number
+  /** Open connections on one listener, and from one IP address (unix: no per-peer limit). */
+  maxConnections: number
+  maxConnectionsPerPeer: number
+  /** Request bodies buffered at once across all connections (bounded memory under abuse). */
+  maxBufferedBytes: number
+  /** Whole request headers must arrive within this (slow-loris), the whole request within requestTimeoutMs. */
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  /** Largest request header block. */
+  maxHeaderBytes: number
+  /** A TLS handshake must finish within this. */
+  handshakeTimeoutMs: number
 }
 
 export const DEFAULT_HOST_LIMITS: HostLimits = {
@@ -40,6 +98,13 @@ export const DEFAULT_HOST_LIMITS: HostLimits = {
   maxDepth: DEFAULT_XML_LIMITS.maxDepth,
   maxElements: DEFAULT_XML_LIMITS.maxElements,
   maxBatchOps: 1024,
+  maxConnections: 4096,
+  maxConnectionsPerPeer: 512,
+  maxBufferedBytes: 512 * 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 120_000,
+  maxHeaderBytes: 16 * 1024,
+  handshakeTimeoutMs: 10_000,
 }
 
 export interface ServiceHostOptions {
@@ -56,6 +121,16 @@ export interface ServiceHostOptions {
   readonly logger: Logger
   /** Called once per finished call, for metrics. */
   readonly onCall?: (operation: string, micros: number, faultCode: string | undefined) => void
+  /** Certificate and key of https listeners (and the client CA, for mutual TLS). */
+  readonly tls?: HostTls
+  /** When set, every call must authenticate (UNAUTHORIZED otherwise) and is admitted against its identity's limits. */
+  readonly authenticator?: Authenticator
+  /**
+   * Listening beyond loopback without TLS, or with TLS but without authentication, is refused
+   * unless this is set: the operator says the network is trusted (a container's published port
+   * on the host's loopback, a private bridge).
+   */
+  readonly allowInsecure?: boolean
 }
 
 interface OperationEntry {
@@ -78,6 +153,7 @@ export class ServiceHost {
   readonly #batchOutputs: ReadonlyMap<string, string>
   readonly #wsdlParts: [string, string, string] | undefined
   #inFlight = 0
+  #buffered = 0
   #draining = false
   #drained: (() => void) | undefined
 
@@ -94,7 +170,7 @@ export class ServiceHost {
         action: op.soapAction,
       })
     }
-    this.#understood = new Set([CALLER_HEADER])
+    this.#understood = new Set([CALLER_HEADER, ...(options.authenticator?.understood ?? [])])
     this.#batchOutputs = batchOutputs(options.descriptor)
     // Split the WSDL around its addresses once, so `?wsdl` only concatenates.
     const m = /^([\s\S]*?location=")[^"]*("[\s\S]*?location=")[^"]*("[\s\S]*)$/.exec(options.wsdl)
@@ -110,13 +186,35 @@ export class ServiceHost {
   get inFlight (): number { return this.#inFlight }
   get draining (): boolean { return this.#draining }
 
-  /** Starts listening on each URL (`http://HOST:PORT`, `https://…` later, `unix:/path`). Returns the endpoints actually bound. */
+  /** Starts listening on each URL (`http://HOST:PORT`, `https://HOST:PORT`, `unix:/path`). Returns the endpoints actually bound. */
   async listen (urls: readonly string[]): Promise<string[]> {
     const out: string[] = []
     for (const url of urls) {
       const want = parseEndpoint(url, this.#o.path)
-      if (want.protocol === 'https') throw new MetaosError('INVALID_ARGUMENT', 'https listeners arrive with the security work (issue 9); use http:// on loopback or unix:')
-      const server = createServer({ keepAliveTimeout: 30_000, headersTimeout: 20_000, requestTimeout: 120_000, noDelay: true }, (req, res) => { this.#handle(req, res, want) })
+      this.#checkExposure(want, url)
+      const l = this.#limits
+      const httpOptions = { keepAliveTimeout: 30_000, headersTimeout: l.headersTimeoutMs, requestTimeout: l.requestTimeoutMs, maxHeaderSize: l.maxHeaderBytes, noDelay: true }
+      const handler = (req: IncomingMessage, res: ServerResponse): void => { this.#handle(req, res, want) }
+      let server: Server
+      if (want.protocol === 'https') {
+        const tls = this.#o.tls
+        if (tls === undefined) throw new MetaosError('INVALID_ARGUMENT', `${url}: an https listener needs a certificate and a key (--tls-cert, --tls-key)`)
+        server = createHttpsServer({
+          ...httpOptions,
+          cert: tls.cert,
+          key: tls.key,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: l.handshakeTimeoutMs,
+          ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false }),
+          ...(tls.crl === undefined ? {} : { crl: tls.crl }),
+        }, handler)
+        // A handshake that fails (wrong CA on the client's side, garbage, a scanner) is not an error of the domain.
+        server.on('tlsClientError', (e: Error) => { this.#o.logger.debug({ err: e.message }, 'TLS handshake failed') })
+      } else {
+        server = createServer(httpOptions, handler)
+      }
+      server.maxConnections = l.maxConnections
+      this.#limitPeers(server)
       if (want.protocol === 'unix') await removeStaleSocket(want.socketPath!)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -135,6 +233,41 @@ export class ServiceHost {
       out.push(formatEndpoint({ ...bound, path: this.#o.path }))
     }
     return out
+  }
+
+  /** Re-reads TLS material (a renewed certificate, a new CRL) into the https listeners; open connections keep theirs. */
+  setTls (tls: HostTls): void {
+    ;(this.#o as { tls?: HostTls }).tls = tls
+    for (const { server, endpoint } of this.#servers) {
+      if (endpoint.protocol !== 'https') continue
+      ;(server as unknown as { setSecureContext: (o: object) => void }).setSecureContext({
+        cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }), ...(tls.crl === undefined ? {} : { crl: tls.crl }),
+      })
+    }
+  }
+
+  #checkExposure (ep: Endpoint, url: string): void {
+    if (ep.protocol === 'unix' || isLoopback(ep.host!) || this.#o.allowInsecure === true) return
+    if (ep.protocol === 'http') throw new MetaosError('INVALID_ARGUMENT', `${url} would serve plain HTTP beyond this machine: listen on https:// (with --auth or --client-ca), or say --allow-insecure if this network is trusted`)
+    if (this.#o.authenticator === undefined) throw new MetaosError('INVALID_ARGUMENT', `${url} would let anyone who reaches it in without authentication: give --auth FILE or --client-ca FILE, or say --allow-insecure if that is intended`)
+  }
+
+  /** Drops connections beyond the per-peer limit as soon as they arrive (before any TLS handshake). */
+  #limitPeers (server: Server): void {
+    const perPeer = new Map<string, number>()
+    const max = this.#limits.maxConnectionsPerPeer
+    server.on('connection', (socket: Socket) => {
+      const peer = socket.remoteAddress
+      if (peer === undefined) return
+      const n = (perPeer.get(peer) ?? 0) + 1
+      if (n > max) {
+        this.#o.logger.debug({ peer }, 'connection over the per-peer limit dropped')
+        socket.destroy()
+        return
+      }
+      perPeer.set(peer, n)
+      socket.once('close', () => { const m = (perPeer.get(peer) ?? 1) - 1; if (m <= 0) perPeer.delete(peer); else perPeer.set(peer, m) })
+    })
   }
 
   /** Closes the listening sockets only: connections already open keep being served (a fault to inject, or a step of a handover). */
@@ -182,11 +315,22 @@ export class ServiceHost {
       req.resume()
       return
     }
+    // Bodies buffered at once are bounded across all connections: past the budget, refuse (503)
+    // rather than grow memory. Counted by what is declared (or received, without a length).
+    const reserve = declared > 0 && Number.isSafeInteger(declared) ? declared : 0
+    if (this.#buffered + reserve > this.#limits.maxBufferedBytes) {
+      res.setHeader('Connection', 'close')
+      this.#sendFault(res, guess, undefined, new MetaosError('QUOTA_EXCEEDED', `the domain is buffering ${this.#buffered} request bytes, its limit; retry later`), 0n, 503)
+      req.resume()
+      return
+    }
+    this.#buffered += reserve
+    let buffered = reserve
     // Requests already arriving when the drain starts are finished; only later ones are refused.
     const lateArrival = this.#draining
     this.#inFlight++
     let counted = true
-    const done = (): void => { if (counted) { counted = false; this.#done() } }
+    const done = (): void => { if (counted) { counted = false; this.#buffered -= buffered; this.#done() } }
     // With a Content-Length the body is copied into one buffer as it arrives (while waiting for the
     // rest), instead of concatenated after the last chunk, on the call's critical path. Only up to
     // PREALLOCATE_MAX: a peer that declares a large body and sends nothing must not cost memory.
@@ -201,6 +345,11 @@ export class ServiceHost {
       if (whole !== undefined) c.copy(whole, size)
       else chunks.push(c)
       size += c.length
+      if (size > buffered) {
+        this.#buffered += size - buffered
+        buffered = size
+        if (this.#buffered > this.#limits.maxBufferedBytes) { tooLarge = true; chunks.length = 0 }
+      }
     })
     // A client that goes away mid-request is no longer in flight.
     req.on('error', () => { if (!ended) done() })
@@ -215,7 +364,7 @@ export class ServiceHost {
         return
       }
       const body = whole !== undefined ? whole.subarray(0, size) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
-      this.#dispatch(req, res, contentType, guess, body, started, lateArrival)
+      this.#dispatch(req, res, ep, contentType, guess, body, started, lateArrival)
         .catch((e: unknown) => {
           // Never leave a request unanswered, nor a rejection unhandled (that ends the process).
           this.#o.logger.error({ err: e }, 'could not answer a request')
@@ -229,10 +378,12 @@ export class ServiceHost {
     if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained()
   }
 
-  async #dispatch (req: IncomingMessage, res: ServerResponse, contentType: string, guess: SoapVersion, body: Buffer, started: bigint, lateArrival: boolean): Promise<void> {
+  async #dispatch (req: IncomingMessage, res: ServerResponse, ep: Endpoint, contentType: string, guess: SoapVersion, body: Buffer, started: bigint, lateArrival: boolean): Promise<void> {
     let version = guess
     let addressing: Addressing | undefined
     let operation = '?'
+    let release: (() => void) | undefined
+    let secured = false
     try {
       let xml: string
       let attachments: ReadonlyMap<string, Buffer> | undefined
@@ -254,9 +405,19 @@ export class ServiceHost {
       if (entry === undefined) throw new MetaosError('MALFORMED_MESSAGE', `unknown operation {${env.body.ns}}${env.body.local}`)
       operation = entry.name
       if (lateArrival) throw new MetaosError('DOMAIN_DRAINING', 'the domain is shutting down; use another domain of the same volume')
-      const callerHeader = env.headers.find((h) => `{${h.ns}}${h.local}` === CALLER_HEADER)?.text.trim()
       const peer = req.socket.remoteAddress ?? 'unix'
-      const ctx: CallContext = { caller: `${callerHeader !== undefined && callerHeader !== '' ? callerHeader.slice(0, 200) : 'anonymous'}@${peer}`, operation }
+      let ctx: CallContext
+      const auth = this.#o.authenticator
+      if (auth !== undefined) {
+        // Who it is comes before anything is decoded or touched.
+        const principal = auth.authenticate({ transport: transportOf(ep), peer, headers: env.headers, ...(ep.protocol === 'https' ? { tls: tlsFacts(req.socket as TLSSocket) } : {}) })
+        release = auth.admit(principal, body.length)
+        ctx = { caller: auth.ownerOf(principal), operation, principal }
+      } else {
+        const callerHeader = env.headers.find((h) => `{${h.ns}}${h.local}` === CALLER_HEADER)?.text.trim()
+        ctx = { caller: `${callerHeader !== undefined && callerHeader !== '' ? callerHeader.slice(0, 200) : 'anonymous'}@${peer}`, operation }
+      }
+      secured = env.headers.some((h) => h.ns === WSSE_NS && h.local === 'Security')
       const input = entry.input.decode(env.body, attachments === undefined ? {} : { attachments })
       const output = await this.#execute(entry.name, input, ctx)
       const wantMtom = mtomIn || /multipart\/related/i.test(req.headers.accept ?? '')
@@ -264,7 +425,7 @@ export class ServiceHost {
       const bodyXml = entry.output.encode(output, enc)
       const micros = (process.hrtime.bigint() - started) / 1000n
       const headerXml = `<${this.#o.timingHeader} xmlns="${this.#o.descriptor.namespace}">${micros}</${this.#o.timingHeader}>` +
-        replyAddressing(addressing, `${entry.action}Response`)
+        replyAddressing(addressing, `${entry.action}Response`) + (secured ? securityTimestamp() : '')
       const envelope = buildEnvelope(version, headerXml, bodyXml)
       if (this.#draining) res.setHeader('Connection', 'close')
       if (enc.attachments !== undefined && enc.attachments.size > 0) {
@@ -285,6 +446,8 @@ export class ServiceHost {
       if (err.code === 'DOMAIN_DRAINING') res.setHeader('Connection', 'close')
       this.#sendFault(res, version, addressing, err, started)
       this.#o.onCall?.(operation, Number((process.hrtime.bigint() - started) / 1000n), err.code)
+    } finally {
+      release?.()
     }
   }
 
@@ -321,7 +484,7 @@ export class ServiceHost {
     const host = req.headers.host
     const address = ep.protocol === 'unix' || host === undefined
       ? formatEndpoint({ ...ep, path: this.#o.path })
-      : `http://${host}${this.#o.path}`
+      : `${ep.protocol}://${host}${this.#o.path}`
     const text = this.#wsdlParts === undefined
       ? this.#o.wsdl
       : this.#wsdlParts[0] + escapeXml(address) + this.#wsdlParts[1] + escapeXml(address) + this.#wsdlParts[2]
@@ -329,6 +492,37 @@ export class ServiceHost {
     res.writeHead(200, { 'Content-Type': 'text/xml; charset=utf-8', 'Content-Length': buf.length })
     res.end(buf)
   }
+}
+
+function transportOf (ep: Endpoint): CallCredentials['transport'] {
+  return ep.protocol
+}
+
+const tlsCache = new WeakMap<TLSSocket, NonNullable<CallCredentials['tls']>>()
+/** The TLS layer's verdict on the client's certificate, once per connection. */
+function tlsFacts (socket: TLSSocket): NonNullable<CallCredentials['tls']> {
+  let f = tlsCache.get(socket)
+  if (f === undefined) {
+    const cert = socket.getPeerCertificate()
+    const err = socket.authorizationError as unknown
+    f = { authorized: socket.authorized, error: err === null || err === undefined ? undefined : String((err as Error).message ?? err), certificate: cert === null || Object.keys(cert).length === 0 ? undefined : cert }
+    tlsCache.set(socket, f)
+  }
+  return f
+}
+
+/** A fresh wsu:Timestamp in a wsse:Security header: WS-Security clients (WCF) expect one back. */
+function securityTimestamp (): string {
+  const now = Date.now()
+  return `<wsse:Security xmlns:wsse="${WSSE_NS}" xmlns:wsu="${WSU_NS}"><wsu:Timestamp wsu:Id="_0">` +
+    `<wsu:Created>${new Date(now).toISOString()}</wsu:Created><wsu:Expires>${new Date(now + 300_000).toISOString()}</wsu:Expires>` +
+    '</wsu:Timestamp></wsse:Security>'
+}
+
+function isLoopback (host: string): boolean {
+  if (host === 'localhost') return true
+  if (isIP(host) === 4) return host.startsWith('127.')
+  return host === '::1' || host === '::ffff:127.0.0.1'
 }
 
 function plain (res: ServerResponse, status: number, text: string): void {
