@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string, load: () => Promise<{ main: (a
   up: { summary: 'start local process domains and show them working (the default demo)', load: async () => await import('./up-command.js') },
   status: { summary: 'show what the running `metaos up` is doing: domains, PMT, supervisor decisions, streams', load: async () => await import('./status-command.js') },
   bench: { summary: 'run benchmarks (see docs/benchmarks.md)', load: async () => await import('../benchmarks/bench-command.js') },
+  pki: { summary: 'make a private CA, domain and client certificates, revoke them', load: async () => await import('./pki-command.js') },
 }
 
 function usage (): string {
