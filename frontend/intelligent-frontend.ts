@@ -15,6 +15,7 @@ import { PerformanceMappingTable, type Declared, type DomainIdentity } from './p
 import type { StorageHandler } from './storage-handler.js'
 import { PmtExchange, type JoinOptions } from './pmt-exchange.js'
 import { randomUUID } from 'node:crypto'
+import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from './domain-trust.js'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
 export function identityFromScopes (t: DiscoveredTarget, endpoint: string): DomainIdentity {
@@ -46,6 +47,11 @@ export interface IntelligentFrontendOptions extends Omit<DispatcherOptions, 'vol
   readonly declared?: Readonly<Record<string, Declared>>
   /** The supervisor's thresholds (it always runs). */
   readonly supervisor?: Omit<SupervisorOptions, 'pmt' | 'dispatchers' | 'perf' | 'feed'>
+  /**
+   * Trusted discovery (frontend/domain-trust.ts): use a discovered domain only once it has proven
+   * its EPR over TLS against this CA; believe a Bye only when the domain no longer answers.
+   */
+  readonly trust?: TrustOptions
 }
 
 export class IntelligentFrontend {
@@ -56,10 +62,16 @@ export class IntelligentFrontend {
   readonly supervisor: Supervisor
   readonly #options: IntelligentFrontendOptions
   readonly #dispatchers = new Map<string, Dispatcher>()
+  /** Undefined without trust options: announcements are taken as they come (a trusted network). */
+  readonly trust: DomainTrust | undefined
+  /** Announcements being verified (by EPR), so a burst of them costs one proof. */
+  readonly #verifying = new Set<string>()
+  #closed = false
 
   constructor (registry: DiscoveryClient, options: IntelligentFrontendOptions = {}) {
     this.registry = registry
     this.#options = options
+    this.trust = options.trust === undefined ? undefined : new DomainTrust(options.trust)
     this.perf = new PerformanceModule({
       pmt: this.pmt,
       ...(options.probeIntervalMs === undefined ? {} : { probeIntervalMs: options.probeIntervalMs }),
@@ -68,7 +80,12 @@ export class IntelligentFrontend {
     this.supervisor = new Supervisor({ ...options.supervisor, pmt: this.pmt, perf: this.perf, dispatchers: [], ...(options.feed === undefined ? {} : { feed: options.feed }) })
     for (const t of registry.targets.values()) this.#add(t)
     registry.on('added', (t) => { this.#add(t) })
-    registry.on('changed', (t) => { this.#remove(t.epr); this.#add(t) })
+    registry.on('changed', (t) => {
+      if (this.trust === undefined) { this.#remove(t.epr); this.#add(t); return }
+      // A proven domain is replaced only by what proves itself again: a forged Hello with its EPR
+      // and other XAddrs fails the proof and changes nothing.
+      void this.#prove(t, true)
+    })
     registry.on('removed', (t) => { void this.#retire(t.epr) })
     this.perf.start()
     this.supervisor.start()
@@ -76,6 +93,9 @@ export class IntelligentFrontend {
 
   /** A domain said Bye: no new stream goes there, its streams move to another domain of their volume, then it is forgotten. */
   async #retire (epr: string): Promise<void> {
+    const h = this.handlers.get(epr)
+    if (h === undefined) return
+    if (this.trust !== undefined && await this.trust.stillAnswers(epr, h)) return // a forged Bye
     if (!this.handlers.has(epr)) return
     this.pmt.setState(epr, 'draining')
     for (const d of this.#dispatchers.values()) await d.migrateAll(epr, 'the domain said Bye')
@@ -83,10 +103,39 @@ export class IntelligentFrontend {
   }
 
   #add (t: DiscoveredTarget): void {
+    if (this.trust !== undefined) { void this.#prove(t, false); return }
     const endpoint = bestEndpoint(t)
     if (endpoint === undefined || this.handlers.has(t.epr)) return
     const declared = { ...declaredFromScopes(t.scopes), ...this.#options.declared?.[t.epr] }
     this.handlers.set(t.epr, this.perf.track(identityFromScopes(t, endpoint), createStorageProxy(endpoint), undefined, declared))
+  }
+
+  async #prove (t: DiscoveredTarget, replace: boolean): Promise<void> {
+    if (this.#verifying.has(t.epr) || (!replace && this.handlers.has(t.epr))) return
+    this.#verifying.add(t.epr)
+    try {
+      const proven = await this.trust!.verify(t)
+      if (proven === undefined) return
+      if (this.#closed || (!replace && this.handlers.has(t.epr))) { await proven.handler.close(); return }
+      if (replace) this.#remove(t.epr)
+      this.#track(t, proven)
+    } finally {
+      this.#verifying.delete(t.epr)
+    }
+  }
+
+  /** A proven domain: the PMT gets the facts it proved (GetDomainInfo), not what it announced. */
+  #track (t: DiscoveredTarget, p: ProvenDomain): void {
+    const fromScopes = identityFromScopes(t, p.endpoint)
+    const identity: DomainIdentity = {
+      ...fromScopes,
+      hosting: p.info.hosting,
+      kernel: { sysname: p.info.kernel.sysname, release: p.info.kernel.release },
+      volume: p.info.volume,
+      runtime: p.info.runtime,
+    }
+    const declared = { ...declaredFromScopes(t.scopes), ...this.#options.declared?.[t.epr] }
+    this.handlers.set(t.epr, this.perf.track(identity, p.handler, this.trust!.probePath, declared))
   }
 
   #remove (epr: string): void {
@@ -125,6 +174,7 @@ export class IntelligentFrontend {
   }
 
   async close (): Promise<void> {
+    this.#closed = true
     this.supervisor.stop()
     this.perf.stop()
     await this.#exchange?.close()
@@ -137,7 +187,10 @@ let shared: Promise<IntelligentFrontend> | undefined
 
 /** The process-wide frontend over the process-wide storage registry. */
 export async function sharedFrontend (): Promise<IntelligentFrontend> {
-  shared ??= (async () => new IntelligentFrontend(await storageRegistry()))()
+  shared ??= (async () => {
+    const trust = trustFromEnvironment()
+    return new IntelligentFrontend(await storageRegistry(), trust === undefined ? {} : { trust })
+  })()
   return await shared
 }
 
