@@ -37,6 +37,13 @@ export interface DiscoveryClientOptions {
   readonly reprobeMs?: number
   /** Let the process exit while the client runs (a frontend's background registry). */
   readonly unref?: boolean
+  /**
+   * Drop messages whose AppSequence is older than one already seen for the EPR (default true).
+   * Unsigned, the sequence is a claim: a rogue announcing a victim's EPR with a higher InstanceId
+   * would make the victim's own Hello and Bye look stale. A frontend that proves each announcement
+   * (trusted discovery) turns this off and judges every message on its proof.
+   */
+  readonly ordering?: boolean
   readonly logger?: Logger
 }
 
@@ -202,7 +209,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
 
   /** AppSequence: a message older than the last one seen from the same target is stale. */
   #fresh (epr: string, seq: AppSequence | undefined): boolean {
-    if (seq === undefined) return true
+    if (seq === undefined || this.#o.ordering === false) return true
     const last = this.#sequences.get(epr)
     if (last !== undefined && (seq.instanceId < last.instanceId || (seq.instanceId === last.instanceId && (seq.sequenceId ?? '') === (last.sequenceId ?? '') && seq.messageNumber <= last.messageNumber))) {
       this.staleDropped++
@@ -237,6 +244,11 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
       }
       this.#upsert(entry, known)
     }
+  }
+
+  /** Puts back a target a Bye removed (the Bye was proven false), without an event: its next Bye is heard. */
+  keep (t: DiscoveredTarget): void {
+    if (!this.targets.has(t.epr)) this.targets.set(t.epr, t)
   }
 
   #upsert (entry: DiscoveredTarget, known = this.targets.get(entry.epr)): void {

@@ -18,7 +18,9 @@ export async function storageRegistry (interfaces?: readonly string[]): Promise<
   }
   registryInterfaces = interfaces
   registry ??= (async () => {
-    const c = new DiscoveryClient({ listen: true, unref: true, filter: { types: [STORAGE_DOMAIN_TYPE] }, ...(interfaces === undefined ? {} : { interfaces }) })
+    // With trusted discovery (METAOS_TRUST_CA) every announcement is proven, so unsigned AppSequence ordering is not relied on.
+    const trusted = (process.env.METAOS_TRUST_CA ?? '') !== ''
+    const c = new DiscoveryClient({ listen: true, unref: true, ordering: !trusted, filter: { types: [STORAGE_DOMAIN_TYPE] }, ...(interfaces === undefined ? {} : { interfaces }) })
     await c.start()
     return c
   })()

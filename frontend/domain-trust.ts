@@ -29,6 +29,8 @@ export interface TrustOptions {
   readonly verifyTimeoutMs?: number
   /** The file the performance module probes; inside a path this identity may use (default: the module's). */
   readonly probePath?: string
+  /** How often a proven domain is asked to answer as itself (default 3000 ms); two misses retire it. */
+  readonly recheckMs?: number
 }
 
 export interface ProvenDomain {
@@ -144,15 +146,19 @@ export class DomainTrust {
     return proven
   }
 
-  /** After a Bye or an expiry: true when the domain still answers as itself (the Bye was forged). */
-  async stillAnswers (epr: string, handler: StorageHandler): Promise<boolean> {
+  /** True when the domain answers as itself now. */
+  async answers (epr: string, handler: StorageHandler): Promise<boolean> {
     try {
-      const info = await this.#info(handler)
-      if (info.domainId.toLowerCase() !== epr.toLowerCase()) return false
-      this.counters.forgedByes++
-      return true
+      return (await this.#info(handler)).domainId.toLowerCase() === epr.toLowerCase()
     } catch {
-      return false // draining (DOMAIN_DRAINING), gone, or silent: the Bye is believed
+      return false // draining (DOMAIN_DRAINING), gone, or silent
     }
+  }
+
+  /** After a Bye: true (counted) when the domain still answers as itself — the Bye was forged. */
+  async stillAnswers (epr: string, handler: StorageHandler): Promise<boolean> {
+    const alive = await this.answers(epr, handler)
+    if (alive) this.counters.forgedByes++
+    return alive
   }
 }

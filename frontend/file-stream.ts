@@ -107,8 +107,11 @@ export class FileStream {
     let handler: StorageHandler
     if (options.destination === 'discover') {
       // Wait until discovery knows a domain (of the volume), then let the dispatcher place the stream.
+      // With trusted discovery (METAOS_TRUST_CA), only a domain that proved its identity counts.
       await discoverStorageEndpoint(options.volume === undefined ? {} : { volume: options.volume })
-      handler = (await sharedFrontend()).dispatcherFor(options.volume)
+      const front = await sharedFrontend()
+      await front.waitForDomain(options.volume)
+      handler = front.dispatcherFor(options.volume)
     } else handler = resolveDestination(options.destination)
     const inv = await handler.invoke('Open', { path, mode, access, share })
     const fs = new FileStream(path, handler, inv.output.handle, access, bufferSize <= 1 ? 0 : bufferSize, inv.output.position)

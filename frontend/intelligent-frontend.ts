@@ -15,6 +15,7 @@ import { PerformanceMappingTable, type Declared, type DomainIdentity } from './p
 import type { StorageHandler } from './storage-handler.js'
 import { PmtExchange, type JoinOptions } from './pmt-exchange.js'
 import { randomUUID } from 'node:crypto'
+import { MetaosError } from '../soap-runtime/errors.js'
 import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from './domain-trust.js'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
@@ -86,16 +87,38 @@ export class IntelligentFrontend {
       // and other XAddrs fails the proof and changes nothing.
       void this.#prove(t, true)
     })
-    registry.on('removed', (t) => { void this.#retire(t.epr) })
+    registry.on('removed', (t) => { void this.#retire(t.epr, t) })
     this.perf.start()
     this.supervisor.start()
+    if (this.trust !== undefined) {
+      // Unsigned Byes can be dropped or suppressed: a proven domain that stops answering as itself
+      // is retired by this watch too (two misses in a row).
+      const every = options.trust?.recheckMs ?? 3000
+      this.#watch = setInterval(() => { void this.#recheck() }, every)
+      this.#watch.unref()
+    }
+  }
+
+  #watch: NodeJS.Timeout | undefined
+  readonly #misses = new Map<string, number>()
+
+  async #recheck (): Promise<void> {
+    for (const [epr, h] of [...this.handlers]) {
+      if (await this.trust!.answers(epr, h)) { this.#misses.delete(epr); continue }
+      const n = (this.#misses.get(epr) ?? 0) + 1
+      this.#misses.set(epr, n)
+      if (n >= 2 && !this.#closed) { this.#misses.delete(epr); await this.#retire(epr) }
+    }
   }
 
   /** A domain said Bye: no new stream goes there, its streams move to another domain of their volume, then it is forgotten. */
-  async #retire (epr: string): Promise<void> {
+  async #retire (epr: string, t?: DiscoveredTarget): Promise<void> {
     const h = this.handlers.get(epr)
     if (h === undefined) return
-    if (this.trust !== undefined && await this.trust.stillAnswers(epr, h)) return // a forged Bye
+    if (this.trust !== undefined && t !== undefined && await this.trust.stillAnswers(epr, h)) {
+      this.registry.keep(t) // a forged Bye: the domain stays, and its own Bye will be heard later
+      return
+    }
     if (!this.handlers.has(epr)) return
     this.pmt.setState(epr, 'draining')
     for (const d of this.#dispatchers.values()) await d.migrateAll(epr, 'the domain said Bye')
@@ -161,6 +184,19 @@ export class IntelligentFrontend {
     return (this.#exchange = x)
   }
 
+  /**
+   * Waits (up to `timeoutMs`) until a domain (of `volume`, if given) is in the table — with trust,
+   * a proven one: an announcement alone is not enough. FILE_NOT_FOUND when none comes.
+   */
+  async waitForDomain (volume?: string, timeoutMs = 3000): Promise<void> {
+    const has = (): boolean => [...this.handlers.keys()].some((epr) => volume === undefined || this.pmt.row(epr)?.identity.volume === volume)
+    const deadline = Date.now() + timeoutMs
+    while (!has()) {
+      if (Date.now() > deadline) throw new MetaosError('FILE_NOT_FOUND', `no ${this.trust === undefined ? '' : 'proven '}storage domain${volume === undefined ? '' : ` of volume ${volume}`} within ${timeoutMs} ms${this.trust === undefined || this.trust.counters.rejected === 0 ? '' : ` (${this.trust.counters.rejected} announcements refused; last: ${this.trust.counters.reasons.at(-1) ?? ''})`}`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+
   /** The dispatcher over the discovered domains (of one volume, if given); one per volume, supervised. */
   dispatcherFor (volume?: string): Dispatcher {
     const key = volume ?? '\0any'
@@ -175,6 +211,7 @@ export class IntelligentFrontend {
 
   async close (): Promise<void> {
     this.#closed = true
+    clearInterval(this.#watch)
     this.supervisor.stop()
     this.perf.stop()
     await this.#exchange?.close()
