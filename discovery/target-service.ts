@@ -2,7 +2,9 @@
 // answers to Probe and Resolve in the version they were asked in, after the random APP_MAX_DELAY
 // for multicast ones. Emits AppSequence (InstanceId from the start time, MessageNumber growing)
 // and raises MetadataVersion when the endpoints change. Answers are bounded: a Probe flood cannot
-// pile up timers without limit.
+// pile up timers without limit, and the reply rate is bounded per asking address and in all (a
+// flood, spoofed or not, cannot turn the domain into a UDP reflector, and one flooding address
+// does not use up the answers owed to the others).
 import type { RemoteInfo } from 'node:dgram'
 import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
@@ -22,6 +24,30 @@ export interface TargetServiceOptions extends SoapUdpOptions {
 }
 
 const MAX_PENDING_ANSWERS = 64
+/** Answers per second (and burst) to one address, and to all addresses together. */
+const ANSWER_RATE_PER_PEER = { perSecond: 16, burst: 32 }
+const ANSWER_RATE_TOTAL = { perSecond: 128, burst: 128 }
+const MAX_PEER_BUCKETS = 1024
+
+/** A token bucket: `take()` is false once the rate is spent. */
+class Bucket {
+  #tokens: number
+  #at = performance.now()
+  constructor (readonly rate: { perSecond: number, burst: number }) { this.#tokens = rate.burst }
+  get full (): boolean { this.#refill(); return this.#tokens >= this.rate.burst }
+  take (): boolean {
+    this.#refill()
+    if (this.#tokens < 1) return false
+    this.#tokens--
+    return true
+  }
+
+  #refill (): void {
+    const now = performance.now()
+    this.#tokens = Math.min(this.rate.burst, this.#tokens + (now - this.#at) / 1000 * this.rate.perSecond)
+    this.#at = now
+  }
+}
 
 export class TargetService {
   readonly udp: SoapUdp
@@ -30,6 +56,9 @@ export class TargetService {
   readonly #seq = new AppSequencer()
   #info: TargetInfo
   #pending = 0
+  readonly #total = new Bucket(ANSWER_RATE_TOTAL)
+  readonly #peers = new Map<string, Bucket>()
+  /** Answers not sent: too many waiting, or over the reply rate (per address or in all). */
   droppedAnswers = 0
 
   constructor (o: TargetServiceOptions) {
@@ -82,7 +111,7 @@ export class TargetService {
       reply = this.#envelope(v, 'ResolveMatches', body.resolveMatches(v, [this.#info]), VERSIONS[v].anonymous, m.messageId)
     }
     if (reply === undefined) return
-    if (this.#pending >= MAX_PENDING_ANSWERS) { this.droppedAnswers++; return }
+    if (this.#pending >= MAX_PENDING_ANSWERS || !this.#admitAnswer(from.address)) { this.droppedAnswers++; return }
     // A multicast request is answered after a random delay so that many targets do not answer at once.
     const multicast = m.to === VERSIONS[v].multicastTo || m.to === undefined
     const delay = multicast ? Math.random() * TIMING.APP_MAX_DELAY : 0
@@ -90,5 +119,20 @@ export class TargetService {
     const data = reply
     this.#pending++
     this.udp.later(delay, () => { this.#pending--; this.udp.send(data, to) })
+  }
+
+  #admitAnswer (address: string): boolean {
+    let peer = this.#peers.get(address)
+    if (peer === undefined) {
+      if (this.#peers.size >= MAX_PEER_BUCKETS) {
+        // Forget addresses whose buckets have refilled (they owe nothing); if none has, forget the oldest.
+        for (const [a, b] of this.#peers) if (b.full) this.#peers.delete(a)
+        if (this.#peers.size >= MAX_PEER_BUCKETS) this.#peers.delete(this.#peers.keys().next().value!)
+      }
+      peer = new Bucket(ANSWER_RATE_PER_PEER)
+      this.#peers.set(address, peer)
+    }
+    // The peer's token first: a flooding address must not spend the tokens of all the others.
+    return peer.take() && this.#total.take()
   }
 }
