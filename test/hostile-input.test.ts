@@ -6,13 +6,23 @@
 // After the corpus the domain must still serve a normal round trip, its root must hold only what
 // the legitimate calls created, and the canary files outside the root must be untouched.
 // Responses are read with the saxes-based reference parser, independent of soap-runtime/xml.ts.
+//
+// test/security-hostile.test.ts runs this same corpus over HTTPS against a domain that demands
+// authentication (METAOS_HOSTILE_TRANSPORT=https-auth): every message then carries a WS-Security
+// UsernameToken of a user named after its Caller, so "another caller" is another identity.
 import t, { type Test } from 'tap'
-import { request, type IncomingHttpHeaders } from 'node:http'
+import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { createHash } from 'node:crypto'
-import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { startTestDomain, type TestDomain } from './helpers/domain.js'
+import { startTestDomain as startPlainDomain, type TestDomain } from './helpers/domain.js'
 import { parseXml as refParseXml, type XmlElement } from './helpers/reference-xml.js'
+import type { StorageDomainOptions } from '../backend-storage/storage-domain.js'
+import { buildSecurityHeader } from '../soap-runtime/ws-security.js'
+import { initCa, issueDomainCertificate } from '../security/pki.js'
+import { loadDomainSecurity } from '../security/domain-security.js'
 
 type V = '1.1' | '1.2'
 const S = 'urn:metaos:storage:v1'
@@ -24,10 +34,45 @@ const REQUEST_TIMEOUT_MS = 4000
 
 // ---------------------------------------------------------------- building and sending messages
 
+const SECURE = process.env.METAOS_HOSTILE_TRANSPORT === 'https-auth'
+const CALLERS = ['', 'urn:uuid:A', 'urn:uuid:B', 'URN:UUID:A', 'urn:uuid:final']
+/** The user a Caller stands for in the https-auth run ('' = no Caller header). */
+const userOf = (caller: string): string => `u-${createHash('sha256').update(caller).digest('hex').slice(0, 16)}`
+let tlsCa: Buffer | undefined
+
+let pki: Promise<{ dir: string, cert: { certPath: string, keyPath: string } }> | undefined
+
+async function startTestDomain (t: Test, options: Partial<StorageDomainOptions> = {}): Promise<TestDomain> {
+  if (!SECURE) return await startPlainDomain(t, options)
+  // One CA and one domain certificate for every domain of the run.
+  const { dir, cert } = await (pki ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'metaos-hostile-tls-'))
+    await initCa(join(dir, 'pki'))
+    const cert = await issueDomainCertificate(join(dir, 'pki'), { name: 'hostile' })
+    tlsCa = readFileSync(join(dir, 'pki', 'ca.crt'))
+    writeFileSync(join(dir, 'policy.json'), JSON.stringify({ identities: CALLERS.map((c) => ({ name: userOf(c), password: `password-${userOf(c)}`, paths: ['*'] })) }), { mode: 0o600 })
+    return { dir, cert }
+  })())
+  const security = loadDomainSecurity({ tlsCert: cert.certPath, tlsKey: cert.keyPath, auth: join(dir, 'policy.json') })
+  const d = await startPlainDomain(t, { ...options, listen: ['https://127.0.0.1:0'], security })
+  t.ok(d.http.startsWith('https://'), 'the corpus goes over HTTPS, authenticated')
+  return d
+}
+
 function envelope (v: V, bodyXml: string, headerXml?: string): string {
+  if (SECURE) {
+    // A UsernameToken of the user its Caller stands for (the default user without one).
+    const caller = headerXml === undefined ? '' : /<Caller xmlns="urn:metaos:v1">([^<]*)<\/Caller>/.exec(headerXml)?.[1] ?? ''
+    const user = userOf(caller)
+    headerXml = (headerXml ?? '') + buildSecurityHeader({ username: user, password: `password-${user}` }, SOAP_NS[v])
+  }
   return `<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="${SOAP_NS[v]}">` +
     (headerXml === undefined ? '' : `<s:Header>${headerXml}</s:Header>`) +
     `<s:Body>${bodyXml}</s:Body></s:Envelope>`
+}
+
+function request (o: RequestOptions, cb: Parameters<typeof httpRequest>[1]): ReturnType<typeof httpRequest> {
+  return SECURE ? httpsRequest({ ...o, ca: tlsCa }, cb) : httpRequest(o, cb)
 }
 
 /** `<Name xmlns="urn:metaos:storage:v1">inner</Name>` */
@@ -702,7 +747,7 @@ t.test('hostile input corpus against a real domain', async (t) => {
     }
     if (defs !== undefined) walk(defs)
     t.ok(found.length > 0, 'soap:address elements present')
-    for (const loc of found) t.equal(loc, `http://${host}/storage`, 'the address is the Host header, as text')
+    for (const loc of found) t.equal(loc, `${SECURE ? 'https' : 'http'}://${host}/storage`, 'the address is the Host header, as text')
   })
 
   t.test('broken MTOM packages → MALFORMED_MESSAGE', async (t) => {
