@@ -82,8 +82,9 @@ export interface HostLimits {
   /** Open connections on one listener, and from one IP address (unix: no per-peer limit). */
   maxConnections: number
   maxConnectionsPerPeer: number
-  /** Request bodies buffered at once across all connections (bounded memory under abuse). */
+  /** Request bodies held at once across all connections, and from one IP address (bounded memory under abuse). */
   maxBufferedBytes: number
+  maxBufferedBytesPerPeer: number
   /** Whole request headers must arrive within this (slow-loris), the whole request within requestTimeoutMs. */
   headersTimeoutMs: number
   requestTimeoutMs: number
@@ -101,6 +102,7 @@ export const DEFAULT_HOST_LIMITS: HostLimits = {
   maxConnections: 4096,
   maxConnectionsPerPeer: 512,
   maxBufferedBytes: 512 * 1024 * 1024,
+  maxBufferedBytesPerPeer: 128 * 1024 * 1024,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 120_000,
   maxHeaderBytes: 16 * 1024,
@@ -154,6 +156,7 @@ export class ServiceHost {
   readonly #wsdlParts: [string, string, string] | undefined
   #inFlight = 0
   #buffered = 0
+  readonly #bufferedByPeer = new Map<string, number>()
   #draining = false
   #drained: (() => void) | undefined
 
@@ -193,7 +196,12 @@ export class ServiceHost {
       const want = parseEndpoint(url, this.#o.path)
       this.#checkExposure(want, url)
       const l = this.#limits
-      const httpOptions = { keepAliveTimeout: 30_000, headersTimeout: l.headersTimeoutMs, requestTimeout: l.requestTimeoutMs, maxHeaderSize: l.maxHeaderBytes, noDelay: true }
+      // connectionsCheckingInterval: Node checks the headers and request timeouts only this often
+      // (default 30 s), so a slow-loris connection would otherwise live up to 40 s, not 10.
+      const httpOptions = {
+        keepAliveTimeout: 30_000, headersTimeout: l.headersTimeoutMs, requestTimeout: l.requestTimeoutMs,
+        connectionsCheckingInterval: Math.min(1000, l.headersTimeoutMs), maxHeaderSize: l.maxHeaderBytes, noDelay: true,
+      }
       const handler = (req: IncomingMessage, res: ServerResponse): void => { this.#handle(req, res, want) }
       let server: Server
       if (want.protocol === 'https') {
@@ -315,41 +323,59 @@ export class ServiceHost {
       req.resume()
       return
     }
-    // Bodies buffered at once are bounded across all connections: past the budget, refuse (503)
-    // rather than grow memory. Counted by what is declared (or received, without a length).
-    const reserve = declared > 0 && Number.isSafeInteger(declared) ? declared : 0
-    if (this.#buffered + reserve > this.#limits.maxBufferedBytes) {
-      res.setHeader('Connection', 'close')
-      this.#sendFault(res, guess, undefined, new MetaosError('QUOTA_EXCEEDED', `the domain is buffering ${this.#buffered} request bytes, its limit; retry later`), 0n, 503)
-      req.resume()
-      return
+    // Request bytes held in memory are bounded across all connections and per peer address: past
+    // either budget, refuse (503) rather than grow. What is counted is what is held: the buffer
+    // preallocated for a small declared body, else the bytes received so far — a peer declaring a
+    // large body and trickling it holds (and is charged) only what it really sent.
+    const peer = req.socket.remoteAddress ?? ''
+    const whole = declared > 0 && declared <= PREALLOCATE_MAX && Number.isSafeInteger(declared) ? declared : 0
+    const overBudget = (n: number): string | undefined => {
+      if (this.#buffered + n > this.#limits.maxBufferedBytes) return `the domain holds ${this.#buffered} request bytes, its limit`
+      if (peer !== '' && (this.#bufferedByPeer.get(peer) ?? 0) + n > this.#limits.maxBufferedBytesPerPeer) return `${peer} has ${this.#bufferedByPeer.get(peer) ?? 0} request bytes in flight, its limit`
+      return undefined
     }
-    this.#buffered += reserve
-    let buffered = reserve
+    const refuse = (why: string): void => {
+      res.setHeader('Connection', 'close')
+      this.#sendFault(res, guess, undefined, new MetaosError('QUOTA_EXCEEDED', `${why}; retry later`), 0n, 503)
+      res.once('finish', () => { req.destroy() })
+    }
+    const initial = overBudget(whole)
+    if (initial !== undefined) { refuse(initial); req.resume(); return }
+    let buffered = 0
+    const charge = (n: number): void => {
+      buffered += n
+      this.#buffered += n
+      if (peer !== '') {
+        const m = (this.#bufferedByPeer.get(peer) ?? 0) + n
+        if (m <= 0) this.#bufferedByPeer.delete(peer)
+        else this.#bufferedByPeer.set(peer, m)
+      }
+    }
+    charge(whole)
     // Requests already arriving when the drain starts are finished; only later ones are refused.
     const lateArrival = this.#draining
     this.#inFlight++
     let counted = true
-    const done = (): void => { if (counted) { counted = false; this.#buffered -= buffered; this.#done() } }
+    const done = (): void => { if (counted) { counted = false; charge(-buffered); this.#done() } }
     // With a Content-Length the body is copied into one buffer as it arrives (while waiting for the
     // rest), instead of concatenated after the last chunk, on the call's critical path. Only up to
     // PREALLOCATE_MAX: a peer that declares a large body and sends nothing must not cost memory.
-    const whole = declared > 0 && declared <= PREALLOCATE_MAX && Number.isSafeInteger(declared) ? Buffer.allocUnsafe(declared) : undefined
+    const wholeBuf = whole > 0 ? Buffer.allocUnsafe(whole) : undefined
     const chunks: Buffer[] = []
     let size = 0
     let tooLarge = false
+    let refused = false
     let ended = false
     req.on('data', (c: Buffer) => {
-      if (tooLarge) return
-      if (size + c.length > this.#limits.maxMessageBytes || (whole !== undefined && size + c.length > whole.length)) { tooLarge = true; chunks.length = 0; return }
-      if (whole !== undefined) c.copy(whole, size)
-      else chunks.push(c)
+      if (tooLarge || refused) return
+      if (size + c.length > this.#limits.maxMessageBytes || (wholeBuf !== undefined && size + c.length > wholeBuf.length)) { tooLarge = true; chunks.length = 0; return }
+      if (wholeBuf === undefined) {
+        const why = overBudget(c.length)
+        if (why !== undefined) { refused = true; chunks.length = 0; charge(-buffered); refuse(why); return }
+        charge(c.length)
+        chunks.push(c)
+      } else c.copy(wholeBuf, size)
       size += c.length
-      if (size > buffered) {
-        this.#buffered += size - buffered
-        buffered = size
-        if (this.#buffered > this.#limits.maxBufferedBytes) { tooLarge = true; chunks.length = 0 }
-      }
     })
     // A client that goes away mid-request is no longer in flight.
     req.on('error', () => { if (!ended) done() })
@@ -357,13 +383,14 @@ export class ServiceHost {
     req.on('end', () => {
       ended = true
       const started = process.hrtime.bigint()
+      if (refused) { done(); return }
       if (tooLarge) {
         res.setHeader('Connection', 'close')
         this.#sendFault(res, guess, undefined, new MetaosError('MESSAGE_TOO_LARGE', `message is over the limit of ${this.#limits.maxMessageBytes} bytes`), started, 413)
         done()
         return
       }
-      const body = whole !== undefined ? whole.subarray(0, size) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+      const body = wholeBuf !== undefined ? wholeBuf.subarray(0, size) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
       this.#dispatch(req, res, ep, contentType, guess, body, started, lateArrival)
         .catch((e: unknown) => {
           // Never leave a request unanswered, nor a rejection unhandled (that ends the process).
