@@ -97,7 +97,15 @@ export function parseAccessPolicy (json: unknown, where = 'access policy'): Acce
     entries.set(e.name, e)
   }
   const local = o.local === undefined ? undefined : parseEntry({ name: 'local', ...(o.local as object) }, 'local', bad)
-  const identity = (e: Entry, via: Identity['via']): Identity => ({ name: e.name, via, grants: e.grants })
+  // One Identity object per entry and proof, made once: the authenticator keys its per-identity
+  // state (rate, bytes in flight) on them.
+  const made = new Map<string, Identity>()
+  const identity = (e: Entry, via: Identity['via']): Identity => {
+    const key = `${via}\0${e.name}`
+    let id = made.get(key)
+    if (id === undefined) made.set(key, id = { name: e.name, via, grants: e.grants })
+    return id
+  }
   return {
     byCertificate: (cn) => { const e = entries.get(cn); return e?.certificate === true ? identity(e, 'certificate') : undefined },
     byPassword: (u) => { const e = entries.get(u); return e?.password === undefined ? undefined : { password: e.password, identity: identity(e, 'password') } },

@@ -80,7 +80,8 @@ export class PolicyAuthenticator implements Authenticator {
     const id = p as Identity
     const now = Date.now()
     let b = this.#buckets.get(id.name)
-    if (b === undefined || b.identity !== id) this.#buckets.set(id.name, b = new Bucket(id, id.grants.limits, now))
+    // Per name: the same identity proven by a password or by a certificate shares one budget.
+    if (b === undefined || b.limits !== id.grants.limits) this.#buckets.set(id.name, b = new Bucket(id, id.grants.limits, now))
     b.tokens = Math.min(b.limits.burst, b.tokens + (now - b.last) * b.limits.requestsPerSecond / 1000)
     b.last = now
     if (b.tokens < 1) throw new MetaosError('QUOTA_EXCEEDED', `"${id.name}" is over its rate of ${b.limits.requestsPerSecond} requests per second`)
