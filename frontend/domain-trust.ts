@@ -82,6 +82,9 @@ export class DomainTrust {
     }
   }
 
+  /** Counts an announcement refused without a proof attempt (e.g. too many being proven at once). */
+  refuse (t: DiscoveredTarget, why: string): void { this.#reject(t, why) }
+
   #reject (t: DiscoveredTarget, why: string): undefined {
     this.counters.rejected++
     this.counters.reasons.push(`${t.epr} from ${t.from}: ${why}`)

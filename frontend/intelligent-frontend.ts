@@ -38,6 +38,8 @@ export function identityFromScopes (t: DiscoveredTarget, endpoint: string): Doma
   }
 }
 
+const MAX_PROOFS_AT_ONCE = 16
+
 export interface IntelligentFrontendOptions extends Omit<DispatcherOptions, 'volume'> {
   readonly probeIntervalMs?: number
   readonly idleProbeIntervalMs?: number
@@ -135,6 +137,8 @@ export class IntelligentFrontend {
 
   async #prove (t: DiscoveredTarget, replace: boolean): Promise<void> {
     if (this.#verifying.has(t.epr) || (!replace && this.handlers.has(t.epr))) return
+    // Each proof costs a TLS handshake: a flood of announcements with fresh EPRs gets a bounded number at once.
+    if (this.#verifying.size >= MAX_PROOFS_AT_ONCE) { this.trust!.refuse(t, `${MAX_PROOFS_AT_ONCE} announcements are being proven already`); return }
     this.#verifying.add(t.epr)
     try {
       const proven = await this.trust!.verify(t)
