@@ -12,7 +12,7 @@ out=docs/benchmarks
 mkdir -p "$out"
 npm run --silent build
 bench () { node dist/cli/metaos.js bench "$@"; }
-all=(paper peers char placement network containers supervision vm)
+all=(paper peers char placement network containers supervision vm security)
 for suite in "${@:-${all[@]}}"; do
   echo "== $suite" >&2
   case "$suite" in
@@ -25,6 +25,8 @@ for suite in "${@:-${all[@]}}"; do
     supervision) bench --suite supervision --json "$out/supervision.json" ;;
     # Emulated guests answer a call in tens of ms: blocks of 4 KB on 1 MB files, beside a process domain.
     vm) bench --suite paper --hostings process-bus,vm-http,vm-bus --sizes 1m --caches 4k --modes block --runs 5 --json "$out/vm.json" ;;
+    # TLS and authentication on Write round trips: one domain per configuration, ratios to http.
+    security) bench --suite security --seconds 4 --rounds 8 --json "$out/security.json" ;;
     *) echo "record-docs: unknown suite $suite (${all[*]})" >&2; exit 2 ;;
   esac
 done
