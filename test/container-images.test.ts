@@ -186,7 +186,7 @@ t.test('the network image: NetSocket from the host through the container to an e
 
   const name = `metaos-test-network-${randomUUID().slice(0, 8)}`
   const { ready, readyMs, healthyMs } = await runContainer(t, name, ['--network', net, '-v', `${dirs.run}:/run/metaos`, '-p', '127.0.0.1::8080', NETWORK_IMAGE,
-    '--listen', 'http://0.0.0.0:8080', '--listen', 'unix:/run/metaos/network.sock', '--hosting', 'container', '--allow', `${gateway}/32:*`])
+    '--listen', 'http://0.0.0.0:8080', '--listen', 'unix:/run/metaos/network.sock', '--hosting', 'container', '--allow-insecure', '--allow', `${gateway}/32:*`])
   t.comment(`network: docker run → ready ${readyMs} ms, → healthy ${healthyMs} ms`)
   t.equal(ready.service, 'network')
   const destinations = { http: `http://127.0.0.1:${await publishedPort(name)}/network`, bus: `unix:${join(dirs.run, 'network.sock')}` }

@@ -339,7 +339,7 @@ async function main (): Promise<void> {
   const startDomain = async (t: Test, name: string): Promise<{ proc: HostProcess, root: string, epr: string, endpoints: string[], ready: number }> => {
     const root = join(work, name)
     mkdirSync(root)
-    const proc = new HostProcess(t, `storage domain in ${A.ns}`, A, [CLI, 'storage', '--root', root, '--name', name, '--listen', 'http://10.77.0.1:0', '--announce', '--interface', 'eth0'])
+    const proc = new HostProcess(t, `storage domain in ${A.ns}`, A, [CLI, 'storage', '--root', root, '--name', name, '--listen', 'http://10.77.0.1:0', '--allow-insecure', '--announce', '--interface', 'eth0'])
     const ready = await proc.next('ready', 10_000)
     return { proc, root, epr: ready.epr as string, endpoints: ready.endpoints as string[], ready: ready.received as number }
   }
