@@ -6,7 +6,6 @@
 //    disk, the ServiceTiming header and the StorageFault code.
 // Everything generated goes to a temporary directory; nothing generated is checked in.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,6 +13,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startTestDomain } from '../helpers/domain.js'
 import { which } from '../helpers/which.js'
+import { parseLines, runPeer } from '../helpers/run-peer.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 // Works from test/interop (tap runs the .ts) and from dist/test/interop (compiled copy).
@@ -21,27 +21,9 @@ const sourceDir = [resolve(here, 'gsoap'), resolve(here, '../../../test/interop/
 const wsdlFile = [resolve(here, '../../wsdl/StorageService.wsdl'), resolve(here, '../../../wsdl/StorageService.wsdl')].find((f) => existsSync(f))
 const NS = 'urn:metaos:storage:v1'
 
-interface Run { code: number | null, signal: string | null, stdout: string, stderr: string, output: string }
 
-async function run (cmd: string, args: string[], opts: { cwd: string, timeout?: number }): Promise<Run> {
-  return await new Promise((resolve) => {
-    execFile(cmd, args, { cwd: opts.cwd, timeout: opts.timeout ?? 60_000, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string, signal?: string }) | null
-      const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null
-      resolve({ code, signal: e?.signal ?? null, stdout, stderr, output: `${stdout}\n${stderr}` })
-    })
-  })
-}
 
 /** Lines `key=value` → object. */
-function parseLines (text: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=')
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1)
-  }
-  return out
-}
 
 /** Warnings other than the one wsdl2h always prints for a WSDL with a SOAP 1.1 and a SOAP 1.2 binding. */
 function unexpectedWarnings (output: string): string[] {
@@ -61,7 +43,7 @@ if (wsdl2h === undefined || soapcpp2 === undefined) {
     const dir = mkdtempSync(join(tmpdir(), 'metaos-gsoap-'))
     t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
 
-    const w = await run(wsdl2h, ['-o', 'storage.h', wsdlFile!], { cwd: dir })
+    const w = await runPeer(wsdl2h, ['-o', 'storage.h', wsdlFile!], { cwd: dir })
     t.equal(w.code, 0, 'wsdl2h exits 0', { output: w.output })
     t.notMatch(w.output, /error/i, 'wsdl2h reports no error')
     t.same(unexpectedWarnings(w.output), [], 'wsdl2h warns only that the two bindings are collected as one service')
@@ -73,7 +55,7 @@ if (wsdl2h === undefined || soapcpp2 === undefined) {
     t.match(header, /_ns1__StorageFault\*\s+ns1__StorageFault/, 'StorageFault is a fault detail')
     t.match(header, /"urn:metaos:storage:v1\/Open"/, 'soapAction of Open')
 
-    const s = await run(soapcpp2, ['-j', '-C', '-x', `-I${importDir}`, 'storage.h'], { cwd: dir })
+    const s = await runPeer(soapcpp2, ['-j', '-C', '-x', `-I${importDir}`, 'storage.h'], { cwd: dir })
     t.equal(s.code, 0, 'soapcpp2 exits 0', { output: s.output })
     t.notMatch(s.output, /error/i, 'soapcpp2 reports no error')
     t.same(unexpectedWarnings(s.output), [], 'soapcpp2 reports no warning')
@@ -90,11 +72,11 @@ if (wsdl2h === undefined || soapcpp2 === undefined) {
     // The schema namespace gets the prefix `st`, and -N gives each binding its own proxy class.
     const typemap = (defaultTypemap !== undefined ? readFileSync(defaultTypemap, 'utf8') : '') + `\nst = "${NS}"\n`
     writeFileSync(join(dir, 'typemap.dat'), typemap)
-    const w = await run(wsdl2h, ['-t', 'typemap.dat', '-Nsvc', '-o', 'storage.h', `${d.http}?wsdl`], { cwd: dir })
+    const w = await runPeer(wsdl2h, ['-t', 'typemap.dat', '-Nsvc', '-o', 'storage.h', `${d.http}?wsdl`], { cwd: dir })
     t.equal(w.code, 0, 'wsdl2h on ?wsdl exits 0', { output: w.output })
     t.notMatch(w.output, /error/i, 'wsdl2h reports no error')
     t.same(unexpectedWarnings(w.output), [], 'wsdl2h reports no warning')
-    const s = await run(soapcpp2, ['-j', '-C', '-x', `-I${importDir}`, 'storage.h'], { cwd: dir })
+    const s = await runPeer(soapcpp2, ['-j', '-C', '-x', `-I${importDir}`, 'storage.h'], { cwd: dir })
     t.equal(s.code, 0, 'soapcpp2 exits 0', { output: s.output })
     t.notMatch(s.output, /error/i, 'soapcpp2 reports no error')
     t.same(unexpectedWarnings(s.output), [], 'soapcpp2 reports no warning')
@@ -112,15 +94,15 @@ if (wsdl2h === undefined || soapcpp2 === undefined) {
     let cflags = ['-DWITH_IPV6', '-DWITH_DOM']
     let libs = ['-lgsoap++']
     if (which('pkg-config') !== undefined) {
-      const c = await run('pkg-config', ['--cflags', 'gsoap++'], { cwd: dir })
-      const l = await run('pkg-config', ['--libs', 'gsoap++'], { cwd: dir })
+      const c = await runPeer('pkg-config', ['--cflags', 'gsoap++'], { cwd: dir })
+      const l = await runPeer('pkg-config', ['--libs', 'gsoap++'], { cwd: dir })
       if (c.code === 0 && l.code === 0) {
         cflags = c.stdout.trim().split(/\s+/).filter(Boolean)
         libs = l.stdout.trim().split(/\s+/).filter(Boolean)
       }
     }
     const sources = [join(sourceDir, 'client.cpp'), 'soapC.cpp', 'soapStorageSoap11BindingProxy.cpp', 'soapStorageSoap12BindingProxy.cpp']
-    const cc = await run(gxx, ['-O0', '-w', ...cflags, '-I.', '-o', 'client', ...sources, ...libs], { cwd: dir, timeout: 150_000 })
+    const cc = await runPeer(gxx, ['-O0', '-w', ...cflags, '-I.', '-o', 'client', ...sources, ...libs], { cwd: dir, timeout: 150_000 })
     t.equal(cc.code, 0, 'g++ builds the client', { output: cc.output })
     if (cc.code !== 0) return
 
@@ -129,7 +111,7 @@ if (wsdl2h === undefined || soapcpp2 === undefined) {
         const data = randomBytes(777)
         data[0] = 0; data[1] = 0xff; data[2] = 0x3c // NUL, 0xFF and '<' survive the trip
         const path = `gsoap-${version.replace('.', '')}.bin`
-        const r = await run(join(dir, 'client'), [d.http, version, path, data.toString('hex'), 'no-such-file.bin'], { cwd: dir, timeout: 60_000 })
+        const r = await runPeer(join(dir, 'client'), [d.http, version, path, data.toString('hex'), 'no-such-file.bin'], { cwd: dir, timeout: 60_000 })
         const out = parseLines(r.stdout)
         t.equal(r.code, 0, 'client exits 0', { stdout: r.stdout, stderr: r.stderr })
         t.equal(out['response.soapVersion'], version === '1.1' ? '1' : '2', `the domain answered in SOAP ${version}`)

@@ -12,7 +12,7 @@
 // Each peer skips with its reason when its tool is missing. After each part, and at the end, the
 // engine holds no socket. Everything generated goes to temporary directories.
 import t, { type Test } from 'tap'
-import { execFile, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer, request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http'
@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { startNetworkDomain } from '../../backend-network/network-domain.js'
 import { createNetworkProxy } from '../../frontend/network-handler.js'
 import { which } from '../helpers/which.js'
+import { parseLines, runPeer } from '../helpers/run-peer.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 // Works from test/interop (tap runs the .ts) and from dist/test/interop (compiled copy).
@@ -32,27 +33,9 @@ const PYTHON = '/usr/bin/python3' // the system Python, which has Debian's pytho
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
-interface Run { code: number | null, signal: string | null, stdout: string, stderr: string, output: string }
 
-async function run (cmd: string, args: string[], opts: { cwd: string, timeout?: number, env?: NodeJS.ProcessEnv }): Promise<Run> {
-  return await new Promise((resolve) => {
-    execFile(cmd, args, { cwd: opts.cwd, timeout: opts.timeout ?? 60_000, maxBuffer: 16 << 20, encoding: 'utf8', env: opts.env ?? process.env }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string, signal?: string }) | null
-      const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null
-      resolve({ code, signal: e?.signal ?? null, stdout, stderr, output: `${stdout}\n${stderr}` })
-    })
-  })
-}
 
 /** Lines `key=value` → object. */
-function parseLines (text: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=')
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).replace(/\r$/, '')
-  }
-  return out
-}
 
 /** Bytes that must survive every encoding: NUL, 0xFF, '<', '&', then random ones. */
 function payload (size: number): Buffer {
@@ -126,7 +109,7 @@ t.test('zeep: Connect/Send/Receive/Shutdown/Close through the echo, ResolveHost,
   for (const p of ports) {
     await t.test(p.port, async (t) => {
       const data = payload(16 * 1024)
-      const r = await run(PYTHON, [join(sourceDir!, 'zeep_client.py'), `${endpoint}?wsdl`, p.port, String(echoPort), data.toString('hex')],
+      const r = await runPeer(PYTHON, [join(sourceDir!, 'zeep_client.py'), `${endpoint}?wsdl`, p.port, String(echoPort), data.toString('hex')],
         { cwd: tmpdir(), timeout: 30_000, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } })
       let z: ZeepResult | undefined
       try { z = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as ZeepResult } catch { z = undefined }
@@ -180,7 +163,7 @@ t.test('gSOAP: code generated from the served WSDL compiles, and its client echo
 
   // The schema namespace gets the prefix `net`, and -N gives each binding its own proxy class.
   writeFileSync(join(dir, 'typemap.dat'), (defaultTypemap !== undefined ? readFileSync(defaultTypemap, 'utf8') : '') + `\nnet = "${NS}"\n`)
-  const w = await run(wsdl2h!, ['-t', 'typemap.dat', '-Nsvc', '-o', 'network.h', `${endpoint}?wsdl`], { cwd: dir })
+  const w = await runPeer(wsdl2h!, ['-t', 'typemap.dat', '-Nsvc', '-o', 'network.h', `${endpoint}?wsdl`], { cwd: dir })
   t.equal(w.code, 0, 'wsdl2h on ?wsdl exits 0', { output: w.output })
   t.notMatch(w.output, /error/i, 'wsdl2h reports no error')
   t.same(unexpectedWarnings(w.output), [], 'wsdl2h reports no warning')
@@ -189,7 +172,7 @@ t.test('gSOAP: code generated from the served WSDL compiles, and its client echo
     t.match(header, new RegExp(`int __svc__${op}\\(`), `operation ${op} is declared`)
   }
   t.match(header, /LONG64\*\s+net__ServiceTiming/, 'ServiceTiming is a SOAP header (xsd:long)')
-  const s = await run(soapcpp2!, ['-j', '-C', '-x', `-I${importDir}`, 'network.h'], { cwd: dir })
+  const s = await runPeer(soapcpp2!, ['-j', '-C', '-x', `-I${importDir}`, 'network.h'], { cwd: dir })
   t.equal(s.code, 0, 'soapcpp2 exits 0', { output: s.output })
   t.notMatch(s.output, /error/i, 'soapcpp2 reports no error')
   t.same(unexpectedWarnings(s.output), [], 'soapcpp2 reports no warning')
@@ -208,22 +191,22 @@ t.test('gSOAP: code generated from the served WSDL compiles, and its client echo
   let cflags = ['-DWITH_IPV6', '-DWITH_DOM']
   let libs = ['-lgsoap++']
   if (which('pkg-config') !== undefined) {
-    const c = await run('pkg-config', ['--cflags', 'gsoap++'], { cwd: dir })
-    const l = await run('pkg-config', ['--libs', 'gsoap++'], { cwd: dir })
+    const c = await runPeer('pkg-config', ['--cflags', 'gsoap++'], { cwd: dir })
+    const l = await runPeer('pkg-config', ['--libs', 'gsoap++'], { cwd: dir })
     if (c.code === 0 && l.code === 0) {
       cflags = c.stdout.trim().split(/\s+/).filter(Boolean)
       libs = l.stdout.trim().split(/\s+/).filter(Boolean)
     }
   }
   const sources = [join(sourceDir, 'client.cpp'), 'soapC.cpp', 'soapNetworkSoap11BindingProxy.cpp', 'soapNetworkSoap12BindingProxy.cpp']
-  const cc = await run(gxx, ['-O0', '-w', ...cflags, '-I.', '-o', 'client', ...sources, ...libs], { cwd: dir, timeout: 150_000 })
+  const cc = await runPeer(gxx, ['-O0', '-w', ...cflags, '-I.', '-o', 'client', ...sources, ...libs], { cwd: dir, timeout: 150_000 })
   t.equal(cc.code, 0, 'g++ builds the client', { output: cc.output })
   if (cc.code !== 0) return
 
   for (const version of ['1.1', '1.2'] as const) {
     await t.test(`SOAP ${version}`, async (t) => {
       const data = payload(3000)
-      const r = await run(join(dir, 'client'), [endpoint, version, String(echoPort), data.toString('hex')], { cwd: dir, timeout: 30_000 })
+      const r = await runPeer(join(dir, 'client'), [endpoint, version, String(echoPort), data.toString('hex')], { cwd: dir, timeout: 30_000 })
       const out = parseLines(r.stdout)
       t.equal(r.code, 0, 'client exits 0', { stdout: r.stdout.slice(0, 4000), stderr: r.stderr.slice(0, 4000) })
       t.equal(out['response.soapVersion'], version === '1.1' ? '1' : '2', `the domain answered in SOAP ${version}`)
@@ -361,7 +344,7 @@ t.test('WCF (Mono): Connect/Send/Receive/Close through the echo, typed fault', {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-wcf-net-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
   const refs = ['System.ServiceModel.dll', 'System.Runtime.Serialization.dll', 'System.Xml.dll'].map((a) => `-r:${join(assemblyDir!, a)}`)
-  const cc = await run(mcs!, ['-nologo', '-warnaserror-', '-out:NetworkClient.exe', ...refs, join(sourceDir!, 'NetworkClient.cs')], { cwd: dir, timeout: 120_000 })
+  const cc = await runPeer(mcs!, ['-nologo', '-warnaserror-', '-out:NetworkClient.exe', ...refs, join(sourceDir!, 'NetworkClient.cs')], { cwd: dir, timeout: 120_000 })
   t.equal(cc.code, 0, 'mcs compiles the client', { output: cc.output })
   t.notMatch(cc.output, /error/i, 'no compiler error')
   if (cc.code !== 0) return
@@ -369,7 +352,7 @@ t.test('WCF (Mono): Connect/Send/Receive/Close through the echo, typed fault', {
   for (const binding of ['soap11', 'soap12'] as const) {
     await t.test(binding === 'soap11' ? 'BasicHttpBinding (SOAP 1.1)' : 'CustomBinding (SOAP 1.2, no addressing)', async (t) => {
       const data = payload(2500)
-      const r = await run(mono!, [join(dir, 'NetworkClient.exe'), endpoint, binding, String(echoPort), data.toString('hex')], { cwd: dir, timeout: 60_000 })
+      const r = await runPeer(mono!, [join(dir, 'NetworkClient.exe'), endpoint, binding, String(echoPort), data.toString('hex')], { cwd: dir, timeout: 60_000 })
       const out = parseLines(r.stdout)
       const info = { stdout: r.stdout.slice(0, 4000), stderr: r.stderr.slice(0, 4000) }
       t.equal(out.error, undefined, 'the round trip raised no exception', info)

@@ -16,42 +16,22 @@
 //     limitation, so that a Mono that implements it shows up as a failure to update this test.
 // A wrong password and no credentials get FaultException<StorageFault> UNAUTHORIZED and create nothing.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startStorageDomain } from '../../backend-storage/storage-domain.js'
-import { loadDomainSecurity } from '../../security/domain-security.js'
-import { initCa, issueClientCertificate, issueDomainCertificate, P12_PASSWORD } from '../../security/pki.js'
+import { P12_PASSWORD } from '../../security/pki.js'
+import { startSecureDomain } from '../helpers/secure-domain.js'
 import { which } from '../helpers/which.js'
+import { parseLines, runPeer } from '../helpers/run-peer.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const sources = [resolve(here, 'wcf/StorageClient.cs'), resolve(here, 'security-wcf/SecureStorageClient.cs')]
 const USER = 'alice'
 const PASSWORD = 'alice-password'
 
-interface Run { code: number | null, stdout: string, stderr: string, output: string }
 
-async function run (cmd: string, args: string[], opts: { cwd: string, timeout?: number }): Promise<Run> {
-  return await new Promise((resolve) => {
-    execFile(cmd, args, { cwd: opts.cwd, timeout: opts.timeout ?? 30_000, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null
-      const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null
-      resolve({ code, stdout, stderr, output: `${stdout}\n${stderr}` })
-    })
-  })
-}
 
-function parseLines (text: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=')
-    if (i > 0 && !(line.slice(0, i) in out)) out[line.slice(0, i)] = line.slice(i + 1).replace(/\r$/, '')
-  }
-  return out
-}
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
@@ -64,34 +44,19 @@ if (mcs === undefined || mono === undefined) {
   t.test('WCF (Mono) over https: client certificate, UsernameToken, refusals', async (t) => {
     t.ok(assemblyDir, 'System.ServiceModel.dll found')
     for (const s of sources) t.ok(existsSync(s), `${s} found`)
-    const dir = mkdtempSync(join(tmpdir(), 'metaos-sec-wcf-'))
-    const root = join(dir, 'root')
-    mkdirSync(root)
-    const ca = join(dir, 'ca')
-    const { caCertPath, crlPath } = await initCa(ca, { keyType: 'rsa' })
-    const server = await issueDomainCertificate(ca, { name: 'store1', keyType: 'rsa' })
-    const client = await issueClientCertificate(ca, { identity: USER, keyType: 'rsa' })
+    const { dir, root, url, caCertPath, client, security } = await startSecureDomain(t, { prefix: 'metaos-sec-wcf-', identity: USER, password: PASSWORD, keyType: 'rsa' })
     t.ok(client.p12Path, 'the CA wrote the client\'s .p12')
-    const policy = join(dir, 'policy.json')
-    writeFileSync(policy, JSON.stringify({ identities: [{ name: USER, password: PASSWORD, certificate: true, paths: ['*'] }] }), { mode: 0o600 })
-    const security = loadDomainSecurity({ tlsCert: server.certPath, tlsKey: server.keyPath, clientCa: caCertPath, crl: crlPath, auth: policy })
-    const domain = await startStorageDomain({ root, listen: ['https://127.0.0.1:0'], security })
-    t.teardown(async () => {
-      await domain.close(1000)
-      rmSync(dir, { recursive: true, force: true })
-    })
-    const url = domain.endpoints[0]!
 
     const refs = ['System.ServiceModel.dll', 'System.Runtime.Serialization.dll', 'System.Xml.dll', 'System.IdentityModel.dll'].map((a) => `-r:${join(assemblyDir!, a)}`)
-    const cc = await run(mcs, ['-nologo', '-out:SecureStorageClient.exe', '-main:Metaos.Interop.SecureProgram', ...refs, ...sources], { cwd: dir, timeout: 60_000 })
+    const cc = await runPeer(mcs, ['-nologo', '-out:SecureStorageClient.exe', '-main:Metaos.Interop.SecureProgram', ...refs, ...sources], { cwd: dir, timeout: 60_000 })
     t.equal(cc.code, 0, 'mcs compiles the client', { output: cc.output })
     if (cc.code !== 0) return
 
     const data = randomBytes(32 * 1024)
     data[0] = 0; data[1] = 0xff; data[2] = 0x3c; data[3] = 0x26 // NUL, 0xFF, '<', '&'
     const client$ = async (mode: string, path: string, password = PASSWORD): Promise<{ out: Record<string, string>, info: object, code: number | null }> => {
-      const r = await run(mono, [join(dir, 'SecureStorageClient.exe'), url, mode, path, data.toString('hex'), USER, password, caCertPath, client.p12Path ?? '-', P12_PASSWORD], { cwd: dir })
-      return { out: parseLines(r.stdout), info: { stdout: r.stdout.slice(0, 4000), stderr: r.stderr.slice(0, 4000) }, code: r.code }
+      const r = await runPeer(mono, [join(dir, 'SecureStorageClient.exe'), url, mode, path, data.toString('hex'), USER, password, caCertPath, client.p12Path ?? '-', P12_PASSWORD], { cwd: dir })
+      return { out: parseLines(r.stdout, { first: true }), info: { stdout: r.stdout.slice(0, 4000), stderr: r.stderr.slice(0, 4000) }, code: r.code }
     }
 
     for (const mode of ['transport-cert', 'transport-header', 'transport-header-text'] as const) {

@@ -6,14 +6,11 @@
 // and create nothing. The Python side prints JSON; the assertions (and the SHA-256 on disk) are here.
 import { createCipheriv, createHash } from 'node:crypto'
 import { execFile, execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { startStorageDomain } from '../../backend-storage/storage-domain.js'
-import { loadDomainSecurity } from '../../security/domain-security.js'
-import { initCa, issueClientCertificate, issueDomainCertificate } from '../../security/pki.js'
+import { startSecureDomain } from '../helpers/secure-domain.js'
 
 const PYTHON = '/usr/bin/python3' // the system Python, which has zeep (not pyenv's python3 on PATH)
 const SCRIPT = fileURLToPath(new URL('./security_zeep_client.py', import.meta.url))
@@ -50,22 +47,7 @@ try {
 }
 
 t.test('zeep over https: UsernameToken (digest, text), client certificate, refusals', { skip: zeepMissing }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-sec-zeep-'))
-  const root = join(dir, 'root')
-  mkdirSync(root)
-  const ca = join(dir, 'ca')
-  const { caCertPath, crlPath } = await initCa(ca)
-  const server = await issueDomainCertificate(ca, { name: 'store1' })
-  const client = await issueClientCertificate(ca, { identity: USER })
-  const policy = join(dir, 'policy.json')
-  writeFileSync(policy, JSON.stringify({ identities: [{ name: USER, password: PASSWORD, certificate: true, paths: ['*'] }] }), { mode: 0o600 })
-  const security = loadDomainSecurity({ tlsCert: server.certPath, tlsKey: server.keyPath, clientCa: caCertPath, crl: crlPath, auth: policy })
-  const domain = await startStorageDomain({ root, listen: ['https://127.0.0.1:0'], security })
-  t.teardown(async () => {
-    await domain.close(1000)
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const url = domain.endpoints[0]!
+  const { dir, root, url, caCertPath, client, security } = await startSecureDomain(t, { prefix: 'metaos-sec-zeep-', identity: USER, password: PASSWORD })
   t.match(url, /^https:\/\/127\.0\.0\.1:\d+\//)
   const data = payload(SIZE)
   const payloadFile = join(dir, 'payload.bin')

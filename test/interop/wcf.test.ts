@@ -4,7 +4,6 @@
 // over a SOAP 1.2 CustomBinding. Open(CreateNew)/Write/Seek/Read/Close, then Open on a missing
 // file; the test checks the bytes on disk (SHA-256), the ServiceTiming header and the fault code.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,30 +11,13 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startTestDomain } from '../helpers/domain.js'
 import { which } from '../helpers/which.js'
+import { parseLines, runPeer } from '../helpers/run-peer.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const source = [resolve(here, 'wcf/StorageClient.cs'), resolve(here, '../../../test/interop/wcf/StorageClient.cs')].find((f) => existsSync(f))
 
-interface Run { code: number | null, stdout: string, stderr: string, output: string }
 
-async function run (cmd: string, args: string[], opts: { cwd: string, timeout?: number }): Promise<Run> {
-  return await new Promise((resolve) => {
-    execFile(cmd, args, { cwd: opts.cwd, timeout: opts.timeout ?? 60_000, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null
-      const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null
-      resolve({ code, stdout, stderr, output: `${stdout}\n${stderr}` })
-    })
-  })
-}
 
-function parseLines (text: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=')
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).replace(/\r$/, '')
-  }
-  return out
-}
 
 const mcs = which('mcs')
 const mono = which('mono')
@@ -51,7 +33,7 @@ if (mcs === undefined || mono === undefined) {
     t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
 
     const refs = ['System.ServiceModel.dll', 'System.Runtime.Serialization.dll', 'System.Xml.dll'].map((a) => `-r:${join(assemblyDir!, a)}`)
-    const cc = await run(mcs, ['-nologo', '-warnaserror-', '-out:StorageClient.exe', ...refs, source!], { cwd: dir, timeout: 120_000 })
+    const cc = await runPeer(mcs, ['-nologo', '-warnaserror-', '-out:StorageClient.exe', ...refs, source!], { cwd: dir, timeout: 120_000 })
     t.equal(cc.code, 0, 'mcs compiles the client', { output: cc.output })
     t.notMatch(cc.output, /error/i, 'no compiler error')
     if (cc.code !== 0) return
@@ -61,7 +43,7 @@ if (mcs === undefined || mono === undefined) {
         const data = randomBytes(1500)
         data[0] = 0; data[1] = 0xff; data[2] = 0x3c; data[3] = 0x26 // NUL, 0xFF, '<', '&'
         const path = `wcf-${binding}.bin`
-        const r = await run(mono, [join(dir, 'StorageClient.exe'), d.http, binding, path, data.toString('hex'), 'no-such-file.bin'], { cwd: dir, timeout: 120_000 })
+        const r = await runPeer(mono, [join(dir, 'StorageClient.exe'), d.http, binding, path, data.toString('hex'), 'no-such-file.bin'], { cwd: dir, timeout: 120_000 })
         const out = parseLines(r.stdout)
         const info = { stdout: r.stdout, stderr: r.stderr.slice(0, 4000) }
         t.equal(out.error, undefined, 'the round trip raised no exception', info)
