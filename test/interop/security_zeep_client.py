@@ -24,17 +24,10 @@ from zeep.exceptions import Fault
 from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
+from zeep_client import text_of  # the plain-http interop client, beside this file
+
 NS = 'urn:metaos:storage:v1'
 BLOCK = 256 * 1024
-
-
-def text_of(el, local):
-    if el is None:
-        return None
-    if el.tag == '{%s}%s' % (NS, local):
-        return el.text
-    found = el.find('.//{%s}%s' % (NS, local))
-    return None if found is None else found.text
 
 
 def body_of(result):

@@ -113,21 +113,6 @@ namespace Metaos.Interop
             Console.WriteLine(key + "=" + (value == null ? "null" : Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture).Replace('\n', ' ').Replace('\r', ' ')));
         }
 
-        static string Hex(byte[] b)
-        {
-            if (b == null) return "";
-            var sb = new StringBuilder(b.Length * 2);
-            foreach (var x in b) sb.Append(x.ToString("x2"));
-            return sb.ToString();
-        }
-
-        static byte[] Unhex(string s)
-        {
-            var b = new byte[s.Length / 2];
-            for (int i = 0; i < b.Length; i++) b[i] = Convert.ToByte(s.Substring(2 * i, 2), 16);
-            return b;
-        }
-
         static Binding MakeBinding(string mode)
         {
             var timeout = TimeSpan.FromSeconds(20);
@@ -186,7 +171,7 @@ namespace Metaos.Interop
                 return 2;
             }
             string endpoint = args[0], mode = args[1], path = args[2], user = args[4], password = args[5];
-            byte[] data = Unhex(args[3]);
+            byte[] data = Program.Unhex(args[3]);
             var ca = new X509Certificate2(args[6]);
             int validations = 0;
             ServicePointManager.ServerCertificateValidationCallback = (sender, certificate, chain, errors) =>
@@ -239,7 +224,7 @@ namespace Metaos.Interop
                 var sought = storage.Seek(new SeekRequest { handle = opened.handle, offset = 0, origin = "Begin" });
                 Out("seek.position", sought.position);
                 var read = storage.Read(new ReadRequest { handle = opened.handle, count = data.Length + 100 });
-                Out("read.hex", Hex(read.data));
+                Out("read.hex", Program.Hex(read.data));
                 Out("read.eof", read.eof ? "true" : "false");
                 storage.Close(new CloseRequest { handle = opened.handle });
                 Out("close", "ok");

@@ -138,7 +138,8 @@ namespace Metaos.Interop
 
     static class Program
     {
-        static string Hex(byte[] b)
+        // internal: the https client (security-wcf/SecureStorageClient.cs), compiled with this file, uses them too.
+        internal static string Hex(byte[] b)
         {
             if (b == null) return "";
             var sb = new StringBuilder(b.Length * 2);
@@ -146,7 +147,7 @@ namespace Metaos.Interop
             return sb.ToString();
         }
 
-        static byte[] Unhex(string s)
+        internal static byte[] Unhex(string s)
         {
             var b = new byte[s.Length / 2];
             for (int i = 0; i < b.Length; i++) b[i] = Convert.ToByte(s.Substring(2 * i, 2), 16);
