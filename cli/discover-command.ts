@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util'
 import { DiscoveryClient } from '../discovery/client.js'
 import { parseTypeName } from '../discovery/storage-announcement.js'
 import { createLogger } from '../soap-runtime/logger.js'
+import { proveByTls } from '../frontend/domain-trust.js'
+import { readFileSync } from 'node:fs'
 
 const HELP = `usage: metaos discover [--type T]... [--scope S]... [--match-by URI] [--timeout MS] [--interface NAME]... [--json]
 
@@ -13,6 +15,9 @@ Multicasts a WS-Discovery Probe (1.1 and April 2005) and lists what answers.
   --match-by URI    another matching rule (strcmp0, uuid, ldap, none of either version)
   --timeout MS      how long to gather answers (default 1500)
   --interface NAME  where to probe (repeatable, or "all"; default: lo only)
+  --trust-ca FILE   prove each answer: a TLS handshake with one of its https:// XAddrs must show a
+                    certificate of this CA naming the announced EPR (docs/security.md); says
+                    which answers are proven and why the others are not
   --json            one JSON array on stdout
   --help            this text
 `
@@ -27,6 +32,7 @@ export async function main (argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       interface: { type: 'string', multiple: true },
       json: { type: 'boolean' },
+      'trust-ca': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -43,14 +49,31 @@ export async function main (argv: string[]): Promise<number> {
       timeoutMs,
     })
     found.sort((a, b) => a.epr.localeCompare(b.epr))
+    const ca = values['trust-ca'] === undefined ? undefined : readFileSync(values['trust-ca'])
+    const proofs = new Map<string, { proven: boolean, proof: string }>()
+    if (ca !== undefined) {
+      await Promise.all(found.map(async (t) => {
+        const https = t.xaddrs.filter((x) => x.startsWith('https://'))
+        if (https.length === 0) { proofs.set(t.epr, { proven: false, proof: 'no https endpoint: it cannot prove its identity' }); return }
+        const why: string[] = []
+        for (const x of https) {
+          const fail = await proveByTls(x, t.epr, ca)
+          if (fail === undefined) { proofs.set(t.epr, { proven: true, proof: `TLS at ${x}` }); return }
+          why.push(`${x}: ${fail}`)
+        }
+        proofs.set(t.epr, { proven: false, proof: why.join('; ') })
+      }))
+    }
     if (values.json === true) {
-      process.stdout.write(JSON.stringify(found.map(({ lastSeen: _l, ...t }) => t), null, 2) + '\n')
+      process.stdout.write(JSON.stringify(found.map(({ lastSeen: _l, ...t }) => ({ ...t, ...proofs.get(t.epr) })), null, 2) + '\n')
     } else if (found.length === 0) {
       process.stdout.write(`nothing answered within ${timeoutMs} ms\n`)
     } else {
       for (const t of found) {
+        const p = proofs.get(t.epr)
         process.stdout.write(`${t.epr}  (WS-Discovery ${t.version}, from ${t.from}, metadata v${t.metadataVersion})\n` +
-          `  types   ${t.types.join(' ')}\n  xaddrs  ${t.xaddrs.join(' ')}\n  scopes  ${t.scopes.join('\n          ')}\n`)
+          `  types   ${t.types.join(' ')}\n  xaddrs  ${t.xaddrs.join(' ')}\n  scopes  ${t.scopes.join('\n          ')}\n` +
+          (p === undefined ? '' : `  proven  ${p.proven ? 'yes' : 'NO'}: ${p.proof}\n`))
       }
     }
   } finally {

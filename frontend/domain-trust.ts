@@ -9,8 +9,10 @@
 // A Bye is a claim too: it is believed only when the domain no longer answers as itself.
 // Owns the checks and their counters; the intelligent frontend decides what to do with them.
 import { lstatSync, readFileSync } from 'node:fs'
+import { connect, type PeerCertificate } from 'node:tls'
 import type { DiscoveredTarget } from '../discovery/client.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
+import { certificateUris } from '../soap-runtime/http-transport.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { UsernameCredentials } from '../soap-runtime/ws-security.js'
 import type { GetDomainInfoResponse } from './generated/storage-service.js'
@@ -164,4 +166,23 @@ export class DomainTrust {
     if (alive) this.counters.forgedByes++
     return alive
   }
+}
+
+/**
+ * The TLS half of a proof, for any kind of domain: a handshake with an https XAddr whose
+ * certificate chains to `ca`, matches the host and names `epr`. Resolves to the reason it failed,
+ * or undefined when it holds. Sends nothing after the handshake.
+ */
+export async function proveByTls (xaddr: string, epr: string, ca: string | Buffer, timeoutMs = 3000): Promise<string | undefined> {
+  const ep = parseEndpoint(xaddr)
+  if (ep.protocol !== 'https') return `${xaddr} is not an https endpoint`
+  return await new Promise((resolve) => {
+    const socket = connect({ host: ep.host, port: ep.port, ca, ...(/^[\d.:]+$/.test(ep.host!) ? {} : { servername: ep.host }), timeout: timeoutMs }, () => {
+      const cert: PeerCertificate = socket.getPeerCertificate()
+      socket.destroy()
+      resolve(certificateUris(cert).map((u) => u.toLowerCase()).includes(epr.toLowerCase()) ? undefined : `the certificate names ${certificateUris(cert).join(', ') || 'no URI'}, not ${epr}`)
+    })
+    socket.once('timeout', () => { socket.destroy(); resolve(`no TLS handshake within ${timeoutMs} ms`) })
+    socket.once('error', (e: NodeJS.ErrnoException) => { resolve(`${e.code ?? 'error'}: ${e.message}`) })
+  })
 }

@@ -99,6 +99,14 @@ t.test('a rogue announcing fakes and forging Byes gets nothing', async (t) => {
   t.ok(c.reasons.some((r) => /not trusted|SELF_SIGNED|UNABLE_TO|certificate/i.test(r)), `reasons name the certificate: ${c.reasons.at(-1) ?? ''}`)
   t.comment(`trust counters: verified ${c.verified}, rejected ${c.rejected}, forged Byes ignored ${c.forgedByes}`)
 
+  // The operator's view: `metaos discover --trust-ca` says which answers are proven.
+  const cli = spawnSync(process.execPath, [join(fileURLToPath(new URL('..', import.meta.url)), 'dist', 'cli', 'metaos.js'), 'discover', '--type', 'StorageDomain', '--trust-ca', join(pki, 'ca.crt'), '--json', '--timeout', '1200'], { encoding: 'utf8', env })
+  const listed = JSON.parse(cli.stdout) as Array<{ epr: string, xaddrs: string[], proven: boolean, proof: string }>
+  const fakeRow = listed.find((r) => r.epr === rogueReady.fakeEpr)
+  t.equal(fakeRow?.proven, false, `metaos discover --trust-ca: the fake domain is not proven (${fakeRow?.proof.slice(0, 120) ?? 'missing'})`)
+  const realRows = listed.filter((r) => r.epr === cert.epr)
+  t.ok(realRows.length >= 1 && realRows.every((r) => r.proven === r.xaddrs.some((x) => x.startsWith('https://127.0.0.1:') && real.ready.endpoints.includes(x))), 'and the real EPR is proven exactly when the answer carries the real domain\'s XAddrs')
+
   // A real Bye is believed: the domain stops, the frontend lets it go.
   rogue.stdin!.write('exit\n')
   await real.stop()
