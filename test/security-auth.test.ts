@@ -6,7 +6,7 @@
 // others can read; SIGHUP re-reading a CRL in a running `metaos storage`.
 import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -311,3 +311,63 @@ t.test('a running metaos storage re-reads its CRL on SIGHUP', async (t) => {
   t.equal(await attempt(d.ready.endpoints[0]!, o, openNew('f2.txt')), 'UNAUTHORIZED', 'after revoke + SIGHUP: UNAUTHORIZED')
   t.ok(existsSync(join(dir, 'root', 'f1.txt')) && !existsSync(join(dir, 'root', 'f2.txt')) && !existsSync(join(dir, 'root', 'anon.txt')), 'only the accepted call created a file')
 })
+
+t.test('hostile input without valid credentials, over HTTPS and plain HTTP: refused, nothing touched', async (t) => {
+  const c = await cluster(t)
+  const plainDomain = await startStorageDomain({ root: c.root, volume: 'vol-1', listen: ['http://127.0.0.1:0'], security: loadDomainSecurity({ auth: join(c.dir, 'policy.json') }) })
+  t.teardown(async () => { await plainDomain.close(500) })
+  const snapshot = (): string => {
+    const out: string[] = []
+    const walk = (d: string): void => {
+      for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        const p = join(d, e.name)
+        out.push(e.isDirectory() ? `${p}/` : `${p} ${sha256(readFileSync(p))}`)
+        if (e.isDirectory()) walk(p)
+      }
+    }
+    walk(c.root)
+    return out.join('\n')
+  }
+  const before = snapshot()
+  const W = 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd'
+  const U = 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd'
+  const env = (body: string, header = ''): string => `<s:Envelope xmlns:s="${S11}"><s:Header>${header}</s:Header><s:Body>${body}</s:Body></s:Envelope>`
+  const open = (path: string): string => `<Open xmlns="urn:metaos:storage:v1"><path>${path}</path><mode>Create</mode><access>Write</access><share>None</share></Open>`
+  const good = buildSecurityHeader({ username: 'alice', password: PASSWORDS.alice }, S11)
+  const cases: Array<[string, string, string[]]> = [
+    ['not XML', 'hello', ['MALFORMED_MESSAGE']],
+    ['DOCTYPE with an external entity (XXE)', `<?xml version="1.0"?><!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]>${env(open('alice/xxe&x;'))}`, ['MALFORMED_MESSAGE']],
+    ['billion laughs', `<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>${env(open('&b;'))}`, ['MALFORMED_MESSAGE']],
+    ['10 000 nested elements', env('<a>'.repeat(10_000) + '</a>'.repeat(10_000)), ['MALFORMED_MESSAGE']],
+    ['Delete of an existing file', env('<Delete xmlns="urn:metaos:storage:v1"><path>alice/keep.txt</path></Delete>'), ['UNAUTHORIZED']],
+    ['Open climbing out of the root', env(open('../../etc/passwd')), ['UNAUTHORIZED']],
+    ['Write on a forged handle', env('<Write xmlns="urn:metaos:storage:v1"><handle>AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA</handle><data>eHh4</data></Write>'), ['UNAUTHORIZED']],
+    ['a Batch of 2000 Deletes', env(`<Batch xmlns="urn:metaos:storage:v1">${'<op><Delete><path>alice/keep.txt</path></Delete></op>'.repeat(2000)}</Batch>`), ['UNAUTHORIZED']],
+    ['an unknown mustUnderstand header', env(open('alice/mu.txt'), `<x:H xmlns:x="urn:evil" s:mustUnderstand="1"/>`), ['MALFORMED_MESSAGE']],
+    ['two Security headers (one valid)', env(open('alice/two.txt'), good + good.replace(/Nonce[^>]*>[^<]*</, 'Nonce>AAAAAAAAAAAA<')), ['UNAUTHORIZED']],
+    ['a Security header without a token', env(open('alice/empty.txt'), `<wsse:Security xmlns:wsse="${W}"/>`), ['UNAUTHORIZED']],
+    ['a Nonce that is not base64', env(open('alice/nonce.txt'), good.replace(/(<wsse:Nonce[^>]*>)[^<]*/, '$1!!not-base64!!')), ['UNAUTHORIZED']],
+    ['an unknown password type', env(open('alice/type.txt'), good.replace(/Type="[^"]*"/, 'Type="urn:evil#Plain"')), ['UNAUTHORIZED']],
+    ['a digest made for another Created', env(open('alice/created.txt'), good.replace(/(<wsse:UsernameToken>[\s\S]*<wsu:Created>)[^<]*/, `$1${new Date(Date.now() - 1000).toISOString()}`)), ['UNAUTHORIZED']],
+    ['a Timestamp without a zone', env(open('alice/zone.txt'), `<wsse:Security xmlns:wsse="${W}" xmlns:wsu="${U}"><wsu:Timestamp><wsu:Created>2026-01-01T00:00:00</wsu:Created></wsu:Timestamp><wsse:UsernameToken><wsse:Username>alice</wsse:Username><wsse:Password>${PASSWORDS.alice}</wsse:Password></wsse:UsernameToken></wsse:Security>`), ['UNAUTHORIZED']],
+    ['a 300-character username', env(open('alice/long.txt'), good.replace('<wsse:Username>alice<', `<wsse:Username>${'a'.repeat(300)}<`)), ['UNAUTHORIZED']],
+  ]
+  for (const [url, transport] of [[c.https, 'https'], [plainDomain.endpoints[0]!, 'http']] as const) {
+    for (const [what, xml, codes] of cases) {
+      const code = transport === 'https' ? await rawPost(url, c.ca, xml, 'Open') : await rawPostHttp(url, xml)
+      t.ok(codes.includes(code), `${transport}: ${what} → ${code}`)
+    }
+    // PasswordText is for confidential channels only: refused on plain HTTP, accepted over TLS.
+    const text = buildSecurityHeader({ username: 'alice', password: PASSWORDS.alice, passwordType: 'text' }, S11)
+    t.equal(transport === 'https' ? await rawPost(url, c.ca, env('<GetDomainInfo xmlns="urn:metaos:storage:v1"/>', text), 'GetDomainInfo') : await rawPostHttp(url, env('<GetDomainInfo xmlns="urn:metaos:storage:v1"/>', text)),
+      transport === 'https' ? 'ok' : 'UNAUTHORIZED', `${transport}: a plain-text password is ${transport === 'https' ? 'accepted over TLS' : 'refused on plain HTTP'}`)
+  }
+  t.equal(snapshot(), before, 'the root is exactly as before: no file created, changed or deleted')
+  t.equal(await attempt(c.https, { tls: { ca: c.ca }, credentials: { username: 'alice', password: PASSWORDS.alice } }, async (p) => await p.invoke('GetFileInfo', { path: 'alice/keep.txt' })), 'ok', 'the domain still serves its legitimate callers')
+})
+
+async function rawPostHttp (url: string, xml: string): Promise<string> {
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'text/xml; charset=utf-8', SOAPAction: '"urn:metaos:storage:v1/Open"' }, body: xml })
+  const text = await res.text()
+  return /<code>([A-Z_]+)<\/code>/.exec(text)?.[1] ?? (text.includes('Response') ? 'ok' : `?${text.slice(0, 200)}`)
+}
