@@ -1,6 +1,7 @@
 // A network service domain: the network engine behind its allow-list, served by the generic
 // service host over HTTP and the Unix-socket bus, with its identity (stable EPR) and the facts of
-// the kernel it runs on (GetDomainInfo). `metaos network` and tests start domains through here.
+// the kernel it runs on (GetDomainInfo), and its Prometheus metrics (a registry of its own, served
+// at /metrics). `metaos network` and tests start domains through here.
 import { readFileSync } from 'node:fs'
 import { hostname, machine, release, type, version } from 'node:os'
 import type { Logger } from 'pino'
@@ -14,6 +15,7 @@ import { NetworkServiceDescriptor, type GetDomainInfoResponse, type Hosting } fr
 import { LOOPBACK_ONLY, parseAllowList } from './allow-list.js'
 import { NetworkEngine, type NetworkLimits } from './network-engine.js'
 import { hostSecurity, type DomainSecurity } from '../security/domain-security.js'
+import { DomainMetrics, serveMetrics, type MetricsListener } from '../soap-runtime/metrics.js'
 
 export interface NetworkDomainOptions {
   readonly listen: readonly string[]
@@ -25,6 +27,8 @@ export interface NetworkDomainOptions {
   readonly logger?: Logger
   /** TLS, authentication and per-identity destinations and limits (docs/security.md). */
   readonly security?: DomainSecurity
+  /** `--metrics-listen`: a separate loopback HTTP listener serving only GET /metrics. */
+  readonly metricsListen?: string
 }
 
 export interface NetworkDomain {
@@ -34,6 +38,10 @@ export interface NetworkDomain {
   readonly host: ServiceHost
   /** The allow-list rules in force. */
   readonly allow: readonly string[]
+  /** Its metrics (docs/metrics.md), also served at GET /metrics on its listeners. */
+  readonly metrics: DomainMetrics
+  /** The `--metrics-listen` endpoint as bound (`http://HOST:PORT/metrics`), when one was asked for. */
+  readonly metricsEndpoint?: string
   /** Drains (in-flight calls finish, new ones get DOMAIN_DRAINING), then closes every socket. */
   close: (graceMs?: number) => Promise<void>
 }
@@ -77,7 +85,23 @@ export async function startNetworkDomain (o: NetworkDomainOptions): Promise<Netw
     ResolveHost: async (i) => await engine.resolveHost(i),
     GetDomainInfo: async () => info(),
   }
+  const metrics = new DomainMetrics({
+    service: 'network', epr, hosting: o.hosting ?? 'process', authenticated: auth !== undefined,
+    ...(auth === undefined ? {} : { refusals: () => auth.refused }),
+  })
+  // One walk of the socket table per scrape, shared by the gauges read in that scrape.
+  let stats: { at: number, value: ReturnType<() => NetworkEngine['stats']> } | undefined
+  const current = (): NetworkEngine['stats'] => {
+    const now = Date.now()
+    if (stats === undefined || now - stats.at > 100) stats = { at: now, value: engine.stats }
+    return stats.value
+  }
+  metrics.labelledGauge('metaos_network_open_sockets', 'Sockets open in the network engine, by kind (connections and datagram sockets; listeners)', ['kind'], () => [[{ kind: 'socket' }, current().sockets], [{ kind: 'listener' }, current().listeners]])
+  metrics.gauge('metaos_network_buffered_bytes', 'Bytes received from peers and not yet taken by a Receive', () => current().bufferedBytes)
+  metrics.gauge('metaos_network_pending_connections', 'Connects under way', () => current().pendingConnections)
+  metrics.counter('metaos_network_dropped_datagrams_total', 'UDP datagrams dropped because a socket\'s buffer was full (since start)', () => current().droppedDatagrams)
   const host = new ServiceHost({
+    metrics,
     descriptor: NetworkServiceDescriptor,
     implementation,
     wsdl: networkWsdl(),
@@ -89,22 +113,27 @@ export async function startNetworkDomain (o: NetworkDomainOptions): Promise<Netw
     ...hostSecurity(o.security),
     logger,
   })
+  let metricsListener: MetricsListener | undefined
   try {
     endpoints = await host.listen(o.listen)
+    if (o.metricsListen !== undefined) metricsListener = await serveMetrics(o.metricsListen, metrics, { allowInsecure: o.security?.allowInsecure === true })
   } catch (e) {
     await host.close(0)
     await engine.closeAll()
     throw e
   }
-  logger.info({ epr, endpoints, allow: policy.rules }, 'network domain ready')
+  logger.info({ epr, endpoints, allow: policy.rules, ...(metricsListener === undefined ? {} : { metrics: metricsListener.url }) }, 'network domain ready')
   return {
     epr,
     get endpoints () { return endpoints },
     engine,
     host,
     allow: policy.rules,
+    metrics,
+    ...(metricsListener === undefined ? {} : { metricsEndpoint: metricsListener.url }),
     close: async (graceMs) => {
       engine.drain()
+      await metricsListener?.close()
       await host.close(graceMs)
       await engine.closeAll()
     },

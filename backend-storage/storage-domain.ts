@@ -1,6 +1,7 @@
 // A storage service domain: the storage engine confined to a root, served by the generic service
 // host over HTTP and the Unix-socket bus, with its identity (stable EPR, volume) and the facts of
-// the kernel it runs on (GetDomainInfo). `metaos storage` and tests start domains through here.
+// the kernel it runs on (GetDomainInfo), and its Prometheus metrics (a registry of its own, served
+// at /metrics). `metaos storage` and tests start domains through here.
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { realpath, stat } from 'node:fs/promises'
@@ -18,6 +19,7 @@ import { FaultInjection } from './fault-injection.js'
 import { hostSecurity, type DomainSecurity } from '../security/domain-security.js'
 import { checkPath, checkVolume } from '../security/access-policy.js'
 import { identityOf } from '../security/authenticator.js'
+import { DomainMetrics, serveMetrics, type MetricsListener } from '../soap-runtime/metrics.js'
 
 export const STORAGE_PATH = '/storage'
 
@@ -33,6 +35,8 @@ export interface StorageDomainOptions {
   readonly faults?: FaultInjection
   /** TLS, authentication and per-identity authorization (docs/security.md). */
   readonly security?: DomainSecurity
+  /** `--metrics-listen`: a separate loopback HTTP listener serving only GET /metrics. */
+  readonly metricsListen?: string
 }
 
 export interface StorageDomain {
@@ -42,6 +46,10 @@ export interface StorageDomain {
   readonly engine: StorageEngine
   readonly host: ServiceHost
   readonly faults: FaultInjection
+  /** Its metrics (docs/metrics.md), also served at GET /metrics on its listeners. */
+  readonly metrics: DomainMetrics
+  /** The `--metrics-listen` endpoint as bound (`http://HOST:PORT/metrics`), when one was asked for. */
+  readonly metricsEndpoint?: string
   /** Drains (in-flight calls finish, new ones get DOMAIN_DRAINING) and closes every handle. */
   close: (graceMs?: number) => Promise<void>
 }
@@ -112,7 +120,13 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     if (typeof i.path === 'string') checkPath(id, i.path)
   }
   const implementation = Object.fromEntries(Object.entries(operations).map(([op, f]) => [op, async (i: never, ctx: CallContext) => { authorize(i, ctx); await faults.before(); return await f(i, ctx as never) }])) as Implementation
+  const metrics = new DomainMetrics({
+    service: 'storage', epr, volume, hosting: o.hosting ?? 'process', authenticated: auth !== undefined,
+    ...(auth === undefined ? {} : { refusals: () => auth.refused }),
+  })
+  metrics.gauge('metaos_storage_open_handles', 'File handles open in the storage engine', () => engine.openHandles)
   const host = new ServiceHost({
+    metrics,
     descriptor: StorageServiceDescriptor,
     implementation,
     wsdl: storageWsdl(),
@@ -123,15 +137,17 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     ...hostSecurity(o.security),
     logger,
   })
+  let metricsListener: MetricsListener | undefined
   try {
     endpoints = await host.listen(o.listen)
+    if (o.metricsListen !== undefined) metricsListener = await serveMetrics(o.metricsListen, metrics, { allowInsecure: o.security?.allowInsecure === true })
   } catch (e) {
     await host.close(0)
     await engine.closeAll()
     throw e
   }
   faults.onCloseListeners = () => { host.stopListening() }
-  logger.info({ epr, volume, endpoints, root: rootReal }, 'storage domain ready')
+  logger.info({ epr, volume, endpoints, root: rootReal, ...(metricsListener === undefined ? {} : { metrics: metricsListener.url }) }, 'storage domain ready')
   return {
     epr,
     volume,
@@ -139,8 +155,11 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     engine,
     host,
     faults,
+    metrics,
+    ...(metricsListener === undefined ? {} : { metricsEndpoint: metricsListener.url }),
     close: async (graceMs) => {
       faults.stop()
+      await metricsListener?.close()
       await host.close(graceMs)
       await engine.closeAll()
     },

@@ -2,6 +2,9 @@
 // listeners. Per request: bounded body → (MTOM) → envelope → operation by body element →
 // compiled decoder → implementation → compiled encoder → envelope with the timing header.
 // Faults in the request's SOAP version; `?wsdl` with the address rewritten; graceful drain.
+// Every call carries a request id (the caller's `X-Request-Id`, else a fresh one): on each log
+// line of the call and echoed in the response. With `metrics`, every call is recorded there and
+// GET /metrics serves them (only on loopback and unix listeners when calls must authenticate).
 // Owns no business logic: operations come from the implementation it is given.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
@@ -9,7 +12,8 @@ import type { Socket } from 'node:net'
 import type { PeerCertificate, TLSSocket } from 'node:tls'
 import { isUtf8 } from 'node:buffer'
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
-import { connect, isIP } from 'node:net'
+import { connect } from 'node:net'
+import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
 import type { ServiceDescriptor } from './descriptor.js'
@@ -23,6 +27,7 @@ import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from
 import { escapeXml, toXmlSafeText, DEFAULT_XML_LIMITS, type XmlElement } from './xml.js'
 import { batchOutputs, runBatch } from './batch.js'
 import { WSSE_NS, WSU_NS } from './ws-security.js'
+import { isLoopbackHost, type DomainMetrics } from './metrics.js'
 
 export interface CallContext {
   /**
@@ -33,6 +38,8 @@ export interface CallContext {
   readonly operation: string
   /** The authenticated principal (undefined when the host has no authenticator). */
   readonly principal?: Principal
+  /** The call's request id (the caller's X-Request-Id, else one made here): log it with anything said about the call. */
+  readonly requestId?: string
 }
 
 /** An authenticated caller; an authenticator's own type may carry more (grants). */
@@ -123,6 +130,8 @@ export interface ServiceHostOptions {
   readonly logger: Logger
   /** Called once per finished call, for metrics. */
   readonly onCall?: (operation: string, micros: number, faultCode: string | undefined) => void
+  /** Records every call (operation, transport, time, bytes, fault) and is served at GET /metrics. */
+  readonly metrics?: DomainMetrics
   /** Certificate and key of https listeners (and the client CA, for mutual TLS). */
   readonly tls?: HostTls
   /** When set, every call must authenticate (UNAUTHORIZED otherwise) and is admitted against its identity's limits. */
@@ -143,6 +152,15 @@ interface OperationEntry {
 }
 
 const CALLER_HEADER = `{${METAOS_NS}}Caller`
+/** The HTTP header that links a frontend's call to the service's log lines. */
+export const REQUEST_ID_HEADER = 'X-Request-Id'
+const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,64}$/
+
+/** The caller's request id when it is a sane token (it goes into logs and a response header), else a fresh one. */
+function requestIdOf (h: string | string[] | undefined): string {
+  if (typeof h === 'string' && REQUEST_ID.test(h)) return h
+  return randomUUID().replaceAll('-', '').slice(0, 16)
+}
 const PREALLOCATE_MAX = 2 * 1024 * 1024
 
 export class ServiceHost {
@@ -178,6 +196,7 @@ export class ServiceHost {
     // Split the WSDL around its addresses once, so `?wsdl` only concatenates.
     const m = /^([\s\S]*?location=")[^"]*("[\s\S]*?location=")[^"]*("[\s\S]*)$/.exec(options.wsdl)
     this.#wsdlParts = m === null ? undefined : [m[1]!, m[2]!, m[3]!]
+    if (options.metrics !== undefined) options.metrics.inFlightSource = () => this.#inFlight
   }
 
   #codec (name: string): ElementCodec {
@@ -238,6 +257,7 @@ export class ServiceHost {
         if (a !== null && typeof a === 'object') bound = { ...want, port: a.port, host: want.host }
       }
       this.#servers.push({ server, endpoint: bound })
+      this.#o.metrics?.listening(bound.protocol)
       out.push(formatEndpoint({ ...bound, path: this.#o.path }))
     }
     return out
@@ -258,6 +278,30 @@ export class ServiceHost {
     if (ep.protocol === 'unix' || isLoopback(ep.host!) || this.#o.allowInsecure === true) return
     if (ep.protocol === 'http') throw new MetaosError('INVALID_ARGUMENT', `${url} would serve plain HTTP beyond this machine: listen on https:// (with --auth or --client-ca), or say --allow-insecure if this network is trusted`)
     if (this.#o.authenticator === undefined) throw new MetaosError('INVALID_ARGUMENT', `${url} would let anyone who reaches it in without authentication: give --auth FILE or --client-ca FILE, or say --allow-insecure if that is intended`)
+  }
+
+  /**
+   * GET /metrics. A domain that demands authentication serves them only on its unix listeners and
+   * plain-http loopback listeners (this machine's own); its https listeners are what remote callers
+   * reach, and a scrape brings no credentials.
+   */
+  #serveMetrics (req: IncomingMessage, res: ServerResponse, ep: Endpoint): void {
+    const metrics = this.#o.metrics!
+    if (this.#o.authenticator !== undefined && !(ep.protocol === 'unix' || (ep.protocol === 'http' && isLoopbackHost(ep.host!)))) {
+      plain(res, 403, 'this domain demands authentication: its metrics are served on its unix and loopback http listeners (or --metrics-listen), not here\n')
+      return
+    }
+    metrics.text().then((text) => {
+      res.writeHead(200, { 'Content-Type': metrics.contentType, 'Content-Length': Buffer.byteLength(text) })
+      res.end(req.method === 'HEAD' ? undefined : text)
+    }, (e: unknown) => {
+      this.#o.logger.error({ err: e }, 'metrics failed')
+      plain(res, 500, 'metrics failed\n')
+    })
+  }
+
+  #record (operation: string, ep: Endpoint, micros: number, requestBytes: number, responseBytes: number, faultCode: string | undefined): void {
+    this.#o.metrics?.record({ operation: operation === '?' ? 'unknown' : operation, transport: ep.protocol, micros, requestBytes, responseBytes, faultCode })
   }
 
   /** Drops connections beyond the per-peer limit as soon as they arrive (before any TLS handshake). */
@@ -305,6 +349,7 @@ export class ServiceHost {
     const url = req.url ?? '/'
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
+    if (path === '/metrics' && this.#o.metrics !== undefined && (req.method === 'GET' || req.method === 'HEAD')) { this.#serveMetrics(req, res, ep); return }
     if (path !== this.#o.path) { plain(res, 404, `no service at ${path}; this domain serves ${this.#o.path}\n`); return }
     if (req.method === 'GET') {
       // `?wsdl`, and WCF's `?singleWsdl` (the schemas are inline, so it is the same document).
@@ -314,12 +359,15 @@ export class ServiceHost {
       return
     }
     if (req.method !== 'POST') { res.setHeader('Allow', 'GET, POST'); plain(res, 405, 'use POST for SOAP, GET ?wsdl for the contract\n'); return }
+    const requestId = requestIdOf(req.headers['x-request-id'])
+    res.setHeader(REQUEST_ID_HEADER, requestId)
     const contentType = req.headers['content-type'] ?? ''
     const guess: SoapVersion = /application\/soap\+xml/i.test(contentType) ? '1.2' : '1.1'
     const declared = Number(req.headers['content-length'] ?? '0')
     if (declared > this.#limits.maxMessageBytes) {
       res.setHeader('Connection', 'close')
-      this.#sendFault(res, guess, undefined, new MetaosError('MESSAGE_TOO_LARGE', `message of ${declared} bytes is over the limit of ${this.#limits.maxMessageBytes}`), 0n, 413)
+      const sent = this.#sendFault(res, guess, undefined, new MetaosError('MESSAGE_TOO_LARGE', `message of ${declared} bytes is over the limit of ${this.#limits.maxMessageBytes}`), 0n, 413)
+      this.#record('?', ep, 0, 0, sent, 'MESSAGE_TOO_LARGE')
       req.resume()
       return
     }
@@ -336,7 +384,9 @@ export class ServiceHost {
     }
     const refuse = (why: string): void => {
       res.setHeader('Connection', 'close')
-      this.#sendFault(res, guess, undefined, new MetaosError('QUOTA_EXCEEDED', `${why}; retry later`), 0n, 503)
+      const sent = this.#sendFault(res, guess, undefined, new MetaosError('QUOTA_EXCEEDED', `${why}; retry later`), 0n, 503)
+      this.#record('?', ep, 0, 0, sent, 'QUOTA_EXCEEDED')
+      this.#o.logger.debug({ reqId: requestId, peer, why }, 'request refused: buffered bytes over budget')
       res.once('finish', () => { req.destroy() })
     }
     const initial = overBudget(whole)
@@ -386,15 +436,16 @@ export class ServiceHost {
       if (refused) { done(); return }
       if (tooLarge) {
         res.setHeader('Connection', 'close')
-        this.#sendFault(res, guess, undefined, new MetaosError('MESSAGE_TOO_LARGE', `message is over the limit of ${this.#limits.maxMessageBytes} bytes`), started, 413)
+        const sent = this.#sendFault(res, guess, undefined, new MetaosError('MESSAGE_TOO_LARGE', `message is over the limit of ${this.#limits.maxMessageBytes} bytes`), started, 413)
+        this.#record('?', ep, 0, size, sent, 'MESSAGE_TOO_LARGE')
         done()
         return
       }
       const body = wholeBuf !== undefined ? wholeBuf.subarray(0, size) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
-      this.#dispatch(req, res, ep, contentType, guess, body, started, lateArrival)
+      this.#dispatch(req, res, ep, contentType, guess, body, started, lateArrival, requestId)
         .catch((e: unknown) => {
           // Never leave a request unanswered, nor a rejection unhandled (that ends the process).
-          this.#o.logger.error({ err: e }, 'could not answer a request')
+          this.#o.logger.error({ err: e, reqId: requestId }, 'could not answer a request')
           res.destroy()
         })
         .finally(done)
@@ -405,7 +456,7 @@ export class ServiceHost {
     if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained()
   }
 
-  async #dispatch (req: IncomingMessage, res: ServerResponse, ep: Endpoint, contentType: string, guess: SoapVersion, body: Buffer, started: bigint, lateArrival: boolean): Promise<void> {
+  async #dispatch (req: IncomingMessage, res: ServerResponse, ep: Endpoint, contentType: string, guess: SoapVersion, body: Buffer, started: bigint, lateArrival: boolean, requestId: string): Promise<void> {
     let version = guess
     let addressing: Addressing | undefined
     let operation = '?'
@@ -439,10 +490,10 @@ export class ServiceHost {
         // Who it is comes before anything is decoded or touched.
         const principal = auth.authenticate({ transport: transportOf(ep), peer, headers: env.headers, ...(ep.protocol === 'https' ? { tls: tlsFacts(req.socket as TLSSocket) } : {}) })
         release = auth.admit(principal, body.length)
-        ctx = { caller: auth.ownerOf(principal), operation, principal }
+        ctx = { caller: auth.ownerOf(principal), operation, principal, requestId }
       } else {
         const callerHeader = env.headers.find((h) => `{${h.ns}}${h.local}` === CALLER_HEADER)?.text.trim()
-        ctx = { caller: `${callerHeader !== undefined && callerHeader !== '' ? callerHeader.slice(0, 200) : 'anonymous'}@${peer}`, operation }
+        ctx = { caller: `${callerHeader !== undefined && callerHeader !== '' ? callerHeader.slice(0, 200) : 'anonymous'}@${peer}`, operation, requestId }
       }
       secured = env.headers.some((h) => h.ns === WSSE_NS && h.local === 'Security')
       const input = entry.input.decode(env.body, attachments === undefined ? {} : { attachments })
@@ -455,24 +506,31 @@ export class ServiceHost {
         replyAddressing(addressing, `${entry.action}Response`) + (secured ? securityTimestamp() : '')
       const envelope = buildEnvelope(version, headerXml, bodyXml)
       if (this.#draining) res.setHeader('Connection', 'close')
+      let sent: number
       if (enc.attachments !== undefined && enc.attachments.size > 0) {
         const pkg = buildMultipartRelated(envelope, SOAP[version].contentType, enc.attachments, version === '1.2' ? `${entry.action}Response` : undefined)
+        sent = pkg.length
         res.writeHead(200, { 'Content-Type': pkg.contentType, 'Content-Length': pkg.length, 'MIME-Version': '1.0' })
         if (pkg.length <= 256 * 1024) res.end(Buffer.concat(pkg.chunks, pkg.length)) // one segment
         else { for (const c of pkg.chunks) res.write(c); res.end() }
       } else {
         const buf = Buffer.from(envelope, 'utf8')
+        sent = buf.length
         res.writeHead(200, { 'Content-Type': `${SOAP[version].contentType}; charset=utf-8`, 'Content-Length': buf.length })
         res.end(buf)
       }
       this.#o.onCall?.(operation, Number(micros), undefined)
+      this.#record(operation, ep, Number(micros), body.length, sent, undefined)
+      if (this.#o.logger.isLevelEnabled('debug')) this.#o.logger.debug({ reqId: requestId, operation, caller: callerOf(req, ep), micros: Number(micros), bytesIn: body.length, bytesOut: sent }, 'call')
     } catch (e) {
       const err = e instanceof MetaosError ? e : fromSystemError(e, operation)
-      if (err.code === 'IO_ERROR') this.#o.logger.warn({ err: e, operation }, 'operation failed')
-      else this.#o.logger.debug({ code: err.code, operation, msg: err.message }, 'fault')
+      if (err.code === 'IO_ERROR') this.#o.logger.warn({ err: e, operation, reqId: requestId }, 'operation failed')
+      else this.#o.logger.debug({ reqId: requestId, code: err.code, operation, msg: err.message }, 'fault')
       if (err.code === 'DOMAIN_DRAINING') res.setHeader('Connection', 'close')
-      this.#sendFault(res, version, addressing, err, started)
-      this.#o.onCall?.(operation, Number((process.hrtime.bigint() - started) / 1000n), err.code)
+      const sent = this.#sendFault(res, version, addressing, err, started)
+      const micros = Number((process.hrtime.bigint() - started) / 1000n)
+      this.#o.onCall?.(operation, micros, err.code)
+      this.#record(operation, ep, micros, body.length, sent, err.code)
     } finally {
       release?.()
     }
@@ -489,7 +547,8 @@ export class ServiceHost {
     return await fn(input, ctx)
   }
 
-  #sendFault (res: ServerResponse, version: SoapVersion, addressing: Addressing | undefined, err: MetaosError, started: bigint, status?: number): void {
+  /** Sends the fault; returns the bytes of its body (0 when the response could not be sent). */
+  #sendFault (res: ServerResponse, version: SoapVersion, addressing: Addressing | undefined, err: MetaosError, started: bigint, status?: number): number {
     const soapCode = err instanceof EnvelopeError ? err.soapCode : undefined
     const code = err.code
     // Only the contract's fault codes go on the wire; a frontend-side code (never expected here) becomes IO_ERROR.
@@ -501,9 +560,10 @@ export class ServiceHost {
       replyAddressing(addressing, faultAction(addressing))
     const xml = buildEnvelope(version, headerXml, buildFaultBody(version, { code: faultCode, message, soapCode, detailXml }))
     const buf = Buffer.from(xml, 'utf8')
-    if (res.headersSent) { res.destroy(); return }
+    if (res.headersSent) { res.destroy(); return 0 }
     res.writeHead(status ?? faultStatus(), { 'Content-Type': `${SOAP[version].contentType}; charset=utf-8`, 'Content-Length': buf.length })
     res.end(buf)
+    return buf.length
   }
 
   #serveWsdl (req: IncomingMessage, res: ServerResponse, ep: Endpoint): void {
@@ -546,10 +606,11 @@ function securityTimestamp (): string {
     '</wsu:Timestamp></wsse:Security>'
 }
 
-function isLoopback (host: string): boolean {
-  if (host === 'localhost') return true
-  if (isIP(host) === 4) return host.startsWith('127.')
-  return host === '::1' || host === '::ffff:127.0.0.1'
+function isLoopback (host: string): boolean { return isLoopbackHost(host) }
+
+/** Where a call came from, for its debug log line. */
+function callerOf (req: IncomingMessage, ep: Endpoint): string {
+  return ep.protocol === 'unix' ? 'unix' : req.socket.remoteAddress ?? '?'
 }
 
 function plain (res: ServerResponse, status: number, text: string): void {
