@@ -1,7 +1,12 @@
 // The generic SOAP client: one factory turns any ServiceDescriptor plus a Transport into a typed
 // proxy (connect-es style). Codecs are compiled once here. Each call returns its output and the
 // service-side time from the timing header, so callers can split channel time from service time.
+// Each call carries a request id (`X-Request-Id`: the one `withRequestId` set for the calls made
+// inside it, else a fresh short one), logged here at debug level and by the domain on its lines
+// for that call, so a frontend's call and the service's work can be found together.
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
 import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
 import type { ServiceDescriptor } from './descriptor.js'
 import { buildEnvelope, faultToError, METAOS_NS, parseEnvelope, readFault, SOAP, type SoapVersion } from './envelope.js'
@@ -10,6 +15,27 @@ import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from
 import { escapeXml, DEFAULT_XML_LIMITS } from './xml.js'
 import type { Transport } from './http-transport.js'
 import { buildSecurityHeader, type UsernameCredentials } from './ws-security.js'
+import { createLogger } from './logger.js'
+
+const requestIds = new AsyncLocalStorage<string>()
+
+/**
+ * Runs `fn` so that every SOAP call it makes (through any FileStream, dispatcher or proxy) carries
+ * `id` as its X-Request-Id. The id must be 1-64 characters of A-Z a-z 0-9 . _ : @ - (a domain
+ * replaces any other with one of its own).
+ */
+export async function withRequestId<T> (id: string, fn: () => Promise<T>): Promise<T> {
+  return await requestIds.run(id, fn)
+}
+
+/** A fresh request id: 16 hex digits (64 random bits). */
+export function newRequestId (): string {
+  return randomUUID().replaceAll('-', '').slice(0, 16)
+}
+
+let clientLogger: Logger | undefined
+/** The process's client logger, made on first use (METAOS_LOG_LEVEL=debug shows every call). */
+function defaultLogger (): Logger { return (clientLogger ??= createLogger('metaos-client')) }
 
 export interface ClientOptions {
   readonly soapVersion?: SoapVersion
@@ -22,6 +48,8 @@ export interface ClientOptions {
   readonly timingHeader?: string
   /** Sign in with a WS-Security UsernameToken (a fresh nonce and timestamp on every call). */
   readonly credentials?: UsernameCredentials
+  /** Where each call is logged at debug level with its request id (default: a pino logger on stderr at METAOS_LOG_LEVEL). */
+  readonly logger?: Logger
 }
 
 export interface Invocation<T> {
@@ -30,6 +58,8 @@ export interface Invocation<T> {
   readonly serviceMicros: number | undefined
   /** Whole round trip as seen by the caller (µs). */
   readonly totalMicros: number
+  /** The X-Request-Id the call was sent with (the domain logs it and echoes it back). */
+  readonly requestId?: string
 }
 
 type OpsShape<T> = { [K in keyof T]: { input: unknown, output: unknown } }
@@ -59,6 +89,7 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
   const understood = new Set<string>(timing === undefined ? [] : [timing])
   const credentials = options.credentials
   const accept = mtom === false ? soapType : `${soapType}, multipart/related`
+  const log = (): Logger => options.logger ?? defaultLogger()
 
   return {
     address: transport.address,
@@ -69,7 +100,8 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
       const enc: EncodeContext = mtom === false ? {} : { attachments: new Map(), mtomThreshold: mtom }
       const headers0 = credentials === undefined ? headerXml : headerXml + buildSecurityHeader(credentials, SOAP[version].ns)
       const xml = buildEnvelope(version, headers0, entry.input.encode(input, enc))
-      const headers: Record<string, string> = { Accept: accept }
+      const requestId = requestIds.getStore() ?? newRequestId()
+      const headers: Record<string, string> = { Accept: accept, 'X-Request-Id': requestId }
       let chunks: Buffer[]
       let length: number
       if (enc.attachments !== undefined && enc.attachments.size > 0) {
@@ -86,7 +118,16 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
       }
       if (version === '1.1') headers.SOAPAction = `"${entry.action}"`
       const t0 = process.hrtime.bigint()
-      const res = await transport.send({ chunks, length, headers, timeoutMs })
+      const logger = log()
+      const debug = logger.isLevelEnabled('debug')
+      let res
+      try {
+        res = await transport.send({ chunks, length, headers, timeoutMs })
+      } catch (e) {
+        if (debug) logger.debug({ reqId: requestId, operation, address: transport.address, code: (e as MetaosError).code, micros: Number((process.hrtime.bigint() - t0) / 1000n) }, 'call failed')
+        throw e
+      }
+      if (debug) logger.debug({ reqId: requestId, operation, address: transport.address, status: res.status, bytesOut: length, bytesIn: res.body.length, micros: Number((process.hrtime.bigint() - t0) / 1000n) }, 'call')
       let attachments: ReadonlyMap<string, Buffer> | undefined
       let text: string
       try {
@@ -119,7 +160,7 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
       } catch (e) {
         throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: response to ${operation} breaks the contract (${(e as Error).message})`)
       }
-      return { output: output as never, serviceMicros, totalMicros }
+      return { output: output as never, serviceMicros, totalMicros, requestId }
     },
     close: async () => { await transport.close() },
   }

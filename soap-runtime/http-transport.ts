@@ -12,6 +12,8 @@ export interface TransportResponse {
   readonly status: number
   readonly contentType: string
   readonly body: Buffer
+  /** The request id the peer echoed (`X-Request-Id`), if any. */
+  readonly requestId?: string
 }
 
 export interface TransportRequest {
@@ -91,7 +93,8 @@ export function createHttpTransport (url: string, defaultPath: string, options: 
           chunks.push(c)
         })
         res.on('end', () => {
-          resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) })
+          const echoed = res.headers['x-request-id']
+          resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), ...(typeof echoed === 'string' ? { requestId: echoed } : {}) })
         })
         res.on('error', (e) => { reject(toTransportError(e, address)) })
       })
