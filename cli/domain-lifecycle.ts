@@ -8,6 +8,14 @@ import { HostingValues, type Hosting } from '../frontend/generated/storage-servi
 
 import { SECURITY_ARGS } from '../security/domain-security.js'
 
+/** The --help lines of the options every domain command shares beyond the listeners (metrics). */
+export const METRICS_HELP = `  --metrics-listen URL    also serve GET /metrics (Prometheus text) on a listener of its own,
+                          http://127.0.0.1:PORT (port 0 = any free port; beyond loopback only
+                          with --allow-insecure). /metrics is always served on the domain's
+                          unix and loopback http listeners, and on its other listeners when it
+                          demands no authentication (docs/metrics.md)
+`
+
 /** The parseArgs options every domain command takes (each adds its own). */
 export const DOMAIN_OPTIONS = {
   listen: { type: 'string', multiple: true },
@@ -20,6 +28,7 @@ export const DOMAIN_OPTIONS = {
   'max-message-bytes': { type: 'string' },
   'log-level': { type: 'string' },
   'hypervisor-bus': { type: 'string' },
+  'metrics-listen': { type: 'string' },
   ...SECURITY_ARGS,
   help: { type: 'boolean', short: 'h' },
 } as const
@@ -47,6 +56,8 @@ export interface RunningDomain {
   readonly epr: string
   readonly endpoints: readonly string[]
   readonly host: { readonly inFlight: number }
+  /** The `--metrics-listen` endpoint as bound: the ready line names it. */
+  readonly metricsEndpoint?: string
   close: (graceMs?: number) => Promise<void>
 }
 
@@ -96,7 +107,8 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
       throw e
     }
   }
-  process.stdout.write(JSON.stringify({ event: 'ready', service, endpoints: domain.endpoints, epr: domain.epr }) + '\n')
+  // `metrics` only when --metrics-listen was given: the line is otherwise exactly DESIGN.md §5's.
+  process.stdout.write(JSON.stringify({ event: 'ready', service, endpoints: domain.endpoints, epr: domain.epr, ...(domain.metricsEndpoint === undefined ? {} : { metrics: domain.metricsEndpoint }) }) + '\n')
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ signal, inFlight: domain.host.inFlight, ...drainFacts() }, 'draining')

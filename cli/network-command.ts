@@ -7,7 +7,7 @@ import { LOOPBACK_ONLY, parseAllowList } from '../backend-network/allow-list.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
-import { DOMAIN_OPTIONS, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
+import { DOMAIN_OPTIONS, METRICS_HELP, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
 import { domainScopes, NETWORK_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 
 const HELP = `usage: metaos network [--listen URL]... [--name NAME] [--allow CIDR:PORTS]... [options]
@@ -39,7 +39,7 @@ SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
   --log-level LEVEL        pino level: fatal error warn info debug trace silent (default info)
   --hypervisor-bus PORT    inside a VM domain (vm/): serve the virtio-serial port named PORT as
                            the hypervisor bus; its calls reach the first unix: listener
-  --help                   this text
+${METRICS_HELP}  --help                   this text
 
 ${SECURITY_HELP.trimStart()}
 When ready it prints one line on stdout:
@@ -88,9 +88,12 @@ export async function main (argv: string[]): Promise<number> {
     hosting,
     limits,
     logger,
+    ...(values['metrics-listen'] === undefined ? {} : { metricsListen: values['metrics-listen'] }),
   })
   // The allow rules are not announced: RFC 3986 prefix matching cannot ask "does it reach this
   // address", and a multicast announcement is no place to publish a policy. GetDomainInfo has them.
+  // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
+  domain.metrics.includeProcessMetrics()
   const announce = values.announce === true
     ? { types: [NETWORK_DOMAIN_TYPE], scopes: domainScopes({ hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
     : undefined

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
-import { DOMAIN_OPTIONS, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
+import { DOMAIN_OPTIONS, METRICS_HELP, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
 import { declaredScopes, domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 import { FaultInjection } from '../backend-storage/fault-injection.js'
 
@@ -44,7 +44,7 @@ Runs a storage service domain serving the files under DIR.
   --log-level LEVEL       pino level: fatal error warn info debug trace silent (default info)
   --hypervisor-bus PORT   inside a VM domain (vm/): serve the virtio-serial port named PORT as
                           the hypervisor bus; its calls reach the first unix: listener
-  --help                  this text
+${METRICS_HELP}  --help                  this text
 
 ${SECURITY_HELP.trimStart()}
 When ready it prints one line on stdout:
@@ -94,8 +94,11 @@ export async function main (argv: string[]): Promise<number> {
     hosting,
     limits,
     logger,
+    ...(values['metrics-listen'] === undefined ? {} : { metricsListen: values['metrics-listen'] }),
     faults,
   })
+  // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
+  domain.metrics.includeProcessMetrics()
   const announce = values.announce === true
     ? { types: [STORAGE_DOMAIN_TYPE], scopes: domainScopes({ hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
     : undefined
