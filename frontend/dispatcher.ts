@@ -41,6 +41,18 @@ export interface DispatcherOptions extends PlacementOptions {
   readonly maxAttempts?: number
 }
 
+/** A placement the dispatcher made (a new stream, a path operation, a failover or migration target), and the rules that fired. */
+export interface PlacementRecord {
+  readonly at: number
+  readonly op: string
+  readonly path?: string
+  /** Why the placement was made: a new stream or path operation ('place'), or where a stream moved ('failover', 'migration'). */
+  readonly kind: 'place' | 'failover' | 'migration'
+  readonly chosen: string
+  readonly fired: readonly string[]
+  readonly ranking: Placement['ranking']
+}
+
 /** A stream that moved: what the application did not see, except as a stall. */
 export interface MoveEvent {
   readonly stream: string
@@ -77,6 +89,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   readonly placements = new Map<string, number>()
   /** Every move made, most recent last (bounded). */
   readonly moves: MoveEvent[] = []
+  /** The latest placements made, with the rules that fired, most recent last (bounded: `metaos status`, the dashboard). */
+  readonly placed: PlacementRecord[] = []
   readonly #o: DispatcherOptions
 
   constructor (pmt: PerformanceMappingTable, handlers: ReadonlyMap<string, StorageHandler>, options: DispatcherOptions = {}) {
@@ -112,7 +126,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
       if (to !== undefined && this.#pmt.row(to)?.identity.volume !== s.volume) throw new MetaosError('INVALID_ARGUMENT', `${to} does not serve volume ${s.volume}: a stream moves only between domains of its volume`)
       const t0 = performance.now()
       const from = s.epr
-      const target = to ?? this.place({ op: 'Open', path: s.path }, new Set([from]), s.volume).chosen
+      const target = to ?? this.#choose('migration', { op: 'Open', path: s.path }, new Set([from]), s.volume)
       await this.#reopen(s, target)
       return this.#moved(s, from, 'migration', reason, 'Migrate', t0)
     })
@@ -130,6 +144,14 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   async close (): Promise<void> { /* the handlers belong to whoever made them */ }
 
   // ---- internals ----
+
+  /** `place`, kept in `placed` (what `place` alone, an explanation, does not do). */
+  #choose (kind: PlacementRecord['kind'], ctx: SyscallContext, exclude: ReadonlySet<string>, volume = this.#o.volume, lastResort = false): string {
+    const p = this.place(ctx, exclude, volume, lastResort)
+    this.placed.push({ at: Date.now(), op: ctx.op, ...(ctx.path === undefined ? {} : { path: ctx.path }), kind, chosen: p.chosen, fired: p.fired, ranking: p.ranking })
+    if (this.placed.length > 200) this.placed.splice(0, this.placed.length - 200)
+    return p.chosen
+  }
 
   async #serialized<T> (s: StreamEntry, fn: () => Promise<T>): Promise<T> {
     const run = s.chain.then(fn, fn)
@@ -176,7 +198,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     let last: unknown
     for (let attempt = 0; attempt < (this.#o.maxAttempts ?? 4); attempt++) {
       let chosen: string
-      try { chosen = this.place({ op: 'Open', path: input.path }, tried).chosen } catch (e) { if (tried.size === 0) throw e; break }
+      try { chosen = this.#choose('place', { op: 'Open', path: input.path }, tried) } catch (e) { if (tried.size === 0) throw e; break }
       try {
         const inv = await this.#on(chosen, 'Open', input)
         const id = `vh:${randomBytes(18).toString('base64url')}`
@@ -203,7 +225,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     let last: unknown
     for (let attempt = 0; attempt < (this.#o.maxAttempts ?? 4); attempt++) {
       let chosen: string
-      try { chosen = this.place({ op, ...(path === undefined ? {} : { path }) }, tried).chosen } catch (e) { if (tried.size === 0) throw e; break }
+      try { chosen = this.#choose('place', { op, ...(path === undefined ? {} : { path }) }, tried) } catch (e) { if (tried.size === 0) throw e; break }
       try {
         return await this.#on(chosen, op, input)
       } catch (e) {
@@ -255,7 +277,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   async #failover (s: StreamEntry, tried: Set<string>): Promise<boolean> {
     for (;;) {
       let target: string
-      try { target = this.place({ op: 'Open', path: s.path }, tried, s.volume, true).chosen } catch { return false }
+      try { target = this.#choose('failover', { op: 'Open', path: s.path }, tried, s.volume, true) } catch { return false }
       try {
         await this.#reopen(s, target)
         return true

@@ -11,7 +11,7 @@ import { DomainManager, type DomainDriver, type ManagedDomain } from './domain-m
 import { createStorageProxy } from './storage-proxy.js'
 import { PerformanceMappingTable } from './pmt.js'
 import { PerformanceModule } from './performance-module.js'
-import { Dispatcher, type DispatcherOptions, type MoveEvent } from './dispatcher.js'
+import { Dispatcher, type DispatcherOptions, type MoveEvent, type PlacementRecord } from './dispatcher.js'
 import { Supervisor, type Decision, type SupervisorOptions } from './supervisor.js'
 import type { StorageHandler } from './storage-handler.js'
 import type { FaultFile } from '../backend-storage/fault-injection.js'
@@ -41,13 +41,40 @@ export interface LocalClusterOptions {
   readonly logger?: Logger
 }
 
+/** What the domain manager did to a domain, as it happened (started, restarted, stopped, exited unasked). */
+export interface LifecycleEvent {
+  readonly at: number
+  readonly name: string
+  readonly epr: string
+  readonly kind: 'started' | 'restarted' | 'stopped' | 'exited'
+  readonly pid: number
+  readonly detail?: string
+}
+
 export interface ClusterStatus {
   readonly volume: string
-  readonly domains: ReadonlyArray<{ name: string, epr: string, pid: number, state: string, endpoints: string[], restarts: number, limits?: unknown }>
-  readonly pmt: ReadonlyArray<{ epr: string, state: string, score: number, latencyMs: number | undefined, p99Ms: number | undefined, errorRate: number, mbPerSec: number | undefined, calls: number, probedAt: number | undefined }>
+  readonly domains: ReadonlyArray<{
+    name: string, epr: string, pid: number, state: string, endpoints: string[], restarts: number, startedAt: number, limits?: unknown
+    service: string, volume?: string, hosting?: string, kernel?: { sysname: string, release: string }, runtime?: string
+  }>
+  readonly pmt: ReadonlyArray<{
+    epr: string, name?: string, state: string, score: number, latencyMs: number | undefined, p50Ms: number | undefined, p99Ms: number | undefined, errorRate: number,
+    mbPerSec: number | undefined, calls: number, errors: number, timeouts: number, bytes: number, measuredAt: number, probedAt: number | undefined, probeLatencyMs: number | undefined
+    /** The factors of the score (frontend/score.ts): score = 100 · perf^wp · health^wh · sla^ws · cost^wc. */
+    parts: { perf: number, health: number, sla: number, cost: number, freshness: number }
+    declared: { sla: number, costPerCall: number, costPerMB: number }
+    hosting: string, kernel: { sysname: string, release: string }, volume: string
+  }>
   readonly decisions: readonly Decision[]
-  readonly streams: ReadonlyArray<{ path: string, epr: string, position: number, moves: number }>
-  readonly moves: readonly MoveEvent[]
+  readonly streams: ReadonlyArray<{ path: string, epr: string, position: number, moves: number, access: string, share: string, volume: string }>
+  /** Moves (failovers, migrations), with when each happened. */
+  readonly moves: ReadonlyArray<MoveEvent & { at?: number }>
+  /** The latest placements, with the rules that fired. */
+  readonly placements: readonly PlacementRecord[]
+  /** Rules loaded in the dispatcher (names, in file order); empty when the score alone decides. */
+  readonly rules: readonly string[]
+  /** What the domain manager did (starts, restarts, exits), latest last. */
+  readonly lifecycle: readonly LifecycleEvent[]
 }
 
 export class LocalCluster {
@@ -63,6 +90,11 @@ export class LocalCluster {
   readonly handlers = new Map<string, StorageHandler>()
   readonly dispatcher: Dispatcher
   readonly supervisor: Supervisor
+  /** What the domain manager did, latest last (bounded). */
+  readonly lifecycle: LifecycleEvent[] = []
+  readonly #rules: readonly string[]
+  /** When each move happened (MoveEvent has no time of its own). */
+  readonly #movedAt = new WeakMap<MoveEvent, number>()
   readonly #eprs = new Map<string, string>()
   readonly #endpoints = new Map<string, string>()
   readonly #hosting: 'process' | 'container'
@@ -81,6 +113,10 @@ export class LocalCluster {
     this.#hosting = o.driver === undefined ? 'process' : 'container'
     this.perf = new PerformanceModule({ pmt: this.pmt, ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }) })
     this.dispatcher = new Dispatcher(this.pmt, this.handlers, { ...o.dispatcher, volume: this.volume })
+    this.#rules = o.dispatcher?.rules?.rules.map((r) => r.name) ?? []
+    this.dispatcher.on('moved', (m) => { this.#movedAt.set(m, Date.now()) })
+    this.manager.on('started', (d) => { this.#record({ at: Date.now(), name: d.name, epr: d.epr, kind: d.restarts > 0 ? 'restarted' : 'started', pid: d.pid, ...(d.restarts > 0 ? { detail: `restart ${d.restarts}` } : {}) }) })
+    this.manager.on('stopped', (d) => { this.#record({ at: Date.now(), name: d.name, epr: d.epr, kind: 'stopped', pid: d.pid, ...(d.exit === undefined ? {} : { detail: d.exit.signal ?? `code ${String(d.exit.code)}` }) }) })
     const policy = o.isolation ?? 'restart'
     this.supervisor = new Supervisor({
       logger,
@@ -110,7 +146,15 @@ export class LocalCluster {
     // A domain that dies with no call in flight is noticed at once, not at the next probe.
     this.manager.on('exited', (name, code, signal) => {
       const d = [...this.#eprs].find(([, n]) => n === name)
-      if (d !== undefined) this.supervisor.report(d[0], `process exited (${signal ?? `code ${String(code)}`})`)
+      this.#record({ at: Date.now(), name, epr: d?.[0] ?? '', kind: 'exited', pid: 0, detail: signal ?? `code ${String(code)}` })
+      if (d === undefined) return
+      // Already isolated (say for a rising latency, which does not restart it): the supervisor does not act on an
+      // isolated domain again, so the restart policy is applied here, or the domain would stay dead.
+      if (this.pmt.row(d[0])?.state === 'isolated' && policy === 'restart') {
+        void this.manager.restart(name).catch((e: unknown) => { logger.error({ domain: name, err: e }, 'restart after exit failed') })
+        return
+      }
+      this.supervisor.report(d[0], `process exited (${signal ?? `code ${String(code)}`})`)
     })
   }
 
@@ -147,14 +191,43 @@ export class LocalCluster {
   async status (): Promise<ClusterStatus> {
     const order = (n: string): number => { const i = this.names.indexOf(n); return i < 0 ? Number.MAX_SAFE_INTEGER : i }
     const domains = (await this.manager.list()).sort((x, y) => order(x.name) - order(y.name))
+    const rows = this.pmt.rows()
+    const names = new Map(domains.map((d) => [d.epr, d.name]))
     return {
       volume: this.volume,
-      domains: domains.map((d) => ({ name: d.name, epr: d.epr, pid: d.pid, state: d.state, endpoints: [...d.endpoints], restarts: d.restarts, ...(d.limits === undefined ? {} : { limits: d.limits }) })),
-      pmt: this.pmt.rows().map((r) => ({ epr: r.identity.epr, state: r.state, score: r.score.score, latencyMs: r.measures.latencyMs, p99Ms: r.p99Ms, errorRate: r.measures.errorRate, mbPerSec: r.measures.mbPerSec, calls: r.measures.calls, probedAt: r.measures.probedAt })),
+      domains: domains.map((d) => {
+        // Where the domain runs: what its driver reported, else what the PMT knows of it (storage domains), else this host.
+        const id = rows.find((r) => r.identity.epr === d.epr)?.identity
+        const hosting = d.hosting ?? (id === undefined ? { kind: this.#hosting, kernel: { sysname: type(), release: release() } } : { kind: id.hosting, kernel: id.kernel })
+        return {
+          name: d.name, epr: d.epr, pid: d.pid, state: d.state, endpoints: [...d.endpoints], restarts: d.restarts, startedAt: d.startedAt.getTime(),
+          service: d.spec.service ?? 'storage', hosting: hosting.kind, kernel: { sysname: hosting.kernel.sysname, release: hosting.kernel.release },
+          ...(id?.runtime === undefined ? {} : { runtime: id.runtime }),
+          ...(d.spec.volume === undefined ? id === undefined ? {} : { volume: id.volume } : { volume: d.spec.volume }),
+          ...(d.limits === undefined ? {} : { limits: d.limits }),
+        }
+      }),
+      pmt: rows.map((r) => ({
+        epr: r.identity.epr, ...(names.has(r.identity.epr) ? { name: names.get(r.identity.epr)! } : {}), state: r.state, score: r.score.score,
+        latencyMs: r.measures.latencyMs, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errorRate: r.measures.errorRate, mbPerSec: r.measures.mbPerSec,
+        calls: r.measures.calls, errors: r.measures.errors, timeouts: r.measures.timeouts, bytes: r.measures.bytes,
+        measuredAt: r.measures.measuredAt, probedAt: r.measures.probedAt, probeLatencyMs: r.measures.probeLatencyMs,
+        parts: { perf: r.score.perf, health: r.score.health, sla: r.score.sla, cost: r.score.cost, freshness: r.score.freshness },
+        declared: { sla: r.sla, costPerCall: r.costPerCall, costPerMB: r.costPerMB },
+        hosting: r.identity.hosting, kernel: { sysname: r.identity.kernel.sysname, release: r.identity.kernel.release }, volume: r.identity.volume,
+      })),
       decisions: [...this.supervisor.decisions],
-      streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves })),
-      moves: [...this.dispatcher.moves],
+      streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, access: s.access, share: s.share, volume: s.volume })),
+      moves: this.dispatcher.moves.map((m) => { const at = this.#movedAt.get(m); return at === undefined ? m : { ...m, at } }),
+      placements: [...this.dispatcher.placed],
+      rules: this.#rules,
+      lifecycle: [...this.lifecycle],
     }
+  }
+
+  #record (e: LifecycleEvent): void {
+    this.lifecycle.push(e)
+    if (this.lifecycle.length > 500) this.lifecycle.splice(0, this.lifecycle.length - 500)
   }
 
   /** Starts a clone of a healthy domain of the volume to stand in for `instead` (the 'clone' policy). */
