@@ -1,13 +1,14 @@
 // `metaos status`: what a running `metaos up` is doing — its domains (state, pid, restarts), the
 // Performance Mapping Table, the supervisor's decisions with their reasons, the open streams with
-// their affinity, and the moves made. `metaos up` serves it as JSON on 127.0.0.1 (`serveStatus`)
-// and records where in STATUS_FILE; this command reads it there (or at --url) and prints it.
-import { createServer } from 'node:http'
+// their affinity, and the moves made. `metaos up` serves it as JSON on 127.0.0.1 (`serveStatus`,
+// beside the live dashboard) and records where in STATUS_FILE; this command reads it there (or at
+// --url) and prints it.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { ClusterStatus } from '../frontend/local-cluster.js'
+import type { DashboardOptions } from '../dashboard/dashboard-server.js'
 
 /** Where a running `metaos up` says where its status is. */
 export const STATUS_FILE = join(tmpdir(), `metaos-up-${process.getuid?.() ?? 'user'}.json`)
@@ -24,23 +25,22 @@ moves made (failovers, migrations).
   --help      this text
 `
 
-/** Serves `snapshot()` as JSON at /status on 127.0.0.1 and records the URL in STATUS_FILE. */
-export async function serveStatus (snapshot: () => Promise<object>, port = 0): Promise<{ url: string, close: () => Promise<void> }> {
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/status') { res.writeHead(404, { 'content-type': 'text/plain' }).end('GET /status\n'); return }
-    snapshot().then((s) => {
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(s))
-    }, (e: unknown) => { res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(e)}\n`) })
-  })
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, '127.0.0.1', resolve) })
-  const addr = server.address() as { port: number }
-  const url = `http://127.0.0.1:${addr.port}/status`
+/**
+ * Serves `snapshot()` as JSON at /status on 127.0.0.1, beside the live dashboard at / (dashboard/),
+ * and records the status URL in STATUS_FILE.
+ */
+export async function serveStatus (snapshot: () => Promise<object>, port = 0, extras: Omit<DashboardOptions, 'snapshot'> = {}): Promise<{ url: string, dashboardUrl: string, close: () => Promise<void> }> {
+  // Loaded here, not at the top: `metaos status` itself needs no express.
+  const { serveDashboard } = await import('../dashboard/dashboard-server.js')
+  const served = await serveDashboard({ ...extras, snapshot }, port)
+  const url = served.statusUrl
   writeFileSync(STATUS_FILE, JSON.stringify({ url, pid: process.pid }) + '\n', { mode: 0o600 })
   return {
     url,
+    dashboardUrl: served.url,
     close: async () => {
       try { if ((JSON.parse(readFileSync(STATUS_FILE, 'utf8')) as { pid: number }).pid === process.pid) rmSync(STATUS_FILE) } catch { /* gone */ }
-      await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() })
+      await served.close()
     },
   }
 }
@@ -71,17 +71,17 @@ export async function main (argv: string[]): Promise<number> {
     return 1
   }
   if (values.json === true) { process.stdout.write(JSON.stringify(s, null, 2) + '\n'); return 0 }
-  process.stdout.write(render(s))
+  process.stdout.write(render(s, url))
   return 0
 }
 
-function render (s: Status): string {
+function render (s: Status, url?: string): string {
   const name = new Map(s.domains.map((d) => [d.epr, d.name]))
   const who = (epr: string): string => name.get(epr) ?? epr
   const pmt = new Map(s.pmt.map((r) => [r.epr, r]))
   const fmt = (n: number | undefined, d = 1): string => n === undefined ? '-' : n.toFixed(d)
   const time = (ms: number): string => new Date(ms).toISOString().slice(11, 23)
-  let out = `metaos up (pid ${s.pid}), volume ${s.volume}\n\ndomains\n`
+  let out = `metaos up (pid ${s.pid}), volume ${s.volume}${url === undefined ? '' : `, live dashboard ${new URL('/', url).href}`}\n\ndomains\n`
   out += table(['name', 'process', 'pid', 'restarts', 'PMT state', 'score', 'latency ms', 'p99 ms', 'errors', 'MB/s', 'calls', 'endpoint'],
     s.domains.map((d) => { const r = pmt.get(d.epr); return [d.name, d.state, String(d.pid), String(d.restarts), r?.state ?? '-', fmt(r?.score), fmt(r?.latencyMs, 2), fmt(r?.p99Ms, 2), r === undefined ? '-' : `${(r.errorRate * 100).toFixed(0)}%`, fmt(r?.mbPerSec), String(r?.calls ?? 0), d.endpoints[0] ?? ''] }))
   out += `\nsupervisor decisions${s.decisions.length > 20 ? ' (latest 20)' : ''}\n`

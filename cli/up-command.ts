@@ -18,33 +18,38 @@ import { VmDriver } from '../vm/vm-driver.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { serveStatus } from './status-command.js'
+import { PmtHistory } from '../dashboard/pmt-history.js'
+import { RulesEngine } from '../frontend/rules-engine.js'
 import { createServer } from 'node:net'
 import { NetSocket } from '../frontend/net-socket.js'
 import { closeSharedNetworkProxies } from '../frontend/network-handler.js'
 
-const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND]
+const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--rules FILE]
 
 Starts two storage domains as local processes (one reached over a Unix socket, the "bus";
 one over HTTP on 127.0.0.1), writes and reads back a file through FileStream to the local
 kernel, the bus and the network, checks every byte, and prints throughput, channel time and
 service time per destination; then moves a live stream from one domain to the other. The
 domains then keep running, supervised (a domain that dies is isolated and restarted; see
-\`metaos status\`), until Ctrl-C, unless --once.
+\`metaos status\`, or the live dashboard it prints the URL of), until Ctrl-C, unless --once.
 
   --size MB        size of the file written to each destination (default 16)
   --buffer BYTES   FileStream buffer, the paper's "cache" (default 4096)
   --once           stop the domains and exit after the demonstration
-  --status-port N  port of the status endpoint on 127.0.0.1 (default: any free port)
+  --status-port N  port on 127.0.0.1 of the live dashboard (/) and the status JSON (/status)
+                   (default: any free port)
   --hosting KIND   what runs the two storage domains: process (default), container (Docker and
                    the images of docker/build-images.sh) or vm (QEMU guests booting another
                    Linux kernel, vm/build-image.sh; under emulation each boot takes ~15 s)
+  --rules FILE     placement rules for the supervised dispatcher (docs/rules.md); the dashboard
+                   shows which fired for each placement
   --help           this text
 `
 
 interface Row { destination: string, endpoint: string, writeMBs: number, readMBs: number, channelMs: number, serviceMs: number, calls: number, ok: boolean }
 
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, buffer: { type: 'string' }, once: { type: 'boolean' }, 'status-port': { type: 'string' }, hosting: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
+  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, buffer: { type: 'string' }, once: { type: 'boolean' }, 'status-port': { type: 'string' }, hosting: { type: 'string' }, rules: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
   if (values.help === true) { process.stdout.write(HELP); return 0 }
   const sizeMB = Number(values.size ?? '16')
   const bufferSize = Number(values.buffer ?? '4096')
@@ -57,17 +62,24 @@ export async function main (argv: string[]): Promise<number> {
   const hosting = values.hosting ?? 'process'
   if (!['process', 'container', 'vm'].includes(hosting)) { process.stderr.write(`metaos up: --hosting must be process, container or vm, not "${hosting}"\n`); return 2 }
 
+  let rules: RulesEngine | undefined
+  if (values.rules !== undefined) {
+    try { rules = RulesEngine.fromFile(values.rules) } catch (e) { process.stderr.write(`metaos up: --rules: ${(e as Error).message}\n`); return 2 }
+  }
+
   const work = mkdtempSync(join(tmpdir(), 'metaos-up-'))
   const root = join(work, 'volume')
   mkdirSync(join(work, 'local'))
   const level = process.env.METAOS_LOG_LEVEL ?? 'warn'
   let cluster: LocalCluster | undefined
-  let status: { url: string, close: () => Promise<void> } | undefined
+  let status: { url: string, dashboardUrl: string, close: () => Promise<void> } | undefined
+  let history: PmtHistory | undefined
   const logger = createLogger('metaos-up', level)
   // The network domain stays a process on this host: its sockets reach this host's services, which
   // a guest behind restricted user-mode networking cannot.
   const processes = hosting === 'process' ? undefined : new DomainManager({ logger })
   const cleanup = async (): Promise<void> => {
+    history?.stop()
     await status?.close()
     await closeSharedProxies()
     await closeSharedNetworkProxies()
@@ -78,7 +90,10 @@ export async function main (argv: string[]): Promise<number> {
   try {
     process.stdout.write(`metaos up: starting two storage domains over ${root}${hosting === 'process' ? '' : hosting === 'vm' ? ' (virtual machines)' : ' (containers)'}\n`)
     const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
-    cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger, ...(driver === undefined ? {} : { driver }) })
+    cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger, ...(rules === undefined ? {} : { dispatcher: { rules } }), ...(driver === undefined ? {} : { driver }) })
+    // The dashboard's charts start with the cluster, so they show the demonstration's traffic too.
+    history = new PmtHistory({ pmt: cluster.pmt })
+    history.start()
     const [busD, netD] = [await cluster.get(0), await cluster.get(1)]
     const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
     const facts = (d: ManagedDomain): string => `pid ${d.pid}${d.hosting === undefined ? '' : `, ${d.hosting.kind} on ${d.hosting.kernel.sysname} ${d.hosting.kernel.release}`}`
@@ -111,8 +126,10 @@ export async function main (argv: string[]): Promise<number> {
       `WSDL of the network service:\n  curl '${gw.endpoints[1]!}?wsdl'\n`)
     if (values.once === true) return 0
     const c = cluster
-    status = await serveStatus(async () => ({ ...(await c.status()), pid: process.pid }), statusPort)
+    // The metrics registry (prom-client) mounts here too: serveStatus(…, { history, metrics }).
+    status = await serveStatus(async () => ({ ...(await c.status()), pid: process.pid }), statusPort, { history })
     process.stdout.write(`\nStatus (domains, PMT, supervisor decisions, streams): metaos status   (or curl ${status.url})\n`)
+    process.stdout.write(`Dashboard: ${status.dashboardUrl}\n`)
     process.stdout.write('\nThe domains keep running, supervised. Press Ctrl-C to stop them.\n')
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
     process.stdout.write('\nstopping…\n')
