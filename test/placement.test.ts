@@ -89,7 +89,12 @@ t.test('the fault file of a domain process slows it down and back', async (t) =>
   const p = await spawnDomain(['storage', '--root', dir, '--listen', 'http://127.0.0.1:0', '--fault-file', file, '--log-level', 'silent'])
   const proxy = createStorageProxy(p.ready.endpoints[0]!)
   t.teardown(async () => { await proxy.close(); await p.stop() })
-  const time = async (): Promise<number> => { const t0 = performance.now(); await proxy.invoke('GetDomainInfo', {}); return performance.now() - t0 }
+  // Service-side time (the timing header, ms), the least of three calls: what the fault adds, not the machine's load.
+  const time = async (): Promise<number> => {
+    let least = Infinity
+    for (let i = 0; i < 3; i++) least = Math.min(least, ((await proxy.invoke('GetDomainInfo', {})).serviceMicros ?? Infinity) / 1000)
+    return least
+  }
   await time()
   t.ok(await time() < 50, 'no fault: fast')
   writeFileSync(file, JSON.stringify({ delayMs: 150 }))
@@ -97,7 +102,7 @@ t.test('the fault file of a domain process slows it down and back', async (t) =>
   t.ok(await time() >= 150, 'the delay is in the service')
   writeFileSync(file, '{not json')
   await sleep(400)
-  t.ok(await time() < 100, 'a malformed file means no fault')
+  t.ok(await time() < 50, 'a malformed file means no fault')
 })
 
 t.test('SLA and cost declared in scopes', async (t) => {
