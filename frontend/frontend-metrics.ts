@@ -115,12 +115,13 @@ export function createFrontendMetrics (parts: FrontendMetricsParts): FrontendMet
     if (s.waited !== true) d.latency.observe(s.micros / 1e6)
   })
 
-  // The PMT's rows, read at scrape time: one pass over the rows serves every gauge of a scrape.
-  let rowsAt = -1
+  // The PMT's rows, read at scrape time: one pass over the rows serves every gauge of a scrape
+  // (`metrics()` starts a fresh pass; a scrape through `registry` directly reuses one up to 10 ms old).
+  let rowsAt = -Infinity
   let rows = pmt.rows()
   const current = (): typeof rows => {
-    const now = Date.now()
-    if (now - rowsAt > 50) { rows = pmt.rows(); rowsAt = now }
+    const now = performance.now()
+    if (now - rowsAt > 10) { rows = pmt.rows(); rowsAt = now }
     return rows
   }
   const fromRows = (name: string, help: string, labelNames: string[], values: (r: (typeof rows)[number]) => Array<[Record<string, string>, number | undefined]>): void => {
@@ -214,7 +215,7 @@ export function createFrontendMetrics (parts: FrontendMetricsParts): FrontendMet
 
   return {
     registry,
-    metrics: async () => await registry.metrics(),
+    metrics: async () => { rowsAt = -Infinity; return await registry.metrics() },
     contentType: registry.contentType,
     close: () => {
       stopRecords()
