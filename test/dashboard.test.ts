@@ -8,7 +8,7 @@
 // installs it). METAOS_UPDATE_SCREENSHOTS=1 writes the screenshots into docs/dashboard/.
 import t, { type Test } from 'tap'
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -84,7 +84,10 @@ t.test('Debian\'s chromium is installed (.ci/run installs it): the browser tests
 
 t.test('metaos up serves the live dashboard: domains, PMT, charts; a killed domain shows isolated, on the timeline, restarted, readmitted', async (t) => {
   if (!existsSync(CHROMIUM)) { t.fail(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`); return }
-  const up = startUp(t, ['--size', '1', '--status-port', '0'])
+  // A rule that fires for the demonstration's stream: the page must say so.
+  const rules = join(TMP, 'rules.json')
+  writeFileSync(rules, JSON.stringify({ rules: [{ name: 'demo streams <prefer> the bus', when: { op: ['Open'], pathPrefix: 'demo-' }, prefer: { transport: 'bus' } }] }))
+  const up = startUp(t, ['--size', '1', '--status-port', '0', '--rules', rules])
   const url = (await up.waitFor(/^Dashboard: (http:\/\/127\.0\.0\.1:\d+\/)$/m, 90_000))[1]!
   await up.waitFor(/Press Ctrl-C/, 10_000)
   const statusUrl = `${url}status`
@@ -123,8 +126,11 @@ t.test('metaos up serves the live dashboard: domains, PMT, charts; a killed doma
     const pts = await page.locator(`.chart-card[data-domain="${n!}"] svg.chart polyline`).evaluateAll((ps) => ps.map((p) => p.getAttribute('points')!.trim().split(/\s+/).length))
     t.ok(pts.length >= 2 && pts.some((k) => k >= 5), `${n}: throughput and latency lines with data points (${pts.join(', ')})`)
   }
-  t.ok(await page.locator('#events tr[data-kind="migration"]').count() >= 1, 'the demonstration\'s migration is on the timeline')
-  t.ok(await page.locator('#placements tbody tr[data-kind="place"]').count() >= 1, 'and its placement, with the rules that fired (none: by score)')
+  t.ok(await page.locator('#events tr[data-kind="migration"]', { hasText: 'bus-domain → net-domain' }).count() >= 1, 'the demonstration\'s migration is on the timeline')
+  t.match(await page.locator('#rules').textContent(), /demo streams <prefer> the bus/, 'the rules loaded (as text)')
+  const placed = page.locator('#placements tbody tr[data-kind="place"]', { hasText: 'demo-moving.bin' })
+  t.equal(await placed.locator('td.fired').first().textContent(), 'demo streams <prefer> the bus', 'the demonstration\'s placement, with the rule that fired')
+  t.match(await placed.first().textContent(), /bus-domain/, 'on the bus domain the rule prefers')
   await page.screenshot({ path: join(SHOTS, 'overview.png'), fullPage: true })
 
   // Kill the network domain once it is healthy (a loaded machine can make it look slow for a while).
@@ -148,8 +154,15 @@ t.test('metaos up serves the live dashboard: domains, PMT, charts; a killed doma
     return tr?.dataset.state === 'running' && tr.querySelector('td.restarts')?.textContent === '1' && tr.querySelector('td.pid')?.textContent !== String(pid)
   }, victim.pid, { timeout: 30_000 })
   t.ok(await page.locator('#events tr[data-domain="net-domain"][data-kind="restarted"]').count() >= 1, `within ${Date.now() - t0} ms: restarted, with a new pid, on the timeline`)
-  await page.locator('#events tr[data-domain="net-domain"][data-kind="readmitted"]').first().waitFor({ timeout: 30_000 })
-  t.pass(`within ${Date.now() - t0} ms: readmitted`)
+  // Readmission waits for 3 s of good probes: on a loaded machine (other tests beside this one) latency may keep it out longer.
+  try {
+    await page.locator('#events tr[data-domain="net-domain"][data-kind="readmitted"]').first().waitFor({ timeout: 60_000 })
+    t.pass(`within ${Date.now() - t0} ms: readmitted`)
+  } catch (e) {
+    s = await statusJson(statusUrl)
+    const epr = s.domains.find((d) => d.name === 'net-domain')!.epr
+    t.fail(`not readmitted within ${Date.now() - t0} ms (${(e as Error).message.split('\n')[0]}); decisions: ${JSON.stringify(s.decisions.filter((d) => d.epr === epr))}; PMT row: ${JSON.stringify(s.pmt.find((r) => r.epr === epr))}`)
+  }
   s = await statusJson(statusUrl)
   const back = s.domains.find((d) => d.name === 'net-domain')!
   t.equal(await cell(page, 'domains', 'net-domain', 'pid'), String(back.pid), `the page's pid is the one metaos status --json says (${back.pid})`)

@@ -131,11 +131,12 @@ function renderCharts (st, name, pmtBy, now) {
 /** Supervisor decisions, the domain manager's starts and exits, and the streams' moves, as one list of events. */
 function events (st, name) {
   const out = []
-  for (const d of st.decisions) {
-    out.push({ at: d.at, name: name(d.epr), cls: d.to, what: d.to === 'healthy' ? 'readmitted' : d.to, change: `${d.from} → ${d.to}`, reason: d.reason + (d.migrated ? ` (${d.migrated} stream${d.migrated === 1 ? '' : 's'} migrated)` : '') })
-  }
+  // The manager's events first: an exit and the isolation it causes share a millisecond, and the sort keeps this order.
   for (const l of st.lifecycle) {
     out.push({ at: l.at, name: l.name, cls: l.kind, what: l.kind, change: l.pid > 0 ? `pid ${l.pid}` : '', reason: l.detail ?? '' })
+  }
+  for (const d of st.decisions) {
+    out.push({ at: d.at, name: name(d.epr), cls: d.to, what: d.to === 'healthy' ? 'readmitted' : d.to, change: `${d.from} → ${d.to}`, reason: d.reason + (d.migrated ? ` (${d.migrated} stream${d.migrated === 1 ? '' : 's'} migrated)` : '') })
   }
   for (const m of st.moves) {
     if (m.at === undefined) continue
