@@ -18,6 +18,7 @@ import { VmDriver } from '../vm/vm-driver.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { serveStatus } from './status-command.js'
+import { createFrontendMetrics, type FrontendMetrics } from '../frontend/frontend-metrics.js'
 import { PmtHistory } from '../dashboard/pmt-history.js'
 import { RulesEngine } from '../frontend/rules-engine.js'
 import { createServer } from 'node:net'
@@ -74,12 +75,14 @@ export async function main (argv: string[]): Promise<number> {
   let cluster: LocalCluster | undefined
   let status: { url: string, dashboardUrl: string, close: () => Promise<void> } | undefined
   let history: PmtHistory | undefined
+  let metrics: FrontendMetrics | undefined
   const logger = createLogger('metaos-up', level)
   // The network domain stays a process on this host: its sockets reach this host's services, which
   // a guest behind restricted user-mode networking cannot.
   const processes = hosting === 'process' ? undefined : new DomainManager({ logger })
   const cleanup = async (): Promise<void> => {
     history?.stop()
+    metrics?.close()
     await status?.close()
     await closeSharedProxies()
     await closeSharedNetworkProxies()
@@ -93,6 +96,8 @@ export async function main (argv: string[]): Promise<number> {
     cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger, ...(rules === undefined ? {} : { dispatcher: { rules } }), ...(driver === undefined ? {} : { driver }) })
     // The dashboard's charts start with the cluster, so they show the demonstration's traffic too.
     history = new PmtHistory({ pmt: cluster.pmt })
+    // Prometheus metrics of this frontend (calls, probes, scores and their parts, decisions, moves), served at /metrics.
+    metrics = createFrontendMetrics({ pmt: cluster.pmt, supervisor: cluster.supervisor, dispatchers: [cluster.dispatcher], processMetrics: true })
     history.start()
     const [busD, netD] = [await cluster.get(0), await cluster.get(1)]
     const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
@@ -126,9 +131,9 @@ export async function main (argv: string[]): Promise<number> {
       `WSDL of the network service:\n  curl '${gw.endpoints[1]!}?wsdl'\n`)
     if (values.once === true) return 0
     const c = cluster
-    // The metrics registry (prom-client) mounts here too: serveStatus(…, { history, metrics }).
-    status = await serveStatus(async () => ({ ...(await c.status()), pid: process.pid }), statusPort, { history })
+    status = await serveStatus(async () => ({ ...(await c.status()), pid: process.pid }), statusPort, { history, metrics })
     process.stdout.write(`\nStatus (domains, PMT, supervisor decisions, streams): metaos status   (or curl ${status.url})\n`)
+    process.stdout.write(`Metrics (Prometheus): ${status.url.replace(/\/status$/, '/metrics')}\n`)
     process.stdout.write(`Dashboard: ${status.dashboardUrl}\n`)
     process.stdout.write('\nThe domains keep running, supervised. Press Ctrl-C to stop them.\n')
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })

@@ -8,7 +8,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { LATENCY_BUCKETS } from '../soap-runtime/metrics.js'
 import type { MoveEvent } from './dispatcher.js'
-import type { PerformanceMappingTable, Sample } from './pmt.js'
+import type { PerformanceMappingTable } from './pmt.js'
 import type { Decision } from './supervisor.js'
 
 /** A storage dispatcher as seen here (`Dispatcher`): its moves as they happen, its open streams at scrape time. */
@@ -27,8 +27,8 @@ export interface MetricsNetworkDispatcher {
 
 export interface FrontendMetricsParts {
   readonly pmt: PerformanceMappingTable
-  /** Its `decisions` are counted at each scrape (the list keeps the last 1000: scrape more often than 1000 decisions). */
-  readonly supervisor?: { readonly decisions: readonly Decision[] }
+  /** Its decisions are counted as they are made. */
+  readonly supervisor?: { readonly onDecision: (f: (d: Decision) => void) => () => void }
   readonly dispatchers?: readonly MetricsDispatcher[]
   readonly networkDispatchers?: readonly MetricsNetworkDispatcher[]
   /** Adds Node's process metrics (CPU, memory, event loop, GC): only for a registry that is the process's own (`metaos up`). */
@@ -42,30 +42,6 @@ export interface FrontendMetrics {
   readonly contentType: string
   /** Stops observing the parts (the counters keep their values). */
   close: () => void
-}
-
-type Observer = (epr: string, s: Sample) => void
-/** The observers of each PMT's `record`, which is wrapped once per table. */
-const observers = new WeakMap<PerformanceMappingTable, Set<Observer>>()
-
-/**
- * Sees every sample recorded into the PMT, after the PMT took it. The PMT has no event of its own,
- * so its instance's `record` is wrapped (once, whatever the number of observers).
- */
-function observeRecords (pmt: PerformanceMappingTable, f: Observer): () => void {
-  let set = observers.get(pmt)
-  if (set === undefined) {
-    const all = new Set<Observer>()
-    set = all
-    observers.set(pmt, all)
-    const record = pmt.record.bind(pmt)
-    pmt.record = (epr: string, s: Sample): void => {
-      record(epr, s)
-      for (const o of all) o(epr, s)
-    }
-  }
-  set.add(f)
-  return () => { set.delete(f) }
 }
 
 const SCORE_PARTS = ['perf', 'health', 'sla', 'cost', 'freshness'] as const
@@ -106,14 +82,15 @@ export function createFrontendMetrics (parts: FrontendMetricsParts): FrontendMet
     }
     return d
   }
-  const stopRecords = observeRecords(pmt, (epr, s) => {
+  const stops: Array<() => void> = []
+  stops.push(pmt.onRecord((epr, s) => {
     const d = perDomain(epr)
     if (s.probe === true) { (s.ok ? d.probeOk : d.probeFailed).inc(); return }
     d.calls.inc()
     if (!s.ok) { d.failed.inc(); return }
     if ((s.bytes ?? 0) > 0) d.bytes.inc(s.bytes)
     if (s.waited !== true) d.latency.observe(s.micros / 1e6)
-  })
+  }))
 
   // The PMT's rows, read at scrape time: one pass over the rows serves every gauge of a scrape
   // (`metrics()` starts a fresh pass; a scrape through `registry` directly reuses one up to 10 ms old).
@@ -149,32 +126,16 @@ export function createFrontendMetrics (parts: FrontendMetricsParts): FrontendMet
   fromRows('metaos_frontend_domain_measured_timestamp_seconds', 'When the domain was last measured (a call or a probe; Unix time)', ['epr'],
     (r) => [[{}, r.measures.measuredAt === 0 ? undefined : r.measures.measuredAt / 1000]])
 
-  // Supervisor decisions: counted from its list, each decision once.
+  // Supervisor decisions, as they are made.
   const supervisor = parts.supervisor
   if (supervisor !== undefined) {
-    const counts = new Map<string, { epr: string, to: string, n: number }>()
-    let seen: Decision | undefined
-    new Counter({ // eslint-disable-line no-new
+    const decisions = new Counter({
       name: 'metaos_frontend_supervisor_decisions_total',
       help: 'Supervisor decisions by domain and the state they put it in: to="isolated" are isolations, to="healthy" readmissions, to="suspect" the first step of an isolation',
       labelNames: ['epr', 'to'],
       registers,
-      collect () {
-        const list = supervisor.decisions
-        // The list drops its oldest entries past 1000: start after the last one counted, wherever it now is.
-        const from = seen === undefined ? 0 : list.lastIndexOf(seen) + 1
-        for (let i = from; i < list.length; i++) {
-          const d = list[i]!
-          const key = `${d.epr}\0${d.to}`
-          const c = counts.get(key)
-          if (c === undefined) counts.set(key, { epr: d.epr, to: d.to, n: 1 })
-          else c.n++
-        }
-        if (list.length > 0) seen = list[list.length - 1]
-        this.reset()
-        for (const c of counts.values()) this.inc({ epr: c.epr, to: c.to }, c.n)
-      },
     })
+    stops.push(supervisor.onDecision((d) => { decisions.inc({ epr: d.epr, to: d.to }) }))
   }
 
   // Dispatcher moves, as they happen; open streams and sockets at scrape time.
@@ -218,7 +179,7 @@ export function createFrontendMetrics (parts: FrontendMetricsParts): FrontendMet
     metrics: async () => { rowsAt = -Infinity; return await registry.metrics() },
     contentType: registry.contentType,
     close: () => {
-      stopRecords()
+      for (const stop of stops) stop()
       for (const d of dispatchers) d.off('moved', onMoved)
       for (const d of networkDispatchers) d.off('lost', onLost)
     },

@@ -135,8 +135,21 @@ export class PerformanceMappingTable {
     if (e !== undefined) e.state = state
   }
 
+  readonly #onRecord = new Set<(epr: string, s: Sample) => void>()
+
+  /** Calls `f` with every sample the table takes (after it took it); returns the unsubscribe. */
+  onRecord (f: (epr: string, s: Sample) => void): () => void {
+    this.#onRecord.add(f)
+    return () => { this.#onRecord.delete(f) }
+  }
+
   /** Learns from one call or probe. Failed calls count as errors; their latency is not a speed measure. */
   record (epr: string, s: Sample): void {
+    this.#learn(epr, s)
+    for (const f of this.#onRecord) f(epr, s)
+  }
+
+  #learn (epr: string, s: Sample): void {
     const e = this.#rows.get(epr)
     if (e === undefined) return
     const m = e.measures

@@ -168,12 +168,21 @@ export class Supervisor {
     }
   }
 
+  readonly #onDecision = new Set<(d: Decision) => void>()
+
+  /** Calls `f` with every decision as it is made (`decisions` keeps only the last 1000); returns the unsubscribe. */
+  onDecision (f: (d: Decision) => void): () => void {
+    this.#onDecision.add(f)
+    return () => { this.#onDecision.delete(f) }
+  }
+
   #decide (epr: string, from: DomainState, to: DomainState, reason: string, migrated?: number): void {
     this.#o.pmt.setState(epr, to)
     const d: Decision = { at: this.#now(), epr, from, to, reason, ...(migrated === undefined ? {} : { migrated }) }
     this.decisions.push(d)
     if (this.decisions.length > 1000) this.decisions.splice(0, this.decisions.length - 1000)
     this.#log.warn(d, `domain ${to}: ${reason}`)
+    for (const f of this.#onDecision) f(d)
   }
 
   /** Suspect → migrate the domain's streams → isolated (→ the isolation policy). */

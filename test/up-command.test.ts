@@ -205,6 +205,23 @@ t.test('metaos up (running): the printed WSDL URLs answer; Ctrl-C stops it clean
   t.match(await status(), /supervisor decisions\n.*\n.*net-domain\s+healthy\s+suspect\s+process exited \(SIGKILL\)/, 'metaos status prints the decision and its reason')
   p.pids.push(net.pid)
 
+  // Its Prometheus endpoint: the frontend's series, with the probes and the supervisor's decisions counted.
+  const metricsUrl = /^Metrics \(Prometheus\): (\S+)$/m.exec(up.stdout())?.[1]
+  t.ok(metricsUrl, 'metaos up prints its metrics URL')
+  const text = await (await fetch(metricsUrl!)).text()
+  const sample = (name: string, labels: Record<string, string>): number => {
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(name + '{')) continue
+      if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1))
+    }
+    return NaN
+  }
+  t.ok(sample('metaos_frontend_probes_total', { epr: net.epr, result: 'success' }) > 0, 'probes of the domain counted')
+  t.equal(sample('metaos_frontend_supervisor_decisions_total', { epr: net.epr, to: 'isolated' }), s.decisions.filter((d) => d.epr === net.epr && d.to === 'isolated').length, 'isolations counted as the supervisor decided them')
+  t.equal(sample('metaos_frontend_supervisor_decisions_total', { epr: net.epr, to: 'healthy' }), s.decisions.filter((d) => d.epr === net.epr && d.to === 'healthy').length, 'readmissions too')
+  t.equal(sample('metaos_frontend_stream_moves_total', { kind: 'migration' }), 1, 'the demo\'s live migration counted')
+  t.match(text, /^process_cpu_seconds_total /m, 'and the process metrics')
+
   up.child.kill('SIGINT')
   const timer = setTimeout(() => { up.child.kill('SIGKILL') }, 20_000)
   const exit = await up.exited
