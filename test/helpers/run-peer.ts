@@ -1,6 +1,9 @@
 // Test helper: runs a peer program (a compiler, a Mono or gSOAP client) to its end and reads its
 // `key=value` output lines. Never rejects: the exit code (null when killed) and both streams are the result.
 import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { which } from './which.js'
 
 export interface PeerRun { code: number | null, signal: string | null, stdout: string, stderr: string, output: string }
 
@@ -22,4 +25,15 @@ export function parseLines (text: string, o: { first?: boolean } = {}): Record<s
     if (i > 0 && (o.first !== true || !(line.slice(0, i) in out))) out[line.slice(0, i)] = line.slice(i + 1).replace(/\r$/, '')
   }
   return out
+}
+
+/** Mono's compiler, runtime and the directory holding `assembly` (the WCF tests); `missing` says what is absent. */
+export function monoTools (assembly = 'System.ServiceModel.dll'): { mcs?: string, mono?: string, assemblyDir?: string, missing?: string } {
+  const mcs = which('mcs')
+  const mono = which('mono')
+  const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => existsSync(join(d, assembly)))
+  const missing = mcs === undefined || mono === undefined
+    ? 'Mono is not installed (mcs/mono not on PATH; apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil)'
+    : undefined
+  return { ...(mcs === undefined ? {} : { mcs }), ...(mono === undefined ? {} : { mono }), ...(assemblyDir === undefined ? {} : { assemblyDir }), ...(missing === undefined ? {} : { missing }) }
 }

@@ -22,8 +22,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { P12_PASSWORD } from '../../security/pki.js'
 import { startSecureDomain } from '../helpers/secure-domain.js'
-import { which } from '../helpers/which.js'
-import { parseLines, runPeer } from '../helpers/run-peer.js'
+import { monoTools, parseLines, runPeer } from '../helpers/run-peer.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const sources = [resolve(here, 'wcf/StorageClient.cs'), resolve(here, 'security-wcf/SecureStorageClient.cs')]
@@ -35,11 +34,9 @@ const PASSWORD = 'alice-password'
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
-const mcs = which('mcs')
-const mono = which('mono')
-const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => existsSync(join(d, 'System.ServiceModel.dll')))
+const { mcs, mono, assemblyDir, missing } = monoTools()
 if (mcs === undefined || mono === undefined) {
-  t.plan(0, 'Mono is not installed (mcs/mono not on PATH; apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil)')
+  t.plan(0, missing)
 } else {
   t.test('WCF (Mono) over https: client certificate, UsernameToken, refusals', async (t) => {
     t.ok(assemblyDir, 'System.ServiceModel.dll found')

@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startTestDomain } from '../helpers/domain.js'
-import { which } from '../helpers/which.js'
-import { parseLines, runPeer } from '../helpers/run-peer.js'
+import { monoTools, parseLines, runPeer } from '../helpers/run-peer.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const source = [resolve(here, 'wcf/StorageClient.cs'), resolve(here, '../../../test/interop/wcf/StorageClient.cs')].find((f) => existsSync(f))
@@ -19,11 +18,9 @@ const source = [resolve(here, 'wcf/StorageClient.cs'), resolve(here, '../../../t
 
 
 
-const mcs = which('mcs')
-const mono = which('mono')
-const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => existsSync(join(d, 'System.ServiceModel.dll')))
+const { mcs, mono, assemblyDir, missing } = monoTools()
 if (mcs === undefined || mono === undefined) {
-  t.plan(0, 'Mono is not installed (mcs/mono not on PATH; apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil)')
+  t.plan(0, missing)
 } else {
   t.test('WCF (Mono) client calls the domain', async (t) => {
     t.ok(source, 'test/interop/wcf/StorageClient.cs found')
