@@ -1,6 +1,7 @@
 // Endpoint addresses: parses and formats the three transports' URLs (DESIGN.md §4/§5):
 // `http://HOST:PORT/path`, `https://…`, `unix:/path/to.sock` (listen side) and
 // `http+unix://<percent-encoded socket path>/<service path>` (what a bus endpoint is announced as).
+import { isIP } from 'node:net'
 import { MetaosError } from './errors.js'
 
 export interface Endpoint {
@@ -37,4 +38,11 @@ export function formatEndpoint (e: Endpoint): string {
   if (e.protocol === 'unix') return `http+unix://${encodeURIComponent(e.socketPath!)}${e.path}`
   const host = e.host!.includes(':') ? `[${e.host}]` : e.host
   return `${e.protocol}://${host}:${e.port}${e.path}`
+}
+
+/** True for the loopback host names and addresses (localhost, 127.0.0.0/8, ::1): what never leaves this machine. */
+export function isLoopbackHost (host: string): boolean {
+  if (host === 'localhost') return true
+  if (isIP(host) === 4) return host.startsWith('127.')
+  return host === '::1' || host === '::ffff:127.0.0.1'
 }

@@ -4,9 +4,9 @@
 // adds gauges read from its engine at scrape time (open handles, sockets). `serveMetrics` is the
 // optional separate listener of `--metrics-listen`. Owns no HTTP routing of the service itself.
 import { createServer, type Server } from 'node:http'
-import { isIP } from 'node:net'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { MetaosError } from './errors.js'
+import { isLoopbackHost } from './endpoint.js'
 
 /** Call latency buckets (seconds): 50 µs (a bus call of a cached Seek) to 10 s (a hang). */
 export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -147,12 +147,6 @@ export class DomainMetrics {
 }
 
 /** Loopback host names and addresses. */
-export function isLoopbackHost (host: string): boolean {
-  if (host === 'localhost') return true
-  if (isIP(host) === 4) return host.startsWith('127.')
-  return host === '::1' || host === '::ffff:127.0.0.1'
-}
-
 export interface MetricsListener {
   /** `http://HOST:PORT/metrics` as bound. */
   readonly url: string

@@ -8,11 +8,10 @@
 // Owns no business logic: operations come from the implementation it is given.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { Socket } from 'node:net'
 import type { PeerCertificate, TLSSocket } from 'node:tls'
 import { isUtf8 } from 'node:buffer'
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
@@ -21,13 +20,13 @@ import {
   buildEnvelope, buildFaultBody, EnvelopeError, faultAction, faultStatus, METAOS_NS, parseEnvelope,
   replyAddressing, SOAP, type Addressing, type SoapVersion,
 } from './envelope.js'
-import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
+import { formatEndpoint, isLoopbackHost, parseEndpoint, type Endpoint } from './endpoint.js'
 import { FAULT_CODES, MetaosError, fromSystemError } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
 import { escapeXml, toXmlSafeText, DEFAULT_XML_LIMITS, type XmlElement } from './xml.js'
 import { batchOutputs, runBatch } from './batch.js'
 import { WSSE_NS, WSU_NS } from './ws-security.js'
-import { isLoopbackHost, type DomainMetrics } from './metrics.js'
+import type { DomainMetrics } from './metrics.js'
 
 export interface CallContext {
   /**
@@ -275,7 +274,7 @@ export class ServiceHost {
   }
 
   #checkExposure (ep: Endpoint, url: string): void {
-    if (ep.protocol === 'unix' || isLoopback(ep.host!) || this.#o.allowInsecure === true) return
+    if (ep.protocol === 'unix' || isLoopbackHost(ep.host!) || this.#o.allowInsecure === true) return
     if (ep.protocol === 'http') throw new MetaosError('INVALID_ARGUMENT', `${url} would serve plain HTTP beyond this machine: listen on https:// (with --auth or --client-ca), or say --allow-insecure if this network is trusted`)
     if (this.#o.authenticator === undefined) throw new MetaosError('INVALID_ARGUMENT', `${url} would let anyone who reaches it in without authentication: give --auth FILE or --client-ca FILE, or say --allow-insecure if that is intended`)
   }
@@ -605,8 +604,6 @@ function securityTimestamp (): string {
     `<wsu:Created>${new Date(now).toISOString()}</wsu:Created><wsu:Expires>${new Date(now + 300_000).toISOString()}</wsu:Expires>` +
     '</wsu:Timestamp></wsse:Security>'
 }
-
-function isLoopback (host: string): boolean { return isLoopbackHost(host) }
 
 /** Where a call came from, for its debug log line. */
 function callerOf (req: IncomingMessage, ep: Endpoint): string {
