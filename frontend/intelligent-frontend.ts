@@ -16,6 +16,9 @@ import type { StorageHandler } from './storage-handler.js'
 import { PmtExchange, type JoinOptions } from './pmt-exchange.js'
 import { randomUUID } from 'node:crypto'
 import { MetaosError } from '../soap-runtime/errors.js'
+import { parseEndpoint } from '../soap-runtime/endpoint.js'
+import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
+import type { FrontendMetrics } from './frontend-metrics.js'
 import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from './domain-trust.js'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
@@ -67,6 +70,9 @@ export class IntelligentFrontend {
   readonly #dispatchers = new Map<string, Dispatcher>()
   /** Undefined without trust options: announcements are taken as they come (a trusted network). */
   readonly trust: DomainTrust | undefined
+  /** Discovery events (tracked, gone, forged Byes, refusals), latest last, for the status and the dashboard. */
+  readonly lifecycle: LifecycleEvent[] = []
+  readonly #trackedAt = new Map<string, number>()
   /** Announcements being verified (by EPR), so a burst of them costs one proof. */
   readonly #verifying = new Set<string>()
   #closed = false
@@ -119,9 +125,11 @@ export class IntelligentFrontend {
     if (h === undefined) return
     if (this.trust !== undefined && t !== undefined && await this.trust.stillAnswers(epr, h)) {
       this.registry.keep(t) // a forged Bye: the domain stays, and its own Bye will be heard later
+      this.#event('forged-bye', epr, `a Bye from ${t.from}, while the domain still answers as itself`)
       return
     }
     if (!this.handlers.has(epr)) return
+    this.#event('gone', epr, t === undefined ? 'it stopped answering' : 'it said Bye')
     this.pmt.setState(epr, 'draining')
     for (const d of this.#dispatchers.values()) await d.migrateAll(epr, 'the domain said Bye')
     this.#remove(epr)
@@ -133,6 +141,8 @@ export class IntelligentFrontend {
     if (endpoint === undefined || this.handlers.has(t.epr)) return
     const declared = { ...declaredFromScopes(t.scopes), ...this.#options.declared?.[t.epr] }
     this.handlers.set(t.epr, this.perf.track(identityFromScopes(t, endpoint), createStorageProxy(endpoint), undefined, declared))
+    this.#trackedAt.set(t.epr, Date.now())
+    this.#event('discovered', t.epr, `from ${t.from}: ${endpoint}`)
   }
 
   async #prove (t: DiscoveredTarget, replace: boolean): Promise<void> {
@@ -142,7 +152,7 @@ export class IntelligentFrontend {
     this.#verifying.add(t.epr)
     try {
       const proven = await this.trust!.verify(t)
-      if (proven === undefined) return
+      if (proven === undefined) { this.#event('refused', t.epr, this.trust!.counters.reasons.at(-1) ?? 'could not prove itself'); return }
       if (this.#closed || (!replace && this.handlers.has(t.epr))) { await proven.handler.close(); return }
       if (replace) this.#remove(t.epr)
       this.#track(t, proven)
@@ -163,6 +173,61 @@ export class IntelligentFrontend {
     }
     const declared = { ...declaredFromScopes(t.scopes), ...this.#options.declared?.[t.epr] }
     this.handlers.set(t.epr, this.perf.track(identity, p.handler, this.trust!.probePath, declared))
+    this.#trackedAt.set(t.epr, Date.now())
+    this.#event('discovered', t.epr, `proven over TLS by ${t.from}: ${p.endpoint}`)
+  }
+
+  #event (kind: LifecycleEvent['kind'], epr: string, detail: string): void {
+    this.lifecycle.push({ at: Date.now(), name: domainName(this.pmt.row(epr)?.identity.endpoints[0]) ?? epr, epr, kind, pid: 0, detail })
+    if (this.lifecycle.length > 500) this.lifecycle.splice(0, this.lifecycle.length - 500)
+  }
+
+  /** What this frontend knows and does, in the shape `metaos up` serves (its dashboard and `metaos status` read it). */
+  status (): ClusterStatus {
+    const rows = this.pmt.rows()
+    const names = new Map(rows.map((r) => [r.identity.epr, domainName(r.identity.endpoints[0]) ?? r.identity.epr]))
+    const dispatchers = [...this.#dispatchers.values()]
+    return {
+      title: 'frontend',
+      volume: [...new Set(rows.map((r) => r.identity.volume))].join(', '),
+      domains: rows.map((r) => ({
+        name: names.get(r.identity.epr)!, epr: r.identity.epr, pid: 0, state: 'discovered', endpoints: [...r.identity.endpoints], restarts: 0,
+        startedAt: this.#trackedAt.get(r.identity.epr) ?? 0, service: 'storage', volume: r.identity.volume, hosting: r.identity.hosting,
+        kernel: { sysname: r.identity.kernel.sysname, release: r.identity.kernel.release }, ...(r.identity.runtime === undefined ? {} : { runtime: r.identity.runtime }),
+      })),
+      pmt: pmtStatus(rows, names),
+      decisions: [...this.supervisor.decisions],
+      streams: dispatchers.flatMap((d) => d.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, access: s.access, share: s.share, volume: s.volume }))),
+      moves: dispatchers.flatMap((d) => d.moves),
+      placements: dispatchers.flatMap((d) => d.placed).sort((a, b) => a.at - b.at),
+      rules: [],
+      lifecycle: [...this.lifecycle],
+    }
+  }
+
+  #dashboard: { url: string, close: () => Promise<void> } | undefined
+
+  /**
+   * Serves this frontend's live dashboard (dashboard/: domains, PMT and score parts, charts,
+   * supervisor timeline, placements, streams) and its Prometheus metrics (/metrics) on
+   * 127.0.0.1:`port` (default any free port). Returns the page's URL. Closed with the frontend.
+   * The charts and the metrics' counters start when it is served; the PMT, decisions and the
+   * status's lists hold what came before too.
+   */
+  async serveDashboard (port = 0): Promise<string> {
+    if (this.#dashboard !== undefined) return this.#dashboard.url
+    const [{ serveDashboard }, { PmtHistory }, { createFrontendMetrics }] = await Promise.all([
+      import('../dashboard/dashboard-server.js'), import('../dashboard/pmt-history.js'), import('./frontend-metrics.js'),
+    ])
+    const history = new PmtHistory({ pmt: this.pmt })
+    // The dispatchers made so far; one made later is counted in open streams, not in moves.
+    const metrics: FrontendMetrics = createFrontendMetrics({ pmt: this.pmt, supervisor: this.supervisor, dispatchers: [...this.#dispatchers.values()] })
+    const served = await serveDashboard({ snapshot: async () => ({ ...this.status(), pid: process.pid }), history, metrics }, port)
+    this.#dashboard = {
+      url: served.url,
+      close: async () => { history.stop(); metrics.close(); await served.close() },
+    }
+    return served.url
   }
 
   #remove (epr: string): void {
@@ -216,12 +281,23 @@ export class IntelligentFrontend {
   async close (): Promise<void> {
     this.#closed = true
     clearInterval(this.#watch)
+    await this.#dashboard?.close()
+    this.#dashboard = undefined
     this.supervisor.stop()
     this.perf.stop()
     await this.#exchange?.close()
     this.#exchange = undefined
     for (const epr of [...this.handlers.keys()]) this.#remove(epr)
   }
+}
+
+/** A short name for a domain: its socket file or its host:port. */
+function domainName (endpoint: string | undefined): string | undefined {
+  if (endpoint === undefined) return undefined
+  try {
+    const ep = parseEndpoint(endpoint)
+    return ep.protocol === 'unix' ? ep.socketPath!.split('/').pop() : `${ep.host}:${ep.port}`
+  } catch { return undefined }
 }
 
 let shared: Promise<IntelligentFrontend> | undefined

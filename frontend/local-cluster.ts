@@ -11,11 +11,12 @@ import { DomainManager, type DomainDriver, type ManagedDomain } from './domain-m
 import { createStorageProxy } from './storage-proxy.js'
 import { PerformanceMappingTable } from './pmt.js'
 import { PerformanceModule } from './performance-module.js'
-import { Dispatcher, type DispatcherOptions, type MoveEvent, type PlacementRecord } from './dispatcher.js'
-import { Supervisor, type Decision, type SupervisorOptions } from './supervisor.js'
+import { Dispatcher, type DispatcherOptions, type MoveEvent } from './dispatcher.js'
+import { Supervisor, type SupervisorOptions } from './supervisor.js'
 import type { StorageHandler } from './storage-handler.js'
 import type { FaultFile } from '../backend-storage/fault-injection.js'
 import { silentLogger } from '../soap-runtime/logger.js'
+import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
 
 export interface LocalClusterOptions {
   /** The domains: how each is reached (default three on HTTP). */
@@ -41,41 +42,7 @@ export interface LocalClusterOptions {
   readonly logger?: Logger
 }
 
-/** What the domain manager did to a domain, as it happened (started, restarted, stopped, exited unasked). */
-export interface LifecycleEvent {
-  readonly at: number
-  readonly name: string
-  readonly epr: string
-  readonly kind: 'started' | 'restarted' | 'stopped' | 'exited'
-  readonly pid: number
-  readonly detail?: string
-}
-
-export interface ClusterStatus {
-  readonly volume: string
-  readonly domains: ReadonlyArray<{
-    name: string, epr: string, pid: number, state: string, endpoints: string[], restarts: number, startedAt: number, limits?: unknown
-    service: string, volume?: string, hosting?: string, kernel?: { sysname: string, release: string }, runtime?: string
-  }>
-  readonly pmt: ReadonlyArray<{
-    epr: string, name?: string, state: string, score: number, latencyMs: number | undefined, p50Ms: number | undefined, p99Ms: number | undefined, errorRate: number,
-    mbPerSec: number | undefined, calls: number, errors: number, timeouts: number, bytes: number, measuredAt: number, probedAt: number | undefined, probeLatencyMs: number | undefined
-    /** The factors of the score (frontend/score.ts): score = 100 · perf^wp · health^wh · sla^ws · cost^wc. */
-    parts: { perf: number, health: number, sla: number, cost: number, freshness: number }
-    declared: { sla: number, costPerCall: number, costPerMB: number }
-    hosting: string, kernel: { sysname: string, release: string }, volume: string
-  }>
-  readonly decisions: readonly Decision[]
-  readonly streams: ReadonlyArray<{ path: string, epr: string, position: number, moves: number, access: string, share: string, volume: string }>
-  /** Moves (failovers, migrations), with when each happened. */
-  readonly moves: ReadonlyArray<MoveEvent & { at?: number }>
-  /** The latest placements, with the rules that fired. */
-  readonly placements: readonly PlacementRecord[]
-  /** Rules loaded in the dispatcher (names, in file order); empty when the score alone decides. */
-  readonly rules: readonly string[]
-  /** What the domain manager did (starts, restarts, exits), latest last. */
-  readonly lifecycle: readonly LifecycleEvent[]
-}
+export type { ClusterStatus, LifecycleEvent } from './status-snapshot.js'
 
 export class LocalCluster {
   readonly dir: string
@@ -207,15 +174,7 @@ export class LocalCluster {
           ...(d.limits === undefined ? {} : { limits: d.limits }),
         }
       }),
-      pmt: rows.map((r) => ({
-        epr: r.identity.epr, ...(names.has(r.identity.epr) ? { name: names.get(r.identity.epr)! } : {}), state: r.state, score: r.score.score,
-        latencyMs: r.measures.latencyMs, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errorRate: r.measures.errorRate, mbPerSec: r.measures.mbPerSec,
-        calls: r.measures.calls, errors: r.measures.errors, timeouts: r.measures.timeouts, bytes: r.measures.bytes,
-        measuredAt: r.measures.measuredAt, probedAt: r.measures.probedAt, probeLatencyMs: r.measures.probeLatencyMs,
-        parts: { perf: r.score.perf, health: r.score.health, sla: r.score.sla, cost: r.score.cost, freshness: r.score.freshness },
-        declared: { sla: r.sla, costPerCall: r.costPerCall, costPerMB: r.costPerMB },
-        hosting: r.identity.hosting, kernel: { sysname: r.identity.kernel.sysname, release: r.identity.kernel.release }, volume: r.identity.volume,
-      })),
+      pmt: pmtStatus(rows, names),
       decisions: [...this.supervisor.decisions],
       streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, access: s.access, share: s.share, volume: s.volume })),
       moves: this.dispatcher.moves.map((m) => { const at = this.#movedAt.get(m); return at === undefined ? m : { ...m, at } }),

@@ -5,7 +5,8 @@ import { isolateNetwork } from './helpers/netns.js'
 await isolateNetwork()
 
 import t from 'tap'
-import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, mkdirSync, readFileSync } from 'node:fs'
+import { chromium, type Browser } from 'playwright-core'
 import { release } from 'node:os'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +16,8 @@ import { FileStream, closeSharedProxies, closeStorageRegistry } from '../index.j
 import { PerformanceMappingTable } from '../frontend/pmt.js'
 import { PmtExchange } from '../frontend/pmt-exchange.js'
 import { randomUUID } from 'node:crypto'
+
+const CHROMIUM = '/usr/bin/chromium'
 
 t.test('discover → PMT → dispatcher → FileStream', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-front-'))
@@ -53,9 +56,35 @@ t.test('discover → PMT → dispatcher → FileStream', async (t) => {
   t.ok(x.peers.length >= 1, 'and the frontend knows that module')
   t.ok(front.pmt.row(blue.ready.epr)!.measures.calls >= 3, 'the stream\'s calls were measured')
 
+  // The application's own frontend serves the dashboard and its metrics when asked.
+  const page = await front.serveDashboard()
+  const base = page.replace(/\/$/, '')
+  const st = await (await fetch(`${base}/status`)).json() as { title: string, domains: Array<{ epr: string, volume: string, hosting: string }>, lifecycle: Array<{ epr: string, kind: string }> }
+  t.equal(st.title, 'frontend', 'its status says what serves it')
+  t.same(st.domains.map((d) => [d.epr, d.volume, d.hosting]).sort(), [[red.ready.epr, 'red', 'process'], [blue.ready.epr, 'blue', 'process']].sort(), 'the discovered domains, their volumes and hosting')
+  t.ok(st.lifecycle.some((e) => e.epr === red.ready.epr && e.kind === 'discovered'), 'and when each was discovered')
+  await front.perf.probe(red.ready.epr) // metrics count from when the dashboard is served
+  t.match(await (await fetch(`${base}/metrics`)).text(), new RegExp(`metaos_frontend_probes_total\\{epr="${red.ready.epr}",result="success"\\} [1-9]`), 'its /metrics counts the probes of red')
+  let browser: Browser | undefined
+  if (existsSync(CHROMIUM) || process.env.CI !== undefined) {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
+    t.teardown(async () => { await browser?.close() })
+    const tab = await browser.newPage()
+    const errors: string[] = []
+    tab.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(m.text()) })
+    tab.on('pageerror', (e) => { errors.push(e.message) })
+    await tab.goto(page)
+    await tab.locator('#domains tbody tr').nth(1).waitFor({ timeout: 10_000 })
+    t.same((await tab.locator('#domains tbody tr').allTextContents()).length, 2, 'the page (Chromium) lists both domains')
+    t.match(await tab.locator('#summary').textContent(), /frontend pid \d+/, 'and says it is this frontend')
+    t.same(errors, [], 'with no console error')
+  } else t.comment('no /usr/bin/chromium here: the page itself is not opened (CI installs it)')
+
   await blue.stop()
   for (let i = 0; i < 50 && front.handlers.has(blue.ready.epr); i++) await new Promise((resolve) => setTimeout(resolve, 20))
   t.notOk(front.handlers.has(blue.ready.epr), 'after its Bye the domain leaves the dispatcher')
+  const gone = await (await fetch(`${base}/status`)).json() as { lifecycle: Array<{ epr: string, kind: string, detail: string }> }
+  t.ok(gone.lifecycle.some((e) => e.epr === blue.ready.epr && e.kind === 'gone' && /Bye/.test(e.detail)), 'the status records that it left, and why')
   t.equal(front.pmt.row(blue.ready.epr), undefined, 'and the table')
   t.throws(() => front.dispatcherFor('blue').place(), { code: 'TRANSPORT_ERROR' }, 'no domain of that volume is left')
 })

@@ -39,7 +39,7 @@ function render (st) {
   const who = names(st)
   const name = (epr) => who.get(epr) ?? epr
   const pmtBy = new Map(st.pmt.map((r) => [r.epr, r]))
-  $('summary').textContent = `volume ${st.volume} · metaos up pid ${st.pid ?? '?'} · ${st.domains.length} domains · ${st.streams.length} open streams · updated ${time(now)}`
+  $('summary').textContent = `volume ${st.volume} · ${st.title ?? 'metaos up'} pid ${st.pid ?? '?'} · ${st.domains.length} domains · ${st.streams.length} open streams · updated ${time(now)}`
 
   rows($('domains').tBodies[0], st.domains.map((d) => {
     const r = pmtBy.get(d.epr)
