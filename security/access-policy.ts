@@ -147,9 +147,14 @@ function parseEntry (raw: unknown, where: string, bad: (why: string) => MetaosEr
   }
 }
 
+/** A path inside the volume as the checks compare it: "/" separators, ".." resolved, no trailing "/". */
+function normalizeRelative (path: string): string {
+  return posix.normalize((path === '' ? '.' : path).replace(/\\/g, '/')).replace(/\/+$/, '')
+}
+
 function normalizePrefix (p: string, where: string, bad: (why: string) => MetaosError): string {
   if (p === '*') return '*'
-  const n = posix.normalize(p.replace(/\\/g, '/')).replace(/\/+$/, '')
+  const n = normalizeRelative(p)
   if (n === '' || n === '.' || n.startsWith('/') || n === '..' || n.startsWith('../') || p.includes('\0')) throw bad(`${where}: "${p}" must be a relative directory inside the volume, or "*"`)
   return n
 }
@@ -167,7 +172,7 @@ export function checkVolume (id: Identity, volume: string): void {
 export function checkPath (id: Identity, path: string): void {
   const paths = id.grants.paths
   if (paths.includes('*')) return
-  const n = posix.normalize((path === '' ? '.' : path).replace(/\\/g, '/')).replace(/\/+$/, '')
+  const n = normalizeRelative(path)
   for (const p of paths) if (n === p || n.startsWith(p + '/')) return
   throw new MetaosError('UNAUTHORIZED', `"${id.name}" may not use ${JSON.stringify(path.slice(0, 200))}`)
 }

@@ -12,7 +12,6 @@ import type { PeerCertificate, TLSSocket } from 'node:tls'
 import { isUtf8 } from 'node:buffer'
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
-import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
 import type { ServiceDescriptor } from './descriptor.js'
@@ -26,6 +25,7 @@ import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from
 import { escapeXml, toXmlSafeText, DEFAULT_XML_LIMITS, type XmlElement } from './xml.js'
 import { batchOutputs, runBatch } from './batch.js'
 import { WSSE_NS, WSU_NS } from './ws-security.js'
+import { newRequestId } from './client.js'
 import type { DomainMetrics } from './metrics.js'
 
 export interface CallContext {
@@ -158,7 +158,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,64}$/
 /** The caller's request id when it is a sane token (it goes into logs and a response header), else a fresh one. */
 function requestIdOf (h: string | string[] | undefined): string {
   if (typeof h === 'string' && REQUEST_ID.test(h)) return h
-  return randomUUID().replaceAll('-', '').slice(0, 16)
+  return newRequestId()
 }
 const PREALLOCATE_MAX = 2 * 1024 * 1024
 
@@ -487,7 +487,7 @@ export class ServiceHost {
       const auth = this.#o.authenticator
       if (auth !== undefined) {
         // Who it is comes before anything is decoded or touched.
-        const principal = auth.authenticate({ transport: transportOf(ep), peer, headers: env.headers, ...(ep.protocol === 'https' ? { tls: tlsFacts(req.socket as TLSSocket) } : {}) })
+        const principal = auth.authenticate({ transport: ep.protocol, peer, headers: env.headers, ...(ep.protocol === 'https' ? { tls: tlsFacts(req.socket as TLSSocket) } : {}) })
         release = auth.admit(principal, body.length)
         ctx = { caller: auth.ownerOf(principal), operation, principal, requestId }
       } else {
@@ -578,10 +578,6 @@ export class ServiceHost {
     res.writeHead(200, { 'Content-Type': 'text/xml; charset=utf-8', 'Content-Length': buf.length })
     res.end(buf)
   }
-}
-
-function transportOf (ep: Endpoint): CallCredentials['transport'] {
-  return ep.protocol
 }
 
 const tlsCache = new WeakMap<TLSSocket, NonNullable<CallCredentials['tls']>>()
