@@ -6,7 +6,7 @@
 import { BlockList, isIP } from 'node:net'
 import { lookup } from 'node:dns'
 import { MetaosError } from '../soap-runtime/errors.js'
-import { plainAddress, type DestinationPolicy } from './allow-list.js'
+import { plainAddress, type DestinationPolicy } from '../security/allow-list.js'
 import { fromNetError } from './net-errors.js'
 
 const UNSPECIFIED = new BlockList()

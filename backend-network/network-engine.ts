@@ -5,8 +5,8 @@
 // Used by a network domain's service; knows nothing of SOAP or transports.
 import { isIP } from 'node:net'
 import { MetaosError } from '../soap-runtime/errors.js'
-import type * as N from '../frontend/generated/network-service.js'
-import type { DestinationPolicy } from './allow-list.js'
+import type * as N from '../wsdl/generated/network-service.js'
+import type { DestinationPolicy } from '../security/allow-list.js'
 import { admittedDestinations, formatHostPort, resolveAll } from './destination.js'
 import { checkHost, checkInt, checkMaxBytes, checkTimeout, invalid } from './net-errors.js'
 import { SocketTable, type Handle, type Reservation } from './socket-table.js'

@@ -6,7 +6,7 @@
 // and a Receive may run together (full duplex). Knows nothing of handles or SOAP.
 import { connect as netConnect, type Socket } from 'node:net'
 import { MetaosError } from '../soap-runtime/errors.js'
-import type { ReceiveResponse } from '../frontend/generated/network-service.js'
+import type { ReceiveResponse } from '../wsdl/generated/network-service.js'
 import { EMPTY, fromNetError, handleClosed, invalid } from './net-errors.js'
 import { Lane, Signal, waitFor, type Resource } from './socket-table.js'
 

@@ -5,7 +5,7 @@
 // unreachable → CONNECTION_REFUSED) is reported once, by the next call, as a kernel reports it.
 import { createSocket, type Socket } from 'node:dgram'
 import { MetaosError } from '../soap-runtime/errors.js'
-import type { ReceiveFromResponse, ReceiveResponse } from '../frontend/generated/network-service.js'
+import type { ReceiveFromResponse, ReceiveResponse } from '../wsdl/generated/network-service.js'
 import { EMPTY, fromNetError, handleClosed, invalid } from './net-errors.js'
 import { Lane, Signal, waitFor, type Resource } from './socket-table.js'
 

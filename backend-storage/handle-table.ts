@@ -4,7 +4,7 @@
 import { close as fsClose } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { MetaosError } from '../soap-runtime/errors.js'
-import type { FileAccess, FileShare } from '../frontend/generated/storage-service.js'
+import type { FileAccess, FileShare } from '../wsdl/generated/storage-service.js'
 
 export interface OpenFile {
   readonly id: string

@@ -7,7 +7,7 @@ import { lstat as lstatP, readdir, stat as statP, unlink } from 'node:fs/promise
 import { basename } from 'node:path'
 import { promisify } from 'node:util'
 import { MetaosError, fromSystemError } from '../soap-runtime/errors.js'
-import type * as S from '../frontend/generated/storage-service.js'
+import type * as S from '../wsdl/generated/storage-service.js'
 import { HandleTable, type HandleLimits, type OpenFile } from './handle-table.js'
 import type { PathPolicy } from './path-policy.js'
 

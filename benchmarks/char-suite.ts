@@ -6,9 +6,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { FileStream } from '../frontend/file-stream.js'
-import { closeSharedProxies } from '../frontend/storage-proxy.js'
-import { spawnDomain } from '../frontend/domain-process.js'
+import { FileStream } from '../frontend/api/file-stream.js'
+import { closeSharedProxies } from '../frontend/handlers/storage-proxy.js'
+import { spawnDomain } from '../domains/domain-process.js'
 import type { BenchRow } from './report.js'
 
 export interface CharSuiteOptions {

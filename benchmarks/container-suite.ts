@@ -7,10 +7,10 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { DomainManager } from '../frontend/domain-manager.js'
-import { ContainerDriver } from '../frontend/container-driver.js'
-import { createStorageProxy } from '../frontend/storage-proxy.js'
-import type { StorageHandler } from '../frontend/storage-handler.js'
+import { DomainManager } from '../domains/domain-manager.js'
+import { ContainerDriver } from '../domains/container-driver.js'
+import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
+import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 
 export interface ContainerRow { readonly hosting: 'process' | 'container', readonly transport: 'http' | 'bus', readonly readyMs: number, readonly writesPerSec: number, readonly mbPerSec: number }
 

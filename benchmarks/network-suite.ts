@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
-import { spawnDomain, spawnReady, type DomainProcess } from '../frontend/domain-process.js'
+import { spawnDomain, spawnReady, type DomainProcess } from '../domains/domain-process.js'
 import { packageFile } from '../package-root.js'
-import { NetSocket } from '../frontend/net-socket.js'
-import { closeSharedNetworkProxies } from '../frontend/network-handler.js'
+import { NetSocket } from '../frontend/api/net-socket.js'
+import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
 
 export interface NetworkSuiteOptions {
   /** Seconds of round trips per path and round (default 1). */

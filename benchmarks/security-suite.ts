@@ -11,9 +11,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { connect as tlsConnect } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { spawnDomain, type DomainProcess } from '../frontend/domain-process.js'
-import { createStorageProxy, type StorageProxyOptions } from '../frontend/storage-proxy.js'
-import type { StorageHandler } from '../frontend/storage-handler.js'
+import { spawnDomain, type DomainProcess } from '../domains/domain-process.js'
+import { createStorageProxy, type StorageProxyOptions } from '../frontend/handlers/storage-proxy.js'
+import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import { initCa, issueClientCertificate, issueDomainCertificate } from '../security/pki.js'
 
 export const SECURITY_CONFIGS = ['http', 'https', 'https-mtls', 'https-digest', 'https-text', 'http-digest', 'bus'] as const

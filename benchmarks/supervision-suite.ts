@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { FileStream } from '../frontend/file-stream.js'
-import { createStorageProxy } from '../frontend/storage-proxy.js'
-import { LocalCluster } from '../frontend/local-cluster.js'
+import { FileStream } from '../frontend/api/file-stream.js'
+import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
+import { LocalCluster } from '../frontend/assembly/local-cluster.js'
 
 export interface SupervisionOptions {
   readonly fileBytes?: number

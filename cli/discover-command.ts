@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { DiscoveryClient } from '../discovery/client.js'
 import { parseTypeName } from '../discovery/storage-announcement.js'
 import { createLogger } from '../soap-runtime/logger.js'
-import { proveByTls } from '../frontend/domain-trust.js'
+import { proveByTls } from '../frontend/handlers/domain-trust.js'
 import { readFileSync } from 'node:fs'
 
 const HELP = `usage: metaos discover [--type T]... [--scope S]... [--match-by URI] [--timeout MS] [--interface NAME]... [--json]

@@ -4,7 +4,7 @@
 // in-flight calls, close, and return the exit code.
 import type { Logger } from 'pino'
 import { TargetService } from '../discovery/target-service.js'
-import { HostingValues, type Hosting } from '../frontend/generated/storage-service.js'
+import { HostingValues, type Hosting } from '../wsdl/generated/storage-service.js'
 
 import { SECURITY_ARGS } from '../security/domain-security.js'
 

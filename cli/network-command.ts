@@ -3,7 +3,7 @@
 // in-flight calls, close every socket, exit 0. A bad --allow rule is a usage error (exit 2).
 import { parseArgs } from 'node:util'
 import { startNetworkDomain } from '../backend-network/network-domain.js'
-import { LOOPBACK_ONLY, parseAllowList } from '../backend-network/allow-list.js'
+import { LOOPBACK_ONLY, parseAllowList } from '../security/allow-list.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'

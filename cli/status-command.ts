@@ -7,7 +7,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import type { ClusterStatus } from '../frontend/local-cluster.js'
+import type { ClusterStatus } from '../frontend/assembly/local-cluster.js'
 import type { DashboardOptions } from '../dashboard/dashboard-server.js'
 
 /** Where a running `metaos up` says where its status is. */

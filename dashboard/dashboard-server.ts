@@ -64,7 +64,7 @@ export function createDashboardApp (o: DashboardOptions): express.Express {
 
   app.get('/api/events', (req, res) => { events(req, res, o) })
 
-  // The Prometheus endpoint: the frontend's registry (frontend/frontend-metrics.ts) mounts here.
+  // The Prometheus endpoint: the frontend's registry (frontend/assembly/frontend-metrics.ts) mounts here.
   app.get('/metrics', (_req, res) => {
     if (o.metrics === undefined) { res.status(404).type('text/plain').send('no metrics registry mounted\n'); return }
     const m = o.metrics

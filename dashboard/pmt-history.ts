@@ -3,7 +3,7 @@
 // each domain over time. Throughput is what moved (bytes and calls since the previous sample), not
 // the PMT's MB/s EWMA, which only large calls update and which stays put while a domain is idle.
 // Holds one unref'd timer; never measures a domain itself (the performance module does).
-import type { PerformanceMappingTable } from '../frontend/pmt.js'
+import type { PerformanceMappingTable } from '../frontend/placement/pmt.js'
 
 export interface HistoryPoint {
   /** ms since the epoch. */

@@ -35,7 +35,7 @@ export function parseTypeName (s: string): string {
   return `{${METAOS_TYPES_NS}}${local}`
 }
 
-/** What a domain declares of itself for the score (frontend/score.ts): SLA and cost. */
+/** What a domain declares of itself for the score (frontend/placement/score.ts): SLA and cost. */
 export interface DeclaredFacts {
   readonly sla?: number
   readonly costPerCall?: number

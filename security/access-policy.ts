@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { posix } from 'node:path'
 import { MetaosError } from '../soap-runtime/errors.js'
-import { parseAllowList, type DestinationPolicy } from '../backend-network/allow-list.js'
+import { parseAllowList, type DestinationPolicy } from './allow-list.js'
 
 export interface IdentityLimits {
   /** Open handles (storage) or sockets and listeners (network) held at once. */

@@ -10,7 +10,7 @@ import { createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createNetworkProxy, type NetworkHandler } from '../frontend/network-handler.js'
+import { createNetworkProxy, type NetworkHandler } from '../frontend/handlers/network-handler.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli/metaos.js', import.meta.url))
 const ENV = { ...process.env, METAOS_LOG_LEVEL: 'silent' }

@@ -11,8 +11,8 @@ import { connect } from 'node:net'
 import { machine, release, tmpdir, type, version } from 'node:os'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createStorageProxy } from '../frontend/storage-proxy.js'
-import type { StorageHandler } from '../frontend/storage-handler.js'
+import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
+import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli/metaos.js', import.meta.url))

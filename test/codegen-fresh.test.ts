@@ -6,10 +6,10 @@ import { join } from 'node:path'
 import { generate } from '../soap-runtime/codegen/cli.js'
 import { PACKAGE_ROOT } from '../package-root.js'
 
-t.test('frontend/generated matches wsdl/', async (t) => {
+t.test('wsdl/generated matches wsdl/', async (t) => {
   const files = generate(join(PACKAGE_ROOT, 'wsdl'))
   t.ok(files.size >= 1)
   for (const [name, text] of files) {
-    t.equal(readFileSync(join(PACKAGE_ROOT, 'frontend', 'generated', name), 'utf8'), text, `${name} is fresh (run npm run codegen)`)
+    t.equal(readFileSync(join(PACKAGE_ROOT, 'wsdl', 'generated', name), 'utf8'), text, `${name} is fresh (run npm run codegen)`)
   }
 })

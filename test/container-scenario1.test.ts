@@ -17,11 +17,11 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileStream, createStorageProxy, MetaosError, type StorageHandler } from '../index.js'
-import { ContainerDriver, containerName } from '../frontend/container-driver.js'
-import { DomainManager, type ManagedDomain } from '../frontend/domain-manager.js'
-import { PerformanceMappingTable } from '../frontend/pmt.js'
-import { PerformanceModule } from '../frontend/performance-module.js'
-import { Dispatcher } from '../frontend/dispatcher.js'
+import { ContainerDriver, containerName } from '../domains/container-driver.js'
+import { DomainManager, type ManagedDomain } from '../domains/domain-manager.js'
+import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
+import { PerformanceModule } from '../frontend/placement/performance-module.js'
+import { Dispatcher } from '../frontend/placement/dispatcher.js'
 
 t.setTimeout(300_000)
 

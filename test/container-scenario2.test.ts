@@ -15,8 +15,8 @@ import { join } from 'node:path'
 import { networkInterfaces } from 'node:os'
 import { FileStream, createStorageProxy, STORAGE_DOMAIN_TYPE, NETWORK_DOMAIN_TYPE, type StorageHandler } from '../index.js'
 import { DiscoveryClient } from '../discovery/client.js'
-import { IntelligentFrontend } from '../frontend/intelligent-frontend.js'
-import type { MoveEvent } from '../frontend/dispatcher.js'
+import { IntelligentFrontend } from '../frontend/assembly/intelligent-frontend.js'
+import type { MoveEvent } from '../frontend/placement/dispatcher.js'
 import { packageFile } from '../package-root.js'
 
 t.setTimeout(240_000)

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { dockerUnavailable } from './helpers/docker.js'
 import { FileStream, createStorageProxy } from '../index.js'
-import { LocalCluster } from '../frontend/local-cluster.js'
-import { ContainerDriver } from '../frontend/container-driver.js'
+import { LocalCluster } from '../frontend/assembly/local-cluster.js'
+import { ContainerDriver } from '../domains/container-driver.js'
 
 const skip = dockerUnavailable((l) => { t.comment(l) }) ?? false
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')

@@ -11,7 +11,7 @@ import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createStorageProxy, MetaosError, type StorageHandler } from '../index.js'
 import { stableUuid } from '../backend-storage/storage-domain.js'
-import { DomainManager, type LimitsOutcome, type ManagedDomain } from '../frontend/domain-manager.js'
+import { DomainManager, type LimitsOutcome, type ManagedDomain } from '../domains/domain-manager.js'
 
 interface Setup { manager: DomainManager, dir: string, root: string, proxy: (endpoint: string, timeoutMs?: number) => StorageHandler }
 
@@ -289,7 +289,7 @@ t.test('a restart comes back on its port, or on a new one when another process t
 
 t.test('network domains are managed the same way', async (t) => {
   const { manager } = setup(t)
-  const { createNetworkProxy } = await import('../frontend/network-handler.js')
+  const { createNetworkProxy } = await import('../frontend/handlers/network-handler.js')
   const n = await manager.start({ service: 'network', name: 'gw', root: '', listen: ['http://127.0.0.1:0'] })
   t.match(n.endpoints[0], /^http:\/\/127\.0\.0\.1:\d+\/network$/, 'a network endpoint')
   const p = createNetworkProxy(n.endpoints[0]!)

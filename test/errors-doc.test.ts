@@ -4,8 +4,8 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ERRORS, FAULT_CODES, NETWORK_FAULT_CODES } from '../soap-runtime/errors.js'
-import { FaultCodeValues as NetworkFaultCodeValues } from '../frontend/generated/network-service.js'
-import { FaultCodeValues } from '../frontend/generated/storage-service.js'
+import { FaultCodeValues as NetworkFaultCodeValues } from '../wsdl/generated/network-service.js'
+import { FaultCodeValues } from '../wsdl/generated/storage-service.js'
 import { PACKAGE_ROOT } from '../package-root.js'
 
 t.test('docs/errors.md is in step with the catalogue', async (t) => {

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileStream } from '../index.js'
-import { LocalCluster } from '../frontend/local-cluster.js'
+import { LocalCluster } from '../frontend/assembly/local-cluster.js'
 
 const SIZE = 100 * 1024 * 1024
 const BLOCK = 64 * 1024

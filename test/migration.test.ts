@@ -8,10 +8,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileStream, createStorageProxy, startStorageDomain } from '../index.js'
-import { PerformanceMappingTable } from '../frontend/pmt.js'
-import { PerformanceModule } from '../frontend/performance-module.js'
-import { Dispatcher } from '../frontend/dispatcher.js'
-import type { StorageHandler } from '../frontend/storage-handler.js'
+import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
+import { PerformanceModule } from '../frontend/placement/performance-module.js'
+import { Dispatcher } from '../frontend/placement/dispatcher.js'
+import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
@@ -78,8 +78,8 @@ t.test('streams migrate while they run', async (t) => {
 })
 
 t.test('a draining domain and a domain the vulnerability feed excludes lose their streams', async (t) => {
-  const { VulnerabilityFeed } = await import('../frontend/vulnerability-feed.js')
-  const { Supervisor } = await import('../frontend/supervisor.js')
+  const { VulnerabilityFeed } = await import('../frontend/placement/vulnerability-feed.js')
+  const { Supervisor } = await import('../frontend/assembly/supervisor.js')
   const dir = mkdtempSync(join(tmpdir(), 'metaos-drain-'))
   const root = join(dir, 'v')
   mkdirSync(root)

@@ -6,10 +6,10 @@ await isolateNetwork()
 
 import t from 'tap'
 import { createServer } from 'node:net'
-import { spawnDomain } from '../frontend/domain-process.js'
-import { NetSocket } from '../frontend/net-socket.js'
-import { LOCAL_NETWORK_EPR, closeSharedNetworkFrontend, sharedNetworkFrontend } from '../frontend/network-frontend.js'
-import { closeSharedNetworkProxies } from '../frontend/network-handler.js'
+import { spawnDomain } from '../domains/domain-process.js'
+import { NetSocket } from '../frontend/api/net-socket.js'
+import { LOCAL_NETWORK_EPR, closeSharedNetworkFrontend, sharedNetworkFrontend } from '../frontend/assembly/network-frontend.js'
+import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
 
 t.test('discover → PMT → network dispatcher → NetSocket', async (t) => {
   const server = createServer((s) => { s.pipe(s) })

@@ -7,12 +7,12 @@ import { createServer, type Server } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { spawnDomain, type DomainProcess } from '../frontend/domain-process.js'
-import { PerformanceMappingTable } from '../frontend/pmt.js'
-import { PerformanceModule } from '../frontend/performance-module.js'
-import { NetworkDispatcher } from '../frontend/network-dispatcher.js'
-import { createNetworkProxy, type NetworkHandler } from '../frontend/network-handler.js'
-import { NetSocket } from '../frontend/net-socket.js'
+import { spawnDomain, type DomainProcess } from '../domains/domain-process.js'
+import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
+import { PerformanceModule } from '../frontend/placement/performance-module.js'
+import { NetworkDispatcher } from '../frontend/placement/network-dispatcher.js'
+import { createNetworkProxy, type NetworkHandler } from '../frontend/handlers/network-handler.js'
+import { NetSocket } from '../frontend/api/net-socket.js'
 
 async function echoServer (t: Test): Promise<{ port: number, accepted: () => number }> {
   let accepted = 0
@@ -83,8 +83,8 @@ t.test('placement, affinity, CONNECTION_LOST, new connections elsewhere', async 
 })
 
 t.test('rules place connections: by destination (host:port) and by transport', async (t) => {
-  const { RulesEngine, validateRules } = await import('../frontend/rules-engine.js')
-  const { LocalNetworkHandler } = await import('../frontend/local-network-handler.js')
+  const { RulesEngine, validateRules } = await import('../frontend/placement/rules-engine.js')
+  const { LocalNetworkHandler } = await import('../frontend/handlers/local-network-handler.js')
   const echo = await echoServer(t)
   const d = await spawnDomain(['network', '--name', 'ruled', '--listen', 'http://127.0.0.1:0'], { env: { ...process.env, METAOS_LOG_LEVEL: 'silent' } })
   const pmt = new PerformanceMappingTable()

@@ -12,10 +12,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LOOPBACK_ONLY, allowAll, parseAllowList } from '../backend-network/allow-list.js'
+import { LOOPBACK_ONLY, allowAll, parseAllowList } from '../security/allow-list.js'
 import { startNetworkDomain, type NetworkDomain, type NetworkDomainOptions } from '../backend-network/network-domain.js'
-import { createNetworkProxy, type NetworkHandler, type NetworkOp } from '../frontend/network-handler.js'
-import type { NetworkOperations } from '../frontend/generated/network-service.js'
+import { createNetworkProxy, type NetworkHandler, type NetworkOp } from '../frontend/handlers/network-handler.js'
+import type { NetworkOperations } from '../wsdl/generated/network-service.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')

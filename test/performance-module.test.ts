@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileStream, LocalHandler, createStorageProxy } from '../index.js'
-import { PerformanceMappingTable, type DomainIdentity } from '../frontend/pmt.js'
-import { PerformanceModule, PROBE_FILE } from '../frontend/performance-module.js'
+import { PerformanceMappingTable, type DomainIdentity } from '../frontend/placement/pmt.js'
+import { PerformanceModule, PROBE_FILE } from '../frontend/placement/performance-module.js'
 import { startTestDomain } from './helpers/domain.js'
 
 t.test('measures from calls and probes', async (t) => {

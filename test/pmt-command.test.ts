@@ -9,7 +9,7 @@ import { mkdtempSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { CLI_PATH, spawnDomain } from '../frontend/domain-process.js'
+import { CLI_PATH, spawnDomain } from '../domains/domain-process.js'
 import { PACKAGE_ROOT } from '../package-root.js'
 
 t.test('metaos pmt --json --explain', async (t) => {

@@ -7,9 +7,9 @@ await isolateNetwork()
 
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { PerformanceMappingTable, type DomainIdentity } from '../frontend/pmt.js'
-import { PerformanceModule } from '../frontend/performance-module.js'
-import { PmtExchange } from '../frontend/pmt-exchange.js'
+import { PerformanceMappingTable, type DomainIdentity } from '../frontend/placement/pmt.js'
+import { PerformanceModule } from '../frontend/placement/performance-module.js'
+import { PmtExchange } from '../frontend/placement/pmt-exchange.js'
 import { createStorageProxy } from '../index.js'
 import { startTestDomain } from './helpers/domain.js'
 

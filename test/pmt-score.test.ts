@@ -2,8 +2,8 @@
 // else equal; errors lower the score but never to zero; stale measures decay; SLA and cost weigh
 // as declared; percentiles and throughput come from the calls recorded.
 import t from 'tap'
-import { score, DEFAULT_WEIGHTS } from '../frontend/score.js'
-import { PerformanceMappingTable, type DomainIdentity } from '../frontend/pmt.js'
+import { score, DEFAULT_WEIGHTS } from '../frontend/placement/score.js'
+import { PerformanceMappingTable, type DomainIdentity } from '../frontend/placement/pmt.js'
 
 const base = { latencyMs: 2, errorRate: 0, measuredAt: 1_000_000, sla: 0.5, costPerCall: 0, costPerMB: 0 }
 const now = 1_000_000

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseXml, type XmlElement } from '../soap-runtime/xml.js'
 import { buildMultipartRelated, parseMultipartRelated, isMultipartRelated } from '../soap-runtime/mtom.js'
-import { createStorageProxy } from '../frontend/storage-proxy.js'
+import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import { startTestDomain } from './helpers/domain.js'
 
 const S11 = 'http://schemas.xmlsoap.org/soap/envelope/'

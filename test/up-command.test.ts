@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { createStorageProxy } from '../frontend/storage-proxy.js'
+import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli/metaos.js', import.meta.url))
 // A TMPDIR of this file's own: `metaos up` records where its status is in $TMPDIR, and another

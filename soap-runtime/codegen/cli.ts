@@ -18,7 +18,7 @@ export function generate (wsdlDir: string): Map<string, string> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(basename(process.argv[1]))) {
-  const [wsdlDir = 'wsdl', outDir = 'frontend/generated'] = process.argv.slice(2)
+  const [wsdlDir = 'wsdl', outDir = 'wsdl/generated'] = process.argv.slice(2)
   for (const [name, text] of generate(wsdlDir)) {
     writeFileSync(join(outDir, name), text)
     process.stdout.write(`wrote ${join(outDir, name)}\n`)

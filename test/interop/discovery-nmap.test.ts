@@ -18,7 +18,7 @@ import { execFile, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { spawnDomain } from '../../frontend/domain-process.js'
+import { spawnDomain } from '../../domains/domain-process.js'
 import { which } from '../helpers/which.js'
 
 interface Run { code: number | null, stdout: string, stderr: string }

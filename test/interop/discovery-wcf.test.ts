@@ -43,7 +43,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DiscoveryClient } from '../../discovery/client.js'
-import { spawnDomain } from '../../frontend/domain-process.js'
+import { spawnDomain } from '../../domains/domain-process.js'
 import { which } from '../helpers/which.js'
 
 const here = dirname(fileURLToPath(import.meta.url))

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startNetworkDomain } from '../../backend-network/network-domain.js'
-import { createNetworkProxy } from '../../frontend/network-handler.js'
+import { createNetworkProxy } from '../../frontend/handlers/network-handler.js'
 import { which } from '../helpers/which.js'
 import { parseLines, runPeer } from '../helpers/run-peer.js'
 

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import soap from 'soap'
 import t, { type Test } from 'tap'
-import { createStorageProxy } from '../../frontend/storage-proxy.js'
+import { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import { startTestDomain } from '../helpers/domain.js'
 

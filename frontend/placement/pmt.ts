@@ -1,9 +1,9 @@
 // The Performance Mapping Table (the paper's §2.C): one row per domain — identity, measures
 // (latency EWMA and p50/p99 over a window, error rate, throughput, the time of each measure), the
-// declared SLA and cost, the state, and the score computed from them (frontend/score.ts). Fed by
+// declared SLA and cost, the state, and the score computed from them (frontend/placement/score.ts). Fed by
 // real calls and by probes; read by the rules engine and the supervisor. Holds no timers.
 import { DEFAULT_WEIGHTS, score, type ScoreParts, type ScoreWeights } from './score.js'
-import type { PmtEntry } from './generated/performance-service.js'
+import type { PmtEntry } from '../../wsdl/generated/performance-service.js'
 
 export type DomainState = 'healthy' | 'suspect' | 'isolated' | 'draining'
 

@@ -10,12 +10,12 @@
 // Owns the checks and their counters; the intelligent frontend decides what to do with them.
 import { lstatSync, readFileSync } from 'node:fs'
 import { connect, type PeerCertificate } from 'node:tls'
-import type { DiscoveredTarget } from '../discovery/client.js'
-import { parseEndpoint } from '../soap-runtime/endpoint.js'
-import { certificateUris } from '../soap-runtime/http-transport.js'
-import { MetaosError } from '../soap-runtime/errors.js'
-import type { UsernameCredentials } from '../soap-runtime/ws-security.js'
-import type { GetDomainInfoResponse } from './generated/storage-service.js'
+import type { DiscoveredTarget } from '../../discovery/client.js'
+import { parseEndpoint } from '../../soap-runtime/endpoint.js'
+import { certificateUris } from '../../soap-runtime/http-transport.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
+import type { UsernameCredentials } from '../../soap-runtime/ws-security.js'
+import type { GetDomainInfoResponse } from '../../wsdl/generated/storage-service.js'
 import { createStorageProxy, type StorageProxyOptions } from './storage-proxy.js'
 import type { StorageHandler } from './storage-handler.js'
 

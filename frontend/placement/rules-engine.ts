@@ -5,7 +5,7 @@
 // keeps only them, `exclude` removes them, `prefer` and `avoid` move them up or down a tier. The
 // score decides within a tier. Every decision can say which rules fired.
 import { readFileSync } from 'node:fs'
-import { MetaosError } from '../soap-runtime/errors.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
 import type { PmtRow } from './pmt.js'
 import { compareVersions } from './versions.js'
 

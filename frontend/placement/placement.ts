@@ -4,7 +4,7 @@
 // for a stream that must go on somewhere), never draining ones; the vulnerability feed excludes or
 // lowers; the rules engine narrows and reorders into tiers; the score decides within the first
 // tier — the best ('best') or at random in proportion to score^k ('weighted').
-import { MetaosError } from '../soap-runtime/errors.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
 import type { DomainState, PerformanceMappingTable, PmtRow } from './pmt.js'
 import type { RulesEngine, SyscallContext, VulnerabilityCheck } from './rules-engine.js'
 import type { VulnerabilityFeed } from './vulnerability-feed.js'

@@ -6,11 +6,11 @@
 // coalesced. Owns one remote socket handle and Closes it exactly once; knows no SOAP or transport.
 import { Duplex } from 'node:stream'
 import { isIP } from 'node:net'
-import { MetaosError } from '../soap-runtime/errors.js'
-import type { Invocation } from '../soap-runtime/client.js'
-import type { NetworkOperations } from './generated/network-service.js'
-import { sharedNetworkProxy, type NetworkHandler, type NetworkOp } from './network-handler.js'
-import { LocalNetworkHandler } from './local-network-handler.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
+import type { Invocation } from '../../soap-runtime/client.js'
+import type { NetworkOperations } from '../../wsdl/generated/network-service.js'
+import { sharedNetworkProxy, type NetworkHandler, type NetworkOp } from '../handlers/network-handler.js'
+import { LocalNetworkHandler } from '../handlers/local-network-handler.js'
 
 /**
  * `local` (this process's kernel, the default), `discover` (the network dispatcher of the
@@ -70,7 +70,7 @@ export function resolveNetworkDestination (d: NetDestination | undefined): Netwo
 /** The shared network frontend's dispatcher, loaded (with discovery) on the first call only. */
 function discovered (): NetworkHandler {
   let dispatcher: Promise<NetworkHandler> | undefined
-  const get = async (): Promise<NetworkHandler> => await (dispatcher ??= import('./network-frontend.js')
+  const get = async (): Promise<NetworkHandler> => await (dispatcher ??= import('../assembly/network-frontend.js')
     .then(async (m) => (await m.sharedNetworkFrontend()).dispatcher)
     .catch((e: unknown) => { dispatcher = undefined; throw e }))
   return {

@@ -4,8 +4,8 @@
 // into a NetSocket on the same handler. Owns the listener handle and Closes it exactly once;
 // the connections belong to the application (close() waits for them, as net.Server does).
 import { EventEmitter } from 'node:events'
-import { MetaosError } from '../soap-runtime/errors.js'
-import type { NetworkHandler } from './network-handler.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
+import type { NetworkHandler } from '../handlers/network-handler.js'
 import { familyOf, NetSocket, resolveNetworkDestination, toNetError, type AddressInfo, type NetDestination, type NetSocketOptions } from './net-socket.js'
 
 export interface NetListenOptions {

@@ -1,11 +1,11 @@
 // The one interface for "execute this socket syscall", as StorageHandler is for files: the local
-// kernel (LocalNetworkHandler, frontend/local-network-handler.ts), every proxy to a network domain
+// kernel (LocalNetworkHandler, frontend/handlers/local-network-handler.ts), every proxy to a network domain
 // (createNetworkProxy below), and the network dispatcher implement it, so NetSocket, NetServer and
 // NetDatagramSocket sit on any of them. A registry shares one proxy (one connection pool) per
 // endpoint among all sockets of the process.
-import { createClient, type ClientOptions, type Invocation } from '../soap-runtime/client.js'
-import { createHttpTransport, type HttpTransportOptions } from '../soap-runtime/http-transport.js'
-import { NetworkServiceDescriptor, type NetworkOperations } from './generated/network-service.js'
+import { createClient, type ClientOptions, type Invocation } from '../../soap-runtime/client.js'
+import { createHttpTransport, type HttpTransportOptions } from '../../soap-runtime/http-transport.js'
+import { NetworkServiceDescriptor, type NetworkOperations } from '../../wsdl/generated/network-service.js'
 
 export type NetworkOp = keyof NetworkOperations & string
 

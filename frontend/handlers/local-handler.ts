@@ -2,11 +2,11 @@
 // engine (and so the same .NET semantics and fault codes) a storage domain uses. Service time is
 // the engine's time; there is no channel.
 import { hostname, machine, release, type, version } from 'node:os'
-import { batchOutputs, runBatch } from '../soap-runtime/batch.js'
-import type { Invocation } from '../soap-runtime/client.js'
-import { StorageEngine } from '../backend-storage/storage-engine.js'
-import { unconfined } from '../backend-storage/path-policy.js'
-import { StorageServiceDescriptor, type StorageOperations } from './generated/storage-service.js'
+import { batchOutputs, runBatch } from '../../soap-runtime/batch.js'
+import type { Invocation } from '../../soap-runtime/client.js'
+import { StorageEngine } from '../../backend-storage/storage-engine.js'
+import { unconfined } from '../../backend-storage/path-policy.js'
+import { StorageServiceDescriptor, type StorageOperations } from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from './storage-handler.js'
 
 const CALLER = 'local'

@@ -6,9 +6,9 @@
 // process may hold several frontends. Serving it is the caller's business (`metaos up`'s status
 // server mounts `{ metrics, contentType }` at /metrics). Changes nothing it observes.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { LATENCY_BUCKETS } from '../soap-runtime/metrics.js'
-import type { MoveEvent } from './dispatcher.js'
-import type { PerformanceMappingTable } from './pmt.js'
+import { LATENCY_BUCKETS } from '../../soap-runtime/metrics.js'
+import type { MoveEvent } from '../placement/dispatcher.js'
+import type { PerformanceMappingTable } from '../placement/pmt.js'
 import type { Decision } from './supervisor.js'
 
 /** A storage dispatcher as seen here (`Dispatcher`): its moves as they happen, its open streams at scrape time. */

@@ -4,9 +4,9 @@
 // in order. Memory is bounded (a writer waits when too much is unacknowledged), and every error
 // is kept and surfaced no later than the next drain (flush, close, or any call that needs the
 // handle's position settled).
-import { MetaosError, fromSystemError, isErrorCode } from '../soap-runtime/errors.js'
-import type { Invocation } from '../soap-runtime/client.js'
-import type { StorageHandler } from './storage-handler.js'
+import { MetaosError, fromSystemError, isErrorCode } from '../../soap-runtime/errors.js'
+import type { Invocation } from '../../soap-runtime/client.js'
+import type { StorageHandler } from '../handlers/storage-handler.js'
 
 export interface PipelineLimits {
   /** Unacknowledged bytes a stream may hold before a write waits (default 8 MiB). */

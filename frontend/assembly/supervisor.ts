@@ -7,10 +7,10 @@
 // whose probes are good again for `recoverMs` is readmitted. Every decision is logged with its
 // reason and kept (`decisions`) for `metaos status`. The timer never keeps the process alive.
 import type { Logger } from 'pino'
-import { silentLogger } from '../soap-runtime/logger.js'
-import type { PerformanceModule } from './performance-module.js'
-import type { DomainState, PerformanceMappingTable, PmtRow } from './pmt.js'
-import type { VulnerabilityFeed } from './vulnerability-feed.js'
+import { silentLogger } from '../../soap-runtime/logger.js'
+import type { PerformanceModule } from '../placement/performance-module.js'
+import type { DomainState, PerformanceMappingTable, PmtRow } from '../placement/pmt.js'
+import type { VulnerabilityFeed } from '../placement/vulnerability-feed.js'
 
 /** What the supervisor watches and moves streams with: the storage dispatcher, the network dispatcher. */
 export interface Supervised {

@@ -6,12 +6,12 @@
 // domains are probed every `probeIntervalMs` (their measures decide where the next stream goes);
 // when the application is quiet, probing backs off to `idleProbeIntervalMs`. Its timer never
 // keeps the process alive. It counts what probing costs (`overhead()`).
-import { MetaosError } from '../soap-runtime/errors.js'
-import type { Invocation } from '../soap-runtime/client.js'
-import type { StorageOperations } from './generated/storage-service.js'
-import type { NetworkOperations } from './generated/network-service.js'
-import type { StorageHandler } from './storage-handler.js'
-import type { NetworkHandler } from './network-handler.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
+import type { Invocation } from '../../soap-runtime/client.js'
+import type { StorageOperations } from '../../wsdl/generated/storage-service.js'
+import type { NetworkOperations } from '../../wsdl/generated/network-service.js'
+import type { StorageHandler } from '../handlers/storage-handler.js'
+import type { NetworkHandler } from '../handlers/network-handler.js'
 import type { Declared, DomainIdentity, PerformanceMappingTable } from './pmt.js'
 
 /** The sample file probes open and close (created empty on first probe, never written). */

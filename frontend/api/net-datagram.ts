@@ -3,9 +3,9 @@
 // Listen udp; 'message' comes from a ReceiveFrom long-poll loop; send() is SendTo, in call order.
 // Owns one bound socket handle and Closes it exactly once; knows no SOAP or transport.
 import { EventEmitter } from 'node:events'
-import { MetaosError } from '../soap-runtime/errors.js'
-import type { NetworkOperations } from './generated/network-service.js'
-import type { NetworkHandler, NetworkOp } from './network-handler.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
+import type { NetworkOperations } from '../../wsdl/generated/network-service.js'
+import type { NetworkHandler, NetworkOp } from '../handlers/network-handler.js'
 import { account, familyOf, resolveNetworkDestination, toNetError, type AddressInfo, type NetDestination, type SocketStats } from './net-socket.js'
 
 export interface NetDatagramOptions {

@@ -4,22 +4,22 @@
 // volume, with failover); a Bye first moves the streams the domain serves to another domain of
 // their volume, then removes it. A supervisor watches them all. FileStream's `destination:
 // 'discover'` uses the process-wide instance.
-import type { DiscoveryClient, DiscoveredTarget } from '../discovery/client.js'
-import { declaredFromScopes } from '../discovery/storage-announcement.js'
-import { createStorageProxy } from './storage-proxy.js'
-import { bestEndpoint, storageRegistry } from './discovered-domains.js'
-import { Dispatcher, type DispatcherOptions } from './dispatcher.js'
+import type { DiscoveryClient, DiscoveredTarget } from '../../discovery/client.js'
+import { declaredFromScopes } from '../../discovery/storage-announcement.js'
+import { createStorageProxy } from '../handlers/storage-proxy.js'
+import { bestEndpoint, storageRegistry } from '../handlers/discovered-domains.js'
+import { Dispatcher, type DispatcherOptions } from '../placement/dispatcher.js'
 import { Supervisor, type SupervisorOptions } from './supervisor.js'
-import { PerformanceModule } from './performance-module.js'
-import { PerformanceMappingTable, type Declared, type DomainIdentity } from './pmt.js'
-import type { StorageHandler } from './storage-handler.js'
-import { PmtExchange, type JoinOptions } from './pmt-exchange.js'
+import { PerformanceModule } from '../placement/performance-module.js'
+import { PerformanceMappingTable, type Declared, type DomainIdentity } from '../placement/pmt.js'
+import type { StorageHandler } from '../handlers/storage-handler.js'
+import { PmtExchange, type JoinOptions } from '../placement/pmt-exchange.js'
 import { randomUUID } from 'node:crypto'
-import { MetaosError } from '../soap-runtime/errors.js'
-import { parseEndpoint } from '../soap-runtime/endpoint.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
+import { parseEndpoint } from '../../soap-runtime/endpoint.js'
 import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
 import type { FrontendMetrics } from './frontend-metrics.js'
-import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from './domain-trust.js'
+import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from '../handlers/domain-trust.js'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
 export function identityFromScopes (t: DiscoveredTarget, endpoint: string): DomainIdentity {
@@ -54,7 +54,7 @@ export interface IntelligentFrontendOptions extends Omit<DispatcherOptions, 'vol
   /** The supervisor's thresholds (it always runs). */
   readonly supervisor?: Omit<SupervisorOptions, 'pmt' | 'dispatchers' | 'perf' | 'feed'>
   /**
-   * Trusted discovery (frontend/domain-trust.ts): use a discovered domain only once it has proven
+   * Trusted discovery (frontend/handlers/domain-trust.ts): use a discovered domain only once it has proven
    * its EPR over TLS against this CA; believe a Bye only when the domain no longer answers.
    */
   readonly trust?: TrustOptions
@@ -217,7 +217,7 @@ export class IntelligentFrontend {
   async serveDashboard (port = 0): Promise<string> {
     if (this.#dashboard !== undefined) return this.#dashboard.url
     const [{ serveDashboard }, { PmtHistory }, { createFrontendMetrics }] = await Promise.all([
-      import('../dashboard/dashboard-server.js'), import('../dashboard/pmt-history.js'), import('./frontend-metrics.js'),
+      import('../../dashboard/dashboard-server.js'), import('../../dashboard/pmt-history.js'), import('./frontend-metrics.js'),
     ])
     const history = new PmtHistory({ pmt: this.pmt })
     // The dispatchers made so far; one made later is counted in open streams, not in moves.

@@ -1,12 +1,12 @@
 // The frontend's source of storage domains: a process-wide WS-Discovery registry of metaos
 // StorageDomains. A domain that says Hello becomes a destination with no configuration; Bye
-// removes it. frontend/intelligent-frontend.ts feeds these to the PMT and the dispatcher; a
+// removes it. frontend/assembly/intelligent-frontend.ts feeds these to the PMT and the dispatcher; a
 // domain's best endpoint is its bus when it is on this machine.
 import { existsSync } from 'node:fs'
-import { DiscoveryClient, type DiscoveredTarget } from '../discovery/client.js'
-import { STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
-import { parseEndpoint } from '../soap-runtime/endpoint.js'
-import { MetaosError } from '../soap-runtime/errors.js'
+import { DiscoveryClient, type DiscoveredTarget } from '../../discovery/client.js'
+import { STORAGE_DOMAIN_TYPE } from '../../discovery/storage-announcement.js'
+import { parseEndpoint } from '../../soap-runtime/endpoint.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
 
 let registry: Promise<DiscoveryClient> | undefined
 let registryInterfaces: readonly string[] | undefined

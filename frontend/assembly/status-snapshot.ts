@@ -2,8 +2,8 @@
 // its domains, the PMT rows with the parts of each score, the supervisor's decisions, the open
 // streams, the moves, the latest placements with the rules that fired, and lifecycle events.
 // LocalCluster and IntelligentFrontend both make one; the shapes and the PMT rows' mapping live here.
-import type { MoveEvent, PlacementRecord } from './dispatcher.js'
-import type { PmtRow } from './pmt.js'
+import type { MoveEvent, PlacementRecord } from '../placement/dispatcher.js'
+import type { PmtRow } from '../placement/pmt.js'
 import type { Decision } from './supervisor.js'
 
 /** What the domain manager did to a domain, as it happened (started, restarted, stopped, exited unasked). */
@@ -28,7 +28,7 @@ export interface ClusterStatus {
   readonly pmt: ReadonlyArray<{
     epr: string, name?: string, state: string, score: number, latencyMs: number | undefined, p50Ms: number | undefined, p99Ms: number | undefined, errorRate: number,
     mbPerSec: number | undefined, calls: number, errors: number, timeouts: number, bytes: number, measuredAt: number, probedAt: number | undefined, probeLatencyMs: number | undefined
-    /** The factors of the score (frontend/score.ts): score = 100 · perf^wp · health^wh · sla^ws · cost^wc. */
+    /** The factors of the score (frontend/placement/score.ts): score = 100 · perf^wp · health^wh · sla^ws · cost^wc. */
     parts: { perf: number, health: number, sla: number, cost: number, freshness: number }
     declared: { sla: number, costPerCall: number, costPerMB: number }
     hosting: string, kernel: { sysname: string, release: string }, volume: string

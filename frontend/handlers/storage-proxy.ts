@@ -2,9 +2,9 @@
 // HTTP transport (TCP or the Unix-socket bus). P2 (process-hosted domain) and P1 (container-hosted)
 // are this same code pointed at different endpoints. A registry shares one proxy (one connection
 // pool) per endpoint among all FileStreams of the process.
-import { createClient, type ClientOptions } from '../soap-runtime/client.js'
-import { createHttpTransport, type HttpTransportOptions } from '../soap-runtime/http-transport.js'
-import { StorageServiceDescriptor, type StorageOperations } from './generated/storage-service.js'
+import { createClient, type ClientOptions } from '../../soap-runtime/client.js'
+import { createHttpTransport, type HttpTransportOptions } from '../../soap-runtime/http-transport.js'
+import { StorageServiceDescriptor, type StorageOperations } from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler } from './storage-handler.js'
 
 export type StorageProxyOptions = ClientOptions & HttpTransportOptions

@@ -4,7 +4,7 @@
 // handle that domain issued, and keeps the stream's checkpoint — path, access, share and the
 // position the domain acknowledged — so that the stream can be reopened on another domain of the
 // same volume and go on where it was. An entry lives until the stream closes.
-import type { FileAccess, FileShare } from './generated/storage-service.js'
+import type { FileAccess, FileShare } from '../../wsdl/generated/storage-service.js'
 
 export interface StreamEntry {
   /** The handle the application holds (stable across migrations). */

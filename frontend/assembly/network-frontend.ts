@@ -4,15 +4,15 @@
 // and placed on by a network dispatcher under a supervisor. A domain's Bye takes it out: the
 // connections it held are lost (they cannot move), new ones go elsewhere. NetSocket's
 // `destination: 'discover'` uses the process-wide instance.
-import { DiscoveryClient, type DiscoveredTarget } from '../discovery/client.js'
-import { NETWORK_DOMAIN_TYPE, declaredFromScopes } from '../discovery/storage-announcement.js'
-import { bestEndpoint } from './discovered-domains.js'
+import { DiscoveryClient, type DiscoveredTarget } from '../../discovery/client.js'
+import { NETWORK_DOMAIN_TYPE, declaredFromScopes } from '../../discovery/storage-announcement.js'
+import { bestEndpoint } from '../handlers/discovered-domains.js'
 import { identityFromScopes } from './intelligent-frontend.js'
-import { createNetworkProxy, type NetworkHandler } from './network-handler.js'
-import { LocalNetworkHandler } from './local-network-handler.js'
-import { NetworkDispatcher, type NetworkDispatcherOptions } from './network-dispatcher.js'
-import { PerformanceModule, type NetworkProbeTarget } from './performance-module.js'
-import { PerformanceMappingTable } from './pmt.js'
+import { createNetworkProxy, type NetworkHandler } from '../handlers/network-handler.js'
+import { LocalNetworkHandler } from '../handlers/local-network-handler.js'
+import { NetworkDispatcher, type NetworkDispatcherOptions } from '../placement/network-dispatcher.js'
+import { PerformanceModule, type NetworkProbeTarget } from '../placement/performance-module.js'
+import { PerformanceMappingTable } from '../placement/pmt.js'
 import { Supervisor } from './supervisor.js'
 import { hostname, release, type } from 'node:os'
 

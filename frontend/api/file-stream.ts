@@ -4,13 +4,13 @@
 // Each syscall goes to a StorageHandler (local kernel or a domain's proxy); the stream keeps the
 // channel/service time split of every call. One operation at a time, as in .NET.
 import { Readable, Writable } from 'node:stream'
-import { MetaosError } from '../soap-runtime/errors.js'
-import type * as S from './generated/storage-service.js'
-import type { StorageHandler, StorageOp } from './storage-handler.js'
-import { LocalHandler } from './local-handler.js'
-import { sharedProxy } from './storage-proxy.js'
-import { discoverStorageEndpoint } from './discovered-domains.js'
-import { sharedFrontend } from './intelligent-frontend.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
+import type * as S from '../../wsdl/generated/storage-service.js'
+import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
+import { LocalHandler } from '../handlers/local-handler.js'
+import { sharedProxy } from '../handlers/storage-proxy.js'
+import { discoverStorageEndpoint } from '../handlers/discovered-domains.js'
+import { sharedFrontend } from '../assembly/intelligent-frontend.js'
 import { WritePipeline, type PipelineLimits } from './write-pipeline.js'
 
 export type FileMode = S.FileMode

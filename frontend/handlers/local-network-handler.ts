@@ -3,12 +3,12 @@
 // kernel admits any destination, so the allow-list is allowAll(). Service time is the engine's
 // time; there is no channel. Owns the in-process engine only; knows nothing of NetSocket.
 import { hostname, machine, release, type, version } from 'node:os'
-import { batchOutputs, runBatch } from '../soap-runtime/batch.js'
-import type { Invocation } from '../soap-runtime/client.js'
-import { MetaosError, NETWORK_FAULT_CODES } from '../soap-runtime/errors.js'
-import { NetworkEngine } from '../backend-network/network-engine.js'
-import { allowAll } from '../backend-network/allow-list.js'
-import { NetworkServiceDescriptor, type NetworkOperations } from './generated/network-service.js'
+import { batchOutputs, runBatch } from '../../soap-runtime/batch.js'
+import type { Invocation } from '../../soap-runtime/client.js'
+import { MetaosError, NETWORK_FAULT_CODES } from '../../soap-runtime/errors.js'
+import { NetworkEngine } from '../../backend-network/network-engine.js'
+import { allowAll } from '../../security/allow-list.js'
+import { NetworkServiceDescriptor, type NetworkOperations } from '../../wsdl/generated/network-service.js'
 import type { NetworkHandler, NetworkOp } from './network-handler.js'
 
 const CALLER = 'local'
