@@ -2,15 +2,13 @@
 // service host over HTTP and the Unix-socket bus, with its identity (stable EPR) and the facts of
 // the kernel it runs on (GetDomainInfo), and its Prometheus metrics (a registry of its own, served
 // at /metrics). `metaos network` and tests start domains through here.
-import { readFileSync } from 'node:fs'
 import { hostname, machine, release, type, version } from 'node:os'
 import type { Logger } from 'pino'
 import { NETWORK_FAULT_CODES } from '../soap-runtime/errors.js'
 import { ServiceHost, type HostLimits, type Implementation } from '../soap-runtime/service-host.js'
 import { silentLogger } from '../soap-runtime/logger.js'
-import { packageFile } from '../package-root.js'
-import { stableUuid } from '../backend-storage/storage-domain.js'
-import { NETWORK_PATH } from '../frontend/handlers/network-handler.js'
+import { stableUuid } from '../service-domain/identity.js'
+import { NETWORK_PATH, networkWsdl } from '../wsdl/contracts.js'
 import { NetworkServiceDescriptor, type GetDomainInfoResponse, type Hosting } from '../wsdl/generated/network-service.js'
 import { LOOPBACK_ONLY, parseAllowList } from '../security/allow-list.js'
 import { NetworkEngine, type NetworkLimits } from './network-engine.js'
@@ -46,10 +44,7 @@ export interface NetworkDomain {
   close: (graceMs?: number) => Promise<void>
 }
 
-let wsdlText: string | undefined
-export function networkWsdl (): string {
-  return (wsdlText ??= readFileSync(packageFile('wsdl', 'NetworkService.wsdl'), 'utf8'))
-}
+export { networkWsdl } from '../wsdl/contracts.js'
 
 export async function startNetworkDomain (o: NetworkDomainOptions): Promise<NetworkDomain> {
   const logger = o.logger ?? silentLogger

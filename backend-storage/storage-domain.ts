@@ -2,8 +2,6 @@
 // host over HTTP and the Unix-socket bus, with its identity (stable EPR, volume) and the facts of
 // the kernel it runs on (GetDomainInfo), and its Prometheus metrics (a registry of its own, served
 // at /metrics). `metaos storage` and tests start domains through here.
-import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { realpath, stat } from 'node:fs/promises'
 import { hostname, machine, release, type, version } from 'node:os'
 import { basename } from 'node:path'
@@ -11,7 +9,8 @@ import type { Logger } from 'pino'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { ServiceHost, type CallContext, type HostLimits, type Implementation } from '../soap-runtime/service-host.js'
 import { silentLogger } from '../soap-runtime/logger.js'
-import { packageFile } from '../package-root.js'
+import { STORAGE_PATH, storageWsdl } from '../wsdl/contracts.js'
+import { stableUuid, defaultVolume } from '../service-domain/identity.js'
 import { StorageServiceDescriptor, type GetDomainInfoResponse, type Hosting } from '../wsdl/generated/storage-service.js'
 import { StorageEngine, type EngineLimits } from './storage-engine.js'
 import { confinedTo } from './path-policy.js'
@@ -21,7 +20,8 @@ import { checkPath, checkVolume } from '../security/access-policy.js'
 import { identityOf } from '../security/authenticator.js'
 import { DomainMetrics, serveMetrics, type MetricsListener } from '../soap-runtime/metrics.js'
 
-export const STORAGE_PATH = '/storage'
+export { STORAGE_PATH, storageWsdl } from '../wsdl/contracts.js'
+export { stableUuid, defaultVolume } from '../service-domain/identity.js'
 
 export interface StorageDomainOptions {
   readonly root: string
@@ -52,26 +52,6 @@ export interface StorageDomain {
   readonly metricsEndpoint?: string
   /** Drains (in-flight calls finish, new ones get DOMAIN_DRAINING) and closes every handle. */
   close: (graceMs?: number) => Promise<void>
-}
-
-let wsdlText: string | undefined
-export function storageWsdl (): string {
-  return (wsdlText ??= readFileSync(packageFile('wsdl', 'StorageService.wsdl'), 'utf8'))
-}
-
-/** A name-based UUID (RFC 4122 v5 layout over SHA-1): the same domain gets the same EPR after a restart. */
-export function stableUuid (...parts: string[]): string {
-  const h = createHash('sha1').update(parts.join('\0')).digest()
-  h[6] = (h[6]! & 0x0f) | 0x50
-  h[8] = (h[8]! & 0x3f) | 0x80
-  const x = h.subarray(0, 16).toString('hex')
-  return `urn:uuid:${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`
-}
-
-export function defaultVolume (rootReal: string): string {
-  const tag = createHash('sha256').update(rootReal).digest('hex').slice(0, 12)
-  const base = basename(rootReal).replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40) || 'root'
-  return `${base}-${tag}`
 }
 
 export async function startStorageDomain (o: StorageDomainOptions): Promise<StorageDomain> {

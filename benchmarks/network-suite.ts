@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { spawnDomain, spawnReady, type DomainProcess } from '../domains/domain-process.js'
-import { packageFile } from '../package-root.js'
+import { packageFile } from '../wsdl/package-root.js'
 import { NetSocket } from '../frontend/api/net-socket.js'
 import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
 

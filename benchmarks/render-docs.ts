@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { packageFile } from '../package-root.js'
+import { packageFile } from '../wsdl/package-root.js'
 import { charTable } from './char-suite.js'
 import { containerTable } from './container-suite.js'
 import { networkTable } from './network-suite.js'

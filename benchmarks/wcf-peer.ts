@@ -10,7 +10,7 @@ import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { packageFile } from '../package-root.js'
+import { packageFile } from '../wsdl/package-root.js'
 import type { BenchRow } from './report.js'
 
 export interface WcfPeerOptions {

@@ -2,7 +2,7 @@
 import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { DiscoveryProxy } from '../discovery/discovery-proxy.js'
-import { stableUuid } from '../backend-storage/storage-domain.js'
+import { stableUuid } from '../service-domain/identity.js'
 import { createLogger } from '../soap-runtime/logger.js'
 
 const HELP = `usage: metaos discovery-proxy [--listen http://HOST:PORT]... [--interface NAME]... [--name NAME]

@@ -7,7 +7,7 @@
 // It must not measure or change the cluster: it only reads `snapshot()` and the history.
 import express, { type Request, type Response } from 'express'
 import type { Server } from 'node:http'
-import { packageFile } from '../package-root.js'
+import { packageFile } from '../wsdl/package-root.js'
 import type { PmtHistory } from './pmt-history.js'
 
 /** What prom-client's `Registry` offers (`createFrontendMetrics(...).registry`): mounted at /metrics when given. */

@@ -3,7 +3,7 @@
 // so the domain drains and exits 0.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { packageFile } from '../package-root.js'
+import { packageFile } from '../wsdl/package-root.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 
 export interface ReadyLine {

@@ -10,7 +10,7 @@ import { basename, join } from 'node:path'
 import { readWsdl } from '../soap-runtime/codegen/wsdl-reader.js'
 import type { FieldDescriptor, FieldType, ServiceDescriptor } from '../soap-runtime/descriptor.js'
 import { escapeXml, parseXml, type XmlElement } from '../soap-runtime/xml.js'
-import { PACKAGE_ROOT } from '../package-root.js'
+import { PACKAGE_ROOT } from '../wsdl/package-root.js'
 import {
   SOAP_ENV, interfaceXml, mockServiceXml, projectXml, requestStepXml, testCaseXml, testSuiteXml, transferStepXml,
   type MockResponse, type SoapVersion,

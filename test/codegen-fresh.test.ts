@@ -4,7 +4,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generate } from '../soap-runtime/codegen/cli.js'
-import { PACKAGE_ROOT } from '../package-root.js'
+import { PACKAGE_ROOT } from '../wsdl/package-root.js'
 
 t.test('wsdl/generated matches wsdl/', async (t) => {
   const files = generate(join(PACKAGE_ROOT, 'wsdl'))

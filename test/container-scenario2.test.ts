@@ -17,7 +17,7 @@ import { FileStream, createStorageProxy, STORAGE_DOMAIN_TYPE, NETWORK_DOMAIN_TYP
 import { DiscoveryClient } from '../discovery/client.js'
 import { IntelligentFrontend } from '../frontend/assembly/intelligent-frontend.js'
 import type { MoveEvent } from '../frontend/placement/dispatcher.js'
-import { packageFile } from '../package-root.js'
+import { packageFile } from '../wsdl/package-root.js'
 
 t.setTimeout(240_000)
 

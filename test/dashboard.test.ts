@@ -15,6 +15,7 @@ import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { serveDashboard } from '../dashboard/dashboard-server.js'
+import { serveFrontendDashboard } from '../dashboard/frontend-dashboard.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const CLI = fileURLToPath(new URL('../dist/cli/metaos.js', import.meta.url))

@@ -10,7 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { networkInterfaces, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { packageFile } from '../package-root.js'
+import { packageFile } from '../wsdl/package-root.js'
 import { generateCliReference, CLI_REFERENCE } from '../docs/tools/cli-reference.js'
 
 t.setTimeout(300_000)
@@ -251,7 +251,7 @@ t.test('docs/wsdl.md names every operation and element of both WSDLs', async (t)
 t.test('docs/api.md names every public member of FileStream and NetSocket and every option', async (t) => {
   const doc = readFileSync(packageFile('docs', 'api.md'), 'utf8')
   for (const [file, cls, ifaces] of [['file-stream.ts', 'FileStream', ['FileStreamOptions', 'StreamStats']], ['net-socket.ts', 'NetSocket', ['NetSocketOptions', 'NetConnectOptions', 'SocketStats']]] as const) {
-    const src = readFileSync(packageFile('frontend', file), 'utf8')
+    const src = readFileSync(packageFile('frontend', 'api', file), 'utf8')
     const body = src.slice(src.indexOf(`export class ${cls}`)).split('\n}\n')[0]!
     const members = new Set([...body.matchAll(/^ {2}(?:static |override |readonly |async |get )*([a-zA-Z]\w*)\s*[(:]/gm)].map((m) => m[1]!).filter((n) => !['constructor'].includes(n)))
     for (const i of ifaces) {

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { ERRORS, FAULT_CODES, NETWORK_FAULT_CODES } from '../soap-runtime/errors.js'
 import { FaultCodeValues as NetworkFaultCodeValues } from '../wsdl/generated/network-service.js'
 import { FaultCodeValues } from '../wsdl/generated/storage-service.js'
-import { PACKAGE_ROOT } from '../package-root.js'
+import { PACKAGE_ROOT } from '../wsdl/package-root.js'
 
 t.test('docs/errors.md is in step with the catalogue', async (t) => {
   const doc = readFileSync(join(PACKAGE_ROOT, 'docs', 'errors.md'), 'utf8')

@@ -16,6 +16,7 @@ import { FileStream, closeSharedProxies, closeStorageRegistry } from '../index.j
 import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
 import { PmtExchange } from '../frontend/placement/pmt-exchange.js'
 import { randomUUID } from 'node:crypto'
+import { serveFrontendDashboard } from '../dashboard/frontend-dashboard.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 
@@ -57,7 +58,7 @@ t.test('discover → PMT → dispatcher → FileStream', async (t) => {
   t.ok(front.pmt.row(blue.ready.epr)!.measures.calls >= 3, 'the stream\'s calls were measured')
 
   // The application's own frontend serves the dashboard and its metrics when asked.
-  const page = await front.serveDashboard()
+  const page = await serveFrontendDashboard(front)
   const base = page.replace(/\/$/, '')
   const st = await (await fetch(`${base}/status`)).json() as { title: string, domains: Array<{ epr: string, volume: string, hosting: string }>, lifecycle: Array<{ epr: string, kind: string }> }
   t.equal(st.title, 'frontend', 'its status says what serves it')

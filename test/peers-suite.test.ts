@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { packageFile } from '../package-root.js'
+import { packageFile } from '../wsdl/package-root.js'
 
 const CLI = packageFile('dist', 'cli', 'metaos.js')
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { CLI_PATH, spawnDomain } from '../domains/domain-process.js'
-import { PACKAGE_ROOT } from '../package-root.js'
+import { PACKAGE_ROOT } from '../wsdl/package-root.js'
 
 t.test('metaos pmt --json --explain', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-pmt-'))

@@ -10,7 +10,7 @@ import { PerformanceModule } from '../frontend/placement/performance-module.js'
 import { Dispatcher } from '../frontend/placement/dispatcher.js'
 import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import { FileStream, LocalHandler, createStorageProxy } from '../index.js'
-import { PACKAGE_ROOT } from '../package-root.js'
+import { PACKAGE_ROOT } from '../wsdl/package-root.js'
 import { startTestDomain } from './helpers/domain.js'
 
 t.test('release ranges', async (t) => {

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { MetaosError } from '../soap-runtime/errors.js'
-import { packageFile } from '../package-root.js'
+import { packageFile } from '../wsdl/package-root.js'
 
 export interface VmImage {
   readonly kernel: string

@@ -5,7 +5,7 @@ import { closeSync, openSync, writeSync } from 'node:fs'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import soap from 'soap'
-import { packageFile } from '../../package-root.js'
+import { packageFile } from '../../wsdl/package-root.js'
 
 const dir = process.argv[2] ?? '.'
 const files = new Map<string, { fd: number, pos: number }>()

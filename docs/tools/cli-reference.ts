@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { packageFile } from '../../package-root.js'
+import { packageFile } from '../../wsdl/package-root.js'
 
 export const CLI_REFERENCE = packageFile('docs', 'cli-reference.md')
 const CLI = packageFile('dist', 'cli', 'metaos.js')

@@ -18,7 +18,6 @@ import { randomUUID } from 'node:crypto'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import { parseEndpoint } from '../../soap-runtime/endpoint.js'
 import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
-import type { FrontendMetrics } from './frontend-metrics.js'
 import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from '../handlers/domain-trust.js'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
@@ -205,30 +204,12 @@ export class IntelligentFrontend {
     }
   }
 
-  #dashboard: { url: string, close: () => Promise<void> } | undefined
+  /** The dispatchers made so far (one per volume and options), e.g. for the dashboard's metrics. */
+  get dispatchers (): readonly Dispatcher[] { return [...this.#dispatchers.values()] }
 
-  /**
-   * Serves this frontend's live dashboard (dashboard/: domains, PMT and score parts, charts,
-   * supervisor timeline, placements, streams) and its Prometheus metrics (/metrics) on
-   * 127.0.0.1:`port` (default any free port). Returns the page's URL. Closed with the frontend.
-   * The charts and the metrics' counters start when it is served; the PMT, decisions and the
-   * status's lists hold what came before too.
-   */
-  async serveDashboard (port = 0): Promise<string> {
-    if (this.#dashboard !== undefined) return this.#dashboard.url
-    const [{ serveDashboard }, { PmtHistory }, { createFrontendMetrics }] = await Promise.all([
-      import('../../dashboard/dashboard-server.js'), import('../../dashboard/pmt-history.js'), import('./frontend-metrics.js'),
-    ])
-    const history = new PmtHistory({ pmt: this.pmt })
-    // The dispatchers made so far; one made later is counted in open streams, not in moves.
-    const metrics: FrontendMetrics = createFrontendMetrics({ pmt: this.pmt, supervisor: this.supervisor, dispatchers: [...this.#dispatchers.values()] })
-    const served = await serveDashboard({ snapshot: async () => ({ ...this.status(), pid: process.pid }), history, metrics }, port)
-    this.#dashboard = {
-      url: served.url,
-      close: async () => { history.stop(); metrics.close(); await served.close() },
-    }
-    return served.url
-  }
+  readonly #closers: Array<() => Promise<void>> = []
+  /** Closes `fn`'s resource with this frontend (a dashboard served for it, say). */
+  onClose (fn: () => Promise<void>): void { this.#closers.push(fn) }
 
   #remove (epr: string): void {
     const h = this.handlers.get(epr)
@@ -281,8 +262,7 @@ export class IntelligentFrontend {
   async close (): Promise<void> {
     this.#closed = true
     clearInterval(this.#watch)
-    await this.#dashboard?.close()
-    this.#dashboard = undefined
+    for (const close of this.#closers.splice(0)) await close()
     this.supervisor.stop()
     this.perf.stop()
     await this.#exchange?.close()

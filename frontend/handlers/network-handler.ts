@@ -16,7 +16,8 @@ export interface NetworkHandler {
   close: () => Promise<void>
 }
 
-export const NETWORK_PATH = '/network'
+import { NETWORK_PATH } from '../../wsdl/contracts.js'
+export { NETWORK_PATH }
 
 export type NetworkProxyOptions = ClientOptions & HttpTransportOptions
 

@@ -6,20 +6,19 @@
 // clocks: hosts are expected to keep time (NTP). `join()` makes it automatic: the module announces
 // itself on WS-Discovery (type metaos:PerformanceModule), follows the others' Hello/Bye, and
 // exchanges with each of them every `intervalMs`.
-import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { createClient, type SoapClient } from '../../soap-runtime/client.js'
 import { createHttpTransport } from '../../soap-runtime/http-transport.js'
 import { ServiceHost } from '../../soap-runtime/service-host.js'
 import { silentLogger } from '../../soap-runtime/logger.js'
-import { packageFile } from '../../package-root.js'
 import { PerformanceServiceDescriptor, type ExchangeTable, type PerformanceOperations } from '../../wsdl/generated/performance-service.js'
 import type { PerformanceMappingTable } from './pmt.js'
 import { DiscoveryClient } from '../../discovery/client.js'
 import { TargetService } from '../../discovery/target-service.js'
 import { METAOS_TYPES_NS } from '../../discovery/protocol.js'
 
-export const PERFORMANCE_PATH = '/performance'
+import { PERFORMANCE_PATH, performanceWsdl } from '../../wsdl/contracts.js'
+export { PERFORMANCE_PATH }
 export const PERFORMANCE_MODULE_TYPE = `{${METAOS_TYPES_NS}}PerformanceModule`
 
 export interface JoinOptions {
@@ -78,7 +77,7 @@ export class PmtExchange {
           return { moduleId: this.#o.moduleId, row: mine }
         },
       },
-      wsdl: readFileSync(packageFile('wsdl', 'PerformanceService.wsdl'), 'utf8'),
+      wsdl: performanceWsdl(),
       path: PERFORMANCE_PATH,
       faultElement: 'PerformanceFault',
       timingHeader: 'ServiceTiming',

@@ -3,7 +3,7 @@
 // undefined; the build's summary goes to `log`.
 import { existsSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
-import { packageFile } from '../../package-root.js'
+import { packageFile } from '../../wsdl/package-root.js'
 
 export function dockerUnavailable (log: (line: string) => void = () => {}): string | undefined {
   const info = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 30_000 })

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 function findRoot (): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'wsdl'))) return dir
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'wsdl', 'StorageService.wsdl'))) return dir
     const up = dirname(dir)
     if (up === dir) throw new Error('metaos: cannot find the package root (package.json beside wsdl/)')
     dir = up
