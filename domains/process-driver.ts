@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { CgroupLimits, type LimitsOutcome } from './cgroup-limits.js'
-import type { DomainDriver, DomainExit, DomainInstance, DomainSpec } from './domain-manager.js'
+import type { DomainDriver, DomainExit, DomainInstance, DomainSpec } from './driver.js'
 import { spawnDomain, type DomainProcess } from './domain-process.js'
 import { silentLogger } from '../soap-runtime/logger.js'
 
