@@ -5,7 +5,8 @@
 // storage and network domains, through the in-process handlers ('local'), and through an
 // exception-less FileStream whose pipelined write fails for real (the kernel's file size limit,
 // `ulimit -f`), on a domain and on the local kernel: the application sees the failure's own code,
-// and the bytes on disk are exactly those written before it.
+// and the bytes on disk are exactly those written before it. The limited processes run the compiled
+// package (dist/, built by `npm test`'s pretest).
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
