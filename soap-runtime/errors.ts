@@ -22,6 +22,7 @@ export const ERRORS = {
   MALFORMED_MESSAGE: { side: 'Sender', description: 'Not a SOAP message: not well-formed XML, a DTD, too deep, no Envelope/Body, an unknown operation, a broken MTOM package, a header the domain must but cannot understand.' },
   UNAUTHORIZED: { side: 'Sender', description: 'The caller is not authenticated or not allowed to do this.' },
   DOMAIN_DRAINING: { side: 'Receiver', description: 'The domain is shutting down and takes no new work; retry on another domain of the same volume.' },
+  NOT_RUN_AFTER_FAILURE: { side: 'Sender', description: 'Inside a Batch: an earlier operation of the same Batch on the same handle (file handle, socket or listener) failed, so this one was not run; the handle stays as the failure left it. The failed operation has its own fault; the message names it.' },
   // Network service codes (NetworkFault), beside the shared ones above.
   CONNECTION_REFUSED: { side: 'Receiver', description: 'The destination refused the connection (ECONNREFUSED): nothing listens there.' },
   CONNECTION_RESET: { side: 'Receiver', description: 'The peer reset the connection (ECONNRESET, EPIPE); what was not yet received is lost, as with a local socket.' },
@@ -45,14 +46,14 @@ export type ErrorCode = keyof typeof ERRORS
 export const FAULT_CODES = [
   'FILE_NOT_FOUND', 'ALREADY_EXISTS', 'ACCESS_DENIED', 'PATH_OUTSIDE_ROOT', 'INVALID_HANDLE',
   'INVALID_ARGUMENT', 'SHARING_VIOLATION', 'IO_ERROR', 'QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE',
-  'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING',
+  'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'NOT_RUN_AFTER_FAILURE',
 ] as const satisfies readonly ErrorCode[]
 export type FaultCode = (typeof FAULT_CODES)[number]
 /** Codes a network domain sends in a NetworkFault detail (NetworkService.wsdl's FaultCode enumeration). */
 export const NETWORK_FAULT_CODES = [
   'CONNECTION_REFUSED', 'CONNECTION_RESET', 'HOST_UNREACHABLE', 'NAME_NOT_RESOLVED', 'ADDRESS_IN_USE',
   'TIMED_OUT', 'DESTINATION_NOT_ALLOWED', 'INVALID_HANDLE', 'INVALID_ARGUMENT', 'QUOTA_EXCEEDED',
-  'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'IO_ERROR',
+  'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'IO_ERROR', 'NOT_RUN_AFTER_FAILURE',
 ] as const satisfies readonly ErrorCode[]
 
 export class MetaosError extends Error {

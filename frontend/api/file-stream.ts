@@ -131,10 +131,19 @@ export class FileStream {
 
   async #call<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<StorageOperations[K]['output']> {
     // Pipelined writes land (and their errors surface) before anything else uses the handle.
-    if (this.#pipeline !== undefined) await this.#pipeline.drain()
+    await this.#drained()
     const inv = await this.handler.invoke(op, input)
     this.#account(inv)
     return inv.output
+  }
+
+  /** Drains the pipelined writes (or queues `data`); after a failed one the position is the handle's own again (nothing later ran). */
+  async #drained (data?: Buffer): Promise<void> {
+    try { await (data === undefined ? this.#pipeline?.drain() : this.#pipeline?.write(data)) } catch (e) {
+      const at = await this.handler.invoke('Seek', { handle: this.#handle, offset: 0, origin: 'Current' }).catch(() => undefined)
+      if (at !== undefined) { this.#account(at); this.#filePos = at.output.position }
+      throw e
+    }
   }
 
   #account (inv: { serviceMicros: number | undefined, totalMicros: number }): void {
@@ -165,7 +174,7 @@ export class FileStream {
 
   async #writeThrough (data: Buffer): Promise<void> {
     if (this.#pipeline !== undefined) {
-      await this.#pipeline.write(data)
+      await this.#drained(data)
       this.#filePos += data.length
       this.stats.bytesWritten += data.length
       return
@@ -296,7 +305,7 @@ export class FileStream {
   async flush (flushToDisk = false): Promise<void> {
     await this.#guard(async () => {
       await this.#flushWrite()
-      await this.#pipeline?.drain()
+      await this.#drained()
       if (flushToDisk) await this.#call('Flush', { handle: this.#handle, flushToDisk: true })
     })
   }
@@ -325,7 +334,7 @@ export class FileStream {
     this.#enter()
     try {
       await this.#flushWrite()
-      await this.#pipeline?.drain()
+      await this.#drained()
     } finally {
       this.#closed = true
       this.#busy = false

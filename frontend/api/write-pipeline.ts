@@ -5,6 +5,7 @@
 // is kept and surfaced no later than the next drain (flush, close, or any call that needs the
 // handle's position settled).
 import { MetaosError, fromSystemError, isErrorCode } from '../../soap-runtime/errors.js'
+import { NOT_RUN } from '../../soap-runtime/batch.js'
 import type { Invocation } from '../../soap-runtime/client.js'
 import type { StorageHandler } from '../handlers/storage-handler.js'
 
@@ -92,26 +93,30 @@ export class WritePipeline {
   }
 
   async #send (ops: Array<{ Write: { handle: string, data: Buffer } }>, bytes: number): Promise<void> {
+    // The domain runs nothing on the handle after a failed write: those operations come back
+    // NOT_RUN_AFTER_FAILURE. The application is told the failure itself, never that code.
+    let notRun = 0
     try {
       const inv = await this.#handler.invoke('Batch', { op: ops })
       this.#account(inv)
-      for (const r of inv.output.result) {
+      inv.output.result.forEach((r, i) => {
         if ('StorageFault' in r) {
           const f = r.StorageFault
-          this.#error ??= new MetaosError(isErrorCode(f.code) ? f.code : 'IO_ERROR', f.message)
+          if (f.code === NOT_RUN) notRun += ops[i]?.Write.data.length ?? 0
+          else this.#error ??= new MetaosError(isErrorCode(f.code) ? f.code : 'IO_ERROR', f.message)
         } else if ('WriteResponse' in r) {
           this.acknowledged += r.WriteResponse.written
         }
-      }
+      })
+      if (notRun > 0) this.#error ??= new MetaosError('PROTOCOL_ERROR', 'the domain did not run writes of a Batch without reporting the failure they followed')
     } catch (e) {
       this.#error ??= e instanceof MetaosError ? e : fromSystemError(e, 'Batch')
     } finally {
       this.#pendingBytes -= bytes
-      if (this.#error !== undefined && this.#queue.length > 0) {
-        // Nothing is written after a failed write (no holes): what waits is dropped, and said so.
-        let dropped = 0
-        for (const b of this.#queue.splice(0)) dropped += b.length
-        this.#pendingBytes -= dropped
+      if (this.#error !== undefined && (this.#queue.length > 0 || notRun > 0)) {
+        // Nothing is written after a failed write (no holes): what waits is dropped, never resent, and said so.
+        let dropped = notRun
+        for (const b of this.#queue.splice(0)) { dropped += b.length; this.#pendingBytes -= b.length }
         this.#error = new MetaosError(this.#error.code, `${this.#error.message} (${dropped} later bytes were not written)`, { cause: this.#error })
       }
       const ws = this.#waiters

@@ -6,8 +6,8 @@ export type Protocol = 'tcp' | 'udp'
 export const ProtocolValues = ['tcp', 'udp'] as const
 export type Hosting = 'process' | 'container' | 'vm'
 export const HostingValues = ['process', 'container', 'vm'] as const
-export type FaultCode = 'CONNECTION_REFUSED' | 'CONNECTION_RESET' | 'HOST_UNREACHABLE' | 'NAME_NOT_RESOLVED' | 'ADDRESS_IN_USE' | 'TIMED_OUT' | 'DESTINATION_NOT_ALLOWED' | 'INVALID_HANDLE' | 'INVALID_ARGUMENT' | 'QUOTA_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'MALFORMED_MESSAGE' | 'UNAUTHORIZED' | 'DOMAIN_DRAINING' | 'IO_ERROR'
-export const FaultCodeValues = ['CONNECTION_REFUSED', 'CONNECTION_RESET', 'HOST_UNREACHABLE', 'NAME_NOT_RESOLVED', 'ADDRESS_IN_USE', 'TIMED_OUT', 'DESTINATION_NOT_ALLOWED', 'INVALID_HANDLE', 'INVALID_ARGUMENT', 'QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'IO_ERROR'] as const
+export type FaultCode = 'CONNECTION_REFUSED' | 'CONNECTION_RESET' | 'HOST_UNREACHABLE' | 'NAME_NOT_RESOLVED' | 'ADDRESS_IN_USE' | 'TIMED_OUT' | 'DESTINATION_NOT_ALLOWED' | 'INVALID_HANDLE' | 'INVALID_ARGUMENT' | 'QUOTA_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'MALFORMED_MESSAGE' | 'UNAUTHORIZED' | 'DOMAIN_DRAINING' | 'IO_ERROR' | 'NOT_RUN_AFTER_FAILURE'
+export const FaultCodeValues = ['CONNECTION_REFUSED', 'CONNECTION_RESET', 'HOST_UNREACHABLE', 'NAME_NOT_RESOLVED', 'ADDRESS_IN_USE', 'TIMED_OUT', 'DESTINATION_NOT_ALLOWED', 'INVALID_HANDLE', 'INVALID_ARGUMENT', 'QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'IO_ERROR', 'NOT_RUN_AFTER_FAILURE'] as const
 
 export interface KernelInfo {
   sysname: string
@@ -147,7 +147,7 @@ export interface NetworkOperations {
   Close: { input: Close, output: CloseResponse }
   /** Resolves a host name to its addresses, as the domain sees them. */
   ResolveHost: { input: ResolveHost, output: ResolveHostResponse }
-  /** Runs several operations in order in one message; each gets a result or a fault. */
+  /** Runs several operations in order in one message; each gets a result or a fault. Once an operation on a socket or listener fails, the later operations on it are not run (fault NOT_RUN_AFTER_FAILURE); the others still run. */
   Batch: { input: Batch, output: BatchResponse }
   /** Describes the domain: identity, hosting, the kernel it runs on, and the destinations it admits. */
   GetDomainInfo: { input: GetDomainInfo, output: GetDomainInfoResponse }
@@ -272,7 +272,7 @@ export const NetworkServiceDescriptor = {
       {name: "uptime", type: {kind: "simple", name: "double"}, optional: false, repeated: false},
     ],
     NetworkFault: [
-      {name: "code", type: {kind: "enum", name: "FaultCode", values: ["CONNECTION_REFUSED", "CONNECTION_RESET", "HOST_UNREACHABLE", "NAME_NOT_RESOLVED", "ADDRESS_IN_USE", "TIMED_OUT", "DESTINATION_NOT_ALLOWED", "INVALID_HANDLE", "INVALID_ARGUMENT", "QUOTA_EXCEEDED", "MESSAGE_TOO_LARGE", "MALFORMED_MESSAGE", "UNAUTHORIZED", "DOMAIN_DRAINING", "IO_ERROR"]}, optional: false, repeated: false},
+      {name: "code", type: {kind: "enum", name: "FaultCode", values: ["CONNECTION_REFUSED", "CONNECTION_RESET", "HOST_UNREACHABLE", "NAME_NOT_RESOLVED", "ADDRESS_IN_USE", "TIMED_OUT", "DESTINATION_NOT_ALLOWED", "INVALID_HANDLE", "INVALID_ARGUMENT", "QUOTA_EXCEEDED", "MESSAGE_TOO_LARGE", "MALFORMED_MESSAGE", "UNAUTHORIZED", "DOMAIN_DRAINING", "IO_ERROR", "NOT_RUN_AFTER_FAILURE"]}, optional: false, repeated: false},
       {name: "message", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
     ],
   },
@@ -315,7 +315,7 @@ export const NetworkServiceDescriptor = {
     Shutdown: {name: "Shutdown", soapAction: "urn:metaos:network:v1/Shutdown", input: "Shutdown", output: "ShutdownResponse", fault: "NetworkFault", documentation: "Ends the sending side of a TCP connection (half-close); receiving goes on."},
     Close: {name: "Close", soapAction: "urn:metaos:network:v1/Close", input: "Close", output: "CloseResponse", fault: "NetworkFault", documentation: "Closes a socket or a listener."},
     ResolveHost: {name: "ResolveHost", soapAction: "urn:metaos:network:v1/ResolveHost", input: "ResolveHost", output: "ResolveHostResponse", fault: "NetworkFault", documentation: "Resolves a host name to its addresses, as the domain sees them."},
-    Batch: {name: "Batch", soapAction: "urn:metaos:network:v1/Batch", input: "Batch", output: "BatchResponse", fault: "NetworkFault", documentation: "Runs several operations in order in one message; each gets a result or a fault."},
+    Batch: {name: "Batch", soapAction: "urn:metaos:network:v1/Batch", input: "Batch", output: "BatchResponse", fault: "NetworkFault", documentation: "Runs several operations in order in one message; each gets a result or a fault. Once an operation on a socket or listener fails, the later operations on it are not run (fault NOT_RUN_AFTER_FAILURE); the others still run."},
     GetDomainInfo: {name: "GetDomainInfo", soapAction: "urn:metaos:network:v1/GetDomainInfo", input: "GetDomainInfo", output: "GetDomainInfoResponse", fault: "NetworkFault", documentation: "Describes the domain: identity, hosting, the kernel it runs on, and the destinations it admits."},
   },
 } as const satisfies ServiceDescriptor

@@ -12,8 +12,8 @@ export type SeekOrigin = 'Begin' | 'Current' | 'End'
 export const SeekOriginValues = ['Begin', 'Current', 'End'] as const
 export type Hosting = 'process' | 'container' | 'vm'
 export const HostingValues = ['process', 'container', 'vm'] as const
-export type FaultCode = 'FILE_NOT_FOUND' | 'ALREADY_EXISTS' | 'ACCESS_DENIED' | 'PATH_OUTSIDE_ROOT' | 'INVALID_HANDLE' | 'INVALID_ARGUMENT' | 'SHARING_VIOLATION' | 'IO_ERROR' | 'QUOTA_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'MALFORMED_MESSAGE' | 'UNAUTHORIZED' | 'DOMAIN_DRAINING'
-export const FaultCodeValues = ['FILE_NOT_FOUND', 'ALREADY_EXISTS', 'ACCESS_DENIED', 'PATH_OUTSIDE_ROOT', 'INVALID_HANDLE', 'INVALID_ARGUMENT', 'SHARING_VIOLATION', 'IO_ERROR', 'QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING'] as const
+export type FaultCode = 'FILE_NOT_FOUND' | 'ALREADY_EXISTS' | 'ACCESS_DENIED' | 'PATH_OUTSIDE_ROOT' | 'INVALID_HANDLE' | 'INVALID_ARGUMENT' | 'SHARING_VIOLATION' | 'IO_ERROR' | 'QUOTA_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'MALFORMED_MESSAGE' | 'UNAUTHORIZED' | 'DOMAIN_DRAINING' | 'NOT_RUN_AFTER_FAILURE'
+export const FaultCodeValues = ['FILE_NOT_FOUND', 'ALREADY_EXISTS', 'ACCESS_DENIED', 'PATH_OUTSIDE_ROOT', 'INVALID_HANDLE', 'INVALID_ARGUMENT', 'SHARING_VIOLATION', 'IO_ERROR', 'QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'NOT_RUN_AFTER_FAILURE'] as const
 
 export interface DirectoryEntry {
   name: string
@@ -148,7 +148,7 @@ export interface StorageOperations {
   GetFileInfo: { input: GetFileInfo, output: GetFileInfoResponse }
   /** Lists a directory. */
   ListDirectory: { input: ListDirectory, output: ListDirectoryResponse }
-  /** Runs several operations in order in one message (exception-less syscalls); each gets a result or a fault. */
+  /** Runs several operations in order in one message (exception-less syscalls); each gets a result or a fault. Once an operation on a handle fails, the later operations on that handle are not run (fault NOT_RUN_AFTER_FAILURE); the others still run. */
   Batch: { input: Batch, output: BatchResponse }
   /** Describes the domain: identity, volume, hosting and the kernel it runs on. */
   GetDomainInfo: { input: GetDomainInfo, output: GetDomainInfoResponse }
@@ -268,7 +268,7 @@ export const StorageServiceDescriptor = {
       {name: "uptime", type: {kind: "simple", name: "double"}, optional: false, repeated: false},
     ],
     StorageFault: [
-      {name: "code", type: {kind: "enum", name: "FaultCode", values: ["FILE_NOT_FOUND", "ALREADY_EXISTS", "ACCESS_DENIED", "PATH_OUTSIDE_ROOT", "INVALID_HANDLE", "INVALID_ARGUMENT", "SHARING_VIOLATION", "IO_ERROR", "QUOTA_EXCEEDED", "MESSAGE_TOO_LARGE", "MALFORMED_MESSAGE", "UNAUTHORIZED", "DOMAIN_DRAINING"]}, optional: false, repeated: false},
+      {name: "code", type: {kind: "enum", name: "FaultCode", values: ["FILE_NOT_FOUND", "ALREADY_EXISTS", "ACCESS_DENIED", "PATH_OUTSIDE_ROOT", "INVALID_HANDLE", "INVALID_ARGUMENT", "SHARING_VIOLATION", "IO_ERROR", "QUOTA_EXCEEDED", "MESSAGE_TOO_LARGE", "MALFORMED_MESSAGE", "UNAUTHORIZED", "DOMAIN_DRAINING", "NOT_RUN_AFTER_FAILURE"]}, optional: false, repeated: false},
       {name: "message", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
     ],
   },
@@ -314,7 +314,7 @@ export const StorageServiceDescriptor = {
     Delete: {name: "Delete", soapAction: "urn:metaos:storage:v1/Delete", input: "Delete", output: "DeleteResponse", fault: "StorageFault", documentation: "Deletes a file."},
     GetFileInfo: {name: "GetFileInfo", soapAction: "urn:metaos:storage:v1/GetFileInfo", input: "GetFileInfo", output: "GetFileInfoResponse", fault: "StorageFault", documentation: "Describes a path."},
     ListDirectory: {name: "ListDirectory", soapAction: "urn:metaos:storage:v1/ListDirectory", input: "ListDirectory", output: "ListDirectoryResponse", fault: "StorageFault", documentation: "Lists a directory."},
-    Batch: {name: "Batch", soapAction: "urn:metaos:storage:v1/Batch", input: "Batch", output: "BatchResponse", fault: "StorageFault", documentation: "Runs several operations in order in one message (exception-less syscalls); each gets a result or a fault."},
+    Batch: {name: "Batch", soapAction: "urn:metaos:storage:v1/Batch", input: "Batch", output: "BatchResponse", fault: "StorageFault", documentation: "Runs several operations in order in one message (exception-less syscalls); each gets a result or a fault. Once an operation on a handle fails, the later operations on that handle are not run (fault NOT_RUN_AFTER_FAILURE); the others still run."},
     GetDomainInfo: {name: "GetDomainInfo", soapAction: "urn:metaos:storage:v1/GetDomainInfo", input: "GetDomainInfo", output: "GetDomainInfoResponse", fault: "StorageFault", documentation: "Describes the domain: identity, volume, hosting and the kernel it runs on."},
   },
 } as const satisfies ServiceDescriptor
