@@ -4,12 +4,13 @@
 // removes it. Every test removes what it started, in a teardown that runs when it fails too; this
 // is the check that they did.
 //
-// Strict (exit 1) for the whole suite (`npm test`, tap given no file) and always under CI; under CI
-// the leftovers are then removed too (.ci/run owns its machine). When tap runs chosen files outside
-// CI, another run on this machine may own what is found: it is listed, and the run is not failed.
+// Strict (exit 1) for the whole suite (`npm test`: tap given no file); under CI the leftovers are
+// then removed too (.ci/run owns its machine). When tap runs chosen files, another run on this
+// machine may own what is found (two runs side by side, a benchmark): it is listed, the run is not
+// failed and nothing is removed, CI or not.
 //   METAOS_AFTER_SINCE  ms since the epoch to look from (default: when the tap runner started)
 //   METAOS_AFTER_MATCH  only what names this text (test/suite-rules.test.ts uses a unique token)
-//   METAOS_AFTER_STRICT 1 or 0: overrides the choice above
+//   METAOS_AFTER_STRICT 1 or 0: overrides the choice above; 1 also removes what is found
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { findLeftovers, processInfo, removalCommand, removeLeftovers } from './helpers/leftovers.js'
@@ -39,7 +40,7 @@ function chosenFiles (): string[] {
 }
 
 const chosen = chosenFiles()
-const strict = process.env.METAOS_AFTER_STRICT !== undefined ? process.env.METAOS_AFTER_STRICT === '1' : underCi() || chosen.length === 0
+const strict = process.env.METAOS_AFTER_STRICT !== undefined ? process.env.METAOS_AFTER_STRICT === '1' : chosen.length === 0
 const match = process.env.METAOS_AFTER_MATCH
 
 const left = findLeftovers({ sinceMs, ...(match === undefined ? {} : { match }) })
@@ -48,7 +49,7 @@ if (left.length === 0) {
 } else {
   const lines = left.map((l) => `  ${l.kind} ${l.what}   (${removalCommand(l)})`)
   if (!strict) {
-    console.log(`after-all: note: ${left.length} thing(s) of metaos created during this run are still there; tap ran chosen files (${chosen.join(' ')}), so they may be another run's:\n${lines.join('\n')}`)
+    console.log(`after-all: note: ${left.length} thing(s) of metaos created during this run are still there; tap ran chosen files (${chosen.join(' ') || '?'}), so they may be another run's:\n${lines.join('\n')}`)
   } else {
     console.log(`after-all: FAILED: the tests left ${left.length} thing(s) behind:\n${lines.join('\n')}`)
     if (underCi() || process.env.METAOS_AFTER_STRICT === '1') {

@@ -1,7 +1,8 @@
-// What a test run may have left behind: processes of metaos (domains, guest agents, QEMU booting a
-// metaos image, test peers), docker containers, networks and volumes of metaos, named network
-// namespaces, and temporary files and directories of metaos — each created after `sinceMs`, so what
-// ran before the suite (a developer's own `metaos up`, the kept images) is never counted.
+// What a test run may have left behind: processes of metaos started under tap (domains, guest
+// agents, QEMU booting a metaos image, test peers), docker containers, networks and volumes of
+// metaos, named network namespaces, and temporary files and directories of metaos — each created
+// after `sinceMs`, so what ran before the suite (a developer's own `metaos up`, the kept images) is
+// never counted.
 // test/after-all.ts runs this when tap has finished every file; test/suite-rules.test.ts tests it.
 import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs'
@@ -68,10 +69,15 @@ function processes (o: FindOptions): Leftover[] {
     if (skip.has(pid)) continue
     const p = processInfo(pid)
     if (p === undefined || p.argv.length === 0 || p.startMs < o.sinceMs) continue
+    // A container's processes are named with their container.
+    if (/docker|containerd/.test(readFileSafe(`/proc/${pid}/cgroup`))) continue
+    // Started by a test: tap gives its test files TAP=1 and they pass their environment on. A process
+    // without it (a benchmark or a `metaos up` started from a shell meanwhile) is not the tests'.
+    if (o.match === undefined && !readFileSafe(`/proc/${pid}/environ`).split('\0').includes('TAP=1')) continue
     const line = p.argv.join(' ')
     // An orphan in a network namespace of its own: a namespace holder a test started (`unshare --net sleep …`).
     const parent = processInfo(p.ppid)
-    const orphanInNetns = netnsOf(pid) !== rootNs && (parent === undefined || parent.startMs < o.sinceMs) && !/docker|containerd/.test(readFileSafe(`/proc/${pid}/cgroup`))
+    const orphanInNetns = netnsOf(pid) !== rootNs && (parent === undefined || parent.startMs < o.sinceMs)
     if (o.match !== undefined ? line.includes(o.match) : isMetaosProcess(p.argv) || orphanInNetns) out.push({ kind: 'process', id: String(pid), what: line.slice(0, 300) })
   }
   return out
