@@ -267,8 +267,8 @@ function withConfig (rules: RulesEngine | undefined, feed: VulnerabilityFeed | u
   const f = feed ?? config?.feed
   const d = { ...(config?.policy === undefined ? {} : { policy: config.policy }), ...(config?.sharpness === undefined ? {} : { sharpness: config.sharpness }), ...(r === undefined ? {} : { rules: r }), ...(f === undefined ? {} : { feed: f }) }
   const parts = [
-    r === undefined ? '' : `${r.rules.length} rules (${rules === undefined ? 'METAOS_CONFIG' : '--rules'})`,
-    f === undefined ? '' : `a vulnerability feed of ${f.vulnerabilities.length} (${feed === undefined ? 'METAOS_CONFIG' : '--feed'})`,
+    r === undefined ? '' : `${r.rules.length} rule${r.rules.length === 1 ? '' : 's'} (${rules === undefined ? 'METAOS_CONFIG' : '--rules'})`,
+    f === undefined ? '' : `a vulnerability feed of ${f.vulnerabilities.length} entr${f.vulnerabilities.length === 1 ? 'y' : 'ies'} (${feed === undefined ? 'METAOS_CONFIG' : '--feed'})`,
     config === undefined ? '' : `policy ${d.policy ?? 'best'}; ${config.source}${config.trust !== undefined || config.exchange !== undefined ? ' ("trust" and "exchange" do not apply to the demo\'s domains)' : ''}`,
   ].filter((p) => p !== '')
   return { dispatcher: d, note: parts.length === 0 ? '' : `Placement: ${parts.join(', ')}` }

@@ -241,6 +241,8 @@ export class IntelligentFrontend {
   }
 
   #exchange: PmtExchange | undefined
+  /** The measure exchange, once shareMeasures() (or the `exchange` option of sharedFrontend) started it. */
+  get exchange (): PmtExchange | undefined { return this.#exchange }
 
   /**
    * Shares this frontend's measures with the other performance modules it discovers (the paper:
