@@ -166,8 +166,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
 
   /**
    * A SetLength gives the stream its size, for its later moves. Before its first Write, the stream is
-   * placed again at that size and moves first if the rules now choose another domain of its volume
-   * (a migration; advice: if the move fails, the stream stays).
+   * placed again at that size and moves first if its domain is no longer a first choice (out of the
+   * first tier, or excluded): a migration, as advice — if it fails, the stream stays.
    */
   async #resize (s: StreamEntry, length: number): Promise<void> {
     if (!Number.isSafeInteger(length) || length < 0 || this.affinity.get(s.id) === undefined) return
@@ -176,7 +176,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     const ctx = reopening(s)
     let p: Placement
     try { p = this.place(ctx, new Set(), s.volume) } catch { return }
-    if (p.chosen === s.epr) return
+    if (p.ranking.find((r) => r.epr === s.epr)?.tier === p.ranking[0]!.tier) return
     const [t0, from] = [performance.now(), s.epr]
     try { await this.#reopen(s, p.chosen) } catch (e) { if (this.#failed(e)) this.#suspect(p.chosen, e.code, 'Open'); return }
     this.#record('migration', ctx, p)

@@ -31,7 +31,7 @@ function rulesFile (dir: string): RulesEngine {
 }
 
 /** Two storage domains on roots of their own or one shared root, tracked in a PMT under zones small and bulk, behind a dispatcher with the rules file. */
-async function setup (t: Test, sharedRoot: boolean): Promise<{ d: Dispatcher, roots: { small: string, bulk: string }, domains: { small: StorageDomain, bulk: StorageDomain } }> {
+async function setup (t: Test, sharedRoot: boolean): Promise<{ d: Dispatcher, roots: { small: string, bulk: string }, domains: { small: StorageDomain, bulk: StorageDomain }, pmt: PerformanceMappingTable, handlers: Map<string, StorageHandler> }> {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-size-'))
   const roots = { small: join(dir, sharedRoot ? 'volume' : 'small'), bulk: join(dir, sharedRoot ? 'volume' : 'bulk') }
   for (const r of Object.values(roots)) mkdirSync(r, { recursive: true })
@@ -49,7 +49,7 @@ async function setup (t: Test, sharedRoot: boolean): Promise<{ d: Dispatcher, ro
     await bulk.close(1000)
     rmSync(dir, { recursive: true, force: true })
   })
-  return { d: new Dispatcher(pmt, handlers, { volume: 'v', rules: rulesFile(dir) }), roots, domains: { small, bulk } }
+  return { d: new Dispatcher(pmt, handlers, { volume: 'v', rules: rulesFile(dir) }), roots, domains: { small, bulk }, pmt, handlers }
 }
 
 async function until (what: () => boolean): Promise<void> {
@@ -126,5 +126,19 @@ t.test('the stream keeps its size: expectedBytes, then each setLength', async (t
   await f.write(Buffer.from('x'))
   await f.setLength(MiB - 1)
   t.equal(d.affinity.get(id)!.bytes, MiB - 1, 'setLength replaces it')
+  await f.close()
+})
+
+t.test('setLength moves a stream only when its domain leaves the first tier, not for the score or a weighted draw', async (t) => {
+  const { pmt, handlers } = await setup(t, true)
+  let draw = 0
+  // Weighted, no rules: both domains are one tier; the draw picks the first, then the last.
+  const d = new Dispatcher(pmt, handlers, { volume: 'v', policy: 'weighted', random: () => [0, 0.999][draw++ % 2]! })
+  const f = await FileStream.open('same-tier.bin', { mode: 'Create', destination: d })
+  const id = d.affinity.entries()[0]!.id
+  const first = d.affinity.lookup(id)
+  await f.setLength(16 * MiB)
+  t.equal(d.affinity.lookup(id), first, 'a stream of the first tier stays at setLength, though the draw would pick the other domain')
+  t.equal(d.moves.length, 0, 'no move')
   await f.close()
 })
