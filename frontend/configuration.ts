@@ -115,7 +115,7 @@ export function parseConfig (doc: unknown, source: string, dir: string, o: { wat
       const v = e[k]
       if (v !== undefined && !(Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string' && s !== ''))) must(`exchange.${k}`, 'a non-empty list of strings', v)
     }
-    if (e.listen !== undefined && (e.listen as string[]).some((s) => !/^(https?:\/\/|unix:|http\+unix:\/\/)/.test(s))) must('exchange.listen', 'endpoints such as "http://127.0.0.1:0"', e.listen)
+    if (e.listen !== undefined && (e.listen as string[]).some((s) => !/^(http:\/\/|unix:\/)/.test(s))) must('exchange.listen', 'endpoints such as "http://127.0.0.1:0" or "unix:/path.sock"', e.listen)
     if (e.intervalMs !== undefined && !positiveInteger(e.intervalMs)) must('exchange.intervalMs', 'a whole number of milliseconds above 0', e.intervalMs)
     out.exchange = e as ExchangeSettings
   }

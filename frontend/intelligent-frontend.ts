@@ -20,7 +20,7 @@ import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
 import type { FrontendMetrics } from './frontend-metrics.js'
 import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from './domain-trust.js'
-import { configFromEnvironment, type ExchangeSettings } from './configuration.js'
+import { configFromEnvironment, type FrontendSettings } from './configuration.js'
 import type { VulnerabilityFeed } from './vulnerability-feed.js'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
@@ -304,10 +304,8 @@ function domainName (endpoint: string | undefined): string | undefined {
   } catch { return undefined }
 }
 
-/** The process-wide frontend's options: a frontend's, and whether (and how) it shares its measures. */
-export interface SharedFrontendOptions extends IntelligentFrontendOptions {
-  readonly exchange?: boolean | ExchangeSettings
-}
+/** The process-wide frontend's options: a frontend's, whether (and how) it shares its measures, and the place kept for coordination. */
+export interface SharedFrontendOptions extends IntelligentFrontendOptions, Pick<FrontendSettings, 'exchange' | 'coordination'> {}
 
 let shared: { frontend: Promise<IntelligentFrontend>, options: SharedFrontendOptions | undefined, feed: VulnerabilityFeed | undefined } | undefined
 

@@ -112,7 +112,7 @@ t.test('each mistake: INVALID_CONFIG naming the key and what it accepts', async 
   refused(t, { trust: { ca: 'ca.pem', insecure: true } }, /unknown key "trust\.insecure" \(accepted: ca, cert, key, username, password, passwordType, verifyTimeoutMs, recheckMs, probePath\)/, 'an unknown key in trust')
   refused(t, { exchange: 'on' }, /"exchange" must be true, false, or an object/, 'exchange of another type')
   refused(t, { exchange: { listen: 'http://127.0.0.1:0' } }, /"exchange\.listen" must be a non-empty list of strings/, 'exchange.listen not a list')
-  refused(t, { exchange: { listen: ['tcp://127.0.0.1:9'] } }, /"exchange\.listen" must be endpoints such as "http:\/\/127\.0\.0\.1:0"/, 'exchange.listen not an endpoint')
+  refused(t, { exchange: { listen: ['tcp://127.0.0.1:9'] } }, /"exchange\.listen" must be endpoints such as "http:\/\/127\.0\.0\.1:0" or "unix:\/path\.sock"/, 'exchange.listen not an endpoint')
   refused(t, { exchange: { interfaces: [] } }, /"exchange\.interfaces" must be a non-empty list of strings, not \[\]/, 'exchange.interfaces empty')
   refused(t, { exchange: { intervalMs: '10s' } }, /"exchange\.intervalMs" must be a whole number of milliseconds above 0, not "10s"/, 'exchange.intervalMs')
   refused(t, { exchange: { peers: [] } }, /unknown key "exchange\.peers" \(accepted: listen, interfaces, intervalMs\)/, 'an unknown key in exchange')
