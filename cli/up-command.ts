@@ -21,11 +21,14 @@ import { serveStatus } from './status-command.js'
 import { createFrontendMetrics, type FrontendMetrics } from '../frontend/assembly/frontend-metrics.js'
 import { PmtHistory } from '../dashboard/pmt-history.js'
 import { RulesEngine } from '../frontend/placement/rules-engine.js'
+import { VulnerabilityFeed } from '../frontend/placement/vulnerability-feed.js'
+import { configFromEnvironment, type MetaosConfig } from '../frontend/assembly/configuration.js'
+import type { DispatcherOptions } from '../frontend/placement/dispatcher.js'
 import { createServer } from 'node:net'
 import { NetSocket } from '../frontend/api/net-socket.js'
 import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
 
-const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--rules FILE]
+const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--rules FILE] [--feed FILE]
 
 Starts two storage domains as local processes (one reached over a Unix socket, the "bus";
 one over HTTP on 127.0.0.1), writes and reads back a file through FileStream to the local
@@ -44,13 +47,19 @@ domains then keep running, supervised (a domain that dies is isolated and restar
                    Linux kernel, vm/build-image.sh; under emulation each boot takes ~15 s)
   --rules FILE     placement rules for the supervised dispatcher (docs/rules.md); the dashboard
                    shows which fired for each placement
+  --feed FILE      vulnerability feed (docs/vulnerability-feed.md): the dispatcher excludes or
+                   lowers the domains it lists, the supervisor isolates the excluded ones
   --help           this text
+
+METAOS_CONFIG=FILE (docs/configuration.md): its "rules", "feed" and "placement" apply to the
+supervised dispatcher (--rules and --feed win over the file's); "trust" and "exchange" concern
+discovered domains and are not used here.
 `
 
 interface Row { destination: string, endpoint: string, writeMBs: number, readMBs: number, channelMs: number, serviceMs: number, calls: number, ok: boolean }
 
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, buffer: { type: 'string' }, once: { type: 'boolean' }, 'status-port': { type: 'string' }, hosting: { type: 'string' }, rules: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
+  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, buffer: { type: 'string' }, once: { type: 'boolean' }, 'status-port': { type: 'string' }, hosting: { type: 'string' }, rules: { type: 'string' }, feed: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
   if (values.help === true) { process.stdout.write(HELP); return 0 }
   const sizeMB = Number(values.size ?? '16')
   const bufferSize = Number(values.buffer ?? '4096')
@@ -67,6 +76,12 @@ export async function main (argv: string[]): Promise<number> {
   if (values.rules !== undefined) {
     try { rules = RulesEngine.fromFile(values.rules) } catch (e) { process.stderr.write(`metaos up: --rules: ${(e as Error).message}\n`); return 2 }
   }
+  let feed: VulnerabilityFeed | undefined
+  if (values.feed !== undefined) {
+    try { feed = VulnerabilityFeed.fromFile(values.feed) } catch (e) { process.stderr.write(`metaos up: --feed: ${(e as Error).message}\n`); return 2 }
+  }
+  const placement = withConfig(rules, feed)
+  if (typeof placement === 'string') { feed?.close(); process.stderr.write(`metaos up: ${placement}\n`); return 2 }
 
   const work = mkdtempSync(join(tmpdir(), 'metaos-up-'))
   const root = join(work, 'volume')
@@ -81,6 +96,7 @@ export async function main (argv: string[]): Promise<number> {
   // a guest behind restricted user-mode networking cannot.
   const processes = hosting === 'process' ? undefined : new DomainManager({ logger })
   const cleanup = async (): Promise<void> => {
+    placement.dispatcher.feed?.close()
     history?.stop()
     metrics?.close()
     await status?.close()
@@ -93,7 +109,8 @@ export async function main (argv: string[]): Promise<number> {
   try {
     process.stdout.write(`metaos up: starting two storage domains over ${root}${hosting === 'process' ? '' : hosting === 'vm' ? ' (virtual machines)' : ' (containers)'}\n`)
     const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
-    cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger, ...(rules === undefined ? {} : { dispatcher: { rules } }), ...(driver === undefined ? {} : { driver }) })
+    const { dispatcher } = placement
+    cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }) })
     // The dashboard's charts start with the cluster, so they show the demonstration's traffic too.
     history = new PmtHistory({ pmt: cluster.pmt })
     // Prometheus metrics of this frontend (calls, probes, scores and their parts, decisions, moves), served at /metrics.
@@ -103,6 +120,11 @@ export async function main (argv: string[]): Promise<number> {
     const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
     const facts = (d: ManagedDomain): string => `pid ${d.pid}${d.hosting === undefined ? '' : `, ${d.hosting.kind} on ${d.hosting.kernel.sysname} ${d.hosting.kernel.release}`}`
     process.stdout.write(`  bus      ${bus}  (${facts(busD)})\n  network  ${net}  (${facts(netD)})\n\n`)
+    if (placement.note !== '') process.stdout.write(`${placement.note}\n`)
+    const { pmt } = cluster
+    const affected = (d: ManagedDomain): string => dispatcher.feed!.affecting(pmt.row(d.epr)!).map((v) => `${v.id} (${v.action})`).join(', ') || 'not affected'
+    if (dispatcher.feed !== undefined) process.stdout.write(`Vulnerability feed: ${[busD, netD].map((d) => `${d.name} ${affected(d)}`).join('; ')}\n`)
+    if (placement.note !== '') process.stdout.write('\n')
 
     const data = randomBytes(Math.round(sizeMB * 1024 * 1024))
     const expected = sha256(data)
@@ -234,6 +256,22 @@ async function migrateLive (c: LocalCluster, data: Buffer, expected: string, buf
   await w.close()
   const ok = sha256(readFileSync(join(c.root, 'demo-moving.bin'))) === expected
   return { from: names.get(ev!.from) ?? ev!.from, to: names.get(ev!.to) ?? ev!.to, atMiB: half / 1048576, stallMs: ev!.stallMs, ok }
+}
+
+/** The dispatcher's rules, feed and policy: --rules and --feed, else METAOS_CONFIG's; what is in force, said in one line. A string: the config's error. */
+function withConfig (rules: RulesEngine | undefined, feed: VulnerabilityFeed | undefined): { dispatcher: Omit<DispatcherOptions, 'volume'>, note: string } | string {
+  let config: MetaosConfig | undefined
+  try { config = configFromEnvironment(process.env, { watchFeed: feed === undefined }) } catch (e) { return (e as Error).message }
+  if (feed !== undefined) config?.feed?.close()
+  const r = rules ?? config?.rules
+  const f = feed ?? config?.feed
+  const d = { ...(config?.policy === undefined ? {} : { policy: config.policy }), ...(config?.sharpness === undefined ? {} : { sharpness: config.sharpness }), ...(r === undefined ? {} : { rules: r }), ...(f === undefined ? {} : { feed: f }) }
+  const parts = [
+    r === undefined ? '' : `${r.rules.length} rule${r.rules.length === 1 ? '' : 's'} (${rules === undefined ? 'METAOS_CONFIG' : '--rules'})`,
+    f === undefined ? '' : `a vulnerability feed of ${f.vulnerabilities.length} entr${f.vulnerabilities.length === 1 ? 'y' : 'ies'} (${feed === undefined ? 'METAOS_CONFIG' : '--feed'})`,
+    config === undefined ? '' : `policy ${d.policy ?? 'best'}; ${config.source}${config.trust !== undefined || config.exchange !== undefined ? ' ("trust" and "exchange" do not apply to the demo\'s domains)' : ''}`,
+  ].filter((p) => p !== '')
+  return { dispatcher: d, note: parts.length === 0 ? '' : `Placement: ${parts.join(', ')}` }
 }
 
 function sha256 (b: Buffer): string { return createHash('sha256').update(b).digest('hex') }

@@ -34,6 +34,7 @@ export const ERRORS = {
   TRANSPORT_ERROR: { side: 'Receiver', description: 'The frontend could not reach the domain or lost the connection (ECONNREFUSED, ENOENT on a socket, a reset); the message carries the system error.' },
   TIMED_OUT: { side: 'Receiver', description: 'The domain did not answer within the call\'s timeout; or (a network fault) a connection could not be made within the Connect\'s timeoutMs.' },
   PROTOCOL_ERROR: { side: 'Receiver', description: 'The domain\'s answer was not a valid response of the contract (wrong HTTP status without a fault, unparsable body).' },
+  INVALID_CONFIG: { side: 'Sender', description: 'The configuration file (METAOS_CONFIG) or a file it names is unreadable or breaks its schema: the message names the file, the key and what the key accepts; unknown keys are refused.' },
   STREAM_CLOSED: { side: 'Sender', description: 'A FileStream (or NetDatagramSocket) method was called after close().' },
   STREAM_BUSY: { side: 'Sender', description: 'A FileStream method was called while another one on the same stream had not finished; await each call (the Node stream adapters do).' },
   NOT_SUPPORTED: { side: 'Sender', description: 'The FileStream cannot do this with its access (reading a write-only stream, writing a read-only one).' },

@@ -4,9 +4,9 @@
 // published HTTP port and over the bind-mounted bus socket (bytes and SHA-256 on the host volume),
 // NetSocket through the network domain to an echo server on the bridge gateway — and GetDomainInfo,
 // the non-root user, the healthcheck and `docker stop` (SIGTERM → drain → exit 0) are checked.
-// Skips with the reason when `docker info` fails. Removes its containers, network and temp dirs.
+// Skips with the reason when `docker info` fails (under CI: fails, naming what is missing). Removes its containers, network and temp dirs.
 import t, { type Test } from 'tap'
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
@@ -14,6 +14,7 @@ import { once } from 'node:events'
 import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { dockerMissing } from './helpers/docker.js'
 import { FileStream, FileMode, FileAccess, NetSocket, createStorageProxy, createNetworkProxy, closeSharedProxies, closeSharedNetworkProxies } from '../index.js'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
@@ -23,13 +24,6 @@ const MAX_IMAGE_BYTES = 350 * 1024 * 1024
 const STOP_GRACE_S = 20
 const MB = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
-
-function dockerUnavailable (): string | false {
-  const r = spawnSync('docker', ['info'], { timeout: 30_000, encoding: 'utf8' })
-  if (r.error !== undefined) return `docker is not installed (${r.error.message}): apt-get install docker.io (.ci/run does it)`
-  if (r.status !== 0) return `the Docker daemon is not reachable (\`docker info\` fails: ${(r.stderr ?? '').trim().split('\n').pop() ?? ''}); start dockerd (.ci/run does it)`
-  return false
-}
 
 async function run (file: string, args: readonly string[], timeoutMs = 60_000): Promise<string> {
   return await new Promise((resolve, reject) => {
@@ -91,7 +85,8 @@ function tempDirs (t: Test, ...names: string[]): Record<string, string> {
   return Object.fromEntries(names.map((n) => { const d = join(base, n); mkdirSync(d); chmodSync(d, 0o777); return [n, d] }))
 }
 
-const skip = dockerUnavailable()
+// The first test builds the images itself (and measures it): only the engine is checked here.
+const skip = dockerMissing({ build: false })
 const images = new Map<string, { id: string, size: number, state: string }>()
 
 t.test('docker/build-images.sh builds the base and both images, small', { skip }, async (t) => {

@@ -8,10 +8,11 @@
 // `docker stop` drains it (exit 0). Then the domain manager drives containers: start with limits,
 // pause, resume, restart (same EPR), clone (new EPR, same volume), resize (`docker update`), an exit
 // from outside. Measured: start to ready, Write round trips/s and MB/s, container next to process.
-// Skips, saying why, when `docker info` fails or docker/build-images.sh cannot build the images.
+// Skips, saying why, when `docker info` fails or docker/build-images.sh cannot build the images
+// (under CI: fails, naming what is missing).
 import { measureWrites } from './helpers/measure.js'
 import t, { type Test } from 'tap'
-import { dockerUnavailable } from './helpers/docker.js'
+import { dockerMissing } from './helpers/docker.js'
 import { createHash, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { release, tmpdir } from 'node:os'
@@ -35,7 +36,7 @@ const asProcess = new ContainerDriver({ user: `${process.getuid?.() ?? 0}:${proc
 const docker = async (...args: string[]): Promise<string> => await driver.docker(args)
 const inspect = async (name: string, format: string): Promise<string> => await docker('inspect', '-f', format, containerName(name))
 
-const skip = dockerUnavailable((l) => { t.comment(l) }) ?? false
+const skip = dockerMissing({ log: (l) => { t.comment(l) } })
 
 interface Volume { dir: string, root: string, bus: string }
 /** A volume directory and a socket directory, writable by the image's uid 10001 too (mode 0777). */

@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { partMissing } from './helpers/require-part.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CLI = join(ROOT, 'dist', 'cli', 'metaos.js')
@@ -287,7 +288,7 @@ async function discoverIn (host: Host, iface: string): Promise<Listed[]> {
 // ---------------------------------------------------------------------------------------------
 
 if (!netnsAvailable()) {
-  t.plan(0, 'network namespaces are not available here (needs root, unshare and iproute2 `ip netns`)')
+  t.plan(0, partMissing('network namespaces', '`unshare --net` or `ip` fails (needs root)', 'apt-get install iproute2 util-linux, as root'))
 } else {
   await isolateNetwork()
   await main()
@@ -301,7 +302,7 @@ async function main (): Promise<void> {
   const canBridge = spawnSync('ip', ['link', 'add', 'mhprobe', 'type', 'bridge'], { encoding: 'utf8' })
   spawnSync('ip', ['link', 'del', 'mhprobe'])
   if (can.status !== 0 || canBridge.status !== 0) {
-    t.plan(0, `cannot create named network namespaces or bridges here (ip netns add: ${can.stderr.trim() || 'ok'}; ip link add type bridge: ${canBridge.stderr.trim() || 'ok'})`)
+    t.plan(0, partMissing('named network namespaces and bridges', `ip netns add: ${can.stderr.trim() || 'ok'}; ip link add type bridge: ${canBridge.stderr.trim() || 'ok'}`, 'apt-get install iproute2, as root'))
     return
   }
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -p .)`)

@@ -14,8 +14,7 @@ import t, { type Test } from 'tap'
 import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { createHash } from 'node:crypto'
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { startTestDomain as startPlainDomain, type TestDomain } from './helpers/domain.js'
 import { parseXml as refParseXml, type XmlElement } from './helpers/reference-xml.js'
@@ -23,6 +22,7 @@ import type { StorageDomainOptions } from '../backend-storage/storage-domain.js'
 import { buildSecurityHeader } from '../soap-runtime/ws-security.js'
 import { initCa, issueDomainCertificate } from '../security/pki.js'
 import { loadDomainSecurity } from '../security/domain-security.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 type V = '1.1' | '1.2'
 const S = 'urn:metaos:storage:v1'
@@ -40,13 +40,15 @@ const CALLERS = ['', 'urn:uuid:A', 'urn:uuid:B', 'URN:UUID:A', 'urn:uuid:final']
 const userOf = (caller: string): string => `u-${createHash('sha256').update(caller).digest('hex').slice(0, 16)}`
 let tlsCa: Buffer | undefined
 
+// The file's root test: what serves every test of the file is removed when it ends.
+const suite = t
 let pki: Promise<{ dir: string, cert: { certPath: string, keyPath: string } }> | undefined
 
 async function startTestDomain (t: Test, options: Partial<StorageDomainOptions> = {}): Promise<TestDomain> {
   if (!SECURE) return await startPlainDomain(t, options)
   // One CA and one domain certificate for every domain of the run.
   const { dir, cert } = await (pki ??= (async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'metaos-hostile-tls-'))
+    const dir = tempDir(suite, 'metaos-hostile-tls-')
     await initCa(join(dir, 'pki'))
     const cert = await issueDomainCertificate(join(dir, 'pki'), { name: 'hostile' })
     tlsCa = readFileSync(join(dir, 'pki', 'ca.crt'))

@@ -27,6 +27,7 @@ import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { withRequestId } from '../soap-runtime/client.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { initCa, issueDomainCertificate } from '../security/pki.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli/metaos.js', import.meta.url))
 
@@ -246,7 +247,7 @@ t.test('a domain demanding authentication keeps /metrics off its https listener'
 })
 
 t.test('a frontend\'s registry: probes, scores, decisions, migrations, open streams', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-frontend-metrics-'))
+  const dir = tempDir(t, 'metaos-frontend-metrics-')
   const root = join(dir, 'v')
   mkdirSync(root)
   const a = await startStorageDomain({ root, name: 'a', volume: 'v', listen: ['http://127.0.0.1:0'] })

@@ -4,19 +4,19 @@
 // stream never moves to a domain of another volume.
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileStream, createStorageProxy, startStorageDomain } from '../index.js'
 import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
 import { PerformanceModule } from '../frontend/placement/performance-module.js'
 import { Dispatcher } from '../frontend/placement/dispatcher.js'
 import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 t.test('streams migrate while they run', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-migrate-'))
+  const dir = tempDir(t, 'metaos-migrate-')
   const root = join(dir, 'v')
   const other = join(dir, 'w')
   mkdirSync(root)
@@ -80,7 +80,7 @@ t.test('streams migrate while they run', async (t) => {
 t.test('a draining domain and a domain the vulnerability feed excludes lose their streams', async (t) => {
   const { VulnerabilityFeed } = await import('../frontend/placement/vulnerability-feed.js')
   const { Supervisor } = await import('../frontend/assembly/supervisor.js')
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-drain-'))
+  const dir = tempDir(t, 'metaos-drain-')
   const root = join(dir, 'v')
   mkdirSync(root)
   const doms = await Promise.all(['a', 'b', 'c'].map(async (name) => await startStorageDomain({ root, name, volume: 'v', listen: ['http://127.0.0.1:0'] })))

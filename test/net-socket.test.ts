@@ -6,14 +6,14 @@ import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { createServer, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { NetSocket, NetServer, NetDatagramSocket, LocalNetworkHandler, closeSharedNetworkProxies, MetaosError, type NetDestination } from '../index.js'
 import { startNetworkDomain } from '../backend-network/network-domain.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const MIB = 1024 * 1024
@@ -64,7 +64,7 @@ function * randomChunks (total: number, size: number): Generator<Buffer> {
 }
 
 t.test('NetSocket, NetServer and NetDatagramSocket on every destination', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-net-'))
+  const dir = tempDir(t, 'metaos-net-')
   const domain = await startNetworkDomain({ listen: ['http://127.0.0.1:0', `unix:${join(dir, 'bus.sock')}`] })
   const local = new LocalNetworkHandler()
   t.teardown(async () => {

@@ -4,8 +4,7 @@
 // to the healthy domain; probes connect and close to the configured target.
 import t, { type Test } from 'tap'
 import { createServer, type Server } from 'node:net'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnDomain, type DomainProcess } from '../domains/domain-process.js'
 import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
@@ -13,6 +12,7 @@ import { PerformanceModule } from '../frontend/placement/performance-module.js'
 import { NetworkDispatcher } from '../frontend/placement/network-dispatcher.js'
 import { createNetworkProxy, type NetworkHandler } from '../frontend/handlers/network-handler.js'
 import { NetSocket } from '../frontend/api/net-socket.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 async function echoServer (t: Test): Promise<{ port: number, accepted: () => number }> {
   let accepted = 0
@@ -35,7 +35,7 @@ async function echoOnce (s: NetSocket, msg: string): Promise<string> {
 
 t.test('placement, affinity, CONNECTION_LOST, new connections elsewhere', async (t) => {
   const echo = await echoServer(t)
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-netdisp-'))
+  const dir = tempDir(t, 'metaos-netdisp-')
   const env = { ...process.env, METAOS_LOG_LEVEL: 'silent' }
   const domains: DomainProcess[] = [
     await spawnDomain(['network', '--name', 'n1', '--listen', 'http://127.0.0.1:0'], { env }),

@@ -8,15 +8,15 @@ import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { createServer, connect, type Server, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LOOPBACK_ONLY, allowAll, parseAllowList } from '../security/allow-list.js'
 import { startNetworkDomain, type NetworkDomain, type NetworkDomainOptions } from '../backend-network/network-domain.js'
 import { createNetworkProxy, type NetworkHandler, type NetworkOp } from '../frontend/handlers/network-handler.js'
 import type { NetworkOperations } from '../wsdl/generated/network-service.js'
 import { MetaosError } from '../soap-runtime/errors.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -24,7 +24,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise((resolve)
 interface TestDomain { readonly domain: NetworkDomain, readonly http: string, readonly bus: string }
 
 async function startDomain (t: Test, options: Partial<NetworkDomainOptions> = {}): Promise<TestDomain> {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-net-'))
+  const dir = tempDir(t, 'metaos-net-')
   const domain = await startNetworkDomain({ listen: ['http://127.0.0.1:0', `unix:${join(dir, 'bus.sock')}`], ...options })
   t.teardown(async () => {
     await domain.close(1000)

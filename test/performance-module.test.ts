@@ -3,12 +3,12 @@
 // domain that stops answering as failing — with a lower score that never reaches zero.
 import t from 'tap'
 import { existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileStream, LocalHandler, createStorageProxy } from '../index.js'
 import { PerformanceMappingTable, type DomainIdentity } from '../frontend/placement/pmt.js'
 import { PerformanceModule, PROBE_FILE } from '../frontend/placement/performance-module.js'
 import { startTestDomain } from './helpers/domain.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 t.test('measures from calls and probes', async (t) => {
   const a = await startTestDomain(t)
@@ -18,7 +18,7 @@ t.test('measures from calls and probes', async (t) => {
   const id = (epr: string, endpoint: string): DomainIdentity => ({ epr, endpoints: [endpoint], hosting: 'process', kernel: { sysname: 'Linux', release: 'x' }, volume: 'v' })
   const pa = perf.track(id('a', a.bus), createStorageProxy(a.bus))
   const pb = perf.track(id('b', b.http), createStorageProxy(b.http, { timeoutMs: 1000 }))
-  const local = perf.track(id('local', 'local'), new LocalHandler(), join(tmpdir(), PROBE_FILE))
+  const local = perf.track(id('local', 'local'), new LocalHandler(), join(tempDir(t, 'metaos-perf-'), PROBE_FILE))
   t.teardown(async () => { perf.stop(); await pa.close(); await pb.close(); await local.close() })
 
   // Real calls through a FileStream on domain a.

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { createServer, connect, type TLSSocket } from 'node:tls'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { partMissing } from './helpers/require-part.js'
 import { promisify } from 'node:util'
 import {
   certificateIdentity, identityFromPeerCertificate, initCa, issueClientCertificate, issueDomainCertificate,
@@ -74,7 +75,7 @@ t.test('a CA, a domain and a client: real TLS, verification, revocation', async 
   t.equal(id.notAfter.getTime(), domain.notAfter.getTime())
   t.same(certificateIdentity(readFileSync(client.certPath)).uris, ['metaos:identity:alice'])
 
-  await t.test('openssl verify accepts both leaves', { skip: existsSync(OPENSSL) ? false : 'no /usr/bin/openssl' }, async t => {
+  await t.test('openssl verify accepts both leaves', { skip: existsSync(OPENSSL) ? false : partMissing('openssl', `${OPENSSL} does not exist`, 'apt-get install openssl') }, async t => {
     for (const p of [domain.certPath, client.certPath]) {
       const { stdout } = await execFile(OPENSSL, ['verify', '-CAfile', caCertPath, p])
       t.match(stdout, /: OK/)

@@ -4,8 +4,7 @@
 // Also: the fault file of a domain process, SLA/cost declared in scopes, the adaptive probe
 // schedule and what probing costs.
 import t from 'tap'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FileStream, createStorageProxy } from '../index.js'
@@ -16,6 +15,7 @@ import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import { spawnDomain } from '../domains/domain-process.js'
 import { declaredFromScopes, declaredScopes } from '../discovery/storage-announcement.js'
 import { startTestDomain } from './helpers/domain.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 const id = (epr: string, endpoint: string): DomainIdentity => ({ epr, endpoints: [endpoint], hosting: 'process', kernel: { sysname: 'Linux', release: 'x' }, volume: 'v' })
 
@@ -84,7 +84,7 @@ t.test('weighted: streams in proportion to score^k among the first tier', async 
 })
 
 t.test('the fault file of a domain process slows it down and back', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-fault-'))
+  const dir = tempDir(t, 'metaos-fault-')
   const file = join(dir, 'fault.json')
   const p = await spawnDomain(['storage', '--root', dir, '--listen', 'http://127.0.0.1:0', '--fault-file', file, '--log-level', 'silent'])
   const proxy = createStorageProxy(p.ready.endpoints[0]!)

@@ -5,21 +5,22 @@ await isolateNetwork()
 
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdtempSync, mkdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { CLI_PATH, spawnDomain } from '../domains/domain-process.js'
 import { PACKAGE_ROOT } from '../wsdl/package-root.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 t.test('metaos pmt --json --explain', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-pmt-'))
+  const dir = tempDir(t, 'metaos-pmt-')
   mkdirSync(join(dir, 'a'))
   mkdirSync(join(dir, 'b'))
   const env = { ...process.env, METAOS_LOG_LEVEL: 'silent' }
   const bus = await spawnDomain(['storage', '--root', join(dir, 'a'), '--listen', `unix:${join(dir, 'a.sock')}`, '--announce'], { env })
+  t.teardown(async () => { await bus.stop() })
   const net = await spawnDomain(['storage', '--root', join(dir, 'b'), '--listen', 'http://127.0.0.1:0', '--announce', '--zone', 'rack2'], { env })
-  t.teardown(async () => { await bus.stop(); await net.stop() })
+  t.teardown(async () => { await net.stop() })
   const { stdout } = await promisify(execFile)(process.execPath, [CLI_PATH, 'pmt', '--json', '--probes', '3', '--rules', join(PACKAGE_ROOT, 'docs', 'examples', 'rules.json'), '--explain', 'Open big.bin 8388608'], { env, timeout: 30_000 })
   const out = JSON.parse(stdout) as { rows: Array<{ identity: { epr: string, zone?: string, kernel: { release: string } }, score: { score: number }, measures: { probedAt?: number } }>, explanation: { chosen: string, fired: string[] } }
   const eprs = out.rows.map((r) => r.identity.epr)

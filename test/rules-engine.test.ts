@@ -1,8 +1,7 @@
 // The rules engine: validation with clear errors, release ranges, choose/exclude/prefer/avoid with
 // the score deciding within a tier, and the shipped example rules driving a real dispatcher.
 import t from 'tap'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RulesEngine, releaseInRange, validateRules } from '../frontend/placement/rules-engine.js'
 import { PerformanceMappingTable, type DomainIdentity } from '../frontend/placement/pmt.js'
@@ -12,6 +11,7 @@ import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import { FileStream, LocalHandler, createStorageProxy } from '../index.js'
 import { PACKAGE_ROOT } from '../wsdl/package-root.js'
 import { startTestDomain } from './helpers/domain.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 t.test('release ranges', async (t) => {
   t.ok(releaseInRange('6.1.0-28-cloud-amd64', '>=6.1 <6.2'))
@@ -29,7 +29,7 @@ t.test('validation errors name the rule and the field', async (t) => {
   t.throws(() => validateRules({ rules: [{ name: 'x', prefer: { colour: 'red' } }] }), { message: /unknown selector "prefer.colour"/ })
   t.throws(() => validateRules({ rules: [{ name: 'x', when: { size: 3 }, prefer: {} }] }), { message: /unknown condition "when.size"/ })
   t.throws(() => validateRules({ rules: [{ name: 'x', exclude: { release: 'new' } }] }), { message: /"exclude.release" must look like/ })
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-rules-'))
+  const dir = tempDir(t, 'metaos-rules-')
   writeFileSync(join(dir, 'bad.json'), '{ "rules": [')
   t.throws(() => RulesEngine.fromFile(join(dir, 'bad.json')), { code: 'INVALID_ARGUMENT', message: /not readable JSON/ })
   t.equal(RulesEngine.fromFile(join(PACKAGE_ROOT, 'docs', 'examples', 'rules.json')).rules.length, 4, 'the shipped example is valid')
@@ -41,12 +41,12 @@ t.test('the example rules drive a real dispatcher', async (t) => {
   const pmt = new PerformanceMappingTable()
   const perf = new PerformanceModule({ pmt })
   const id = (epr: string, endpoint: string, release = '6.18.44'): DomainIdentity => ({ epr, endpoints: [endpoint], hosting: 'process', kernel: { sysname: 'Linux', release }, volume: 'v' })
-  const scratch = mkdtempSync(join(tmpdir(), 'metaos-scratch-'))
+  const scratch = tempDir(t, 'metaos-scratch-')
   const handlers = new Map<string, StorageHandler>([
     ['bus', perf.track(id('bus', bus.bus), createStorageProxy(bus.bus))],
     ['net', perf.track(id('net', net.http), createStorageProxy(net.http))],
     ['old', perf.track(id('old', net.http, '6.1.0-28'), createStorageProxy(net.http))],
-    ['local', perf.track(id('local', 'local'), new LocalHandler(), join(tmpdir(), '.metaos-probe'))],
+    ['local', perf.track(id('local', 'local'), new LocalHandler(), join(scratch, '.metaos-probe'))],
   ])
   t.teardown(async () => { for (const h of handlers.values()) await h.close() })
   // The "old" kernel is the fastest on paper, but it is in the vulnerability feed.

@@ -3,19 +3,19 @@
 // (exit 0, domains stopped, its temporary directory removed). Runs the compiled CLI (dist/).
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
+import { tempDir } from './helpers/temp-dir.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli/metaos.js', import.meta.url))
 // A TMPDIR of this file's own: `metaos up` records where its status is in $TMPDIR, and another
 // test file's `metaos up` running at the same time (the dashboard's) must not be the one found.
-const ENV = { ...process.env, METAOS_LOG_LEVEL: 'silent', TMPDIR: mkdtempSync(join(tmpdir(), 'metaos-up-test-')) }
+const ENV = { ...process.env, METAOS_LOG_LEVEL: 'silent', TMPDIR: tempDir(t, 'metaos-up-test-') }
 
 interface Exit { code: number | null, signal: NodeJS.Signals | null }
 

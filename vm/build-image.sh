@@ -14,7 +14,7 @@ set -euo pipefail
 
 usage () {
   cat <<'EOF'
-usage: bash vm/build-image.sh [--kernel PACKAGE] [--cache DIR] [--force] [--json]
+usage: bash vm/build-image.sh [--kernel PACKAGE] [--cache DIR] [--force] [--json] [--fetch-only]
 
 Builds (or finds in the cache) a VM domain's kernel and initramfs; prints the image directory
 (vmlinuz, initrd.img, manifest.json).
@@ -25,6 +25,9 @@ Builds (or finds in the cache) a VM domain's kernel and initramfs; prints the im
                     (default ${XDG_CACHE_HOME:-$HOME/.cache}/metaos/vm, or $METAOS_VM_CACHE)
   --force           rebuild even when the cache has the image
   --json            print the manifest instead of the directory
+  --fetch-only      only download the kernel package into the cache (the one step that needs the
+                    package registry; .ci/run and tests do it before they cut the network off)
+                    and print its path
   --help            this text
 EOF
 }
@@ -37,6 +40,7 @@ cache=${METAOS_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/metaos/vm}
 kernel_pkg=''
 force=0
 json=0
+fetch_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) [ $# -ge 2 ] || die "--kernel needs a package name"; kernel_pkg=$2; shift 2 ;;
@@ -44,17 +48,21 @@ while [ $# -gt 0 ]; do
     --cache) [ $# -ge 2 ] || die "--cache needs a directory"; cache=$2; shift 2 ;;
     --force) force=1; shift ;;
     --json) json=1; shift ;;
+    --fetch-only) fetch_only=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
 done
 
-for tool in cpio gzip apt-get dpkg-deb sha256sum ldd; do command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (Debian: apt-get install cpio)"; done
-busybox=/bin/busybox
-[ -x "$busybox" ] || die "busybox is missing (Debian: apt-get install busybox-static)"
-ldd "$busybox" >/dev/null 2>&1 && die "$busybox is dynamically linked: install busybox-static"
-node_bin=$(readlink -f "$(command -v node)")
-[ -f "$repo/dist/cli/metaos.js" ] && [ -f "$repo/dist/vm/guest-agent.js" ] || die "$repo/dist is missing or stale: build first (npm run build)"
+command -v apt-get >/dev/null 2>&1 || die "apt-get is missing: the guest kernel comes from a Debian package"
+if [ "$fetch_only" = 0 ]; then
+  for tool in cpio gzip dpkg-deb sha256sum ldd; do command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (Debian: apt-get install cpio)"; done
+  busybox=/bin/busybox
+  [ -x "$busybox" ] || die "busybox is missing (Debian: apt-get install busybox-static)"
+  ldd "$busybox" >/dev/null 2>&1 && die "$busybox is dynamically linked: install busybox-static"
+  node_bin=$(readlink -f "$(command -v node)")
+  [ -f "$repo/dist/cli/metaos.js" ] && [ -f "$repo/dist/vm/guest-agent.js" ] || die "$repo/dist is missing or stale: build first (npm run build)"
+fi
 
 mkdir -p "$cache/debs" "$cache/images"
 exec 9>"$cache/.lock"
@@ -77,6 +85,7 @@ if [ -z "$deb" ]; then
   rm -rf "$dl"
   deb=$(ls "$cache/debs/${kernel_pkg}_"*.deb | sort -V | tail -1)
 fi
+if [ "$fetch_only" = 1 ]; then echo "$deb"; exit 0; fi
 
 # The libraries node loads, as ldd resolves them here.
 libs=$(ldd "$node_bin" | awk '/=> \//{print $3} /^\t\/lib/{print $1}' | sort -u)

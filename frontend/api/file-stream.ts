@@ -10,7 +10,8 @@ import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
 import { LocalHandler } from '../handlers/local-handler.js'
 import { sharedProxy } from '../handlers/storage-proxy.js'
 import { discoverStorageEndpoint } from '../handlers/discovered-domains.js'
-import { sharedFrontend } from '../assembly/intelligent-frontend.js'
+import { sharedFrontend, type SharedFrontendOptions } from '../assembly/intelligent-frontend.js'
+import { Dispatcher } from '../placement/dispatcher.js'
 import { WritePipeline, type PipelineLimits } from './write-pipeline.js'
 
 export type FileMode = S.FileMode
@@ -42,6 +43,10 @@ export interface FileStreamOptions {
   readonly destination?: 'local' | 'discover' | string | StorageHandler
   /** With `destination: 'discover'`: the volume the domain must serve. */
   readonly volume?: string
+  /** With `destination: 'discover'`: the process-wide frontend's options, over METAOS_CONFIG's (docs/configuration.md). */
+  readonly frontend?: SharedFrontendOptions
+  /** The size the file will reach: a dispatcher places the stream as one of that size (rules' minBytes/maxBytes). */
+  readonly expectedBytes?: number
   /**
    * Exception-less writes (FlexSC): Write calls are not awaited one by one but queued, coalesced
    * and sent in Batch calls; errors surface at the next flush/close (or any call that must wait
@@ -104,16 +109,19 @@ export class FileStream {
     const share = options.share ?? 'Read'
     const bufferSize = options.bufferSize ?? 4096
     if (!Number.isInteger(bufferSize) || bufferSize < 0 || bufferSize > MAX_BLOCK) throw new MetaosError('INVALID_ARGUMENT', `bufferSize must be an integer from 0 to ${MAX_BLOCK}`)
+    const bytes = options.expectedBytes
+    if (bytes !== undefined && !(Number.isSafeInteger(bytes) && bytes >= 0)) throw new MetaosError('INVALID_ARGUMENT', `expectedBytes must be a whole number of bytes, not ${String(bytes)}`)
     let handler: StorageHandler
     if (options.destination === 'discover') {
-      // Wait until discovery knows a domain (of the volume), then let the dispatcher place the stream.
-      // With trusted discovery (METAOS_TRUST_CA), only a domain that proved its identity counts.
+      // The frontend first (its trust decides how the registry listens), then a domain (of the volume)
+      // known — with trust, proven — and the dispatcher places the stream.
+      const front = await sharedFrontend(options.frontend)
       await discoverStorageEndpoint(options.volume === undefined ? {} : { volume: options.volume })
-      const front = await sharedFrontend()
       await front.waitForDomain(options.volume)
       handler = front.dispatcherFor(options.volume)
     } else handler = resolveDestination(options.destination)
-    const inv = await handler.invoke('Open', { path, mode, access, share })
+    const input = { path, mode, access, share }
+    const inv = handler instanceof Dispatcher ? await handler.open(input, bytes) : await handler.invoke('Open', input)
     const fs = new FileStream(path, handler, inv.output.handle, access, bufferSize <= 1 ? 0 : bufferSize, inv.output.position)
     fs.#account(inv)
     if (options.exceptionLess !== undefined && options.exceptionLess !== false && access !== 'Read') {
@@ -310,6 +318,7 @@ export class FileStream {
     })
   }
 
+  /** Sets the file's length; through a dispatcher, also the stream's size for placement (docs/rules.md). */
   async setLength (length: number): Promise<void> {
     await this.#guard(async () => {
       this.#needWrite()

@@ -19,6 +19,8 @@ import { MetaosError } from '../../soap-runtime/errors.js'
 import { parseEndpoint } from '../../soap-runtime/endpoint.js'
 import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
 import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from '../handlers/domain-trust.js'
+import { configFromEnvironment, type FrontendSettings } from './configuration.js'
+import type { VulnerabilityFeed } from '../placement/vulnerability-feed.js'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
 export function identityFromScopes (t: DiscoveredTarget, endpoint: string): DomainIdentity {
@@ -199,7 +201,7 @@ export class IntelligentFrontend {
       streams: dispatchers.flatMap((d) => d.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, access: s.access, share: s.share, volume: s.volume }))),
       moves: dispatchers.flatMap((d) => d.moves),
       placements: dispatchers.flatMap((d) => d.placed).sort((a, b) => a.at - b.at),
-      rules: [],
+      rules: this.#options.rules?.rules.map((r) => r.name) ?? [],
       lifecycle: [...this.lifecycle],
     }
   }
@@ -220,6 +222,8 @@ export class IntelligentFrontend {
   }
 
   #exchange: PmtExchange | undefined
+  /** The measure exchange, once shareMeasures() (or the `exchange` option of sharedFrontend) started it. */
+  get exchange (): PmtExchange | undefined { return this.#exchange }
 
   /**
    * Shares this frontend's measures with the other performance modules it discovers (the paper:
@@ -280,19 +284,70 @@ function domainName (endpoint: string | undefined): string | undefined {
   } catch { return undefined }
 }
 
-let shared: Promise<IntelligentFrontend> | undefined
+/** The process-wide frontend's options: a frontend's, whether (and how) it shares its measures, and the place kept for coordination. */
+export interface SharedFrontendOptions extends IntelligentFrontendOptions, Pick<FrontendSettings, 'exchange' | 'coordination'> {}
 
-/** The process-wide frontend over the process-wide storage registry. */
-export async function sharedFrontend (): Promise<IntelligentFrontend> {
-  shared ??= (async () => {
-    const trust = trustFromEnvironment()
-    return new IntelligentFrontend(await storageRegistry(), trust === undefined ? {} : { trust })
+let shared: { frontend: Promise<IntelligentFrontend>, options: SharedFrontendOptions | undefined, feed: VulnerabilityFeed | undefined } | undefined
+
+/**
+ * The process-wide frontend over the process-wide storage registry. The first call makes it, from
+ * `options` and the file METAOS_CONFIG names (each option given here wins over the file's key;
+ * trust: these options, else the file, else METAOS_TRUST_CA…). Later calls return it; a later call
+ * with other options is refused (close it first with closeSharedFrontend).
+ */
+export async function sharedFrontend (options?: SharedFrontendOptions): Promise<IntelligentFrontend> {
+  if (shared !== undefined) {
+    if (options !== undefined && !sameOptions(options, shared.options)) throw new MetaosError('INVALID_ARGUMENT', 'the process-wide frontend already runs with other options (set by the first sharedFrontend() or \'discover\' that made it): call closeSharedFrontend() first, or make an IntelligentFrontend of your own')
+    return await shared.frontend
+  }
+  // The file is read (and validated) before anything starts; a feed it names is the frontend's to close.
+  const config = configFromEnvironment()
+  const o = options ?? {}
+  const envTrust = o.trust !== undefined ? undefined : trustFromEnvironment()
+  if (config?.trust !== undefined && envTrust !== undefined) {
+    config.feed?.close()
+    throw new MetaosError('INVALID_CONFIG', `${config.source}: "trust" and METAOS_TRUST_CA both configure trusted discovery: keep one`)
+  }
+  const trust = o.trust ?? config?.trust ?? envTrust
+  const merged: SharedFrontendOptions = {
+    ...(config?.rules === undefined ? {} : { rules: config.rules }),
+    ...(config?.feed === undefined ? {} : { feed: config.feed }),
+    ...(config?.policy === undefined ? {} : { policy: config.policy }),
+    ...(config?.sharpness === undefined ? {} : { sharpness: config.sharpness }),
+    ...(config?.exchange === undefined ? {} : { exchange: config.exchange }),
+    ...withoutUndefined(o),
+    ...(trust === undefined ? {} : { trust }),
+  }
+  const made = (async () => {
+    const front = new IntelligentFrontend(await storageRegistry(undefined, { trusted: trust !== undefined }), merged)
+    if (merged.exchange !== undefined && merged.exchange !== false) await front.shareMeasures(merged.exchange === true ? {} : merged.exchange)
+    return front
   })()
-  return await shared
+  shared = { frontend: made, options, feed: config?.feed === merged.feed ? config?.feed : undefined }
+  if (config?.feed !== undefined && config.feed !== merged.feed) config.feed.close()
+  try { return await made } catch (e) {
+    if (shared?.frontend === made) await closeSharedFrontend()
+    throw e
+  }
 }
 
 export async function closeSharedFrontend (): Promise<void> {
-  const f = shared
+  const s = shared
   shared = undefined
-  if (f !== undefined) await (await f).close()
+  if (s === undefined) return
+  s.feed?.close()
+  await (await s.frontend.catch(() => undefined))?.close()
+}
+
+function withoutUndefined<T extends object> (o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/** The same options: the same objects (rules, feed…) or equal plain values. */
+function sameOptions (a: SharedFrontendOptions, b: SharedFrontendOptions | undefined): boolean {
+  const x = withoutUndefined(a) as Record<string, unknown>
+  const y = withoutUndefined(b ?? {}) as Record<string, unknown>
+  const keys = new Set([...Object.keys(x), ...Object.keys(y)])
+  const plain = (v: unknown): boolean => typeof v !== 'object' || v === null || Object.getPrototypeOf(v) === Object.prototype || Array.isArray(v)
+  return [...keys].every((k) => x[k] === y[k] || (plain(x[k]) && plain(y[k]) && JSON.stringify(x[k]) === JSON.stringify(y[k])))
 }

@@ -11,15 +11,18 @@ import { MetaosError } from '../../soap-runtime/errors.js'
 let registry: Promise<DiscoveryClient> | undefined
 let registryInterfaces: readonly string[] | undefined
 
-/** The process-wide registry of discovered storage domains (started on first use). */
-export async function storageRegistry (interfaces?: readonly string[]): Promise<DiscoveryClient> {
+/**
+ * The process-wide registry of discovered storage domains (started on first use). `trusted`: every
+ * announcement will be proven (default: METAOS_TRUST_CA is set), so AppSequence ordering is off.
+ */
+export async function storageRegistry (interfaces?: readonly string[], o: { trusted?: boolean } = {}): Promise<DiscoveryClient> {
   if (registry !== undefined && interfaces !== undefined && interfaces.join() !== registryInterfaces?.join()) {
     throw new MetaosError('INVALID_ARGUMENT', 'the storage registry already runs on other interfaces')
   }
   registryInterfaces = interfaces
   registry ??= (async () => {
     // With trusted discovery (METAOS_TRUST_CA) every announcement is proven, so unsigned AppSequence ordering is not relied on.
-    const trusted = (process.env.METAOS_TRUST_CA ?? '') !== ''
+    const trusted = o.trusted ?? (process.env.METAOS_TRUST_CA ?? '') !== ''
     const c = new DiscoveryClient({ listen: true, unref: true, ordering: !trusted, filter: { types: [STORAGE_DOMAIN_TYPE] }, ...(interfaces === undefined ? {} : { interfaces }) })
     await c.start()
     return c

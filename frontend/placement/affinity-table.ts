@@ -23,13 +23,17 @@ export interface StreamEntry {
   chain: Promise<unknown>
   /** Times the stream moved (failover or migration). */
   moves: number
+  /** The stream's size for placement (FileStream's expectedBytes, then its last SetLength): what its moves are chosen for. */
+  bytes?: number
+  /** A Write reached the domain: from then on a SetLength no longer re-places the stream. */
+  written: boolean
 }
 
 export class AffinityTable {
   readonly #byId = new Map<string, StreamEntry>()
 
-  add (e: Omit<StreamEntry, 'chain' | 'moves'>): StreamEntry {
-    const entry: StreamEntry = { ...e, chain: Promise.resolve(), moves: 0 }
+  add (e: Omit<StreamEntry, 'chain' | 'moves' | 'written'>): StreamEntry {
+    const entry: StreamEntry = { ...e, chain: Promise.resolve(), moves: 0, written: false }
     this.#byId.set(e.id, entry)
     return entry
   }

@@ -106,14 +106,22 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   }
 
   async invoke<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {
-    if (op === 'Open') return await this.#open(input as StorageOperations['Open']['input']) as Invocation<StorageOperations[K]['output']>
+    if (op === 'Open') return await this.open(input as StorageOperations['Open']['input']) as Invocation<StorageOperations[K]['output']>
     const id = (input as { handle?: string }).handle ?? (op === 'Batch' ? batchHandle(input as StorageOperations['Batch']['input']) : undefined)
     if (id !== undefined) {
       const s = this.affinity.get(id)
       if (s === undefined) throw new MetaosError('INVALID_HANDLE', 'this stream was not opened through the dispatcher, or is closed')
-      return await this.#serialized(s, async () => await this.#streamCall(s, op, input))
+      return await this.#serialized(s, async () => {
+        if (op === 'SetLength') await this.#resize(s, (input as StorageOperations['SetLength']['input']).length)
+        return await this.#streamCall(s, op, input)
+      })
     }
     return await this.#pathCall(op, input)
+  }
+
+  /** Opens a stream placed as a stream of `bytes` (its expected size: the rules' minBytes/maxBytes, the score's cost per MB). */
+  async open (input: StorageOperations['Open']['input'], bytes?: number): Promise<Invocation<StorageOperations['Open']['output']>> {
+    return await this.#open(input, bytes)
   }
 
   /** Moves an open stream to another domain of its volume (the best usable one unless `to` is given); resolves when it is there. */
@@ -126,7 +134,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
       if (to !== undefined && this.#pmt.row(to)?.identity.volume !== s.volume) throw new MetaosError('INVALID_ARGUMENT', `${to} does not serve volume ${s.volume}: a stream moves only between domains of its volume`)
       const t0 = performance.now()
       const from = s.epr
-      const target = to ?? this.#choose('migration', { op: 'Open', path: s.path }, new Set([from]), s.volume)
+      const target = to ?? this.#choose('migration', reopening(s), new Set([from]), s.volume)
       await this.#reopen(s, target)
       return this.#moved(s, from, 'migration', reason, 'Migrate', t0)
     })
@@ -147,10 +155,32 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
 
   /** `place`, kept in `placed` (what `place` alone, an explanation, does not do). */
   #choose (kind: PlacementRecord['kind'], ctx: SyscallContext, exclude: ReadonlySet<string>, volume = this.#o.volume, lastResort = false): string {
-    const p = this.place(ctx, exclude, volume, lastResort)
+    return this.#record(kind, ctx, this.place(ctx, exclude, volume, lastResort))
+  }
+
+  #record (kind: PlacementRecord['kind'], ctx: SyscallContext, p: Placement): string {
     this.placed.push({ at: Date.now(), op: ctx.op, ...(ctx.path === undefined ? {} : { path: ctx.path }), kind, chosen: p.chosen, fired: p.fired, ranking: p.ranking })
     if (this.placed.length > 200) this.placed.splice(0, this.placed.length - 200)
     return p.chosen
+  }
+
+  /**
+   * A SetLength gives the stream its size, for its later moves. Before its first Write, the stream is
+   * placed again at that size and moves first if its domain is no longer a first choice (out of the
+   * first tier, or excluded): a migration, as advice — if it fails, the stream stays.
+   */
+  async #resize (s: StreamEntry, length: number): Promise<void> {
+    if (!Number.isSafeInteger(length) || length < 0 || this.affinity.get(s.id) === undefined) return
+    s.bytes = length
+    if (s.written) return
+    const ctx = reopening(s)
+    let p: Placement
+    try { p = this.place(ctx, new Set(), s.volume) } catch { return }
+    if (p.ranking.find((r) => r.epr === s.epr)?.tier === p.ranking[0]!.tier) return
+    const [t0, from] = [performance.now(), s.epr]
+    try { await this.#reopen(s, p.chosen) } catch (e) { if (this.#failed(e)) this.#suspect(p.chosen, e.code, 'Open'); return }
+    this.#record('migration', ctx, p)
+    this.#moved(s, from, 'migration', `size ${length} B (SetLength before the first write)`, 'SetLength', t0)
   }
 
   async #serialized<T> (s: StreamEntry, fn: () => Promise<T>): Promise<T> {
@@ -193,17 +223,17 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     return new MetaosError('VOLUME_UNAVAILABLE', `${path}: no domain of volume ${volume} could serve the stream (last failure: ${why}); everything acknowledged before is on the volume`, { cause: last })
   }
 
-  async #open (input: StorageOperations['Open']['input']): Promise<Invocation<StorageOperations['Open']['output']>> {
+  async #open (input: StorageOperations['Open']['input'], bytes: number | undefined): Promise<Invocation<StorageOperations['Open']['output']>> {
     const tried = new Set<string>()
     let last: unknown
     for (let attempt = 0; attempt < (this.#o.maxAttempts ?? 4); attempt++) {
       let chosen: string
-      try { chosen = this.#choose('place', { op: 'Open', path: input.path }, tried) } catch (e) { if (tried.size === 0) throw e; break }
+      try { chosen = this.#choose('place', { op: 'Open', path: input.path, ...(bytes === undefined ? {} : { bytes }) }, tried) } catch (e) { if (tried.size === 0) throw e; break }
       try {
         const inv = await this.#on(chosen, 'Open', input)
         const id = `vh:${randomBytes(18).toString('base64url')}`
         const volume = this.#pmt.row(chosen)?.identity.volume ?? this.#o.volume ?? ''
-        this.affinity.add({ id, path: input.path, access: input.access ?? 'ReadWrite', share: input.share ?? 'Read', volume, epr: chosen, real: inv.output.handle, position: inv.output.position })
+        this.affinity.add({ id, path: input.path, access: input.access ?? 'ReadWrite', share: input.share ?? 'Read', volume, epr: chosen, real: inv.output.handle, position: inv.output.position, ...(bytes === undefined ? {} : { bytes }) })
         this.placements.set(chosen, (this.placements.get(chosen) ?? 0) + 1)
         return { ...inv, output: { ...inv.output, handle: id } }
       } catch (e) {
@@ -277,7 +307,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   async #failover (s: StreamEntry, tried: Set<string>): Promise<boolean> {
     for (;;) {
       let target: string
-      try { target = this.#choose('failover', { op: 'Open', path: s.path }, tried, s.volume, true) } catch { return false }
+      try { target = this.#choose('failover', reopening(s), tried, s.volume, true) } catch { return false }
       try {
         await this.#reopen(s, target)
         return true
@@ -329,12 +359,18 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
 
   #advanceOne (s: StreamEntry, op: string, input: unknown, output: unknown): void {
     switch (op) {
-      case 'Write': case 'Seek': s.position = (output as { position: number }).position; break
+      case 'Write': s.written = true; s.position = (output as { position: number }).position; break
+      case 'Seek': s.position = (output as { position: number }).position; break
       case 'Read': s.position += (output as { data: Buffer }).data.length; break
       case 'SetLength': s.position = Math.min(s.position, (input as { length: number }).length); break
       default: break
     }
   }
+}
+
+/** What a stream is (re)placed as: an Open of its path, of its size when it has one. */
+function reopening (s: StreamEntry): SyscallContext {
+  return { op: 'Open', path: s.path, ...(s.bytes === undefined ? {} : { bytes: s.bytes }) }
 }
 
 /** The stream a Batch works on (all its handle operations must name the same one). */

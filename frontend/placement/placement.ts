@@ -11,8 +11,8 @@ import type { VulnerabilityFeed } from './vulnerability-feed.js'
 
 export interface Placement {
   readonly chosen: string
-  /** Candidates best first, with their scores: why the choice was made. */
-  readonly ranking: ReadonlyArray<{ readonly epr: string, readonly score: number, readonly state: string }>
+  /** Candidates best first, with their scores and tiers (rules' prefer/avoid, the feed's lowering; higher first): why the choice was made. */
+  readonly ranking: ReadonlyArray<{ readonly epr: string, readonly score: number, readonly state: string, readonly tier: number }>
   /** Rules that fired for this syscall, in order. */
   readonly fired: readonly string[]
 }
@@ -67,5 +67,5 @@ export function place (pmt: PerformanceMappingTable, q: PlaceQuery, o: Placement
     let pick = (o.random ?? Math.random)() * weights.reduce((a, b) => a + b, 0)
     chosen = first.find((_, i) => (pick -= weights[i]!) < 0) ?? first[first.length - 1]!
   }
-  return { chosen: chosen.identity.epr, ranking: ranked.map(({ r }) => ({ epr: r.identity.epr, score: r.score.score, state: r.state })), fired }
+  return { chosen: chosen.identity.epr, ranking: ranked.map(({ r, tier }) => ({ epr: r.identity.epr, score: r.score.score, state: r.state, tier })), fired }
 }

@@ -1,10 +1,10 @@
 // Test helper: a real storage domain on 127.0.0.1 (ephemeral port) and a real Unix socket, over a
 // fresh temporary root, closed when the test ends.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { startStorageDomain, type StorageDomain, type StorageDomainOptions } from '../../backend-storage/storage-domain.js'
+import { tempDir } from './temp-dir.js'
 
 export interface TestDomain {
   readonly domain: StorageDomain
@@ -17,7 +17,7 @@ export interface TestDomain {
 }
 
 export async function startTestDomain (t: Test, options: Partial<StorageDomainOptions> = {}): Promise<TestDomain> {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-test-'))
+  const dir = tempDir(t, 'metaos-test-')
   const root = join(dir, 'root')
   const { mkdirSync } = await import('node:fs')
   mkdirSync(root)

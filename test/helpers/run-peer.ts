@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { which } from './which.js'
+import { partMissing } from './require-part.js'
 
 export interface PeerRun { code: number | null, signal: string | null, stdout: string, stderr: string, output: string }
 
@@ -27,13 +28,13 @@ export function parseLines (text: string, o: { first?: boolean } = {}): Record<s
   return out
 }
 
-/** Mono's compiler, runtime and the directory holding `assembly` (the WCF tests); `missing` says what is absent. */
+/** Mono's compiler, runtime and the directory holding `assembly` (the WCF tests); `missing` says what is absent (partMissing: under CI a failure). */
 export function monoTools (assembly = 'System.ServiceModel.dll'): { mcs?: string, mono?: string, assemblyDir?: string, missing?: string } {
   const mcs = which('mcs')
   const mono = which('mono')
   const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => existsSync(join(d, assembly)))
   const missing = mcs === undefined || mono === undefined
-    ? 'Mono is not installed (mcs/mono not on PATH; apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil)'
+    ? partMissing('Mono', 'mcs or mono is not on PATH', 'apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil')
     : undefined
   return { ...(mcs === undefined ? {} : { mcs }), ...(mono === undefined ? {} : { mono }), ...(assemblyDir === undefined ? {} : { assemblyDir }), ...(missing === undefined ? {} : { missing }) }
 }

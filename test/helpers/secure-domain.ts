@@ -1,13 +1,13 @@
 // Test helper: a storage domain on https://127.0.0.1 (ephemeral port) with a fresh private CA,
 // mutual TLS (client CA + CRL) and an access policy of one identity that may sign in with its
 // password or its client certificate; closed and removed when the test ends.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { startStorageDomain, type StorageDomain } from '../../backend-storage/storage-domain.js'
 import { loadDomainSecurity, type DomainSecurity } from '../../security/domain-security.js'
 import { initCa, issueClientCertificate, issueDomainCertificate, type IssuedCertificate, type KeyType } from '../../security/pki.js'
+import { tempDir } from './temp-dir.js'
 
 export interface SecureTestDomain {
   readonly domain: StorageDomain
@@ -20,7 +20,7 @@ export interface SecureTestDomain {
 }
 
 export async function startSecureDomain (t: Test, o: { prefix: string, identity: string, password: string, keyType?: KeyType }): Promise<SecureTestDomain> {
-  const dir = mkdtempSync(join(tmpdir(), o.prefix))
+  const dir = tempDir(t, o.prefix)
   const root = join(dir, 'root')
   mkdirSync(root)
   const ca = join(dir, 'ca')

@@ -15,11 +15,12 @@ await isolateNetwork()
 // the machine.
 import t from 'tap'
 import { execFile, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnDomain } from '../../domains/domain-process.js'
 import { which } from '../helpers/which.js'
+import { partMissing } from '../helpers/require-part.js'
+import { tempDir } from '../helpers/temp-dir.js'
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
@@ -74,7 +75,7 @@ const element = (local: string, text: string): RegExp => new RegExp(`<(?:\\w+:)?
 
 const nmap = which('nmap')
 if (nmap === undefined) {
-  t.plan(0, 'nmap is not installed (apt-get install nmap): no real WS-Discovery scanner to test against')
+  t.plan(0, partMissing('nmap', 'nmap is not on PATH: no real WS-Discovery scanner to test against', 'apt-get install nmap'))
 } else {
   // A multicast sender that does not choose its interface (as nmap's broadcast script does not)
   // gets source address 0.0.0.0 when the only route to 224.0.0.0/4 has no preferred source (lo's
@@ -82,7 +83,7 @@ if (nmap === undefined) {
   // namespace only, give the multicast route the source a real host would have.
   spawnSync('ip', ['route', 'replace', '224.0.0.0/4', 'dev', 'lo', 'src', '127.0.0.1'])
 
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-nmap-'))
+  const dir = tempDir(t, 'metaos-nmap-')
   const domain = await spawnDomain(['storage', '--root', dir, '--listen', 'http://127.0.0.1:0', '--announce'])
   t.teardown(async () => { await domain.stop(); rmSync(dir, { recursive: true, force: true }) })
   const { epr, endpoints } = domain.ready

@@ -45,6 +45,7 @@ import { fileURLToPath } from 'node:url'
 import { DiscoveryClient } from '../../discovery/client.js'
 import { spawnDomain } from '../../domains/domain-process.js'
 import { which } from '../helpers/which.js'
+import { partMissing } from '../helpers/require-part.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const source = [resolve(here, 'discovery-wcf/MetaosDiscovery.cs'), resolve(here, '../../../test/interop/discovery-wcf/MetaosDiscovery.cs')].find((f) => existsSync(f))
@@ -91,8 +92,8 @@ const mcs = which('mcs')
 const mono = which('mono')
 const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => existsSync(join(d, 'System.ServiceModel.Discovery.dll')))
 if (mcs === undefined || mono === undefined || assemblyDir === undefined) {
-  t.plan(0, 'Mono WCF Discovery is not installed (needs mcs, mono and System.ServiceModel.Discovery.dll: ' +
-    'apt-get install mono-devel libmono-system-servicemodel-discovery4.0-cil)')
+  t.plan(0, partMissing('Mono WCF Discovery', 'needs mcs and mono on PATH and System.ServiceModel.Discovery.dll in /usr/lib/mono/4.5',
+    'apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil libmono-system-servicemodel-discovery4.0-cil'))
 } else {
   // Mono's UDP sockets do not choose a multicast interface; with no preferred source on the only
   // route to 224.0.0.0/4 (lo's 127.0.0.1 is host-scoped) they would send from 0.0.0.0, which the

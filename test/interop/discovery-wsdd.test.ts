@@ -28,6 +28,7 @@ import { newMessageId, type DiscoveryMessage } from '../../discovery/messages.js
 import { VERSIONS } from '../../discovery/protocol.js'
 import { SoapUdp } from '../../discovery/soap-udp.js'
 import { which } from '../helpers/which.js'
+import { partMissing } from '../helpers/require-part.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -41,7 +42,7 @@ const IFACE = 'wsdd0'
 
 const wsdd = which('wsdd')
 if (wsdd === undefined) {
-  t.plan(0, 'wsdd is not installed (apt-get install wsdd): no real WS-Discovery 2005/04 host announcer to test against')
+  t.plan(0, partMissing('wsdd', 'wsdd is not on PATH: no real WS-Discovery 2005/04 host announcer to test against', 'apt-get install wsdd (its service masked)'))
 } else {
   const uuid = randomUUID()
   const epr = `urn:uuid:${uuid}`

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { startTestDomain } from '../helpers/domain.js'
 import { which } from '../helpers/which.js'
 import { parseLines, runPeer } from '../helpers/run-peer.js'
+import { partMissing } from '../helpers/require-part.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 // Works from test/interop (tap runs the .ts) and from dist/test/interop (compiled copy).
@@ -33,7 +34,7 @@ function unexpectedWarnings (output: string): string[] {
 const wsdl2h = which('wsdl2h')
 const soapcpp2 = which('soapcpp2')
 if (wsdl2h === undefined || soapcpp2 === undefined) {
-  t.plan(0, 'gSOAP is not installed (wsdl2h/soapcpp2 not on PATH; apt-get install gsoap)')
+  t.plan(0, partMissing('gSOAP', 'wsdl2h or soapcpp2 is not on PATH', 'apt-get install gsoap libgsoap-dev'))
 } else {
   const importDir = ['/usr/share/gsoap/import', '/usr/local/share/gsoap/import'].find((d) => existsSync(join(d, 'soap12.h'))) ?? '/usr/share/gsoap/import'
   const defaultTypemap = ['/usr/share/gsoap/WS/typemap.dat', '/usr/local/share/gsoap/WS/typemap.dat'].find((f) => existsSync(f))
@@ -87,7 +88,8 @@ if (wsdl2h === undefined || soapcpp2 === undefined) {
     const gxx = which('g++')
     const haveHeader = ['/usr/include/stdsoap2.h', '/usr/local/include/stdsoap2.h'].some((f) => existsSync(f))
     if (gxx === undefined || !haveHeader || sourceDir === undefined) {
-      t.skip(`cannot build the C++ client: ${gxx === undefined ? 'g++ is not installed' : !haveHeader ? 'stdsoap2.h is missing (apt-get install libgsoap-dev)' : 'test/interop/gsoap/client.cpp not found'}`)
+      const why = gxx === undefined ? 'g++ is not on PATH' : !haveHeader ? 'stdsoap2.h does not exist (libgsoap-dev)' : 'test/interop/gsoap/client.cpp does not exist'
+      t.pass('the C++ client', { skip: partMissing('the gSOAP C++ toolchain', `cannot build the C++ client: ${why}`, 'apt-get install g++ pkg-config libgsoap-dev') })
       return
     }
     // Compile flags must match how libgsoap++ was built (Debian: -DWITH_IPV6 -DWITH_DOM): they change struct soap.

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { startNetworkDomain } from '../../backend-network/network-domain.js'
 import { createNetworkProxy } from '../../frontend/handlers/network-handler.js'
 import { which } from '../helpers/which.js'
+import { partMissing } from '../helpers/require-part.js'
 import { parseLines, runPeer } from '../helpers/run-peer.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -92,12 +93,12 @@ interface ZeepResult {
 }
 
 let zeepMissing: string | false = false
-if (sourceDir === undefined) zeepMissing = 'test/interop/network/zeep_client.py not found'
+if (sourceDir === undefined) zeepMissing = partMissing('zeep_client.py', 'test/interop/network/zeep_client.py does not exist', 'a complete checkout of the repository')
 else {
   try {
     execFileSync(PYTHON, ['-c', 'import zeep, lxml'], { stdio: 'pipe', timeout: 10_000 })
   } catch (e) {
-    zeepMissing = `${PYTHON} with zeep is not available (apt-get install python3-zeep): ${(e as Error).message.split('\n')[0]}`
+    zeepMissing = partMissing('zeep', `${PYTHON} cannot import zeep and lxml (${(e as Error).message.split('\n')[0]})`, 'apt-get install python3-zeep')
   }
 }
 
@@ -153,7 +154,7 @@ function unexpectedWarnings (output: string): string[] {
 
 const wsdl2h = which('wsdl2h')
 const soapcpp2 = which('soapcpp2')
-const gsoapMissing = wsdl2h === undefined || soapcpp2 === undefined ? 'gSOAP is not installed (wsdl2h/soapcpp2 not on PATH; apt-get install gsoap)' : false
+const gsoapMissing = wsdl2h === undefined || soapcpp2 === undefined ? partMissing('gSOAP', 'wsdl2h or soapcpp2 is not on PATH', 'apt-get install gsoap libgsoap-dev') : false
 
 t.test('gSOAP: code generated from the served WSDL compiles, and its client echoes bytes (SOAP 1.1 and 1.2)', { skip: gsoapMissing }, async (t) => {
   const importDir = ['/usr/share/gsoap/import', '/usr/local/share/gsoap/import'].find((d) => existsSync(join(d, 'soap12.h'))) ?? '/usr/share/gsoap/import'
@@ -183,8 +184,8 @@ t.test('gSOAP: code generated from the served WSDL compiles, and its client echo
   const gxx = which('g++')
   const haveHeader = ['/usr/include/stdsoap2.h', '/usr/local/include/stdsoap2.h'].some((f) => existsSync(f))
   if (gxx === undefined || !haveHeader || sourceDir === undefined) {
-    const why = gxx === undefined ? 'g++ is not installed' : !haveHeader ? 'stdsoap2.h is missing (apt-get install libgsoap-dev)' : 'test/interop/network/client.cpp not found'
-    await t.test('the C++ client echoes bytes', { skip: `cannot build the C++ client: ${why}` }, () => undefined)
+    const why = gxx === undefined ? 'g++ is not on PATH' : !haveHeader ? 'stdsoap2.h does not exist (libgsoap-dev)' : 'test/interop/network/client.cpp does not exist'
+    await t.test('the C++ client echoes bytes', { skip: partMissing('the gSOAP C++ toolchain', `cannot build the C++ client: ${why}`, 'apt-get install g++ pkg-config libgsoap-dev') }, () => undefined)
     return
   }
   // Compile flags must match how libgsoap++ was built (Debian: -DWITH_IPV6 -DWITH_DOM): they change struct soap.
@@ -336,9 +337,9 @@ const mcs = which('mcs')
 const mono = which('mono')
 const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => existsSync(join(d, 'System.ServiceModel.dll')))
 const wcfMissing = mcs === undefined || mono === undefined
-  ? 'Mono is not installed (mcs/mono not on PATH; apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil)'
-  : assemblyDir === undefined ? 'System.ServiceModel.dll not found (apt-get install libmono-system-servicemodel4.0a-cil)'
-    : sourceDir === undefined ? 'test/interop/network/NetworkClient.cs not found' : false
+  ? partMissing('Mono', 'mcs or mono is not on PATH', 'apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil')
+  : assemblyDir === undefined ? partMissing('Mono\'s WCF', 'System.ServiceModel.dll is not in /usr/lib/mono/4.5', 'apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil')
+    : sourceDir === undefined ? partMissing('NetworkClient.cs', 'test/interop/network/NetworkClient.cs does not exist', 'a complete checkout of the repository') : false
 
 t.test('WCF (Mono): Connect/Send/Receive/Close through the echo, typed fault', { skip: wcfMissing }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-wcf-net-'))

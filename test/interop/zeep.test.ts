@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { startTestDomain } from '../helpers/domain.js'
+import { partMissing } from '../helpers/require-part.js'
 
 const PYTHON = '/usr/bin/python3' // the system Python, which has zeep (not pyenv's python3 on PATH)
 const SCRIPT = fileURLToPath(new URL('./zeep_client.py', import.meta.url))
@@ -63,7 +64,7 @@ let zeepMissing: string | false = false
 try {
   execFileSync(PYTHON, ['-c', 'import zeep, lxml'], { stdio: 'pipe', timeout: 10_000 })
 } catch (e) {
-  zeepMissing = `${PYTHON} with zeep is not available (${(e as Error).message.split('\n')[0]})`
+  zeepMissing = partMissing('zeep', `${PYTHON} cannot import zeep and lxml (${(e as Error).message.split('\n')[0]})`, 'apt-get install python3-zeep')
 }
 
 const cases = [
