@@ -36,6 +36,8 @@ const DAY_MS = 86_400_000
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
 const DNS_NAME = /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 const URI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s,"]+$/
+/** The forms the CA accepts (names, DNS names, EPRs), for the command line's own checks. */
+export const PKI_FORMS = { name: NAME, dns: DNS_NAME, uri: URI } as const
 
 interface IndexEntry { kind: 'domain' | 'client', name: string, serial: string, notAfter: string, revoked: boolean, revokedAt?: string, epr?: string }
 interface Index { version: 1, ca: { name: string, serial: string, notAfter: string, keyType: KeyType }, crlNumber: number, certificates: IndexEntry[] }
