@@ -47,8 +47,9 @@ type X509Lib = typeof import('@peculiar/x509')
 let x509: Promise<X509Lib> | undefined
 /**
  * @peculiar/x509 is loaded on first issue, not on import: domains import this module only to read
- * identities (node:crypto), and should pay neither its load time (~150 ms) nor its global Reflect
- * polyfill (tsyringe, its DI container, needs `Reflect.getMetadata`; it must be loaded before it).
+ * identities (node:crypto), and should pay neither its load time (~150 ms: benchmarks/micro/
+ * x509-cost.ts) nor its global Reflect polyfill (tsyringe, its DI container, needs
+ * `Reflect.getMetadata`; it must be loaded before it).
  */
 async function lib (): Promise<X509Lib> {
   x509 ??= import('reflect-metadata').then(async () => await import('@peculiar/x509'))
