@@ -84,15 +84,15 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
   }
   let target: TargetService | undefined
   if (announce !== undefined) {
-    target = new TargetService({
-      epr: domain.epr,
-      types: announce.types,
-      scopes: announce.scopes,
-      xaddrs: domain.endpoints,
-      ...(announce.interfaces === undefined ? {} : { interfaces: announce.interfaces }),
-      logger,
-    })
     try {
+      target = new TargetService({
+        epr: domain.epr,
+        types: announce.types,
+        scopes: announce.scopes,
+        xaddrs: domain.endpoints,
+        ...(announce.interfaces === undefined ? {} : { interfaces: announce.interfaces }),
+        logger,
+      })
       await target.start()
     } catch (e) {
       await domain.close(0)

@@ -3,11 +3,12 @@
 // same code the program uses afterwards, so what the command line accepts is what works.
 import { isIP } from 'node:net'
 import { parseAllowList } from '../backend-network/allow-list.js'
+import { selectInterfaces } from '../discovery/soap-udp.js'
 import { HostingValues, StorageServiceDescriptor } from '../frontend/generated/storage-service.js'
 import { RulesEngine } from '../frontend/rules-engine.js'
 import { VulnerabilityFeed } from '../frontend/vulnerability-feed.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
-import { file, integer, number, oneOf, text, type Kind } from './options.js'
+import { file, integer, number, oneOf, type Kind } from './options.js'
 
 /** A listener: http://HOST:PORT, https://HOST:PORT or unix:/path.sock. */
 export const listenEndpoint: Kind<string> = {
@@ -56,4 +57,9 @@ export const syscall: Kind<ExplainedSyscall> = {
   refuses: ['Frobnicate x', 'Open x many', ''],
 }
 
-export const interfaceName = text('a network interface name, or "all"')
+/** A network interface of this host, or "all" (discovery/soap-udp.ts's own check). */
+export const interfaceName: Kind<string> = {
+  takes: 'a network interface of this host, or "all"',
+  parse: (v) => { selectInterfaces([v]); return v },
+  refuses: ['no-such-interface0'],
+}

@@ -90,8 +90,9 @@ function readOptions<const S extends OptionSpecs> (argv: readonly string[], spec
       continue
     }
     const takes = `${t.rawName} takes ${spec.kind.takes}`
-    // `--root --sla 5`: the next word is another option, not --root's value (write --root=--x for that).
-    if (t.value === undefined || (t.inlineValue !== true && /^-(?!\d|\.\d)/.test(t.value))) throw new UsageError(`${takes}; got nothing`)
+    if (t.value === undefined) throw new UsageError(`${takes}; got nothing`)
+    // `--root --sla 5`: the next word is another option, not --root's value (--root=--x gives that).
+    if (t.inlineValue !== true && /^-(?!\d|\.\d)/.test(t.value)) throw new UsageError(`${takes}; got nothing (the next word, ${quoted(t.value)}, is an option; ${t.rawName}=${t.value} if it is the value)`)
     let v: unknown
     try {
       v = spec.kind.parse(t.value)
@@ -110,9 +111,6 @@ function readOptions<const S extends OptionSpecs> (argv: readonly string[], spec
   }
   return values as OptionValues<S>
 }
-
-/** Refuses the values a command must not see together (or must see one of); for rules beyond one option. */
-export function usage (message: string): never { throw new UsageError(message) }
 
 // ---- kinds ----
 
