@@ -18,7 +18,7 @@ import type { PaperResult } from './paper-suite.js'
 import { paperSvgs, svgIndexMarkdown, type PaperSvg } from './paper-svg.js'
 import { peersMarkdown, type PeersResult } from './peers-suite.js'
 import { placementTable } from './placement-suite.js'
-import { machineLine } from './report.js'
+import { machineLine, portableCommand } from './report.js'
 import { supervisionTable } from './supervision-suite.js'
 import { securityMarkdown, type SecurityResult } from './security-suite.js'
 
@@ -29,9 +29,12 @@ const CHARTS = 'charts'
 
 interface Recorded { machine: Record<string, unknown>, command?: string, [k: string]: unknown }
 
+/** The recorded command as the page shows it: no machine's paths (an absolute output path becomes its base name). */
+const commandOf = (r: Recorded, otherwise: string): string => r.command === undefined ? otherwise : portableCommand(r.command.split(' '))
+
 /** Where a result comes from, in one line under its tables. */
 function source (r: Recorded): string {
-  return `<sub>\`${r.command ?? 'metaos bench'}\`, ${String(r.machine.date ?? '').slice(0, 10)}, ${machineLine(r.machine)}.</sub>`
+  return `<sub>\`${commandOf(r, 'metaos bench')}\`, ${String(r.machine.date ?? '').slice(0, 10)}, ${machineLine(r.machine)}.</sub>`
 }
 
 const code = (text: string): string => '```\n' + text.replace(/^\n+/, '').replace(/\n+$/, '') + '\n```'
@@ -58,7 +61,7 @@ function paperResult (r: Recorded): PaperResult {
 function section (name: string, r: Recorded, charts: PaperSvg[]): string {
   switch (name) {
     case 'paper': case 'vm': {
-      const md = paperMarkdown(paperResult(r), r.command ?? 'metaos bench --suite paper', r.machine)
+      const md = paperMarkdown(paperResult(r), commandOf(r, 'metaos bench --suite paper'), r.machine)
       // The page's own header says command and machine; the tables follow.
       return embed(md)
     }

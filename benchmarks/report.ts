@@ -1,7 +1,8 @@
 // Benchmark results: the row format of DESIGN.md §7 (a contract), the machine description, the
-// JSON (bench-command.ts writes it). Each suite prints its own tables (peers-suite.ts, paper-report.ts…).
+// JSON (cli/bench-command.ts writes it). Each suite prints its own tables (peers-suite.ts, paper-report.ts…).
 import { spawnSync } from 'node:child_process'
 import { cpus, release, totalmem, type } from 'node:os'
+import { basename, isAbsolute, relative } from 'node:path'
 
 export interface BenchRow {
   suite: string
@@ -45,3 +46,20 @@ export function machineLine (m: Record<string, unknown>): string {
   return `${String(m.cpu)}, ${String(m.cores)} cores, ${Math.round(Number(m.memoryBytes) / 2 ** 30)} GiB, ${String(m.os)}, Node ${String(m.node)}${typeof m.mono === 'string' ? `, Mono ${m.mono}` : ''}`
 }
 
+
+/**
+ * A command line as recorded with its results: an absolute path in it (an output file) is shown
+ * relative to `cwd` when inside it, else by its base name, so that no machine's paths reach the
+ * docs (test/docs-paths.test.ts) and anyone can run the command as shown.
+ */
+export function portableCommand (args: readonly string[], cwd?: string): string {
+  const portable = (p: string): string => {
+    if (!isAbsolute(p)) return p
+    const r = cwd === undefined ? '' : relative(cwd, p)
+    return r !== '' && !r.startsWith('..') && !isAbsolute(r) ? r : basename(p)
+  }
+  return args.map((a) => {
+    const eq = /^(--[^=]+=)(.*)$/.exec(a)
+    return eq === null ? portable(a) : eq[1]! + portable(eq[2]!)
+  }).join(' ')
+}

@@ -1,10 +1,11 @@
 // `metaos discover`: probes with WS-Discovery (both versions) and lists the domains that answer.
-import { parseArgs } from 'node:util'
 import { DiscoveryClient } from '../discovery/client.js'
 import { parseTypeName } from '../discovery/storage-announcement.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { proveByTls } from '../frontend/handlers/domain-trust.js'
 import { readFileSync } from 'node:fs'
+import { file, flag, parseOptions, text, uri } from './options.js'
+import { interfaceName, milliseconds } from './option-kinds.js'
 
 const HELP = `usage: metaos discover [--type T]... [--scope S]... [--match-by URI] [--timeout MS] [--interface NAME]... [--json]
 
@@ -22,23 +23,21 @@ Multicasts a WS-Discovery Probe (1.1 and April 2005) and lists what answers.
   --help            this text
 `
 
+/** The options of `metaos discover` (test/cli-usage.test.ts feeds each a bad value). */
+export const OPTIONS = {
+  type: { kind: text('a type name: StorageDomain, NetworkDomain or {namespace}Local'), multiple: true },
+  scope: { kind: uri(), multiple: true },
+  'match-by': { kind: uri('a matching rule URI') },
+  timeout: { kind: milliseconds },
+  interface: { kind: interfaceName, multiple: true },
+  json: flag,
+  'trust-ca': { kind: file('a CA certificate file (PEM)') },
+} as const
+
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      type: { type: 'string', multiple: true },
-      scope: { type: 'string', multiple: true },
-      'match-by': { type: 'string' },
-      timeout: { type: 'string' },
-      interface: { type: 'string', multiple: true },
-      json: { type: 'boolean' },
-      'trust-ca': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  if (values.help === true) { process.stdout.write(HELP); return 0 }
-  const timeoutMs = Number(values.timeout ?? '1500')
-  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) { process.stderr.write('metaos discover: --timeout must be a number of milliseconds\n'); return 2 }
+  const values = parseOptions(argv, OPTIONS, HELP)
+  if (values === undefined) return 0
+  const timeoutMs = values.timeout ?? 1500
   const client = new DiscoveryClient({ ...(values.interface === undefined ? {} : { interfaces: values.interface }), logger: createLogger('metaos-discover', process.env.METAOS_LOG_LEVEL ?? 'warn') })
   await client.start()
   try {

@@ -1,9 +1,10 @@
 // `metaos discovery-proxy`: runs a WS-Discovery Discovery Proxy (managed mode) in the foreground.
 import { hostname } from 'node:os'
-import { parseArgs } from 'node:util'
 import { DiscoveryProxy } from '../discovery/discovery-proxy.js'
 import { stableUuid } from '../service-domain/identity.js'
 import { createLogger } from '../soap-runtime/logger.js'
+import { httpUrl, parseOptions, text } from './options.js'
+import { interfaceName, logLevel } from './option-kinds.js'
 
 const HELP = `usage: metaos discovery-proxy [--listen http://HOST:PORT]... [--interface NAME]... [--name NAME]
 
@@ -17,18 +18,17 @@ Hello so that clients switch to it (managed mode). Prints one JSON ready line.
   --log-level L     pino level (default info)
 `
 
+/** The options of `metaos discovery-proxy` (test/cli-usage.test.ts feeds each a bad value). */
+export const OPTIONS = {
+  listen: { kind: httpUrl(), multiple: true },
+  interface: { kind: interfaceName, multiple: true },
+  name: { kind: text('a name') },
+  'log-level': { kind: logLevel },
+} as const
+
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      listen: { type: 'string', multiple: true },
-      interface: { type: 'string', multiple: true },
-      name: { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  if (values.help === true) { process.stdout.write(HELP); return 0 }
+  const values = parseOptions(argv, OPTIONS, HELP)
+  if (values === undefined) return 0
   const logger = createLogger('metaos-discovery-proxy', values['log-level'])
   const proxy = new DiscoveryProxy({
     epr: stableUuid('metaos-discovery-proxy', hostname(), values.name ?? 'discovery-proxy'),

@@ -5,8 +5,8 @@
 import type { Logger } from 'pino'
 import { TargetService } from '../discovery/target-service.js'
 import { HostingValues, type Hosting } from '../wsdl/generated/storage-service.js'
-
-import { SECURITY_ARGS } from '../security/domain-security.js'
+import { file, flag, httpUrl, text, uri, type OptionSpecs } from './options.js'
+import { hosting, interfaceName, listenEndpoint, logLevel, positive } from './option-kinds.js'
 
 /** The --help lines of the options every domain command shares beyond the listeners (metrics). */
 export const METRICS_HELP = `  --metrics-listen URL    also serve GET /metrics (Prometheus text) on a listener of its own,
@@ -16,40 +16,33 @@ export const METRICS_HELP = `  --metrics-listen URL    also serve GET /metrics (
                           demands no authentication (docs/metrics.md)
 `
 
-/** The parseArgs options every domain command takes (each adds its own). */
+/** The options every domain command takes (each adds its own), for cli/options.ts. */
 export const DOMAIN_OPTIONS = {
-  listen: { type: 'string', multiple: true },
-  name: { type: 'string' },
-  announce: { type: 'boolean' },
-  interface: { type: 'string', multiple: true },
-  zone: { type: 'string' },
-  hosting: { type: 'string' },
-  scope: { type: 'string', multiple: true },
-  'max-message-bytes': { type: 'string' },
-  'log-level': { type: 'string' },
-  'hypervisor-bus': { type: 'string' },
-  'metrics-listen': { type: 'string' },
-  ...SECURITY_ARGS,
-  help: { type: 'boolean', short: 'h' },
-} as const
+  listen: { kind: listenEndpoint, multiple: true },
+  name: { kind: text('a domain name') },
+  announce: flag,
+  interface: { kind: interfaceName, multiple: true },
+  zone: { kind: text('a zone name') },
+  hosting: { kind: hosting },
+  scope: { kind: uri(), multiple: true },
+  'max-message-bytes': { kind: positive },
+  'log-level': { kind: logLevel },
+  'hypervisor-bus': { kind: text('a virtio-serial port name') },
+  'metrics-listen': { kind: httpUrl() },
+  // Security (docs/security.md): loadDomainSecurity reads the files.
+  'tls-cert': { kind: file('a certificate file (PEM)'), needs: ['tls-key'] },
+  'tls-key': { kind: file('a private key file (PEM)'), needs: ['tls-cert'] },
+  'client-ca': { kind: file('a CA certificate file (PEM)'), needs: ['tls-cert'] },
+  crl: { kind: file('a CRL file (PEM)'), needs: ['client-ca'] },
+  auth: { kind: file('an access policy file (JSON)') },
+  'allow-insecure': flag,
+} as const satisfies OptionSpecs
 
-/** `--hosting` (default process), or the usage error. */
-export function parseHosting (value: string | undefined): { hosting: Hosting } | { error: string } {
-  const hosting = (value ?? 'process') as Hosting
-  return HostingValues.includes(hosting) ? { hosting } : { error: `--hosting must be one of ${HostingValues.join(', ')}, not "${value}"` }
-}
-
-/** The limits given as positive integers (`[flag, key]` pairs; absent flags are left out), or the first error. */
-export function positiveIntegers (values: Readonly<Record<string, unknown>>, flags: ReadonlyArray<readonly [string, string]>): { limits: Record<string, number> } | { error: string } {
+/** The limits given (`[flag, key]` pairs; absent flags are left out). */
+export function limitsOf (values: Readonly<Record<string, unknown>>, flags: ReadonlyArray<readonly [string, string]>): Record<string, number> {
   const limits: Record<string, number> = {}
-  for (const [flag, key] of flags) {
-    const v = values[flag]
-    if (typeof v !== 'string') continue
-    const n = Number(v)
-    if (v.trim() === '' || !Number.isSafeInteger(n) || n <= 0) return { error: `--${flag} must be a positive integer, not "${v}"` }
-    limits[key] = n
-  }
-  return { limits }
+  for (const [flag, key] of flags) if (typeof values[flag] === 'number') limits[key] = values[flag]
+  return limits
 }
 
 export interface RunningDomain {
@@ -92,15 +85,15 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
   }
   let target: TargetService | undefined
   if (announce !== undefined) {
-    target = new TargetService({
-      epr: domain.epr,
-      types: announce.types,
-      scopes: announce.scopes,
-      xaddrs: domain.endpoints,
-      ...(announce.interfaces === undefined ? {} : { interfaces: announce.interfaces }),
-      logger,
-    })
     try {
+      target = new TargetService({
+        epr: domain.epr,
+        types: announce.types,
+        scopes: announce.scopes,
+        xaddrs: domain.endpoints,
+        ...(announce.interfaces === undefined ? {} : { interfaces: announce.interfaces }),
+        logger,
+      })
       await target.start()
     } catch (e) {
       await domain.close(0)

@@ -1,18 +1,10 @@
 #!/usr/bin/env node
-// The `metaos` command: dispatches to one module per subcommand. Every subcommand has --help.
+// The `metaos` command: dispatches to one module per subcommand (cli/commands.ts). Every
+// subcommand has --help. A usage error is one line on stderr and exit 2; an error of the program
+// (a MetaosError) one line with its code and exit 1.
 import { MetaosError } from '../soap-runtime/errors.js'
-
-const COMMANDS: Record<string, { summary: string, load: () => Promise<{ main: (argv: string[]) => Promise<number> }> }> = {
-  storage: { summary: 'run a storage domain in the foreground', load: async () => await import('./storage-command.js') },
-  network: { summary: 'run a network domain in the foreground', load: async () => await import('./network-command.js') },
-  discover: { summary: 'find domains with WS-Discovery', load: async () => await import('./discover-command.js') },
-  'discovery-proxy': { summary: 'run a WS-Discovery discovery proxy (managed mode)', load: async () => await import('./discovery-proxy-command.js') },
-  pmt: { summary: 'measure discovered domains and print the Performance Mapping Table', load: async () => await import('./pmt-command.js') },
-  up: { summary: 'start local process domains and show them working (the default demo)', load: async () => await import('./up-command.js') },
-  status: { summary: 'show what the running `metaos up` is doing: domains, PMT, supervisor decisions, streams', load: async () => await import('./status-command.js') },
-  bench: { summary: 'run benchmarks (see docs/benchmarks.md)', load: async () => await import('../benchmarks/bench-command.js') },
-  pki: { summary: 'make a private CA, domain and client certificates, revoke them', load: async () => await import('./pki-command.js') },
-}
+import { COMMANDS } from './commands.js'
+import { UsageError } from './options.js'
 
 function usage (): string {
   return 'usage: metaos <command> [options]\n\ncommands:\n' +
@@ -21,21 +13,23 @@ function usage (): string {
 }
 
 const [cmd, ...rest] = process.argv.slice(2)
-if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
   process.stdout.write(usage())
-  process.exit(cmd === undefined ? 2 : 0)
+  process.exit(0)
 }
-const entry = COMMANDS[cmd]
+const entry = cmd === undefined ? undefined : COMMANDS[cmd]
 if (entry === undefined) {
-  process.stderr.write(`metaos: unknown command "${cmd}"\n\n${usage()}`)
+  process.stderr.write(`metaos: ${cmd === undefined ? 'a command is required' : `unknown command ${JSON.stringify(cmd)}`}: one of ${Object.keys(COMMANDS).join(', ')} (metaos --help says what each does)\n`)
   process.exit(2)
 }
 try {
-  const code = await (await entry.load()).main(rest)
-  process.exitCode = code
+  process.exitCode = await (await entry.load()).main(rest)
 } catch (e) {
-  if (e instanceof MetaosError) process.stderr.write(`metaos ${cmd}: ${e.code}: ${e.message}\n`)
-  else if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') process.stderr.write(`metaos ${cmd}: ${(e as Error).message}\nmetaos ${cmd} --help shows the options.\n`)
-  else process.stderr.write(`metaos ${cmd}: ${(e as Error).stack ?? String(e)}\n`)
-  process.exitCode = 1
+  if (e instanceof UsageError) {
+    process.stderr.write(`metaos ${e.command ?? cmd!}: ${e.message}\n`)
+    process.exitCode = 2
+  } else {
+    process.stderr.write(`metaos ${cmd!}: ${e instanceof MetaosError ? `${e.code}: ${e.message}` : (e as Error).stack ?? String(e)}\n`)
+    process.exitCode = 1
+  }
 }

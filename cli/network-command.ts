@@ -1,13 +1,13 @@
 // `metaos network`: runs one network domain in the foreground (DESIGN.md §5). Prints exactly one
 // JSON "ready" line on stdout; logs go to stderr. SIGTERM/SIGINT: Bye (when announced), drain
 // in-flight calls, close every socket, exit 0. A bad --allow rule is a usage error (exit 2).
-import { parseArgs } from 'node:util'
 import { startNetworkDomain } from '../backend-network/network-domain.js'
-import { LOOPBACK_ONLY, parseAllowList } from '../security/allow-list.js'
+import { LOOPBACK_ONLY } from '../security/allow-list.js'
 import { createLogger } from '../soap-runtime/logger.js'
-import { MetaosError } from '../soap-runtime/errors.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
-import { DOMAIN_OPTIONS, METRICS_HELP, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
+import { DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
+import { parseOptions } from './options.js'
+import { allowRule, positive } from './option-kinds.js'
 import { domainScopes, NETWORK_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 
 const HELP = `usage: metaos network [--listen URL]... [--name NAME] [--allow CIDR:PORTS]... [options]
@@ -47,37 +47,22 @@ When ready it prints one line on stdout:
 The WSDL is at each HTTP endpoint + "?wsdl".
 `
 
+/** The options of `metaos network` (test/cli-usage.test.ts feeds each a bad value). */
+export const OPTIONS = {
+  ...DOMAIN_OPTIONS,
+  allow: { kind: allowRule, multiple: true },
+  'max-sockets': { kind: positive },
+  'max-sockets-per-caller': { kind: positive },
+  'max-buffered-bytes': { kind: positive },
+  'idle-socket-ms': { kind: positive },
+} as const
+
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...DOMAIN_OPTIONS,
-      allow: { type: 'string', multiple: true },
-      'max-sockets': { type: 'string' },
-      'max-sockets-per-caller': { type: 'string' },
-      'max-buffered-bytes': { type: 'string' },
-      'idle-socket-ms': { type: 'string' },
-    },
-    strict: true,
-  })
-  if (values.help === true) { process.stdout.write(HELP); return 0 }
-  const usage = (message: string): number => {
-    process.stderr.write(`metaos network: ${message}\nmetaos network --help shows the options.\n`)
-    return 2
-  }
-  const h = parseHosting(values.hosting)
-  if ('error' in h) return usage(h.error)
-  const { hosting } = h
+  const values = parseOptions(argv, OPTIONS, HELP)
+  if (values === undefined) return 0
+  const hosting = values.hosting ?? 'process'
   const allow = values.allow ?? LOOPBACK_ONLY
-  try {
-    parseAllowList(allow)
-  } catch (e) {
-    if (e instanceof MetaosError) return usage(`--allow: ${e.message}`)
-    throw e
-  }
-  const l = positiveIntegers(values, [['max-sockets', 'maxSockets'], ['max-sockets-per-caller', 'maxSocketsPerCaller'], ['max-buffered-bytes', 'maxBufferedBytesPerSocket'], ['idle-socket-ms', 'idleMs'], ['max-message-bytes', 'maxMessageBytes']])
-  if ('error' in l) return usage(l.error)
-  const { limits } = l
+  const limits = limitsOf(values, [['max-sockets', 'maxSockets'], ['max-sockets-per-caller', 'maxSocketsPerCaller'], ['max-buffered-bytes', 'maxBufferedBytesPerSocket'], ['idle-socket-ms', 'idleMs'], ['max-message-bytes', 'maxMessageBytes']])
   const logger = createLogger('metaos-network', values['log-level'])
   const security = loadDomainSecurity(securityFiles(values))
   const domain = await startNetworkDomain({

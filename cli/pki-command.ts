@@ -1,10 +1,11 @@
 // `metaos pki`: the private CA of security/pki.ts on the command line (docs/security-pki.md). Each
 // subcommand prints one JSON line on stdout saying what it wrote; errors go to stderr. Owns the
 // argument parsing only: every file is written by security/pki.ts.
-import { parseArgs } from 'node:util'
-import { MetaosError } from '../soap-runtime/errors.js'
-import { initCa, issueClientCertificate, issueDomainCertificate, listCertificates, P12_PASSWORD, renewCrl, revokeCertificate, type KeyType } from '../security/pki.js'
+import { initCa, issueClientCertificate, issueDomainCertificate, listCertificates, P12_PASSWORD, PKI_FORMS, renewCrl, revokeCertificate } from '../security/pki.js'
+import { flag, matching, oneOf, parseOptions, text, UsageError } from './options.js'
+import { ipAddress, positive } from './option-kinds.js'
 
+const DEFAULT_DIR = './metaos-pki'
 const DIR_HELP = '  --dir DIR           the CA directory (default ./metaos-pki)'
 const KEY_HELP = '  --key-type TYPE     ec (ECDSA P-256, default) or rsa (RSA-2048, for old TLS stacks such as Mono)'
 
@@ -98,15 +99,29 @@ ${DIR_HELP}
 `,
 }
 
-function days (v: string | undefined): number | undefined {
-  if (v === undefined) return undefined
-  if (!/^\d+$/.test(v)) throw new MetaosError('INVALID_ARGUMENT', `--days must be a positive integer (got ${JSON.stringify(v)})`)
-  return Number(v)
-}
-function keyType (v: string | undefined): KeyType | undefined {
-  if (v === undefined || v === 'ec' || v === 'rsa') return v
-  throw new MetaosError('INVALID_ARGUMENT', `--key-type must be ec or rsa (got ${JSON.stringify(v)})`)
-}
+const name = matching(PKI_FORMS.name, 'a name of 1-64 of A-Z a-z 0-9 . _ -', ['no/slash', 'x'.repeat(65)])
+const dir = { kind: text('the CA directory') }
+const days = { kind: positive }
+const keyType = { kind: oneOf(['ec', 'rsa']) }
+
+/** The options of each subcommand (test/cli-usage.test.ts feeds each a bad value); --dir defaults to ./metaos-pki. */
+export const SUBCOMMAND_OPTIONS = {
+  init: { dir, name: { kind: text('the CA\'s common name') }, days, 'key-type': keyType, force: flag },
+  'issue-domain': {
+    dir,
+    name: { kind: name, required: true },
+    epr: { kind: matching(PKI_FORMS.uri, 'an absolute URI such as urn:uuid:…', ['not a uri']) },
+    dns: { kind: matching(PKI_FORMS.dns, 'a DNS name', ['no_underscore', '-x.example']), multiple: true },
+    ip: { kind: ipAddress, multiple: true },
+    days,
+    'key-type': keyType,
+  },
+  'issue-client': { dir, identity: { kind: name, required: true }, days, 'key-type': keyType },
+  revoke: { dir, serial: { kind: matching(/^[0-9A-Fa-f]+$/, 'a certificate serial in hex', ['xyz']) }, name: { kind: text('a domain name or client identity') } },
+  crl: { dir },
+  list: { dir, json: flag },
+} as const
+
 function print (o: object): void { process.stdout.write(JSON.stringify(o) + '\n') }
 
 export async function main (argv: string[]): Promise<number> {
@@ -116,79 +131,56 @@ export async function main (argv: string[]): Promise<number> {
     return sub === undefined ? 2 : 0
   }
   const help = SUB_HELP[sub]
-  if (help === undefined) { process.stderr.write(`metaos pki: unknown subcommand "${sub}"\n\n${HELP}`); return 2 }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      dir: { type: 'string', default: './metaos-pki' },
-      name: { type: 'string' },
-      epr: { type: 'string' },
-      dns: { type: 'string', multiple: true },
-      ip: { type: 'string', multiple: true },
-      identity: { type: 'string' },
-      serial: { type: 'string' },
-      days: { type: 'string' },
-      'key-type': { type: 'string' },
-      force: { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-  })
-  if (values.help === true) { process.stdout.write(help); return 0 }
-  // Options that mean nothing to this subcommand are refused rather than silently ignored.
-  const allowed: Record<string, string[]> = {
-    init: ['name', 'days', 'key-type', 'force'],
-    'issue-domain': ['name', 'epr', 'dns', 'ip', 'days', 'key-type'],
-    'issue-client': ['identity', 'days', 'key-type'],
-    revoke: ['serial', 'name'],
-    crl: [],
-    list: ['json'],
-  }
-  const extra = Object.keys(values).filter(k => k !== 'dir' && !(allowed[sub] ?? []).includes(k))
-  if (extra.length > 0) { process.stderr.write(`metaos pki ${sub}: --${extra[0]!} is not an option of ${sub}\n\n${help}`); return 2 }
-  const dir = values.dir
-  const kt = keyType(values['key-type'])
-  const d = days(values.days)
+  if (help === undefined) throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: one of ${Object.keys(SUB_HELP).join(', ')}`)
   switch (sub) {
     case 'init': {
-      const r = await initCa(dir, { ...(values.name === undefined ? {} : { name: values.name }), ...(d === undefined ? {} : { days: d }), ...(kt === undefined ? {} : { keyType: kt }), force: values.force === true })
+      const v = parseOptions(rest, SUBCOMMAND_OPTIONS.init, help, `pki ${sub}`)
+      if (v === undefined) return 0
+      const r = await initCa(v.dir ?? DEFAULT_DIR, { ...(v.name === undefined ? {} : { name: v.name }), ...(v.days === undefined ? {} : { days: v.days }), ...(v['key-type'] === undefined ? {} : { keyType: v['key-type'] }), force: v.force === true })
       print({ event: 'ca', ...r })
       return 0
     }
     case 'issue-domain': {
-      if (values.name === undefined) { process.stderr.write(`metaos pki issue-domain: --name is required\n\n${help}`); return 2 }
-      const r = await issueDomainCertificate(dir, {
-        name: values.name,
-        ...(values.epr === undefined ? {} : { epr: values.epr }),
-        ...(values.dns === undefined ? {} : { dns: values.dns }),
-        ...(values.ip === undefined ? {} : { ip: values.ip }),
-        ...(d === undefined ? {} : { days: d }),
-        ...(kt === undefined ? {} : { keyType: kt }),
+      const v = parseOptions(rest, SUBCOMMAND_OPTIONS['issue-domain'], help, `pki ${sub}`)
+      if (v === undefined) return 0
+      const r = await issueDomainCertificate(v.dir ?? DEFAULT_DIR, {
+        name: v.name,
+        ...(v.epr === undefined ? {} : { epr: v.epr }),
+        ...(v.dns === undefined ? {} : { dns: v.dns }),
+        ...(v.ip === undefined ? {} : { ip: v.ip }),
+        ...(v.days === undefined ? {} : { days: v.days }),
+        ...(v['key-type'] === undefined ? {} : { keyType: v['key-type'] }),
       })
-      print({ event: 'issued', kind: 'domain', name: values.name, ...r, notAfter: r.notAfter.toISOString() })
+      print({ event: 'issued', kind: 'domain', name: v.name, ...r, notAfter: r.notAfter.toISOString() })
       return 0
     }
     case 'issue-client': {
-      if (values.identity === undefined) { process.stderr.write(`metaos pki issue-client: --identity is required\n\n${help}`); return 2 }
-      const r = await issueClientCertificate(dir, { identity: values.identity, ...(d === undefined ? {} : { days: d }), ...(kt === undefined ? {} : { keyType: kt }) })
-      print({ event: 'issued', kind: 'client', identity: values.identity, ...r, notAfter: r.notAfter.toISOString() })
+      const v = parseOptions(rest, SUBCOMMAND_OPTIONS['issue-client'], help, `pki ${sub}`)
+      if (v === undefined) return 0
+      const r = await issueClientCertificate(v.dir ?? DEFAULT_DIR, { identity: v.identity, ...(v.days === undefined ? {} : { days: v.days }), ...(v['key-type'] === undefined ? {} : { keyType: v['key-type'] }) })
+      print({ event: 'issued', kind: 'client', identity: v.identity, ...r, notAfter: r.notAfter.toISOString() })
       return 0
     }
     case 'revoke': {
-      if ((values.serial === undefined) === (values.name === undefined)) { process.stderr.write(`metaos pki revoke: give --serial or --name\n\n${help}`); return 2 }
-      const r = await revokeCertificate(dir, values.serial === undefined ? { name: values.name! } : { serial: values.serial })
+      const v = parseOptions(rest, SUBCOMMAND_OPTIONS.revoke, help, `pki ${sub}`)
+      if (v === undefined) return 0
+      if ((v.serial === undefined) === (v.name === undefined)) throw new UsageError('give either --serial or --name', 'pki revoke')
+      const r = await revokeCertificate(v.dir ?? DEFAULT_DIR, v.serial === undefined ? { name: v.name! } : { serial: v.serial })
       print({ event: 'revoked', ...r })
       return 0
     }
     case 'crl': {
-      const r = await renewCrl(dir)
+      const v = parseOptions(rest, SUBCOMMAND_OPTIONS.crl, help, `pki ${sub}`)
+      if (v === undefined) return 0
+      const r = await renewCrl(v.dir ?? DEFAULT_DIR)
       print({ event: 'crl', crlPath: r.crlPath, nextUpdate: r.nextUpdate.toISOString() })
       return 0
     }
     default: { // list
-      const certs = listCertificates(dir)
-      if (values.json === true) { print(certs); return 0 }
+      const v = parseOptions(rest, SUBCOMMAND_OPTIONS.list, help, `pki ${sub}`)
+      if (v === undefined) return 0
+      const certs = listCertificates(v.dir ?? DEFAULT_DIR)
+      if (v.json === true) { print(certs); return 0 }
       for (const c of certs) {
         process.stdout.write(`${c.kind.padEnd(6)} ${c.name.padEnd(24)} ${c.serial} ${c.notAfter.slice(0, 10)} ${c.revoked ? 'REVOKED' : 'valid  '}${c.epr === undefined ? '' : ' ' + c.epr}\n`)
       }

@@ -3,19 +3,19 @@
 // explains where a syscall would be placed and which rules decided it.
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { DiscoveryClient } from '../discovery/client.js'
 import { STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 import { bestEndpoint } from '../frontend/handlers/discovered-domains.js'
-import { Dispatcher } from '../frontend/placement/dispatcher.js'
 import { LocalHandler } from '../frontend/handlers/local-handler.js'
 import { PerformanceModule, PROBE_FILE } from '../frontend/placement/performance-module.js'
 import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
-import { RulesEngine } from '../frontend/placement/rules-engine.js'
+import { place, rank } from '../frontend/placement/placement.js'
 import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
-import { VulnerabilityFeed } from '../frontend/placement/vulnerability-feed.js'
+import { MetaosError } from '../soap-runtime/errors.js'
 import { createLogger } from '../soap-runtime/logger.js'
+import { flag, parseOptions } from './options.js'
+import { feedFile, interfaceName, milliseconds, positive, rulesFile, syscall } from './option-kinds.js'
 
 const HELP = `usage: metaos pmt [--timeout MS] [--probes N] [--rules FILE] [--feed FILE] [--explain "OP PATH [BYTES]"] [--interface NAME]... [--json]
 
@@ -30,26 +30,44 @@ SLA, cost, state and the score with its parts (docs/score.md).
   --explain S      where a syscall would go, e.g. "Open reports/q3.csv 4194304"
   --interface N    where to discover (repeatable, or "all"; default lo)
   --json           the rows (and the explanation) as JSON
+  --help           this text
+
+Exit codes: 0; 1 when discovery cannot start; 2 for a usage error; 3 when --explain finds no
+domain that can take the syscall (NO_ELIGIBLE_DOMAIN): the table is printed, and why each domain
+is out (isolated, draining, excluded by the vulnerability feed or by a rule).
 `
 
+/** The options of `metaos pmt` (test/cli-usage.test.ts feeds each a bad value). */
+export const OPTIONS = {
+  timeout: { kind: milliseconds },
+  probes: { kind: positive },
+  rules: { kind: rulesFile },
+  feed: { kind: feedFile },
+  explain: { kind: syscall },
+  interface: { kind: interfaceName, multiple: true },
+  json: flag,
+} as const
+
+/** The exit code of `--explain` when no domain can take the syscall (docs/cli.md). */
+export const NO_ELIGIBLE_DOMAIN_EXIT = 3
+
+/** No domain can take the explained syscall: the reason on stderr, exit 3. */
+function refuse (message: string): number {
+  process.stderr.write(`metaos pmt: NO_ELIGIBLE_DOMAIN: ${message}\n`)
+  return NO_ELIGIBLE_DOMAIN_EXIT
+}
+
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      timeout: { type: 'string' }, probes: { type: 'string' }, rules: { type: 'string' }, feed: { type: 'string' },
-      explain: { type: 'string' }, interface: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    },
-  })
-  if (values.help === true) { process.stdout.write(HELP); return 0 }
-  const rules = values.rules === undefined ? undefined : RulesEngine.fromFile(values.rules)
-  const feed = values.feed === undefined ? undefined : VulnerabilityFeed.fromFile(values.feed, false)
+  const values = parseOptions(argv, OPTIONS, HELP)
+  if (values === undefined) return 0
+  const { rules, feed } = values
   const client = new DiscoveryClient({ ...(values.interface === undefined ? {} : { interfaces: values.interface }), logger: createLogger('metaos-pmt', process.env.METAOS_LOG_LEVEL ?? 'warn') })
   await client.start()
   const pmt = new PerformanceMappingTable()
   const perf = new PerformanceModule({ pmt })
   const handlers = new Map<string, StorageHandler>()
   try {
-    const found = await client.probe({ types: [STORAGE_DOMAIN_TYPE], timeoutMs: Number(values.timeout ?? '1500') })
+    const found = await client.probe({ types: [STORAGE_DOMAIN_TYPE], timeoutMs: values.timeout ?? 1500 })
     const local = new LocalHandler()
     const li = (await local.invoke('GetDomainInfo', {})).output
     handlers.set('local', perf.track({ epr: 'local', endpoints: ['local'], hosting: 'process', kernel: li.kernel, volume: 'local', runtime: li.runtime }, local, join(tmpdir(), PROBE_FILE)))
@@ -66,18 +84,25 @@ export async function main (argv: string[]): Promise<number> {
         await proxy.close()
       }
     }
-    const n = Number(values.probes ?? '5')
+    const n = values.probes ?? 5
     for (let i = 0; i < n; i++) for (const epr of handlers.keys()) await perf.probe(epr)
     const rows = pmt.rows()
     let explanation
-    if (values.explain !== undefined) {
-      const [op = 'Open', path, bytes] = values.explain.trim().split(/\s+/)
-      const d = new Dispatcher(pmt, handlers, { ...(rules === undefined ? {} : { rules }), ...(feed === undefined ? {} : { feed }) })
-      explanation = { syscall: { op, path, bytes: bytes === undefined ? undefined : Number(bytes) }, ...d.place({ op, ...(path === undefined ? {} : { path }), ...(bytes === undefined ? {} : { bytes: Number(bytes) }) }) }
+    const ctx = values.explain
+    if (ctx !== undefined) {
+      const query = { ctx, eligible: (epr: string) => handlers.has(epr), what: 'storage domain' }
+      const o = { ...(rules === undefined ? {} : { rules }), ...(feed === undefined ? {} : { feed }) }
+      try {
+        explanation = { syscall: ctx, ...place(pmt, query, o) }
+      } catch (e) {
+        if (!(e instanceof MetaosError) || e.code !== 'NO_ELIGIBLE_DOMAIN') throw e
+        const { fired, out } = rank(pmt, query, o)
+        explanation = { syscall: ctx, error: { code: e.code, message: e.message }, fired, out }
+      }
     }
     if (values.json === true) {
       process.stdout.write(JSON.stringify({ rows: rows.map((r) => ({ ...r, vulnerabilities: feed?.affecting(r).map((v) => v.id) ?? [] })), explanation }, null, 2) + '\n')
-      return 0
+      return explanation !== undefined && 'error' in explanation ? refuse(explanation.error.message) : 0
     }
     process.stdout.write(`${'domain'.padEnd(14)} ${'endpoint'.padEnd(44)} ${'kernel'.padEnd(18)} ${'volume'.padEnd(18)} ${'lat ms'.padStart(7)} ${'p99'.padStart(6)} ${'err'.padStart(4)} ${'score'.padStart(6)}  parts (perf·health·sla·cost)  state\n`)
     for (const r of rows) {
@@ -87,7 +112,12 @@ export async function main (argv: string[]): Promise<number> {
         `${[r.score.perf, r.score.health, r.score.sla, r.score.cost].map((x) => x.toFixed(2)).join('·').padEnd(28)} ${r.state}${v === '' ? '' : `  vulnerable: ${v}`}\n`)
     }
     if (explanation !== undefined) {
-      process.stdout.write(`\n${values.explain} → ${explanation.chosen}\n  rules fired: ${explanation.fired.length === 0 ? '(none)' : explanation.fired.join('; ')}\n  ranking: ${explanation.ranking.map((r) => `${r.epr.replace('urn:uuid:', '').slice(0, 8)} ${r.score.toFixed(1)}`).join(' > ')}\n`)
+      const what = [explanation.syscall.op, explanation.syscall.path, explanation.syscall.bytes].filter((x) => x !== undefined).join(' ')
+      const short = (epr: string): string => epr.replace('urn:uuid:', '').slice(0, 13)
+      process.stdout.write(`\n${what} → ${'chosen' in explanation ? explanation.chosen : 'no domain (NO_ELIGIBLE_DOMAIN)'}\n  rules fired: ${explanation.fired.length === 0 ? '(none)' : explanation.fired.join('; ')}\n`)
+      if ('ranking' in explanation) process.stdout.write(`  ranking: ${explanation.ranking.map((r) => `${r.epr.replace('urn:uuid:', '').slice(0, 8)} ${r.score.toFixed(1)}`).join(' > ')}\n`)
+      for (const x of explanation.out) process.stdout.write(`  out: ${short(x.epr).padEnd(14)} ${x.why}\n`)
+      if ('error' in explanation) return refuse(explanation.error.message)
     }
     return 0
   } finally {

@@ -6,7 +6,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { flag, httpUrl, parseOptions } from './options.js'
 import type { ClusterStatus } from '../frontend/assembly/local-cluster.js'
 import type { DashboardOptions } from '../dashboard/dashboard-server.js'
 
@@ -47,9 +47,12 @@ export async function serveStatus (snapshot: () => Promise<object>, port = 0, ex
 
 type Status = ClusterStatus & { pid: number }
 
+/** The options of `metaos status` (test/cli-usage.test.ts feeds each a bad value). */
+export const OPTIONS = { url: { kind: httpUrl('a status URL such as http://127.0.0.1:PORT/status') }, json: flag } as const
+
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { url: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) { process.stdout.write(HELP); return 0 }
+  const values = parseOptions(argv, OPTIONS, HELP)
+  if (values === undefined) return 0
   let url = values.url
   if (url === undefined) {
     try {

@@ -1,18 +1,13 @@
 // `metaos storage`: runs one storage domain in the foreground (DESIGN.md §5). Prints exactly one
 // JSON "ready" line on stdout; logs go to stderr. SIGTERM/SIGINT drain in-flight calls and exit 0.
-import { parseArgs } from 'node:util'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
-import { DOMAIN_OPTIONS, METRICS_HELP, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
+import { DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
+import { number, parseOptions, text } from './options.js'
+import { positive } from './option-kinds.js'
 import { declaredScopes, domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 import { FaultInjection } from '../backend-storage/fault-injection.js'
-
-function nonNegative (v: string, name: string, max = Number.MAX_SAFE_INTEGER): number {
-  const n = Number(v)
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new Error(`--${name} must be a number between 0 and ${max}`)
-  return n
-}
 
 const HELP = `usage: metaos storage --root DIR [--listen URL]... [--name NAME] [--volume NAME] [options]
 
@@ -52,34 +47,28 @@ When ready it prints one line on stdout:
 The WSDL is at each HTTP endpoint + "?wsdl".
 `
 
+/** The options of `metaos storage` (test/cli-usage.test.ts feeds each a bad value). */
+export const OPTIONS = {
+  ...DOMAIN_OPTIONS,
+  root: { kind: text('the directory to serve'), required: true },
+  volume: { kind: text('a volume name') },
+  'max-read-bytes': { kind: positive },
+  'idle-handle-ms': { kind: positive },
+  sla: { kind: number(0, 1) },
+  'cost-per-call': { kind: number(0) },
+  'cost-per-mb': { kind: number(0) },
+  'fault-file': { kind: text('a fault file path (it need not exist yet)') },
+} as const
+
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...DOMAIN_OPTIONS,
-      root: { type: 'string' },
-      volume: { type: 'string' },
-      'max-read-bytes': { type: 'string' },
-      'idle-handle-ms': { type: 'string' },
-      sla: { type: 'string' },
-      'cost-per-call': { type: 'string' },
-      'cost-per-mb': { type: 'string' },
-      'fault-file': { type: 'string' },
-    },
-    strict: true,
-  })
-  if (values.help === true) { process.stdout.write(HELP); return 0 }
-  if (values.root === undefined) { process.stderr.write(`metaos storage: --root is required\n\n${HELP}`); return 2 }
-  const h = parseHosting(values.hosting)
-  if ('error' in h) { process.stderr.write(`metaos storage: ${h.error}\n`); return 2 }
-  const { hosting } = h
-  const l = positiveIntegers(values, [['max-message-bytes', 'maxMessageBytes'], ['max-read-bytes', 'maxReadBytes'], ['idle-handle-ms', 'idleMs']])
-  if ('error' in l) throw new Error(l.error)
-  const { limits } = l
+  const values = parseOptions(argv, OPTIONS, HELP)
+  if (values === undefined) return 0
+  const hosting = values.hosting ?? 'process'
+  const limits = limitsOf(values, [['max-message-bytes', 'maxMessageBytes'], ['max-read-bytes', 'maxReadBytes'], ['idle-handle-ms', 'idleMs']])
   const declared = declaredScopes({
-    ...(values.sla === undefined ? {} : { sla: nonNegative(values.sla, 'sla', 1) }),
-    ...(values['cost-per-call'] === undefined ? {} : { costPerCall: nonNegative(values['cost-per-call'], 'cost-per-call') }),
-    ...(values['cost-per-mb'] === undefined ? {} : { costPerMB: nonNegative(values['cost-per-mb'], 'cost-per-mb') }),
+    ...(values.sla === undefined ? {} : { sla: values.sla }),
+    ...(values['cost-per-call'] === undefined ? {} : { costPerCall: values['cost-per-call'] }),
+    ...(values['cost-per-mb'] === undefined ? {} : { costPerMB: values['cost-per-mb'] }),
   })
   const logger = createLogger('metaos-storage', values['log-level'])
   const faults = new FaultInjection()

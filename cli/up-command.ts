@@ -8,7 +8,6 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { FileStream } from '../frontend/api/file-stream.js'
 import { closeSharedProxies } from '../frontend/handlers/storage-proxy.js'
 import { LocalCluster } from '../frontend/assembly/local-cluster.js'
@@ -20,10 +19,12 @@ import { createLogger } from '../soap-runtime/logger.js'
 import { serveStatus } from './status-command.js'
 import { createFrontendMetrics, type FrontendMetrics } from '../frontend/assembly/frontend-metrics.js'
 import { PmtHistory } from '../dashboard/pmt-history.js'
-import { RulesEngine } from '../frontend/placement/rules-engine.js'
-import { VulnerabilityFeed } from '../frontend/placement/vulnerability-feed.js'
+import type { VulnerabilityFeed } from '../frontend/placement/vulnerability-feed.js'
+import type { RulesEngine } from '../frontend/placement/rules-engine.js'
 import { configFromEnvironment, type MetaosConfig } from '../frontend/assembly/configuration.js'
 import type { DispatcherOptions } from '../frontend/placement/dispatcher.js'
+import { flag, integer, number, parseOptions } from './options.js'
+import { hosting as hostingKind, port, rulesFile, watchedFeedFile } from './option-kinds.js'
 import { createServer } from 'node:net'
 import { NetSocket } from '../frontend/api/net-socket.js'
 import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
@@ -58,28 +59,26 @@ discovered domains and are not used here.
 
 interface Row { destination: string, endpoint: string, writeMBs: number, readMBs: number, channelMs: number, serviceMs: number, calls: number, ok: boolean }
 
+/** The options of `metaos up` (test/cli-usage.test.ts feeds each a bad value). */
+export const OPTIONS = {
+  size: { kind: number(0, 4096, { above: true, takes: 'a number of MB above 0, at most 4096' }) },
+  buffer: { kind: integer(0, Number.MAX_SAFE_INTEGER, 'a whole number of bytes') },
+  once: flag,
+  'status-port': { kind: port },
+  hosting: { kind: hostingKind },
+  rules: { kind: rulesFile },
+  feed: { kind: watchedFeedFile },
+} as const
+
 export async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, buffer: { type: 'string' }, once: { type: 'boolean' }, 'status-port': { type: 'string' }, hosting: { type: 'string' }, rules: { type: 'string' }, feed: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) { process.stdout.write(HELP); return 0 }
-  const sizeMB = Number(values.size ?? '16')
-  const bufferSize = Number(values.buffer ?? '4096')
-  if (!(sizeMB > 0 && sizeMB <= 4096)) { process.stderr.write('metaos up: --size must be between 0 and 4096 (MB)\n'); return 2 }
-  if (!Number.isInteger(bufferSize) || bufferSize < 0) { process.stderr.write('metaos up: --buffer must be a whole number of bytes\n'); return 2 }
-
-  const statusPort = values['status-port'] === undefined ? 0 : Number(values['status-port'])
-  if (!Number.isInteger(statusPort) || statusPort < 0 || statusPort > 65535) { process.stderr.write('metaos up: --status-port must be a port number\n'); return 2 }
-
+  const values = parseOptions(argv, OPTIONS, HELP)
+  if (values === undefined) return 0
+  const sizeMB = values.size ?? 16
+  const bufferSize = values.buffer ?? 4096
+  const statusPort = values['status-port'] ?? 0
   const hosting = values.hosting ?? 'process'
-  if (!['process', 'container', 'vm'].includes(hosting)) { process.stderr.write(`metaos up: --hosting must be process, container or vm, not "${hosting}"\n`); return 2 }
-
-  let rules: RulesEngine | undefined
-  if (values.rules !== undefined) {
-    try { rules = RulesEngine.fromFile(values.rules) } catch (e) { process.stderr.write(`metaos up: --rules: ${(e as Error).message}\n`); return 2 }
-  }
-  let feed: VulnerabilityFeed | undefined
-  if (values.feed !== undefined) {
-    try { feed = VulnerabilityFeed.fromFile(values.feed) } catch (e) { process.stderr.write(`metaos up: --feed: ${(e as Error).message}\n`); return 2 }
-  }
+  const rules = values.rules
+  const feed = values.feed
   const placement = withConfig(rules, feed)
   if (typeof placement === 'string') { feed?.close(); process.stderr.write(`metaos up: ${placement}\n`); return 2 }
 

@@ -68,16 +68,7 @@ export function hostSecurity (s: DomainSecurity | undefined): { tls?: HostTls, a
   }
 }
 
-/** The options every domain command takes, for parseArgs, and their --help lines. */
-export const SECURITY_ARGS = {
-  'tls-cert': { type: 'string' },
-  'tls-key': { type: 'string' },
-  'client-ca': { type: 'string' },
-  crl: { type: 'string' },
-  auth: { type: 'string' },
-  'allow-insecure': { type: 'boolean' },
-} as const
-
+/** The --help lines of the security options every domain command takes (cli/domain-lifecycle.ts defines them). */
 export const SECURITY_HELP = `
 security (docs/security.md):
   --tls-cert FILE     certificate (PEM, leaf then chain) of https:// listeners; a urn:uuid: URI in

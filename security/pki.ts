@@ -36,6 +36,8 @@ const DAY_MS = 86_400_000
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
 const DNS_NAME = /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 const URI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s,"]+$/
+/** The forms the CA accepts (names, DNS names, EPRs), for the command line's own checks. */
+export const PKI_FORMS = { name: NAME, dns: DNS_NAME, uri: URI } as const
 
 interface IndexEntry { kind: 'domain' | 'client', name: string, serial: string, notAfter: string, revoked: boolean, revokedAt?: string, epr?: string }
 interface Index { version: 1, ca: { name: string, serial: string, notAfter: string, keyType: KeyType }, crlNumber: number, certificates: IndexEntry[] }
@@ -45,8 +47,9 @@ type X509Lib = typeof import('@peculiar/x509')
 let x509: Promise<X509Lib> | undefined
 /**
  * @peculiar/x509 is loaded on first issue, not on import: domains import this module only to read
- * identities (node:crypto), and should pay neither its load time (~150 ms) nor its global Reflect
- * polyfill (tsyringe, its DI container, needs `Reflect.getMetadata`; it must be loaded before it).
+ * identities (node:crypto), and should pay neither its load time (~150 ms: benchmarks/micro/
+ * x509-cost.ts) nor its global Reflect polyfill (tsyringe, its DI container, needs
+ * `Reflect.getMetadata`; it must be loaded before it).
  */
 async function lib (): Promise<X509Lib> {
   x509 ??= import('reflect-metadata').then(async () => await import('@peculiar/x509'))

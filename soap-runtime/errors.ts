@@ -32,6 +32,7 @@ export const ERRORS = {
   DESTINATION_NOT_ALLOWED: { side: 'Sender', description: 'The domain\'s allow-list does not admit this destination (or listening address): the domain is not an open proxy.' },
   // Frontend-side codes: raised in the application's process, never sent by a domain.
   TRANSPORT_ERROR: { side: 'Receiver', description: 'The frontend could not reach the domain or lost the connection (ECONNREFUSED, ENOENT on a socket, a reset); the message carries the system error.' },
+  NO_ELIGIBLE_DOMAIN: { side: 'Receiver', description: 'No known domain can take the syscall: every one is isolated, draining, of another volume, excluded by the vulnerability feed or by a rule, or none is known. The message says, for each domain, why it is out (`metaos pmt --explain` prints it too, and exits 3).' },
   TIMED_OUT: { side: 'Receiver', description: 'The domain did not answer within the call\'s timeout; or (a network fault) a connection could not be made within the Connect\'s timeoutMs.' },
   PROTOCOL_ERROR: { side: 'Receiver', description: 'The domain\'s answer was not a valid response of the contract (wrong HTTP status without a fault, unparsable body).' },
   INVALID_CONFIG: { side: 'Sender', description: 'The configuration file (METAOS_CONFIG) or a file it names is unreadable or breaks its schema: the message names the file, the key and what the key accepts; unknown keys are refused.' },

@@ -1,7 +1,8 @@
 // XML for the SOAP runtime: parses a message into a small namespace-resolved element tree, and
-// escapes text for the encoders. Written by hand for speed (docs/dependencies.md: saxes, the
-// strict parser we measured first, spent 50 µs on a 1 KB envelope, mostly checking characters one
-// by one; this parser scans with indexOf and native regexes and takes a few µs). Strict where
+// escapes text for the encoders. Written by hand for speed (docs/dependencies.md, measured by
+// benchmarks/micro/xml-parsers.ts: saxes, the strict parser we used first, checks characters one by
+// one and takes ~9 times as long on a large Write; this parser scans with indexOf and native
+// regexes). Strict where
 // SOAP needs it: well-formed XML 1.0 with namespaces, UTF-8 only, no DTD (so no entity but the
 // five predefined ones and character references), no processing instructions, bounded depth,
 // element and attribute counts. test/xml-parser.test.ts checks it against saxes on a corpus and on

@@ -44,5 +44,5 @@ t.test('placement by score, affinity per stream', async (t) => {
   t.equal(d.affinity.size, 0, 'closed streams leave the affinity table')
   t.same(Object.fromEntries(d.placements), { fast: 1, slow: 1 })
   pmt.setState('slow', 'isolated')
-  await t.rejects(FileStream.open('c.bin', { mode: 'Create', destination: d }), { code: 'TRANSPORT_ERROR' }, 'nothing usable: a clear error')
+  await t.rejects(FileStream.open('c.bin', { mode: 'Create', destination: d }), { code: 'NO_ELIGIBLE_DOMAIN', message: /(fast isolated by the supervisor; slow isolated|slow isolated by the supervisor; fast isolated)/ }, 'nothing usable: a clear error saying why for each domain')
 })

@@ -90,7 +90,7 @@ t.test('discover → PMT → dispatcher → FileStream', async (t) => {
   const gone = await (await fetch(`${base}/status`)).json() as { lifecycle: Array<{ epr: string, kind: string, detail: string }> }
   t.ok(gone.lifecycle.some((e) => e.epr === blue.ready.epr && e.kind === 'gone' && /Bye/.test(e.detail)), 'the status records that it left, and why')
   t.equal(front.pmt.row(blue.ready.epr), undefined, 'and the table')
-  t.throws(() => front.dispatcherFor('blue').place(), { code: 'TRANSPORT_ERROR' }, 'no domain of that volume is left')
+  t.throws(() => front.dispatcherFor('blue').place(), { code: 'NO_ELIGIBLE_DOMAIN' }, 'no domain of that volume is left')
 })
 
 t.test('a Bye moves the streams of the leaving domain to another of their volume', async (t) => {

@@ -185,8 +185,8 @@ t.test('metaos pki as a process: init, issue-client, list --json, errors', async
   t.equal(again.code, 1)
   t.match(again.stderr, /ALREADY_EXISTS/)
   const bad = await run('issue-client', '--dir', dir, '--identity', 'no/slash')
-  t.equal(bad.code, 1)
-  t.match(bad.stderr, /INVALID_ARGUMENT/)
+  t.equal(bad.code, 2, 'a bad identity is a usage error')
+  t.equal(bad.stderr, 'metaos pki issue-client: --identity takes a name of 1-64 of A-Z a-z 0-9 . _ -; got "no/slash"\n')
   t.equal((await run('issue-domain', '--dir', dir)).code, 2, '--name is required')
   for (const sub of [[], ['init'], ['issue-domain'], ['issue-client'], ['revoke'], ['list']]) {
     const h = await run(...sub, '--help')

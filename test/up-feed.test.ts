@@ -38,10 +38,10 @@ writeFileSync(join(dir, 'broken.json'), JSON.stringify({ placement: { policy: 'f
 t.test('a feed or configuration that cannot be used: exit 2, saying why', async (t) => {
   const missing = await up(['--once', '--feed', join(dir, 'nowhere.json')])
   t.equal(missing.code, 2, '--feed of a missing file: exit 2')
-  t.match(missing.stderr, /^metaos up: --feed: .*nowhere\.json.*ENOENT/m)
+  t.match(missing.stderr, /^metaos up: --feed takes a vulnerability feed .*; got ".*nowhere\.json" \(no such file\)$/m)
   const broken = await up(['--once', '--feed', join(dir, 'broken-feed.json')])
   t.equal(broken.code, 2, '--feed of a broken feed: exit 2')
-  t.match(broken.stderr, /^metaos up: --feed: .*broken-feed\.json: X: "action" must be exclude or lower/m)
+  t.match(broken.stderr, /^metaos up: --feed takes a vulnerability feed .*; got ".*broken-feed\.json" \(.*X: "action" must be exclude or lower.*\)$/m)
   const config = await up(['--once'], { ...ENV, METAOS_CONFIG: join(dir, 'broken.json') })
   t.equal(config.code, 2, 'a broken METAOS_CONFIG: exit 2')
   t.match(config.stderr, /^metaos up: METAOS_CONFIG .*broken\.json: "placement\.policy" must be "best" or "weighted", not "fastest"/m)

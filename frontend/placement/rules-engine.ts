@@ -45,6 +45,8 @@ export interface Decision {
   /** The tier of each row of `ordered` (prefer +1, avoid −1 per rule); rows of the first tier are equally eligible. */
   readonly tiers: readonly number[]
   readonly fired: readonly string[]
+  /** The rows a rule's `choose` or `exclude` took out, with that rule's name. */
+  readonly removed: ReadonlyArray<{ readonly epr: string, readonly rule: string }>
 }
 
 const ACTIONS = ['choose', 'exclude', 'prefer', 'avoid'] as const
@@ -104,6 +106,12 @@ export class RulesEngine {
     let candidates = [...rows]
     const tier = new Map<string, number>(rows.map((r) => [r.identity.epr, 0]))
     const fired: string[] = []
+    const removed: Array<{ epr: string, rule: string }> = []
+    const keep = (rule: string, ok: (r: PmtRow) => boolean): PmtRow[] => candidates.filter((r) => {
+      if (ok(r)) return true
+      removed.push({ epr: r.identity.epr, rule })
+      return false
+    })
     for (const rule of this.rules) {
       const w = rule.when ?? {}
       if (w.op !== undefined && !w.op.includes(ctx.op)) continue
@@ -111,15 +119,15 @@ export class RulesEngine {
       if (w.minBytes !== undefined && (ctx.bytes ?? 0) < w.minBytes) continue
       if (w.maxBytes !== undefined && (ctx.bytes ?? 0) > w.maxBytes) continue
       fired.push(rule.name)
-      if (rule.choose !== undefined) candidates = candidates.filter((r) => selects(rule.choose!, r, vulnerable))
-      if (rule.exclude !== undefined) candidates = candidates.filter((r) => !selects(rule.exclude!, r, vulnerable))
+      if (rule.choose !== undefined) candidates = keep(rule.name, (r) => selects(rule.choose!, r, vulnerable))
+      if (rule.exclude !== undefined) candidates = keep(rule.name, (r) => !selects(rule.exclude!, r, vulnerable))
       for (const r of candidates) {
         if (rule.prefer !== undefined && selects(rule.prefer, r, vulnerable)) tier.set(r.identity.epr, tier.get(r.identity.epr)! + 1)
         if (rule.avoid !== undefined && selects(rule.avoid, r, vulnerable)) tier.set(r.identity.epr, tier.get(r.identity.epr)! - 1)
       }
     }
     candidates.sort((a, b) => (tier.get(b.identity.epr)! - tier.get(a.identity.epr)!) || (b.score.score - a.score.score))
-    return { ordered: candidates, tiers: candidates.map((r) => tier.get(r.identity.epr)!), fired }
+    return { ordered: candidates, tiers: candidates.map((r) => tier.get(r.identity.epr)!), fired, removed }
   }
 }
 

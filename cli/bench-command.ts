@@ -1,20 +1,20 @@
 // `metaos bench` / `npm run bench -- …`: the benchmark runner's command line. Progress goes to
 // stderr (a bar on a terminal, plain lines otherwise); results to stdout and to --json.
 // Ctrl-C stops after the current measurement and keeps what was measured.
-import { parseArgs } from 'node:util'
-import { runPeersSuite, peersMarkdown, peersTable, PEERS } from './peers-suite.js'
-import { runCharSuite, charTable } from './char-suite.js'
-import { runPlacementSuite, placementTable } from './placement-suite.js'
-import { runSupervisionSuite, supervisionTable } from './supervision-suite.js'
-import { runNetworkSuite, networkTable } from './network-suite.js'
-import { runContainerSuite, containerTable } from './container-suite.js'
-import { runSecuritySuite, securityTable, securityMarkdown } from './security-suite.js'
+import { runPeersSuite, peersMarkdown, peersTable, PEERS } from '../benchmarks/peers-suite.js'
+import { runCharSuite, charTable } from '../benchmarks/char-suite.js'
+import { runPlacementSuite, placementTable } from '../benchmarks/placement-suite.js'
+import { runSupervisionSuite, supervisionTable } from '../benchmarks/supervision-suite.js'
+import { runNetworkSuite, networkTable } from '../benchmarks/network-suite.js'
+import { runContainerSuite, containerTable } from '../benchmarks/container-suite.js'
+import { runSecuritySuite, securityTable, securityMarkdown } from '../benchmarks/security-suite.js'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { machine, machineLine } from './report.js'
-import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_PAPER_HOSTINGS, DEFAULT_SIZES, PAPER_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode, type PaperResult } from './paper-suite.js'
-import { paperCsv, paperMarkdown } from './paper-report.js'
-import { paperSvgs } from './paper-svg.js'
+import { machine, machineLine, portableCommand } from '../benchmarks/report.js'
+import { flag, integer, listOf, number, oneOf, parseOptions, size, text, type Kind, type OptionValues } from './options.js'
+import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_PAPER_HOSTINGS, DEFAULT_SIZES, PAPER_SIZES, DEFAULT_CACHES, type PaperHosting, type PaperMode, type PaperResult } from '../benchmarks/paper-suite.js'
+import { paperCsv, paperMarkdown } from '../benchmarks/paper-report.js'
+import { paperSvgs } from '../benchmarks/paper-svg.js'
 
 const HELP = `usage: metaos bench [--suite quick|paper|peers|calls|char|placement|network|containers|supervision|security] [options]
 
@@ -77,12 +77,6 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
   --help           this text
 `
 
-function parseSize (s: string): number {
-  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(s.trim())
-  if (m === null) throw new Error(`bad size "${s}" (e.g. 512, 4k, 1m)`)
-  return Math.round(Number(m[1]) * (m[2]!.toLowerCase() === 'k' ? 1024 : m[2]!.toLowerCase() === 'm' ? 1048576 : 1))
-}
-
 /** How this run was asked for, recorded with its results. */
 let invocation = 'metaos bench'
 
@@ -91,34 +85,40 @@ function writeResult (file: string, body: object): void {
   writeFileSync(file, JSON.stringify({ machine: machine(), command: invocation, ...body }, null, 2) + '\n')
 }
 
+const SUITES = ['quick', 'paper', 'peers', 'calls', 'char', 'placement', 'network', 'containers', 'supervision', 'security'] as const
+const sizeList = listOf(size)
+/** Sizes, or "paper": the paper's grid. */
+const sizes: Kind<number[]> = { takes: `${sizeList.takes}, or paper`, parse: (v) => v === 'paper' ? PAPER_SIZES : sizeList.parse(v), refuses: sizeList.refuses }
+const positive = integer(1)
+
+/** The options of `metaos bench` (test/cli-usage.test.ts feeds each a bad value). */
+export const OPTIONS = {
+  quick: flag,
+  suite: { kind: oneOf(SUITES) },
+  sizes: { kind: sizes },
+  peers: { kind: listOf(oneOf(PEERS)) },
+  seconds: { kind: number(0, Infinity, { above: true }) },
+  rounds: { kind: positive },
+  json: { kind: text('an output file') },
+  csv: { kind: text('an output file') },
+  md: { kind: text('an output file') },
+  svg: { kind: text('an output directory') },
+  hostings: { kind: listOf(oneOf(PAPER_HOSTINGS)) },
+  caches: { kind: listOf(size) },
+  modes: { kind: listOf(oneOf(['char', 'block'])) },
+  runs: { kind: positive },
+  'file-size': { kind: size },
+  cache: { kind: size },
+} as const
+type Values = OptionValues<typeof OPTIONS>
+
 export async function main (argv: string[]): Promise<number> {
-  invocation = `metaos bench ${argv.join(' ')}`.trim()
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean' },
-      suite: { type: 'string' },
-      sizes: { type: 'string' },
-      peers: { type: 'string' },
-      seconds: { type: 'string' },
-      rounds: { type: 'string' },
-      json: { type: 'string' },
-      csv: { type: 'string' },
-      hostings: { type: 'string' },
-      caches: { type: 'string' },
-      modes: { type: 'string' },
-      runs: { type: 'string' },
-      md: { type: 'string' },
-      svg: { type: 'string' },
-      'file-size': { type: 'string' },
-      cache: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  if (values.help === true) { process.stdout.write(HELP); return 0 }
-  if (values.suite === 'paper') return await paper(values, argv)
+  const values = parseOptions(argv, OPTIONS, HELP)
+  if (values === undefined) return 0
+  invocation = `metaos bench ${portableCommand(argv, process.cwd())}`.trim()
+  if (values.suite === 'paper') return await paper(values)
   if (values.suite === 'char') {
-    const rows = await runCharSuite({ fileBytes: parseSize(values['file-size'] ?? '20m'), cacheBytes: parseSize(values.cache ?? '512'), onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    const rows = await runCharSuite({ fileBytes: values['file-size'] ?? 20 * 1048576, cacheBytes: values.cache ?? 512, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(charTable(rows))
     if (values.json !== undefined) { writeResult(values.json, { rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
@@ -126,7 +126,7 @@ export async function main (argv: string[]): Promise<number> {
   if (values.suite === 'placement') {
     let stop = false
     process.once('SIGINT', () => { stop = true })
-    const rows = await runPlacementSuite({ phaseSeconds: Number(values.seconds ?? '6'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    const rows = await runPlacementSuite({ phaseSeconds: values.seconds ?? 6, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(placementTable(rows))
     if (values.json !== undefined) { writeResult(values.json, { placement: rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
@@ -134,13 +134,13 @@ export async function main (argv: string[]): Promise<number> {
   if (values.suite === 'network') {
     let stop = false
     process.once('SIGINT', () => { stop = true })
-    const rows = await runNetworkSuite({ seconds: Number(values.seconds ?? '1'), rounds: Number(values.rounds ?? '3'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    const rows = await runNetworkSuite({ seconds: values.seconds ?? 1, rounds: values.rounds ?? 3, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(networkTable(rows))
     if (values.json !== undefined) { writeResult(values.json, { network: rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
   if (values.suite === 'containers') {
-    const rows = await runContainerSuite({ seconds: Number(values.seconds ?? '1'), rounds: Number(values.rounds ?? '3'), onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    const rows = await runContainerSuite({ seconds: values.seconds ?? 1, rounds: values.rounds ?? 3, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(containerTable(rows))
     if (values.json !== undefined) { writeResult(values.json, { containers: rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
@@ -148,7 +148,7 @@ export async function main (argv: string[]): Promise<number> {
   if (values.suite === 'supervision') {
     let stop = false
     process.once('SIGINT', () => { stop = true })
-    const r = await runSupervisionSuite({ fileBytes: parseSize(values['file-size'] ?? '64m'), rounds: Number(values.rounds ?? '10'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    const r = await runSupervisionSuite({ fileBytes: values['file-size'] ?? 64 * 1048576, rounds: values.rounds ?? 10, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(supervisionTable(r))
     if (values.json !== undefined) { writeResult(values.json, { supervision: r }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
@@ -156,19 +156,16 @@ export async function main (argv: string[]): Promise<number> {
   if (values.suite === 'security') {
     let stop = false
     process.once('SIGINT', () => { stop = true })
-    const r = await runSecuritySuite({ seconds: Number(values.seconds ?? '2'), rounds: Number(values.rounds ?? '4'), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    const r = await runSecuritySuite({ seconds: values.seconds ?? 2, rounds: values.rounds ?? 4, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(securityTable(r))
     if (values.json !== undefined) { writeResult(values.json, { security: r }); process.stdout.write(`\nwrote ${values.json}\n`) }
-    if (values.md !== undefined) { const m = machine(); writeFileSync(values.md, `# Security\n\nGenerated by \`metaos bench ${argv.join(' ')}\` on ${String(m.date)}: ${machineLine(m)}. Do not edit by hand: run the command again.\n\n${securityMarkdown(r)}`); process.stdout.write(`wrote ${values.md}\n`) }
+    if (values.md !== undefined) { const m = machine(); writeFileSync(values.md, `# Security\n\nGenerated by \`${invocation}\` on ${String(m.date)}: ${machineLine(m)}. Do not edit by hand: run the command again.\n\n${securityMarkdown(r)}`); process.stdout.write(`wrote ${values.md}\n`) }
     return r.stopped ? 130 : 0
   }
   const suite = values.suite ?? 'quick'
-  if (suite === 'quick') return await quick(values, argv)
-  if (suite !== 'peers' && suite !== 'calls') { process.stderr.write(`metaos bench: unknown suite "${suite}"; use quick, paper, peers, calls, char, placement, network, containers, supervision or security\n`); return 2 }
-  let sizes: number[]
-  try { sizes = (values.sizes ?? '512,4k,64k,1m').split(',').map(parseSize) } catch (e) { process.stderr.write(`metaos bench: ${(e as Error).message}\n`); return 2 }
-  const peers = new Set((values.peers ?? (suite === 'calls' ? 'local-fs,metaos,bare-http,soap' : PEERS.join(','))).split(','))
-  for (const p of peers) if (!(PEERS as readonly string[]).includes(p)) { process.stderr.write(`metaos bench: unknown peer "${p}" (${PEERS.join(', ')})\n`); return 2 }
+  if (suite === 'quick') return await quick(values)
+  const sizes = values.sizes ?? [512, 4096, 65536, 1048576]
+  const peers = new Set<string>(values.peers ?? (suite === 'calls' ? ['local-fs', 'metaos', 'bare-http', 'soap'] : PEERS))
   if (suite === 'calls') peers.delete('mono-wcf')
   let stop = false
   const onSigint = (): void => { stop = true; process.stderr.write('\nstopping after the current measurement…\n') }
@@ -178,8 +175,8 @@ export async function main (argv: string[]): Promise<number> {
   const res = await runPeersSuite({
     sizes,
     peers,
-    seconds: Number(values.seconds ?? '2'),
-    rounds: Number(values.rounds ?? '4'),
+    seconds: values.seconds ?? 2,
+    rounds: values.rounds ?? 4,
     shouldStop: () => stop,
     onProgress: progress(Date.now(), (d, n) => `${d}/${n}`, (d, n, l) => `${d + 1}/${n} ${l}\n`),
   })
@@ -187,12 +184,12 @@ export async function main (argv: string[]): Promise<number> {
   if (process.stderr.isTTY) process.stderr.write('\r'.padEnd(110) + '\r')
   process.stdout.write(peersTable(res))
   if (values.json !== undefined) { writeResult(values.json, { skipped: res.skipped, rows: res.rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
-  if (values.md !== undefined) { writeFileSync(values.md, `# Peers\n\nGenerated by \`metaos bench ${argv.join(' ')}\` on ${String(m.date)}: ${machineLine(m)}. Do not edit by hand: run the command again.\n\n${peersMarkdown(res)}`); process.stdout.write(`wrote ${values.md}\n`) }
+  if (values.md !== undefined) { writeFileSync(values.md, `# Peers\n\nGenerated by \`${invocation}\` on ${String(m.date)}: ${machineLine(m)}. Do not edit by hand: run the command again.\n\n${peersMarkdown(res)}`); process.stdout.write(`wrote ${values.md}\n`) }
   return stop ? 130 : 0
 }
 
 /** `--suite quick`: the paper's protocol in miniature, then the peers, in about a minute. */
-async function quick (values: Record<string, string | boolean | undefined>, argv: string[]): Promise<number> {
+async function quick (values: Values): Promise<number> {
   let stop = false
   const onSigint = (): void => { stop = true; process.stderr.write('\nstopping after the current run; what was measured is kept…\n') }
   process.once('SIGINT', onSigint)
@@ -212,17 +209,13 @@ async function quick (values: Record<string, string | boolean | undefined>, argv
     : await runPeersSuite({ sizes: [512, 65536], seconds: 0.5, rounds: 2, shouldStop: () => stop, onProgress: progress(Date.now(), (d, n) => `${d}/${n}`, (d, n, l) => `${d + 1}/${n} ${l}\n`) })
   process.removeListener('SIGINT', onSigint)
   if (process.stderr.isTTY) process.stderr.write('\r'.padEnd(110) + '\r')
-  const command = `metaos bench ${argv.join(' ')}`
-  const md = paperMarkdown(paperRes, command) + `\n## Peers: Write round trips, one call at a time\n\n${peersMarkdown(peersRes)}`
+  const md = paperMarkdown(paperRes, invocation) + `\n## Peers: Write round trips, one call at a time\n\n${peersMarkdown(peersRes)}`
   process.stdout.write(md)
   process.stdout.write(`\nquick suite: ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
-  const str = (k: string): string | undefined => typeof values[k] === 'string' ? values[k] : undefined
-  const json = str('json')
+  const json = values.json
   if (json !== undefined) { writeResult(json, { paper: { pageCache: paperRes.pageCacheNote, runs: paperRes.runs, warmups: paperRes.warmups, stopped: paperRes.stopped, skipped: paperRes.skipped, wallMs: paperRes.wallMs, rows: paperRes.rows }, peers: peersRes }); process.stdout.write(`wrote ${json}\n`) }
-  const mdFile = str('md')
-  if (mdFile !== undefined) { writeFileSync(mdFile, md); process.stdout.write(`wrote ${mdFile}\n`) }
-  const svgDir = str('svg')
-  if (svgDir !== undefined) writeCharts(svgDir, paperRes)
+  if (values.md !== undefined) { writeFileSync(values.md, md); process.stdout.write(`wrote ${values.md}\n`) }
+  if (values.svg !== undefined) writeCharts(values.svg, paperRes)
   return stop || paperRes.stopped ? 130 : 0
 }
 
@@ -246,22 +239,12 @@ function progress (started: number, count: (done: number, total: number) => stri
 
 function fmtSeconds (s: number): string { return s < 120 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` }
 
-function list (s: string | undefined): string[] | undefined { return s?.split(',').map((x) => x.trim()).filter((x) => x !== '') }
-
-async function paper (values: Record<string, string | boolean | undefined>, argv: string[]): Promise<number> {
-  const str = (k: string): string | undefined => typeof values[k] === 'string' ? values[k] : undefined
-  const hostings = list(str('hostings')) ?? [...DEFAULT_PAPER_HOSTINGS]
-  for (const h of hostings) if (!(PAPER_HOSTINGS as readonly string[]).includes(h)) { process.stderr.write(`metaos bench: unknown hosting "${h}" (${PAPER_HOSTINGS.join(', ')})\n`); return 2 }
-  const modes = list(str('modes')) ?? ['char', 'block']
-  for (const m of modes) if (m !== 'char' && m !== 'block') { process.stderr.write(`metaos bench: unknown mode "${m}" (char, block)\n`); return 2 }
-  const runs = Number(str('runs') ?? '10')
-  if (!Number.isInteger(runs) || runs < 1) { process.stderr.write('metaos bench: --runs must be a whole number ≥ 1\n'); return 2 }
-  let sizes: number[]
-  let caches: number[]
-  try {
-    sizes = str('sizes') === 'paper' ? PAPER_SIZES : list(str('sizes'))?.map(parseSize) ?? DEFAULT_SIZES
-    caches = list(str('caches'))?.map(parseSize) ?? DEFAULT_CACHES
-  } catch (e) { process.stderr.write(`metaos bench: ${(e as Error).message}\n`); return 2 }
+async function paper (values: Values): Promise<number> {
+  const hostings = values.hostings ?? [...DEFAULT_PAPER_HOSTINGS]
+  const modes = values.modes ?? ['char', 'block']
+  const runs = values.runs ?? 10
+  const sizes = values.sizes ?? DEFAULT_SIZES
+  const caches = values.caches ?? DEFAULT_CACHES
   let stop = false
   const onSigint = (): void => { stop = true; process.stderr.write('\nstopping after the current run; what was measured is kept…\n') }
   process.once('SIGINT', onSigint)
@@ -280,15 +263,12 @@ async function paper (values: Record<string, string | boolean | undefined>, argv
   })
   process.removeListener('SIGINT', onSigint)
   if (process.stderr.isTTY) process.stderr.write('\r'.padEnd(110) + '\r')
-  const md = paperMarkdown(res, `metaos bench ${argv.join(' ')}`)
+  const md = paperMarkdown(res, invocation)
   process.stdout.write(md)
-  const file = str('json')
+  const file = values.json
   if (file !== undefined) { writeResult(file, { pageCache: res.pageCacheNote, runs: res.runs, warmups: res.warmups, stopped: res.stopped, skipped: res.skipped, wallMs: res.wallMs, rows: res.rows }); process.stdout.write(`\nwrote ${file}\n`) }
-  const csv = str('csv')
-  if (csv !== undefined) { writeFileSync(csv, paperCsv(res.rows)); process.stdout.write(`wrote ${csv}\n`) }
-  const mdFile = str('md')
-  if (mdFile !== undefined) { writeFileSync(mdFile, md); process.stdout.write(`wrote ${mdFile}\n`) }
-  const svgDir = str('svg')
-  if (svgDir !== undefined) writeCharts(svgDir, res)
+  if (values.csv !== undefined) { writeFileSync(values.csv, paperCsv(res.rows)); process.stdout.write(`wrote ${values.csv}\n`) }
+  if (values.md !== undefined) { writeFileSync(values.md, md); process.stdout.write(`wrote ${values.md}\n`) }
+  if (values.svg !== undefined) writeCharts(values.svg, res)
   return res.stopped ? 130 : 0
 }
