@@ -1,12 +1,14 @@
 // What every domain command shares (DESIGN.md §5): the options all of them take, their checks, and
-// what happens once the domain listens — announce it on WS-Discovery if asked, print exactly one
-// JSON ready line, then wait for SIGTERM or SIGINT: say Bye first (clients stop choosing it), drain
-// in-flight calls, close, and return the exit code.
+// what happens once the domain listens — its process metrics, SIGHUP's TLS reload, announce it on
+// WS-Discovery if asked, print exactly one JSON ready line, then wait for SIGTERM or SIGINT: say Bye
+// first (clients stop choosing it), drain in-flight calls, close, and return the exit code.
 import type { Logger } from 'pino'
-import { TargetService } from '../discovery/target-service.js'
+import type { TargetService } from '../discovery/target-service.js'
 import { HostingValues, type Hosting } from '../wsdl/generated/storage-service.js'
+import { announce, announcementOf, type Announcement } from '../service-domain/announcement.js'
+import type { ServiceDomain } from '../service-domain/bootstrap.js'
 
-import { SECURITY_ARGS } from '../security/domain-security.js'
+import { SECURITY_ARGS, type DomainSecurity } from '../security/domain-security.js'
 
 /** The --help lines of the options every domain command shares beyond the listeners (metrics). */
 export const METRICS_HELP = `  --metrics-listen URL    also serve GET /metrics (Prometheus text) on a listener of its own,
@@ -61,12 +63,6 @@ export interface RunningDomain {
   close: (graceMs?: number) => Promise<void>
 }
 
-export interface Announcement {
-  readonly types: readonly string[]
-  readonly scopes: readonly string[]
-  readonly interfaces?: readonly string[]
-}
-
 export interface ServeOptions {
   /** What the drain log line says beside the calls in flight. */
   readonly drainFacts?: () => object
@@ -76,7 +72,7 @@ export interface ServeOptions {
   readonly hypervisorBus?: string
 }
 
-export async function serveUntilSignalled (service: string, domain: RunningDomain, announce: Announcement | undefined, logger: Logger, o: ServeOptions = {}): Promise<number> {
+export async function serveUntilSignalled (service: string, domain: RunningDomain, announcement: Announcement | undefined, logger: Logger, o: ServeOptions = {}): Promise<number> {
   const drainFacts = o.drainFacts ?? (() => ({}))
   // The bus's calls are multiplexed over the port and reach the domain's own Unix socket, in this
   // process: no other process between the port and the service (vm/guest-bus.ts).
@@ -90,23 +86,7 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
       throw e
     }
   }
-  let target: TargetService | undefined
-  if (announce !== undefined) {
-    target = new TargetService({
-      epr: domain.epr,
-      types: announce.types,
-      scopes: announce.scopes,
-      xaddrs: domain.endpoints,
-      ...(announce.interfaces === undefined ? {} : { interfaces: announce.interfaces }),
-      logger,
-    })
-    try {
-      await target.start()
-    } catch (e) {
-      await domain.close(0)
-      throw e
-    }
-  }
+  const target: TargetService | undefined = announcement === undefined ? undefined : await announce(domain, announcement, logger)
   // `metrics` only when --metrics-listen was given: the line is otherwise exactly DESIGN.md §5's.
   process.stdout.write(JSON.stringify({ event: 'ready', service, endpoints: domain.endpoints, epr: domain.epr, ...(domain.metricsEndpoint === undefined ? {} : { metrics: domain.metricsEndpoint }) }) + '\n')
   await new Promise<void>((resolve) => {
@@ -129,4 +109,36 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
   logger.info('stopped')
   logger.flush()
   return 0
+}
+
+/** The flags of DOMAIN_OPTIONS that say how a listening domain is announced and served. */
+export interface ServeFlags {
+  readonly announce?: boolean
+  readonly zone?: string
+  readonly scope?: string[]
+  readonly interface?: string[]
+  readonly 'hypervisor-bus'?: string
+}
+
+export interface ServedFacts {
+  readonly hosting: Hosting
+  readonly volume?: string
+  /** Scopes announced before the --scope ones (declared SLA and costs). */
+  readonly scopes?: readonly string[]
+  readonly security: DomainSecurity
+  readonly drainFacts?: () => object
+}
+
+/** What every domain command does once its domain listens, as its flags say; returns the exit code. */
+export async function serveDomain (service: 'storage' | 'network', domain: ServiceDomain, flags: ServeFlags, f: ServedFacts, logger: Logger): Promise<number> {
+  // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
+  domain.metrics.includeProcessMetrics()
+  const announcement = flags.announce === true
+    ? announcementOf({ service, hosting: f.hosting, ...(f.volume === undefined ? {} : { volume: f.volume }), ...(flags.zone === undefined ? {} : { zone: flags.zone }), scopes: [...(f.scopes ?? []), ...(flags.scope ?? [])], ...(flags.interface === undefined ? {} : { interfaces: flags.interface }) })
+    : undefined
+  return await serveUntilSignalled(service, domain, announcement, logger, {
+    ...(f.drainFacts === undefined ? {} : { drainFacts: f.drainFacts }),
+    ...(flags['hypervisor-bus'] === undefined ? {} : { hypervisorBus: flags['hypervisor-bus'] }),
+    reloadTls: () => { const tls = f.security.reload(); if (tls !== undefined) domain.host.setTls(tls) },
+  })
 }

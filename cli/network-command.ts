@@ -7,8 +7,7 @@ import { LOOPBACK_ONLY, parseAllowList } from '../security/allow-list.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
-import { DOMAIN_OPTIONS, METRICS_HELP, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
-import { domainScopes, NETWORK_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
+import { DOMAIN_OPTIONS, METRICS_HELP, parseHosting, positiveIntegers, serveDomain } from './domain-lifecycle.js'
 
 const HELP = `usage: metaos network [--listen URL]... [--name NAME] [--allow CIDR:PORTS]... [options]
 
@@ -92,14 +91,5 @@ export async function main (argv: string[]): Promise<number> {
   })
   // The allow rules are not announced: RFC 3986 prefix matching cannot ask "does it reach this
   // address", and a multicast announcement is no place to publish a policy. GetDomainInfo has them.
-  // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
-  domain.metrics.includeProcessMetrics()
-  const announce = values.announce === true
-    ? { types: [NETWORK_DOMAIN_TYPE], scopes: domainScopes({ hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
-    : undefined
-  return await serveUntilSignalled('network', domain, announce, logger, {
-    drainFacts: () => domain.engine.stats,
-    ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),
-    reloadTls: () => { const tls = security.reload(); if (tls !== undefined) domain.host.setTls(tls) },
-  })
+  return await serveDomain('network', domain, values, { hosting, security, drainFacts: () => domain.engine.stats }, logger)
 }

@@ -4,9 +4,9 @@ import { parseArgs } from 'node:util'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
-import { DOMAIN_OPTIONS, METRICS_HELP, parseHosting, positiveIntegers, serveUntilSignalled } from './domain-lifecycle.js'
-import { declaredScopes, domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
-import { FaultInjection } from '../backend-storage/fault-injection.js'
+import { DOMAIN_OPTIONS, METRICS_HELP, parseHosting, positiveIntegers, serveDomain } from './domain-lifecycle.js'
+import { declaredScopes } from '../discovery/storage-announcement.js'
+import { FaultInjection } from '../service-domain/fault-injection.js'
 
 function nonNegative (v: string, name: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(v)
@@ -97,13 +97,5 @@ export async function main (argv: string[]): Promise<number> {
     ...(values['metrics-listen'] === undefined ? {} : { metricsListen: values['metrics-listen'] }),
     faults,
   })
-  // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
-  domain.metrics.includeProcessMetrics()
-  const announce = values.announce === true
-    ? { types: [STORAGE_DOMAIN_TYPE], scopes: domainScopes({ hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
-    : undefined
-  return await serveUntilSignalled('storage', domain, announce, logger, {
-    ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),
-    reloadTls: () => { const tls = security.reload(); if (tls !== undefined) domain.host.setTls(tls) },
-  })
+  return await serveDomain('storage', domain, values, { hosting, volume: domain.volume, scopes: declared, security }, logger)
 }

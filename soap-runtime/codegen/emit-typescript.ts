@@ -79,7 +79,7 @@ function faultCodeEnum (d: ServiceDescriptor): string | undefined {
 function isBatch (d: ServiceDescriptor, input: string): boolean {
   const fields = d.types[input]
   const inputs = new Set(Object.values(d.operations).map((o) => o.input))
-  return fields?.length === 1 && fields[0]!.type.kind === 'choice' && fields[0]!.type.elements.every((e) => e !== input && inputs.has(e))
+  return fields?.length === 1 && fields[0]!.type.kind === 'choice' && fields[0]!.type.elements.every((e) => inputs.has(e))
 }
 
 function emitImplementation (d: ServiceDescriptor, svc: string): string[] {

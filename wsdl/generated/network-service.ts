@@ -186,8 +186,8 @@ export type NetworkServiceImplementation = {
   Close: (input: Close, ctx: CallContext) => Promise<CloseResponse>
   /** Resolves a host name to its addresses, as the domain sees them. */
   ResolveHost: (input: ResolveHost, ctx: CallContext) => Promise<ResolveHostResponse>
-  /** Runs several operations in order in one message; each gets a result or a fault. */
-  Batch: (input: Batch, ctx: CallContext) => Promise<BatchResponse>
+  /** Runs several operations in order in one message; each gets a result or a fault. Optional: without it the host runs it over the other operations. */
+  Batch?: (input: Batch, ctx: CallContext) => Promise<BatchResponse>
   /** Describes the domain: identity, hosting, the kernel it runs on, and the destinations it admits. */
   GetDomainInfo: (input: GetDomainInfo, ctx: CallContext) => Promise<GetDomainInfoResponse>
 }
