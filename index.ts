@@ -5,7 +5,7 @@ export type { StorageHandler, StorageOp } from './frontend/handlers/storage-hand
 export { LocalHandler } from './frontend/handlers/local-handler.js'
 export { createStorageProxy, closeSharedProxies, type StorageProxyOptions } from './frontend/handlers/storage-proxy.js'
 export { startStorageDomain, type StorageDomain, type StorageDomainOptions } from './backend-storage/storage-domain.js'
-export { FaultInjection } from './backend-storage/fault-injection.js'
+export { FaultInjection } from './service-domain/fault-injection.js'
 export { MetaosError, ERRORS, FAULT_CODES, type ErrorCode, type FaultCode } from './soap-runtime/errors.js'
 export type { Invocation } from './soap-runtime/client.js'
 export type * as Storage from './wsdl/generated/storage-service.js'

@@ -3,7 +3,8 @@
 // JSON ready line, then wait for SIGTERM or SIGINT: say Bye first (clients stop choosing it), drain
 // in-flight calls, close, and return the exit code.
 import type { Logger } from 'pino'
-import { TargetService } from '../discovery/target-service.js'
+import type { TargetService } from '../discovery/target-service.js'
+import { announce, type Announcement } from '../service-domain/announcement.js'
 import { HostingValues, type Hosting } from '../wsdl/generated/storage-service.js'
 import { file, flag, httpUrl, text, uri, type OptionSpecs } from './options.js'
 import { hosting, interfaceName, listenEndpoint, logLevel, positive } from './option-kinds.js'
@@ -54,12 +55,6 @@ export interface RunningDomain {
   close: (graceMs?: number) => Promise<void>
 }
 
-export interface Announcement {
-  readonly types: readonly string[]
-  readonly scopes: readonly string[]
-  readonly interfaces?: readonly string[]
-}
-
 export interface ServeOptions {
   /** What the drain log line says beside the calls in flight. */
   readonly drainFacts?: () => object
@@ -69,7 +64,7 @@ export interface ServeOptions {
   readonly hypervisorBus?: string
 }
 
-export async function serveUntilSignalled (service: string, domain: RunningDomain, announce: Announcement | undefined, logger: Logger, o: ServeOptions = {}): Promise<number> {
+export async function serveUntilSignalled (service: string, domain: RunningDomain, announcement: Announcement | undefined, logger: Logger, o: ServeOptions = {}): Promise<number> {
   const drainFacts = o.drainFacts ?? (() => ({}))
   // The bus's calls are multiplexed over the port and reach the domain's own Unix socket, in this
   // process: no other process between the port and the service (vm/guest-bus.ts).
@@ -83,23 +78,7 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
       throw e
     }
   }
-  let target: TargetService | undefined
-  if (announce !== undefined) {
-    try {
-      target = new TargetService({
-        epr: domain.epr,
-        types: announce.types,
-        scopes: announce.scopes,
-        xaddrs: domain.endpoints,
-        ...(announce.interfaces === undefined ? {} : { interfaces: announce.interfaces }),
-        logger,
-      })
-      await target.start()
-    } catch (e) {
-      await domain.close(0)
-      throw e
-    }
-  }
+  const target: TargetService | undefined = announcement === undefined ? undefined : await announce(domain, announcement, logger)
   // `metrics` only when --metrics-listen was given: the line is otherwise exactly DESIGN.md §5's.
   process.stdout.write(JSON.stringify({ event: 'ready', service, endpoints: domain.endpoints, epr: domain.epr, ...(domain.metricsEndpoint === undefined ? {} : { metrics: domain.metricsEndpoint }) }) + '\n')
   await new Promise<void>((resolve) => {

@@ -8,7 +8,7 @@ import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/do
 import { DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
 import { parseOptions } from './options.js'
 import { allowRule, positive } from './option-kinds.js'
-import { domainScopes, NETWORK_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
+import { announcementOf } from '../service-domain/announcement.js'
 
 const HELP = `usage: metaos network [--listen URL]... [--name NAME] [--allow CIDR:PORTS]... [options]
 
@@ -80,7 +80,7 @@ export async function main (argv: string[]): Promise<number> {
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
   domain.metrics.includeProcessMetrics()
   const announce = values.announce === true
-    ? { types: [NETWORK_DOMAIN_TYPE], scopes: domainScopes({ hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: values.scope ?? [] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
+    ? announcementOf({ service: 'network', hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: values.scope ?? [], ...(values.interface === undefined ? {} : { interfaces: values.interface }) })
     : undefined
   return await serveUntilSignalled('network', domain, announce, logger, {
     drainFacts: () => domain.engine.stats,

@@ -6,8 +6,9 @@ import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/do
 import { DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
 import { number, parseOptions, text } from './options.js'
 import { positive } from './option-kinds.js'
-import { declaredScopes, domainScopes, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
-import { FaultInjection } from '../backend-storage/fault-injection.js'
+import { declaredScopes } from '../discovery/storage-announcement.js'
+import { announcementOf } from '../service-domain/announcement.js'
+import { FaultInjection } from '../service-domain/fault-injection.js'
 
 const HELP = `usage: metaos storage --root DIR [--listen URL]... [--name NAME] [--volume NAME] [options]
 
@@ -89,7 +90,7 @@ export async function main (argv: string[]): Promise<number> {
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
   domain.metrics.includeProcessMetrics()
   const announce = values.announce === true
-    ? { types: [STORAGE_DOMAIN_TYPE], scopes: domainScopes({ hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), extra: [...declared, ...(values.scope ?? [])] }), ...(values.interface === undefined ? {} : { interfaces: values.interface }) }
+    ? announcementOf({ service: 'storage', hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: [...declared, ...(values.scope ?? [])], ...(values.interface === undefined ? {} : { interfaces: values.interface }) })
     : undefined
   return await serveUntilSignalled('storage', domain, announce, logger, {
     ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),

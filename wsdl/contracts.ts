@@ -1,7 +1,11 @@
 // The contracts' own facts, beside the WSDL they come from: where each service is served and the
-// WSDL text itself (read once, on first use). Domains serve these; proxies and discovery use the paths.
+// WSDL text itself (read once, on first use), and what a host or an in-process runner needs of each
+// (descriptor, fault element and codes). Domains serve these; proxies and discovery use the paths.
 import { readFileSync } from 'node:fs'
+import type { ServiceDescriptor } from '../soap-runtime/descriptor.js'
 import { packageFile } from './package-root.js'
+import { StorageServiceDescriptor, StorageFaultCodes } from './generated/storage-service.js'
+import { NetworkServiceDescriptor, NetworkFaultCodes } from './generated/network-service.js'
 
 export const STORAGE_PATH = '/storage'
 export const NETWORK_PATH = '/network'
@@ -16,3 +20,22 @@ function wsdl (file: string): string {
 export const storageWsdl = (): string => wsdl('StorageService.wsdl')
 export const networkWsdl = (): string => wsdl('NetworkService.wsdl')
 export const performanceWsdl = (): string => wsdl('PerformanceService.wsdl')
+
+/** What serving or running a service in process needs of its contract, beside its implementation. */
+export interface ServiceContract {
+  readonly descriptor: ServiceDescriptor
+  /** HTTP path the service answers on. */
+  readonly path: string
+  readonly wsdl: () => string
+  /** The fault detail element, and the codes it admits (the WSDL's FaultCode enumeration). */
+  readonly faultElement: string
+  readonly faultCodes: readonly string[]
+  readonly timingHeader: string
+}
+
+export const STORAGE_CONTRACT: ServiceContract = {
+  descriptor: StorageServiceDescriptor, path: STORAGE_PATH, wsdl: storageWsdl, faultElement: 'StorageFault', faultCodes: StorageFaultCodes, timingHeader: 'ServiceTiming',
+}
+export const NETWORK_CONTRACT: ServiceContract = {
+  descriptor: NetworkServiceDescriptor, path: NETWORK_PATH, wsdl: networkWsdl, faultElement: 'NetworkFault', faultCodes: NetworkFaultCodes, timingHeader: 'ServiceTiming',
+}

@@ -14,7 +14,7 @@ import { PerformanceModule } from '../placement/performance-module.js'
 import { Dispatcher, type DispatcherOptions, type MoveEvent } from '../placement/dispatcher.js'
 import { Supervisor, type SupervisorOptions } from './supervisor.js'
 import type { StorageHandler } from '../handlers/storage-handler.js'
-import type { FaultFile } from '../../backend-storage/fault-injection.js'
+import type { FaultFile } from '../../service-domain/fault-injection.js'
 import { silentLogger } from '../../soap-runtime/logger.js'
 import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
 

@@ -11,7 +11,7 @@ import { createClient, type SoapClient } from '../../soap-runtime/client.js'
 import { createHttpTransport } from '../../soap-runtime/http-transport.js'
 import { ServiceHost } from '../../soap-runtime/service-host.js'
 import { silentLogger } from '../../soap-runtime/logger.js'
-import { PerformanceServiceDescriptor, type ExchangeTable, type PerformanceOperations } from '../../wsdl/generated/performance-service.js'
+import { PerformanceServiceDescriptor, type ExchangeTable, type PerformanceOperations, type PerformanceServiceImplementation } from '../../wsdl/generated/performance-service.js'
 import type { PerformanceMappingTable } from './pmt.js'
 import { DiscoveryClient } from '../../discovery/client.js'
 import { TargetService } from '../../discovery/target-service.js'
@@ -76,7 +76,7 @@ export class PmtExchange {
           this.#take(input)
           return { moduleId: this.#o.moduleId, row: mine }
         },
-      },
+      } satisfies PerformanceServiceImplementation,
       wsdl: performanceWsdl(),
       path: PERFORMANCE_PATH,
       faultElement: 'PerformanceFault',

@@ -1,0 +1,52 @@
+// How a domain says itself on WS-Discovery (DESIGN.md §4): its type (StorageDomain, NetworkDomain),
+// the scopes of what it is and where (kernel, hosting, host, runtime, volume, zone, and what it
+// declares), its endpoints as XAddrs; and the target service that says Hello and Bye and answers
+// Probe and Resolve for it.
+import type { Logger } from 'pino'
+import { TargetService } from '../discovery/target-service.js'
+import { domainScopes, NETWORK_DOMAIN_TYPE, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
+import type { Hosting } from '../wsdl/generated/storage-service.js'
+
+export interface Announcement {
+  readonly types: readonly string[]
+  readonly scopes: readonly string[]
+  readonly interfaces?: readonly string[]
+}
+
+export interface AnnouncedFacts {
+  readonly service: 'storage' | 'network'
+  readonly hosting: Hosting
+  readonly volume?: string
+  readonly zone?: string
+  /** Scopes it adds (declared SLA and costs, --scope). */
+  readonly scopes?: readonly string[]
+  /** Where to announce (interface names, or "all"; default lo only). */
+  readonly interfaces?: readonly string[]
+}
+
+export function announcementOf (f: AnnouncedFacts): Announcement {
+  return {
+    types: [f.service === 'storage' ? STORAGE_DOMAIN_TYPE : NETWORK_DOMAIN_TYPE],
+    scopes: domainScopes({ hosting: f.hosting, ...(f.volume === undefined ? {} : { volume: f.volume }), ...(f.zone === undefined ? {} : { zone: f.zone }), extra: f.scopes ?? [] }),
+    ...(f.interfaces === undefined ? {} : { interfaces: f.interfaces }),
+  }
+}
+
+/** Starts announcing a listening domain; if that fails, the domain is closed and the error thrown. Its stop() says Bye. */
+export async function announce (domain: { readonly epr: string, readonly endpoints: readonly string[], close: (graceMs?: number) => Promise<void> }, a: Announcement, logger: Logger): Promise<TargetService> {
+  const target = new TargetService({
+    epr: domain.epr,
+    types: a.types,
+    scopes: a.scopes,
+    xaddrs: domain.endpoints,
+    ...(a.interfaces === undefined ? {} : { interfaces: a.interfaces }),
+    logger,
+  })
+  try {
+    await target.start()
+  } catch (e) {
+    await domain.close(0)
+    throw e
+  }
+  return target
+}
