@@ -22,6 +22,7 @@ export const DOMAIN_OPTIONS = {
   name: { type: 'string' },
   announce: { type: 'boolean' },
   interface: { type: 'string', multiple: true },
+  'announce-hostname': { type: 'boolean' },
   zone: { type: 'string' },
   hosting: { type: 'string' },
   scope: { type: 'string', multiple: true },
@@ -65,6 +66,14 @@ export interface Announcement {
   readonly types: readonly string[]
   readonly scopes: readonly string[]
   readonly interfaces?: readonly string[]
+  /** `--announce-hostname`: listeners on 0.0.0.0 or [::] are announced under this name instead. */
+  readonly hostname?: string
+}
+
+/** An endpoint on a wildcard address (0.0.0.0, [::]) named `host` instead: what others can reach. */
+export function namedEndpoint (endpoint: string, host: string): string {
+  const m = /^(https?:\/\/)(0\.0\.0\.0|\[::\])(:\d+\/.*)$/.exec(endpoint)
+  return m === null ? endpoint : `${m[1]!}${host}${m[3]!}`
 }
 
 export interface ServeOptions {
@@ -96,7 +105,7 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
       epr: domain.epr,
       types: announce.types,
       scopes: announce.scopes,
-      xaddrs: domain.endpoints,
+      xaddrs: announce.hostname === undefined ? domain.endpoints : domain.endpoints.map((e) => namedEndpoint(e, announce.hostname!)),
       ...(announce.interfaces === undefined ? {} : { interfaces: announce.interfaces }),
       logger,
     })
