@@ -14,6 +14,8 @@
 # runc, docker) and the kernel's bridge, veth, vxlan and overlayfs. The kernel needs no IPVS: the
 # stack uses endpoint_mode dnsrr and host-mode ports (no routing mesh).
 set -euo pipefail
+# dockerd, ip and containerd live in sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 name=${METAOS_SWARM_NAME:-metaos-swarm}
 run_dir=${METAOS_SWARM_DIR:-/run/$name}
