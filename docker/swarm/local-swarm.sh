@@ -121,7 +121,13 @@ cmd_down () {
   # their processes; this catches any that reached this one.
   local m
   for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^($run_dir|$data_dir)(/|\$)" | sort -r); do umount -l "$m" 2>/dev/null || true; done
-  rm -rf "$run_dir" "$data_dir"
+  # Only what up made (the directories may be given by the caller and hold other things).
+  local dir
+  for dir in "$run_dir" "$data_dir"; do
+    [ -d "$dir" ] || continue
+    rm -rf "$dir"/node[0-9]* "$dir/shared" "$dir/images.tar" "$dir/.metaos-swarm"
+    rmdir "$dir" 2>/dev/null || true
+  done
   echo "{\"event\":\"down\",\"name\":\"$name\"}"
 }
 
@@ -230,6 +236,9 @@ cmd_up () {
     command -v "$c" >/dev/null 2>&1 || die "$c is missing (Debian: apt-get install iproute2 util-linux docker.io)"
   done
   [ -z "$(our_namespaces)" ] || die "swarm $name is already up (namespaces $(our_namespaces | tr '\n' ' ')): run down first, or set METAOS_SWARM_NAME"
+  for c in "$run_dir" "$data_dir"; do
+    if [ -e "$c/.metaos-swarm" ] || compgen -G "$c/node[0-9]*" >/dev/null; then die "$c holds an earlier swarm's leftovers: run down first"; fi
+  done
   up_done=0
   trap '[ "$up_done" = 1 ] || { say "up failed: removing what was made"; cmd_down >/dev/null; }' EXIT
 
@@ -242,6 +251,7 @@ cmd_up () {
   fi
 
   mkdir -p "$run_dir" "$data_dir"
+  touch "$run_dir/.metaos-swarm" "$data_dir/.metaos-swarm"
   ip netns add "$name-switch"
   ip -n "$name-switch" link set lo up
   ip -n "$name-switch" link add br0 type bridge
