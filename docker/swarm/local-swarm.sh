@@ -117,8 +117,8 @@ cmd_down () {
     case "$ns" in *-client) for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done ;; esac
     ip netns del "$ns" 2>/dev/null || true
   done
-  # The nodes' mounts live in their own mount namespaces (ip netns exec makes one), gone with
-  # their processes; this catches any that reached this one.
+  # The nodes' mounts live in their own mount namespaces, gone with their processes; this
+  # catches any that reached this one.
   local m
   for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^($run_dir|$data_dir)(/|\$)" | sort -r); do umount -l "$m" 2>/dev/null || true; done
   # Only what up made (the directories may be given by the caller and hold other things).
@@ -182,13 +182,16 @@ EOF
   setsid unshare --mount --propagation slave --uts bash "$self" _node-outer "$i" </dev/null >"$d/start.log" 2>&1 &
 }
 
-# `ip netns exec` mounts a sysfs of the namespace over /sys, hiding the cgroup mounts dockerd needs:
-# they are bind-mounted aside first, and moved back inside.
+# `ip netns exec` mounts a sysfs of the namespace over /sys, hiding what is mounted under /sys:
+# the cgroups dockerd needs, and securityfs (AppArmor, which dockerd looks for there). They are
+# bind-mounted aside first, and moved back inside.
+sys_mounts=(fs/cgroup kernel/security)
 node_outer () {
-  local i=$1 d
+  local i=$1 d m
   d=$(node_dir "$i")
-  mkdir -p "$d/cgroup"
-  mount --rbind /sys/fs/cgroup "$d/cgroup"
+  for m in "${sys_mounts[@]}"; do
+    if mountpoint -q "/sys/$m"; then mkdir -p "$d/sys/$m"; mount --rbind "/sys/$m" "$d/sys/$m"; fi
+  done
   hostname "node$i"
   exec ip netns exec "$(node_ns "$i")" bash "$self" _node-inner "$i"
 }
@@ -198,13 +201,18 @@ node_outer () {
 node_inner () {
   local i=$1 d
   d=$(node_dir "$i")
-  mount --move "$d/cgroup" /sys/fs/cgroup
+  local m
+  for m in "${sys_mounts[@]}"; do
+    if [ -d "$d/sys/$m" ] && mountpoint -q "$d/sys/$m"; then mount --move "$d/sys/$m" "/sys/$m"; fi
+  done
   containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
   for _ in $(seq 1 100); do [ -S "$d/containerd/containerd.sock" ] && break; sleep 0.1; done
-  # No registry: a task's image is the one loaded, never pulled.
+  # No registry: a task's image is the one loaded, never pulled. cgroupfs, whatever the host's
+  # default: the containers' cgroups are then under the node's parent, where kill-node finds them.
   DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 exec dockerd --config-file "$d/daemon.json" \
     --containerd "$d/containerd/containerd.sock" --data-root "$data_dir/node$i/docker" --exec-root "$d/exec" \
-    --pidfile "$d/docker.pid" -H "unix://$(node_sock "$i")" --cgroup-parent "/$(node_ns "$i")" >"$d/dockerd.log" 2>&1
+    --pidfile "$d/docker.pid" -H "unix://$(node_sock "$i")" \
+    --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/$(node_ns "$i")" >"$d/dockerd.log" 2>&1
 }
 
 wait_node () {
