@@ -22,6 +22,7 @@ export const DOMAIN_OPTIONS = {
   listen: { kind: listenEndpoint, multiple: true },
   name: { kind: text('a domain name') },
   announce: flag,
+  'announce-hostname': flag,
   interface: { kind: interfaceName, multiple: true },
   zone: { kind: text('a zone name') },
   hosting: { kind: hosting },

@@ -1,6 +1,7 @@
 // `metaos network`: runs one network domain in the foreground (DESIGN.md §5). Prints exactly one
 // JSON "ready" line on stdout; logs go to stderr. SIGTERM/SIGINT: Bye (when announced), drain
 // in-flight calls, close every socket, exit 0. A bad --allow rule is a usage error (exit 2).
+import { hostname } from 'node:os'
 import { startNetworkDomain } from '../backend-network/network-domain.js'
 import { LOOPBACK_ONLY } from '../security/allow-list.js'
 import { createLogger } from '../soap-runtime/logger.js'
@@ -25,6 +26,8 @@ SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
                            address is checked. Default: ${LOOPBACK_ONLY.join(' ')} (loopback only)
   --announce               announce with WS-Discovery (Hello/Bye, answers Probe/Resolve)
   --interface NAME         where to announce and listen (repeatable, or "all"; default: lo only)
+  --announce-hostname      with --announce: XAddrs name listeners on 0.0.0.0 or [::]
+                           by this host's name (a swarm task's hostname), not the wildcard
   --zone NAME              adds the scope metaos://zone/NAME
   --hosting KIND           process, container or vm: what runs this domain, said by GetDomainInfo
                            and the scope metaos://hosting/KIND (default process; the images of
@@ -80,7 +83,7 @@ export async function main (argv: string[]): Promise<number> {
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
   domain.metrics.includeProcessMetrics()
   const announce = values.announce === true
-    ? announcementOf({ service: 'network', hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: values.scope ?? [], ...(values.interface === undefined ? {} : { interfaces: values.interface }) })
+    ? announcementOf({ service: 'network', hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: values.scope ?? [], ...(values.interface === undefined ? {} : { interfaces: values.interface }), ...(values['announce-hostname'] === true ? { hostname: hostname() } : {}) })
     : undefined
   return await serveUntilSignalled('network', domain, announce, logger, {
     drainFacts: () => domain.engine.stats,

@@ -1,5 +1,6 @@
 // `metaos storage`: runs one storage domain in the foreground (DESIGN.md §5). Prints exactly one
 // JSON "ready" line on stdout; logs go to stderr. SIGTERM/SIGINT drain in-flight calls and exit 0.
+import { hostname } from 'node:os'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
@@ -23,6 +24,8 @@ Runs a storage service domain serving the files under DIR.
                           (default: derived from the root's real path)
   --announce              announce with WS-Discovery (Hello/Bye, answers Probe/Resolve)
   --interface NAME        where to announce and listen (repeatable, or "all"; default: lo only)
+  --announce-hostname     with --announce: XAddrs name listeners on 0.0.0.0 or [::]
+                          by this host's name (a swarm task's hostname), not the wildcard
   --zone NAME             adds the scope metaos://zone/NAME
   --hosting KIND          process, container or vm: what runs this domain, said by GetDomainInfo
                           and the scope metaos://hosting/KIND (default process; the images of
@@ -90,7 +93,7 @@ export async function main (argv: string[]): Promise<number> {
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
   domain.metrics.includeProcessMetrics()
   const announce = values.announce === true
-    ? announcementOf({ service: 'storage', hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: [...declared, ...(values.scope ?? [])], ...(values.interface === undefined ? {} : { interfaces: values.interface }) })
+    ? announcementOf({ service: 'storage', hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: [...declared, ...(values.scope ?? [])], ...(values.interface === undefined ? {} : { interfaces: values.interface }), ...(values['announce-hostname'] === true ? { hostname: hostname() } : {}) })
     : undefined
   return await serveUntilSignalled('storage', domain, announce, logger, {
     ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),

@@ -11,6 +11,8 @@ export interface Announcement {
   readonly types: readonly string[]
   readonly scopes: readonly string[]
   readonly interfaces?: readonly string[]
+  /** `--announce-hostname`: listeners on 0.0.0.0 or [::] are announced under this name instead. */
+  readonly hostname?: string
 }
 
 export interface AnnouncedFacts {
@@ -22,6 +24,14 @@ export interface AnnouncedFacts {
   readonly scopes?: readonly string[]
   /** Where to announce (interface names, or "all"; default lo only). */
   readonly interfaces?: readonly string[]
+  /** Announce listeners on a wildcard address under this name (a swarm task's hostname). */
+  readonly hostname?: string
+}
+
+/** An endpoint on a wildcard address (0.0.0.0, [::]) named `host` instead: what others can reach. */
+export function namedEndpoint (endpoint: string, host: string): string {
+  const m = /^(https?:\/\/)(0\.0\.0\.0|\[::\])(:\d+\/.*)$/.exec(endpoint)
+  return m === null ? endpoint : `${m[1]!}${host}${m[3]!}`
 }
 
 export function announcementOf (f: AnnouncedFacts): Announcement {
@@ -29,6 +39,7 @@ export function announcementOf (f: AnnouncedFacts): Announcement {
     types: [f.service === 'storage' ? STORAGE_DOMAIN_TYPE : NETWORK_DOMAIN_TYPE],
     scopes: domainScopes({ hosting: f.hosting, ...(f.volume === undefined ? {} : { volume: f.volume }), ...(f.zone === undefined ? {} : { zone: f.zone }), extra: f.scopes ?? [] }),
     ...(f.interfaces === undefined ? {} : { interfaces: f.interfaces }),
+    ...(f.hostname === undefined ? {} : { hostname: f.hostname }),
   }
 }
 
@@ -38,7 +49,7 @@ export async function announce (domain: { readonly epr: string, readonly endpoin
     epr: domain.epr,
     types: a.types,
     scopes: a.scopes,
-    xaddrs: domain.endpoints,
+    xaddrs: a.hostname === undefined ? domain.endpoints : domain.endpoints.map((e) => namedEndpoint(e, a.hostname!)),
     ...(a.interfaces === undefined ? {} : { interfaces: a.interfaces }),
     logger,
   })
