@@ -3,9 +3,11 @@
 
 export interface CommandModule { main: (argv: string[]) => Promise<number> }
 
-export const COMMANDS: Record<string, { summary: string, load: () => Promise<CommandModule> }> = {
-  storage: { summary: 'run a storage domain in the foreground', load: async () => await import('./storage-command.js') },
-  network: { summary: 'run a network domain in the foreground', load: async () => await import('./network-command.js') },
+// A domain command (`domain: true`) that fails prints an error line on stdout, where its spawner
+// waits for the ready line, carrying the failure's code (domains/domain-process.ts).
+export const COMMANDS: Record<string, { summary: string, domain?: true, load: () => Promise<CommandModule> }> = {
+  storage: { summary: 'run a storage domain in the foreground', domain: true, load: async () => await import('./storage-command.js') },
+  network: { summary: 'run a network domain in the foreground', domain: true, load: async () => await import('./network-command.js') },
   discover: { summary: 'find domains with WS-Discovery', load: async () => await import('./discover-command.js') },
   'discovery-proxy': { summary: 'run a WS-Discovery discovery proxy (managed mode)', load: async () => await import('./discovery-proxy-command.js') },
   pmt: { summary: 'measure discovered domains and print the Performance Mapping Table', load: async () => await import('./pmt-command.js') },

@@ -24,11 +24,18 @@ if (entry === undefined) {
 }
 try {
   process.exitCode = await (await entry.load()).main(rest)
-} catch (e) {
-  if (e instanceof UsageError) {
-    process.stderr.write(`metaos ${e.command ?? cmd!}: ${e.message}\n`)
+} catch (caught) {
+  if (caught instanceof UsageError) {
+    process.stderr.write(`metaos ${caught.command ?? cmd!}: ${caught.message}\n`)
     process.exitCode = 2
   } else {
+    let e = caught
+    if (entry.domain === true) {
+      const { errorLine, startFailure } = await import('../domains/domain-process.js')
+      e = startFailure(caught)
+      const line = errorLine(cmd!, e)
+      if (line !== undefined) process.stdout.write(line)
+    }
     process.stderr.write(`metaos ${cmd!}: ${e instanceof MetaosError ? `${e.code}: ${e.message}` : (e as Error).stack ?? String(e)}\n`)
     process.exitCode = 1
   }

@@ -27,7 +27,7 @@ import type { DomainLimits, LimitsOutcome } from './cgroup-limits.js'
 import type { DomainDriver, DomainExit, DomainInstance, DomainSpec } from './driver.js'
 import { defaultVolume } from '../service-domain/identity.js'
 import { formatEndpoint, parseEndpoint } from '../soap-runtime/endpoint.js'
-import { MetaosError } from '../soap-runtime/errors.js'
+import { ERRORS, MetaosError, type ErrorCode } from '../soap-runtime/errors.js'
 import { silentLogger } from '../soap-runtime/logger.js'
 
 type Service = 'storage' | 'network'
@@ -94,15 +94,16 @@ export class ContainerDriver implements DomainDriver {
     this.#hostname = options.hostname ?? hostName()
   }
 
-  /** Runs the docker CLI; its stderr becomes the error (EADDRINUSE added for a taken port, which the manager's restart understands). */
+  /** Runs the docker CLI; its stderr becomes the error: ADDRESS_IN_USE for a taken port (which the manager's restart understands), else TRANSPORT_ERROR. */
   async docker (args: readonly string[], timeoutMs = 60_000): Promise<string> {
     return await new Promise((resolve, reject) => {
       execFile(this.#docker, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
         if (err === null) { resolve(stdout.trim()); return }
         // One line: without the CLI's "docker: " prefix and its "Run 'docker … --help'" hint.
         const text = (stderr.trim() || err.message).split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Run \'docker')).map((l) => l.replace(/^docker: /, '').trim()).join(' ').slice(-2000)
-        const taken = /port is already allocated|address already in use/i.test(text) ? ' (EADDRINUSE)' : ''
-        reject(new MetaosError('TRANSPORT_ERROR', `docker ${args[0] ?? ''}: ${text}${taken}`, { cause: err }))
+        // The docker CLI's words are all there is to tell a taken port by; from here on it travels as a code.
+        const taken = /port is already allocated|address already in use/i.test(text)
+        reject(new MetaosError(taken ? 'ADDRESS_IN_USE' : 'TRANSPORT_ERROR', `docker ${args[0] ?? ''}: ${text}`, { cause: err }))
       })
     })
   }
@@ -126,7 +127,7 @@ export class ContainerDriver implements DomainDriver {
       if (asked !== undefined) limits = asked.outcome
     } catch (e) {
       // What the host forbids (a limit out of range) is an outcome: the domain runs without limits.
-      if (asked === undefined || asked.args.length === 0 || /EADDRINUSE|No such image|Conflict|Unable to find image/.test((e as Error).message)) throw e
+      if (asked === undefined || asked.args.length === 0 || (e as MetaosError).code === 'ADDRESS_IN_USE' || /No such image|Conflict|Unable to find image/.test((e as Error).message)) throw e
       await this.docker(['rm', '-f', '-v', name]).catch(() => {})
       await this.docker([...base, ...image])
       limits = { applied: false, mechanism: mechanism(facts), reason: (e as Error).message }
@@ -260,9 +261,11 @@ export class ContainerDriver implements DomainDriver {
       return await new Promise((resolve, reject) => {
         timer = setTimeout(() => { reject(new MetaosError('TIMED_OUT', `container ${name} did not get ready within ${timeoutMs} ms: ${stderr.slice(-2000)}`)) }, timeoutMs)
         lines.on('line', (line) => {
-          let r: { event?: string, endpoints?: string[], epr?: string }
+          let r: { event?: string, endpoints?: string[], epr?: string, code?: string, message?: string }
           try { r = JSON.parse(line) as typeof r } catch { return }
           if (r.event === 'ready' && typeof r.epr === 'string' && Array.isArray(r.endpoints)) resolve({ endpoints: r.endpoints, epr: r.epr })
+          // The domain could not start (its error line, domains/domain-process.ts): its code.
+          if (r.event === 'error' && typeof r.code === 'string' && Object.hasOwn(ERRORS, r.code)) reject(new MetaosError(r.code as ErrorCode, `container ${name} could not start the domain: ${r.message ?? ''}`))
         })
         logs.once('error', (e) => { reject(new MetaosError('TRANSPORT_ERROR', `docker logs: ${e.message}`, { cause: e })) })
         void exited.then((x) => { reject(new MetaosError('TRANSPORT_ERROR', `container ${name} exited with ${x.signal ?? String(x.code)} before it was ready: ${stderr.slice(-2000)}`)) })

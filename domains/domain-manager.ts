@@ -165,7 +165,7 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
         return await this.#launch(e.spec, listen)
       } catch (err) {
         // Another process took the port meanwhile: come back on a new one rather than not at all.
-        if (!/EADDRINUSE/.test(String((err as Error).message)) || listen.every((l, i) => l === e.spec.listen[i])) throw err
+        if (!(err instanceof MetaosError && err.code === 'ADDRESS_IN_USE') || listen.every((l, i) => l === e.spec.listen[i])) throw err
         this.#logger.warn({ domain: name, listen }, 'its port was taken meanwhile: restarting on a new one')
         return await this.#launch(e.spec)
       }

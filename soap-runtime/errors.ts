@@ -28,7 +28,7 @@ export const ERRORS = {
   CONNECTION_RESET: { side: 'Receiver', description: 'The peer reset the connection (ECONNRESET, EPIPE); what was not yet received is lost, as with a local socket.' },
   HOST_UNREACHABLE: { side: 'Receiver', description: 'No route to the destination (EHOSTUNREACH, ENETUNREACH).' },
   NAME_NOT_RESOLVED: { side: 'Sender', description: 'The host name does not resolve (ENOTFOUND) as the domain sees it.' },
-  ADDRESS_IN_USE: { side: 'Sender', description: 'Listen on an address and port something already listens on (EADDRINUSE).' },
+  ADDRESS_IN_USE: { side: 'Sender', description: 'Listen on an address and port something already listens on (EADDRINUSE): a network domain\'s Listen, or a domain started on a port already taken (spawnDomain, the DomainManager, `metaos up`).' },
   DESTINATION_NOT_ALLOWED: { side: 'Sender', description: 'The domain\'s allow-list does not admit this destination (or listening address): the domain is not an open proxy.' },
   // Frontend-side codes: raised in the application's process, never sent by a domain.
   TRANSPORT_ERROR: { side: 'Receiver', description: 'The frontend could not reach the domain or lost the connection (ECONNREFUSED, ENOENT on a socket, a reset); the message carries the system error.' },

@@ -1,4 +1,4 @@
-// `metaos storage` as a real process (DESIGN.md §2, §5): the ready line and nothing else on stdout,
+// `metaos storage` as a real process (DESIGN.md §2, §5): the ready line and nothing else on stdout (or the error line with its code when it cannot start),
 // the stable EPR, `?wsdl` following the address it was asked on, draining on SIGTERM with calls in
 // flight, --help and the errors of the command line, live and stale Unix sockets, GetDomainInfo.
 // Runs the compiled CLI (dist/, built by `npm test`'s pretest).
@@ -343,7 +343,7 @@ t.test('--help, usage errors and bad roots', async (t) => {
   t.not(missing.code, 0, 'missing root → non-zero exit')
   t.equal(missing.signal, null)
   t.match(missing.stderr, /FILE_NOT_FOUND/)
-  t.equal(missing.stdout, '', 'no ready line')
+  t.match(JSON.parse(missing.stdout), { event: 'error', service: 'storage', code: 'FILE_NOT_FOUND' }, 'no ready line: the error line, with the code')
 
   const badValue = await runCli(t, ['storage', '--root', root, '--idle-handle-ms', 'soon'])
   t.equal(badValue.code, 2, 'a bad number → exit 2')
@@ -363,7 +363,7 @@ t.test('Unix sockets: a live domain\'s socket is refused, a stale one is replace
   const second = await runCli(t, ['storage', '--root', root, '--name', 'second', '--listen', `unix:${sock}`])
   t.not(second.code, 0, 'a socket another live domain listens on → non-zero exit')
   t.match(second.stderr, /ALREADY_EXISTS|listening/)
-  t.equal(second.stdout, '', 'no ready line')
+  t.match(JSON.parse(second.stdout), { event: 'error', code: 'ALREADY_EXISTS' }, 'no ready line: the error line, with the code')
   t.ok(lstatSync(sock).isSocket(), 'the live domain keeps its socket')
   const info = await proxy(t, live.ready.endpoints[0]!).invoke('GetDomainInfo', {})
   t.equal(info.output.domainId, live.ready.epr, 'and keeps serving on it')

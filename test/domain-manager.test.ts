@@ -3,7 +3,7 @@
 // the kernel shows the process stopped) and resume, restart (same EPR, new pid), clone (new EPR,
 // same volume and files), a kill from outside reported as 'exited', the errors of bad names,
 // cgroup limits where the host allows them (under CI they must apply), and resize (limits changed in place, running or paused,
-// kept for the restart). Runs the compiled CLI (dist/, built by `npm test`).
+// kept for the restart), a port already taken (ADDRESS_IN_USE). Runs the compiled CLI (dist/, built by `npm test`).
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
@@ -286,6 +286,22 @@ t.test('a restart comes back on its port, or on a new one when another process t
   t.not(moved.endpoints[0], a.endpoints[0], `the port was taken: a new one (${moved.endpoints[0]})`)
   t.equal(moved.epr, a.epr, 'the same EPR')
   t.equal((await proxy(moved.endpoints[0]!).invoke('GetDomainInfo', {})).output.domainId, a.epr, 'serving')
+})
+
+t.test('a domain started on a port already taken: ADDRESS_IN_USE, from the child\'s error line', async (t) => {
+  const { manager, root } = setup(t)
+  const { createServer } = await import('node:net')
+  const { spawnDomain } = await import('../domains/domain-process.js')
+  const squatter = createServer()
+  await new Promise<void>((resolve) => { squatter.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { squatter.close() })
+  const listen = `http://127.0.0.1:${(squatter.address() as { port: number }).port}`
+  await t.rejects(spawnDomain(['storage', '--root', root, '--listen', listen]), { code: 'ADDRESS_IN_USE' }, 'spawnDomain, storage')
+  await t.rejects(spawnDomain(['network', '--listen', listen]), { code: 'ADDRESS_IN_USE' }, 'spawnDomain, network')
+  const err = await manager.start({ name: 'taken', root, listen: [listen] }).catch((e: unknown) => e)
+  t.ok(err instanceof MetaosError, 'the manager gives a MetaosError')
+  t.equal((err as MetaosError).code, 'ADDRESS_IN_USE', 'with the code')
+  t.same(await manager.list(), [], 'and keeps no domain')
 })
 
 t.test('network domains are managed the same way', async (t) => {

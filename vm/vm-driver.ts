@@ -156,9 +156,10 @@ export class VmDriver implements DomainDriver {
     })
     const failed = (why: string): MetaosError => {
       const tail = console.replace(/\r/g, '').split('\n').filter((l) => l.trim() !== '').slice(-15).join('\n')
-      // QEMU says "Could not set up host forwarding rule" for a taken port: the manager's restart retries on another.
-      const taken = /host forwarding rule|Address already in use/i.test(tail) ? ' (EADDRINUSE)' : ''
-      return new MetaosError('TRANSPORT_ERROR', `VM domain ${spec.name}: ${why}${taken}\n${tail}`)
+      // QEMU says "Could not set up host forwarding rule" for a taken port (its words are all there is
+      // to tell it by): ADDRESS_IN_USE, and the manager's restart retries on another port.
+      const taken = /host forwarding rule|Address already in use/i.test(tail)
+      return new MetaosError(taken ? 'ADDRESS_IN_USE' : 'TRANSPORT_ERROR', `VM domain ${spec.name}: ${why}\n${tail}`)
     }
 
     let qmp: QmpClient | undefined

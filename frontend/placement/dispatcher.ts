@@ -15,15 +15,16 @@
 // `migrate()` moves a stream the same way on purpose (the supervisor's proactive move).
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import { withDeadline } from './deadline.js'
-import { MetaosError, type ErrorCode } from '../../soap-runtime/errors.js'
+import { MetaosError } from '../../soap-runtime/errors.js'
 import type { Invocation } from '../../soap-runtime/client.js'
 import type { StorageOperations } from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
-import type { DomainState, PerformanceMappingTable } from './pmt.js'
+import type { PerformanceMappingTable } from './pmt.js'
 import { AffinityTable, type StreamEntry } from './affinity-table.js'
 import type { SyscallContext } from './rules-engine.js'
-import { place, type Placement, type PlacementOptions } from './placement.js'
+import type { Placement, PlacementOptions } from './placement.js'
+import { DispatchCore, lastFailure, remember, type SuspectEvent } from './dispatch-core.js'
+import { advance, bytesMoved, reopening, streamOf, withHandle } from './stream-calls.js'
 
 export type { Placement } from './placement.js'
 
@@ -72,56 +73,75 @@ export interface MoveEvent {
 export interface DispatcherEvents {
   moved: [MoveEvent]
   /** A domain the dispatcher saw fail: marked suspect in the PMT. */
-  suspect: [{ readonly epr: string, readonly reason: string, readonly op: string }]
+  suspect: [SuspectEvent]
 }
 
-/** Failures that say the domain, not the request, is at fault: the call can be replayed elsewhere. */
-const DOMAIN_FAILURES = new Set<ErrorCode>(['TRANSPORT_ERROR', 'TIMED_OUT', 'DOMAIN_DRAINING', 'PROTOCOL_ERROR'])
-
-type BatchOp = StorageOperations['Batch']['input']['op'][number]
+type Call<K extends StorageOp> = Promise<Invocation<StorageOperations[K]['output']>>
 
 export class Dispatcher extends EventEmitter<DispatcherEvents> implements StorageHandler {
   readonly destination = 'dispatcher'
   readonly affinity = new AffinityTable()
-  readonly #pmt: PerformanceMappingTable
-  readonly #handlers: ReadonlyMap<string, StorageHandler>
   /** Placements made, by domain (for measurements and `metaos status`). */
-  readonly placements = new Map<string, number>()
+  readonly placements: Map<string, number>
   /** Every move made, most recent last (bounded). */
   readonly moves: MoveEvent[] = []
   /** The latest placements made, with the rules that fired, most recent last (bounded: `metaos status`, the dashboard). */
   readonly placed: PlacementRecord[] = []
+  readonly #pmt: PerformanceMappingTable
+  readonly #core: DispatchCore<StorageOperations>
   readonly #o: DispatcherOptions
 
   constructor (pmt: PerformanceMappingTable, handlers: ReadonlyMap<string, StorageHandler>, options: DispatcherOptions = {}) {
     super()
     this.#pmt = pmt
-    this.#handlers = handlers
     this.#o = options
+    this.#core = new DispatchCore<StorageOperations>(pmt, handlers, {
+      placement: options,
+      what: 'storage domain',
+      callee: 'domain',
+      maxAttempts: options.maxAttempts ?? 4,
+      failover: options.failover !== false,
+      faultsAreTheDestinations: false,
+      markFrom: ['healthy', 'suspect'],
+      onSuspect: (ev) => { this.emit('suspect', ev) },
+    })
+    this.placements = this.#core.placements
   }
 
   /** Which domain a syscall (a new stream, or a path operation) would go to, and why. */
   place (ctx: SyscallContext = { op: 'Open' }, exclude: ReadonlySet<string> = new Set(), volume = this.#o.volume, lastResort = false): Placement {
-    return place(this.#pmt, { ctx, eligible: (epr) => this.#handlers.has(epr), exclude, volume, lastResort, what: 'storage domain' }, this.#o)
+    return this.#core.place(ctx, exclude, volume, lastResort)
   }
 
-  async invoke<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {
-    if (op === 'Open') return await this.open(input as StorageOperations['Open']['input']) as Invocation<StorageOperations[K]['output']>
-    const id = (input as { handle?: string }).handle ?? (op === 'Batch' ? batchHandle(input as StorageOperations['Batch']['input']) : undefined)
-    if (id !== undefined) {
-      const s = this.affinity.get(id)
-      if (s === undefined) throw new MetaosError('INVALID_HANDLE', 'this stream was not opened through the dispatcher, or is closed')
-      return await this.#serialized(s, async () => {
-        if (op === 'SetLength') await this.#resize(s, (input as StorageOperations['SetLength']['input']).length)
-        return await this.#streamCall(s, op, input)
-      })
-    }
-    return await this.#pathCall(op, input)
+  async invoke<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Call<K> {
+    if (op === 'Open') return await this.open(input as StorageOperations['Open']['input']) as Awaited<Call<K>>
+    const id = streamOf(op, input)
+    if (id === undefined) return await this.#pathCall(op, input)
+    const s = this.affinity.get(id)
+    if (s === undefined) throw new MetaosError('INVALID_HANDLE', 'this stream was not opened through the dispatcher, or is closed')
+    return await this.#serialized(s, async () => {
+      if (op === 'SetLength') await this.#resize(s, (input as StorageOperations['SetLength']['input']).length)
+      return await this.#streamCall(s, op, input)
+    })
   }
 
   /** Opens a stream placed as a stream of `bytes` (its expected size: the rules' minBytes/maxBytes, the score's cost per MB). */
-  async open (input: StorageOperations['Open']['input'], bytes?: number): Promise<Invocation<StorageOperations['Open']['output']>> {
-    return await this.#open(input, bytes)
+  async open (input: StorageOperations['Open']['input'], bytes?: number): Call<'Open'> {
+    const ctx: SyscallContext = { op: 'Open', path: input.path, ...(bytes === undefined ? {} : { bytes }) }
+    const r = await this.#core.inTurn({
+      op: 'Open',
+      choose: (tried) => this.#choose('place', ctx, tried),
+      run: async (epr) => {
+        const inv = await this.#on(epr, 'Open', input)
+        const id = `vh:${randomBytes(18).toString('base64url')}`
+        const volume = this.#pmt.row(epr)?.identity.volume ?? this.#o.volume ?? ''
+        this.affinity.add({ id, path: input.path, access: input.access ?? 'ReadWrite', share: input.share ?? 'Read', volume, epr, real: inv.output.handle, position: inv.output.position, ...(bytes === undefined ? {} : { bytes }) })
+        this.#core.placed(epr)
+        return { ...inv, output: { ...inv.output, handle: id } }
+      },
+    })
+    if (r.ok) return r.value
+    throw this.#unavailable(input.path, r.last)
   }
 
   /** Moves an open stream to another domain of its volume (the best usable one unless `to` is given); resolves when it is there. */
@@ -159,8 +179,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   }
 
   #record (kind: PlacementRecord['kind'], ctx: SyscallContext, p: Placement): string {
-    this.placed.push({ at: Date.now(), op: ctx.op, ...(ctx.path === undefined ? {} : { path: ctx.path }), kind, chosen: p.chosen, fired: p.fired, ranking: p.ranking })
-    if (this.placed.length > 200) this.placed.splice(0, this.placed.length - 200)
+    remember(this.placed, { at: Date.now(), op: ctx.op, ...(ctx.path === undefined ? {} : { path: ctx.path }), kind, chosen: p.chosen, fired: p.fired, ranking: p.ranking }, 200)
     return p.chosen
   }
 
@@ -178,7 +197,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     try { p = this.place(ctx, new Set(), s.volume) } catch { return }
     if (p.ranking.find((r) => r.epr === s.epr)?.tier === p.ranking[0]!.tier) return
     const [t0, from] = [performance.now(), s.epr]
-    try { await this.#reopen(s, p.chosen) } catch (e) { if (this.#failed(e)) this.#suspect(p.chosen, e.code, 'Open'); return }
+    try { await this.#reopen(s, p.chosen) } catch (e) { if (this.#core.domainFailed(e)) this.#core.suspect(p.chosen, e.code, 'Open'); return }
     this.#record('migration', ctx, p)
     this.#moved(s, from, 'migration', `size ${length} B (SetLength before the first write)`, 'SetLength', t0)
   }
@@ -189,114 +208,64 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     return await run
   }
 
-  #deadline (op: string, input: unknown): number {
-    let bytes = 0
-    if (op === 'Write') bytes = (input as StorageOperations['Write']['input']).data.length
-    else if (op === 'Read') bytes = (input as StorageOperations['Read']['input']).count
-    else if (op === 'Batch') for (const o of (input as StorageOperations['Batch']['input']).op) bytes += 'Write' in o ? o.Write.data.length : 'Read' in o ? o.Read.count : 0
-    return (this.#o.hangMs ?? 1000) + bytes / 8192
-  }
-
-  /** One call on one domain, with the hang deadline (when failover is on). */
-  async #on<K extends StorageOp> (epr: string, op: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {
-    const h = this.#handlers.get(epr)
-    if (h === undefined) throw new MetaosError('TRANSPORT_ERROR', `domain ${epr} is gone`)
-    const call = h.invoke(op, input)
-    if (this.#o.failover === false) return await call
-    const ms = this.#deadline(op, input)
-    return await withDeadline(call, ms, () => new MetaosError('TIMED_OUT', `domain ${epr} did not answer ${op} within ${Math.round(ms)} ms (hang)`))
-  }
-
-  #failed (e: unknown): e is MetaosError {
-    return this.#o.failover !== false && e instanceof MetaosError && DOMAIN_FAILURES.has(e.code)
-  }
-
-  #suspect (epr: string, reason: string, op: string): void {
-    const state: DomainState = reason === 'DOMAIN_DRAINING' ? 'draining' : 'suspect'
-    const row = this.#pmt.row(epr)
-    if (row !== undefined && row.state !== 'isolated' && row.state !== 'draining') this.#pmt.setState(epr, state)
-    this.emit('suspect', { epr, reason, op })
+  /** One call on one domain, with the hang deadline when failover is on (1 ms more per 8 KiB moved). */
+  async #on<K extends StorageOp> (epr: string, op: K, input: StorageOperations[K]['input']): Call<K> {
+    const ms = this.#core.failover ? (this.#o.hangMs ?? 1000) + bytesMoved(op, input) / 8192 : undefined
+    return await this.#core.call(epr, op, input, ms)
   }
 
   #unavailable (path: string, last: unknown, volume = this.#o.volume ?? 'of the stream'): MetaosError {
-    const why = last instanceof Error ? last.message : String(last)
-    return new MetaosError('VOLUME_UNAVAILABLE', `${path}: no domain of volume ${volume} could serve the stream (last failure: ${why}); everything acknowledged before is on the volume`, { cause: last })
+    return new MetaosError('VOLUME_UNAVAILABLE', `${path}: no domain of volume ${volume} could serve the stream (last failure: ${lastFailure(last)}); everything acknowledged before is on the volume`, { cause: last })
   }
 
-  async #open (input: StorageOperations['Open']['input'], bytes: number | undefined): Promise<Invocation<StorageOperations['Open']['output']>> {
-    const tried = new Set<string>()
-    let last: unknown
-    for (let attempt = 0; attempt < (this.#o.maxAttempts ?? 4); attempt++) {
-      let chosen: string
-      try { chosen = this.#choose('place', { op: 'Open', path: input.path, ...(bytes === undefined ? {} : { bytes }) }, tried) } catch (e) { if (tried.size === 0) throw e; break }
-      try {
-        const inv = await this.#on(chosen, 'Open', input)
-        const id = `vh:${randomBytes(18).toString('base64url')}`
-        const volume = this.#pmt.row(chosen)?.identity.volume ?? this.#o.volume ?? ''
-        this.affinity.add({ id, path: input.path, access: input.access ?? 'ReadWrite', share: input.share ?? 'Read', volume, epr: chosen, real: inv.output.handle, position: inv.output.position, ...(bytes === undefined ? {} : { bytes }) })
-        this.placements.set(chosen, (this.placements.get(chosen) ?? 0) + 1)
-        return { ...inv, output: { ...inv.output, handle: id } }
-      } catch (e) {
-        if (!this.#failed(e)) throw e
-        last = e
-        tried.add(chosen)
-        this.#suspect(chosen, e.code, 'Open')
-      }
-    }
-    throw this.#unavailable(input.path, last)
-  }
-
-  async #pathCall<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {
+  async #pathCall<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Call<K> {
     if (op === 'Batch' && (input as StorageOperations['Batch']['input']).op.some((o) => 'Open' in o)) {
       throw new MetaosError('NOT_SUPPORTED', 'Open inside a Batch cannot be placed by the dispatcher: open streams with Open')
     }
     const path = (input as { path?: string }).path
-    const tried = new Set<string>()
-    let last: unknown
-    for (let attempt = 0; attempt < (this.#o.maxAttempts ?? 4); attempt++) {
-      let chosen: string
-      try { chosen = this.#choose('place', { op, ...(path === undefined ? {} : { path }) }, tried) } catch (e) { if (tried.size === 0) throw e; break }
-      try {
-        return await this.#on(chosen, op, input)
-      } catch (e) {
-        // A Delete replayed after a failure may find its work done: the file is gone, as asked.
-        if (op === 'Delete' && tried.size > 0 && e instanceof MetaosError && e.code === 'FILE_NOT_FOUND') return { output: {} as StorageOperations[K]['output'], serviceMicros: undefined, totalMicros: 0 }
-        if (!this.#failed(e)) throw e
-        last = e
-        tried.add(chosen)
-        this.#suspect(chosen, e.code, op)
-      }
-    }
-    throw this.#unavailable(path ?? op, last)
+    const r = await this.#core.inTurn({
+      op,
+      choose: (tried) => this.#choose('place', { op, ...(path === undefined ? {} : { path }) }, tried),
+      run: async (epr, replay) => {
+        try {
+          return await this.#on(epr, op, input)
+        } catch (e) {
+          // A Delete replayed after a failure may find its work done: the file is gone, as asked.
+          if (op === 'Delete' && replay && e instanceof MetaosError && e.code === 'FILE_NOT_FOUND') return { output: {} as StorageOperations[K]['output'], serviceMicros: undefined, totalMicros: 0 }
+          throw e
+        }
+      },
+    })
+    if (r.ok) return r.value
+    throw this.#unavailable(path ?? op, r.last)
   }
 
-  async #streamCall<K extends StorageOp> (s: StreamEntry, op: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {
+  /** A call on an open stream: on its domain; when that fails, the stream moves to another (#failover) and the call is replayed there. */
+  async #streamCall<K extends StorageOp> (s: StreamEntry, op: K, input: StorageOperations[K]['input']): Call<K> {
     if (this.affinity.get(s.id) === undefined) throw new MetaosError('INVALID_HANDLE', 'the stream is closed')
     const t0 = performance.now()
     const tried = new Set<string>()
     let last: unknown
     let failedOn: string | undefined
-    let reason = ''
     for (let attempt = 0; attempt < (this.#o.maxAttempts ?? 4); attempt++) {
       try {
         const inv = await this.#on(s.epr, op, withHandle(op, input, s.real))
-        this.#advance(s, op, input, inv.output)
+        advance(s, op, input, inv.output)
         if (op === 'Close') this.affinity.release(s.id)
-        if (failedOn !== undefined) this.#moved(s, failedOn, 'failover', reason, op, t0)
+        if (failedOn !== undefined) this.#moved(s, failedOn, 'failover', (last as MetaosError).code, op, t0)
         return inv
       } catch (e) {
         // A restarted domain lost its handles: reopen (on it or another) and replay.
-        const lostHandle = e instanceof MetaosError && e.code === 'INVALID_HANDLE' && this.#o.failover !== false
-        if (!this.#failed(e) && !lostHandle) throw e
+        const lostHandle = this.#core.failover && e instanceof MetaosError && e.code === 'INVALID_HANDLE'
+        if (!this.#core.domainFailed(e) && !lostHandle) throw e
         last = e
         failedOn ??= s.epr
-        reason = (e as MetaosError).code
         if (op === 'Close') {
           // Closing on a failed domain: the handle died with it, and everything acknowledged is on the volume.
           this.affinity.release(s.id)
           return { output: {} as StorageOperations[K]['output'], serviceMicros: undefined, totalMicros: Math.round((performance.now() - t0) * 1000) }
         }
-        if (!lostHandle) { tried.add(s.epr); this.#suspect(s.epr, reason, op) }
+        if (!lostHandle) { tried.add(s.epr); this.#core.suspect(s.epr, e.code, op) }
         if (!(await this.#failover(s, tried))) break
       }
     }
@@ -305,18 +274,15 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
 
   /** Reopens a stream on the best domain not tried yet; false when none is left. */
   async #failover (s: StreamEntry, tried: Set<string>): Promise<boolean> {
-    for (;;) {
-      let target: string
-      try { target = this.#choose('failover', reopening(s), tried, s.volume, true) } catch { return false }
-      try {
-        await this.#reopen(s, target)
-        return true
-      } catch (e) {
-        if (!this.#failed(e)) throw e
-        tried.add(target)
-        this.#suspect(target, e.code, 'Open')
-      }
-    }
+    const r = await this.#core.inTurn({
+      op: 'Open',
+      tried,
+      attempts: Infinity,
+      throwIfNone: false,
+      choose: (t) => this.#choose('failover', reopening(s), t, s.volume, true),
+      run: async (target) => { await this.#reopen(s, target) },
+    })
+    return r.ok
   }
 
   /** Opens the stream's file on `target` at the acknowledged position and makes it the stream's domain; the old handle is closed in the background. */
@@ -332,64 +298,15 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     s.epr = target
     s.real = opened.output.handle
     s.moves++
-    this.placements.set(target, (this.placements.get(target) ?? 0) + 1)
+    this.#core.placed(target)
     // The old domain may be dead or hung: its handle is released when (if) it answers.
-    if (oldEpr !== target || oldReal !== s.real) void this.#handlers.get(oldEpr)?.invoke('Close', { handle: oldReal }).catch(() => {})
+    if (oldEpr !== target || oldReal !== s.real) this.#core.release(oldEpr, 'Close', { handle: oldReal })
   }
 
   #moved (s: StreamEntry, from: string, kind: MoveEvent['kind'], reason: string, op: string, t0: number): MoveEvent {
     const ev: MoveEvent = { stream: s.id, path: s.path, from, to: s.epr, kind, reason, op, stallMs: performance.now() - t0, position: s.position }
-    this.moves.push(ev)
-    if (this.moves.length > 1000) this.moves.splice(0, this.moves.length - 1000)
+    remember(this.moves, ev, 1000)
     this.emit('moved', ev)
     return ev
   }
-
-  /** Follows the position the domain acknowledged (the checkpoint a replay starts from). */
-  #advance (s: StreamEntry, op: string, input: unknown, output: unknown): void {
-    if (op !== 'Batch') { this.#advanceOne(s, op, input, output); return }
-    // A Batch: each operation's result (a fault moved nothing), in order.
-    const ops = (input as StorageOperations['Batch']['input']).op
-    ;(output as StorageOperations['Batch']['output']).result.forEach((r, i) => {
-      if ('StorageFault' in r) return
-      const [name, inner] = Object.entries(ops[i]!)[0]!
-      this.#advanceOne(s, name, inner, Object.values(r)[0])
-    })
-  }
-
-  #advanceOne (s: StreamEntry, op: string, input: unknown, output: unknown): void {
-    switch (op) {
-      case 'Write': s.written = true; s.position = (output as { position: number }).position; break
-      case 'Seek': s.position = (output as { position: number }).position; break
-      case 'Read': s.position += (output as { data: Buffer }).data.length; break
-      case 'SetLength': s.position = Math.min(s.position, (input as { length: number }).length); break
-      default: break
-    }
-  }
-}
-
-/** What a stream is (re)placed as: an Open of its path, of its size when it has one. */
-function reopening (s: StreamEntry): SyscallContext {
-  return { op: 'Open', path: s.path, ...(s.bytes === undefined ? {} : { bytes: s.bytes }) }
-}
-
-/** The stream a Batch works on (all its handle operations must name the same one). */
-function batchHandle (input: StorageOperations['Batch']['input']): string | undefined {
-  let handle: string | undefined
-  for (const o of input.op) {
-    const inner = Object.values(o)[0] as { handle?: string }
-    if (inner.handle === undefined) continue
-    if (handle !== undefined && inner.handle !== handle) throw new MetaosError('NOT_SUPPORTED', 'a Batch through the dispatcher works on one stream at a time')
-    handle = inner.handle
-  }
-  return handle
-}
-
-function withHandle<K extends StorageOp> (op: K, input: StorageOperations[K]['input'], real: string): StorageOperations[K]['input'] {
-  if (op !== 'Batch') return { ...(input as object), handle: real } as StorageOperations[K]['input']
-  const ops = (input as StorageOperations['Batch']['input']).op.map((o): BatchOp => {
-    const [name, inner] = Object.entries(o)[0] as [string, { handle?: string }]
-    return (inner.handle === undefined ? o : { [name]: { ...inner, handle: real } }) as BatchOp
-  })
-  return { op: ops } as StorageOperations[K]['input']
 }

@@ -10,14 +10,14 @@
 // failed), the domain is marked suspect, and new connections go to a healthy domain. Calls that
 // create nothing yet (Connect, Listen, ResolveHost) are retried on another domain.
 import { EventEmitter } from 'node:events'
-import { withDeadline } from './deadline.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type { Invocation } from '../../soap-runtime/client.js'
 import type { NetworkOperations } from '../../wsdl/generated/network-service.js'
 import type { NetworkHandler, NetworkOp } from '../handlers/network-handler.js'
 import type { PerformanceMappingTable } from './pmt.js'
 import type { SyscallContext } from './rules-engine.js'
-import { place, type Placement, type PlacementOptions } from './placement.js'
+import type { Placement, PlacementOptions } from './placement.js'
+import { DispatchCore, lastFailure, type SuspectEvent } from './dispatch-core.js'
 
 export interface NetworkDispatcherOptions extends PlacementOptions {
   /** Beyond the time a call may legitimately wait (its timeoutMs), this long without an answer is a hang (default 2000 ms; 1 ms more per 8 KiB sent). */
@@ -28,33 +28,43 @@ export interface NetworkDispatcherOptions extends PlacementOptions {
 
 export interface NetworkDispatcherEvents {
   /** A domain the dispatcher saw fail: marked suspect in the PMT. */
-  suspect: [{ readonly epr: string, readonly reason: string, readonly op: string }]
+  suspect: [SuspectEvent]
   /** A socket lost with its domain. */
   lost: [{ readonly socket: string, readonly epr: string, readonly reason: string }]
 }
 
 type BatchOp = NetworkOperations['Batch']['input']['op'][number]
+type Call<K extends NetworkOp> = Promise<Invocation<NetworkOperations[K]['output']>>
 
 export class NetworkDispatcher extends EventEmitter<NetworkDispatcherEvents> implements NetworkHandler {
   readonly destination = 'dispatcher'
   /** Socket or listener handle → the domain that holds it. */
   readonly affinity = new Map<string, string>()
   /** Connections and listeners placed, by domain. */
-  readonly placements = new Map<string, number>()
-  readonly #pmt: PerformanceMappingTable
-  readonly #handlers: ReadonlyMap<string, NetworkHandler>
+  readonly placements: Map<string, number>
+  readonly #core: DispatchCore<NetworkOperations>
   readonly #o: NetworkDispatcherOptions
 
   constructor (pmt: PerformanceMappingTable, handlers: ReadonlyMap<string, NetworkHandler>, options: NetworkDispatcherOptions = {}) {
     super()
-    this.#pmt = pmt
-    this.#handlers = handlers
     this.#o = options
+    this.#core = new DispatchCore<NetworkOperations>(pmt, handlers, {
+      placement: options,
+      what: 'network domain',
+      callee: 'network domain',
+      maxAttempts: options.maxAttempts ?? 3,
+      failover: true,
+      // A fault the domain sent (a refused connection, an unknown host) is about the destination.
+      faultsAreTheDestinations: true,
+      markFrom: ['healthy'],
+      onSuspect: (ev) => { this.emit('suspect', ev) },
+    })
+    this.placements = this.#core.placements
   }
 
   /** Which domain a new connection (or resolution) would go to, and why. */
   place (ctx: SyscallContext = { op: 'Connect' }, exclude: ReadonlySet<string> = new Set()): Placement {
-    return place(this.#pmt, { ctx, eligible: (epr) => this.#handlers.has(epr), exclude, what: 'network domain' }, this.#o)
+    return this.#core.place(ctx, exclude)
   }
 
   /** Sockets and listeners held by a domain. */
@@ -63,7 +73,7 @@ export class NetworkDispatcher extends EventEmitter<NetworkDispatcherEvents> imp
   /** Connections cannot move between kernels: nothing is migrated (the supervisor's call; they stay until closed or lost). */
   async migrateAll (_epr: string, _reason: string): Promise<number> { return 0 }
 
-  async invoke<K extends NetworkOp> (op: K, input: NetworkOperations[K]['input']): Promise<Invocation<NetworkOperations[K]['output']>> {
+  async invoke<K extends NetworkOp> (op: K, input: NetworkOperations[K]['input']): Call<K> {
     const handle = handleOf(op, input)
     if (handle === undefined) return await this.#placed(op, input)
     const epr = this.affinity.get(handle)
@@ -75,62 +85,39 @@ export class NetworkDispatcher extends EventEmitter<NetworkDispatcherEvents> imp
       return inv
     } catch (e) {
       if (e instanceof MetaosError && e.code === 'INVALID_HANDLE') this.affinity.delete(handle)
-      if (!this.#domainFailed(e)) throw e
-      this.#suspect(epr, (e as MetaosError).code, op)
+      if (!this.#core.domainFailed(e)) throw e
+      this.#core.suspect(epr, e.code, op)
       // The handles the domain held are gone with it.
-      for (const s of this.socketsOn(epr)) { this.affinity.delete(s); this.emit('lost', { socket: s, epr, reason: (e as MetaosError).code }) }
+      for (const s of this.socketsOn(epr)) { this.affinity.delete(s); this.emit('lost', { socket: s, epr, reason: e.code }) }
       if (op === 'Close') return { output: {} as NetworkOperations[K]['output'], serviceMicros: undefined, totalMicros: 0 }
-      throw new MetaosError('CONNECTION_LOST', `the network domain serving this socket failed (${(e as MetaosError).code}: ${(e as Error).message}); a TCP connection cannot move to another kernel`, { cause: e })
+      throw new MetaosError('CONNECTION_LOST', `the network domain serving this socket failed (${e.code}: ${e.message}); a TCP connection cannot move to another kernel`, { cause: e })
     }
   }
 
   async close (): Promise<void> { /* the handlers belong to whoever made them */ }
 
   /** A call that creates a socket or listener, or needs no socket: placed, and retried elsewhere if the domain fails. */
-  async #placed<K extends NetworkOp> (op: K, input: NetworkOperations[K]['input']): Promise<Invocation<NetworkOperations[K]['output']>> {
-    const tried = new Set<string>()
-    let last: unknown
-    for (let attempt = 0; attempt < (this.#o.maxAttempts ?? 3); attempt++) {
-      let chosen: string
-      try { chosen = this.place({ op, ...hostOf(input) }, tried).chosen } catch (e) { if (tried.size === 0) throw e; break }
-      try {
-        const inv = await this.#on(chosen, op, input)
+  async #placed<K extends NetworkOp> (op: K, input: NetworkOperations[K]['input']): Call<K> {
+    const r = await this.#core.inTurn({
+      op,
+      choose: (tried) => this.place({ op, ...hostOf(input) }, tried).chosen,
+      run: async (epr) => {
+        const inv = await this.#on(epr, op, input)
         const created = op === 'Connect' ? (inv.output as NetworkOperations['Connect']['output']).socket : op === 'Listen' ? (inv.output as NetworkOperations['Listen']['output']).listener : undefined
-        if (created !== undefined) { this.affinity.set(created, chosen); this.placements.set(chosen, (this.placements.get(chosen) ?? 0) + 1) }
+        if (created !== undefined) { this.affinity.set(created, epr); this.#core.placed(epr) }
         return inv
-      } catch (e) {
-        if (!this.#domainFailed(e)) throw e
-        last = e
-        tried.add(chosen)
-        this.#suspect(chosen, (e as MetaosError).code, op)
-      }
-    }
-    throw new MetaosError('TRANSPORT_ERROR', `no network domain could serve ${op} (last failure: ${last instanceof Error ? last.message : String(last)})`, { cause: last })
+      },
+    })
+    if (r.ok) return r.value
+    throw new MetaosError('TRANSPORT_ERROR', `no network domain could serve ${op} (last failure: ${lastFailure(r.last)})`, { cause: r.last })
   }
 
   /** One call on one domain, with the hang deadline: the call's own wait plus hangMs. */
-  async #on<K extends NetworkOp> (epr: string, op: K, input: NetworkOperations[K]['input']): Promise<Invocation<NetworkOperations[K]['output']>> {
-    const h = this.#handlers.get(epr)
-    if (h === undefined) throw new MetaosError('TRANSPORT_ERROR', `network domain ${epr} is gone`)
+  async #on<K extends NetworkOp> (epr: string, op: K, input: NetworkOperations[K]['input']): Call<K> {
     const i = input as { timeoutMs?: number, data?: Buffer }
-    const ms = (i.timeoutMs ?? 0) + (this.#o.hangMs ?? 2000) + (i.data?.length ?? 0) / 8192
-    return await withDeadline(h.invoke(op, input), ms, () => new MetaosError('TIMED_OUT', `network domain ${epr} did not answer ${op} within ${Math.round(ms)} ms (hang)`))
-  }
-
-  /** The domain failed (not the destination): a transport failure, a hang, a drain. */
-  #domainFailed (e: unknown): boolean {
-    if (!(e instanceof MetaosError)) return false
-    if (e.code === 'DOMAIN_DRAINING') return true
-    return e.faultCode === undefined && (e.code === 'TRANSPORT_ERROR' || e.code === 'PROTOCOL_ERROR' || e.code === 'TIMED_OUT')
-  }
-
-  #suspect (epr: string, reason: string, op: string): void {
-    const row = this.#pmt.row(epr)
-    if (row !== undefined && row.state === 'healthy') this.#pmt.setState(epr, reason === 'DOMAIN_DRAINING' ? 'draining' : 'suspect')
-    this.emit('suspect', { epr, reason, op })
+    return await this.#core.call(epr, op, input, (i.timeoutMs ?? 0) + (this.#o.hangMs ?? 2000) + (i.data?.length ?? 0) / 8192)
   }
 }
-
 /** The socket or listener a call works on (a Batch: all its socket operations must name the same one). */
 function handleOf (op: string, input: unknown): string | undefined {
   if (op === 'Batch') {
