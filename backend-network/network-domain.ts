@@ -81,7 +81,7 @@ export async function startNetworkDomain (o: NetworkDomainOptions): Promise<Netw
     GetDomainInfo: async () => info(),
   }
   const metrics = new DomainMetrics({
-    service: 'network', epr, hosting: o.hosting ?? 'process', authenticated: auth !== undefined,
+    service: 'network', epr, labels: { volume: '', hosting: o.hosting ?? 'process' }, authenticated: auth !== undefined,
     ...(auth === undefined ? {} : { refusals: () => auth.refused }),
   })
   // One walk of the socket table per scrape, shared by the gauges read in that scrape.

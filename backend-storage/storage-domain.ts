@@ -101,7 +101,7 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
   }
   const implementation = Object.fromEntries(Object.entries(operations).map(([op, f]) => [op, async (i: never, ctx: CallContext) => { authorize(i, ctx); await faults.before(); return await f(i, ctx as never) }])) as Implementation
   const metrics = new DomainMetrics({
-    service: 'storage', epr, volume, hosting: o.hosting ?? 'process', authenticated: auth !== undefined,
+    service: 'storage', epr, labels: { volume, hosting: o.hosting ?? 'process' }, authenticated: auth !== undefined,
     ...(auth === undefined ? {} : { refusals: () => auth.refused }),
   })
   metrics.gauge('metaos_storage_open_handles', 'File handles open in the storage engine', () => engine.openHandles)

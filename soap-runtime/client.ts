@@ -13,9 +13,10 @@ import { buildEnvelope, faultToError, METAOS_NS, parseEnvelope, readFault, SOAP,
 import { MetaosError } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
 import { escapeXml, DEFAULT_XML_LIMITS } from './xml.js'
-import type { Transport } from './http-transport.js'
+import type { Transport } from './transport.js'
 import { buildSecurityHeader, type UsernameCredentials } from './ws-security.js'
 import { createLogger } from './logger.js'
+import { newRequestId, REQUEST_ID_HEADER } from './request-id.js'
 
 const requestIds = new AsyncLocalStorage<string>()
 
@@ -28,10 +29,7 @@ export async function withRequestId<T> (id: string, fn: () => Promise<T>): Promi
   return await requestIds.run(id, fn)
 }
 
-/** A fresh request id: 16 hex digits (64 random bits). */
-export function newRequestId (): string {
-  return randomUUID().replaceAll('-', '').slice(0, 16)
-}
+export { newRequestId } from './request-id.js'
 
 let clientLogger: Logger | undefined
 /** The process's client logger, made on first use (METAOS_LOG_LEVEL=debug shows every call). */
@@ -101,7 +99,7 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
       const headers0 = credentials === undefined ? headerXml : headerXml + buildSecurityHeader(credentials, SOAP[version].ns)
       const xml = buildEnvelope(version, headers0, entry.input.encode(input, enc))
       const requestId = requestIds.getStore() ?? newRequestId()
-      const headers: Record<string, string> = { Accept: accept, 'X-Request-Id': requestId }
+      const headers: Record<string, string> = { Accept: accept, [REQUEST_ID_HEADER]: requestId }
       let chunks: Buffer[]
       let length: number
       if (enc.attachments !== undefined && enc.attachments.size > 0) {
