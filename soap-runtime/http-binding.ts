@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
-import type { MessageDispatcher, OutboundMessage } from './dispatcher.js'
+import type { InboundMessage, MessageDispatcher, OutboundMessage } from './dispatcher.js'
 import { formatEndpoint, isLoopbackHost, type Endpoint } from './endpoint.js'
 import { MetaosError } from './errors.js'
 import type { HostLimits } from './host-types.js'
@@ -148,18 +148,20 @@ export class HttpBinding {
         return
       }
       const body = wholeBuf !== undefined ? wholeBuf.subarray(0, size) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
-      dispatcher.dispatch({ ...origin, body, accept: req.headers.accept, late })
-        .then((out) => {
-          if (out.faultCode === undefined ? this.#draining : out.faultCode === 'DOMAIN_DRAINING') res.setHeader('Connection', 'close')
-          this.#send(res, out)
-        })
-        .catch((e: unknown) => {
-          // Never leave a request unanswered, nor a rejection unhandled (that ends the process).
-          logger.error({ err: e, reqId: requestId }, 'could not answer a request')
-          res.destroy()
-        })
-        .finally(done)
+      this.#answer(req, res, { ...origin, body, accept: req.headers.accept, late }).finally(done)
     })
+  }
+
+  async #answer (req: IncomingMessage, res: ServerResponse, m: InboundMessage): Promise<void> {
+    try {
+      const out = await this.#o.dispatcher.dispatch(m)
+      if (out.faultCode === undefined ? this.#draining : out.faultCode === 'DOMAIN_DRAINING') res.setHeader('Connection', 'close')
+      this.#send(res, out)
+    } catch (e) {
+      // Never leave a request unanswered, nor a rejection unhandled (that ends the process).
+      this.#o.logger.error({ err: e, reqId: m.requestId }, 'could not answer a request')
+      res.destroy()
+    }
   }
 
   #done (): void {
