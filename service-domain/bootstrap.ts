@@ -78,7 +78,7 @@ export async function startServiceDomain (o: DomainOptions, b: Backend): Promise
   let endpoints: string[] = []
   const implementation = guarded(b.implementation(domainFacts(epr, hosting, () => endpoints)), b.guard, b.faults)
   const metrics = new DomainMetrics({
-    service: b.service, epr, ...(b.volume === undefined ? {} : { volume: b.volume }), hosting, authenticated: auth !== undefined,
+    service: b.service, epr, labels: { volume: b.volume ?? '', hosting }, authenticated: auth !== undefined,
     ...(auth === undefined ? {} : { refusals: () => auth.refused }),
   })
   b.instrument?.(metrics)

@@ -13,9 +13,10 @@ import { buildEnvelope, faultToError, METAOS_NS, parseEnvelope, readFault, SOAP,
 import { MetaosError } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
 import { escapeXml, DEFAULT_XML_LIMITS } from './xml.js'
-import type { Transport } from './http-transport.js'
+import type { Transport, TransportResponse } from './transport.js'
 import { buildSecurityHeader, type UsernameCredentials } from './ws-security.js'
 import { createLogger } from './logger.js'
+import { newRequestId, REQUEST_ID_HEADER } from './request-id.js'
 
 const requestIds = new AsyncLocalStorage<string>()
 
@@ -28,10 +29,7 @@ export async function withRequestId<T> (id: string, fn: () => Promise<T>): Promi
   return await requestIds.run(id, fn)
 }
 
-/** A fresh request id: 16 hex digits (64 random bits). */
-export function newRequestId (): string {
-  return randomUUID().replaceAll('-', '').slice(0, 16)
-}
+export { newRequestId } from './request-id.js'
 
 let clientLogger: Logger | undefined
 /** The process's client logger, made on first use (METAOS_LOG_LEVEL=debug shows every call). */
@@ -101,22 +99,8 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
       const headers0 = credentials === undefined ? headerXml : headerXml + buildSecurityHeader(credentials, SOAP[version].ns)
       const xml = buildEnvelope(version, headers0, entry.input.encode(input, enc))
       const requestId = requestIds.getStore() ?? newRequestId()
-      const headers: Record<string, string> = { Accept: accept, 'X-Request-Id': requestId }
-      let chunks: Buffer[]
-      let length: number
-      if (enc.attachments !== undefined && enc.attachments.size > 0) {
-        const pkg = buildMultipartRelated(xml, soapType, enc.attachments, version === '1.2' ? entry.action : undefined)
-        headers['Content-Type'] = pkg.contentType
-        headers['MIME-Version'] = '1.0'
-        chunks = pkg.chunks
-        length = pkg.length
-      } else {
-        const buf = Buffer.from(xml, 'utf8')
-        headers['Content-Type'] = version === '1.1' ? `${soapType}; charset=utf-8` : `${soapType}; charset=utf-8; action="${entry.action}"`
-        chunks = [buf]
-        length = buf.length
-      }
-      if (version === '1.1') headers.SOAPAction = `"${entry.action}"`
+      const headers: Record<string, string> = { Accept: accept, [REQUEST_ID_HEADER]: requestId }
+      const { chunks, length } = packRequest(xml, enc.attachments, version, entry.action, headers)
       const t0 = process.hrtime.bigint()
       const logger = log()
       const debug = logger.isLevelEnabled('debug')
@@ -128,19 +112,7 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
         throw e
       }
       if (debug) logger.debug({ reqId: requestId, operation, address: transport.address, status: res.status, bytesOut: length, bytesIn: res.body.length, micros: Number((process.hrtime.bigint() - t0) / 1000n) }, 'call')
-      let attachments: ReadonlyMap<string, Buffer> | undefined
-      let text: string
-      try {
-        // Some peers echo the request's multipart Content-Type on a plain XML fault: trust the bytes.
-        if (isMultipartRelated(res.contentType) && !startsLikeXml(res.body)) {
-          const pkg = parseMultipartRelated(res.body, res.contentType)
-          text = pkg.rootXml
-          attachments = pkg.attachments
-        } else text = res.body.toString('utf8')
-        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
-      } catch (e) {
-        throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: unreadable response (${(e as Error).message})`)
-      }
+      const { text, attachments } = unpackReply(res, transport.address)
       let env
       try {
         env = parseEnvelope(text, DEFAULT_XML_LIMITS, understood)
@@ -164,6 +136,41 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
     },
     close: async () => { await transport.close() },
   }
+}
+
+/** Packs a request: the envelope, or an MTOM package when it has attachments; sets its Content-Type (and SOAPAction). */
+function packRequest (xml: string, attachments: Map<string, Buffer> | undefined, version: SoapVersion, action: string, headers: Record<string, string>): { chunks: Buffer[], length: number } {
+  const soapType = SOAP[version].contentType
+  let packed: { chunks: Buffer[], length: number }
+  if (attachments !== undefined && attachments.size > 0) {
+    const pkg = buildMultipartRelated(xml, soapType, attachments, version === '1.2' ? action : undefined)
+    headers['Content-Type'] = pkg.contentType
+    headers['MIME-Version'] = '1.0'
+    packed = { chunks: pkg.chunks, length: pkg.length }
+  } else {
+    const buf = Buffer.from(xml, 'utf8')
+    headers['Content-Type'] = version === '1.1' ? `${soapType}; charset=utf-8` : `${soapType}; charset=utf-8; action="${action}"`
+    packed = { chunks: [buf], length: buf.length }
+  }
+  if (version === '1.1') headers.SOAPAction = `"${action}"`
+  return packed
+}
+
+/** A reply's root XML (without a BOM) and its MTOM attachments. */
+function unpackReply (res: TransportResponse, address: string): { text: string, attachments: ReadonlyMap<string, Buffer> | undefined } {
+  let text: string
+  let attachments: ReadonlyMap<string, Buffer> | undefined
+  try {
+    // Some peers echo the request's multipart Content-Type on a plain XML fault: trust the bytes.
+    if (isMultipartRelated(res.contentType) && !startsLikeXml(res.body)) {
+      const pkg = parseMultipartRelated(res.body, res.contentType)
+      text = pkg.rootXml
+      attachments = pkg.attachments
+    } else text = res.body.toString('utf8')
+  } catch (e) {
+    throw new MetaosError('PROTOCOL_ERROR', `${address}: unreadable response (${(e as Error).message})`)
+  }
+  return { text: text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, attachments }
 }
 
 /** A body that opens with '<' (after an optional BOM and whitespace) is plain XML whatever its Content-Type says. */

@@ -7,28 +7,9 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { checkServerIdentity, type PeerCertificate } from 'node:tls'
 import { MetaosError } from './errors.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
+import type { Transport, TransportResponse } from './transport.js'
 
-export interface TransportResponse {
-  readonly status: number
-  readonly contentType: string
-  readonly body: Buffer
-  /** The request id the peer echoed (`X-Request-Id`), if any. */
-  readonly requestId?: string
-}
-
-export interface TransportRequest {
-  readonly chunks: readonly Buffer[]
-  readonly length: number
-  readonly headers: Readonly<Record<string, string>>
-  readonly timeoutMs: number
-}
-
-export interface Transport {
-  /** The endpoint in its canonical form (`http://…` or `http+unix://…`). */
-  readonly address: string
-  send: (req: TransportRequest) => Promise<TransportResponse>
-  close: () => Promise<void>
-}
+export type { Transport, TransportRequest, TransportResponse } from './transport.js'
 
 export interface ClientTls {
   /** CA(s) a domain's certificate must chain to (PEM). Without it, the system's CAs. */

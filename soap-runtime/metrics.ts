@@ -1,36 +1,27 @@
-// A domain's Prometheus metrics (prom-client): one Registry per domain — never prom-client's global
+// A service's Prometheus metrics (prom-client): one Registry per host — never prom-client's global
 // default registry, so several domains in one process (tests, `metaos up`) do not collide. The
-// service host records every call here (operation, transport, time, bytes, fault code); the domain
-// adds gauges read from its engine at scrape time (open handles, sockets). `serveMetrics` is the
-// optional separate listener of `--metrics-listen`. Owns no HTTP routing of the service itself.
+// dispatcher's metrics inspector records every call here (operation, transport, time, bytes, fault
+// code); the caller names the service with generic labels and adds gauges read from its engine at
+// scrape time (open handles, sockets). `serveMetrics` is the optional separate listener of
+// `--metrics-listen`. Owns no HTTP routing of the service itself.
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { MetaosError } from './errors.js'
 import { isLoopbackHost } from './endpoint.js'
+import type { CallTransport } from './host-types.js'
+import type { CallRecord } from './inspectors.js'
+
+export type { CallRecord } from './inspectors.js'
 
 /** Call latency buckets (seconds): 50 µs (a bus call of a cached Seek) to 10 s (a hang). */
 export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-export type HostTransport = 'http' | 'https' | 'unix'
-
-/** One finished call, as the service host saw it. */
-export interface CallRecord {
-  /** The operation (`unknown` when the message could not be read far enough to say). */
-  readonly operation: string
-  readonly transport: HostTransport
-  readonly micros: number
-  readonly requestBytes: number
-  readonly responseBytes: number
-  /** The fault code sent back, if the call failed. */
-  readonly faultCode?: string | undefined
-}
-
 export interface DomainMetricsOptions {
-  /** `storage` or `network`: the `service` label of `metaos_domain_info`. */
+  /** What the service is (e.g. `storage`): the `service` label of `metaos_domain_info`. */
   readonly service: string
   readonly epr: string
-  readonly volume?: string
-  readonly hosting?: string
+  /** More labels of `metaos_domain_info`, in this order after `service` and `epr` (e.g. the volume served). */
+  readonly labels?: Readonly<Record<string, string>>
   /** Calls must authenticate (an authenticator is set). */
   readonly authenticated: boolean
   /** Counted authentication refusals by reason (the authenticator's `refused` map), read at scrape time. */
@@ -52,7 +43,7 @@ export class DomainMetrics {
   readonly #requestBytes: Counter<'operation'>
   readonly #responseBytes: Counter<'operation'>
   readonly #listeners: Gauge<'transport'>
-  readonly #info: Gauge<'service' | 'epr' | 'volume' | 'hosting' | 'tls' | 'authenticated'>
+  readonly #info: Gauge<string>
   readonly #o: DomainMetricsOptions
   /** Label children cached per operation and transport: a call does no label hashing. */
   readonly #children = new Map<string, PerOperation>()
@@ -70,7 +61,7 @@ export class DomainMetrics {
     const metrics = this // eslint-disable-line @typescript-eslint/no-this-alias
     new Gauge({ name: 'metaos_domain_in_flight_calls', help: 'Calls received and not yet answered', registers, collect () { this.set(metrics.#inFlight()) } }) // eslint-disable-line no-new
     this.#listeners = new Gauge({ name: 'metaos_domain_listeners', help: 'Listening endpoints by transport (https = TLS)', labelNames: ['transport'], registers })
-    this.#info = new Gauge({ name: 'metaos_domain_info', help: 'Always 1; the labels say which domain this is, whether it serves TLS and whether calls must authenticate', labelNames: ['service', 'epr', 'volume', 'hosting', 'tls', 'authenticated'], registers, collect () { metrics.#setInfo() } })
+    this.#info = new Gauge({ name: 'metaos_domain_info', help: 'Always 1; the labels say which domain this is, whether it serves TLS and whether calls must authenticate', labelNames: ['service', 'epr', ...Object.keys(o.labels ?? {}), 'tls', 'authenticated'], registers, collect () { metrics.#setInfo() } })
     if (o.refusals !== undefined) {
       const refusals = o.refusals
       new Counter({ // eslint-disable-line no-new
@@ -90,14 +81,14 @@ export class DomainMetrics {
   #setInfo (): void {
     const o = this.#o
     this.#info.reset()
-    this.#info.set({ service: o.service, epr: o.epr, volume: o.volume ?? '', hosting: o.hosting ?? 'process', tls: String(this.#tls), authenticated: String(o.authenticated) }, 1)
+    this.#info.set({ service: o.service, epr: o.epr, ...o.labels, tls: String(this.#tls), authenticated: String(o.authenticated) }, 1)
   }
 
   /** The host says how many calls are in flight, at scrape time. */
   set inFlightSource (f: () => number) { this.#inFlight = f }
 
   /** A listener started (the host calls it once per endpoint bound). */
-  listening (transport: HostTransport): void {
+  listening (transport: CallTransport): void {
     this.#listeners.inc({ transport })
     if (transport === 'https') this.#tls = true
   }

@@ -1,15 +1,17 @@
 // One real domain, many callers at once: 16 FileStreams (8 over HTTP, 8 over the bus), each through
 // its own proxy and caller identity, write and read back their own 2 MiB file concurrently in
 // random-sized pieces; the bytes on disk and the bytes read back are checked. Then FileShare
-// between callers, and the reaping of idle handles.
+// between callers, and the reaping of idle handles (a domain with no listener, called through the
+// in-memory transport: those need a service round trip, not a socket).
 import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileStream } from '../frontend/api/file-stream.js'
-import { closeSharedProxies, createStorageProxy } from '../frontend/handlers/storage-proxy.js'
+import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import { startTestDomain } from './helpers/domain.js'
+import { startMemoryDomain } from './helpers/memory-domain.js'
 import { prng } from './helpers/prng.js'
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -91,9 +93,9 @@ t.test('16 callers (8 over HTTP, 8 over the bus) write and read back 2 MiB each,
 })
 
 t.test('FileShare between two callers: None excludes, ReadWrite shares', async (t) => {
-  const d = await startTestDomain(t)
-  const a = proxyFor(t, d.http, 'urn:test:share-a')
-  const b = proxyFor(t, d.bus, 'urn:test:share-b')
+  const d = await startMemoryDomain(t)
+  const a = d.proxy({ caller: 'urn:test:share-a' })
+  const b = d.proxy({ caller: 'urn:test:share-b' })
 
   const first = await FileStream.open('shared.bin', { mode: 'Create', share: 'None', destination: a })
   await t.rejects(FileStream.open('shared.bin', { mode: 'Open', share: 'None', destination: b }), { code: 'SHARING_VIOLATION' }, 'share None: the second open fails')
@@ -125,12 +127,11 @@ t.test('FileShare between two callers: None excludes, ReadWrite shares', async (
 })
 
 t.test('idle handles are reaped: INVALID_HANDLE afterwards; handles in use are kept', async (t) => {
-  const d = await startTestDomain(t, { limits: { idleMs: 300 } })
-  const p = proxyFor(t, d.http, 'urn:test:idle')
+  const d = await startMemoryDomain(t, { limits: { idleMs: 300 } })
+  const p = d.proxy({ caller: 'urn:test:idle' })
   const idle = (await p.invoke('Open', { path: 'idle.bin', mode: 'Create', access: 'ReadWrite', share: 'Read' })).output.handle
   await p.invoke('Write', { handle: idle, data: Buffer.from('written before the reaping') })
-  t.teardown(closeSharedProxies)
-  const stream = await FileStream.open('idle-stream.bin', { mode: 'Create', destination: d.bus, bufferSize: 4096 })
+  const stream = await FileStream.open('idle-stream.bin', { mode: 'Create', destination: d.proxy(), bufferSize: 4096 })
   await stream.write(Buffer.from('buffered, then flushed'))
   await stream.flush()
   const busy = (await p.invoke('Open', { path: 'busy.bin', mode: 'Create', access: 'ReadWrite', share: 'Read' })).output.handle

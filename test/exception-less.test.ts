@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileStream, closeSharedProxies, createStorageProxy } from '../index.js'
 import { startTestDomain } from './helpers/domain.js'
+import { startMemoryDomain } from './helpers/memory-domain.js'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
@@ -63,9 +64,10 @@ t.test('errors surface no later than flush or close', async (t) => {
   await fs.close()
   t.equal(readFileSync(join(d.root, 'el-err.bin')).length, 0, 'nothing was written after the failure')
 
-  // A fault of the whole Batch (over the domain's message limit) surfaces at close.
-  const small = await startTestDomain(t, { limits: { maxMessageBytes: 64 * 1024 } })
-  const fs2 = await FileStream.open('el-big.bin', { mode: 'Create', access: 'Write', bufferSize: 4096, destination: createStorageProxy(small.http), exceptionLess: true })
+  // A fault of the whole Batch (over the domain's message limit) surfaces at close (a domain with
+  // no listener, called through the in-memory transport: its message limit holds there too).
+  const small = await startMemoryDomain(t, { limits: { maxMessageBytes: 64 * 1024 } })
+  const fs2 = await FileStream.open('el-big.bin', { mode: 'Create', access: 'Write', bufferSize: 4096, destination: small.proxy(), exceptionLess: true })
   await fs2.write(randomBytes(512 * 1024))
   await t.rejects(fs2.close(), { code: 'MESSAGE_TOO_LARGE' })
   t.ok(fs2.closed)

@@ -19,7 +19,7 @@ const records = Number(values.records ?? '1000000')
 const calls = Number(values.calls ?? '2000')
 const ROUNDS = 5
 
-const metrics = new DomainMetrics({ service: 'storage', epr: 'urn:uuid:00000000-0000-0000-0000-000000000000', volume: 'bench', authenticated: false })
+const metrics = new DomainMetrics({ service: 'storage', epr: 'urn:uuid:00000000-0000-0000-0000-000000000000', labels: { volume: 'bench', hosting: 'process' }, authenticated: false })
 metrics.includeProcessMetrics()
 const ops = Object.keys(StorageServiceDescriptor.operations)
 for (const operation of ops) metrics.record({ operation, transport: 'unix', micros: 120, requestBytes: 900, responseBytes: 400 })

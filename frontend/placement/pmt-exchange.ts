@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { createClient, type SoapClient } from '../../soap-runtime/client.js'
 import { createHttpTransport } from '../../soap-runtime/http-transport.js'
 import { ServiceHost } from '../../soap-runtime/service-host.js'
+import { FAULT_CODES } from '../../soap-runtime/errors.js'
 import { silentLogger } from '../../soap-runtime/logger.js'
 import { PerformanceServiceDescriptor, type ExchangeTable, type PerformanceOperations, type PerformanceServiceImplementation } from '../../wsdl/generated/performance-service.js'
 import type { PerformanceMappingTable } from './pmt.js'
@@ -80,6 +81,8 @@ export class PmtExchange {
       wsdl: performanceWsdl(),
       path: PERFORMANCE_PATH,
       faultElement: 'PerformanceFault',
+      // PerformanceFault's code is a plain string: it admits the storage contract's codes, as it always has.
+      faultCodes: FAULT_CODES,
       timingHeader: 'ServiceTiming',
       logger: this.#o.logger ?? silentLogger,
     })

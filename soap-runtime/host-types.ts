@@ -1,0 +1,117 @@
+// What a served call and its host are made of, shared by the dispatcher, its inspectors and the
+// listeners: the call's context as an implementation sees it, who is calling and how that is
+// proven, the implementation's shape, TLS material and the host's limits. Types and defaults only.
+import type { PeerCertificate } from 'node:tls'
+import { DEFAULT_XML_LIMITS, type XmlElement } from './xml.js'
+
+/** How a call reached the host: a listener's transport, or `memory` (an in-process transport, no socket). */
+export type CallTransport = 'http' | 'https' | 'unix' | 'memory'
+
+export interface CallContext {
+  /**
+   * Who is calling; handles are bound to it. With an authenticator: the authenticated identity
+   * (`id:NAME`). Without: the Caller header (or "anonymous") and the transport peer.
+   */
+  readonly caller: string
+  readonly operation: string
+  /** The authenticated principal (undefined when the host has no authenticator). */
+  readonly principal?: Principal
+  /** The call's request id (the caller's X-Request-Id, else one made here): log it with anything said about the call. */
+  readonly requestId?: string
+}
+
+/** An authenticated caller; an authenticator's own type may carry more (grants). */
+export interface Principal {
+  readonly name: string
+  readonly via: string
+}
+
+/** What the TLS layer made of a client's certificate (verified against the host's client CA and CRL). */
+export interface TlsFacts {
+  readonly authorized: boolean
+  readonly error: string | undefined
+  readonly certificate: PeerCertificate | undefined
+}
+
+/** What a call brings to prove who it is. */
+export interface CallCredentials {
+  readonly transport: CallTransport
+  /** The peer's IP address, or "unix". */
+  readonly peer: string
+  /** For https: what the TLS layer made of the client's certificate. */
+  readonly tls?: TlsFacts
+  readonly headers: readonly XmlElement[]
+}
+
+/** Decides who a call is (or throws UNAUTHORIZED) and admits its work against that identity's limits. */
+export interface Authenticator {
+  /** Header names (Clark notation) it reads, so mustUnderstand on them is honoured. */
+  readonly understood: readonly string[]
+  authenticate: (c: CallCredentials) => Principal
+  /** Counts a call of `bytes` against the principal's limits (QUOTA_EXCEEDED when over); returns its release. */
+  admit: (p: Principal, bytes: number) => () => void
+  /** The owner string handles are bound to. */
+  ownerOf: (p: Principal) => string
+}
+
+/** TLS material of https listeners (PEM). */
+export interface HostTls {
+  readonly cert: string | Buffer
+  readonly key: string | Buffer
+  /** CA of client certificates; when set, clients are asked for one (verified here, judged by the authenticator). */
+  readonly clientCa?: string | Buffer
+  /** Revoked client certificates. */
+  readonly crl?: string | Buffer
+}
+
+/** The operations a service's shape names, each with its input and output. */
+export type OperationsShape<T> = { [K in keyof T]: { input: unknown, output: unknown } }
+
+/**
+ * An implementation: one async function per operation, by operation name. Untyped by default (what
+ * the domains pass); `Implementation<StorageOperations>` types each input and output and may leave
+ * operations out. An operation left out is answered with a fault (Batch is run by the dispatcher
+ * when not implemented).
+ */
+export type Implementation<Ops extends OperationsShape<Ops> = Record<string, { input: unknown, output: unknown }>> =
+  string extends keyof Ops
+    ? Readonly<Record<string, (input: any, ctx: CallContext) => Promise<unknown>>> // eslint-disable-line @typescript-eslint/no-explicit-any
+    : { readonly [K in keyof Ops]?: (input: Ops[K]['input'], ctx: CallContext) => Promise<Ops[K]['output']> }
+
+/** What a host serves: any Implementation, typed or not. */
+export type AnyImplementation = { readonly [operation: string]: ((input: any, ctx: CallContext) => Promise<unknown>) | undefined } // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface HostLimits {
+  maxMessageBytes: number
+  maxDepth: number
+  maxElements: number
+  maxBatchOps: number
+  /** Open connections on one listener, and from one IP address (unix: no per-peer limit). */
+  maxConnections: number
+  maxConnectionsPerPeer: number
+  /** Request bodies held at once across all connections, and from one IP address (bounded memory under abuse). */
+  maxBufferedBytes: number
+  maxBufferedBytesPerPeer: number
+  /** Whole request headers must arrive within this (slow-loris), the whole request within requestTimeoutMs. */
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  /** Largest request header block. */
+  maxHeaderBytes: number
+  /** A TLS handshake must finish within this. */
+  handshakeTimeoutMs: number
+}
+
+export const DEFAULT_HOST_LIMITS: HostLimits = {
+  maxMessageBytes: 64 * 1024 * 1024,
+  maxDepth: DEFAULT_XML_LIMITS.maxDepth,
+  maxElements: DEFAULT_XML_LIMITS.maxElements,
+  maxBatchOps: 1024,
+  maxConnections: 4096,
+  maxConnectionsPerPeer: 512,
+  maxBufferedBytes: 512 * 1024 * 1024,
+  maxBufferedBytesPerPeer: 128 * 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 120_000,
+  maxHeaderBytes: 16 * 1024,
+  handshakeTimeoutMs: 10_000,
+}
