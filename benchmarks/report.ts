@@ -50,7 +50,7 @@ export function machineLine (m: Record<string, unknown>): string {
 /**
  * A command line as recorded with its results: an absolute path in it (an output file) is shown
  * relative to `cwd` when inside it, else by its base name, so that no machine's paths reach the
- * docs (test/docs-paths.test.ts) and anyone can run the command as shown.
+ * docs (test/project/docs-paths.test.ts) and anyone can run the command as shown.
  */
 export function portableCommand (args: readonly string[], cwd?: string): string {
   const portable = (p: string): string => {

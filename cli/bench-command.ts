@@ -91,7 +91,7 @@ const sizeList = listOf(size)
 const sizes: Kind<number[]> = { takes: `${sizeList.takes}, or paper`, parse: (v) => v === 'paper' ? PAPER_SIZES : sizeList.parse(v), refuses: sizeList.refuses }
 const positive = integer(1)
 
-/** The options of `metaos bench` (test/cli-usage.test.ts feeds each a bad value). */
+/** The options of `metaos bench` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = {
   quick: flag,
   suite: { kind: oneOf(SUITES) },

@@ -1,5 +1,5 @@
 // The commands of `metaos`, each a module loaded when asked for; metaos.ts dispatches to them and
-// test/cli-usage.test.ts walks their options.
+// test/cli/cli-usage.test.ts walks their options.
 
 export interface CommandModule { main: (argv: string[]) => Promise<number> }
 

@@ -23,7 +23,7 @@ Multicasts a WS-Discovery Probe (1.1 and April 2005) and lists what answers.
   --help            this text
 `
 
-/** The options of `metaos discover` (test/cli-usage.test.ts feeds each a bad value). */
+/** The options of `metaos discover` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = {
   type: { kind: text('a type name: StorageDomain, NetworkDomain or {namespace}Local'), multiple: true },
   scope: { kind: uri(), multiple: true },

@@ -18,7 +18,7 @@ Hello so that clients switch to it (managed mode). Prints one JSON ready line.
   --log-level L     pino level (default info)
 `
 
-/** The options of `metaos discovery-proxy` (test/cli-usage.test.ts feeds each a bad value). */
+/** The options of `metaos discovery-proxy` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = {
   listen: { kind: httpUrl(), multiple: true },
   interface: { kind: interfaceName, multiple: true },

@@ -50,7 +50,7 @@ When ready it prints one line on stdout:
 The WSDL is at each HTTP endpoint + "?wsdl".
 `
 
-/** The options of `metaos network` (test/cli-usage.test.ts feeds each a bad value). */
+/** The options of `metaos network` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = {
   ...DOMAIN_OPTIONS,
   allow: { kind: allowRule, multiple: true },

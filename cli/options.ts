@@ -3,7 +3,7 @@
 // before the command does anything, and any mistake — an unknown option, a missing or bad value, a
 // required option left out, one given without its partner — is a UsageError: metaos.ts prints its
 // one line ("metaos storage: --sla takes a number from 0 to 1; got "5"") and exits 2.
-// test/cli-usage.test.ts walks every command's options through these definitions.
+// test/cli/cli-usage.test.ts walks every command's options through these definitions.
 import { accessSync, constants, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
@@ -24,7 +24,7 @@ export interface Kind<T> {
   readonly takes: string
   /** The value; throws (an Error saying what is wrong, or nothing more) when it is not acceptable. */
   readonly parse: (value: string) => T
-  /** Values it refuses: test/cli-usage.test.ts feeds them to every option of this kind. */
+  /** Values it refuses: test/cli/cli-usage.test.ts feeds them to every option of this kind. */
   readonly refuses: readonly string[]
 }
 

@@ -104,7 +104,7 @@ const dir = { kind: text('the CA directory') }
 const days = { kind: positive }
 const keyType = { kind: oneOf(['ec', 'rsa']) }
 
-/** The options of each subcommand (test/cli-usage.test.ts feeds each a bad value); --dir defaults to ./metaos-pki. */
+/** The options of each subcommand (test/cli/cli-usage.test.ts feeds each a bad value); --dir defaults to ./metaos-pki. */
 export const SUBCOMMAND_OPTIONS = {
   init: { dir, name: { kind: text('the CA\'s common name') }, days, 'key-type': keyType, force: flag },
   'issue-domain': {

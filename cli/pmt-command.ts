@@ -37,7 +37,7 @@ domain that can take the syscall (NO_ELIGIBLE_DOMAIN): the table is printed, and
 is out (isolated, draining, excluded by the vulnerability feed or by a rule).
 `
 
-/** The options of `metaos pmt` (test/cli-usage.test.ts feeds each a bad value). */
+/** The options of `metaos pmt` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = {
   timeout: { kind: milliseconds },
   probes: { kind: positive },

@@ -47,7 +47,7 @@ export async function serveStatus (snapshot: () => Promise<object>, port = 0, ex
 
 type Status = ClusterStatus & { pid: number }
 
-/** The options of `metaos status` (test/cli-usage.test.ts feeds each a bad value). */
+/** The options of `metaos status` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = { url: { kind: httpUrl('a status URL such as http://127.0.0.1:PORT/status') }, json: flag } as const
 
 export async function main (argv: string[]): Promise<number> {

@@ -51,7 +51,7 @@ When ready it prints one line on stdout:
 The WSDL is at each HTTP endpoint + "?wsdl".
 `
 
-/** The options of `metaos storage` (test/cli-usage.test.ts feeds each a bad value). */
+/** The options of `metaos storage` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = {
   ...DOMAIN_OPTIONS,
   root: { kind: text('the directory to serve'), required: true },

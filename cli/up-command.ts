@@ -59,7 +59,7 @@ discovered domains and are not used here.
 
 interface Row { destination: string, endpoint: string, writeMBs: number, readMBs: number, channelMs: number, serviceMs: number, calls: number, ok: boolean }
 
-/** The options of `metaos up` (test/cli-usage.test.ts feeds each a bad value). */
+/** The options of `metaos up` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = {
   size: { kind: number(0, 4096, { above: true, takes: 'a number of MB above 0, at most 4096' }) },
   buffer: { kind: integer(0, Number.MAX_SAFE_INTEGER, 'a whole number of bytes') },

@@ -1,6 +1,6 @@
 // The one error catalogue of metaos. Its codes are the fault codes of the WSDL contracts
 // (DESIGN.md §2) and the `code` of every typed error an application sees. docs/errors.md is
-// checked against it by test/errors-doc.test.ts. Owns codes and the error class; knows no transport.
+// checked against it by test/project/errors-doc.test.ts. Owns codes and the error class; knows no transport.
 
 export interface ErrorSpec {
   /** Who is at fault: 'Sender' (the caller's request) or 'Receiver' (the domain). */

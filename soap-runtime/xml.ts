@@ -5,7 +5,7 @@
 // regexes). Strict where
 // SOAP needs it: well-formed XML 1.0 with namespaces, UTF-8 only, no DTD (so no entity but the
 // five predefined ones and character references), no processing instructions, bounded depth,
-// element and attribute counts. test/xml-parser.test.ts checks it against saxes on a corpus and on
+// element and attribute counts. test/runtime/xml-parser.test.ts checks it against saxes on a corpus and on
 // mutated documents. Knows nothing of SOAP.
 import { MetaosError } from './errors.js'
 

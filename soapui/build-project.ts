@@ -4,7 +4,7 @@
 // SoapUI interface with the WSDL cached (the project opens offline) and one request per
 // operation; each service gets a test suite; the storage service gets a mock service. The
 // operations, SOAPActions and element shapes all come from the WSDLs, so the file stays in step
-// with them (test/soapui-project.test.ts fails when the committed file is stale).
+// with them (test/interop/soapui-project.test.ts fails when the committed file is stale).
 import { readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { readWsdl } from '../soap-runtime/codegen/wsdl-reader.js'

@@ -6,7 +6,7 @@
 // ids). Only the XPath subset the project uses is implemented: `declare namespace` prologues and
 // location paths of `/` and `//` steps with prefixed, `*:`-wildcard or `*` name tests, optionally
 // ending in text(); anything else throws, so the project cannot silently grow beyond what is
-// checked. Used by test/soapui-project.test.ts; does not start any domain.
+// checked. Used by test/interop/soapui-project.test.ts; does not start any domain.
 import { request as httpRequest } from 'node:http'
 import { parseXml, type XmlElement } from '../soap-runtime/xml.js'
 import { ASSERTION_ID, CON_NS, SOAP_ENV, type SoapVersion } from './project-xml.js'

@@ -9,7 +9,7 @@
 // machine may own what is found (two runs side by side, a benchmark): it is listed, the run is not
 // failed and nothing is removed, CI or not.
 //   METAOS_AFTER_SINCE  ms since the epoch to look from (default: when the tap runner started)
-//   METAOS_AFTER_MATCH  only what names this text (test/suite-rules.test.ts uses a unique token)
+//   METAOS_AFTER_MATCH  only what names this text (test/project/suite-rules.test.ts uses a unique token)
 //   METAOS_AFTER_STRICT 1 or 0: overrides the choice above; 1 also removes what is found
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'

@@ -3,7 +3,7 @@
 // metaos, named network namespaces, and temporary files and directories of metaos — each created
 // after `sinceMs`, so what ran before the suite (a developer's own `metaos up`, the kept images) is
 // never counted.
-// test/after-all.ts runs this when tap has finished every file; test/suite-rules.test.ts tests it.
+// test/after-all.ts runs this when tap has finished every file; test/project/suite-rules.test.ts tests it.
 import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'

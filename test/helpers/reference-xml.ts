@@ -1,7 +1,7 @@
 // Reference XML parser for differential tests: the saxes-based parser metaos used first (strict
 // XML 1.0 + namespaces, character by character). soap-runtime/xml.ts must accept and reject what
 // this one does (within the policies both share: no DTD, no PIs, bounded depth) and build the same
-// tree. Kept only for test/xml-parser.test.ts.
+// tree. Kept only for test/runtime/xml-parser.test.ts.
 import { SaxesParser, type SaxesTagNS } from 'saxes'
 import { MetaosError } from '../../soap-runtime/errors.js'
 

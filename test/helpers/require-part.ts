@@ -3,7 +3,7 @@
 // writable cgroups. Without CI the part's tests skip, and the reason names the part, why it counts
 // as missing and how to install it. Under CI (env CI set, as .ci/run sets it) nothing skips for a
 // missing part: the file fails with an assertion naming the part and how .ci/run installs it, and
-// the call throws, so the test that needed the part does not run. test/suite-rules.test.ts checks
+// the call throws, so the test that needed the part does not run. test/project/suite-rules.test.ts checks
 // that every skip of test/ goes through here.
 import t from 'tap'
 

@@ -1,0 +1,33 @@
+// The peers suite through the CLI, on a tiny budget, for the shape of what it writes (not for
+// speed): JSON rows in DESIGN.md §7's format with the command and the machine, and the Markdown
+// table with each peer's ratio to metaos over HTTP.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { packageFile } from '../../wsdl/package-root.js'
+
+const CLI = packageFile('dist', 'cli', 'metaos.js')
+
+t.test('metaos bench --suite peers writes rows and ratios', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'metaos-peers-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const json = join(dir, 'p.json')
+  const md = join(dir, 'p.md')
+  const args = ['bench', '--suite', 'peers', '--sizes', '512', '--seconds', '0.3', '--rounds', '1', '--peers', 'metaos,bare-http', '--json', json, '--md', md]
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, METAOS_LOG_LEVEL: 'silent' }, timeout: 60_000 })
+  t.equal(r.status, 0, r.stderr)
+  const out = JSON.parse(readFileSync(json, 'utf8')) as { machine: { cores: number, node: string }, command: string, rows: Array<Record<string, unknown>>, skipped: string[] }
+  t.equal(out.command, `metaos ${args.join(' ')}`, 'the command that made it')
+  t.ok(out.machine.cores > 0 && out.machine.node === process.version, 'the machine')
+  t.same(out.rows.map((x) => `${String(x.peer)}/${String(x.hosting)}`).sort(), ['bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'metaos/local'], 'the peers asked for (metaos on each hosting)')
+  for (const row of out.rows) t.match(row, { suite: 'peers', op: 'write', mode: 'call', payloadBytes: 512, callsPerSec: Number, p50us: Number, p99us: Number }, `${String(row.peer)}/${String(row.hosting)}: a §7 row`)
+  const page = readFileSync(md, 'utf8')
+  t.match(page, /\| peer \/ hosting \| 512 B: calls\/s \(× metaos\/http\) \|/, 'the Markdown table')
+  t.match(page, /\| metaos\/http \| \d+ \(1\.00×\) \|/, 'metaos/http is the reference')
+  t.match(r.stdout, /vs metaos\/http/, 'the terminal table has the ratio column')
+  const bad = spawnSync(process.execPath, [CLI, 'bench', '--suite', 'peers', '--peers', 'moon'], { encoding: 'utf8', timeout: 30_000 })
+  t.equal(bad.status, 2)
+  t.match(bad.stderr, /unknown peer "moon"/)
+})

@@ -1,5 +1,0 @@
-// The hostile-input corpus (test/hostile-input.test.ts) again, over HTTPS against a domain that
-// demands WS-Security authentication: every message authenticated as the user its Caller names.
-// The same faults, the same untouched root and canaries, handles bound to identities.
-process.env.METAOS_HOSTILE_TRANSPORT = 'https-auth'
-await import('./hostile-input.test.js')
