@@ -4,7 +4,7 @@ import { parseTypeName } from '../discovery/storage-announcement.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { proveByTls } from '../frontend/handlers/domain-trust.js'
 import { readFileSync } from 'node:fs'
-import { file, flag, httpUrl, parseOptions, text, uri } from './options.js'
+import { file, flag, httpUrl, parseOptions, text, uri, UsageError } from './options.js'
 import { interfaceName, milliseconds } from './option-kinds.js'
 
 const HELP = `usage: metaos discover [--type T]... [--scope S]... [--match-by URI] [--timeout MS] [--interface NAME]... [--json]
@@ -40,7 +40,7 @@ export const OPTIONS = {
   'trust-ca': { kind: file('a CA certificate file (PEM)') },
   proxy: { kind: httpUrl('an http(s)://HOST:PORT/discovery URL') },
   'proxy-ca': { kind: file('a CA certificate file (PEM)'), needs: ['proxy'] },
-  'client-cert': { kind: file('a certificate file (PEM)'), needs: ['client-key', 'proxy'] },
+  'client-cert': { kind: file('a certificate file (PEM)'), needs: ['client-key'] },
   'client-key': { kind: file('a private key file (PEM)'), needs: ['client-cert'] },
 } as const
 
@@ -48,6 +48,7 @@ export async function main (argv: string[]): Promise<number> {
   const values = parseOptions(argv, OPTIONS, HELP)
   if (values === undefined) return 0
   const timeoutMs = values.timeout ?? 1500
+  if (values['client-cert'] !== undefined && values.proxy === undefined) throw new UsageError('--client-cert is presented to a discovery proxy: it needs --proxy too')
   const proxyTls = {
     ...(values['proxy-ca'] === undefined ? {} : { ca: readFileSync(values['proxy-ca']) }),
     ...(values['client-cert'] === undefined ? {} : { cert: readFileSync(values['client-cert']), key: readFileSync(values['client-key']!) }),

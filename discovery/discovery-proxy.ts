@@ -65,8 +65,10 @@ export class DiscoveryProxy {
   readonly #servers: Server[] = []
   readonly #seq = new AppSequencer()
   #xaddrs: string[] = []
-  /** Registrations refused (authenticated mode), by reason; the last reasons, newest last (at most 20). */
+  /** Registrations refused over HTTP (authenticated mode), and the last reasons, newest last (at most 20). */
   readonly refused = { count: 0, reasons: [] as string[] }
+  /** Hello/Bye heard by multicast in authenticated mode: ignored. */
+  ignoredMulticast = 0
 
   constructor (o: DiscoveryProxyOptions) {
     this.#o = o
@@ -178,10 +180,16 @@ export class DiscoveryProxy {
   }
 
   #refuse (m: DiscoveryMessage, epr: string, origin: Origin, why: string): void {
+    if (origin.channel === 'udp') {
+      // Multicast Hellos are the segment's ordinary chatter in this mode: counted apart, logged at debug only.
+      this.ignoredMulticast++
+      this.#log.debug({ action: m.action, epr, peer: origin.peer }, 'multicast registration ignored (authenticated mode)')
+      return
+    }
     this.refused.count++
     this.refused.reasons.push(`${m.action} ${epr} from ${origin.peer}: ${why}`)
     if (this.refused.reasons.length > 20) this.refused.reasons.shift()
-    this.#log.warn({ action: m.action, epr, peer: origin.peer, channel: origin.channel, reason: why }, 'discovery registration refused')
+    this.#log.warn({ action: m.action, epr, peer: origin.peer, reason: why }, 'discovery registration refused')
   }
 
   /** Handles one message; returns the reply to send back on the same channel, if any (a fault for a refused registration). */
@@ -207,6 +215,7 @@ export class DiscoveryProxy {
         return undefined
       case 'Bye':
         for (const t of m.targets) {
+          if (t.epr === this.#o.epr) continue // our own Bye, looped back
           const why = this.#refusal(t.epr, origin)
           if (why !== undefined) {
             this.#refuse(m, t.epr, origin, why)
