@@ -4,12 +4,14 @@ import { parseTypeName } from '../discovery/storage-announcement.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { proveByTls } from '../frontend/handlers/domain-trust.js'
 import { readFileSync } from 'node:fs'
-import { file, flag, parseOptions, text, uri } from './options.js'
+import { file, flag, httpUrl, parseOptions, text, uri, UsageError } from './options.js'
 import { interfaceName, milliseconds } from './option-kinds.js'
 
 const HELP = `usage: metaos discover [--type T]... [--scope S]... [--match-by URI] [--timeout MS] [--interface NAME]... [--json]
+       [--proxy URL [--proxy-ca FILE] [--client-cert FILE --client-key FILE]]
 
-Multicasts a WS-Discovery Probe (1.1 and April 2005) and lists what answers.
+Multicasts a WS-Discovery Probe (1.1 and April 2005) and lists what answers; with --proxy, asks
+that discovery proxy instead (managed mode, e.g. on another host).
 
   --type T          required type: StorageDomain, NetworkDomain, or {namespace}Local (repeatable)
   --scope S         required scope, e.g. metaos://volume/data (repeatable; RFC 3986 prefix match)
@@ -19,6 +21,10 @@ Multicasts a WS-Discovery Probe (1.1 and April 2005) and lists what answers.
   --trust-ca FILE   prove each answer: a TLS handshake with one of its https:// XAddrs must show a
                     certificate of this CA naming the announced EPR (docs/security.md); says
                     which answers are proven and why the others are not
+  --proxy URL       ask the discovery proxy at URL (http(s)://HOST:PORT/discovery) by SOAP/HTTP(S)
+  --proxy-ca FILE   the CA an https proxy's certificate must chain to (default: the system's)
+  --client-cert FILE, --client-key FILE
+                    a client certificate (PEM) to present to the proxy (mutual TLS)
   --json            one JSON array on stdout
   --help            this text
 `
@@ -32,13 +38,26 @@ export const OPTIONS = {
   interface: { kind: interfaceName, multiple: true },
   json: flag,
   'trust-ca': { kind: file('a CA certificate file (PEM)') },
+  proxy: { kind: httpUrl('an http(s)://HOST:PORT/discovery URL') },
+  'proxy-ca': { kind: file('a CA certificate file (PEM)'), needs: ['proxy'] },
+  'client-cert': { kind: file('a certificate file (PEM)'), needs: ['client-key'] },
+  'client-key': { kind: file('a private key file (PEM)'), needs: ['client-cert'] },
 } as const
 
 export async function main (argv: string[]): Promise<number> {
   const values = parseOptions(argv, OPTIONS, HELP)
   if (values === undefined) return 0
   const timeoutMs = values.timeout ?? 1500
-  const client = new DiscoveryClient({ ...(values.interface === undefined ? {} : { interfaces: values.interface }), logger: createLogger('metaos-discover', process.env.METAOS_LOG_LEVEL ?? 'warn') })
+  if (values['client-cert'] !== undefined && values.proxy === undefined) throw new UsageError('--client-cert is presented to a discovery proxy: it needs --proxy too')
+  const proxyTls = {
+    ...(values['proxy-ca'] === undefined ? {} : { ca: readFileSync(values['proxy-ca']) }),
+    ...(values['client-cert'] === undefined ? {} : { cert: readFileSync(values['client-cert']), key: readFileSync(values['client-key']!) }),
+  }
+  const client = new DiscoveryClient({
+    ...(values.interface === undefined ? {} : { interfaces: values.interface }),
+    ...(values.proxy === undefined ? {} : { proxy: values.proxy, proxyTls }),
+    logger: createLogger('metaos-discover', process.env.METAOS_LOG_LEVEL ?? 'warn'),
+  })
   await client.start()
   try {
     const found = await client.probe({

@@ -4,9 +4,12 @@
 // in-flight calls, close, and return the exit code.
 import type { Logger } from 'pino'
 import type { TargetService } from '../discovery/target-service.js'
-import { announce, type Announcement } from '../service-domain/announcement.js'
+import { announce, announcedEndpoints, type Announcement } from '../service-domain/announcement.js'
+import { readFileSync } from 'node:fs'
+import { ProxyAnnouncer, type ClientTls } from '../discovery/proxy-client.js'
+import type { DomainSecurity } from '../security/domain-security.js'
 import { HostingValues, type Hosting } from '../wsdl/generated/storage-service.js'
-import { file, flag, httpUrl, text, uri, type OptionSpecs } from './options.js'
+import { file, flag, httpUrl, text, uri, UsageError, type OptionSpecs } from './options.js'
 import { hosting, interfaceName, listenEndpoint, logLevel, positive } from './option-kinds.js'
 
 /** The --help lines of the options every domain command shares beyond the listeners (metrics). */
@@ -38,7 +41,33 @@ export const DOMAIN_OPTIONS = {
   crl: { kind: file('a CRL file (PEM)'), needs: ['client-ca'] },
   auth: { kind: file('an access policy file (JSON)') },
   'allow-insecure': flag,
+  // Announcing to a discovery proxy on another host (docs/discovery.md, managed mode across hosts).
+  'discovery-proxy': { kind: httpUrl('an http(s)://HOST:PORT/discovery URL') },
+  'discovery-proxy-ca': { kind: file('a CA certificate file (PEM)'), needs: ['discovery-proxy'] },
 } as const satisfies OptionSpecs
+
+/** The --help lines of the discovery proxy options every domain command takes. */
+export const DISCOVERY_PROXY_HELP = `  --discovery-proxy URL   also announce to the discovery proxy at URL (https://HOST:PORT/discovery):
+                          Hello at start and every 10 s, Bye at drain, over https with the
+                          domain's certificate (--tls-cert/--tls-key, which names its EPR) as
+                          client certificate; without --announce nothing is multicast
+  --discovery-proxy-ca FILE  the CA the proxy's certificate must chain to (default: --client-ca)
+`
+
+/** What `--discovery-proxy` asks for: the proxy and the TLS to reach it (the domain's own certificate). */
+export function discoveryProxyOf (values: Readonly<Record<string, unknown>>, security: DomainSecurity): DiscoveryProxyTarget | undefined {
+  const url = values['discovery-proxy']
+  if (typeof url !== 'string') return undefined
+  if (!url.startsWith('https://')) return { url }
+  if (security.tls === undefined) throw new UsageError(`--discovery-proxy ${url} presents the domain's certificate to the proxy: it needs --tls-cert and --tls-key`)
+  const caFile = typeof values['discovery-proxy-ca'] === 'string' ? values['discovery-proxy-ca'] : typeof values['client-ca'] === 'string' ? values['client-ca'] : undefined
+  return { url, tls: { cert: security.tls.cert, key: security.tls.key, ...(caFile === undefined ? {} : { ca: readFileSync(caFile) }) } }
+}
+
+export interface DiscoveryProxyTarget {
+  readonly url: string
+  readonly tls?: ClientTls
+}
 
 /** The limits given (`[flag, key]` pairs; absent flags are left out). */
 export function limitsOf (values: Readonly<Record<string, unknown>>, flags: ReadonlyArray<readonly [string, string]>): Record<string, number> {
@@ -57,6 +86,8 @@ export interface RunningDomain {
 }
 
 export interface ServeOptions {
+  /** `--discovery-proxy`: announce to this proxy too (the announcement's types and scopes). */
+  readonly discoveryProxy?: DiscoveryProxyTarget
   /** What the drain log line says beside the calls in flight. */
   readonly drainFacts?: () => object
   /** SIGHUP re-reads the TLS material (a renewed certificate, a new CRL) through this. */
@@ -79,14 +110,24 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
       throw e
     }
   }
-  const target: TargetService | undefined = announcement === undefined ? undefined : await announce(domain, announcement, logger)
+  const target: TargetService | undefined = announcement === undefined || announcement.multicast === false ? undefined : await announce(domain, announcement, logger)
+  let toProxy: ProxyAnnouncer | undefined
+  if (announcement !== undefined && o.discoveryProxy !== undefined) {
+    toProxy = new ProxyAnnouncer({
+      proxy: o.discoveryProxy.url,
+      ...(o.discoveryProxy.tls === undefined ? {} : { tls: o.discoveryProxy.tls }),
+      target: { epr: domain.epr, types: announcement.types, scopes: announcement.scopes, xaddrs: announcedEndpoints(domain, announcement) },
+      logger,
+    })
+    await toProxy.start() // a refusal or an absent proxy is logged; the domain serves all the same
+  }
   // `metrics` only when --metrics-listen was given: the line is otherwise exactly DESIGN.md §5's.
   process.stdout.write(JSON.stringify({ event: 'ready', service, endpoints: domain.endpoints, epr: domain.epr, ...(domain.metricsEndpoint === undefined ? {} : { metrics: domain.metricsEndpoint }) }) + '\n')
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ signal, inFlight: domain.host.inFlight, ...drainFacts() }, 'draining')
       // Bye first: clients stop choosing this domain while it drains.
-      const bye = target?.stop() ?? Promise.resolve()
+      const bye = Promise.all([target?.stop(), toProxy?.stop()])
       Promise.all([bye, domain.close()]).then(() => { resolve() }, (e: unknown) => { logger.error({ err: e }, 'close failed'); resolve() })
     }
     process.once('SIGTERM', stop)

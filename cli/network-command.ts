@@ -6,7 +6,7 @@ import { startNetworkDomain } from '../backend-network/network-domain.js'
 import { LOOPBACK_ONLY } from '../security/allow-list.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
-import { DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
+import { DISCOVERY_PROXY_HELP, discoveryProxyOf, DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
 import { parseOptions } from './options.js'
 import { allowRule, positive } from './option-kinds.js'
 import { announcementOf } from '../service-domain/announcement.js'
@@ -42,7 +42,7 @@ SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
   --log-level LEVEL        pino level: fatal error warn info debug trace silent (default info)
   --hypervisor-bus PORT    inside a VM domain (vm/): serve the virtio-serial port named PORT as
                            the hypervisor bus; its calls reach the first unix: listener
-${METRICS_HELP}  --help                   this text
+${METRICS_HELP}${DISCOVERY_PROXY_HELP}  --help                   this text
 
 ${SECURITY_HELP.trimStart()}
 When ready it prints one line on stdout:
@@ -68,6 +68,7 @@ export async function main (argv: string[]): Promise<number> {
   const limits = limitsOf(values, [['max-sockets', 'maxSockets'], ['max-sockets-per-caller', 'maxSocketsPerCaller'], ['max-buffered-bytes', 'maxBufferedBytesPerSocket'], ['idle-socket-ms', 'idleMs'], ['max-message-bytes', 'maxMessageBytes']])
   const logger = createLogger('metaos-network', values['log-level'])
   const security = loadDomainSecurity(securityFiles(values))
+  const discoveryProxy = discoveryProxyOf(values, security)
   const domain = await startNetworkDomain({
     security,
     listen: values.listen ?? ['http://127.0.0.1:0'],
@@ -82,10 +83,11 @@ export async function main (argv: string[]): Promise<number> {
   // address", and a multicast announcement is no place to publish a policy. GetDomainInfo has them.
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
   domain.metrics.includeProcessMetrics()
-  const announce = values.announce === true
-    ? announcementOf({ service: 'network', hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: values.scope ?? [], ...(values.interface === undefined ? {} : { interfaces: values.interface }), ...(values['announce-hostname'] === true ? { hostname: hostname() } : {}) })
+  const announce = values.announce === true || discoveryProxy !== undefined
+    ? announcementOf({ service: 'network', hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: values.scope ?? [], ...(values.interface === undefined ? {} : { interfaces: values.interface }), ...(values['announce-hostname'] === true ? { hostname: hostname() } : {}), multicast: values.announce === true })
     : undefined
   return await serveUntilSignalled('network', domain, announce, logger, {
+    ...(discoveryProxy === undefined ? {} : { discoveryProxy }),
     drainFacts: () => domain.engine.stats,
     ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),
     reloadTls: () => { const tls = security.reload(); if (tls !== undefined) domain.host.setTls(tls) },

@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { startStorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
-import { DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
+import { DISCOVERY_PROXY_HELP, discoveryProxyOf, DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
 import { number, parseOptions, text } from './options.js'
 import { positive } from './option-kinds.js'
 import { declaredScopes } from '../discovery/storage-announcement.js'
@@ -43,7 +43,7 @@ Runs a storage service domain serving the files under DIR.
   --log-level LEVEL       pino level: fatal error warn info debug trace silent (default info)
   --hypervisor-bus PORT   inside a VM domain (vm/): serve the virtio-serial port named PORT as
                           the hypervisor bus; its calls reach the first unix: listener
-${METRICS_HELP}  --help                  this text
+${METRICS_HELP}${DISCOVERY_PROXY_HELP}  --help                  this text
 
 ${SECURITY_HELP.trimStart()}
 When ready it prints one line on stdout:
@@ -78,6 +78,7 @@ export async function main (argv: string[]): Promise<number> {
   const faults = new FaultInjection()
   if (values['fault-file'] !== undefined) faults.follow(values['fault-file'], logger)
   const security = loadDomainSecurity(securityFiles(values))
+  const discoveryProxy = discoveryProxyOf(values, security)
   const domain = await startStorageDomain({
     security,
     root: values.root,
@@ -92,10 +93,11 @@ export async function main (argv: string[]): Promise<number> {
   })
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
   domain.metrics.includeProcessMetrics()
-  const announce = values.announce === true
-    ? announcementOf({ service: 'storage', hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: [...declared, ...(values.scope ?? [])], ...(values.interface === undefined ? {} : { interfaces: values.interface }), ...(values['announce-hostname'] === true ? { hostname: hostname() } : {}) })
+  const announce = values.announce === true || discoveryProxy !== undefined
+    ? announcementOf({ service: 'storage', hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: [...declared, ...(values.scope ?? [])], ...(values.interface === undefined ? {} : { interfaces: values.interface }), ...(values['announce-hostname'] === true ? { hostname: hostname() } : {}), multicast: values.announce === true })
     : undefined
   return await serveUntilSignalled('storage', domain, announce, logger, {
+    ...(discoveryProxy === undefined ? {} : { discoveryProxy }),
     ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),
     reloadTls: () => { const tls = security.reload(); if (tls !== undefined) domain.host.setTls(tls) },
   })

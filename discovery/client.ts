@@ -10,7 +10,8 @@ import { body, buildEnvelope, newMessageId, type AppSequence, type DiscoveryMess
 import { TIMING, VERSIONS, type WsdVersion } from './protocol.js'
 import { probeMatches } from './scope-match.js'
 import { SoapUdp } from './soap-udp.js'
-import { askProxy, DISCOVERY_PROXY_TYPES } from './discovery-proxy.js'
+import { DISCOVERY_PROXY_TYPES } from './discovery-proxy.js'
+import { askProxy, type ClientTls } from './proxy-client.js'
 
 export interface ProbeOptions {
   /** QNames in Clark notation. */
@@ -44,6 +45,15 @@ export interface DiscoveryClientOptions {
    * (trusted discovery) turns this off and judges every message on its proof.
    */
   readonly ordering?: boolean
+  /**
+   * A discovery proxy the operator names (`http://` or `https://HOST:PORT/discovery`): the client
+   * is in managed mode from the start and stays with it (a proxy on another host is all there is
+   * on an overlay network without multicast); a probe it cannot answer fails instead of falling
+   * back to multicast.
+   */
+  readonly proxy?: string
+  /** For an `https://` proxy: the CA its certificate must chain to, and optionally a client certificate and key. */
+  readonly proxyTls?: ClientTls
   readonly logger?: Logger
 }
 
@@ -67,6 +77,8 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
   readonly #sequences = new Map<string, AppSequence>()
   #timer: NodeJS.Timeout | undefined
   #proxy: DiscoveredTarget | undefined
+  /** The proxy named in the options: never forgotten, never replaced by one heard on the segment. */
+  readonly #pinned: DiscoveredTarget | undefined
   staleDropped = 0
 
   /** The discovery proxy in use (managed mode), if any. */
@@ -74,6 +86,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
 
   /** Uses this proxy from now on (as if it had said Hello), e.g. one configured by the operator. */
   useProxy (p: DiscoveredTarget | undefined): void {
+    if (this.#pinned !== undefined && p !== this.#pinned) return
     if (p?.epr === this.#proxy?.epr && p?.xaddrs.join() === this.#proxy?.xaddrs.join()) return
     this.#proxy = p
     this.#log.info({ proxy: p?.epr, xaddrs: p?.xaddrs }, p === undefined ? 'discovery proxy gone: ad hoc mode' : 'discovery proxy found: managed mode')
@@ -90,6 +103,21 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     const on = (m: DiscoveryMessage, from: RemoteInfo): void => { this.#onMessage(m, from) }
     this.#prober.on('message', on)
     this.#listener?.on('message', on)
+    if (o.proxy !== undefined) {
+      const url = new URL(o.proxy)
+      this.#pinned = this.#proxy = { epr: o.proxy, types: [DISCOVERY_PROXY_TYPES['1.1']], scopes: [], xaddrs: [o.proxy], metadataVersion: 0, version: '1.1', from: url.hostname, lastSeen: Date.now() }
+    }
+  }
+
+  /** The proxy's endpoint this client can use (https first when it has the TLS options for it). */
+  #proxyEndpoint (p: DiscoveredTarget): string | undefined {
+    const https = p.xaddrs.find((x) => x.startsWith('https://'))
+    const http = p.xaddrs.find((x) => x.startsWith('http://'))
+    return https !== undefined && (this.#o.proxyTls !== undefined || http === undefined) ? https : http
+  }
+
+  async #ask (endpoint: string, message: Buffer, timeoutMs: number): Promise<DiscoveryMessage | undefined> {
+    return await askProxy(endpoint, message, timeoutMs, endpoint.startsWith('https://') ? this.#o.proxyTls : undefined)
   }
 
   get stats (): { prober: SoapUdp['stats'], listener: SoapUdp['stats'] | undefined, staleDropped: number } {
@@ -112,7 +140,12 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
 
   async #reprobe (every?: number): Promise<void> {
     const managed = this.#proxy !== undefined
-    const found = await this.probe({ ...this.#o.filter, timeoutMs: 1500 }).catch(() => [])
+    let found: DiscoveredTarget[]
+    try {
+      found = await this.probe({ ...this.#o.filter, timeoutMs: 1500 })
+    } catch {
+      return // the named proxy did not answer: what it said last stands until it answers again
+    }
     if (managed && this.#proxy !== undefined) {
       // In managed mode no Bye reaches us from other segments: the proxy's answer is the truth.
       for (const t of [...this.targets.values()]) {
@@ -135,16 +168,20 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
    */
   async probe (o: ProbeOptions = {}): Promise<DiscoveredTarget[]> {
     const proxy = this.#proxy
-    const http = proxy?.xaddrs.find((x) => x.startsWith('http://'))
-    if (proxy !== undefined && http !== undefined) {
+    const endpoint = proxy === undefined ? undefined : this.#proxyEndpoint(proxy)
+    if (proxy !== undefined && endpoint !== undefined) {
       const id = newMessageId()
       try {
-        const m = await askProxy(http, buildEnvelope({ version: proxy.version, action: 'Probe', messageId: id, to: proxy.epr, body: body.probe(o.types ?? [], o.scopes ?? [], o.matchBy) }), o.timeoutMs ?? 2000)
-        const from = { address: new URL(http).hostname, family: 'IPv4', port: 0, size: 0 } as const
+        const m = await this.#ask(endpoint, buildEnvelope({ version: proxy.version, action: 'Probe', messageId: id, to: proxy.epr, body: body.probe(o.types ?? [], o.scopes ?? [], o.matchBy) }), o.timeoutMs ?? 2000)
+        const from = { address: new URL(endpoint).hostname, family: 'IPv4', port: 0, size: 0 } as const
         const found = (m?.targets ?? []).map((t) => this.#entry(t, m!.version, from))
         for (const t of found) if (this.#accepts(t)) this.#upsert(t)
         return found
       } catch (e) {
+        if (proxy === this.#pinned) {
+          this.#log.warn({ err: (e as Error).message, proxy: endpoint }, 'discovery proxy did not answer the Probe')
+          throw e
+        }
         this.#log.warn({ err: (e as Error).message, proxy: proxy.epr }, 'discovery proxy unreachable; probing by multicast')
         this.useProxy(undefined)
       }
@@ -172,6 +209,19 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
 
   /** Finds the transport addresses of an EPR; resolves as soon as one answer arrives. */
   async resolve (epr: string, o: { timeoutMs?: number, versions?: readonly WsdVersion[] } = {}): Promise<DiscoveredTarget | undefined> {
+    const proxy = this.#proxy
+    const endpoint = proxy === undefined ? undefined : this.#proxyEndpoint(proxy)
+    if (proxy !== undefined && endpoint !== undefined) {
+      try {
+        const m = await this.#ask(endpoint, buildEnvelope({ version: proxy.version, action: 'Resolve', messageId: newMessageId(), to: proxy.epr, body: body.resolve(epr) }), o.timeoutMs ?? 2000)
+        const t = m?.action === 'ResolveMatches' ? m.targets.find((x) => x.epr === epr) : undefined
+        return t === undefined ? undefined : this.#entry(t, m!.version, { address: new URL(endpoint).hostname, family: 'IPv4', port: 0, size: 0 })
+      } catch (e) {
+        if (proxy === this.#pinned) throw e
+        this.#log.warn({ err: (e as Error).message, proxy: proxy.epr }, 'discovery proxy unreachable; resolving by multicast')
+        this.useProxy(undefined)
+      }
+    }
     return await new Promise((resolve) => {
       const ids: string[] = []
       const finish = (t: DiscoveredTarget | undefined): void => { clearTimeout(timer); for (const id of ids) this.#waiting.delete(id); resolve(t) }

@@ -1,18 +1,29 @@
 // A WS-Discovery Discovery Proxy (managed mode): keeps a registry from the Hello/Bye it hears on
-// its interfaces (and from Hello/Bye POSTed to it), answers Probe and Resolve over SOAP/HTTP and
+// its interfaces (and from Hello/Bye POSTed to it), answers Probe and Resolve over SOAP/HTTP(S) and
 // over unicast UDP from that registry, and answers a multicast Probe/Resolve with the suppression
 // Hello (its own Hello, RelatesTo the request) so that clients switch to it. Announces itself with
 // the standard DiscoveryProxy type, and says Bye when it stops.
+// With a client CA (mutual TLS) registrations are authenticated: a Hello or Bye is taken only over
+// https from a client certificate of that CA naming the announced EPR (a `urn:uuid:` URI in its
+// subjectAltName, as `metaos pki issue-domain` makes them); anything else — plain http, no
+// certificate, another EPR, a Hello heard by multicast — is refused with a SOAP fault UNAUTHORIZED
+// (over HTTP), logged and counted. Probe and Resolve stay open to whoever reaches a listener.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { TLSSocket } from 'node:tls'
 import type { RemoteInfo } from 'node:dgram'
 import type { Logger } from 'pino'
 import { silentLogger } from '../soap-runtime/logger.js'
 import { formatEndpoint, parseEndpoint } from '../soap-runtime/endpoint.js'
 import { MetaosError } from '../soap-runtime/errors.js'
+import { certificateUris } from '../soap-runtime/http-transport.js'
 import { AppSequencer, body, buildEnvelope, newMessageId, sequenced, type Body, parseDiscovery, type DiscoveryMessage, type TargetInfo } from './messages.js'
 import { VERSIONS, type WsdVersion } from './protocol.js'
 import { probeMatches } from './scope-match.js'
-import { SoapUdp, type Destination } from './soap-udp.js'
+import { SoapUdp } from './soap-udp.js'
+import { DISCOVERY_PATH, proxyFault } from './proxy-client.js'
+
+export { askProxy } from './proxy-client.js'
 
 export const DISCOVERY_PROXY_TYPES: Readonly<Record<WsdVersion, string>> = {
   '1.1': `{${VERSIONS['1.1'].wsd}}DiscoveryProxy`,
@@ -25,7 +36,19 @@ export interface DiscoveryProxyOptions {
   readonly interfaces?: readonly string[]
   /** Re-probe period (ms), which also ages out targets that stopped answering; 0 = never. Default 30 s. */
   readonly reprobeMs?: number
+  /**
+   * Certificate and key of `https://` listeners; with `clientCa` (and optionally a CRL), clients
+   * are asked for a certificate and registrations must be authenticated (see above).
+   */
+  readonly tls?: { readonly cert: string | Buffer, readonly key: string | Buffer, readonly clientCa?: string | Buffer, readonly crl?: string | Buffer }
   readonly logger?: Logger
+}
+
+/** Where a message came from: its channel and, over https, what TLS made of the client's certificate. */
+interface Origin {
+  readonly channel: 'udp' | 'http'
+  readonly peer: string
+  readonly tls?: { readonly presented: boolean, readonly authorized: boolean, readonly error: string | undefined, readonly uris: readonly string[] }
 }
 
 const MAX_ENTRIES = 10_000
@@ -42,19 +65,25 @@ export class DiscoveryProxy {
   readonly #servers: Server[] = []
   readonly #seq = new AppSequencer()
   #xaddrs: string[] = []
+  /** Registrations refused over HTTP (authenticated mode), and the last reasons, newest last (at most 20). */
+  readonly refused = { count: 0, reasons: [] as string[] }
+  /** Hello/Bye heard by multicast in authenticated mode: ignored. */
+  ignoredMulticast = 0
 
   constructor (o: DiscoveryProxyOptions) {
     this.#o = o
     this.#log = o.logger ?? silentLogger
     this.udp = new SoapUdp({ ...(o.interfaces === undefined ? {} : { interfaces: o.interfaces }), logger: this.#log })
     this.udp.on('message', (m: DiscoveryMessage, from: RemoteInfo) => {
-      const reply = this.#handle(m, { address: from.address, port: from.port }, 'udp')
-      if (reply !== undefined) this.udp.send(reply, { address: from.address, port: from.port })
+      const reply = this.#handle(m, { channel: 'udp', peer: from.address })
+      if (Buffer.isBuffer(reply)) this.udp.send(reply, { address: from.address, port: from.port })
     })
   }
 
   get xaddrs (): readonly string[] { return this.#xaddrs }
   get epr (): string { return this.#o.epr }
+  /** Registrations must prove the EPR they announce (a client CA is configured). */
+  get authenticated (): boolean { return this.#o.tls?.clientCa !== undefined }
 
   #self (v: WsdVersion): TargetInfo {
     return { epr: this.#o.epr, types: [DISCOVERY_PROXY_TYPES[v]], scopes: [], xaddrs: this.#xaddrs, metadataVersion: 1 }
@@ -66,9 +95,25 @@ export class DiscoveryProxy {
 
   async start (): Promise<void> {
     for (const url of this.#o.listen) {
-      const ep = parseEndpoint(url, '/discovery')
-      if (ep.protocol !== 'http') throw new MetaosError('INVALID_ARGUMENT', `the discovery proxy listens on http:// only (got ${url})`)
-      const server = createServer((req, res) => { this.#http(req, res) })
+      const ep = parseEndpoint(url, DISCOVERY_PATH)
+      if (ep.protocol === 'unix') throw new MetaosError('INVALID_ARGUMENT', `the discovery proxy listens on http:// or https:// (got ${url})`)
+      const tls = this.#o.tls
+      if (ep.protocol === 'https' && tls === undefined) throw new MetaosError('INVALID_ARGUMENT', `${url}: an https listener needs a certificate and a key (--tls-cert, --tls-key)`)
+      const limits = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: 1000 }
+      const server = ep.protocol === 'https'
+        ? createHttpsServer({
+          ...limits,
+          cert: tls!.cert,
+          key: tls!.key,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: 10_000,
+          // The certificate is judged per message (a Probe needs none): the handshake never fails for it.
+          ...(tls!.clientCa === undefined ? {} : { ca: tls!.clientCa, requestCert: true, rejectUnauthorized: false }),
+          ...(tls!.crl === undefined ? {} : { crl: tls!.crl }),
+        }, (req, res) => { this.#http(req, res) })
+        : createServer(limits, (req, res) => { this.#http(req, res) })
+      server.maxConnections = 1024
+      server.on('tlsClientError', (e: Error) => { this.#log.debug({ err: e.message }, 'TLS handshake failed') })
       await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(ep.port, ep.host, () => { resolve() }) })
       const a = server.address() as { port: number }
       this.#servers.push(server)
@@ -76,14 +121,27 @@ export class DiscoveryProxy {
     }
     await this.udp.open()
     for (const v of ['1.1', '2005'] as const) this.udp.send(this.#envelope(v, 'Hello', body.hello(v, this.#self(v)), VERSIONS[v].multicastTo))
-    // Targets that announced before the proxy started, and later whether they are still there.
-    this.#probe()
+    // Targets that announced before the proxy started, and later whether they are still there (in
+    // authenticated mode multicast answers count for nothing: registrations stay alive by their Hellos).
+    if (!this.authenticated) this.#probe()
     const every = this.#o.reprobeMs ?? 30_000
     if (every > 0) {
-      this.#timer = setInterval(() => { this.#probe(); this.#age(2.5 * every) }, every)
+      this.#timer = setInterval(() => { if (!this.authenticated) this.#probe(); this.#age(2.5 * every) }, every)
       this.#timer.unref()
     }
     this.#log.info({ epr: this.#o.epr, xaddrs: this.#xaddrs }, 'discovery proxy ready')
+  }
+
+  /** New TLS material (a renewed certificate, a new CRL) for the https listeners; open connections keep theirs. */
+  setTls (tls: NonNullable<DiscoveryProxyOptions['tls']>): void {
+    if ((tls.clientCa === undefined) !== (this.#o.tls?.clientCa === undefined)) throw new MetaosError('INVALID_ARGUMENT', 'a client CA cannot be added or removed while the proxy runs')
+    ;(this.#o as { tls?: DiscoveryProxyOptions['tls'] }).tls = tls
+    for (const s of this.#servers) {
+      if (!('setSecureContext' in s)) continue
+      ;(s as unknown as { setSecureContext: (o: object) => void }).setSecureContext({
+        cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }), ...(tls.crl === undefined ? {} : { crl: tls.crl }),
+      })
+    }
   }
 
   #probe (): void {
@@ -107,22 +165,65 @@ export class DiscoveryProxy {
     await Promise.all(this.#servers.map(async (s) => { s.closeAllConnections(); await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) }))
   }
 
-  /** Handles one message; returns the reply to send back on the same channel, if any. */
-  #handle (m: DiscoveryMessage, _from: Destination, channel: 'udp' | 'http'): Buffer | undefined {
+  /**
+   * In authenticated mode: why `origin` may not register or withdraw `epr`, or undefined when it
+   * may (an https client certificate of the client CA that names the EPR).
+   */
+  #refusal (epr: string, origin: Origin): string | undefined {
+    if (!this.authenticated) return undefined
+    if (origin.channel === 'udp') return 'heard by multicast: registrations come over https with a client certificate'
+    if (origin.tls === undefined) return 'over plain http: registrations come over https with a client certificate'
+    if (!origin.tls.presented) return 'no client certificate'
+    if (!origin.tls.authorized) return `client certificate refused: ${origin.tls.error ?? 'not verified'}`
+    if (!origin.tls.uris.some((u) => u.toLowerCase() === epr.toLowerCase())) return `the client certificate names ${origin.tls.uris.join(', ') || 'no URI'}, not ${epr}`
+    return undefined
+  }
+
+  #refuse (m: DiscoveryMessage, epr: string, origin: Origin, why: string): void {
+    if (origin.channel === 'udp') {
+      // Multicast Hellos are the segment's ordinary chatter in this mode: counted apart, logged at debug only.
+      this.ignoredMulticast++
+      this.#log.debug({ action: m.action, epr, peer: origin.peer }, 'multicast registration ignored (authenticated mode)')
+      return
+    }
+    this.refused.count++
+    this.refused.reasons.push(`${m.action} ${epr} from ${origin.peer}: ${why}`)
+    if (this.refused.reasons.length > 20) this.refused.reasons.shift()
+    this.#log.warn({ action: m.action, epr, peer: origin.peer, reason: why }, 'discovery registration refused')
+  }
+
+  /** Handles one message; returns the reply to send back on the same channel, if any (a fault for a refused registration). */
+  #handle (m: DiscoveryMessage, origin: Origin): Buffer | { status: number, body: Buffer } | undefined {
     const v = m.version
+    const channel = origin.channel
     switch (m.action) {
       case 'Hello': case 'ProbeMatches':
         // ProbeMatches count only as answers to the proxy's own probes.
         if (m.action === 'ProbeMatches' && (channel !== 'udp' || !this.#ownProbes.has(m.relatesTo ?? ''))) return undefined
         for (const t of m.targets) {
           if (t.epr === this.#o.epr) continue
+          const why = this.#refusal(t.epr, origin)
+          if (why !== undefined) {
+            this.#refuse(m, t.epr, origin, why)
+            if (channel === 'http') return proxyFault(v, 'UNAUTHORIZED', `Hello for ${t.epr} refused: ${why}`, m.messageId)
+            continue
+          }
           if (!this.registry.has(t.epr) && this.registry.size >= MAX_ENTRIES) continue
           const known = this.registry.get(t.epr)
           if (known === undefined || t.metadataVersion >= known.metadataVersion) { this.registry.set(t.epr, t); this.#lastSeen.set(t.epr, Date.now()) }
         }
         return undefined
       case 'Bye':
-        for (const t of m.targets) { this.registry.delete(t.epr); this.#lastSeen.delete(t.epr) }
+        for (const t of m.targets) {
+          if (t.epr === this.#o.epr) continue // our own Bye, looped back
+          const why = this.#refusal(t.epr, origin)
+          if (why !== undefined) {
+            this.#refuse(m, t.epr, origin, why)
+            if (channel === 'http') return proxyFault(v, 'UNAUTHORIZED', `Bye for ${t.epr} refused: ${why}`, m.messageId)
+            continue
+          }
+          this.registry.delete(t.epr); this.#lastSeen.delete(t.epr)
+        }
         return undefined
       case 'Probe': case 'Resolve': {
         if (this.#ownProbes.has(m.messageId)) return undefined // our own probe, looped back
@@ -156,18 +257,21 @@ export class DiscoveryProxy {
         res.end(`${(e as Error).message}\n`)
         return
       }
-      const reply = this.#handle(m, { address: req.socket.remoteAddress ?? '', port: 0 }, 'http')
+      const reply = this.#handle(m, { channel: 'http', peer: req.socket.remoteAddress ?? '', ...tlsOf(req) })
       if (reply === undefined) { res.writeHead(202); res.end(); return }
-      res.writeHead(200, { 'Content-Type': 'application/soap+xml; charset=utf-8', 'Content-Length': reply.length })
-      res.end(reply)
+      const { status, body } = Buffer.isBuffer(reply) ? { status: 200, body: reply } : reply
+      res.writeHead(status, { 'Content-Type': 'application/soap+xml; charset=utf-8', 'Content-Length': body.length })
+      res.end(body)
     })
   }
 }
 
-/** Client side: sends one message to a proxy over SOAP/HTTP and parses its answer. */
-export async function askProxy (xaddr: string, message: Buffer, timeoutMs: number): Promise<DiscoveryMessage | undefined> {
-  const res = await fetch(xaddr, { method: 'POST', body: message, headers: { 'Content-Type': 'application/soap+xml; charset=utf-8' }, signal: AbortSignal.timeout(timeoutMs) })
-  if (res.status === 202) return undefined
-  if (res.status !== 200) throw new MetaosError('PROTOCOL_ERROR', `discovery proxy ${xaddr} answered HTTP ${res.status}`)
-  return parseDiscovery(Buffer.from(await res.arrayBuffer()))
+/** What TLS made of an https request's client certificate (nothing for plain http). */
+function tlsOf (req: IncomingMessage): { tls?: Origin['tls'] } {
+  const socket = req.socket as TLSSocket
+  if (socket.encrypted !== true) return {}
+  const cert = socket.getPeerCertificate()
+  const presented = cert !== null && Object.keys(cert).length > 0
+  const error = socket.authorizationError === undefined || socket.authorizationError === null ? undefined : String(socket.authorizationError)
+  return { tls: { presented, authorized: socket.authorized, error, uris: presented ? certificateUris(cert) : [] } }
 }

@@ -13,6 +13,8 @@ export interface Announcement {
   readonly interfaces?: readonly string[]
   /** `--announce-hostname`: listeners on 0.0.0.0 or [::] are announced under this name instead. */
   readonly hostname?: string
+  /** Multicast Hello/Bye and answer Probes (`--announce`); default true. False: to a discovery proxy only. */
+  readonly multicast?: boolean
 }
 
 export interface AnnouncedFacts {
@@ -26,6 +28,8 @@ export interface AnnouncedFacts {
   readonly interfaces?: readonly string[]
   /** Announce listeners on a wildcard address under this name (a swarm task's hostname). */
   readonly hostname?: string
+  /** Multicast (default) or, when false, to a discovery proxy only. */
+  readonly multicast?: boolean
 }
 
 /** An endpoint on a wildcard address (0.0.0.0, [::]) named `host` instead: what others can reach. */
@@ -40,7 +44,13 @@ export function announcementOf (f: AnnouncedFacts): Announcement {
     scopes: domainScopes({ hosting: f.hosting, ...(f.volume === undefined ? {} : { volume: f.volume }), ...(f.zone === undefined ? {} : { zone: f.zone }), extra: f.scopes ?? [] }),
     ...(f.interfaces === undefined ? {} : { interfaces: f.interfaces }),
     ...(f.hostname === undefined ? {} : { hostname: f.hostname }),
+    ...(f.multicast === undefined ? {} : { multicast: f.multicast }),
   }
+}
+
+/** The endpoints a domain announces as its XAddrs: wildcard listeners named by the announcement's hostname. */
+export function announcedEndpoints (domain: { readonly endpoints: readonly string[] }, a: Announcement): readonly string[] {
+  return a.hostname === undefined ? domain.endpoints : domain.endpoints.map((e) => namedEndpoint(e, a.hostname!))
 }
 
 /** Starts announcing a listening domain; if that fails, the domain is closed and the error thrown. Its stop() says Bye. */
@@ -49,7 +59,7 @@ export async function announce (domain: { readonly epr: string, readonly endpoin
     epr: domain.epr,
     types: a.types,
     scopes: a.scopes,
-    xaddrs: a.hostname === undefined ? domain.endpoints : domain.endpoints.map((e) => namedEndpoint(e, a.hostname!)),
+    xaddrs: announcedEndpoints(domain, a),
     ...(a.interfaces === undefined ? {} : { interfaces: a.interfaces }),
     logger,
   })

@@ -13,7 +13,8 @@ import { Supervisor, type SupervisorOptions } from './supervisor.js'
 import { PerformanceModule } from '../placement/performance-module.js'
 import { PerformanceMappingTable, type Declared, type DomainIdentity } from '../placement/pmt.js'
 import type { StorageHandler } from '../handlers/storage-handler.js'
-import { PmtExchange, type JoinOptions } from '../placement/pmt-exchange.js'
+import { PmtExchange, type ExchangeTls, type JoinOptions } from '../placement/pmt-exchange.js'
+import { certificateIdentity } from '../../security/pki.js'
 import { randomUUID } from 'node:crypto'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import { parseEndpoint } from '../../soap-runtime/endpoint.js'
@@ -229,10 +230,20 @@ export class IntelligentFrontend {
    * Shares this frontend's measures with the other performance modules it discovers (the paper:
    * "exchanged between all performance modules"): serves the exchange on `listen` (default an
    * ephemeral port on 127.0.0.1), announces itself and exchanges periodically. Returns the exchange.
+   * Peers' rows count only for domains this frontend heard announced, and never over its own fresh
+   * measures. With `tls` (across hosts: https listeners, a certificate of `metaos pki issue-domain`)
+   * the module id is the EPR the certificate names, and peers must prove theirs.
    */
-  async shareMeasures (o: JoinOptions & { listen?: readonly string[] } = {}): Promise<PmtExchange> {
+  async shareMeasures (o: JoinOptions & { listen?: readonly string[], tls?: ExchangeTls } = {}): Promise<PmtExchange> {
     if (this.#exchange !== undefined) return this.#exchange
-    const x = new PmtExchange({ pmt: this.pmt, moduleId: `urn:uuid:${randomUUID()}` })
+    const certified = o.tls === undefined ? undefined : certificateIdentity(o.tls.cert).uris.find((u) => /^urn:uuid:[0-9a-f-]{36}$/i.test(u))
+    if (o.tls !== undefined && certified === undefined) throw new MetaosError('INVALID_ARGUMENT', 'the exchange\'s certificate names no urn:uuid: EPR to be the module id (metaos pki issue-domain makes one)')
+    const x = new PmtExchange({
+      pmt: this.pmt,
+      moduleId: certified ?? `urn:uuid:${randomUUID()}`,
+      knows: (epr) => this.handlers.has(epr) || this.registry.targets.has(epr),
+      ...(o.tls === undefined ? {} : { tls: o.tls }),
+    })
     await x.serve(o.listen ?? ['http://127.0.0.1:0'])
     await x.join(o)
     return (this.#exchange = x)

@@ -7,6 +7,7 @@ import { DiscoveryClient, type DiscoveredTarget } from '../../discovery/client.j
 import { STORAGE_DOMAIN_TYPE } from '../../discovery/storage-announcement.js'
 import { parseEndpoint } from '../../soap-runtime/endpoint.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
+import { trustFromEnvironment } from './domain-trust.js'
 
 let registry: Promise<DiscoveryClient> | undefined
 let registryInterfaces: readonly string[] | undefined
@@ -14,6 +15,8 @@ let registryInterfaces: readonly string[] | undefined
 /**
  * The process-wide registry of discovered storage domains (started on first use). `trusted`: every
  * announcement will be proven (default: METAOS_TRUST_CA is set), so AppSequence ordering is off.
+ * METAOS_DISCOVERY_PROXY names a discovery proxy to ask (managed mode, e.g. on another host): over
+ * https its certificate must chain to METAOS_TRUST_CA, and METAOS_CLIENT_CERT/KEY are presented.
  */
 export async function storageRegistry (interfaces?: readonly string[], o: { trusted?: boolean } = {}): Promise<DiscoveryClient> {
   if (registry !== undefined && interfaces !== undefined && interfaces.join() !== registryInterfaces?.join()) {
@@ -23,7 +26,17 @@ export async function storageRegistry (interfaces?: readonly string[], o: { trus
   registry ??= (async () => {
     // With trusted discovery (METAOS_TRUST_CA) every announcement is proven, so unsigned AppSequence ordering is not relied on.
     const trusted = o.trusted ?? (process.env.METAOS_TRUST_CA ?? '') !== ''
-    const c = new DiscoveryClient({ listen: true, unref: true, ordering: !trusted, filter: { types: [STORAGE_DOMAIN_TYPE] }, ...(interfaces === undefined ? {} : { interfaces }) })
+    const proxy = process.env.METAOS_DISCOVERY_PROXY ?? ''
+    const tls = proxy === '' ? undefined : trustFromEnvironment()
+    const c = new DiscoveryClient({
+      listen: true,
+      unref: true,
+      ordering: !trusted,
+      filter: { types: [STORAGE_DOMAIN_TYPE] },
+      ...(interfaces === undefined ? {} : { interfaces }),
+      // A proxy on another host sends no Hello: its registry is asked every 5 s instead.
+      ...(proxy === '' ? {} : { proxy, reprobeMs: 5000, ...(tls === undefined ? {} : { proxyTls: { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }) } }) }),
+    })
     await c.start()
     return c
   })()

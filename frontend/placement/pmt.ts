@@ -86,6 +86,8 @@ interface Entry {
   origin: string
   /** Tracked (measured) by this module, not only learnt from others. */
   local: boolean
+  /** When this module began tracking it (its first measure is on its way). */
+  since: number
   measures: Measures
   window: number[]
   next: number
@@ -115,11 +117,12 @@ export class PerformanceMappingTable {
   upsert (identity: DomainIdentity, declared: Declared = {}): void {
     const e = this.#rows.get(identity.epr)
     const d = { sla: declared.sla ?? e?.declared.sla ?? 0.5, costPerCall: declared.costPerCall ?? e?.declared.costPerCall ?? 0, costPerMB: declared.costPerMB ?? e?.declared.costPerMB ?? 0 }
-    if (e !== undefined) { e.identity = identity; e.declared = d; e.local = true; return }
+    if (e !== undefined) { e.identity = identity; e.declared = d; if (!e.local) e.since = this.#now(); e.local = true; return }
     this.#rows.set(identity.epr, {
       identity,
       origin: 'self',
       local: true,
+      since: this.#now(),
       measures: { latencyMs: undefined, errorRate: 0, calls: 0, errors: 0, timeouts: 0, bytes: 0, mbPerSec: undefined, measuredAt: 0, probeLatencyMs: undefined, probedAt: undefined },
       window: [],
       next: 0,
@@ -208,6 +211,17 @@ export class PerformanceMappingTable {
     if (!e.local) e.state = r.state
     e.origin = from
     return true
+  }
+
+  /**
+   * Whether this module's own view of `epr` stands against a peer's row: it tracks the domain and
+   * measured it (or began tracking it) less than `windowMs` ago.
+   */
+  ownMeasureFresh (epr: string, windowMs: number): boolean {
+    const e = this.#rows.get(epr)
+    if (e === undefined || !e.local) return false
+    const last = e.origin === 'self' ? Math.max(e.measures.measuredAt, e.since) : e.since
+    return this.#now() - last < windowMs
   }
 
   /** A module that disappeared: rows only it knew go; rows this module tracks stay (and are its own again). */

@@ -69,7 +69,7 @@ t.test('discover: rules, feed and exchange from METAOS_CONFIG; code options over
   t.equal(readFileSync(join(roots.small, 'note.txt'), 'utf8'), 'a small note', 'expectedBytes 12: on the small domain\'s disk (maxBytes fired)')
   t.notOk(existsSync(join(roots.bulk, 'note.txt')), 'not on the bulk one\'s')
 
-  await t.rejects(FileStream.open('secret-plan.txt', { mode: 'Create', destination: 'discover', volume: 'cfg' }), { code: 'TRANSPORT_ERROR', message: /no usable storage domain .*excluded by a rule/ }, 'the feed lists every domain as vulnerable: the rule keeps the secret off them all')
+  await t.rejects(FileStream.open('secret-plan.txt', { mode: 'Create', destination: 'discover', volume: 'cfg' }), { code: 'NO_ELIGIBLE_DOMAIN', message: /no storage domain can take Open secret-plan.txt: .*excluded by the rule "secrets never on a vulnerable domain"/ }, 'the feed lists every domain as vulnerable: the rule keeps the secret off them all')
   writeFileSync(join(dir, 'feed.json'), JSON.stringify({ vulnerabilities: [] }))
   let secret: FileStream | undefined
   for (let i = 0; i < 50 && secret === undefined; i++) {

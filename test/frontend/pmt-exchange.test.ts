@@ -34,14 +34,22 @@ t.test('PMT exchange between modules', async (t) => {
   t.teardown(async () => { await a.close(); await b.close() })
   const [endpointA] = await a.serve(['http://127.0.0.1:0'])
 
-  // b probes d1 later than a did: its measure is fresher.
+  // b probes d1 a second after a did: fresher, but a's own measure of d1 is fresh too, and stands.
   clock += 1000
+  await perfB.probe('d1')
+  const ownAt = pmtA.row('d1')!.measures.measuredAt
+  t.equal(await b.exchangeWith(endpointA!), 1, 'a sent the one row it measured itself')
+  t.equal(pmtA.row('d1')!.measures.measuredAt, ownAt, 'a peer\'s row does not replace a\'s own fresh measure of d1')
+  t.equal(a.refused.ownFresh, 1, 'counted')
+
+  // A minute later a's own measure is stale: b's fresher one is taken.
+  clock += 61_000
   await perfB.probe('d1')
   const received = await b.exchangeWith(endpointA!)
   t.equal(received, 1, 'a sent the one row it measured itself')
   t.ok(pmtA.row('d2') !== undefined, 'a learnt d2 from b')
   t.ok(pmtB.row('d1')!.measures.measuredAt === clock, 'b kept its own, fresher measure of d1')
-  t.equal(pmtA.row('d1')!.measures.measuredAt, clock, 'and a took it: the freshest wins everywhere')
+  t.equal(pmtA.row('d1')!.measures.measuredAt, clock, 'and a took it: the freshest wins once a\'s own is stale')
   t.same(a.peers, ['urn:module:b'])
   t.same(pmtA.exportOwn().map((r) => r.epr), [], 'a learnt everything from b: nothing of its own to echo back')
   t.same(pmtB.exportOwn().map((r) => r.epr).sort(), ['d1', 'd2'])
