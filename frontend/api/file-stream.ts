@@ -7,12 +7,13 @@ import { Readable, Writable } from 'node:stream'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type * as S from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
-import { LocalHandler } from '../handlers/local-handler.js'
+import type { LocalHandler } from '../handlers/local-handler.js'
 import { sharedProxy } from '../handlers/storage-proxy.js'
-import { discoverStorageEndpoint } from '../handlers/discovered-domains.js'
-import { sharedFrontend, type SharedFrontendOptions } from '../assembly/intelligent-frontend.js'
-import { Dispatcher } from '../placement/dispatcher.js'
-import { WritePipeline, type PipelineLimits } from './write-pipeline.js'
+import { KEYS, obtain } from '../handlers/process-registry.js'
+// Types only: the frontend (discovery, PMT, dispatcher, supervisor) is loaded by the first 'discover'.
+import type { SharedFrontendOptions } from '../assembly/intelligent-frontend.js'
+import type { Dispatcher } from '../placement/dispatcher.js'
+import type { WritePipeline, PipelineLimits } from './write-pipeline.js'
 
 export type FileMode = S.FileMode
 export type FileAccess = S.FileAccess
@@ -68,11 +69,25 @@ export interface StreamStats {
 /** Largest block one Write or Read call carries; bigger requests are split. */
 const MAX_BLOCK = 8 * 1024 * 1024
 
-let localHandler: LocalHandler | undefined
-export function resolveDestination (d: FileStreamOptions['destination']): StorageHandler {
-  if (d === undefined || d === 'local') return (localHandler ??= new LocalHandler())
+/**
+ * The handler a destination names: one process-wide LocalHandler (its engine loaded by the first
+ * 'local' stream), one shared proxy per endpoint (both kept in the process registry).
+ */
+export async function resolveDestination (d: FileStreamOptions['destination']): Promise<StorageHandler> {
+  if (d === undefined || d === 'local') {
+    return await obtain<Promise<LocalHandler>>(KEYS.localStorageHandler, async () => new (await import('../handlers/local-handler.js')).LocalHandler(), async (h) => { await (await h).close() })
+  }
   if (typeof d === 'string') return sharedProxy(d)
   return d
+}
+
+/**
+ * A dispatcher opens with the stream's size (placement). Only a handler that says it is one can be:
+ * then the dispatcher's module is already loaded, and a FileStream to elsewhere never loads it.
+ */
+async function asDispatcher (h: StorageHandler): Promise<Dispatcher | undefined> {
+  if (h.destination !== 'dispatcher') return undefined
+  return h instanceof (await import('../placement/dispatcher.js')).Dispatcher ? h : undefined
 }
 
 export class FileStream {
@@ -114,18 +129,23 @@ export class FileStream {
     let handler: StorageHandler
     if (options.destination === 'discover') {
       // The frontend first (its trust decides how the registry listens), then a domain (of the volume)
-      // known — with trust, proven — and the dispatcher places the stream.
+      // known — with trust, proven — and the dispatcher places the stream. Loaded here, on first use.
+      const [{ sharedFrontend }, { discoverStorageEndpoint }] = await Promise.all([import('../assembly/intelligent-frontend.js'), import('../handlers/discovered-domains.js')])
       const front = await sharedFrontend(options.frontend)
       await discoverStorageEndpoint(options.volume === undefined ? {} : { volume: options.volume })
       await front.waitForDomain(options.volume)
       handler = front.dispatcherFor(options.volume)
-    } else handler = resolveDestination(options.destination)
+    } else handler = await resolveDestination(options.destination)
     const input = { path, mode, access, share }
-    const inv = handler instanceof Dispatcher ? await handler.open(input, bytes) : await handler.invoke('Open', input)
+    const pipelined = options.exceptionLess !== undefined && options.exceptionLess !== false && access !== 'Read'
+    // Exception-less writes' machinery is loaded by the first stream that asks for them.
+    const Pipeline = pipelined ? (await import('./write-pipeline.js')).WritePipeline : undefined
+    const dispatcher = await asDispatcher(handler)
+    const inv = dispatcher !== undefined ? await dispatcher.open(input, bytes) : await handler.invoke('Open', input)
     const fs = new FileStream(path, handler, inv.output.handle, access, bufferSize <= 1 ? 0 : bufferSize, inv.output.position)
     fs.#account(inv)
-    if (options.exceptionLess !== undefined && options.exceptionLess !== false && access !== 'Read') {
-      fs.#pipeline = new WritePipeline(handler, inv.output.handle, (i) => { fs.#account(i) }, options.exceptionLess === true ? {} : options.exceptionLess)
+    if (Pipeline !== undefined) {
+      fs.#pipeline = new Pipeline(handler, inv.output.handle, (i) => { fs.#account(i) }, typeof options.exceptionLess === 'object' ? options.exceptionLess : {})
     }
     return fs
   }
