@@ -7,6 +7,7 @@ export { IntelligentFrontend, sharedFrontend, closeSharedFrontend, identityFromS
 export { NetworkFrontend, sharedNetworkFrontend, closeSharedNetworkFrontend, type NetworkFrontendOptions } from './assembly/network-frontend.js'
 export { loadConfig, configFromEnvironment, type MetaosConfig, type FrontendSettings, type ExchangeSettings } from './assembly/configuration.js'
 export { Supervisor, type SupervisorOptions, type Decision } from './assembly/supervisor.js'
+export { createFrontendMetrics, type FrontendMetrics, type FrontendMetricsParts } from './assembly/frontend-metrics.js'
 export { LocalCluster, type LocalClusterOptions, type ClusterStatus, type LifecycleEvent } from './assembly/local-cluster.js'
 export { Dispatcher, type Placement, type DispatcherOptions, type MoveEvent, type PlacementRecord } from './placement/dispatcher.js'
 export { NetworkDispatcher, type NetworkDispatcherOptions } from './placement/network-dispatcher.js'
