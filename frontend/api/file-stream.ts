@@ -7,12 +7,9 @@ import { Readable, Writable } from 'node:stream'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type * as S from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
-import type { LocalHandler } from '../handlers/local-handler.js'
-import { sharedProxy } from '../handlers/storage-proxy.js'
-import { KEYS, obtain } from '../handlers/process-registry.js'
-// Types only: the frontend (discovery, PMT, dispatcher, supervisor) is loaded by the first 'discover'.
+// A type only: the frontend (discovery, PMT, dispatcher, supervisor) is loaded by the first 'discover'.
 import type { SharedFrontendOptions } from '../assembly/intelligent-frontend.js'
-import type { Dispatcher } from '../placement/dispatcher.js'
+import { asDispatcher, discoveredDestination, resolveDestination } from './storage-destination.js'
 import type { WritePipeline, PipelineLimits } from './write-pipeline.js'
 
 export type FileMode = S.FileMode
@@ -69,27 +66,6 @@ export interface StreamStats {
 /** Largest block one Write or Read call carries; bigger requests are split. */
 const MAX_BLOCK = 8 * 1024 * 1024
 
-/**
- * The handler a destination names: one process-wide LocalHandler (its engine loaded by the first
- * 'local' stream), one shared proxy per endpoint (both kept in the process registry).
- */
-export async function resolveDestination (d: FileStreamOptions['destination']): Promise<StorageHandler> {
-  if (d === undefined || d === 'local') {
-    return await obtain<Promise<LocalHandler>>(KEYS.localStorageHandler, async () => new (await import('../handlers/local-handler.js')).LocalHandler(), async (h) => { await (await h).close() })
-  }
-  if (typeof d === 'string') return sharedProxy(d)
-  return d
-}
-
-/**
- * A dispatcher opens with the stream's size (placement). Only a handler that says it is one can be:
- * then the dispatcher's module is already loaded, and a FileStream to elsewhere never loads it.
- */
-async function asDispatcher (h: StorageHandler): Promise<Dispatcher | undefined> {
-  if (h.destination !== 'dispatcher') return undefined
-  return h instanceof (await import('../placement/dispatcher.js')).Dispatcher ? h : undefined
-}
-
 export class FileStream {
   readonly path: string
   readonly handler: StorageHandler
@@ -126,16 +102,7 @@ export class FileStream {
     if (!Number.isInteger(bufferSize) || bufferSize < 0 || bufferSize > MAX_BLOCK) throw new MetaosError('INVALID_ARGUMENT', `bufferSize must be an integer from 0 to ${MAX_BLOCK}`)
     const bytes = options.expectedBytes
     if (bytes !== undefined && !(Number.isSafeInteger(bytes) && bytes >= 0)) throw new MetaosError('INVALID_ARGUMENT', `expectedBytes must be a whole number of bytes, not ${String(bytes)}`)
-    let handler: StorageHandler
-    if (options.destination === 'discover') {
-      // The frontend first (its trust decides how the registry listens), then a domain (of the volume)
-      // known — with trust, proven — and the dispatcher places the stream. Loaded here, on first use.
-      const [{ sharedFrontend }, { discoverStorageEndpoint }] = await Promise.all([import('../assembly/intelligent-frontend.js'), import('../handlers/discovered-domains.js')])
-      const front = await sharedFrontend(options.frontend)
-      await discoverStorageEndpoint(options.volume === undefined ? {} : { volume: options.volume })
-      await front.waitForDomain(options.volume)
-      handler = front.dispatcherFor(options.volume)
-    } else handler = await resolveDestination(options.destination)
+    const handler = options.destination === 'discover' ? await discoveredDestination(options) : await resolveDestination(options.destination)
     const input = { path, mode, access, share }
     const pipelined = options.exceptionLess !== undefined && options.exceptionLess !== false && access !== 'Read'
     // Exception-less writes' machinery is loaded by the first stream that asks for them.
