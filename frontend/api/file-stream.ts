@@ -7,12 +7,10 @@ import { Readable, Writable } from 'node:stream'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type * as S from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
-import { LocalHandler } from '../handlers/local-handler.js'
-import { sharedProxy } from '../handlers/storage-proxy.js'
-import { discoverStorageEndpoint } from '../handlers/discovered-domains.js'
-import { sharedFrontend, type SharedFrontendOptions } from '../assembly/intelligent-frontend.js'
-import { Dispatcher } from '../placement/dispatcher.js'
-import { WritePipeline, type PipelineLimits } from './write-pipeline.js'
+// A type only: the frontend (discovery, PMT, dispatcher, supervisor) is loaded by the first 'discover'.
+import type { SharedFrontendOptions } from '../assembly/intelligent-frontend.js'
+import { asDispatcher, discoveredDestination, resolveDestination } from './storage-destination.js'
+import type { WritePipeline, PipelineLimits } from './write-pipeline.js'
 
 export type FileMode = S.FileMode
 export type FileAccess = S.FileAccess
@@ -68,13 +66,6 @@ export interface StreamStats {
 /** Largest block one Write or Read call carries; bigger requests are split. */
 const MAX_BLOCK = 8 * 1024 * 1024
 
-let localHandler: LocalHandler | undefined
-export function resolveDestination (d: FileStreamOptions['destination']): StorageHandler {
-  if (d === undefined || d === 'local') return (localHandler ??= new LocalHandler())
-  if (typeof d === 'string') return sharedProxy(d)
-  return d
-}
-
 export class FileStream {
   readonly path: string
   readonly handler: StorageHandler
@@ -111,21 +102,17 @@ export class FileStream {
     if (!Number.isInteger(bufferSize) || bufferSize < 0 || bufferSize > MAX_BLOCK) throw new MetaosError('INVALID_ARGUMENT', `bufferSize must be an integer from 0 to ${MAX_BLOCK}`)
     const bytes = options.expectedBytes
     if (bytes !== undefined && !(Number.isSafeInteger(bytes) && bytes >= 0)) throw new MetaosError('INVALID_ARGUMENT', `expectedBytes must be a whole number of bytes, not ${String(bytes)}`)
-    let handler: StorageHandler
-    if (options.destination === 'discover') {
-      // The frontend first (its trust decides how the registry listens), then a domain (of the volume)
-      // known — with trust, proven — and the dispatcher places the stream.
-      const front = await sharedFrontend(options.frontend)
-      await discoverStorageEndpoint(options.volume === undefined ? {} : { volume: options.volume })
-      await front.waitForDomain(options.volume)
-      handler = front.dispatcherFor(options.volume)
-    } else handler = resolveDestination(options.destination)
+    const handler = options.destination === 'discover' ? await discoveredDestination(options) : await resolveDestination(options.destination)
     const input = { path, mode, access, share }
-    const inv = handler instanceof Dispatcher ? await handler.open(input, bytes) : await handler.invoke('Open', input)
+    const pipelined = options.exceptionLess !== undefined && options.exceptionLess !== false && access !== 'Read'
+    // Exception-less writes' machinery is loaded by the first stream that asks for them.
+    const Pipeline = pipelined ? (await import('./write-pipeline.js')).WritePipeline : undefined
+    const dispatcher = await asDispatcher(handler)
+    const inv = dispatcher !== undefined ? await dispatcher.open(input, bytes) : await handler.invoke('Open', input)
     const fs = new FileStream(path, handler, inv.output.handle, access, bufferSize <= 1 ? 0 : bufferSize, inv.output.position)
     fs.#account(inv)
-    if (options.exceptionLess !== undefined && options.exceptionLess !== false && access !== 'Read') {
-      fs.#pipeline = new WritePipeline(handler, inv.output.handle, (i) => { fs.#account(i) }, options.exceptionLess === true ? {} : options.exceptionLess)
+    if (Pipeline !== undefined) {
+      fs.#pipeline = new Pipeline(handler, inv.output.handle, (i) => { fs.#account(i) }, typeof options.exceptionLess === 'object' ? options.exceptionLess : {})
     }
     return fs
   }

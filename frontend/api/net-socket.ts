@@ -10,7 +10,7 @@ import { MetaosError } from '../../soap-runtime/errors.js'
 import type { Invocation } from '../../soap-runtime/client.js'
 import type { NetworkOperations } from '../../wsdl/generated/network-service.js'
 import { sharedNetworkProxy, type NetworkHandler, type NetworkOp } from '../handlers/network-handler.js'
-import { LocalNetworkHandler } from '../handlers/local-network-handler.js'
+import { KEYS, obtain } from '../handlers/process-registry.js'
 
 /**
  * `local` (this process's kernel, the default), `discover` (the network dispatcher of the
@@ -57,27 +57,34 @@ const MIB = 1024 * 1024
 /** Largest block one Send carries. */
 const MAX_SEND = MIB
 
-let localHandler: LocalNetworkHandler | undefined
-let discoverHandler: NetworkHandler | undefined
-/** The handler a destination names: one process-wide LocalNetworkHandler, one shared proxy per endpoint. */
+/**
+ * The handler a destination names: one process-wide local handler, one 'discover' handler, one
+ * shared proxy per endpoint (kept in the process registry). The local kernel's engine and the
+ * network frontend are loaded by their first call, not by importing NetSocket.
+ */
 export function resolveNetworkDestination (d: NetDestination | undefined): NetworkHandler {
-  if (d === undefined || d === 'local') return (localHandler ??= new LocalNetworkHandler())
-  if (d === 'discover') return (discoverHandler ??= discovered())
+  if (d === undefined || d === 'local') {
+    return obtain(KEYS.localNetworkHandler, () => loadedOnFirstCall('local', async () => new (await import('../handlers/local-network-handler.js')).LocalNetworkHandler()), async (h) => { await h.close() })
+  }
+  // The frontend is shared by the process: closeSharedNetworkFrontend() ends it (and forgets this handler).
+  if (d === 'discover') {
+    return obtain(KEYS.discoverNetworkHandler, () => loadedOnFirstCall('discover', async () => (await (await import('../assembly/network-frontend.js')).sharedNetworkFrontend()).dispatcher, { owns: false }), () => {})
+  }
   if (typeof d === 'string') return sharedNetworkProxy(d)
   return d
 }
 
-/** The shared network frontend's dispatcher, loaded (with discovery) on the first call only. */
-function discovered (): NetworkHandler {
-  let dispatcher: Promise<NetworkHandler> | undefined
-  const get = async (): Promise<NetworkHandler> => await (dispatcher ??= import('../assembly/network-frontend.js')
-    .then(async (m) => (await m.sharedNetworkFrontend()).dispatcher)
-    .catch((e: unknown) => { dispatcher = undefined; throw e }))
+/** A handler whose real one is made (its modules loaded) by the first call; a failed load is tried again by the next. `owns`: close() closes it. */
+function loadedOnFirstCall (destination: string, load: () => Promise<NetworkHandler>, o: { owns?: boolean } = {}): NetworkHandler {
+  let real: NetworkHandler | undefined
+  let loading: Promise<NetworkHandler> | undefined
+  const get = async (): Promise<NetworkHandler> => await (loading ??= load()
+    .then((h) => (real = h))
+    .catch((e: unknown) => { loading = undefined; throw e }))
   return {
-    destination: 'discover',
-    invoke: async <K extends NetworkOp>(op: K, input: NetworkOperations[K]['input']) => await (await get()).invoke(op, input),
-    // The frontend is shared by the process: closeSharedNetworkFrontend() ends it.
-    close: async () => {},
+    destination,
+    invoke: async <K extends NetworkOp>(op: K, input: NetworkOperations[K]['input']) => await (real ?? await get()).invoke(op, input),
+    close: async () => { if (o.owns !== false && loading !== undefined) await (await loading.catch(() => undefined))?.close() },
   }
 }
 

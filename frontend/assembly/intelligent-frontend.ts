@@ -22,6 +22,7 @@ import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-sna
 import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from '../handlers/domain-trust.js'
 import { configFromEnvironment, type FrontendSettings } from './configuration.js'
 import type { VulnerabilityFeed } from '../placement/vulnerability-feed.js'
+import { KEYS, keep, lookup, release } from '../handlers/process-registry.js'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
 export function identityFromScopes (t: DiscoveredTarget, endpoint: string): DomainIdentity {
@@ -298,7 +299,8 @@ function domainName (endpoint: string | undefined): string | undefined {
 /** The process-wide frontend's options: a frontend's, whether (and how) it shares its measures, and the place kept for coordination. */
 export interface SharedFrontendOptions extends IntelligentFrontendOptions, Pick<FrontendSettings, 'exchange' | 'coordination'> {}
 
-let shared: { frontend: Promise<IntelligentFrontend>, options: SharedFrontendOptions | undefined, feed: VulnerabilityFeed | undefined } | undefined
+/** The process-wide frontend, kept in the process registry with the options it was made with and the feed it owns. */
+interface Shared { readonly frontend: Promise<IntelligentFrontend>, readonly options: SharedFrontendOptions | undefined, readonly feed: VulnerabilityFeed | undefined }
 
 /**
  * The process-wide frontend over the process-wide storage registry. The first call makes it, from
@@ -307,6 +309,7 @@ let shared: { frontend: Promise<IntelligentFrontend>, options: SharedFrontendOpt
  * with other options is refused (close it first with closeSharedFrontend).
  */
 export async function sharedFrontend (options?: SharedFrontendOptions): Promise<IntelligentFrontend> {
+  const shared = lookup<Shared>(KEYS.storageFrontend)
   if (shared !== undefined) {
     if (options !== undefined && !sameOptions(options, shared.options)) throw new MetaosError('INVALID_ARGUMENT', 'the process-wide frontend already runs with other options (set by the first sharedFrontend() or \'discover\' that made it): call closeSharedFrontend() first, or make an IntelligentFrontend of your own')
     return await shared.frontend
@@ -334,20 +337,21 @@ export async function sharedFrontend (options?: SharedFrontendOptions): Promise<
     if (merged.exchange !== undefined && merged.exchange !== false) await front.shareMeasures(merged.exchange === true ? {} : merged.exchange)
     return front
   })()
-  shared = { frontend: made, options, feed: config?.feed === merged.feed ? config?.feed : undefined }
+  keep<Shared>(KEYS.storageFrontend, { frontend: made, options, feed: config?.feed === merged.feed ? config?.feed : undefined }, closeShared)
   if (config?.feed !== undefined && config.feed !== merged.feed) config.feed.close()
   try { return await made } catch (e) {
-    if (shared?.frontend === made) await closeSharedFrontend()
+    if (lookup<Shared>(KEYS.storageFrontend)?.frontend === made) await closeSharedFrontend()
     throw e
   }
 }
 
-export async function closeSharedFrontend (): Promise<void> {
-  const s = shared
-  shared = undefined
-  if (s === undefined) return
+async function closeShared (s: Shared): Promise<void> {
   s.feed?.close()
   await (await s.frontend.catch(() => undefined))?.close()
+}
+
+export async function closeSharedFrontend (): Promise<void> {
+  await release(KEYS.storageFrontend)
 }
 
 function withoutUndefined<T extends object> (o: T): Partial<T> {

@@ -14,7 +14,8 @@ import { NetworkDispatcher, type NetworkDispatcherOptions } from '../placement/n
 import { PerformanceModule, type NetworkProbeTarget } from '../placement/performance-module.js'
 import { PerformanceMappingTable } from '../placement/pmt.js'
 import { Supervisor } from './supervisor.js'
-import { hostname, release, type } from 'node:os'
+import { hostname, release as osRelease, type } from 'node:os'
+import { KEYS, obtain, release } from '../handlers/process-registry.js'
 
 export interface NetworkFrontendOptions extends NetworkDispatcherOptions {
   /** Probes connect to this target and close (default: resolve 'localhost'). */
@@ -42,7 +43,7 @@ export class NetworkFrontend {
     this.dispatcher = new NetworkDispatcher(this.pmt, this.handlers, o)
     this.supervisor = new Supervisor({ pmt: this.pmt, perf: this.perf, dispatchers: [this.dispatcher], ...(o.feed === undefined ? {} : { feed: o.feed }) })
     if (o.local !== false) {
-      this.handlers.set(LOCAL_NETWORK_EPR, this.perf.trackNetwork({ epr: LOCAL_NETWORK_EPR, endpoints: ['local'], hosting: 'process', kernel: { sysname: type(), release: release() }, volume: 'network', runtime: `node/${process.versions.node}` }, new LocalNetworkHandler(), o.probeTarget))
+      this.handlers.set(LOCAL_NETWORK_EPR, this.perf.trackNetwork({ epr: LOCAL_NETWORK_EPR, endpoints: ['local'], hosting: 'process', kernel: { sysname: type(), release: osRelease() }, volume: 'network', runtime: `node/${process.versions.node}` }, new LocalNetworkHandler(), o.probeTarget))
     }
     for (const t of registry.targets.values()) this.#add(t)
     registry.on('added', (t) => { this.#add(t) })
@@ -75,20 +76,17 @@ export class NetworkFrontend {
   }
 }
 
-let shared: Promise<NetworkFrontend> | undefined
-
-/** The process-wide network frontend over a registry of discovered network domains (started on first use). */
+/** The process-wide network frontend over a registry of discovered network domains (started on first use; kept in the process registry). */
 export async function sharedNetworkFrontend (): Promise<NetworkFrontend> {
-  shared ??= (async () => {
+  return await obtain(KEYS.networkFrontend, async () => {
     const registry = new DiscoveryClient({ listen: true, unref: true, filter: { types: [NETWORK_DOMAIN_TYPE] } })
     await registry.start()
     return new NetworkFrontend(registry)
-  })()
-  return await shared
+  }, async (f) => { const x = await f; await x.close(); await x.registry.close() })
 }
 
+/** Ends the process-wide network frontend (and the 'discover' handler NetSocket resolved to it). */
 export async function closeSharedNetworkFrontend (): Promise<void> {
-  const f = shared
-  shared = undefined
-  if (f !== undefined) { const x = await f; await x.close(); await x.registry.close() }
+  await release(KEYS.discoverNetworkHandler)
+  await release(KEYS.networkFrontend)
 }

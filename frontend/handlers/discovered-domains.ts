@@ -8,9 +8,10 @@ import { STORAGE_DOMAIN_TYPE } from '../../discovery/storage-announcement.js'
 import { parseEndpoint } from '../../soap-runtime/endpoint.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import { trustFromEnvironment } from './domain-trust.js'
+import { KEYS, lookup, obtain, release } from './process-registry.js'
 
-let registry: Promise<DiscoveryClient> | undefined
-let registryInterfaces: readonly string[] | undefined
+/** The registry and the interfaces it was started on, kept in the process registry. */
+interface Registry { readonly client: Promise<DiscoveryClient>, readonly interfaces: readonly string[] | undefined }
 
 /**
  * The process-wide registry of discovered storage domains (started on first use). `trusted`: every
@@ -19,34 +20,35 @@ let registryInterfaces: readonly string[] | undefined
  * https its certificate must chain to METAOS_TRUST_CA, and METAOS_CLIENT_CERT/KEY are presented.
  */
 export async function storageRegistry (interfaces?: readonly string[], o: { trusted?: boolean } = {}): Promise<DiscoveryClient> {
-  if (registry !== undefined && interfaces !== undefined && interfaces.join() !== registryInterfaces?.join()) {
+  const running = lookup<Registry>(KEYS.storageRegistry)
+  if (running !== undefined && interfaces !== undefined && interfaces.join() !== running.interfaces?.join()) {
     throw new MetaosError('INVALID_ARGUMENT', 'the storage registry already runs on other interfaces')
   }
-  registryInterfaces = interfaces
-  registry ??= (async () => {
-    // With trusted discovery (METAOS_TRUST_CA) every announcement is proven, so unsigned AppSequence ordering is not relied on.
-    const trusted = o.trusted ?? (process.env.METAOS_TRUST_CA ?? '') !== ''
-    const proxy = process.env.METAOS_DISCOVERY_PROXY ?? ''
-    const tls = proxy === '' ? undefined : trustFromEnvironment()
-    const c = new DiscoveryClient({
-      listen: true,
-      unref: true,
-      ordering: !trusted,
-      filter: { types: [STORAGE_DOMAIN_TYPE] },
-      ...(interfaces === undefined ? {} : { interfaces }),
-      // A proxy on another host sends no Hello: its registry is asked every 5 s instead.
-      ...(proxy === '' ? {} : { proxy, reprobeMs: 5000, ...(tls === undefined ? {} : { proxyTls: { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }) } }) }),
-    })
-    await c.start()
-    return c
-  })()
-  return await registry
+  const r = obtain<Registry>(KEYS.storageRegistry, () => ({
+    interfaces,
+    client: (async () => {
+      // With trusted discovery (METAOS_TRUST_CA) every announcement is proven, so unsigned AppSequence ordering is not relied on.
+      const trusted = o.trusted ?? (process.env.METAOS_TRUST_CA ?? '') !== ''
+      const proxy = process.env.METAOS_DISCOVERY_PROXY ?? ''
+      const tls = proxy === '' ? undefined : trustFromEnvironment()
+      const c = new DiscoveryClient({
+        listen: true,
+        unref: true,
+        ordering: !trusted,
+        filter: { types: [STORAGE_DOMAIN_TYPE] },
+        ...(interfaces === undefined ? {} : { interfaces }),
+        // A proxy on another host sends no Hello: its registry is asked every 5 s instead.
+        ...(proxy === '' ? {} : { proxy, reprobeMs: 5000, ...(tls === undefined ? {} : { proxyTls: { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }) } }) }),
+      })
+      await c.start()
+      return c
+    })(),
+  }), async (r) => { await (await r.client.catch(() => undefined))?.close() })
+  return await r.client
 }
 
 export async function closeStorageRegistry (): Promise<void> {
-  const r = registry
-  registry = undefined
-  if (r !== undefined) await (await r).close()
+  await release(KEYS.storageRegistry)
 }
 
 /** The endpoint to use for a discovered domain: its bus when the socket is on this machine, else HTTP. */

@@ -2,10 +2,11 @@
 // kernel (LocalNetworkHandler, frontend/handlers/local-network-handler.ts), every proxy to a network domain
 // (createNetworkProxy below), and the network dispatcher implement it, so NetSocket, NetServer and
 // NetDatagramSocket sit on any of them. A registry shares one proxy (one connection pool) per
-// endpoint among all sockets of the process.
+// endpoint among all sockets of the process (frontend/handlers/process-registry.ts).
 import { createClient, type ClientOptions, type Invocation } from '../../soap-runtime/client.js'
 import { createHttpTransport, type HttpTransportOptions } from '../../soap-runtime/http-transport.js'
 import { NetworkServiceDescriptor, type NetworkOperations } from '../../wsdl/generated/network-service.js'
+import { KEYS, obtain, release } from './process-registry.js'
 
 export type NetworkOp = keyof NetworkOperations & string
 
@@ -34,17 +35,11 @@ export function createNetworkProxy (endpoint: string, options: NetworkProxyOptio
   return { destination: transport.address, invoke: client.invoke, close: client.close }
 }
 
-const shared = new Map<string, NetworkHandler>()
-
-/** The process-wide proxy for a network domain endpoint (created on first use). */
+/** The process-wide proxy for a network domain endpoint (created on first use; kept in the process registry). */
 export function sharedNetworkProxy (endpoint: string): NetworkHandler {
-  let p = shared.get(endpoint)
-  if (p === undefined) shared.set(endpoint, p = createNetworkProxy(endpoint))
-  return p
+  return obtain(KEYS.networkProxy + endpoint, () => createNetworkProxy(endpoint), async (p) => { await p.close() })
 }
 
 export async function closeSharedNetworkProxies (): Promise<void> {
-  const all = [...shared.values()]
-  shared.clear()
-  await Promise.all(all.map(async (p) => { await p.close() }))
+  await release(KEYS.networkProxy, { prefix: true })
 }

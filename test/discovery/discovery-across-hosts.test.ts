@@ -29,6 +29,7 @@ import { partMissing } from '../helpers/require-part.js'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const CLI = join(ROOT, 'dist', 'cli', 'metaos.js')
 const INDEX = pathToFileURL(join(ROOT, 'dist', 'index.js')).href
+const DISCOVERY = pathToFileURL(join(ROOT, 'dist', 'discovery', 'index.js')).href
 const STORAGE_TYPE = '{urn:metaos:v1}StorageDomain'
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const now = (): number => performance.timeOrigin + performance.now()
@@ -49,7 +50,8 @@ const { NODE_OPTIONS: _nodeOptions, ...CHILD_ENV } = { ...process.env, METAOS_LO
 const CLIENT = `
 import { createHash, randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
-import { DiscoveryClient, FileStream, closeSharedProxies } from ${JSON.stringify(INDEX)}
+import { FileStream, closeSharedProxies } from ${JSON.stringify(INDEX)}
+import { DiscoveryClient } from ${JSON.stringify(DISCOVERY)}
 const TYPE = ${JSON.stringify(STORAGE_TYPE)}
 const [role, iface, arg] = process.argv.slice(2)
 const now = () => performance.timeOrigin + performance.now()

@@ -23,7 +23,8 @@ import { body, buildEnvelope, newMessageId, parseDiscovery, type AppSequence, ty
 import { DISCOVERY_PORT, MULTICAST_V4, VERSIONS, type WsdVersion } from '../../discovery/protocol.js'
 import { TargetService } from '../../discovery/target-service.js'
 import { NETWORK_DOMAIN_TYPE, STORAGE_DOMAIN_TYPE } from '../../discovery/storage-announcement.js'
-import { FileStream, closeSharedProxies, closeStorageRegistry, storageRegistry } from '../../index.js'
+import { FileStream, closeSharedProxies } from '../../index.js'
+import { closeStorageRegistry, storageRegistry } from '../../frontend/index.js'
 
 const ENV = { ...process.env, METAOS_LOG_LEVEL: 'silent' }
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')

@@ -11,7 +11,8 @@ import { createServer, connect as netConnect, type AddressInfo, type Server, typ
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { NetSocket, NetServer, NetDatagramSocket, LocalNetworkHandler, closeSharedNetworkProxies, MetaosError, type NetDestination } from '../../index.js'
+import { NetSocket, NetServer, NetDatagramSocket, closeSharedNetworkProxies, MetaosError, type NetDestination } from '../../index.js'
+import { LocalNetworkHandler } from '../../frontend/index.js'
 import { startNetworkDomain } from '../../backend-network/network-domain.js'
 import { tempDir } from '../helpers/temp-dir.js'
 

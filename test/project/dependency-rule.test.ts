@@ -1,10 +1,17 @@
 // The dependency rule of docs/architecture.md ("The house"), enforced: every import of the product's
 // code (type-only imports too) goes from a layer to one the rule lets it use, and no folder or file
-// reaches itself through others. A failure names the import that breaks the rule.
+// reaches itself through others. The package's entries (package.json "exports": index.ts,
+// frontend/index.ts, domains/index.ts…) are the doors of the house, above every layer: they
+// re-export what they open onto and no product file imports one. A failure names the import that
+// breaks the rule.
 import t from 'tap'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, posix, relative } from 'node:path'
 import { PACKAGE_ROOT } from '../../wsdl/package-root.js'
+
+/** The package's entries, as source files: "./dist/frontend/index.js" → frontend/index.ts. */
+const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { default: string }> }
+const ENTRIES = new Map(Object.entries(pkg.exports).map(([subpath, e]) => [e.default.replace(/^\.\/dist\//, '').replace(/\.js$/, '.ts'), subpath]))
 
 // Each layer and the layers it may import (besides itself). Below-first.
 const RULE: Record<string, readonly string[]> = {
@@ -31,11 +38,12 @@ const TOP: Record<string, readonly string[]> = {
   benchmarks: [...PRODUCT, 'frontend'],
   cli: [...PRODUCT, 'frontend', 'benchmarks', 'dashboard'],
   'docs/tools': [...PRODUCT],
-  '(index)': [...PRODUCT, 'frontend'],
+  // The package's entries (ENTRIES): each re-exports what its subpath opens onto, from any layer.
+  '(entry)': [...PRODUCT, 'frontend', 'dashboard'],
 }
 
 function layerOf (file: string): string {
-  if (!file.includes('/')) return '(index)'
+  if (ENTRIES.has(file)) return '(entry)'
   if (file.startsWith('frontend/')) return file.split('/').slice(0, 2).join('/')
   if (file.startsWith('docs/tools/')) return 'docs/tools'
   return file.split('/')[0]!
@@ -86,6 +94,18 @@ t.test('every import goes down the layers of docs/architecture.md', async (t) =>
   t.same(unknown, [], 'every product file belongs to a layer of the rule')
 })
 
+t.test('every entry of package.json "exports" is an index.ts that only re-exports, and nothing inside imports one', async (t) => {
+  t.ok(ENTRIES.size >= 6, `${ENTRIES.size} entries: ${[...ENTRIES.values()].join(', ')}`)
+  for (const [file, subpath] of ENTRIES) {
+    t.ok(files.includes(file), `${subpath} is ${file}`)
+    t.match(file, /(^|\/)index\.ts$/, `${subpath}: an index.ts`)
+    const code = readFileSync(join(PACKAGE_ROOT, file), 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('//'))
+    t.same(code.filter((l) => !/^export (type )?(\*|\{)/.test(l)), [], `${file}: re-exports only`)
+  }
+  const inward = [...graph].flatMap(([file, imports]) => imports.filter((i) => ENTRIES.has(i.target)).map((i) => `${file}:${i.line} imports ${i.target}`))
+  t.same(inward, [], 'no product file imports an entry: inside, modules import each other directly')
+})
+
 t.test('no file reaches itself through its imports', async (t) => {
   const cycles: string[] = []
   const state = new Map<string, 'open' | 'done'>()
@@ -103,7 +123,7 @@ t.test('no file reaches itself through its imports', async (t) => {
 })
 
 t.test('the rule itself: the layers it names exist and hold no cycle', async (t) => {
-  for (const layer of [...Object.keys(RULE), ...Object.keys(TOP)].filter((l) => l !== '(index)')) {
+  for (const layer of [...Object.keys(RULE), ...Object.keys(TOP)].filter((l) => l !== '(entry)')) {
     t.ok(statSync(join(PACKAGE_ROOT, layer), { throwIfNoEntry: false })?.isDirectory(), `${layer}/ exists`)
   }
   const seen = new Set<string>()
