@@ -3,7 +3,7 @@
 // end. Operators and integrators have subpaths (docs/api.md#what-metaos-exports): metaos/frontend,
 // metaos/domains, metaos/discovery, metaos/soap, metaos/dashboard. Importing this module loads only
 // what a stream needs: the local kernels, the discovery frontend and the exception-less writer are
-// loaded by their first use (test/module-count.test.ts keeps it so).
+// loaded by their first use (test/project/module-count.test.ts keeps it so).
 export { FileStream, FileMode, FileAccess, FileShare, SeekOrigin, type FileStreamOptions, type StreamStats } from './frontend/api/file-stream.js'
 export { NetSocket, type NetSocketOptions, type NetConnectOptions, type NetDestination, type SocketStats, type AddressInfo } from './frontend/api/net-socket.js'
 export { NetServer, type NetServerOptions, type NetListenOptions } from './frontend/api/net-server.js'

@@ -2,7 +2,7 @@
 //   node dist/docs/tools/module-count.js [--list] [--json] [ENTRY…]
 // ENTRY is a package entry ('metaos', 'metaos/frontend'…, as package.json "exports" names them) or a
 // module of dist/ ('frontend/api/file-stream.js'); default: every entry and FileStream's module. Run
-// after `npm run build`. test/module-count.test.ts keeps `import { FileStream } from 'metaos'` small.
+// after `npm run build`. test/project/module-count.test.ts keeps `import { FileStream } from 'metaos'` small.
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'

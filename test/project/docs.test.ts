@@ -259,12 +259,14 @@ t.test('docs/api.md names every public member of FileStream and NetSocket and ev
   }
 })
 
-t.test('docs/architecture.svg is well-formed SVG and docs/architecture.md shows it', async (t) => {
-  const { SaxesParser } = await import('saxes')
-  const parser = new SaxesParser({ xmlns: true })
-  let root = ''
-  parser.on('opentag', (tag) => { if (root === '') root = `{${tag.uri ?? ''}}${tag.local ?? ''}` })
-  t.doesNotThrow(() => { parser.write(readFileSync(packageFile('docs', 'architecture.svg'), 'utf8')).close() }, 'well-formed XML')
-  t.equal(root, '{http://www.w3.org/2000/svg}svg', 'an SVG document')
-  t.match(readFileSync(packageFile('docs', 'architecture.md'), 'utf8'), /!\[[^\]]+\]\(architecture\.svg\)/, 'shown in architecture.md')
-})
+for (const svg of ['architecture.svg', 'house.svg']) {
+  t.test(`docs/${svg} is well-formed SVG and docs/architecture.md shows it`, async (t) => {
+    const { SaxesParser } = await import('saxes')
+    const parser = new SaxesParser({ xmlns: true })
+    let root = ''
+    parser.on('opentag', (tag) => { if (root === '') root = `{${tag.uri ?? ''}}${tag.local ?? ''}` })
+    t.doesNotThrow(() => { parser.write(readFileSync(packageFile('docs', svg), 'utf8')).close() }, 'well-formed XML')
+    t.equal(root, '{http://www.w3.org/2000/svg}svg', 'an SVG document')
+    t.match(readFileSync(packageFile('docs', 'architecture.md'), 'utf8'), new RegExp(`!\\[[^\\]]+\\]\\(${svg.replace('.', '\\.')}\\)`), 'shown in architecture.md')
+  })
+}
