@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { packageFile } from '../../wsdl/package-root.js'
 import type { SecurityResult } from '../../benchmarks/security-suite.js'
+import { portableCommand } from '../../benchmarks/report.js'
 
 const CLI = packageFile('dist', 'cli', 'metaos.js')
 
@@ -20,7 +21,7 @@ t.test('metaos bench --suite security writes rows and ratios', async (t) => {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, METAOS_LOG_LEVEL: 'silent' }, timeout: 120_000 })
   t.equal(r.status, 0, r.stderr)
   const out = JSON.parse(readFileSync(json, 'utf8')) as { machine: { cores: number }, command: string, security: SecurityResult }
-  t.equal(out.command, `metaos ${args.join(' ')}`, 'the command that made it')
+  t.equal(out.command, `metaos ${portableCommand(args, process.cwd())}`, 'the command that made it, with no path of this machine')
   t.ok(out.machine.cores > 0, 'the machine')
   const s = out.security
   t.match(s, { payloadBytes: 4096, bulkBytes: 1048576, rounds: 1, stopped: false }, 'what was measured')
