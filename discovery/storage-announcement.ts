@@ -1,5 +1,5 @@
-// What a storage domain says of itself on WS-Discovery: its type (metaos StorageDomain), the
-// scopes of DESIGN.md §4 and its endpoints as XAddrs.
+// What a domain says of itself on WS-Discovery: its type (metaos StorageDomain, NetworkDomain), the
+// scopes of DESIGN.md §4 and its endpoints as XAddrs. The one place scopes are built and read back.
 import { hostname, release, type } from 'node:os'
 import { METAOS_TYPES_NS } from './protocol.js'
 
@@ -13,6 +13,38 @@ export interface ScopeFacts {
   readonly volume?: string
   readonly zone?: string
   readonly extra?: readonly string[]
+}
+
+/** The scope that names a volume (what a frontend probes for to find the domains of one volume). */
+export const volumeScope = (volume: string): string => `metaos://volume/${seg(volume)}`
+
+/** What a domain's scopes say of it, read back (a fact it did not announce is left out). */
+export interface AnnouncedFacts {
+  readonly hosting?: string
+  readonly kernel?: { readonly sysname: string, readonly release: string }
+  readonly volume?: string
+  readonly zone?: string
+  /** `node/<version>`. */
+  readonly runtime?: string
+}
+
+export function factsFromScopes (scopes: readonly string[]): AnnouncedFacts {
+  const get = (prefix: string): string | undefined => {
+    const s = scopes.find((x) => x.startsWith(prefix))
+    return s === undefined ? undefined : decodeURIComponent(s.slice(prefix.length))
+  }
+  const kernel = scopes.find((x) => x.startsWith('metaos://kernel/'))?.slice('metaos://kernel/'.length).split('/').map(decodeURIComponent)
+  const hosting = get('metaos://hosting/')
+  const volume = get('metaos://volume/')
+  const zone = get('metaos://zone/')
+  const runtime = get('metaos://runtime/node/')
+  return {
+    ...(hosting === undefined ? {} : { hosting }),
+    ...(kernel === undefined ? {} : { kernel: { sysname: kernel[0] ?? 'unknown', release: kernel[1] ?? '0' } }),
+    ...(volume === undefined ? {} : { volume }),
+    ...(zone === undefined ? {} : { zone }),
+    ...(runtime === undefined ? {} : { runtime: `node/${runtime}` }),
+  }
 }
 
 /** `metaos://kernel/<sysname>/<release>`, `…/hosting/…`, `…/host/…`, `…/runtime/node/…`, `…/volume/…`, `…/zone/…`. */

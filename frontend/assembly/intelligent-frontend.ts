@@ -5,7 +5,7 @@
 // their volume, then removes it. A supervisor watches them all. FileStream's `destination:
 // 'discover'` uses the process-wide instance.
 import type { DiscoveryClient, DiscoveredTarget } from '../../discovery/client.js'
-import { declaredFromScopes } from '../../discovery/storage-announcement.js'
+import { declaredFromScopes, factsFromScopes } from '../../discovery/storage-announcement.js'
 import { createStorageProxy } from '../handlers/storage-proxy.js'
 import { bestEndpoint, storageRegistry } from '../handlers/discovered-domains.js'
 import { Dispatcher, type DispatcherOptions } from '../placement/dispatcher.js'
@@ -26,21 +26,15 @@ import { KEYS, keep, lookup, release } from '../handlers/process-registry.js'
 
 /** Reads what a domain announced in its scopes (DESIGN §4) into a PMT identity. */
 export function identityFromScopes (t: DiscoveredTarget, endpoint: string): DomainIdentity {
-  const get = (prefix: string): string | undefined => {
-    const s = t.scopes.find((x) => x.startsWith(prefix))
-    return s === undefined ? undefined : decodeURIComponent(s.slice(prefix.length))
-  }
-  const kernel = t.scopes.find((x) => x.startsWith('metaos://kernel/'))?.slice('metaos://kernel/'.length).split('/').map(decodeURIComponent) ?? []
-  const zone = get('metaos://zone/')
-  const runtime = get('metaos://runtime/node/')
+  const f = factsFromScopes(t.scopes)
   return {
     epr: t.epr,
     endpoints: [endpoint],
-    hosting: get('metaos://hosting/') ?? 'process',
-    kernel: { sysname: kernel[0] ?? 'unknown', release: kernel[1] ?? '0' },
-    volume: get('metaos://volume/') ?? 'unknown',
-    ...(zone === undefined ? {} : { zone }),
-    ...(runtime === undefined ? {} : { runtime: `node/${runtime}` }),
+    hosting: f.hosting ?? 'process',
+    kernel: f.kernel ?? { sysname: 'unknown', release: '0' },
+    volume: f.volume ?? 'unknown',
+    ...(f.zone === undefined ? {} : { zone: f.zone }),
+    ...(f.runtime === undefined ? {} : { runtime: f.runtime }),
   }
 }
 

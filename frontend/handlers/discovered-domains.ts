@@ -4,7 +4,7 @@
 // domain's best endpoint is its bus when it is on this machine.
 import { existsSync } from 'node:fs'
 import { DiscoveryClient, type DiscoveredTarget } from '../../discovery/client.js'
-import { STORAGE_DOMAIN_TYPE } from '../../discovery/storage-announcement.js'
+import { STORAGE_DOMAIN_TYPE, volumeScope } from '../../discovery/storage-announcement.js'
 import { parseEndpoint } from '../../soap-runtime/endpoint.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import { trustFromEnvironment } from './domain-trust.js'
@@ -57,7 +57,7 @@ export function bestEndpoint (t: DiscoveredTarget): string | undefined {
   return bus ?? t.xaddrs.find((x) => x.startsWith('http://') || x.startsWith('https://'))
 }
 
-export const volumeScope = (volume: string): string => `metaos://volume/${encodeURIComponent(volume)}`
+export { volumeScope }
 
 /** Waits (up to `timeoutMs`) for a discovered storage domain, of `volume` if given, and returns its best endpoint. */
 export async function discoverStorageEndpoint (o: { volume?: string, timeoutMs?: number } = {}): Promise<string> {
