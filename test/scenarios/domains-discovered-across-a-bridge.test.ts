@@ -11,8 +11,6 @@
 import t from 'tap'
 import { execFile, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { networkInterfaces } from 'node:os'
 import { FileStream, createStorageProxy, type StorageHandler } from '../../index.js'
 import { STORAGE_DOMAIN_TYPE, NETWORK_DOMAIN_TYPE } from '../../discovery/index.js'
@@ -36,7 +34,6 @@ function sh (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, timeout =
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout, env: { ...process.env, ...env } })
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.error === undefined ? {} : { error: r.error }) }
 }
-const lastLine = (s: string): string => s.trim().split('\n').pop() ?? ''
 
 const skip = dockerMissing({ compose: true, log: (l) => { t.comment(l) } })
 
@@ -226,84 +223,4 @@ t.test('scenario 2: domains discovered across a bridge network, Bye and pause ha
   t.equal(sha(await readVia(via(another(frozen)), 'paused.bin', data.length)), sha(data), 'no error, and the file has the expected SHA-256')
   t.comment(`docker pause → failover: ${failover === undefined ? '?' : (failover.at - pauseAt).toFixed(0)} ms (stall ${failover?.stallMs.toFixed(0) ?? '?'} ms, longest write ${longest.toFixed(0)} ms)`)
   t.equal(docker('inspect', '-f', '{{.State.Status}}', frozenId), 'running', 'unpaused: running again')
-})
-
-// The Kubernetes manifests (docker/k8s/, docs/deploy.md) cannot run here (no cluster): they are
-// parsed (python3's PyYAML) and checked against the Dockerfiles — images, ports, user, probes, volumes.
-t.test('docker/k8s: manifests consistent with the images', async (t) => {
-  const dir = packageFile('docker', 'k8s')
-  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort().map((f) => join(dir, f))
-  const parsed = sh('python3', ['-c', 'import sys, json, yaml\nprint(json.dumps([dict(d, _file=f) for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]))', ...files])
-  if (parsed.status !== 0) { t.plan(0, partMissing('PyYAML', `python3 cannot load yaml (${lastLine(parsed.error?.message ?? parsed.stderr)})`, 'apt-get install python3-yaml')); return }
-  type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
-  const docs = JSON.parse(parsed.stdout) as Obj[]
-  t.same([...new Set(docs.map((d) => d.kind))].sort(), ['Deployment', 'Namespace', 'PersistentVolumeClaim', 'Service'], `${files.length} files parse: a Namespace, Deployments, the shared volume's claim, the proxy's Service`)
-
-  // What each image says of itself.
-  const image = (kind: string): { entrypoint: string[], cmd: string[], user: string, port: number, health: string[] } => {
-    const text = readFileSync(packageFile('docker', `${kind}.Dockerfile`), 'utf8')
-    const line = (k: string): string => new RegExp(`^${k}\\s+(.*)$`, 'm').exec(text)?.[1] ?? ''
-    return {
-      entrypoint: JSON.parse(line('ENTRYPOINT')) as string[],
-      cmd: JSON.parse(line('CMD')) as string[],
-      user: line('USER'),
-      port: Number(line('EXPOSE')),
-      health: JSON.parse(/CMD (\[.*\])/.exec(line('HEALTHCHECK'))![1]!) as string[],
-    }
-  }
-  const images: Record<string, ReturnType<typeof image>> = { 'metaos/storage:dev': image('storage'), 'metaos/network:dev': image('network') }
-
-  const deployments = docs.filter((d) => d.kind === 'Deployment')
-  t.same(deployments.map((d) => d.metadata.name).sort(), ['metaos-discovery-proxy', 'metaos-network', 'metaos-storage'], 'a Deployment per domain kind, and the discovery proxy')
-  for (const d of docs) t.equal(d.metadata.namespace ?? d.metadata.name, 'metaos', `${d.kind} ${d.metadata.name as string}: in the metaos namespace`)
-  const claims = new Map(docs.filter((d) => d.kind === 'PersistentVolumeClaim').map((d) => [d.metadata.name as string, d]))
-  for (const d of deployments) {
-    const name = d.metadata.name as string
-    const pod = d.spec.template.spec
-    t.same(d.spec.selector.matchLabels, Object.fromEntries(Object.entries(d.spec.selector.matchLabels).map(([k]) => [k, d.spec.template.metadata.labels[k]])), `${name}: the selector matches its pods`)
-    t.equal(pod.securityContext.runAsUser, 10001, `${name}: runAsUser 10001`)
-    t.ok(pod.terminationGracePeriodSeconds >= 15, `${name}: 15 s to say Bye and drain`)
-    for (const c of pod.containers as Obj[]) {
-      const img = images[c.image]
-      t.ok(img !== undefined, `${name}: image ${c.image as string} is one of docker/'s`)
-      if (img === undefined) continue
-      t.equal(`${String(pod.securityContext.runAsUser)}:${String(pod.securityContext.runAsGroup)}`, img.user, `${name}: the user of the image (USER ${img.user})`)
-      t.equal(c.securityContext.readOnlyRootFilesystem, true, `${name}: read-only root filesystem`)
-      t.equal(c.securityContext.allowPrivilegeEscalation, false, `${name}: no privilege escalation`)
-      const tcp = (c.ports as Obj[]).filter((p) => p.protocol === 'TCP')
-      t.same(tcp.map((p) => p.containerPort), [img.port], `${name}: serves on the image's port ${img.port}`)
-      const listen = (c.args as string[])[(c.args as string[]).indexOf('--listen') + 1]
-      t.equal(listen, `http://$(POD_IP):${img.port}`, `${name}: listens on (and so announces) its pod address, port ${img.port}`)
-      t.ok((c.env as Obj[]).some((e) => e.name === 'POD_IP' && e.valueFrom?.fieldRef?.fieldPath === 'status.podIP'), `${name}: POD_IP from the downward API`)
-      t.equal((c.args as string[])[(c.args as string[]).indexOf('--interface') + 1], 'eth0', `${name}: multicast on the pod's eth0`)
-      const mounts = new Set((c.volumeMounts as Obj[]).map((m) => m.mountPath))
-      t.ok(mounts.has('/tmp'), `${name}: a writable /tmp beside the read-only root`)
-      if (c.command === undefined) {
-        // A domain: the image's ENTRYPOINT runs (args replace CMD), and the probes are its HEALTHCHECK.
-        t.equal(img.entrypoint.at(-1), name.replace('metaos-', ''), `${name}: the image's entry point runs \`metaos ${name.replace('metaos-', '')}\``)
-        for (const arg of ['--hosting']) t.equal((c.args as string[])[(c.args as string[]).indexOf(arg) + 1], img.cmd[img.cmd.indexOf(arg) + 1], `${name}: ${arg} as the image's CMD has it`)
-        t.ok((c.args as string[]).includes('--announce'), `${name}: announced`)
-        t.same(c.readinessProbe.exec.command, img.health, `${name}: readiness runs the image's healthcheck`)
-        t.same(c.livenessProbe.exec.command, img.health, `${name}: liveness runs the image's healthcheck`)
-        t.ok(mounts.has('/run/metaos'), `${name}: /run/metaos writable (the bus socket's directory)`)
-        t.same(pod.affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.[0]?.labelSelector?.matchLabels, { 'app.kubernetes.io/name': 'metaos-discovery-proxy' }, `${name}: on the discovery proxy's multicast segment`)
-      } else {
-        t.same(c.command, [...img.entrypoint.slice(0, -1), 'discovery-proxy'], `${name}: the image's node and metaos.js, running discovery-proxy`)
-        t.same(c.readinessProbe.tcpSocket, { port: img.port }, `${name}: probed on its port`)
-      }
-      if (name === 'metaos-storage') {
-        t.equal((c.args as string[])[(c.args as string[]).indexOf('--root') + 1], '/data', 'storage: serves /data, as the image')
-        const data = (c.volumeMounts as Obj[]).find((m) => m.mountPath === '/data')
-        const claim = (pod.volumes as Obj[]).find((v) => v.name === data?.name)?.persistentVolumeClaim?.claimName
-        t.same(claims.get(claim)?.spec.accessModes, ['ReadWriteMany'], `storage: /data is the claim ${String(claim)}, ReadWriteMany (every replica mounts it)`)
-        t.ok(d.spec.replicas >= 2, 'storage: several interchangeable replicas of volume shared')
-      }
-    }
-  }
-  const service = docs.find((d) => d.kind === 'Service')!
-  const proxy = deployments.find((d) => d.metadata.name === 'metaos-discovery-proxy')!
-  const proxyPod = proxy.spec.template
-  t.ok(Object.entries(service.spec.selector).every(([k, v]) => proxyPod.metadata.labels[k] === v), 'the Service selects the discovery proxy\'s pods')
-  const named = (proxyPod.spec.containers[0].ports as Obj[]).find((p) => p.name === service.spec.ports[0].targetPort)
-  t.equal(named?.containerPort, images['metaos/network:dev']!.port, 'the Service forwards to the proxy\'s port')
 })
