@@ -87,9 +87,22 @@ export function swarmUnavailable (): string | undefined {
   return undefined
 }
 
-/** Namespaces of a local swarm (any name) up on this machine: only one may run at a time here. */
+/** The switch namespaces of the local swarms (any name) up on this machine. */
 export function swarmsUp (): string[] {
   return sh('ip', ['netns', 'list']).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => /-switch$/.test(n))
+}
+
+/**
+ * Waits (up to `timeoutMs`) until no other local swarm runs here: two can run side by side, but
+ * not on a machine of two cores whose timings matter. Throws naming them after that.
+ */
+export async function waitForOtherSwarms (timeoutMs = 600_000, onWait?: (others: string[]) => void): Promise<void> {
+  const end = Date.now() + timeoutMs
+  for (let others = swarmsUp(); others.length > 0; others = swarmsUp()) {
+    if (Date.now() > end) throw new Error(`another local swarm is still up after ${timeoutMs} ms: ${others.join(' ')}`)
+    onWait?.(others)
+    await sleep(2000)
+  }
 }
 
 export interface SwarmNode { readonly name: string, readonly netns: string, readonly docker: string, readonly address: string, readonly role: string, readonly zone: string }
@@ -167,6 +180,12 @@ export class LocalSwarm {
   /** `docker node ls` seen from node i: "nodeJ Status" lines, sorted; undefined when that manager cannot answer (no quorum, say). */
   nodeStatus (from: number): string[] | undefined {
     const r = this.dockerSh(from, 'node', 'ls', '--format', '{{.Hostname}} {{.Status}}')
+    return r.status === 0 ? r.stdout.trim().split('\n').sort() : undefined
+  }
+
+  /** The same without blocking the event loop. */
+  async nodeStatusAsync (from: number): Promise<string[] | undefined> {
+    const r = await shAsync('docker', ['-H', this.ready.nodes[from - 1]!.docker, 'node', 'ls', '--format', '{{.Hostname}} {{.Status}}'], {}, 60_000)
     return r.status === 0 ? r.stdout.trim().split('\n').sort() : undefined
   }
 

@@ -1,11 +1,11 @@
 // What the swarm tests share (test/swarm-local.test.ts, test/swarm-host-loss.test.ts): the driver of
-// docker/swarm/local-swarm.sh (benchmarks/local-swarm.ts, which the swarm benchmark uses too), a
-// swarm name of the test's own, waiting for another test's swarm to end (one at a time on a
-// machine: they share addresses), a swarm brought up with the stack deployed and healthy and taken
-// down by a teardown that runs on failure too, and timings for `t.comment`.
+// docker/swarm/local-swarm.sh (benchmarks/local-swarm.ts, which the swarm benchmark uses too; with
+// it, waiting for another swarm to end), a swarm name of the test's own, a swarm brought up with
+// the stack deployed and healthy and taken down by a teardown that runs on failure too, and
+// timings for `t.comment`.
 import { join } from 'node:path'
 import { tempDir } from './temp-dir.js'
-import { LocalSwarm, sleep, swarmsUp, type SwarmReady } from '../../benchmarks/local-swarm.js'
+import { LocalSwarm, waitForOtherSwarms, type SwarmReady } from '../../benchmarks/local-swarm.js'
 
 export * from '../../benchmarks/local-swarm.js'
 
@@ -14,15 +14,6 @@ export const SWARM_INSTALL = 'apt-get install -y iproute2 util-linux docker.io'
 
 /** A swarm name of this run: `prefix` and five random characters (namespaces PREFIXxxxxx-node1…). */
 export const swarmName = (prefix: string): string => `${prefix}${Math.random().toString(36).slice(2, 7)}`
-
-/** Waits (up to `timeoutMs`) until no other local swarm runs on this machine; throws naming them after that. */
-export async function waitForOtherSwarms (timeoutMs = 600_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  for (let others = swarmsUp(); others.length > 0; others = swarmsUp()) {
-    if (Date.now() > end) throw new Error(`another local swarm is still up after ${timeoutMs} ms: ${others.join(' ')}`)
-    await sleep(2000)
-  }
-}
 
 /** Seconds taken per step, printed by `line()`. */
 export class Timings {
