@@ -12,7 +12,7 @@ out=docs/benchmarks
 mkdir -p "$out"
 npm run --silent build
 bench () { node dist/cli/metaos.js bench "$@"; }
-all=(paper peers char placement network containers supervision vm security)
+all=(paper peers char placement network containers supervision vm security swarm)
 for suite in "${@:-${all[@]}}"; do
   echo "== $suite" >&2
   case "$suite" in
@@ -27,6 +27,8 @@ for suite in "${@:-${all[@]}}"; do
     vm) bench --suite paper --hostings process-bus,vm-http,vm-bus --sizes 1m --caches 4k --modes block --runs 5 --json "$out/vm.json" ;;
     # TLS and authentication on Write round trips: one domain per configuration, ratios to http.
     security) bench --suite security --seconds 4 --rounds 8 --json "$out/security.json" ;;
+    # A local swarm of three nodes (root, docker.io): same node vs another node, and a host lost.
+    swarm) bench --suite swarm --rounds 6 --json "$out/swarm.json" ;;
     *) echo "record-docs: unknown suite $suite (${all[*]})" >&2; exit 2 ;;
   esac
 done

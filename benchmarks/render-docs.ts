@@ -21,6 +21,7 @@ import { placementTable } from './placement-suite.js'
 import { machineLine, portableCommand } from './report.js'
 import { supervisionTable } from './supervision-suite.js'
 import { securityMarkdown, type SecurityResult } from './security-suite.js'
+import { swarmTable } from './swarm-suite.js'
 
 export const TEMPLATE = packageFile('benchmarks', 'benchmarks.md.in')
 export const RESULTS = packageFile('docs', 'benchmarks')
@@ -73,12 +74,13 @@ function section (name: string, r: Recorded, charts: PaperSvg[]): string {
     case 'containers': return `${code(containerTable(r.containers as Parameters<typeof containerTable>[0]))}\n\n${source(r)}`
     case 'supervision': return `${code(supervisionTable(r.supervision as Parameters<typeof supervisionTable>[0]))}\n\n${source(r)}`
     case 'security': return `${securityMarkdown(r.security as SecurityResult)}\n${source(r)}`
+    case 'swarm': return `${code(swarmTable(r.swarm as Parameters<typeof swarmTable>[0]))}\n\n${source(r)}`
     default: throw new Error(`benchmarks.md.in: unknown marker bench:${name}`)
   }
 }
 
 const FILE_OF: Record<string, string> = { 'paper-charts': 'paper' }
-const MARKERS = ['paper', 'paper-charts', 'peers', 'char', 'placement', 'network', 'containers', 'supervision', 'vm', 'security']
+const MARKERS = ['paper', 'paper-charts', 'peers', 'char', 'placement', 'network', 'containers', 'supervision', 'vm', 'security', 'swarm']
 
 /** The page and the charts the template and the results in `dir` make. */
 export function render (template: string, dir: string): { page: string, charts: PaperSvg[] } {

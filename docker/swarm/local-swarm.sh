@@ -8,6 +8,8 @@
 #
 #   bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--no-build]
 #   bash docker/swarm/local-swarm.sh kill-node NAME      # a host crash: SIGKILL, cable pulled
+#   bash docker/swarm/local-swarm.sh cut-link NAME       # only the cable pulled: the node runs on
+#   bash docker/swarm/local-swarm.sh restore-link NAME   # the cable back
 #   bash docker/swarm/local-swarm.sh down                # removes all of it; idempotent
 #
 # Needs root, iproute2 (ip netns), util-linux (unshare), Debian's docker.io (dockerd, containerd,
@@ -32,6 +34,7 @@ usage () {
   cat <<EOF
 usage: bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--no-build]
        bash docker/swarm/local-swarm.sh kill-node NAME
+       bash docker/swarm/local-swarm.sh cut-link NAME | restore-link NAME
        bash docker/swarm/local-swarm.sh down
 
 up         N nodes (default 3; at most 50), M of them managers (default 3, or 1 with fewer than 3
@@ -43,6 +46,8 @@ up         N nodes (default 3; at most 50), M of them managers (default 3, or 1 
            with docker/build-images.sh first, in the root dockerd, or in node1's without one)
 kill-node  NAME (node2, or its namespace): SIGKILL its dockerd, containerd, shims and
            containers, and take its switch port down
+cut-link   NAME: take its switch port down (a pulled cable, a partition): its processes run
+           on, and nothing reaches them nor leaves them until restore-link NAME puts it back up
 down       stops and removes every node, namespace, link, directory of this swarm
 
 Environment (defaults): METAOS_SWARM_NAME ($name: prefix of the namespaces),
@@ -141,10 +146,23 @@ cmd_kill_node () {
   ip netns list | awk '{print $1}' | grep -qx "$ns" || die "no node $n in swarm $name (no namespace $ns)"
   local before
   before=$(node_pids "$ns" | wc -l)
-  kill_ns "$ns"
-  # A crashed host answers nothing: its switch port goes down, so peers time out as with a real crash.
+  # A crashed host answers nothing: its switch port goes down first, so its peers time out as with
+  # a real crash (killed first, its kernel would reset their connections meanwhile).
   ip -n "$name-switch" link set "p$i" down 2>/dev/null || true
+  kill_ns "$ns"
   echo "{\"event\":\"killed\",\"node\":\"$n\",\"netns\":\"$ns\",\"processes\":$before}"
+}
+
+# The node's cable: its port on the switch, down (cut) or up (restored). Its processes run on.
+cmd_link () {
+  local state=$1 n=${2:-}
+  [ -n "$n" ] || die "$3 needs a node name (node2, or $name-node2)"
+  n=${n#"$name-"}
+  [[ "$n" =~ ^node([0-9]+)$ ]] || die "no node named $2 (node1, node2…)"
+  local i=${BASH_REMATCH[1]}
+  ip -n "$name-switch" link show "p$i" >/dev/null 2>&1 || die "no node $n in swarm $name (no port p$i on $name-switch)"
+  ip -n "$name-switch" link set "p$i" "$state"
+  echo "{\"event\":\"$4\",\"node\":\"$n\",\"port\":\"p$i\",\"state\":\"$state\"}"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -334,6 +352,8 @@ case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   down) shift; cmd_down ;;
   kill-node) shift; cmd_kill_node "$@" ;;
+  cut-link) shift; cmd_link down "${1:-}" cut-link link-cut ;;
+  restore-link) shift; cmd_link up "${1:-}" restore-link link-restored ;;
   _node-outer) node_outer "$2" ;;
   _node-inner) node_inner "$2" ;;
   -h|--help|help) usage ;;

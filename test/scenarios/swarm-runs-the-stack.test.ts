@@ -11,63 +11,20 @@
 // address or iptables rule of the swarm while it runs, no namespace or process after.
 // Needs root, iproute2, util-linux and docker.io: skips saying why without them, fails under CI.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs'
 import { release } from 'node:os'
 import { join } from 'node:path'
 import { namedEndpoint } from '../../service-domain/announcement.js'
-import { packageFile } from '../../wsdl/package-root.js'
 import { which } from '../helpers/which.js'
 import { partMissing } from '../helpers/require-part.js'
-import { tempDir } from '../helpers/temp-dir.js'
+import { DIST, SWARM_INSTALL, Timings, expectedTasks, lastJson, must, sh, swarmFor, swarmUnavailable, until, waitForOtherSwarms } from '../helpers/swarm.js'
 
-const SCRIPT = packageFile('docker', 'swarm', 'local-swarm.sh')
-const STACK = packageFile('docker', 'swarm', 'stack.yaml')
-const SECRETS = packageFile('docker', 'swarm', 'make-secrets.sh')
-const DIST = packageFile('dist')
 const NET = '10.231.0'
 const POOL = '10.232.'
-const run = Math.random().toString(36).slice(2, 7)
-const NAME = `mswt${run}`
-// The product's processes, not the test's: no tap loader (NODE_OPTIONS) in them.
-const { NODE_OPTIONS: _nodeOptions, ...CHILD_ENV } = process.env
+const PREFIX = 'mswt'
 
-interface Sh { status: number | null, stdout: string, stderr: string }
-function sh (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, timeout = 120_000): Sh {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout, env: { ...CHILD_ENV, ...env }, maxBuffer: 64 * 1024 * 1024 })
-  return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error === undefined ? '' : String(r.error)) }
-}
-function must (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, timeout = 120_000): string {
-  const r = sh(cmd, args, env, timeout)
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} → ${r.status}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`)
-  return r.stdout.trim()
-}
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-async function until<T> (what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = probe()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(500)
-  }
-}
-const lastJson = <T>(out: string): T => JSON.parse(out.trim().split('\n').pop()!) as T
-
-/** Why the swarm cannot run here, or undefined. */
-function unavailable (): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, dockerd)'
-  for (const c of ['ip', 'unshare', 'setsid', 'dockerd', 'containerd', 'runc', 'docker', 'iptables-save']) {
-    if (which(c) === undefined) return `${c} is missing (Debian: apt-get install iproute2 util-linux docker.io)`
-  }
-  if (!existsSync(join(DIST, 'index.js'))) return 'dist/ is not built (npm run build)'
-  const probe = `mswt-probe-${run}`
-  if (sh('ip', ['netns', 'add', probe]).status !== 0) return 'ip netns add is refused here'
-  sh('ip', ['netns', 'del', probe])
-  return undefined
-}
-const missing = unavailable()
-const skip = missing === undefined ? false : partMissing('the local swarm', missing, 'apt-get install -y iproute2 util-linux docker.io')
+const missing = swarmUnavailable()
+const skip = missing === undefined ? false : partMissing('the local swarm', missing, SWARM_INSTALL)
 
 t.test('--announce-hostname names wildcard listeners only', async (t) => {
   t.equal(namedEndpoint('https://0.0.0.0:8443/storage', 'node1.storage.metaos'), 'https://node1.storage.metaos:8443/storage')
@@ -89,18 +46,18 @@ function rootState (): RootState {
   return { links, netns, iptables }
 }
 /** Things in `now` that can only be the swarm's: its namespaces' peers, its bridges and VXLANs, its addresses and rules. */
-function swarmTraces (before: RootState, now: RootState): string[] {
+function swarmTraces (name: string, before: RootState, now: RootState): string[] {
   const ours = new Set<number>()
   for (const l of must('ip', ['netns', 'list']).split('\n')) {
     const m = /^(\S+) \(id: (\d+)\)/.exec(l)
-    if (m !== null && m[1]!.startsWith(NAME)) ours.add(Number(m[2]))
+    if (m !== null && m[1]!.startsWith(name)) ours.add(Number(m[2]))
   }
   const out: string[] = []
-  for (const [name, kind] of now.links) {
-    if (before.links.has(name)) continue
-    if (/^(docker_gwbridge|docker0|vx-|ov-|p\d+$|pc$|br0$)/.test(name) || kind.startsWith('vxlan') || kind.includes('master docker_gwbridge')) out.push(`link ${name} (${kind})`)
+  for (const [link, kind] of now.links) {
+    if (before.links.has(link)) continue
+    if (/^(docker_gwbridge|docker0|vx-|ov-|p\d+$|pc$|br0$)/.test(link) || kind.startsWith('vxlan') || kind.includes('master docker_gwbridge')) out.push(`link ${link} (${kind})`)
     const peer = /peer-netnsid (\d+)/.exec(kind)
-    if (peer !== null && ours.has(Number(peer[1]))) out.push(`link ${name} (${kind}) paired with a swarm namespace`)
+    if (peer !== null && ours.has(Number(peer[1]))) out.push(`link ${link} (${kind}) paired with a swarm namespace`)
   }
   const addrs = must('ip', ['-o', 'addr', 'show'])
   for (const l of addrs.split('\n')) if (l.includes(` ${NET}.`) || l.includes(` ${POOL}`)) out.push(`address: ${l.trim()}`)
@@ -161,46 +118,35 @@ console.log(JSON.stringify({ event: 'roundtrip', ...out }))
 `
 interface RoundTrip { writer: { domainId: string, volume: string, hosting: string }, reader: { domainId: string, volume: string }, name: string, bytes: number, written: string, read: string, anonymous: string, writeMs: number, readMs: number, proxyLists?: string[] }
 
-interface Ready { event: string, nodes: Array<{ name: string, netns: string, docker: string, address: string, role: string, zone: string }>, client: { netns: string, address: string }, shared: string }
-
 t.test('a swarm of 3 nodes on this machine runs docker/swarm/stack.yaml', { skip }, async (t) => {
-  const tmp = tempDir(t, 'metaos-swarm-')
-  const env = { METAOS_SWARM_NAME: NAME, METAOS_SWARM_DIR: join(tmp, 'run'), METAOS_SWARM_DATA: join(tmp, 'data') }
-  const down = (): Sh => sh('bash', [SCRIPT, 'down'], env, 120_000)
-  t.teardown(() => { down() })
+  await waitForOtherSwarms()
+  const { swarm, tmp } = swarmFor(t, PREFIX)
+  const NAME = swarm.name
   const before = rootState()
-  const took: Record<string, number> = {}
-  const time = async <T>(k: string, f: () => T | Promise<T>): Promise<T> => { const t0 = performance.now(); try { return await f() } finally { took[k] = (performance.now() - t0) / 1000 } }
-  let ready: Ready | undefined
+  const timings = new Timings()
+  const time = timings.time.bind(timings)
   try {
-    ready = await time('up', () => lastJson<Ready>(must('bash', [SCRIPT, 'up', '--nodes', '3'], env, 900_000)))
+    const ready = await time('up', () => swarm.up(3))
     t.equal(ready.event, 'ready')
     t.same(ready.nodes.map((n) => [n.name, n.netns, n.address, n.role, n.zone]), [1, 2, 3].map((i) => [`node${i}`, `${NAME}-node${i}`, `${NET}.${10 + i}`, 'manager', 'abc'[i - 1]]))
     t.equal(ready.client.netns, `${NAME}-client`)
-    const dk = (i: number, ...args: string[]): string => must('docker', ['-H', ready!.nodes[i - 1]!.docker, ...args], {}, 120_000)
+    const dk = (i: number, ...args: string[]): string => swarm.docker(i, ...args)
 
     const nodes = dk(2, 'node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}').split('\n').sort()
     t.same(nodes.map((l) => l.split(' ').slice(0, 2).join(' ')), ['node1 Ready', 'node2 Ready', 'node3 Ready'], 'docker node ls: three Ready')
     t.ok(nodes.every((l) => /Leader|Reachable/.test(l)), 'three managers')
     const labels = dk(1, 'node', 'inspect', '-f', '{{.Description.Hostname}} {{index .Spec.Labels "zone"}} {{index .Spec.Labels "kernel"}}', 'node1', 'node2', 'node3')
     t.same(labels.split('\n'), ['a', 'b', 'c'].map((z, i) => `node${i + 1} ${z} ${release()}`), 'zone and kernel labels')
-    t.same(swarmTraces(before, rootState()), [], 'the root namespace has nothing of the swarm after up')
+    t.same(swarmTraces(NAME, before, rootState()), [], 'the root namespace has nothing of the swarm after up')
 
     // Secrets made by metaos pki; node addresses in the storage certificate for the client namespace.
     const pki = join(tmp, 'pki')
-    must('bash', [SECRETS, pki, ...ready.nodes.flatMap((n) => ['--storage-ip', n.address])])
-    const deployEnv = { METAOS_PKI_DIR: pki, METAOS_SHARED_DIR: ready.shared, METAOS_LOG_LEVEL: 'warn' }
-    await time('deploy', () => must('docker', ['-H', ready!.nodes[0]!.docker, 'stack', 'deploy', '--resolve-image', 'never', '-c', STACK, 'metaos'], deployEnv))
-    const expected = ['node1 discovery', 'node1 storage', 'node2 network', 'node2 storage', 'node3 storage']
-    const healthy = (): string[] => [1, 2, 3].flatMap((i) => sh('docker', ['-H', ready!.nodes[i - 1]!.docker, 'ps', '--filter', 'label=com.docker.stack.namespace=metaos', '--format', '{{.Label "com.docker.swarm.service.name"}} {{.Status}}']).stdout
-      .split('\n').filter((l) => l.includes('(healthy)')).map((l) => `node${i} ${l.split(' ')[0]!.replace(/^metaos_/, '')}`)).sort()
-    try {
-      await time('healthy', async () => await until('every task healthy', 150_000, () => healthy().join() === expected.join() ? true : undefined))
-    } catch (e) {
-      t.comment(dk(1, 'stack', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}', 'metaos'))
-      throw e
-    }
-    t.same(healthy(), expected, 'tasks healthy where placed: storage on every node, the proxy in zone a, the network domain in zone b')
+    swarm.secrets(pki)
+    await time('deploy', () => { swarm.deploy(pki) })
+    const expected = expectedTasks(3)
+    t.same(expected, ['node1 discovery', 'node1 storage', 'node2 network', 'node2 storage', 'node3 storage'])
+    await time('healthy', async () => await swarm.waitHealthy())
+    t.same(swarm.healthy(), expected, 'tasks healthy where placed: storage on every node, the proxy in zone a, the network domain in zone b')
 
     // From the client namespace: write through node3's port, read through node2's.
     const client = join(tmp, 'client')
@@ -208,7 +154,7 @@ t.test('a swarm of 3 nodes on this machine runs docker/swarm/stack.yaml', { skip
     writeFileSync(join(client, 'roundtrip.mjs'), CLIENT)
     chmodSync(client, 0o755)
     const [, n2, n3] = ready.nodes
-    const rt = await time('roundtrip-client', () => lastJson<RoundTrip>(must('ip', ['netns', 'exec', ready!.client.netns, process.execPath, join(client, 'roundtrip.mjs'),
+    const rt = await time('roundtrip-client', () => lastJson<RoundTrip>(must('ip', ['netns', 'exec', ready.client.netns, process.execPath, join(client, 'roundtrip.mjs'),
       DIST, pki, `https://${n3!.address}:8443/storage`, `https://${n2!.address}:8443/storage`, String(4 * 1024 * 1024)])))
     t.equal(rt.bytes, 4 * 1024 * 1024)
     t.equal(rt.read, rt.written, 'client namespace: 4 MiB written through node3, read back through node2, same SHA-256')
@@ -228,28 +174,28 @@ t.test('a swarm of 3 nodes on this machine runs docker/swarm/stack.yaml', { skip
     t.equal(inside.writer.domainId, rt.writer.domainId, 'the same domain by its task name as by its node port')
     t.ok(inside.proxyLists?.includes('https://node1.storage.metaos:8443/storage'), 'the discovery proxy lists node1\'s domain under its task name')
     t.comment(`the proxy lists: ${inside.proxyLists?.join(' ') ?? '-'} (multicast does not cross the VXLAN: the domains of its own node)`)
-    t.same(swarmTraces(before, rootState()), [], 'the root namespace has nothing of the swarm while the stack runs')
+    t.same(swarmTraces(NAME, before, rootState()), [], 'the root namespace has nothing of the swarm while the stack runs')
 
     // A host crash: node3's processes killed; node1 sees it Down, the other two Ready.
-    const killed = lastJson<{ event: string, node: string, processes: number }>(must('bash', [SCRIPT, 'kill-node', 'node3'], env))
+    const killed = await swarm.killNode('node3')
     t.same([killed.event, killed.node], ['killed', 'node3'])
     t.ok(killed.processes >= 3, `kill-node killed ${killed.processes} processes (dockerd, containerd, shim, domain…)`)
     const status = await time('down-detected', async () => await until('node3 Down', 90_000, () => {
-      const s = sh('docker', ['-H', ready!.nodes[0]!.docker, 'node', 'ls', '--format', '{{.Hostname}} {{.Status}}']).stdout.trim().split('\n').sort()
-      return s.includes('node3 Down') ? s : undefined
+      const s = swarm.nodeStatus(1)
+      return s?.includes('node3 Down') === true ? s : undefined
     }))
     t.same(status, ['node1 Ready', 'node2 Ready', 'node3 Down'], 'docker node ls on node1: node3 Down')
     t.same(sh('ip', ['netns', 'pids', `${NAME}-node3`]).stdout.trim(), '', 'no process left in node3')
   } finally {
-    const d = await time('down', () => down())
+    const d = await time('down', () => swarm.down())
     t.equal(d.status, 0, `local-swarm.sh down: ${d.stderr.trim()}`)
-    t.comment(`seconds: ${Object.entries(took).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`)
+    t.comment(timings.line())
   }
   const after = rootState()
   t.same(after.netns.filter((n) => n.startsWith(NAME)), [], 'down: no namespace of the swarm left')
-  t.same(swarmTraces(before, after), [], 'down: nothing of the swarm in the root namespace')
+  t.same(swarmTraces(NAME, before, after), [], 'down: nothing of the swarm in the root namespace')
   t.same([...after.links.keys()].filter((n) => !before.links.has(n) && !rootDockerLink(n, after)), [], 'no new link in the root namespace (but the root dockerd\'s, for other tests)')
-  t.notOk(existsSync(env.METAOS_SWARM_DIR) || existsSync(env.METAOS_SWARM_DATA), 'down: state directories removed')
+  t.notOk(existsSync(swarm.env.METAOS_SWARM_DIR!) || existsSync(swarm.env.METAOS_SWARM_DATA!), 'down: state directories removed')
   const left = sh('pgrep', ['-f', tmp]).stdout.trim()
   t.equal(left, '', 'down: no process of the swarm left')
   t.equal(readFileSync('/proc/self/mountinfo', 'utf8').includes(tmp), false, 'no mount of the swarm in this mount namespace')
