@@ -237,82 +237,106 @@ export async function runPaperSuite (o: PaperSuiteOptions = {}): Promise<PaperRe
   const pageCache: PageCacheState = dropped ? 'dropped' : 'warm'
   const skipped: string[] = []
   const rows: PaperRow[] = []
-  const stop = o.shouldStop ?? (() => false)
   // Progress in bytes moved: three passes of the file per run (two writes, one read).
   /** Bytes one hosting moves: three passes of each file per run, warm-ups on the first size of each group. */
   const perHosting = caches.length * modes.length * (sizes.reduce((a, b) => a + b, 0) * runs + (sizes[0] ?? 0) * warmups) * 3
-  const total = hostings.length * perHosting
-  let done = 0
-  let stopped = false
+  const run: PaperRun = { o, grid: { sizes, caches, modes, runs, warmups }, dropped, pageCache, stop: o.shouldStop ?? (() => false), total: hostings.length * perHosting, done: 0, stopped: false }
   const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-paper-'))
   const data = randomBytes(Math.max(...sizes))
   try {
-    outer: for (const h of hostings) {
-      if (h.startsWith('container') || h.startsWith('vm')) {
-        const why = h.startsWith('vm') ? vmUnavailable() : containerUnavailable()
-        if (why !== undefined) {
-          skipped.push(`${h}: skipped, ${why}`)
-          done += perHosting
-          continue
-        }
-      }
-      let host: Host
-      try { host = await startHost(h, dir) } catch (e) {
-        skipped.push(`${h}: skipped, the domain did not start (${(e as Error).message.split('\n')[0]})`)
-        done += perHosting
-        continue
-      }
-      try {
-        for (const mode of modes) {
-          for (const cache of caches) {
-            for (const [si, size] of sizes.entries()) {
-              const body = data.subarray(0, size)
-              // Warm-up runs go before the first size of each (mode, cache): the stack, the JIT and
-              // the connections are warm for the sizes after it.
-              const warm = si === 0 ? warmups : 0
-              const faithful: Sample[] = []
-              const batched: Sample[] = []
-              const reads: Sample[] = []
-              for (let r = 0; r < warm + runs; r++) {
-                const label = `${h} ${mode} cache ${cache} B, ${size / MiB} MiB, ${r < warm ? 'warm-up' : `run ${r - warm + 1}/${runs}`}`
-                o.onProgress?.(done, total, label)
-                let w: Sample, b: Sample, rd: Sample
-                try {
-                  w = await writeRun(host, 'paper-faithful.bin', body, cache, mode, false)
-                  done += size
-                  o.onProgress?.(done, total, label)
-                  b = await writeRun(host, 'paper-batched.bin', body, cache, mode, true)
-                  done += size
-                  o.onProgress?.(done, total, label)
-                  if (dropped) dropPageCache()
-                  rd = await readRun(host, 'paper-faithful.bin', size, cache, mode)
-                  done += size
-                } catch (e) {
-                  // A Ctrl-C on a terminal reaches the domain too (same process group), which drains
-                  // and exits: the run in flight is lost, what was measured before it is kept.
-                  if (!stop()) throw e
-                  stopped = true
-                  break
-                }
-                if (r >= warm) { faithful.push(w); batched.push(b); reads.push(rd) }
-                if (stop()) { stopped = true; break }
-              }
-              if (faithful.length > 0) {
-                rows.push(toRow(h, 'write', mode, false, size, cache, faithful, undefined))
-                rows.push(toRow(h, 'write', mode, true, size, cache, batched, undefined))
-                rows.push(toRow(h, 'read', mode, false, size, cache, reads, pageCache))
-              }
-              if (stopped) break outer
-            }
-          }
-        }
-      } finally { await host.stop() }
+    for (const h of hostings) {
+      const host = await startOrSkip(h, dir, skipped)
+      if (host === undefined) { run.done += perHosting; continue }
+      try { await measureHosting(run, h, host, data, rows) } finally { await host.stop() }
+      if (run.stopped) break
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
   return {
-    rows, skipped, pageCache, stopped, runs, warmups, wallMs: performance.now() - started,
+    rows, skipped, pageCache, stopped: run.stopped, runs, warmups, wallMs: performance.now() - started,
     pageCacheNote: dropped ? 'reads after `sync` and a drop of the page cache (echo 1 > /proc/sys/vm/drop_caches) before each run' : 'warm cache: reads from the page cache (this process may not drop it: not root, or /proc/sys read-only)',
   }
+}
+
+/** One suite run: its grid, its page cache, its progress (bytes moved) and whether it was stopped. */
+interface PaperRun {
+  readonly o: PaperSuiteOptions
+  readonly grid: { readonly sizes: readonly number[], readonly caches: readonly number[], readonly modes: readonly PaperMode[], readonly runs: number, readonly warmups: number }
+  readonly dropped: boolean
+  readonly pageCache: PageCacheState
+  readonly stop: () => boolean
+  readonly total: number
+  done: number
+  stopped: boolean
+}
+
+/** The hosting's domain, started; undefined (and a line in `skipped`) when it cannot run here or did not start. */
+async function startOrSkip (h: PaperHosting, dir: string, skipped: string[]): Promise<Host | undefined> {
+  if (h.startsWith('container') || h.startsWith('vm')) {
+    const why = h.startsWith('vm') ? vmUnavailable() : containerUnavailable()
+    if (why !== undefined) {
+      skipped.push(`${h}: skipped, ${why}`)
+      return undefined
+    }
+  }
+  try { return await startHost(h, dir) } catch (e) {
+    skipped.push(`${h}: skipped, the domain did not start (${(e as Error).message.split('\n')[0]})`)
+    return undefined
+  }
+}
+
+/** Every (mode, cache, size) of the grid on one hosting, into `rows`; stops early when asked (run.stopped). */
+async function measureHosting (run: PaperRun, h: PaperHosting, host: Host, data: Buffer, rows: PaperRow[]): Promise<void> {
+  const { sizes, caches, modes, warmups } = run.grid
+  for (const mode of modes) {
+    for (const cache of caches) {
+      for (const [si, size] of sizes.entries()) {
+        // Warm-up runs go before the first size of each (mode, cache): the stack, the JIT and
+        // the connections are warm for the sizes after it.
+        const { faithful, batched, reads } = await measureCase(run, h, host, mode, cache, data.subarray(0, size), si === 0 ? warmups : 0)
+        if (faithful.length > 0) {
+          rows.push(toRow(h, 'write', mode, false, size, cache, faithful, undefined))
+          rows.push(toRow(h, 'write', mode, true, size, cache, batched, undefined))
+          rows.push(toRow(h, 'read', mode, false, size, cache, reads, run.pageCache))
+        }
+        if (run.stopped) return
+      }
+    }
+  }
+}
+
+/** The runs of one case (after `warm` warm-ups): each a faithful write, a batched write and a read of the faithful file. */
+async function measureCase (run: PaperRun, h: PaperHosting, host: Host, mode: PaperMode, cache: number, body: Buffer, warm: number): Promise<{ faithful: Sample[], batched: Sample[], reads: Sample[] }> {
+  const { o, total } = run
+  const { runs } = run.grid
+  const size = body.length
+  const faithful: Sample[] = []
+  const batched: Sample[] = []
+  const reads: Sample[] = []
+  for (let r = 0; r < warm + runs; r++) {
+    const label = `${h} ${mode} cache ${cache} B, ${size / MiB} MiB, ${r < warm ? 'warm-up' : `run ${r - warm + 1}/${runs}`}`
+    o.onProgress?.(run.done, total, label)
+    let w: Sample, b: Sample, rd: Sample
+    try {
+      w = await writeRun(host, 'paper-faithful.bin', body, cache, mode, false)
+      run.done += size
+      o.onProgress?.(run.done, total, label)
+      b = await writeRun(host, 'paper-batched.bin', body, cache, mode, true)
+      run.done += size
+      o.onProgress?.(run.done, total, label)
+      if (run.dropped) dropPageCache()
+      rd = await readRun(host, 'paper-faithful.bin', size, cache, mode)
+      run.done += size
+    } catch (e) {
+      // A Ctrl-C on a terminal reaches the domain too (same process group), which drains
+      // and exits: the run in flight is lost, what was measured before it is kept.
+      if (!run.stop()) throw e
+      run.stopped = true
+      break
+    }
+    if (r >= warm) { faithful.push(w); batched.push(b); reads.push(rd) }
+    if (run.stop()) { run.stopped = true; break }
+  }
+  return { faithful, batched, reads }
 }

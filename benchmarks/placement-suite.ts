@@ -67,70 +67,93 @@ export async function runPlacementSuite (o: PlacementOptions = {}): Promise<Plac
     for (const [p, policy] of policies.entries()) {
       if (o.shouldStop?.() === true) break
       o.onProgress?.(p, policies.length, `placement, policy ${policy}`)
-      for (let i = 0; i < 3; i++) setDelay(i, delays[i]!)
-      const pmt = new PerformanceMappingTable()
-      const perf = new PerformanceModule({ pmt })
-      const handlers = new Map<string, StorageHandler>()
-      for (const [i, d] of domains.entries()) {
-        handlers.set(NAMES[i]!, perf.track({ epr: NAMES[i]!, endpoints: d.ready.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: 'placement' }, createStorageProxy(d.ready.endpoints[0]!)))
-      }
-      const dispatcher = new Dispatcher(pmt, handlers, { policy })
-      perf.start()
-      // Every domain measured a few times before the clock starts (past its cold first connection).
-      for (let i = 0; i < 5; i++) await Promise.all(NAMES.map(async (n) => { await perf.probe(n) }))
-      const buckets: Array<Record<string, number>> = []
-      const t0 = performance.now()
-      let phase: 'steady' | 'slowed' | 'recovered' = 'steady'
-      const shares = { steady: {}, slowed: {}, recovered: {} } as PlacementResult['shares']
-      let streams = 0
-      for (;;) {
-        const t = performance.now() - t0
-        if (t >= 3 * phaseMs || o.shouldStop?.() === true) break
-        const want = t < phaseMs ? 'steady' : t < 2 * phaseMs ? 'slowed' : 'recovered'
-        if (want !== phase) { phase = want; setDelay(0, phase === 'slowed' ? slowMs : delays[0]!) }
-        const before = new Map(dispatcher.placements)
-        const f = await FileStream.open(`s-${policy}-${streams % 64}.bin`, { mode: 'Create', access: 'Write', destination: dispatcher })
-        await f.write(payload)
-        await f.close()
-        streams++
-        const chosen = [...dispatcher.placements].find(([k, v]) => v !== before.get(k))![0]
-        const b = Math.floor(t / BUCKET_MS)
-        const bucket = (buckets[b] ??= {})
-        bucket[chosen] = (bucket[chosen] ?? 0) + 1
-        shares[phase][chosen] = (shares[phase][chosen] ?? 0) + 1
-      }
-      perf.stop()
-      for (const h of handlers.values()) await h.close()
-      for (const ph of Object.values(shares)) {
-        const total = Object.values(ph).reduce((a, b) => a + b, 0)
-        for (const n of NAMES) ph[n] = total === 0 ? 0 : (ph[n] ?? 0) / total
-      }
-      const share = (b: Record<string, number> | undefined): number | undefined => {
-        if (b === undefined) return undefined
-        const total = Object.values(b).reduce((a, c) => a + c, 0)
-        return total === 0 ? undefined : (b.fast ?? 0) / total
-      }
-      const firstBucket = (fromMs: number, ok: (s: number) => boolean): number | undefined => {
-        for (let b = Math.floor(fromMs / BUCKET_MS); b < buckets.length; b++) {
-          const s = share(buckets[b])
-          if (s !== undefined && ok(s)) return (b + 1) * BUCKET_MS - fromMs
-        }
-        return undefined
-      }
-      const steadyFast = shares.steady.fast!
-      const { probeCallsPerCall, probeTimeShare } = perf.overhead()
-      results.push({
-        policy, delaysMs: delays, slowMs, shares, streams,
-        reactSlowMs: firstBucket(phaseMs, (s) => s < 0.1),
-        reactRecoverMs: firstBucket(2 * phaseMs, (s) => s >= steadyFast / 2),
-        probeCallsPerCall, probeTimeShare,
-      })
+      results.push(await runPolicy(policy, domains, { delays, slowMs, phaseMs, setDelay, payload, ...(o.shouldStop === undefined ? {} : { shouldStop: o.shouldStop }) }))
     }
   } finally {
     await Promise.all(domains.map(async (d) => await d.stop()))
     rmSync(dir, { recursive: true, force: true })
   }
   return results
+}
+
+/** One policy's run over the three domains: how the streams spread in each phase, and how fast the spread moved. */
+interface Run {
+  readonly delays: readonly [number, number, number]
+  readonly slowMs: number
+  readonly phaseMs: number
+  /** Sets a domain's service delay (its fault file). */
+  readonly setDelay: (i: number, ms: number) => void
+  readonly payload: Buffer
+  readonly shouldStop?: () => boolean
+}
+
+async function runPolicy (policy: 'best' | 'weighted', domains: readonly DomainProcess[], r: Run): Promise<PlacementResult> {
+  const { delays, slowMs, phaseMs } = r
+  for (let i = 0; i < 3; i++) r.setDelay(i, delays[i]!)
+  const pmt = new PerformanceMappingTable()
+  const perf = new PerformanceModule({ pmt })
+  const handlers = new Map<string, StorageHandler>()
+  for (const [i, d] of domains.entries()) {
+    handlers.set(NAMES[i]!, perf.track({ epr: NAMES[i]!, endpoints: d.ready.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: 'placement' }, createStorageProxy(d.ready.endpoints[0]!)))
+  }
+  const dispatcher = new Dispatcher(pmt, handlers, { policy })
+  perf.start()
+  // Every domain measured a few times before the clock starts (past its cold first connection).
+  for (let i = 0; i < 5; i++) await Promise.all(NAMES.map(async (n) => { await perf.probe(n) }))
+  const { buckets, shares, streams } = await placeStreams(policy, dispatcher, r)
+  perf.stop()
+  for (const h of handlers.values()) await h.close()
+  for (const ph of Object.values(shares)) {
+    const total = Object.values(ph).reduce((a, b) => a + b, 0)
+    for (const n of NAMES) ph[n] = total === 0 ? 0 : (ph[n] ?? 0) / total
+  }
+  const share = (b: Record<string, number> | undefined): number | undefined => {
+    if (b === undefined) return undefined
+    const total = Object.values(b).reduce((a, c) => a + c, 0)
+    return total === 0 ? undefined : (b.fast ?? 0) / total
+  }
+  const firstBucket = (fromMs: number, ok: (s: number) => boolean): number | undefined => {
+    for (let b = Math.floor(fromMs / BUCKET_MS); b < buckets.length; b++) {
+      const s = share(buckets[b])
+      if (s !== undefined && ok(s)) return (b + 1) * BUCKET_MS - fromMs
+    }
+    return undefined
+  }
+  const steadyFast = shares.steady.fast!
+  const { probeCallsPerCall, probeTimeShare } = perf.overhead()
+  return {
+    policy, delaysMs: delays, slowMs, shares, streams,
+    reactSlowMs: firstBucket(phaseMs, (s) => s < 0.1),
+    reactRecoverMs: firstBucket(2 * phaseMs, (s) => s >= steadyFast / 2),
+    probeCallsPerCall, probeTimeShare,
+  }
+}
+
+/** Streams one after the other for three phases (the fastest domain slowed in the second): each one's domain counted per bucket and per phase. */
+async function placeStreams (policy: string, dispatcher: Dispatcher, r: Run): Promise<{ buckets: Array<Record<string, number>>, shares: PlacementResult['shares'], streams: number }> {
+  const { phaseMs } = r
+  const buckets: Array<Record<string, number>> = []
+  const t0 = performance.now()
+  let phase: 'steady' | 'slowed' | 'recovered' = 'steady'
+  const shares = { steady: {}, slowed: {}, recovered: {} } as PlacementResult['shares']
+  let streams = 0
+  for (;;) {
+    const t = performance.now() - t0
+    if (t >= 3 * phaseMs || r.shouldStop?.() === true) break
+    const want = t < phaseMs ? 'steady' : t < 2 * phaseMs ? 'slowed' : 'recovered'
+    if (want !== phase) { phase = want; r.setDelay(0, phase === 'slowed' ? r.slowMs : r.delays[0]) }
+    const before = new Map(dispatcher.placements)
+    const f = await FileStream.open(`s-${policy}-${streams % 64}.bin`, { mode: 'Create', access: 'Write', destination: dispatcher })
+    await f.write(r.payload)
+    await f.close()
+    streams++
+    const chosen = [...dispatcher.placements].find(([k, v]) => v !== before.get(k))![0]
+    const b = Math.floor(t / BUCKET_MS)
+    const bucket = (buckets[b] ??= {})
+    bucket[chosen] = (bucket[chosen] ?? 0) + 1
+    shares[phase][chosen] = (shares[phase][chosen] ?? 0) + 1
+  }
+  return { buckets, shares, streams }
 }
 
 export function placementTable (rows: readonly PlacementResult[]): string {

@@ -194,7 +194,7 @@ export async function runSecuritySuite (o: SecuritySuiteOptions): Promise<Securi
     const tls = await negotiated(started.httpsPort, started.ca)
     const small = Buffer.alloc(SMALL, 0x5a)
     const bulk = Buffer.alloc(BULK, 0xa5)
-    const acc: Array<{ t: Target, enforced: boolean | null, small: Writer, bulk: Writer, lat: number[], mibLat: number[], freshLat: number[] }> = []
+    const acc: Measuring[] = []
     for (const t of started.targets) {
       const proxy = createStorageProxy(t.endpoint, t.options)
       proxies.push(proxy)
@@ -208,62 +208,8 @@ export async function runSecuritySuite (o: SecuritySuiteOptions): Promise<Securi
     }
     const freshOf = acc.filter((a) => (FRESH_CONFIGS as readonly string[]).includes(a.t.config))
     for (const a of freshOf) for (let i = 0; i < 5; i++) await freshWrite(a.t, a.small, small)
-    const slice = (o.seconds * 1000) / o.rounds
-    const total = o.rounds * (acc.length * 2 + freshOf.length)
-    let done = 0
-    let rounds = 0
-    let stopped = false
-    const timed = async (until: number, lat: number[], f: () => Promise<void>): Promise<void> => {
-      while (performance.now() < until) {
-        const t0 = performance.now()
-        await f()
-        lat.push((performance.now() - t0) * 1000)
-      }
-    }
-    for (let round = 0; round < o.rounds; round++) {
-      if (o.shouldStop?.() === true) { stopped = true; break }
-      // Rotate who goes first, so no configuration always follows the same neighbour.
-      const order = acc.map((_, i) => acc[(i + round) % acc.length]!)
-      for (const a of order) {
-        o.onProgress?.(done++, total, `round ${round + 1}: ${a.t.config} 4 KiB`)
-        await timed(performance.now() + slice, a.lat, async () => { await write(a.small, small) })
-        o.onProgress?.(done++, total, `round ${round + 1}: ${a.t.config} 1 MiB`)
-        await timed(performance.now() + slice, a.mibLat, async () => { await write(a.bulk, bulk) })
-      }
-      for (const a of freshOf.map((_, i) => freshOf[(i + round) % freshOf.length]!)) {
-        o.onProgress?.(done++, total, `round ${round + 1}: ${a.t.config} 4 KiB, new connection each`)
-        await timed(performance.now() + slice, a.freshLat, async () => { await freshWrite(a.t, a.small, small) })
-      }
-      rounds++
-    }
-    const measured = acc.map((a) => ({ a, s: stats(a.lat), m: stats(a.mibLat) }))
-    const ref = measured.find((e) => e.a.t.config === 'http')!
-    const rows: SecurityRow[] = measured.map(({ a, s, m }) => ({
-      config: a.t.config,
-      ...DESCRIBE[a.t.config],
-      authEnforced: a.enforced,
-      calls: s.n,
-      callsPerSec: s.perSec,
-      p50us: s.p50,
-      p99us: s.p99,
-      mibCalls: m.n,
-      mbPerSec: m.perSec * (BULK / 1048576),
-      mibP50us: m.p50,
-      mibP99us: m.p99,
-      callsVsHttp: s.perSec / ref.s.perSec,
-      mbVsHttp: m.perSec / ref.m.perSec,
-    }))
-    const freshStats = freshOf.map((a) => ({ a, s: stats(a.freshLat) }))
-    const freshRef = freshStats.find((e) => e.a.t.config === 'http')!.s.perSec
-    const fresh: FreshConnectionRow[] = freshStats.map(({ a, s }) => ({
-      config: a.t.config as FreshConnectionRow['config'],
-      calls: s.n,
-      callsPerSec: s.perSec,
-      p50us: s.p50,
-      p99us: s.p99,
-      vsHttpFresh: s.perSec / freshRef,
-      vsReused: s.perSec / rows.find((r) => r.config === a.t.config)!.callsPerSec,
-    }))
+    const { rounds, stopped } = await measureRounds(o, acc, freshOf, small, bulk)
+    const { rows, fresh } = summarize(acc, freshOf)
     for (const a of acc) { await a.small.proxy.invoke('Close', { handle: a.small.handle }); await a.bulk.proxy.invoke('Close', { handle: a.bulk.handle }) }
     return { negotiated: tls, payloadBytes: SMALL, bulkBytes: BULK, rounds, stopped, rows, fresh }
   } finally {
@@ -271,6 +217,77 @@ export async function runSecuritySuite (o: SecuritySuiteOptions): Promise<Securi
     await Promise.all(procs.map(async (p) => await p.stop()))
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** One configuration being measured: whether it refuses a client without credentials, its two open files, and the latencies (µs) of its 4 KiB, 1 MiB and new-connection writes. */
+interface Measuring { t: Target, enforced: boolean | null, small: Writer, bulk: Writer, lat: number[], mibLat: number[], freshLat: number[] }
+
+/** Calls `f` one after the other until `until`, each one's latency (µs) into `lat`. */
+async function timed (until: number, lat: number[], f: () => Promise<void>): Promise<void> {
+  while (performance.now() < until) {
+    const t0 = performance.now()
+    await f()
+    lat.push((performance.now() - t0) * 1000)
+  }
+}
+
+/** `o.rounds` rounds, each giving every configuration a slice of 4 KiB writes, one of 1 MiB writes, and (FRESH_CONFIGS) one of new-connection writes. */
+async function measureRounds (o: SecuritySuiteOptions, acc: Measuring[], freshOf: Measuring[], small: Buffer, bulk: Buffer): Promise<{ rounds: number, stopped: boolean }> {
+  const slice = (o.seconds * 1000) / o.rounds
+  const total = o.rounds * (acc.length * 2 + freshOf.length)
+  let done = 0
+  let rounds = 0
+  let stopped = false
+  for (let round = 0; round < o.rounds; round++) {
+    if (o.shouldStop?.() === true) { stopped = true; break }
+    // Rotate who goes first, so no configuration always follows the same neighbour.
+    const order = acc.map((_, i) => acc[(i + round) % acc.length]!)
+    for (const a of order) {
+      o.onProgress?.(done++, total, `round ${round + 1}: ${a.t.config} 4 KiB`)
+      await timed(performance.now() + slice, a.lat, async () => { await write(a.small, small) })
+      o.onProgress?.(done++, total, `round ${round + 1}: ${a.t.config} 1 MiB`)
+      await timed(performance.now() + slice, a.mibLat, async () => { await write(a.bulk, bulk) })
+    }
+    for (const a of freshOf.map((_, i) => freshOf[(i + round) % freshOf.length]!)) {
+      o.onProgress?.(done++, total, `round ${round + 1}: ${a.t.config} 4 KiB, new connection each`)
+      await timed(performance.now() + slice, a.freshLat, async () => { await freshWrite(a.t, a.small, small) })
+    }
+    rounds++
+  }
+  return { rounds, stopped }
+}
+
+/** The rows: each configuration's rates and percentiles, next to plain http's. */
+function summarize (acc: Measuring[], freshOf: Measuring[]): { rows: SecurityRow[], fresh: FreshConnectionRow[] } {
+  const measured = acc.map((a) => ({ a, s: stats(a.lat), m: stats(a.mibLat) }))
+  const ref = measured.find((e) => e.a.t.config === 'http')!
+  const rows: SecurityRow[] = measured.map(({ a, s, m }) => ({
+    config: a.t.config,
+    ...DESCRIBE[a.t.config],
+    authEnforced: a.enforced,
+    calls: s.n,
+    callsPerSec: s.perSec,
+    p50us: s.p50,
+    p99us: s.p99,
+    mibCalls: m.n,
+    mbPerSec: m.perSec * (BULK / 1048576),
+    mibP50us: m.p50,
+    mibP99us: m.p99,
+    callsVsHttp: s.perSec / ref.s.perSec,
+    mbVsHttp: m.perSec / ref.m.perSec,
+  }))
+  const freshStats = freshOf.map((a) => ({ a, s: stats(a.freshLat) }))
+  const freshRef = freshStats.find((e) => e.a.t.config === 'http')!.s.perSec
+  const fresh: FreshConnectionRow[] = freshStats.map(({ a, s }) => ({
+    config: a.t.config as FreshConnectionRow['config'],
+    calls: s.n,
+    callsPerSec: s.perSec,
+    p50us: s.p50,
+    p99us: s.p99,
+    vsHttpFresh: s.perSec / freshRef,
+    vsReused: s.perSec / rows.find((r) => r.config === a.t.config)!.callsPerSec,
+  }))
+  return { rows, fresh }
 }
 
 /** One Write through a proxy of its own: a new agent, so a new connection (and handshake), closed after. */

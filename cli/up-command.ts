@@ -73,96 +73,121 @@ export const OPTIONS = {
 export async function main (argv: string[]): Promise<number> {
   const values = parseOptions(argv, OPTIONS, HELP)
   if (values === undefined) return 0
-  const sizeMB = values.size ?? 16
-  const bufferSize = values.buffer ?? 4096
-  const statusPort = values['status-port'] ?? 0
-  const hosting = values.hosting ?? 'process'
-  const rules = values.rules
   const feed = values.feed
-  const placement = withConfig(rules, feed)
+  const placement = withConfig(values.rules, feed)
   if (typeof placement === 'string') { feed?.close(); process.stderr.write(`metaos up: ${placement}\n`); return 2 }
 
   const work = mkdtempSync(join(tmpdir(), 'metaos-up-'))
-  const root = join(work, 'volume')
   mkdirSync(join(work, 'local'))
   const level = process.env.METAOS_LOG_LEVEL ?? 'warn'
-  let cluster: LocalCluster | undefined
-  let status: { url: string, dashboardUrl: string, close: () => Promise<void> } | undefined
-  let history: PmtHistory | undefined
-  let metrics: FrontendMetrics | undefined
   const logger = createLogger('metaos-up', level)
+  const hosting = values.hosting ?? 'process'
   // The network domain stays a process on this host: its sockets reach this host's services, which
   // a guest behind restricted user-mode networking cannot.
-  const processes = hosting === 'process' ? undefined : new DomainManager({ logger })
-  const cleanup = async (): Promise<void> => {
-    placement.dispatcher.feed?.close()
-    history?.stop()
-    metrics?.close()
-    await status?.close()
-    await closeSharedProxies()
-    await closeSharedNetworkProxies()
-    await processes?.close(2000)
-    await cluster?.close()
-    rmSync(work, { recursive: true, force: true })
-  }
+  const up: Up = { work, root: join(work, 'volume'), level, logger, placement, ...(hosting === 'process' ? {} : { processes: new DomainManager({ logger }) }) }
   try {
-    process.stdout.write(`metaos up: starting two storage domains over ${root}${hosting === 'process' ? '' : hosting === 'vm' ? ' (virtual machines)' : ' (containers)'}\n`)
-    const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
-    const { dispatcher } = placement
-    cluster = await LocalCluster.start({ dir: work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }) })
-    // The dashboard's charts start with the cluster, so they show the demonstration's traffic too.
-    history = new PmtHistory({ pmt: cluster.pmt })
-    // Prometheus metrics of this frontend (calls, probes, scores and their parts, decisions, moves), served at /metrics.
-    metrics = createFrontendMetrics({ pmt: cluster.pmt, supervisor: cluster.supervisor, dispatchers: [cluster.dispatcher], processMetrics: true })
-    history.start()
-    const [busD, netD] = [await cluster.get(0), await cluster.get(1)]
-    const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
-    const facts = (d: ManagedDomain): string => `pid ${d.pid}${d.hosting === undefined ? '' : `, ${d.hosting.kind} on ${d.hosting.kernel.sysname} ${d.hosting.kernel.release}`}`
-    process.stdout.write(`  bus      ${bus}  (${facts(busD)})\n  network  ${net}  (${facts(netD)})\n\n`)
-    if (placement.note !== '') process.stdout.write(`${placement.note}\n`)
-    const { pmt } = cluster
-    const affected = (d: ManagedDomain): string => dispatcher.feed!.affecting(pmt.row(d.epr)!).map((v) => `${v.id} (${v.action})`).join(', ') || 'not affected'
-    if (dispatcher.feed !== undefined) process.stdout.write(`Vulnerability feed: ${[busD, netD].map((d) => `${d.name} ${affected(d)}`).join('; ')}\n`)
-    if (placement.note !== '') process.stdout.write('\n')
-
-    const data = randomBytes(Math.round(sizeMB * 1024 * 1024))
-    const expected = sha256(data)
-    const rows: Row[] = []
-    for (const [destination, endpoint, file, onDisk] of [
-      ['local', 'local', join(work, 'local', 'demo.bin'), join(work, 'local', 'demo.bin')],
-      ['bus', bus, 'demo-bus.bin', join(root, 'demo-bus.bin')],
-      ['network', net, 'demo-net.bin', join(root, 'demo-net.bin')],
-    ] as const) {
-      rows.push(await exercise(destination, endpoint, file, onDisk, data, expected, bufferSize))
-    }
-    process.stdout.write(table(rows, data.length, bufferSize))
-    const failed = rows.filter((r) => !r.ok)
-    if (failed.length > 0) { process.stdout.write(`\nBYTES DIFFER for ${failed.map((r) => r.destination).join(', ')}\n`); return 1 }
-    const moved = await migrateLive(cluster, data, expected, bufferSize)
-    process.stdout.write(`\nLive migration: a stream written through the supervised dispatcher moved from ${moved.from} to ${moved.to} at ${moved.atMiB} MiB (the call that moved took ${moved.stallMs.toFixed(1)} ms); bytes ${moved.ok ? 'identical' : 'DIFFER'}.\n`)
-    if (!moved.ok) return 1
-    const gw = await (processes ?? cluster.manager).start({ service: 'network', name: 'net-gateway', root: '', listen: [`unix:${join(work, 'net-gateway.sock')}`, 'http://127.0.0.1:0'], env: { METAOS_LOG_LEVEL: level } })
-    process.stdout.write(`\nA network domain: net-gateway (pid ${gw.pid}) on ${gw.endpoints.join(' and ')}\n`)
-    const sockets = await exerciseSockets([['local', 'local'], ['bus', gw.endpoints[0]!], ['network', gw.endpoints[1]!]])
-    process.stdout.write(socketTable(sockets))
-    if (sockets.some((r) => !r.ok)) { process.stdout.write('\nSOCKET BYTES DIFFER\n'); return 1 }
-    const sockPath = parseEndpoint(bus).socketPath!
-    process.stdout.write(`\nAll bytes checked (SHA-256 ${expected.slice(0, 16)}…) on every destination.\n\nWSDL of the storage service (import it into SoapUI, zeep, wsdl2h, svcutil):\n` +
-      `  curl '${net}?wsdl'\n  curl --unix-socket ${sockPath} 'http://localhost/storage?wsdl'\n` +
-      `WSDL of the network service:\n  curl '${gw.endpoints[1]!}?wsdl'\n`)
-    if (values.once === true) return 0
-    const c = cluster
-    status = await serveStatus(async () => ({ ...(await c.status()), pid: process.pid }), statusPort, { history, metrics })
-    process.stdout.write(`\nStatus (domains, PMT, supervisor decisions, streams): metaos status   (or curl ${status.url})\n`)
-    process.stdout.write(`Metrics (Prometheus): ${status.url.replace(/\/status$/, '/metrics')}\n`)
-    process.stdout.write(`Dashboard: ${status.dashboardUrl}\n`)
-    process.stdout.write('\nThe domains keep running, supervised. Press Ctrl-C to stop them.\n')
-    await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
-    process.stdout.write('\nstopping…\n')
-    return 0
+    return await demonstrate(up, { hosting, sizeMB: values.size ?? 16, bufferSize: values.buffer ?? 4096, once: values.once === true, statusPort: values['status-port'] ?? 0 })
   } finally {
-    await cleanup()
+    await cleanup(up)
   }
+}
+
+/** What `metaos up` runs and closes at the end: made as the demonstration goes. */
+interface Up {
+  readonly work: string
+  /** The volume's directory. */
+  readonly root: string
+  readonly level: string
+  readonly logger: ReturnType<typeof createLogger>
+  readonly placement: Exclude<ReturnType<typeof withConfig>, string>
+  /** Runs the network domain when the storage domains are not processes. */
+  readonly processes?: DomainManager
+  cluster?: LocalCluster
+  status?: { url: string, dashboardUrl: string, close: () => Promise<void> }
+  history?: PmtHistory
+  metrics?: FrontendMetrics
+}
+
+async function cleanup (up: Up): Promise<void> {
+  up.placement.dispatcher.feed?.close()
+  up.history?.stop()
+  up.metrics?.close()
+  await up.status?.close()
+  await closeSharedProxies()
+  await closeSharedNetworkProxies()
+  await up.processes?.close(2000)
+  await up.cluster?.close()
+  rmSync(up.work, { recursive: true, force: true })
+}
+
+/** The demonstration: files through each destination, a live migration, sockets; then, unless `once`, the domains supervised until Ctrl-C. The exit code. */
+async function demonstrate (up: Up, o: { hosting: 'process' | 'container' | 'vm', sizeMB: number, bufferSize: number, once: boolean, statusPort: number }): Promise<number> {
+  const { work, root, level } = up
+  const bufferSize = o.bufferSize
+  const { cluster, bus, net } = await startCluster(up, o.hosting)
+  const data = randomBytes(Math.round(o.sizeMB * 1024 * 1024))
+  const expected = sha256(data)
+  const rows: Row[] = []
+  for (const [destination, endpoint, file, onDisk] of [
+    ['local', 'local', join(work, 'local', 'demo.bin'), join(work, 'local', 'demo.bin')],
+    ['bus', bus, 'demo-bus.bin', join(root, 'demo-bus.bin')],
+    ['network', net, 'demo-net.bin', join(root, 'demo-net.bin')],
+  ] as const) {
+    rows.push(await exercise(destination, endpoint, file, onDisk, data, expected, bufferSize))
+  }
+  process.stdout.write(table(rows, data.length, bufferSize))
+  const failed = rows.filter((r) => !r.ok)
+  if (failed.length > 0) { process.stdout.write(`\nBYTES DIFFER for ${failed.map((r) => r.destination).join(', ')}\n`); return 1 }
+  const moved = await migrateLive(cluster, data, expected, bufferSize)
+  process.stdout.write(`\nLive migration: a stream written through the supervised dispatcher moved from ${moved.from} to ${moved.to} at ${moved.atMiB} MiB (the call that moved took ${moved.stallMs.toFixed(1)} ms); bytes ${moved.ok ? 'identical' : 'DIFFER'}.\n`)
+  if (!moved.ok) return 1
+  const gw = await (up.processes ?? cluster.manager).start({ service: 'network', name: 'net-gateway', root: '', listen: [`unix:${join(work, 'net-gateway.sock')}`, 'http://127.0.0.1:0'], env: { METAOS_LOG_LEVEL: level } })
+  process.stdout.write(`\nA network domain: net-gateway (pid ${gw.pid}) on ${gw.endpoints.join(' and ')}\n`)
+  const sockets = await exerciseSockets([['local', 'local'], ['bus', gw.endpoints[0]!], ['network', gw.endpoints[1]!]])
+  process.stdout.write(socketTable(sockets))
+  if (sockets.some((r) => !r.ok)) { process.stdout.write('\nSOCKET BYTES DIFFER\n'); return 1 }
+  const sockPath = parseEndpoint(bus).socketPath!
+  process.stdout.write(`\nAll bytes checked (SHA-256 ${expected.slice(0, 16)}…) on every destination.\n\nWSDL of the storage service (import it into SoapUI, zeep, wsdl2h, svcutil):\n` +
+    `  curl '${net}?wsdl'\n  curl --unix-socket ${sockPath} 'http://localhost/storage?wsdl'\n` +
+    `WSDL of the network service:\n  curl '${gw.endpoints[1]!}?wsdl'\n`)
+  if (o.once) return 0
+  await serveUntilStopped(up, cluster, o.statusPort)
+  return 0
+}
+
+/** The two storage domains under a supervised dispatcher, the dashboard's history and the metrics; says where they are. */
+async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm'): Promise<{ cluster: LocalCluster, bus: string, net: string }> {
+  const { logger, placement } = up
+  process.stdout.write(`metaos up: starting two storage domains over ${up.root}${hosting === 'process' ? '' : hosting === 'vm' ? ' (virtual machines)' : ' (containers)'}\n`)
+  const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
+  const { dispatcher } = placement
+  const cluster = up.cluster = await LocalCluster.start({ dir: up.work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: up.level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }) })
+  // The dashboard's charts start with the cluster, so they show the demonstration's traffic too.
+  const history = up.history = new PmtHistory({ pmt: cluster.pmt })
+  // Prometheus metrics of this frontend (calls, probes, scores and their parts, decisions, moves), served at /metrics.
+  up.metrics = createFrontendMetrics({ pmt: cluster.pmt, supervisor: cluster.supervisor, dispatchers: [cluster.dispatcher], processMetrics: true })
+  history.start()
+  const [busD, netD] = [await cluster.get(0), await cluster.get(1)]
+  const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
+  const facts = (d: ManagedDomain): string => `pid ${d.pid}${d.hosting === undefined ? '' : `, ${d.hosting.kind} on ${d.hosting.kernel.sysname} ${d.hosting.kernel.release}`}`
+  process.stdout.write(`  bus      ${bus}  (${facts(busD)})\n  network  ${net}  (${facts(netD)})\n\n`)
+  if (placement.note !== '') process.stdout.write(`${placement.note}\n`)
+  const { pmt } = cluster
+  const affected = (d: ManagedDomain): string => dispatcher.feed!.affecting(pmt.row(d.epr)!).map((v) => `${v.id} (${v.action})`).join(', ') || 'not affected'
+  if (dispatcher.feed !== undefined) process.stdout.write(`Vulnerability feed: ${[busD, netD].map((d) => `${d.name} ${affected(d)}`).join('; ')}\n`)
+  if (placement.note !== '') process.stdout.write('\n')
+  return { cluster, bus, net }
+}
+
+/** Serves the status, dashboard and metrics on 127.0.0.1 and waits for Ctrl-C (or SIGTERM). */
+async function serveUntilStopped (up: Up, cluster: LocalCluster, statusPort: number): Promise<void> {
+  const status = up.status = await serveStatus(async () => ({ ...(await cluster.status()), pid: process.pid }), statusPort, { history: up.history, metrics: up.metrics })
+  process.stdout.write(`\nStatus (domains, PMT, supervisor decisions, streams): metaos status   (or curl ${status.url})\n`)
+  process.stdout.write(`Metrics (Prometheus): ${status.url.replace(/\/status$/, '/metrics')}\n`)
+  process.stdout.write(`Dashboard: ${status.dashboardUrl}\n`)
+  process.stdout.write('\nThe domains keep running, supervised. Press Ctrl-C to stop them.\n')
+  await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
+  process.stdout.write('\nstopping…\n')
 }
 
 async function exercise (destination: string, endpoint: string, file: string, onDisk: string, data: Buffer, expected: string, bufferSize: number): Promise<Row> {

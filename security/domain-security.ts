@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { Authenticator, HostTls } from '../soap-runtime/service-host.js'
-import { certificateIdentity } from './pki.js'
+import { certificateIdentity } from './certificate-identity.js'
 import { loadAccessPolicy, type AccessPolicy } from './access-policy.js'
 import { PolicyAuthenticator } from './authenticator.js'
 

@@ -130,105 +130,130 @@ function simpleEncoder (name: string): (v: unknown, ctx: EncodeContext, tag: str
   throw new Error(`unknown simple type ${name}`)
 }
 
-/** Compiles every type and element of a descriptor. */
-export function compileCodecs (d: ServiceDescriptor): Map<string, ElementCodec> {
-  const ns = d.namespace
-  const contentEncoders = new Map<string, Encoder>()
-  const contentDecoders = new Map<string, Decoder>()
-  const elementCodecs = new Map<string, ElementCodec>()
+/** What a descriptor's codecs share while they are compiled: its namespace, and the codecs by name (complex and choice values refer to them). */
+interface Compiled {
+  readonly ns: string
+  readonly contentEncoders: Map<string, Encoder>
+  readonly contentDecoders: Map<string, Decoder>
+  readonly elementCodecs: Map<string, ElementCodec>
+}
 
-  const valueEncoder = (t: FieldType): (v: unknown, ctx: EncodeContext, tag: string) => string => {
-    switch (t.kind) {
-      case 'simple': return simpleEncoder(t.name)
-      case 'enum': return (v, _c, tag) => {
-        if (!t.values.includes(v as string)) throw bad(tag, `"${String(v)}" is not one of ${t.values.join(', ')}`)
-        return `<${tag}>${v as string}</${tag}>`
-      }
-      case 'complex': return (v, ctx, tag) => `<${tag}>${contentEncoders.get(t.name)!(v, ctx)}</${tag}>`
-      case 'choice': return (v, ctx, tag) => {
+// The factories below run once per descriptor; each closure they return captures only what its
+// calls read (the maps themselves, not `c`), so a call does what it did before they were split out.
+
+function valueEncoder (t: FieldType, c: Compiled): (v: unknown, ctx: EncodeContext, tag: string) => string {
+  switch (t.kind) {
+    case 'simple': return simpleEncoder(t.name)
+    case 'enum': return (v, _c, tag) => {
+      if (!t.values.includes(v as string)) throw bad(tag, `"${String(v)}" is not one of ${t.values.join(', ')}`)
+      return `<${tag}>${v as string}</${tag}>`
+    }
+    case 'complex': {
+      const contentEncoders = c.contentEncoders
+      return (v, ctx, tag) => `<${tag}>${contentEncoders.get(t.name)!(v, ctx)}</${tag}>`
+    }
+    case 'choice': {
+      const elementCodecs = c.elementCodecs
+      return (v, ctx, tag) => {
         const keys = Object.keys(v as object)
         if (keys.length !== 1 || !t.elements.includes(keys[0]!)) throw bad(tag, `must hold exactly one of ${t.elements.join(', ')}`)
         return `<${tag}>${elementCodecs.get(keys[0]!)!.encodeInner(((v as Record<string, unknown>)[keys[0]!]), ctx)}</${tag}>`
       }
     }
   }
-  const valueDecoder = (t: FieldType): Decoder => {
-    switch (t.kind) {
-      case 'simple': return SIMPLE_DECODERS[t.name]!
-      case 'enum': return (el, _ctx, path) => {
-        const s = leafText(el, path).trim()
-        if (!t.values.includes(s)) throw bad(path, `"${s.slice(0, 40)}" is not one of ${t.values.join(', ')}`)
-        return s
-      }
-      case 'complex': return (el, ctx, path) => contentDecoders.get(t.name)!(el, ctx, path)
-      case 'choice': return (el, ctx, path) => {
-        if (el.children.length !== 1) throw bad(path, `must hold exactly one of ${t.elements.join(', ')}`)
-        const c = el.children[0]!
-        if (c.ns !== ns || !t.elements.includes(c.local)) throw bad(path, `{${c.ns}}${c.local} is not one of ${t.elements.join(', ')}`)
-        return { [c.local]: elementCodecs.get(c.local)!.decode(c, ctx) }
-      }
-    }
-  }
+}
 
-  const compileContent = (fields: readonly FieldDescriptor[]): { enc: Encoder, dec: Decoder } => {
-    const encs = fields.map((f) => ({ f, enc: valueEncoder(f.type) }))
-    const index = new Map(fields.map((f, i) => [f.name, i]))
-    const decs = fields.map((f) => valueDecoder(f.type))
-    const enc: Encoder = (v, ctx) => {
-      const o = (v ?? {}) as Record<string, unknown>
-      let s = ''
-      for (const { f, enc: e } of encs) {
-        const x = o[f.name]
-        if (x === undefined || x === null) {
-          if (!f.optional && !f.repeated) throw bad(f.name, 'is required')
-          continue
-        }
-        if (f.repeated) for (const item of x as unknown[]) s += e(item, ctx, f.name)
-        else s += e(x, ctx, f.name)
-      }
+function valueDecoder (t: FieldType, c: Compiled): Decoder {
+  switch (t.kind) {
+    case 'simple': return SIMPLE_DECODERS[t.name]!
+    case 'enum': return (el, _ctx, path) => {
+      const s = leafText(el, path).trim()
+      if (!t.values.includes(s)) throw bad(path, `"${s.slice(0, 40)}" is not one of ${t.values.join(', ')}`)
       return s
     }
-    const dec: Decoder = (el, ctx, path) => {
-      if (el.text.trim() !== '' && fields.length > 0) throw bad(path, 'unexpected text')
-      const out: Record<string, unknown> = {}
-      for (const f of fields) if (f.repeated) out[f.name] = []
-      for (const c of el.children) {
-        const i = c.ns === ns ? index.get(c.local) : undefined
-        if (i === undefined) throw bad(path, `unexpected element {${c.ns}}${c.local}`)
-        const f = fields[i]!
-        const v = decs[i]!(c, ctx, `${path}/${c.local}`)
-        if (f.repeated) (out[f.name] as unknown[]).push(v)
-        else if (f.name in out) throw bad(path, `${c.local} appears more than once`)
-        else out[f.name] = v
-      }
-      for (const f of fields) if (!f.optional && !f.repeated && !(f.name in out)) throw bad(path, `missing ${f.name}`)
-      return out
+    case 'complex': {
+      const contentDecoders = c.contentDecoders
+      return (el, ctx, path) => contentDecoders.get(t.name)!(el, ctx, path)
     }
-    return { enc, dec }
+    case 'choice': {
+      const { ns, elementCodecs } = c
+      return (el, ctx, path) => {
+        if (el.children.length !== 1) throw bad(path, `must hold exactly one of ${t.elements.join(', ')}`)
+        const ch = el.children[0]!
+        if (ch.ns !== ns || !t.elements.includes(ch.local)) throw bad(path, `{${ch.ns}}${ch.local} is not one of ${t.elements.join(', ')}`)
+        return { [ch.local]: elementCodecs.get(ch.local)!.decode(ch, ctx) }
+      }
+    }
   }
+}
 
+/** The encoder of a complex type's content: each field in order, a required one present. */
+function contentEncoder (fields: readonly FieldDescriptor[], c: Compiled): Encoder {
+  const encs = fields.map((f) => ({ f, enc: valueEncoder(f.type, c) }))
+  return (v, ctx) => {
+    const o = (v ?? {}) as Record<string, unknown>
+    let s = ''
+    for (const { f, enc: e } of encs) {
+      const x = o[f.name]
+      if (x === undefined || x === null) {
+        if (!f.optional && !f.repeated) throw bad(f.name, 'is required')
+        continue
+      }
+      if (f.repeated) for (const item of x as unknown[]) s += e(item, ctx, f.name)
+      else s += e(x, ctx, f.name)
+    }
+    return s
+  }
+}
+
+/** The decoder of a complex type's content: only its fields, each at most once unless repeated, a required one present. */
+function contentDecoder (fields: readonly FieldDescriptor[], c: Compiled): Decoder {
+  const ns = c.ns
+  const index = new Map(fields.map((f, i) => [f.name, i]))
+  const decs = fields.map((f) => valueDecoder(f.type, c))
+  return (el, ctx, path) => {
+    if (el.text.trim() !== '' && fields.length > 0) throw bad(path, 'unexpected text')
+    const out: Record<string, unknown> = {}
+    for (const f of fields) if (f.repeated) out[f.name] = []
+    for (const ch of el.children) {
+      const i = ch.ns === ns ? index.get(ch.local) : undefined
+      if (i === undefined) throw bad(path, `unexpected element {${ch.ns}}${ch.local}`)
+      const f = fields[i]!
+      const v = decs[i]!(ch, ctx, `${path}/${ch.local}`)
+      if (f.repeated) (out[f.name] as unknown[]).push(v)
+      else if (f.name in out) throw bad(path, `${ch.local} appears more than once`)
+      else out[f.name] = v
+    }
+    for (const f of fields) if (!f.optional && !f.repeated && !(f.name in out)) throw bad(path, `missing ${f.name}`)
+    return out
+  }
+}
+
+/** The codec of the element `name` of type `t`. For an element whose type is complex, the value is its content object; else a simple value. */
+function elementCodec (name: string, t: FieldType, c: Compiled): ElementCodec {
+  const ns = c.ns
+  const inner = valueEncoder(t, c)
+  const dec = valueDecoder(t, c)
+  return {
+    encode: (v, ctx = {}) => {
+      const s = inner(v, ctx, name) // "<Name>…</Name>"
+      return `<${name} xmlns="${ns}">` + s.slice(name.length + 2)
+    },
+    encodeInner: (v: unknown, ctx: EncodeContext): string => inner(v, ctx, name),
+    decode: (el, ctx = {}) => {
+      if (el.ns !== ns || el.local !== name) throw bad(name, `expected {${ns}}${name}, got {${el.ns}}${el.local}`)
+      return dec(el, ctx, name)
+    },
+  }
+}
+
+/** Compiles every type and element of a descriptor. */
+export function compileCodecs (d: ServiceDescriptor): Map<string, ElementCodec> {
+  const c: Compiled = { ns: d.namespace, contentEncoders: new Map(), contentDecoders: new Map(), elementCodecs: new Map() }
   for (const [name, fields] of Object.entries(d.types)) {
-    const { enc, dec } = compileContent(fields)
-    contentEncoders.set(name, enc)
-    contentDecoders.set(name, dec)
+    c.contentEncoders.set(name, contentEncoder(fields, c))
+    c.contentDecoders.set(name, contentDecoder(fields, c))
   }
-  const open = (name: string): string => `<${name} xmlns="${ns}">`
-  for (const [name, t] of Object.entries(d.elements)) {
-    const inner = valueEncoder(t)
-    const dec = valueDecoder(t)
-    // For an element whose type is complex, the value is its content object; else a simple value.
-    const encodeInner = (v: unknown, ctx: EncodeContext): string => inner(v, ctx, name)
-    elementCodecs.set(name, {
-      encode: (v, ctx = {}) => {
-        const s = inner(v, ctx, name) // "<Name>…</Name>"
-        return open(name) + s.slice(name.length + 2)
-      },
-      encodeInner,
-      decode: (el, ctx = {}) => {
-        if (el.ns !== ns || el.local !== name) throw bad(name, `expected {${ns}}${name}, got {${el.ns}}${el.local}`)
-        return dec(el, ctx, name)
-      },
-    })
-  }
-  return elementCodecs
+  for (const [name, t] of Object.entries(d.elements)) c.elementCodecs.set(name, elementCodec(name, t, c))
+  return c.elementCodecs
 }

@@ -82,59 +82,176 @@ function decodeEntities (s: string, where: number): string {
 
 interface RawAttr { readonly qname: string, readonly value: string }
 
-/** Parses a whole document. Throws MetaosError MALFORMED_MESSAGE on anything not well-formed or over a limit. */
-export function parseXml (input: string, limits: XmlLimits = DEFAULT_XML_LIMITS): XmlElement {
+// The parser is the function parseXml and the functions below it, each taking the input and a
+// position and returning the position after what it read: no closure or state object is made per
+// document (parseXml runs on every SOAP message).
+
+/** Refuses characters XML forbids and a declaration naming another encoding than UTF-8; returns the position after the declaration. */
+function prolog (input: string): number {
   const bad = BAD_CHAR.exec(input)
   if (bad !== null) throw malformed(`character U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} is not allowed in XML (offset ${bad.index})`)
-  const len = input.length
-  let pos = 0
   XML_DECL.lastIndex = 0
-  if (input.startsWith('<?xml') && /[ \t\r\n]/.test(input.charAt(5))) {
-    const m = XML_DECL.exec(input)
-    if (m === null) throw malformed('malformed XML declaration')
-    const enc = m[3]?.toLowerCase()
-    if (enc !== undefined && enc !== 'utf-8' && enc !== 'utf8' && enc !== 'us-ascii') throw malformed(`encoding "${m[3]}" is not accepted; send UTF-8`)
-    pos = XML_DECL.lastIndex
+  if (!(input.startsWith('<?xml') && /[ \t\r\n]/.test(input.charAt(5)))) return 0
+  const m = XML_DECL.exec(input)
+  if (m === null) throw malformed('malformed XML declaration')
+  const enc = m[3]?.toLowerCase()
+  if (enc !== undefined && enc !== 'utf-8' && enc !== 'utf8' && enc !== 'us-ascii') throw malformed(`encoding "${m[3]}" is not accepted; send UTF-8`)
+  return XML_DECL.lastIndex
+}
+
+/** Skips white space and comments outside the root element (refusing a DTD or a processing instruction). */
+function skipMisc (input: string, pos: number): number {
+  for (;;) {
+    WS.lastIndex = pos
+    WS.exec(input)
+    pos = WS.lastIndex
+    if (input.startsWith('<!--', pos)) { pos = comment(input, pos); continue }
+    if (input.startsWith('<!DOCTYPE', pos) || input.startsWith('<!doctype', pos)) throw malformed('DTDs are not accepted (DOCTYPE found)')
+    if (input.startsWith('<?', pos)) throw malformed('processing instructions are not accepted')
+    return pos
   }
+}
+
+/** The comment starting at `at` ("<!--"); returns the position after its "-->". */
+function comment (input: string, at: number): number {
+  const end = input.indexOf('-->', at + 4)
+  if (end < 0) throw malformed(`unterminated comment at offset ${at}`)
+  const dd = input.indexOf('--', at + 4)
+  // end === at + 4 is the empty comment <!---->, whose "-" before "-->" belongs to "<!--".
+  if (dd < end || (end > at + 4 && input.charCodeAt(end - 1) === 0x2d)) throw malformed(`"--" inside a comment at offset ${at}`)
+  return end + 3
+}
+
+/** Appends character data `s` (found at offset `at`) to an element's text. */
+function appendText (top: XmlElement, s: string, at: number): void {
+  if (s.includes(']]>')) throw malformed(`"]]>" in text at offset ${at}`)
+  // Line ends are normalized before references are expanded, so &#13; survives as CR.
+  let t = s.includes('\r') ? s.replace(/\r\n?/g, '\n') : s
+  if (t.includes('&')) t = decodeEntities(t, at)
+  top.text = top.text === '' ? t : top.text + t
+}
+
+/** The markup starting "<!" at `pos`: a comment, or a CDATA section appended to `top`'s text. */
+function markup (input: string, pos: number, top: XmlElement | undefined): number {
+  if (input.startsWith('<!--', pos)) return comment(input, pos)
+  if (input.startsWith('<![CDATA[', pos)) {
+    if (top === undefined) throw malformed('CDATA outside the root element')
+    const end = input.indexOf(']]>', pos + 9)
+    if (end < 0) throw malformed(`unterminated CDATA section at offset ${pos}`)
+    let t = input.slice(pos + 9, end)
+    if (t.includes('\r')) t = t.replace(/\r\n?/g, '\n')
+    top.text += t
+    return end + 3
+  }
+  if (input.startsWith('<!DOCTYPE', pos)) throw malformed('DTDs are not accepted (DOCTYPE found)')
+  throw malformed(`unexpected markup at offset ${pos}`)
+}
+
+/** The closing tag at `pos` ("</"), which must close `expected`; returns the position after it. */
+function closingTag (input: string, pos: number, expected: string | undefined): number {
+  QNAME.lastIndex = pos + 2
+  const m = QNAME.exec(input)
+  if (m === null || m[0] !== expected) throw malformed(`closing tag at offset ${pos} does not match <${expected ?? '?'}>`)
+  WS.lastIndex = QNAME.lastIndex
+  WS.exec(input)
+  if (input.charCodeAt(WS.lastIndex) !== 0x3e) throw malformed(`malformed closing tag at offset ${pos}`)
+  return WS.lastIndex + 1
+}
+
+/**
+ * The attributes of the start tag <qname (at `pos`) from `p` (right after its name) into `raw`;
+ * returns the position after the tag's ">" or "/>". The tag closed itself when the character two
+ * before that position is "/" (no attribute value, name or white space can end with "/" and then ">").
+ */
+function attributes (input: string, pos: number, qname: string, p: number, raw: RawAttr[]): number {
+  for (;;) {
+    WS.lastIndex = p
+    WS.exec(input)
+    const sawWs = WS.lastIndex > p
+    p = WS.lastIndex
+    const ch = input.charCodeAt(p)
+    if (ch === 0x3e) return p + 1
+    if (ch === 0x2f && input.charCodeAt(p + 1) === 0x3e) return p + 2
+    if (!sawWs) throw malformed(`malformed start tag <${qname}> at offset ${pos}`)
+    QNAME.lastIndex = p
+    const an = QNAME.exec(input)
+    if (an === null) throw malformed(`malformed attribute in <${qname}> at offset ${p}`)
+    WS.lastIndex = QNAME.lastIndex
+    WS.exec(input)
+    p = WS.lastIndex
+    if (input.charCodeAt(p) !== 0x3d) throw malformed(`attribute ${an[0]} without "=" at offset ${p}`)
+    WS.lastIndex = p + 1
+    WS.exec(input)
+    p = WS.lastIndex
+    const q = input.charCodeAt(p)
+    if (q !== 0x22 && q !== 0x27) throw malformed(`attribute ${an[0]} value is not quoted at offset ${p}`)
+    const close = input.indexOf(q === 0x22 ? '"' : "'", p + 1)
+    if (close < 0) throw malformed(`unterminated attribute value at offset ${p}`)
+    let v = input.slice(p + 1, close)
+    if (v.includes('<')) throw malformed(`"<" in an attribute value at offset ${p}`)
+    // Attribute-value normalization (XML 1.0 §3.3.3): line ends, then each white space char, become a space; character references survive.
+    if (/[\t\n\r]/.test(v)) v = v.replace(/\r\n?/g, '\n').replace(/[\t\n]/g, ' ')
+    if (v.includes('&')) v = decodeEntities(v, p)
+    for (const r of raw) if (r.qname === an[0]) throw malformed(`attribute ${an[0]} repeated in <${qname}>`)
+    raw.push({ qname: an[0], value: v })
+    if (raw.length > MAX_ATTRIBUTES) throw malformed(`more than ${MAX_ATTRIBUTES} attributes in <${qname}>`)
+    p = close + 1
+  }
+}
+
+/** The namespace scope of an element: its parent's, plus the element's xmlns declarations (a new scope only if it has some). */
+function scopeOf (raw: readonly RawAttr[], parentScope: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+  let scope = parentScope
+  let derived = false
+  for (const r of raw) {
+    let prefix: string | undefined
+    if (r.qname === 'xmlns') prefix = ''
+    else if (r.qname.startsWith('xmlns:')) prefix = r.qname.slice(6)
+    if (prefix === undefined) continue
+    if (prefix === 'xmlns' || (prefix === 'xml') !== (r.value === XML_NS) || r.value === XMLNS_NS) throw malformed(`reserved namespace binding ${r.qname}="${r.value.slice(0, 60)}"`)
+    if (prefix !== '' && r.value === '') throw malformed(`prefix ${prefix} cannot be bound to the empty namespace`)
+    if (prefix === 'xml') continue // already bound, to the only namespace it may have
+    if (!derived) { scope = Object.create(scope) as Record<string, string>; derived = true }
+    ;(scope as Record<string, string>)[prefix] = r.value
+  }
+  return scope
+}
+
+/** The element <qname> with attributes `raw`, its namespaces resolved in `scope`. */
+function element (qname: string, raw: readonly RawAttr[], scope: Readonly<Record<string, string>>): XmlElement {
+  const colon = qname.indexOf(':')
+  const prefix = colon < 0 ? '' : qname.slice(0, colon)
+  const ns = scope[prefix]
+  if (ns === undefined && prefix !== '') throw malformed(`unbound prefix "${prefix}" in <${qname}>`)
+  const attrs: Record<string, string> = Object.create(null) as Record<string, string>
+  for (const r of raw) {
+    if (r.qname === 'xmlns' || r.qname.startsWith('xmlns:')) continue
+    const ac = r.qname.indexOf(':')
+    let key = r.qname
+    if (ac >= 0) {
+      const ans = scope[r.qname.slice(0, ac)]
+      if (ans === undefined) throw malformed(`unbound prefix in attribute ${r.qname}`)
+      key = `{${ans}}${r.qname.slice(ac + 1)}`
+    }
+    if (key in attrs) throw malformed(`attribute ${key} repeated in <${qname}>`)
+    attrs[key] = r.value
+  }
+  return { ns: ns ?? '', local: colon < 0 ? qname : qname.slice(colon + 1), attrs, children: [], text: '', nsScope: scope }
+}
+
+/** Parses a whole document. Throws MetaosError MALFORMED_MESSAGE on anything not well-formed or over a limit. */
+export function parseXml (input: string, limits: XmlLimits = DEFAULT_XML_LIMITS): XmlElement {
+  const len = input.length
+  let pos = skipMisc(input, prolog(input))
   const stack: XmlElement[] = []
   const qnames: string[] = []
   let root: XmlElement | undefined
   let count = 0
-
-  const skipMisc = (): void => {
-    for (;;) {
-      WS.lastIndex = pos
-      WS.exec(input)
-      pos = WS.lastIndex
-      if (input.startsWith('<!--', pos)) { pos = comment(pos); continue }
-      if (input.startsWith('<!DOCTYPE', pos) || input.startsWith('<!doctype', pos)) throw malformed('DTDs are not accepted (DOCTYPE found)')
-      if (input.startsWith('<?', pos)) throw malformed('processing instructions are not accepted')
-      return
-    }
-  }
-  const comment = (at: number): number => {
-    const end = input.indexOf('-->', at + 4)
-    if (end < 0) throw malformed(`unterminated comment at offset ${at}`)
-    const dd = input.indexOf('--', at + 4)
-    // end === at + 4 is the empty comment <!---->, whose "-" before "-->" belongs to "<!--".
-    if (dd < end || (end > at + 4 && input.charCodeAt(end - 1) === 0x2d)) throw malformed(`"--" inside a comment at offset ${at}`)
-    return end + 3
-  }
-  const text = (s: string, at: number): void => {
-    if (s.includes(']]>')) throw malformed(`"]]>" in text at offset ${at}`)
-    // Line ends are normalized before references are expanded, so &#13; survives as CR.
-    let t = s.includes('\r') ? s.replace(/\r\n?/g, '\n') : s
-    if (t.includes('&')) t = decodeEntities(t, at)
-    const top = stack[stack.length - 1]!
-    top.text = top.text === '' ? t : top.text + t
-  }
-
-  skipMisc()
   if (input.charCodeAt(pos) !== 0x3c) throw malformed(pos >= len ? 'empty document' : `text before the root element at offset ${pos}`)
 
   while (pos < len) {
     if (stack.length === 0 && root !== undefined) {
-      skipMisc()
+      pos = skipMisc(input, pos)
       if (pos < len) throw malformed(`content after the root element at offset ${pos}`)
       break
     }
@@ -142,120 +259,34 @@ export function parseXml (input: string, limits: XmlLimits = DEFAULT_XML_LIMITS)
     if (lt < 0) throw malformed(`unclosed element <${qnames[qnames.length - 1] ?? ''}>`)
     if (lt > pos) {
       if (stack.length === 0) throw malformed(`text outside the root element at offset ${pos}`)
-      text(input.slice(pos, lt), pos)
+      appendText(stack[stack.length - 1]!, input.slice(pos, lt), pos)
     }
     pos = lt
     const c = input.charCodeAt(pos + 1)
     if (c === 0x2f) { // </name>
-      QNAME.lastIndex = pos + 2
-      const m = QNAME.exec(input)
-      const expected = qnames[qnames.length - 1]
-      if (m === null || m[0] !== expected) throw malformed(`closing tag at offset ${pos} does not match <${expected ?? '?'}>`)
-      WS.lastIndex = QNAME.lastIndex
-      WS.exec(input)
-      if (input.charCodeAt(WS.lastIndex) !== 0x3e) throw malformed(`malformed closing tag at offset ${pos}`)
-      pos = WS.lastIndex + 1
+      pos = closingTag(input, pos, qnames[qnames.length - 1])
       stack.pop()
       qnames.pop()
       continue
     }
-    if (c === 0x21) { // <!-- or <![CDATA[
-      if (input.startsWith('<!--', pos)) { pos = comment(pos); continue }
-      if (input.startsWith('<![CDATA[', pos)) {
-        if (stack.length === 0) throw malformed('CDATA outside the root element')
-        const end = input.indexOf(']]>', pos + 9)
-        if (end < 0) throw malformed(`unterminated CDATA section at offset ${pos}`)
-        let t = input.slice(pos + 9, end)
-        if (t.includes('\r')) t = t.replace(/\r\n?/g, '\n')
-        const top = stack[stack.length - 1]!
-        top.text += t
-        pos = end + 3
-        continue
-      }
-      if (input.startsWith('<!DOCTYPE', pos)) throw malformed('DTDs are not accepted (DOCTYPE found)')
-      throw malformed(`unexpected markup at offset ${pos}`)
-    }
+    if (c === 0x21) { pos = markup(input, pos, stack[stack.length - 1]); continue } // <!-- or <![CDATA[
     if (c === 0x3f) throw malformed('processing instructions are not accepted')
     // Start tag.
     QNAME.lastIndex = pos + 1
     const nm = QNAME.exec(input)
     if (nm === null) throw malformed(`malformed start tag at offset ${pos}`)
     const qname = nm[0]
-    let p = QNAME.lastIndex
     const raw: RawAttr[] = []
-    let selfClosing = false
-    for (;;) {
-      WS.lastIndex = p
-      WS.exec(input)
-      const sawWs = WS.lastIndex > p
-      p = WS.lastIndex
-      const ch = input.charCodeAt(p)
-      if (ch === 0x3e) { p++; break }
-      if (ch === 0x2f && input.charCodeAt(p + 1) === 0x3e) { p += 2; selfClosing = true; break }
-      if (!sawWs) throw malformed(`malformed start tag <${qname}> at offset ${pos}`)
-      QNAME.lastIndex = p
-      const an = QNAME.exec(input)
-      if (an === null) throw malformed(`malformed attribute in <${qname}> at offset ${p}`)
-      WS.lastIndex = QNAME.lastIndex
-      WS.exec(input)
-      p = WS.lastIndex
-      if (input.charCodeAt(p) !== 0x3d) throw malformed(`attribute ${an[0]} without "=" at offset ${p}`)
-      WS.lastIndex = p + 1
-      WS.exec(input)
-      p = WS.lastIndex
-      const q = input.charCodeAt(p)
-      if (q !== 0x22 && q !== 0x27) throw malformed(`attribute ${an[0]} value is not quoted at offset ${p}`)
-      const close = input.indexOf(q === 0x22 ? '"' : "'", p + 1)
-      if (close < 0) throw malformed(`unterminated attribute value at offset ${p}`)
-      let v = input.slice(p + 1, close)
-      if (v.includes('<')) throw malformed(`"<" in an attribute value at offset ${p}`)
-      // Attribute-value normalization (XML 1.0 §3.3.3): line ends, then each white space char, become a space; character references survive.
-      if (/[\t\n\r]/.test(v)) v = v.replace(/\r\n?/g, '\n').replace(/[\t\n]/g, ' ')
-      if (v.includes('&')) v = decodeEntities(v, p)
-      for (const r of raw) if (r.qname === an[0]) throw malformed(`attribute ${an[0]} repeated in <${qname}>`)
-      raw.push({ qname: an[0], value: v })
-      if (raw.length > MAX_ATTRIBUTES) throw malformed(`more than ${MAX_ATTRIBUTES} attributes in <${qname}>`)
-      p = close + 1
-    }
+    const end = attributes(input, pos, qname, QNAME.lastIndex, raw)
     if (++count > limits.maxElements) throw malformed(`more than ${limits.maxElements} elements`)
     if (stack.length >= limits.maxDepth) throw malformed(`nesting deeper than ${limits.maxDepth}`)
     if (stack.length === 0 && root !== undefined) throw malformed('more than one root element')
     const parent = stack[stack.length - 1]
-    let scope = parent?.nsScope ?? ROOT_SCOPE
-    let derived = false
-    for (const r of raw) {
-      let prefix: string | undefined
-      if (r.qname === 'xmlns') prefix = ''
-      else if (r.qname.startsWith('xmlns:')) prefix = r.qname.slice(6)
-      if (prefix === undefined) continue
-      if (prefix === 'xmlns' || (prefix === 'xml') !== (r.value === XML_NS) || r.value === XMLNS_NS) throw malformed(`reserved namespace binding ${r.qname}="${r.value.slice(0, 60)}"`)
-      if (prefix !== '' && r.value === '') throw malformed(`prefix ${prefix} cannot be bound to the empty namespace`)
-      if (prefix === 'xml') continue // already bound, to the only namespace it may have
-      if (!derived) { scope = Object.create(scope) as Record<string, string>; derived = true }
-      ;(scope as Record<string, string>)[prefix] = r.value
-    }
-    const colon = qname.indexOf(':')
-    const prefix = colon < 0 ? '' : qname.slice(0, colon)
-    const ns = scope[prefix]
-    if (ns === undefined && prefix !== '') throw malformed(`unbound prefix "${prefix}" in <${qname}>`)
-    const attrs: Record<string, string> = Object.create(null) as Record<string, string>
-    for (const r of raw) {
-      if (r.qname === 'xmlns' || r.qname.startsWith('xmlns:')) continue
-      const ac = r.qname.indexOf(':')
-      let key = r.qname
-      if (ac >= 0) {
-        const ans = scope[r.qname.slice(0, ac)]
-        if (ans === undefined) throw malformed(`unbound prefix in attribute ${r.qname}`)
-        key = `{${ans}}${r.qname.slice(ac + 1)}`
-      }
-      if (key in attrs) throw malformed(`attribute ${key} repeated in <${qname}>`)
-      attrs[key] = r.value
-    }
-    const el: XmlElement = { ns: ns ?? '', local: colon < 0 ? qname : qname.slice(colon + 1), attrs, children: [], text: '', nsScope: scope }
+    const el = element(qname, raw, scopeOf(raw, parent?.nsScope ?? ROOT_SCOPE))
     if (parent !== undefined) parent.children.push(el)
     else root = el
-    if (!selfClosing) { stack.push(el); qnames.push(qname) }
-    pos = p
+    if (input.charCodeAt(end - 2) !== 0x2f) { stack.push(el); qnames.push(qname) } // not self-closing
+    pos = end
   }
   if (stack.length > 0) throw malformed(`unclosed element <${qnames[qnames.length - 1]}>`)
   if (root === undefined) throw malformed('empty document')

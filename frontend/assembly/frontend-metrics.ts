@@ -8,7 +8,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { LATENCY_BUCKETS } from '../../soap-runtime/metrics.js'
 import type { MoveEvent } from '../placement/dispatcher.js'
-import type { PerformanceMappingTable } from '../placement/pmt.js'
+import type { PerformanceMappingTable, PmtRow } from '../placement/pmt.js'
 import type { Decision } from './supervisor.js'
 
 /** A storage dispatcher as seen here (`Dispatcher`): its moves as they happen, its open streams at scrape time. */
@@ -59,9 +59,26 @@ interface PerDomain {
 export function createFrontendMetrics (parts: FrontendMetricsParts): FrontendMetrics {
   const registry = new Registry()
   const registers = [registry]
-  const { pmt } = parts
+  // Registered in this order, which is the order of the exposition.
+  const stopRecords = recordedMetrics(parts.pmt, registers)
+  const rows = rowGauges(parts.pmt, registers)
+  const stopDecisions = parts.supervisor === undefined ? undefined : decisionMetrics(parts.supervisor, registers)
+  const stopDispatchers = dispatcherMetrics(parts.dispatchers ?? [], parts.networkDispatchers ?? [], registers)
+  if (parts.processMetrics === true) collectDefaultMetrics({ register: registry })
+  return {
+    registry,
+    metrics: async () => { rows.refresh(); return await registry.metrics() },
+    contentType: registry.contentType,
+    close: () => {
+      stopRecords()
+      stopDecisions?.()
+      stopDispatchers()
+    },
+  }
+}
 
-  // What the performance module records, as it records it.
+/** What the performance module records, as it records it. Returns what stops observing it. */
+function recordedMetrics (pmt: PerformanceMappingTable, registers: Registry[]): () => void {
   const calls = new Counter({ name: 'metaos_frontend_calls_total', help: 'Application calls to a domain, as the performance module measured them', labelNames: ['epr'], registers })
   const failed = new Counter({ name: 'metaos_frontend_call_errors_total', help: 'Application calls that failed for a reason of the domain (transport, protocol, timeout, IO_ERROR, draining); a caller\'s own fault (FILE_NOT_FOUND…) is not one', labelNames: ['epr'], registers })
   const bytes = new Counter({ name: 'metaos_frontend_bytes_total', help: 'Data bytes moved by application calls (written, read, sent, received)', labelNames: ['epr'], registers })
@@ -82,26 +99,30 @@ export function createFrontendMetrics (parts: FrontendMetricsParts): FrontendMet
     }
     return d
   }
-  const stops: Array<() => void> = []
-  stops.push(pmt.onRecord((epr, s) => {
+  return pmt.onRecord((epr, s) => {
     const d = perDomain(epr)
     if (s.probe === true) { (s.ok ? d.probeOk : d.probeFailed).inc(); return }
     d.calls.inc()
     if (!s.ok) { d.failed.inc(); return }
     if ((s.bytes ?? 0) > 0) d.bytes.inc(s.bytes)
     if (s.waited !== true) d.latency.observe(s.micros / 1e6)
-  }))
+  })
+}
 
-  // The PMT's rows, read at scrape time: one pass over the rows serves every gauge of a scrape
-  // (`metrics()` starts a fresh pass; a scrape through `registry` directly reuses one up to 10 ms old).
+/**
+ * The PMT's rows, read at scrape time: one pass over the rows serves every gauge of a scrape
+ * (`refresh()`, which `metrics()` calls, starts a fresh pass; a scrape through the registry directly
+ * reuses one up to 10 ms old).
+ */
+function rowGauges (pmt: PerformanceMappingTable, registers: Registry[]): { refresh: () => void } {
   let rowsAt = -Infinity
   let rows = pmt.rows()
-  const current = (): typeof rows => {
+  const current = (): PmtRow[] => {
     const now = performance.now()
     if (now - rowsAt > 10) { rows = pmt.rows(); rowsAt = now }
     return rows
   }
-  const fromRows = (name: string, help: string, labelNames: string[], values: (r: (typeof rows)[number]) => Array<[Record<string, string>, number | undefined]>): void => {
+  const fromRows = (name: string, help: string, labelNames: string[], values: (r: PmtRow) => Array<[Record<string, string>, number | undefined]>): void => {
     new Gauge({ // eslint-disable-line no-new
       name, help, labelNames, registers,
       collect () {
@@ -125,22 +146,22 @@ export function createFrontendMetrics (parts: FrontendMetricsParts): FrontendMet
   fromRows('metaos_frontend_domain_probe_latency_seconds', 'Latency of the last successful probe', ['epr'], (r) => [[{}, ms(r.measures.probeLatencyMs)]])
   fromRows('metaos_frontend_domain_measured_timestamp_seconds', 'When the domain was last measured (a call or a probe; Unix time)', ['epr'],
     (r) => [[{}, r.measures.measuredAt === 0 ? undefined : r.measures.measuredAt / 1000]])
+  return { refresh: () => { rowsAt = -Infinity } }
+}
 
-  // Supervisor decisions, as they are made.
-  const supervisor = parts.supervisor
-  if (supervisor !== undefined) {
-    const decisions = new Counter({
-      name: 'metaos_frontend_supervisor_decisions_total',
-      help: 'Supervisor decisions by domain and the state they put it in: to="isolated" are isolations, to="healthy" readmissions, to="suspect" the first step of an isolation',
-      labelNames: ['epr', 'to'],
-      registers,
-    })
-    stops.push(supervisor.onDecision((d) => { decisions.inc({ epr: d.epr, to: d.to }) }))
-  }
+/** Supervisor decisions, as they are made. Returns what stops observing them. */
+function decisionMetrics (supervisor: NonNullable<FrontendMetricsParts['supervisor']>, registers: Registry[]): () => void {
+  const decisions = new Counter({
+    name: 'metaos_frontend_supervisor_decisions_total',
+    help: 'Supervisor decisions by domain and the state they put it in: to="isolated" are isolations, to="healthy" readmissions, to="suspect" the first step of an isolation',
+    labelNames: ['epr', 'to'],
+    registers,
+  })
+  return supervisor.onDecision((d) => { decisions.inc({ epr: d.epr, to: d.to }) })
+}
 
-  // Dispatcher moves, as they happen; open streams and sockets at scrape time.
-  const dispatchers = parts.dispatchers ?? []
-  const networkDispatchers = parts.networkDispatchers ?? []
+/** Dispatcher moves and lost sockets, as they happen; open streams and sockets at scrape time. Returns what stops observing them. */
+function dispatcherMetrics (dispatchers: readonly MetricsDispatcher[], networkDispatchers: readonly MetricsNetworkDispatcher[], registers: Registry[]): () => void {
   const moves = new Counter({ name: 'metaos_frontend_stream_moves_total', help: 'Streams moved between domains of a volume: kind="migration" (asked, the supervisor\'s proactive move) or "failover" (after a failure), by the domain they left', labelNames: ['kind', 'from'], registers })
   const onMoved = (e: MoveEvent): void => { moves.inc({ kind: e.kind, from: e.from }) }
   for (const d of dispatchers) d.on('moved', onMoved)
@@ -171,18 +192,9 @@ export function createFrontendMetrics (parts: FrontendMetricsParts): FrontendMet
       for (const [epr, n] of by) this.set({ epr }, n)
     },
   })
-
-  if (parts.processMetrics === true) collectDefaultMetrics({ register: registry })
-
-  return {
-    registry,
-    metrics: async () => { rowsAt = -Infinity; return await registry.metrics() },
-    contentType: registry.contentType,
-    close: () => {
-      for (const stop of stops) stop()
-      for (const d of dispatchers) d.off('moved', onMoved)
-      for (const d of networkDispatchers) d.off('lost', onLost)
-    },
+  return () => {
+    for (const d of dispatchers) d.off('moved', onMoved)
+    for (const d of networkDispatchers) d.off('lost', onLost)
   }
 }
 

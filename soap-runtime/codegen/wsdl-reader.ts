@@ -41,59 +41,80 @@ export function readWsdl (text: string): WsdlModel {
   const schema = kid(kid(defs, WSDL, 'types') ?? defs, XS, 'schema')
   if (schema === undefined) throw new Error('no inline xs:schema')
   if (schema.attrs.elementFormDefault !== 'qualified') throw new Error('the schema must use elementFormDefault="qualified"')
+  const { enums, types, elements } = readSchema(schema, tns)
+  const operations = readOperations(defs)
+  const service = kid(defs, WSDL, 'service')?.attrs.name ?? defs.attrs.name ?? 'Service'
+  return { descriptor: { name: service, namespace: tns, types, elements, operations }, enums }
+}
 
+/** What the schema's named enumerations, complex types and elements become. */
+interface Schema {
+  readonly enums: Record<string, readonly string[]>
+  readonly types: Record<string, readonly FieldDescriptor[]>
+  readonly elements: Record<string, FieldType>
+}
+
+function readSchema (schema: XmlElement, tns: string): Schema {
   const enums: Record<string, readonly string[]> = {}
   for (const st of kids(schema, XS, 'simpleType')) {
     const r = kid(st, XS, 'restriction')
     if (r === undefined) throw new Error(`simpleType ${st.attrs.name}: only restrictions are supported`)
     enums[st.attrs.name!] = kids(r, XS, 'enumeration').map((e) => e.attrs.value!)
   }
-  const types: Record<string, readonly FieldDescriptor[]> = {}
-  const elements: Record<string, FieldType> = {}
-
-  const typeOf = (ctx: XmlElement, ref: string): FieldType => {
-    const q = qname(ctx, ref)
-    if (q.ns === XS) {
-      const s = XS_SIMPLE[q.local]
-      if (s === undefined) throw new Error(`xs:${q.local} is not supported`)
-      return { kind: 'simple', name: s }
-    }
-    if (q.ns !== tns) throw new Error(`type ${ref} is outside the target namespace`)
-    if (enums[q.local] !== undefined) return { kind: 'enum', name: q.local, values: enums[q.local]! }
-    return { kind: 'complex', name: q.local }
-  }
-  const fieldsOf = (ct: XmlElement, owner: string): FieldDescriptor[] => {
-    const seq = kid(ct, XS, 'sequence')
-    const choice = kid(ct, XS, 'choice')
-    if (choice !== undefined) {
-      // A choice of element refs becomes one field holding `{ [ElementName]: value }`.
-      const refs = kids(choice, XS, 'element').map((e) => qname(e, e.attrs.ref ?? '').local)
-      return [{ name: '$choice', type: { kind: 'choice', elements: refs }, optional: false, repeated: false }]
-    }
-    if (seq === undefined) return []
-    return kids(seq, XS, 'element').map((e) => {
-      if (e.attrs.name === undefined || e.attrs.type === undefined) throw new Error(`${owner}: every element needs a name and a type`)
-      return {
-        name: e.attrs.name,
-        type: typeOf(e, e.attrs.type),
-        optional: e.attrs.minOccurs === '0',
-        repeated: e.attrs.maxOccurs !== undefined && e.attrs.maxOccurs !== '1',
-      }
-    })
-  }
-  for (const ct of kids(schema, XS, 'complexType')) types[ct.attrs.name!] = fieldsOf(ct, ct.attrs.name!)
+  const out: Schema = { enums, types: {}, elements: {} }
+  const { types, elements } = out
+  for (const ct of kids(schema, XS, 'complexType')) types[ct.attrs.name!] = fieldsOf(ct, ct.attrs.name!, out, tns)
   for (const el of kids(schema, XS, 'element')) {
     const name = el.attrs.name!
     const anon = kid(el, XS, 'complexType')
     if (anon !== undefined) {
       if (types[name] !== undefined) throw new Error(`element ${name} collides with a complex type of the same name`)
-      types[name] = fieldsOf(anon, name)
+      types[name] = fieldsOf(anon, name, out, tns)
       elements[name] = { kind: 'complex', name }
     } else if (el.attrs.type !== undefined) {
-      elements[name] = typeOf(el, el.attrs.type)
+      elements[name] = typeOf(el, el.attrs.type, out, tns)
     } else throw new Error(`element ${name} has no type`)
   }
-  // Choice types are a single '$choice' field: flatten them into the field type of their users.
+  flattenChoices(types)
+  return out
+}
+
+/** The type a `type="…"` attribute names: an XML Schema simple type, or one of the schema's enumerations or complex types. */
+function typeOf (ctx: XmlElement, ref: string, schema: Schema, tns: string): FieldType {
+  const q = qname(ctx, ref)
+  if (q.ns === XS) {
+    const s = XS_SIMPLE[q.local]
+    if (s === undefined) throw new Error(`xs:${q.local} is not supported`)
+    return { kind: 'simple', name: s }
+  }
+  if (q.ns !== tns) throw new Error(`type ${ref} is outside the target namespace`)
+  if (schema.enums[q.local] !== undefined) return { kind: 'enum', name: q.local, values: schema.enums[q.local]! }
+  return { kind: 'complex', name: q.local }
+}
+
+/** The fields of a complex type: its sequence's elements, or one '$choice' field. */
+function fieldsOf (ct: XmlElement, owner: string, schema: Schema, tns: string): FieldDescriptor[] {
+  const seq = kid(ct, XS, 'sequence')
+  const choice = kid(ct, XS, 'choice')
+  if (choice !== undefined) {
+    // A choice of element refs becomes one field holding `{ [ElementName]: value }`.
+    const refs = kids(choice, XS, 'element').map((e) => qname(e, e.attrs.ref ?? '').local)
+    return [{ name: '$choice', type: { kind: 'choice', elements: refs }, optional: false, repeated: false }]
+  }
+  if (seq === undefined) return []
+  return kids(seq, XS, 'element').map((e) => {
+    if (e.attrs.name === undefined || e.attrs.type === undefined) throw new Error(`${owner}: every element needs a name and a type`)
+    return {
+      name: e.attrs.name,
+      type: typeOf(e, e.attrs.type, schema, tns),
+      optional: e.attrs.minOccurs === '0',
+      repeated: e.attrs.maxOccurs !== undefined && e.attrs.maxOccurs !== '1',
+    }
+  })
+}
+
+/** Choice types are a single '$choice' field: flattens them into the field type of their users, and drops them. */
+function flattenChoices (types: Record<string, readonly FieldDescriptor[]>): void {
   for (const [name, fields] of Object.entries(types)) {
     types[name] = fields.map((f) => {
       if (f.type.kind !== 'complex') return f
@@ -102,7 +123,10 @@ export function readWsdl (text: string): WsdlModel {
     })
   }
   for (const [name, fields] of Object.entries(types)) if (fields.length === 1 && fields[0]!.name === '$choice') delete types[name] // eslint-disable-line @typescript-eslint/no-dynamic-delete
+}
 
+/** The portType's operations, with their messages' elements and the SOAP binding's actions. */
+function readOperations (defs: XmlElement): Record<string, OperationDescriptor> {
   const messages = new Map<string, string>()
   for (const m of kids(defs, WSDL, 'message')) {
     const parts = kids(m, WSDL, 'part')
@@ -134,6 +158,5 @@ export function readWsdl (text: string): WsdlModel {
       ...(doc ? { documentation: doc } : {}),
     }
   }
-  const service = kid(defs, WSDL, 'service')?.attrs.name ?? defs.attrs.name ?? 'Service'
-  return { descriptor: { name: service, namespace: tns, types, elements, operations }, enums }
+  return operations
 }
