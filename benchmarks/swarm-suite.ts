@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LocalSwarm, sleep, swarmUnavailable, until, waitForOtherSwarms, type AppEvent, type AppProcess } from './local-swarm.js'
+import { LocalSwarm, sleep, swarmUnavailable, until, waitForOtherSwarms, type AppEvent, type AppProcess, type SwarmReady } from './local-swarm.js'
 import type { PhaseResult, RoundTripConfig, RoundTripRow, WriteConfig } from './swarm-app.js'
 
 export interface SwarmSuiteOptions {
@@ -69,7 +69,7 @@ export async function runSwarmSuite (o: SwarmSuiteOptions = {}): Promise<SwarmSu
     swarm.secrets(pki)
     progress(1, 'deploy: the stack healthy')
     await timed('healthy', async () => { swarm.deploy(pki); await swarm.waitHealthy() })
-    const [n1, n2, n3] = ready.nodes as [typeof ready.nodes[0], typeof ready.nodes[0], typeof ready.nodes[0]]
+    const n2 = ready.nodes[1]!
     const rt = (targets: RoundTripConfig['targets'], pkiDir: string): RoundTripConfig => ({ mode: 'roundtrips', pki: pkiDir, targets, seconds: o.seconds ?? 2, rounds: o.rounds ?? 3 })
 
     progress(2, 'round trips from a container on node1')
@@ -85,56 +85,62 @@ export async function runSwarmSuite (o: SwarmSuiteOptions = {}): Promise<SwarmSu
     ]
 
     progress(4, 'failover: node2 killed, node3 cut off, mid-write')
-    const bytes = o.fileBytes ?? 100 * MiB
-    const config: WriteConfig = {
-      mode: 'write',
-      pki,
-      reader: n1.name,
-      supervisor: { latencyFactor: 20, latencyMarginMs: 1000 },
-      domains: ready.nodes.map((n) => ({ name: n.name, url: `https://${n.address}:8443/storage`, zone: n.zone })),
-      phases: [
-        { file: 'bench-host-loss.bin', on: n2.name, bytes, triggerAt: Math.floor(bytes / 4), paceMBps: PACE },
-        { file: 'bench-link-cut.bin', on: n3.name, bytes, triggerAt: Math.floor(bytes / 4), paceMBps: PACE, wait: true },
-      ],
-    }
-    const app = swarm.clientApp(config)
-    const failover: SwarmFailover[] = []
-    const exact = (p: PhaseResult): boolean => {
-      const b = readFileSync(join(ready.shared, p.file))
-      return b.length === p.bytes && createHash('sha256').update(b).digest('hex') === p.sha256
-    }
-    const row = (fault: string, p: PhaseResult, downAfterMs?: number): SwarmFailover => ({ fault, fileBytes: p.bytes, maxGapMs: p.maxGapMs, moves: p.moves.map((m) => ({ from: m.from, to: m.to, reason: m.reason, stallMs: m.stallMs })), exact: exact(p), ...(downAfterMs === undefined ? {} : { downAfterMs }) })
-    try {
-      const [first, second] = config.phases.map((p) => p.file) as [string, string]
-      await app.next('the first trigger', (e) => e.event === 'trigger' && e.file === first)
-      const killedAt = Date.now()
-      // Watched from the kill on, while the stream fails over.
-      const down = until(`${n2.name} Down`, 120_000, async () => (await swarm.nodeStatusAsync(1))?.includes(`${n2.name} Down`) === true ? Date.now() - killedAt : undefined, 250)
-      down.catch(() => {})
-      await swarm.killNode(n2.name)
-      const lost = await app.next<PhaseResult & AppEvent>('the host-loss write', (e) => e.event === 'phase' && e.file === first, 300_000)
-      failover.push(row(`host loss (kill-node ${n2.name})`, lost, await down))
-      app.send('go')
-      await app.next('the second trigger', (e) => e.event === 'trigger' && e.file === second)
-      await swarm.cutLink(n3.name)
-      try {
-        await app.next('the stream to leave the cut node', (e) => e.event === 'moved' && e.path === second, 60_000)
-        await sleep(1000)
-      } finally {
-        await swarm.restoreLink(n3.name)
-      }
-      const cut = await app.next<PhaseResult & AppEvent>('the link-cut write', (e) => e.event === 'phase' && e.file === second, 300_000)
-      await sleep(5000) // late packets to the node cut off land (or not) before the file is read
-      failover.push(row(`link cut (${n3.name}, restored)`, cut))
-    } finally {
-      app.kill()
-    }
+    const failover = await measureFailover(swarm, ready, pki, o.fileBytes ?? 100 * MiB)
     return { nodes: ready.nodes.length, roundTrips, failover, setup }
   } finally {
     progress(5, 'down')
     await timed('down', () => swarm.down())
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** A host lost (node2 killed), then a link cut (node3) and restored, each a quarter into a paced write from the client namespace. */
+async function measureFailover (swarm: LocalSwarm, ready: SwarmReady, pki: string, bytes: number): Promise<SwarmFailover[]> {
+  const [n1, n2, n3] = ready.nodes as [typeof ready.nodes[0], typeof ready.nodes[0], typeof ready.nodes[0]]
+  const config: WriteConfig = {
+    mode: 'write',
+    pki,
+    reader: n1.name,
+    supervisor: { latencyFactor: 20, latencyMarginMs: 1000 },
+    domains: ready.nodes.map((n) => ({ name: n.name, url: `https://${n.address}:8443/storage`, zone: n.zone })),
+    phases: [
+      { file: 'bench-host-loss.bin', on: n2.name, bytes, triggerAt: Math.floor(bytes / 4), paceMBps: PACE },
+      { file: 'bench-link-cut.bin', on: n3.name, bytes, triggerAt: Math.floor(bytes / 4), paceMBps: PACE, wait: true },
+    ],
+  }
+  const app = swarm.clientApp(config)
+  const failover: SwarmFailover[] = []
+  const exact = (p: PhaseResult): boolean => {
+    const b = readFileSync(join(ready.shared, p.file))
+    return b.length === p.bytes && createHash('sha256').update(b).digest('hex') === p.sha256
+  }
+  const row = (fault: string, p: PhaseResult, downAfterMs?: number): SwarmFailover => ({ fault, fileBytes: p.bytes, maxGapMs: p.maxGapMs, moves: p.moves.map((m) => ({ from: m.from, to: m.to, reason: m.reason, stallMs: m.stallMs })), exact: exact(p), ...(downAfterMs === undefined ? {} : { downAfterMs }) })
+  try {
+    const [first, second] = config.phases.map((p) => p.file) as [string, string]
+    await app.next('the first trigger', (e) => e.event === 'trigger' && e.file === first)
+    const killedAt = Date.now()
+    // Watched from the kill on, while the stream fails over.
+    const down = until(`${n2.name} Down`, 120_000, async () => (await swarm.nodeStatusAsync(1))?.includes(`${n2.name} Down`) === true ? Date.now() - killedAt : undefined, 250)
+    down.catch(() => {})
+    await swarm.killNode(n2.name)
+    const lost = await app.next<PhaseResult & AppEvent>('the host-loss write', (e) => e.event === 'phase' && e.file === first, 300_000)
+    failover.push(row(`host loss (kill-node ${n2.name})`, lost, await down))
+    app.send('go')
+    await app.next('the second trigger', (e) => e.event === 'trigger' && e.file === second)
+    await swarm.cutLink(n3.name)
+    try {
+      await app.next('the stream to leave the cut node', (e) => e.event === 'moved' && e.path === second, 60_000)
+      await sleep(1000)
+    } finally {
+      await swarm.restoreLink(n3.name)
+    }
+    const cut = await app.next<PhaseResult & AppEvent>('the link-cut write', (e) => e.event === 'phase' && e.file === second, 300_000)
+    await sleep(5000) // late packets to the node cut off land (or not) before the file is read
+    failover.push(row(`link cut (${n3.name}, restored)`, cut))
+  } finally {
+    app.kill()
+  }
+  return failover
 }
 
 export function swarmTable (r: SwarmSuiteResult): string {
