@@ -22,6 +22,9 @@ export const ERRORS = {
   MALFORMED_MESSAGE: { side: 'Sender', description: 'Not a SOAP message: not well-formed XML, a DTD, too deep, no Envelope/Body, an unknown operation, a broken MTOM package, a header the domain must but cannot understand.' },
   UNAUTHORIZED: { side: 'Sender', description: 'The caller is not authenticated or not allowed to do this.' },
   DOMAIN_DRAINING: { side: 'Receiver', description: 'The domain is shutting down and takes no new work; retry on another domain of the same volume.' },
+  DOMAIN_FENCED: { side: 'Receiver', description: 'With coordination (--coordination etcd://…): the domain\'s lease expired (it stopped renewing: partitioned, paused or etcd lost quorum), so it refuses handle operations; the stream moves to a domain that holds a lease, or fails if none can take it.' },
+  STALE_EPOCH: { side: 'Sender', description: 'With coordination: the operation carries an older stream epoch than the domain knows — the stream has moved to another domain since (failover or migration), and this domain no longer owns it.' },
+  COORDINATION_UNAVAILABLE: { side: 'Receiver', description: 'With coordination: etcd has no quorum (or cannot be reached) within the deadline, so the domain cannot register an open or renew its lease; nothing was done. Open streams keep writing until their domain\'s lease runs out.' },
   NOT_RUN_AFTER_FAILURE: { side: 'Sender', description: 'Inside a Batch: an earlier operation of the same Batch on the same handle (file handle, socket or listener) failed, so this one was not run; the handle stays as the failure left it. The failed operation has its own fault; the message names it.' },
   // Network service codes (NetworkFault), beside the shared ones above.
   CONNECTION_REFUSED: { side: 'Receiver', description: 'The destination refused the connection (ECONNREFUSED): nothing listens there.' },
@@ -49,6 +52,7 @@ export const FAULT_CODES = [
   'FILE_NOT_FOUND', 'ALREADY_EXISTS', 'ACCESS_DENIED', 'PATH_OUTSIDE_ROOT', 'INVALID_HANDLE',
   'INVALID_ARGUMENT', 'SHARING_VIOLATION', 'IO_ERROR', 'QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE',
   'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'NOT_RUN_AFTER_FAILURE',
+  'DOMAIN_FENCED', 'STALE_EPOCH', 'COORDINATION_UNAVAILABLE',
 ] as const satisfies readonly ErrorCode[]
 export type FaultCode = (typeof FAULT_CODES)[number]
 /** Codes a network domain sends in a NetworkFault detail (NetworkService.wsdl's FaultCode enumeration). */
@@ -56,6 +60,7 @@ export const NETWORK_FAULT_CODES = [
   'CONNECTION_REFUSED', 'CONNECTION_RESET', 'HOST_UNREACHABLE', 'NAME_NOT_RESOLVED', 'ADDRESS_IN_USE',
   'TIMED_OUT', 'DESTINATION_NOT_ALLOWED', 'INVALID_HANDLE', 'INVALID_ARGUMENT', 'QUOTA_EXCEEDED',
   'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'IO_ERROR', 'NOT_RUN_AFTER_FAILURE',
+  'DOMAIN_FENCED', 'COORDINATION_UNAVAILABLE',
 ] as const satisfies readonly ErrorCode[]
 
 export class MetaosError extends Error {

@@ -13,8 +13,8 @@ export type SeekOrigin = 'Begin' | 'Current' | 'End'
 export const SeekOriginValues = ['Begin', 'Current', 'End'] as const
 export type Hosting = 'process' | 'container' | 'vm'
 export const HostingValues = ['process', 'container', 'vm'] as const
-export type FaultCode = 'FILE_NOT_FOUND' | 'ALREADY_EXISTS' | 'ACCESS_DENIED' | 'PATH_OUTSIDE_ROOT' | 'INVALID_HANDLE' | 'INVALID_ARGUMENT' | 'SHARING_VIOLATION' | 'IO_ERROR' | 'QUOTA_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'MALFORMED_MESSAGE' | 'UNAUTHORIZED' | 'DOMAIN_DRAINING' | 'NOT_RUN_AFTER_FAILURE'
-export const FaultCodeValues = ['FILE_NOT_FOUND', 'ALREADY_EXISTS', 'ACCESS_DENIED', 'PATH_OUTSIDE_ROOT', 'INVALID_HANDLE', 'INVALID_ARGUMENT', 'SHARING_VIOLATION', 'IO_ERROR', 'QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'NOT_RUN_AFTER_FAILURE'] as const
+export type FaultCode = 'FILE_NOT_FOUND' | 'ALREADY_EXISTS' | 'ACCESS_DENIED' | 'PATH_OUTSIDE_ROOT' | 'INVALID_HANDLE' | 'INVALID_ARGUMENT' | 'SHARING_VIOLATION' | 'IO_ERROR' | 'QUOTA_EXCEEDED' | 'MESSAGE_TOO_LARGE' | 'MALFORMED_MESSAGE' | 'UNAUTHORIZED' | 'DOMAIN_DRAINING' | 'NOT_RUN_AFTER_FAILURE' | 'DOMAIN_FENCED' | 'STALE_EPOCH' | 'COORDINATION_UNAVAILABLE'
+export const FaultCodeValues = ['FILE_NOT_FOUND', 'ALREADY_EXISTS', 'ACCESS_DENIED', 'PATH_OUTSIDE_ROOT', 'INVALID_HANDLE', 'INVALID_ARGUMENT', 'SHARING_VIOLATION', 'IO_ERROR', 'QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE', 'MALFORMED_MESSAGE', 'UNAUTHORIZED', 'DOMAIN_DRAINING', 'NOT_RUN_AFTER_FAILURE', 'DOMAIN_FENCED', 'STALE_EPOCH', 'COORDINATION_UNAVAILABLE'] as const
 
 export interface DirectoryEntry {
   name: string
@@ -309,7 +309,7 @@ export const StorageServiceDescriptor = {
       {name: "uptime", type: {kind: "simple", name: "double"}, optional: false, repeated: false},
     ],
     StorageFault: [
-      {name: "code", type: {kind: "enum", name: "FaultCode", values: ["FILE_NOT_FOUND", "ALREADY_EXISTS", "ACCESS_DENIED", "PATH_OUTSIDE_ROOT", "INVALID_HANDLE", "INVALID_ARGUMENT", "SHARING_VIOLATION", "IO_ERROR", "QUOTA_EXCEEDED", "MESSAGE_TOO_LARGE", "MALFORMED_MESSAGE", "UNAUTHORIZED", "DOMAIN_DRAINING", "NOT_RUN_AFTER_FAILURE"]}, optional: false, repeated: false},
+      {name: "code", type: {kind: "enum", name: "FaultCode", values: ["FILE_NOT_FOUND", "ALREADY_EXISTS", "ACCESS_DENIED", "PATH_OUTSIDE_ROOT", "INVALID_HANDLE", "INVALID_ARGUMENT", "SHARING_VIOLATION", "IO_ERROR", "QUOTA_EXCEEDED", "MESSAGE_TOO_LARGE", "MALFORMED_MESSAGE", "UNAUTHORIZED", "DOMAIN_DRAINING", "NOT_RUN_AFTER_FAILURE", "DOMAIN_FENCED", "STALE_EPOCH", "COORDINATION_UNAVAILABLE"]}, optional: false, repeated: false},
       {name: "message", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
     ],
   },
