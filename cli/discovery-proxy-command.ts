@@ -19,7 +19,7 @@ suppression Hello so that clients switch to it (managed mode). Prints one JSON r
   --interface NAME  where to listen for Hello/Bye and multicast probes (repeatable or "all"; default lo)
   --name NAME       part of the proxy's stable EPR (default "discovery-proxy")
   --forget-after MS forget a domain not heard from (Hello, or an answer to a re-probe) for MS
-                    (default 75000; 0 = never): domains with --discovery-proxy say Hello every
+                    (default 75000; 0 = never): domains announcing to a proxy say Hello every
                     10 s, so a crashed one leaves the answers that long after its last Hello
   --tls-cert FILE   certificate (PEM) of the https:// listeners
   --tls-key FILE    its private key
