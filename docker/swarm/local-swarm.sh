@@ -10,6 +10,7 @@
 #   bash docker/swarm/local-swarm.sh kill-node NAME      # a host crash: SIGKILL, cable pulled
 #   bash docker/swarm/local-swarm.sh cut-link NAME       # only the cable pulled: the node runs on
 #   bash docker/swarm/local-swarm.sh restore-link NAME   # the cable back
+#   bash docker/swarm/local-swarm.sh identities PKI_DIR  # each node's storage identity in place
 #   bash docker/swarm/local-swarm.sh down                # removes all of it; idempotent
 #
 # Needs root, iproute2 (ip netns), util-linux (unshare), Debian's docker.io (dockerd, containerd,
@@ -35,6 +36,7 @@ usage () {
 usage: bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--no-build]
        bash docker/swarm/local-swarm.sh kill-node NAME
        bash docker/swarm/local-swarm.sh cut-link NAME | restore-link NAME
+       bash docker/swarm/local-swarm.sh identities PKI_DIR
        bash docker/swarm/local-swarm.sh down
 
 up         N nodes (default 3; at most 50), M of them managers (default 3, or 1 with fewer than 3
@@ -48,6 +50,9 @@ kill-node  NAME (node2, or its namespace): SIGKILL its dockerd, containerd, shim
            containers, and take its switch port down
 cut-link   NAME: take its switch port down (a pulled cable, a partition): its processes run
            on, and nothing reaches them nor leaves them until restore-link NAME puts it back up
+identities PKI_DIR: each node's storage identity (make-secrets.sh PKI_DIR --node nodeI) copied
+           to DATA/identity/nodeI, uid 10001, mode 0400: the stack's METAOS_IDENTITY_DIR; prints
+           {"event":"identities","dir":DIR,"nodes":["node1",…]}
 down       stops and removes every node, namespace, link, directory of this swarm
 
 Environment (defaults): METAOS_SWARM_NAME ($name: prefix of the namespaces),
@@ -130,7 +135,7 @@ cmd_down () {
   local dir
   for dir in "$run_dir" "$data_dir"; do
     [ -d "$dir" ] || continue
-    rm -rf "$dir"/node[0-9]* "$dir/shared" "$dir/images.tar" "$dir/.metaos-swarm"
+    rm -rf "$dir"/node[0-9]* "$dir/shared" "$dir/identity" "$dir/images.tar" "$dir/.metaos-swarm"
     rmdir "$dir" 2>/dev/null || true
   done
   echo "{\"event\":\"down\",\"name\":\"$name\"}"
@@ -163,6 +168,29 @@ cmd_link () {
   ip -n "$name-switch" link show "p$i" >/dev/null 2>&1 || die "no node $n in swarm $name (no port p$i on $name-switch)"
   ip -n "$name-switch" link set "p$i" "$state"
   echo "{\"event\":\"$4\",\"node\":\"$n\",\"port\":\"p$i\",\"state\":\"$state\"}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# identities: what an operator does on each node of a real swarm (docs/swarm.md, "Identities")
+
+# Copies PKI_DIR/nodes/nodeI/storage.{crt,key} (docker/swarm/make-secrets.sh --node nodeI) to
+# DATA/identity/nodeI/, owned by the images' user: the stack mounts METAOS_IDENTITY_DIR/<node> in
+# that node's storage task. Here every node's directory is on one file system; each task still
+# mounts its own node's only.
+cmd_identities () {
+  local pki=${1:-} i nodes out=''
+  [ -n "$pki" ] || die "identities needs the directory make-secrets.sh wrote"
+  nodes=$(our_namespaces | sed -n "s/^${name//./\\.}-node\([0-9]*\)\$/\1/p" | sort -n)
+  [ -n "$nodes" ] || die "swarm $name is not up"
+  for i in $nodes; do
+    local from=$pki/nodes/node$i to=$data_dir/identity/node$i
+    [ -f "$from/storage.crt" ] && [ -f "$from/storage.key" ] || die "no identity for node$i in $pki (make-secrets.sh $pki --node node$i)"
+    install -d -m 0755 "$data_dir/identity"
+    install -d -o 10001 -g 10001 -m 0500 "$to"
+    install -o 10001 -g 10001 -m 0400 "$from/storage.crt" "$from/storage.key" "$to/"
+    out+="${out:+,}\"node$i\""
+  done
+  echo "{\"event\":\"identities\",\"dir\":\"$data_dir/identity\",\"nodes\":[$out]}"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -354,6 +382,7 @@ case "${1:-}" in
   kill-node) shift; cmd_kill_node "$@" ;;
   cut-link) shift; cmd_link down "${1:-}" cut-link link-cut ;;
   restore-link) shift; cmd_link up "${1:-}" restore-link link-restored ;;
+  identities) shift; cmd_identities "${1:-}" ;;
   _node-outer) node_outer "$2" ;;
   _node-inner) node_inner "$2" ;;
   -h|--help|help) usage ;;
