@@ -91,6 +91,8 @@ export class ServiceHost {
   }
 
   get inFlight (): number { return this.#binding.inFlight + this.#framed.inFlight }
+  /** Framed sessions (net.uds, net.tcp) open or opening. */
+  get framedSessions (): number { return this.#framed.sessions }
   get draining (): boolean { return this.#binding.draining }
 
   /** Starts listening on each URL (`http://HOST:PORT`, `https://HOST:PORT`, `unix:/path`, `net.uds:/path`, `net.tcp://HOST:PORT`). Returns the endpoints actually bound. */
