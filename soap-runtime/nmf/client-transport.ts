@@ -102,6 +102,8 @@ class ClientSession {
       const timer = setTimeout(() => {
         if (this.#pending.delete(messageId)) this.#quiet()
         reject(new MetaosError('TIMED_OUT', `${this.#address} did not answer within ${r.timeoutMs} ms`))
+        // A session that could not even open in that time is given up: the next call tries anew.
+        if (this.#state === 'opening') this.#s.destroy()
       }, r.timeoutMs)
       this.#pending.set(messageId, { resolve, reject, timer, size: r.length })
     })

@@ -5,7 +5,7 @@
 // session lost mid-call fails that call with TRANSPORT_ERROR while the next one reconnects.
 import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { startStorageDomain, type StorageDomain, type StorageDomainOptions } from '../../backend-storage/storage-domain.js'
@@ -13,6 +13,7 @@ import { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import { envelopeHeader, PREAMBLE_ACK_RECORD, RecordReader, RecordType, stringRecord } from '../../soap-runtime/nmf/records.js'
 import { firstElementText } from '../../soap-runtime/nmf/encoding.js'
+import { loadDomainSecurity } from '../../security/domain-security.js'
 import { faultName, rawSession, storageCall, textPreamble } from '../helpers/nmf-raw.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
@@ -174,4 +175,18 @@ t.test('a session lost mid-call fails that call with TRANSPORT_ERROR; the next c
   const three = await Promise.all(['a', 'b', 'c'].map(async (x) => await p.invoke('Delete', { path: x })))
   t.equal(three.length, 3, 'three calls answered in reverse order, each with its own reply')
   t.equal(sessions, 2, 'on a second session')
+})
+
+t.test('authentication: net.uds is the local bus, net.tcp is plain', async (t) => {
+  const dir = tempDir(t, 'metaos-nmf-auth-')
+  writeFileSync(join(dir, 'policy.json'), JSON.stringify({ identities: [{ name: 'alice', password: 'correct horse battery', paths: ['*'] }], local: { paths: ['*'] } }), { mode: 0o600 })
+  const { uds, tcp } = await framedDomain(t, { security: loadDomainSecurity({ auth: join(dir, 'policy.json') }) })
+  const call = async (ep: string, o: Parameters<typeof createStorageProxy>[1] = {}): Promise<string> => {
+    const p = createStorageProxy(ep, o)
+    try { await p.invoke('GetDomainInfo', {}); return 'ok' } catch (e) { return (e as MetaosError).code } finally { await p.close() }
+  }
+  t.equal(await call(uds), 'ok', 'net.uds without credentials: the policy\'s local identity')
+  t.equal(await call(tcp), 'UNAUTHORIZED', 'net.tcp without credentials')
+  t.equal(await call(tcp, { credentials: { username: 'alice', password: 'correct horse battery' } }), 'ok', 'net.tcp with a PasswordDigest UsernameToken')
+  t.equal(await call(tcp, { credentials: { username: 'alice', password: 'correct horse battery', passwordType: 'text' } }), 'UNAUTHORIZED', 'PasswordText is refused over plain net.tcp')
 })
