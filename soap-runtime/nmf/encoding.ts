@@ -85,6 +85,7 @@ function normalize (ct: string): string {
   return ct.split(';').map((p) => p.trim().toLowerCase().replace(/"/g, '')).filter((p) => p !== '' && !p.startsWith('action=')).join(';')
 }
 
+const names = new Map<string, Buffer>()
 const LT = 0x3c
 const GT = 0x3e
 
@@ -95,7 +96,8 @@ const GT = 0x3e
  * how a session correlates a reply with its call before the client reads the envelope.
  */
 export function firstElementText (xml: Buffer, local: string): string | undefined {
-  const name = Buffer.from(local, 'latin1')
+  let name = names.get(local)
+  if (name === undefined) names.set(local, name = Buffer.from(local, 'latin1'))
   let from = 0
   for (;;) {
     const at = xml.indexOf(name, from)

@@ -175,23 +175,31 @@ export class ServerSession {
     try { body = this.#codec!.decode(payload) } catch (e) {
       bad = e instanceof MetaosError ? e : new MetaosError('MALFORMED_MESSAGE', `the envelope does not decode as ${this.#encoding!.name}: ${(e as Error).message}`)
     }
-    const origin = { transport: c.transport, peer: this.#peer, contentType: this.#encoding!.contentType }
+    const contentType = this.#encoding!.contentType
+    // One shape for every message (no spreads on the hot path).
     const answer = body === undefined
-      ? Promise.resolve(c.dispatcher.reject({ ...origin, requestId: requestIdOf(undefined) }, bad!, 500, payload.length))
-      : c.dispatcher.dispatch({ ...origin, requestId: requestIdOf(firstElementText(body, 'MessageID')), body, late: c.draining() })
-    answer.then((out) => { this.#reply(out) }, (e: unknown) => {
+      ? Promise.resolve(c.dispatcher.reject({ requestId: requestIdOf(undefined), transport: c.transport, peer: this.#peer, contentType }, bad!, 500, payload.length))
+      : c.dispatcher.dispatch({ requestId: requestIdOf(firstElementText(body, 'MessageID')), transport: c.transport, peer: this.#peer, contentType, body, late: c.draining() })
+    const size = payload.length
+    const failed = (e: unknown): void => {
       c.logger.error({ err: e }, 'could not answer a framed call')
       this.#s.destroy()
-    }).finally(() => {
-      this.#inFlight--
-      this.#inFlightBytes -= payload.length
-      c.ended()
-      this.#recharge()
-      this.#flow()
-      this.#finishIfIdle()
-    })
+    }
+    answer.then((out) => {
+      try { this.#reply(out) } catch (e) { failed(e) }
+      this.#answered(size)
+    }, (e: unknown) => { failed(e); this.#answered(size) })
     // An envelope that does not decode may have left a session dictionary behind: no more calls on it.
     if (bad !== undefined && this.#state === 'open') this.#state = 'ending'
+  }
+
+  #answered (size: number): void {
+    this.#inFlight--
+    this.#inFlightBytes -= size
+    this.#c.ended()
+    this.#recharge()
+    this.#flow()
+    this.#finishIfIdle()
   }
 
   #reply (out: OutboundMessage): void {
