@@ -60,7 +60,7 @@ export class PolicyAuthenticator implements Authenticator {
     const token = readUsernameToken(c.headers)
     if (token !== undefined) {
       const known = this.#o.policy?.byPassword(token.username)
-      this.#verifier.verify(token, known?.password, c.transport !== 'http' && c.transport !== 'net.tcp')
+      this.#verifier.verify(token, known?.password, c.tls !== undefined || (c.transport !== 'http' && c.transport !== 'net.tcp'))
       return known!.identity
     }
     if (presented && this.#o.clientCertificates) {

@@ -86,7 +86,7 @@ export class ServiceHost {
       dispatcher: this.dispatcher, path: options.path, wsdl: new WsdlPublisher(options.wsdl), limits, logger: options.logger, metrics: options.metrics, authenticated,
     })
     this.#listeners = new Listeners({ limits, logger: options.logger, tls: options.tls, authenticated, allowInsecure: options.allowInsecure })
-    this.#framed = new FramedListeners({ dispatcher: this.dispatcher, limits, logger: options.logger, path: options.path, allowInsecure: options.allowInsecure })
+    this.#framed = new FramedListeners({ dispatcher: this.dispatcher, limits, logger: options.logger, path: options.path, tls: options.tls, authenticated, allowInsecure: options.allowInsecure })
     if (options.metrics !== undefined) options.metrics.inFlightSource = () => this.inFlight
   }
 
@@ -109,8 +109,8 @@ export class ServiceHost {
     return out
   }
 
-  /** Re-reads TLS material (a renewed certificate, a new CRL) into the https listeners; open connections keep theirs. */
-  setTls (tls: HostTls): void { this.#listeners.setTls(tls) }
+  /** Re-reads TLS material (a renewed certificate, a new CRL) into the https listeners and net.tcp's TLS upgrade; open connections keep theirs. */
+  setTls (tls: HostTls): void { this.#listeners.setTls(tls); this.#framed.setTls(tls) }
 
   /** Closes the listening sockets only: connections already open keep being served (a fault to inject, or a step of a handover). */
   stopListening (): void { this.#listeners.stopListening(); this.#framed.stopListening() }

@@ -5,15 +5,18 @@
 // RelatesTo the service echoes from the call's MessageID. A session lost mid-call fails the calls
 // in flight with TRANSPORT_ERROR (as a dropped HTTP connection does, so a dispatcher fails over);
 // the next call opens a new one. An idle session is ended (End record) and does not keep the
-// process alive. Moves bytes only; the SOAP client (client.ts) builds and reads the envelopes.
+// process alive. With `tls`, a net.tcp session upgrades to TLS in its preamble (tls-upgrade.ts).
+// Moves bytes only; the SOAP client (client.ts) builds and reads the envelopes.
 import { connect, type Socket } from 'node:net'
 import { formatEndpoint, isFramed, parseEndpoint, type Endpoint } from '../endpoint.js'
 import { MetaosError, type ErrorCode } from '../errors.js'
+import { toTransportError, type ClientTls } from '../http-transport.js'
 import type { Transport, TransportRequest, TransportResponse } from '../transport.js'
 import { encodingByName, firstElementText, type EncodingSession, type FramedEncoding } from './encoding.js'
 import {
-  duplexPreamble, END_RECORD, envelopeHeader, FAULT_NS, FramingError, RecordReader, RecordType, type FrameRecord,
+  duplexPreamble, END_RECORD, envelopeHeader, FAULT_NS, FramingError, RecordReader, RecordType, stringRecord, type FrameRecord,
 } from './records.js'
+import { connectTls, SSL_TLS } from './tls-upgrade.js'
 
 export interface FramedTransportOptions {
   /** The envelope encoding: `text` (SOAP 1.2 in UTF-8, the default) or another one registered (soap-runtime/nmf/encoding.ts). */
@@ -22,12 +25,15 @@ export interface FramedTransportOptions {
   readonly maxResponseBytes?: number
   /** A session with no call for this long is ended; the next call opens another (default 30 s; a domain ends idle sessions after 120 s). */
   readonly idleMs?: number
+  /** net.tcp: upgrade each session to TLS (`application/ssl-tls`), the domain verified against `ca` (and `expectUri`); `cert`/`key` for mutual TLS. */
+  readonly tls?: ClientTls
 }
 
 /** A transport to a net.uds or net.tcp endpoint. */
 export function createFramedTransport (url: string, defaultPath: string, o: FramedTransportOptions = {}): Transport {
   const ep = parseEndpoint(url, defaultPath)
   if (!isFramed(ep)) throw new MetaosError('INVALID_ARGUMENT', `"${url}" is not a net.uds: or net.tcp:// endpoint`)
+  if (o.tls !== undefined && ep.protocol !== 'net.tcp') throw new MetaosError('INVALID_ARGUMENT', `${url}: TLS is for net.tcp:// sessions (a net.uds socket is this machine's own)`)
   const address = formatEndpoint(ep)
   const encoding = encodingByName(o.encoding ?? 'text')
   let session: ClientSession | undefined
@@ -62,7 +68,7 @@ interface Pending {
 const COPY_MAX = 64 * 1024
 
 class ClientSession {
-  readonly #s: Socket
+  #s: Socket
   readonly #address: string
   readonly #encoding: FramedEncoding
   readonly #codec: EncodingSession
@@ -71,7 +77,7 @@ class ClientSession {
   readonly #gone: () => void
   readonly #ready: Promise<void>
   readonly #idleMs: number
-  #state: 'opening' | 'open' | 'ending' | 'closed' = 'opening'
+  #state: 'upgrading' | 'opening' | 'open' | 'ending' | 'closed' = 'opening'
   #acked: (() => void) | undefined
   #refused: ((e: MetaosError) => void) | undefined
   #idle: NodeJS.Timeout | undefined
@@ -87,14 +93,44 @@ class ClientSession {
     this.#ready = new Promise<void>((resolve, reject) => { this.#acked = resolve; this.#refused = reject })
     this.#ready.catch(() => {})
     const s = this.#s = ep.protocol === 'net.uds' ? connect(ep.socketPath!) : connect({ host: ep.host!, port: ep.port!, noDelay: true })
-    s.write(duplexPreamble(address, Buffer.of(RecordType.KnownEncoding, encoding.known)))
-    s.on('data', (chunk: Buffer) => { this.#onData(chunk) })
-    s.on('error', (e) => { this.#lose(transportError(e, address)) })
-    s.on('close', () => { this.#lose(new MetaosError('TRANSPORT_ERROR', `${address}: the session was closed`)) })
+    const encodingRecord = Buffer.of(RecordType.KnownEncoding, encoding.known)
+    if (o.tls === undefined) s.write(duplexPreamble(address, encodingRecord))
+    else {
+      this.#state = 'upgrading'
+      this.#upgrade = async () => { await this.#secure(ep.host!, o.tls!) }
+      s.write(Buffer.concat([duplexPreamble(address, encodingRecord, false), stringRecord(RecordType.UpgradeRequest, SSL_TLS)]))
+    }
+    this.#attach(s)
+  }
+
+  readonly #onDataBound = (chunk: Buffer): void => { this.#onData(chunk) }
+  #upgrade: (() => Promise<void>) | undefined
+
+  #attach (s: Socket): void {
+    s.on('data', this.#onDataBound)
+    s.on('error', (e) => { this.#lose(toTransportError(e, this.#address)) })
+    s.on('close', () => { this.#lose(new MetaosError('TRANSPORT_ERROR', `${this.#address}: the session was closed`)) })
+  }
+
+  /** After the Upgrade Response: the TLS handshake on the same socket, then Preamble End inside it. */
+  async #secure (host: string, tls: ClientTls): Promise<void> {
+    const raw = this.#s
+    raw.off('data', this.#onDataBound)
+    try {
+      const secure = await connectTls(raw, host, tls, 10_000)
+      if (this.#state !== 'upgrading') { secure.destroy(); return }
+      this.#s = secure
+      this.#attach(secure)
+      this.#state = 'opening'
+      secure.write(Buffer.of(RecordType.PreambleEnd))
+    } catch (e) {
+      this.#lose(toTransportError(e, this.#address))
+      raw.destroy()
+    }
   }
 
   /** New calls may go on it. */
-  get usable (): boolean { return this.#state === 'opening' || this.#state === 'open' }
+  get usable (): boolean { return this.#state === 'upgrading' || this.#state === 'opening' || this.#state === 'open' }
 
   async call (r: TransportRequest, messageId: string): Promise<TransportResponse> {
     if (this.#pending.has(messageId)) throw new MetaosError('INVALID_ARGUMENT', `${this.#address}: MessageID ${messageId} is already in flight`)
@@ -103,13 +139,13 @@ class ClientSession {
         if (this.#pending.delete(messageId)) this.#quiet()
         reject(new MetaosError('TIMED_OUT', `${this.#address} did not answer within ${r.timeoutMs} ms`))
         // A session that could not even open in that time is given up: the next call tries anew.
-        if (this.#state === 'opening') this.#s.destroy()
+        if (this.#state === 'opening' || this.#state === 'upgrading') this.#s.destroy()
       }, r.timeoutMs)
       this.#pending.set(messageId, { resolve, reject, timer, size: r.length })
     })
     reply.catch(() => {}) // it may fail while the session opens: awaited below
     if (this.#pending.size === 1) this.#s.ref()
-    if (this.#state === 'opening') {
+    if (this.#state === 'opening' || this.#state === 'upgrading') {
       try { await this.#ready } catch { return await reply }
     }
     if (!this.#pending.has(messageId)) return await reply // timed out (or lost) while the session opened
@@ -141,6 +177,11 @@ class ClientSession {
 
   #onRecord (r: FrameRecord): void {
     if (r.type === RecordType.Fault) { this.#faulted(r.text); return }
+    if (this.#state === 'upgrading') {
+      if (r.type !== RecordType.UpgradeResponse) throw new Error(`record type 0x${r.type.toString(16)} instead of Upgrade Response`)
+      void this.#upgrade!()
+      return
+    }
     if (this.#state === 'opening') {
       if (r.type !== RecordType.PreambleAck) throw new Error(`record type 0x${r.type.toString(16)} instead of Preamble Ack`)
       this.#state = 'open'
@@ -173,7 +214,7 @@ class ClientSession {
   /** A framing fault from the domain: every call in flight fails; the largest one with MESSAGE_TOO_LARGE when the fault says so. */
   #faulted (uri: string): void {
     const name = uri.startsWith(FAULT_NS) ? uri.slice(FAULT_NS.length) : uri
-    const code: ErrorCode = TRANSIENT_FAULTS.has(name) ? 'TRANSPORT_ERROR' : 'PROTOCOL_ERROR'
+    const code: ErrorCode = TRANSIENT_FAULTS.has(name) ? 'TRANSPORT_ERROR' : name === 'EndpointAccessDenied' ? 'UNAUTHORIZED' : 'PROTOCOL_ERROR'
     const err = new MetaosError(code, `${this.#address}: the domain sent the framing fault ${name}`)
     if (name === 'MaxMessageSizeExceededFault') {
       let largest: [string, Pending] | undefined
@@ -231,7 +272,7 @@ class ClientSession {
 
   /** Ends the session gracefully: End record, then the domain answers with its own and closes. */
   #retire (): void {
-    if (this.#state !== 'open' && this.#state !== 'opening') return
+    if (this.#state !== 'open') return
     this.#state = 'ending'
     this.#gone()
     this.#s.end(END_RECORD)
@@ -250,9 +291,3 @@ class ClientSession {
 
 /** Framing faults that say "not here, not now": another domain may take the call. */
 const TRANSIENT_FAULTS = new Set(['EndpointNotFound', 'EndpointUnavailable', 'EndpointPaused', 'ServerTooBusy', 'ServiceActivationFailed', 'ConnectionDispatchFailed'])
-
-function transportError (e: unknown, address: string): MetaosError {
-  if (e instanceof MetaosError) return e
-  const code = (e as NodeJS.ErrnoException).code ?? 'error'
-  return new MetaosError('TRANSPORT_ERROR', `${address}: ${code}`, { cause: e })
-}

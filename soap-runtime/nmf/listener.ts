@@ -2,16 +2,17 @@
 // 0600, the co-hosted bus) and on TCP (`net.tcp://HOST:PORT`), feeding the host's one message
 // dispatcher (session.ts). Beside HTTP's listeners (listeners.ts) and with the same rules: the
 // connection limits (in all, and per peer address on TCP: a peer over it gets ServerTooBusy), the
-// exposure rule (net.tcp is plain — no TLS upgrade is built — so beyond loopback only when the
-// operator says the network is trusted), the request-bytes budget, and the drain: calls arriving
-// after it starts get DOMAIN_DRAINING, calls in flight finish, then every session gets its End.
+// exposure rule (beyond loopback, net.tcp sessions must upgrade to TLS — the host's certificate —
+// and calls must authenticate, unless the operator says the network is trusted), the
+// request-bytes budget, and the drain: calls arriving after it starts get DOMAIN_DRAINING, calls in
+// flight finish, then every session gets its End.
 import { chmodSync, unlinkSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import type { Logger } from 'pino'
 import type { MessageDispatcher } from '../dispatcher.js'
 import { isLoopbackHost, type Endpoint } from '../endpoint.js'
 import { MetaosError } from '../errors.js'
-import type { HostLimits } from '../host-types.js'
+import type { HostLimits, HostTls } from '../host-types.js'
 import { removeStaleSocket } from '../listeners.js'
 import { RequestBudget } from '../request-budget.js'
 import { faultRecord } from './records.js'
@@ -23,7 +24,11 @@ export interface FramedListenersOptions {
   readonly logger: Logger
   /** The service path (`/storage`): what a net.tcp Via names. */
   readonly path: string
-  /** The operator says the network is trusted: net.tcp beyond loopback is allowed. */
+  /** The certificate sessions upgrade to TLS with (`application/ssl-tls`), and the client CA. */
+  readonly tls?: HostTls | undefined
+  /** Calls must authenticate (a net.tcp listener beyond loopback is then allowed, with TLS). */
+  readonly authenticated: boolean
+  /** The operator says the network is trusted: net.tcp beyond loopback is allowed without TLS. */
   readonly allowInsecure?: boolean | undefined
 }
 
@@ -33,13 +38,18 @@ export class FramedListeners {
   readonly #servers: Array<{ server: Server, endpoint: Endpoint }> = []
   readonly #sessions = new Set<ServerSession>()
   #inFlight = 0
+  #tls: HostTls | undefined
   #draining = false
   #drained: (() => void) | undefined
 
   constructor (o: FramedListenersOptions) {
     this.#o = o
     this.#budget = new RequestBudget(o.limits.maxBufferedBytes, o.limits.maxBufferedBytesPerPeer)
+    this.#tls = o.tls
   }
+
+  /** A renewed certificate: sessions upgrading from now on use it. */
+  setTls (tls: HostTls): void { this.#tls = tls }
 
   /** Calls in flight on every session. */
   get inFlight (): number { return this.#inFlight }
@@ -48,11 +58,11 @@ export class FramedListeners {
 
   /** Listens on `want` (a net.uds or net.tcp endpoint; `url` as given, for messages); returns the endpoint bound. */
   async listen (want: Endpoint, url: string): Promise<Endpoint> {
-    if (want.protocol === 'net.tcp' && !isLoopbackHost(want.host!) && this.#o.allowInsecure !== true) {
-      throw new MetaosError('INVALID_ARGUMENT', `${url} would serve plain net.tcp beyond this machine (TLS over net.tcp is not supported): listen on https://, or say --allow-insecure if this network is trusted`)
-    }
+    const requireTls = want.protocol === 'net.tcp' && !isLoopbackHost(want.host!) && this.#o.allowInsecure !== true
+    if (requireTls && this.#tls === undefined) throw new MetaosError('INVALID_ARGUMENT', `${url} would serve plain net.tcp beyond this machine: give --tls-cert and --tls-key (sessions then upgrade to TLS), or say --allow-insecure if this network is trusted`)
+    if (requireTls && !this.#o.authenticated) throw new MetaosError('INVALID_ARGUMENT', `${url} would let anyone who reaches it in without authentication: give --auth FILE or --client-ca FILE, or say --allow-insecure if that is intended`)
     const transport = want.protocol as 'net.uds' | 'net.tcp'
-    const server = createServer({ noDelay: true }, (socket) => { this.#accept(socket, transport) })
+    const server = createServer({ noDelay: true }, (socket) => { this.#accept(socket, transport, requireTls) })
     server.maxConnections = this.#o.limits.maxConnections
     if (transport === 'net.uds') await removeStaleSocket(want.socketPath!)
     await new Promise<void>((resolve, reject) => {
@@ -71,7 +81,7 @@ export class FramedListeners {
     return bound
   }
 
-  #accept (socket: Socket, transport: 'net.uds' | 'net.tcp'): void {
+  #accept (socket: Socket, transport: 'net.uds' | 'net.tcp', requireTls: boolean): void {
     if (transport === 'net.tcp' && this.#overPeerLimit(socket)) return
     const context: SessionContext = {
       dispatcher: this.#o.dispatcher,
@@ -83,6 +93,8 @@ export class FramedListeners {
       draining: () => this.#draining,
       started: () => { this.#inFlight++ },
       ended: () => { if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained() },
+      tls: () => transport === 'net.tcp' ? this.#tls : undefined,
+      requireTls,
     }
     const session = new ServerSession(socket, context)
     this.#sessions.add(session)

@@ -44,7 +44,7 @@ export const FAULT_NS = 'http://schemas.microsoft.com/ws/2006/05/framing/faults/
 
 /** The fault names of §2.2.5 this implementation sends. */
 export type FramingFault =
-  | 'ContentTypeInvalid' | 'ContentTypeTooLong' | 'EndpointNotFound' | 'EndpointUnavailable' | 'InvalidRecordSequence'
+  | 'ContentTypeInvalid' | 'ContentTypeTooLong' | 'EndpointAccessDenied' | 'EndpointNotFound' | 'EndpointUnavailable' | 'InvalidRecordSequence'
   | 'MaxMessageSizeExceededFault' | 'ServerTooBusy' | 'ServiceActivationFailed' | 'UnsupportedMode' | 'UnsupportedVersion'
   | 'UpgradeInvalid' | 'ViaTooLong'
 
@@ -117,9 +117,9 @@ export function faultRecord (fault: FramingFault): Buffer {
   return stringRecord(RecordType.Fault, FAULT_NS + fault)
 }
 
-/** A duplex session's preamble: Version 1.0, Mode Duplex, Via, the encoding record, Preamble End. */
-export function duplexPreamble (via: string, encodingRecord: Buffer): Buffer {
-  return Buffer.concat([Buffer.of(RecordType.Version, 1, 0, RecordType.Mode, Mode.Duplex), stringRecord(RecordType.Via, via), encodingRecord, Buffer.of(RecordType.PreambleEnd)])
+/** A duplex session's preamble: Version 1.0, Mode Duplex, Via, the encoding record, then (unless `end` is false: upgrades come first) Preamble End. */
+export function duplexPreamble (via: string, encodingRecord: Buffer, end = true): Buffer {
+  return Buffer.concat([Buffer.of(RecordType.Version, 1, 0, RecordType.Mode, Mode.Duplex), stringRecord(RecordType.Via, via), encodingRecord, ...(end ? [Buffer.of(RecordType.PreambleEnd)] : [])])
 }
 
 /** The type octet and size of a Sized Envelope record of `size` payload octets. */
@@ -131,6 +131,7 @@ export function envelopeHeader (size: number): Buffer {
 }
 
 export const END_RECORD = Buffer.of(RecordType.End)
+export const UPGRADE_RESPONSE_RECORD = Buffer.of(RecordType.UpgradeResponse)
 export const PREAMBLE_ACK_RECORD = Buffer.of(RecordType.PreambleAck)
 
 const FIXED_SIZE: Record<number, number> = {

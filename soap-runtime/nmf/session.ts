@@ -1,6 +1,7 @@
 // One framed session, the receiver's side ([MC-NMF] §3.3): reads the preamble (Version 1.x, Mode
-// Duplex, a Via naming this service, an encoding this process has; an upgrade request is refused
-// with UpgradeInvalid: TLS over net.tcp is not built), answers Preamble Ack, then hands every Sized
+// Duplex, a Via naming this service, an encoding this process has, optionally the TLS upgrade
+// `application/ssl-tls` when the host has a certificate — tls-upgrade.ts — and required on a
+// net.tcp listener beyond loopback), answers Preamble Ack, then hands every Sized
 // Envelope record to the host's message dispatcher — the one dispatch path, with its inspectors
 // (authentication, budgets, metrics, logging) — and writes each answer as soon as it is ready, so
 // many calls are in flight at once; the caller correlates them by WS-Addressing RelatesTo.
@@ -9,16 +10,19 @@
 // host's budget, a preamble must end within a deadline, a session idle too long is ended, and past
 // maxCallsPerSession calls in flight the socket is not read until one ends.
 import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import type { MessageDispatcher, OutboundMessage } from '../dispatcher.js'
 import { MetaosError } from '../errors.js'
-import type { HostLimits } from '../host-types.js'
+import type { HostLimits, HostTls, TlsFacts } from '../host-types.js'
+import { tlsFacts } from '../listeners.js'
 import type { RequestBudget } from '../request-budget.js'
 import { requestIdOf } from '../request-id.js'
 import { encodingByContentType, encodingByKnown, firstElementText, type EncodingSession, type FramedEncoding } from './encoding.js'
 import {
-  END_RECORD, envelopeHeader, faultRecord, FramingError, Mode, PREAMBLE_ACK_RECORD, RecordReader, RecordType, type FrameRecord,
+  END_RECORD, envelopeHeader, faultRecord, FramingError, Mode, PREAMBLE_ACK_RECORD, RecordReader, RecordType, UPGRADE_RESPONSE_RECORD, type FrameRecord,
 } from './records.js'
+import { acceptTls, SSL_TLS } from './tls-upgrade.js'
 
 export interface SessionContext {
   readonly dispatcher: MessageDispatcher
@@ -33,6 +37,10 @@ export interface SessionContext {
   /** A call starts or ends on some session: the host's calls in flight. */
   readonly started: () => void
   readonly ended: () => void
+  /** The host's certificate (it may be renewed): without one, a TLS upgrade is refused. */
+  readonly tls: () => HostTls | undefined
+  /** The session must upgrade to TLS before its preamble ends (net.tcp beyond loopback). */
+  readonly requireTls: boolean
 }
 
 type State = 'preamble' | 'open' | 'ending' | 'faulted' | 'closed'
@@ -46,7 +54,7 @@ const LINGER_MS = 2000
 const LINGER_BYTES = 1024 * 1024
 
 export class ServerSession {
-  readonly #s: Socket
+  #s: Socket
   readonly #c: SessionContext
   readonly #peer: string
   readonly #budgetPeer: string
@@ -62,6 +70,11 @@ export class ServerSession {
   #paused = false
   #discarded = 0
   #timer: NodeJS.Timeout | undefined
+  /** After a TLS upgrade: what TLS made of the client's certificate, for the authenticator. */
+  #tlsFacts: (() => TlsFacts) | undefined
+  readonly #onDataBound = (chunk: Buffer): void => { this.#onData(chunk) }
+  readonly #onDrainBound = (): void => { this.#flow() }
+  readonly #onIdleBound = (): void => { if (this.#inFlight === 0 && this.#state === 'open') { this.#debug('idle session ended'); this.end() } }
   /** Resolves when the socket has closed. */
   readonly closed: Promise<void>
 
@@ -74,11 +87,32 @@ export class ServerSession {
     this.closed = new Promise((resolve) => { socket.once('close', () => { resolve() }) })
     if (c.transport === 'net.tcp') socket.setNoDelay(true)
     this.#timer = setTimeout(() => { this.#abort('its preamble did not end in time') }, c.limits.headersTimeoutMs)
-    socket.on('data', (chunk: Buffer) => { this.#onData(chunk) })
-    socket.on('drain', () => { this.#flow() })
-    socket.on('timeout', () => { if (this.#inFlight === 0 && this.#state === 'open') { this.#debug('idle session ended'); this.end() } })
-    socket.on('error', (e) => { this.#debug(`socket error: ${e.message}`) })
+    this.#attach(socket)
     socket.once('close', () => { this.#onClose() })
+  }
+
+  #attach (socket: Socket): void {
+    socket.on('data', this.#onDataBound)
+    socket.on('drain', this.#onDrainBound)
+    socket.on('timeout', this.#onIdleBound)
+    socket.on('error', (e) => { this.#debug(`socket error: ${e.message}`) })
+  }
+
+  /** Upgrade Response, then the same socket carries TLS; the preamble goes on inside it. */
+  #upgrade (protocol: string): void {
+    const tls = this.#c.tls()
+    if (protocol !== SSL_TLS) throw new FramingError('UpgradeInvalid', `upgrade to ${JSON.stringify(protocol.slice(0, 100))} refused: this domain upgrades to ${SSL_TLS} only`)
+    if (tls === undefined) throw new FramingError('UpgradeInvalid', this.#c.transport === 'net.uds' ? 'no TLS on net.uds: the socket is this machine\'s own' : 'upgrade to TLS refused: this domain has no certificate (--tls-cert, --tls-key)')
+    if (this.#tlsFacts !== undefined) throw new FramingError('UpgradeInvalid', 'the session is already upgraded to TLS')
+    if (this.#reader.buffered > 0) throw new FramingError('InvalidRecordSequence', 'bytes after the Upgrade Request, before its Upgrade Response')
+    const raw = this.#s
+    raw.write(UPGRADE_RESPONSE_RECORD)
+    raw.off('data', this.#onDataBound).off('drain', this.#onDrainBound).off('timeout', this.#onIdleBound)
+    const secure: TLSSocket = acceptTls(raw, tls)
+    secure.once('close', () => { raw.destroy() })
+    this.#s = secure
+    this.#attach(secure)
+    this.#tlsFacts = () => tlsFacts(secure)
   }
 
   get inFlight (): number { return this.#inFlight }
@@ -139,10 +173,12 @@ export class ServerSession {
       this.#encoding = e
       this.#codec = e.session()
     } else if (step === 4 && r.type === RecordType.UpgradeRequest) {
-      throw new FramingError('UpgradeInvalid', `upgrade to ${JSON.stringify(r.text)} refused: TLS over net.tcp is not supported by this domain (use an https:// endpoint for TLS)`)
+      this.#upgrade(r.text)
+      return
     } else if (step === 4 && r.type === RecordType.PreambleEnd) {
       clearTimeout(this.#timer)
       this.#timer = undefined
+      if (this.#c.requireTls && this.#tlsFacts === undefined) throw new FramingError('EndpointAccessDenied', `this listener takes TLS sessions only: upgrade to ${SSL_TLS} first`)
       if (this.#c.draining()) throw new FramingError('EndpointUnavailable', 'the domain is shutting down')
       this.#state = 'open'
       this.#s.setTimeout(this.#c.limits.sessionIdleTimeoutMs)
@@ -178,8 +214,8 @@ export class ServerSession {
     const contentType = this.#encoding!.contentType
     // One shape for every message (no spreads on the hot path).
     const answer = body === undefined
-      ? Promise.resolve(c.dispatcher.reject({ requestId: requestIdOf(undefined), transport: c.transport, peer: this.#peer, contentType }, bad!, 500, payload.length))
-      : c.dispatcher.dispatch({ requestId: requestIdOf(firstElementText(body, 'MessageID')), transport: c.transport, peer: this.#peer, contentType, body, late: c.draining() })
+      ? Promise.resolve(c.dispatcher.reject({ requestId: requestIdOf(undefined), transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, contentType }, bad!, 500, payload.length))
+      : c.dispatcher.dispatch({ requestId: requestIdOf(firstElementText(body, 'MessageID')), transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, contentType, body, late: c.draining() })
     const size = payload.length
     const failed = (e: unknown): void => {
       c.logger.error({ err: e }, 'could not answer a framed call')

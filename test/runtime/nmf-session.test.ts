@@ -96,7 +96,8 @@ t.test('the preamble\'s refusals are Fault records, then the socket closes', asy
     ['a Via of another scheme', uds, Buffer.concat([head('http://127.0.0.1/storage'), Buffer.of(3, 3, 0x0c)]), 'EndpointNotFound'],
     ['UTF-16 text', tcp, Buffer.concat([head(tcp), Buffer.of(3, 4, 0x0c)]), 'ContentTypeInvalid'],
     ['an unknown content type', uds, Buffer.concat([head(uds), stringRecord(4, 'application/x-nothing'), Buffer.of(0x0c)]), 'ContentTypeInvalid'],
-    ['a TLS upgrade', tcp, Buffer.concat([head(tcp), Buffer.of(3, 3), stringRecord(9, 'application/ssl-tls'), Buffer.of(0x0c)]), 'UpgradeInvalid'],
+    ['a TLS upgrade on a domain without a certificate', tcp, Buffer.concat([head(tcp), Buffer.of(3, 3), stringRecord(9, 'application/ssl-tls'), Buffer.of(0x0c)]), 'UpgradeInvalid'],
+    ['a Negotiate (SSPI) upgrade', uds, Buffer.concat([head(uds), Buffer.of(3, 3), stringRecord(9, 'application/negotiate'), Buffer.of(0x0c)]), 'UpgradeInvalid'],
     ['records out of order', tcp, Buffer.concat([Buffer.of(1, 2), head(tcp)]), 'InvalidRecordSequence'],
   ]
   for (const [what, ep, bytes, fault] of cases) {
