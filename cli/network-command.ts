@@ -17,8 +17,9 @@ Runs a network service domain: socket system calls (Connect, Send, Receive, List
 SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
 
   --listen URL             http://HOST:PORT (port 0 = any free port), https://HOST:PORT
-                          (needs --tls-cert/--tls-key) or unix:/path/to.sock;
-                           repeatable; default http://127.0.0.1:0
+                           (needs --tls-cert/--tls-key), unix:/path/to.sock, or the framed
+                           sessions WCF speaks ([MC-NMF]): net.uds:/path/to.sock and
+                           net.tcp://HOST:PORT; repeatable; default http://127.0.0.1:0
   --name NAME              domain name, part of its stable EPR (default "network")
   --allow CIDR:PORTS       a destination the domain may connect, send and listen to; repeatable.
                            PORTS is *, a port, a list (80,443) or a range (8000-8100), e.g.

@@ -17,8 +17,9 @@ Runs a storage service domain serving the files under DIR.
 
   --root DIR              directory served (required); nothing outside it is ever opened
   --listen URL            http://HOST:PORT (port 0 = any free port), https://HOST:PORT
-                          (needs --tls-cert/--tls-key) or unix:/path/to.sock;
-                          repeatable; default http://127.0.0.1:0
+                          (needs --tls-cert/--tls-key), unix:/path/to.sock, or the framed
+                          sessions WCF speaks ([MC-NMF]): net.uds:/path/to.sock and
+                          net.tcp://HOST:PORT; repeatable; default http://127.0.0.1:0
   --name NAME             domain name, part of its stable EPR (default "storage")
   --volume NAME           the volume it serves; domains of one volume are interchangeable
                           (default: derived from the root's real path)

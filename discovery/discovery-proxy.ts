@@ -102,7 +102,7 @@ export class DiscoveryProxy {
   async start (): Promise<void> {
     for (const url of this.#o.listen) {
       const ep = parseEndpoint(url, DISCOVERY_PATH)
-      if (ep.protocol === 'unix') throw new MetaosError('INVALID_ARGUMENT', `the discovery proxy listens on http:// or https:// (got ${url})`)
+      if (ep.protocol !== 'http' && ep.protocol !== 'https') throw new MetaosError('INVALID_ARGUMENT', `the discovery proxy listens on http:// or https:// (got ${url})`)
       const tls = this.#o.tls
       if (ep.protocol === 'https' && tls === undefined) throw new MetaosError('INVALID_ARGUMENT', `${url}: an https listener needs a certificate and a key (--tls-cert, --tls-key)`)
       const limits = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: 1000 }

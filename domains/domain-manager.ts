@@ -255,12 +255,12 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
     let n = 0
     return listen.map((l) => {
       const ep = parseEndpoint(l)
-      if (ep.protocol !== 'unix') return `${ep.protocol}://${ep.host!.includes(':') ? `[${ep.host}]` : ep.host}:0`
+      if (ep.protocol !== 'unix' && ep.protocol !== 'net.uds') return `${ep.protocol}://${ep.host!.includes(':') ? `[${ep.host}]` : ep.host}:0`
       const dir = dirname(ep.socketPath!)
       let path = join(dir, `${newName}.sock`)
       while (taken.has(path)) path = join(dir, `${newName}-${++n}.sock`)
       taken.add(path)
-      return `unix:${path}`
+      return `${ep.protocol === 'net.uds' ? 'net.uds' : 'unix'}:${path}`
     })
   }
 

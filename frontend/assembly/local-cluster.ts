@@ -20,7 +20,7 @@ import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-sna
 
 export interface LocalClusterOptions {
   /** The domains: how each is reached (default three on HTTP). */
-  readonly domains?: ReadonlyArray<'http' | 'bus'>
+  readonly domains?: ReadonlyArray<'http' | 'bus' | 'net.uds'>
   /** Their names (default d0, d1, …): part of each EPR. */
   readonly names?: readonly string[]
   readonly volume?: string
@@ -134,7 +134,7 @@ export class LocalCluster {
         name: o.names?.[i] ?? `d${i}`,
         root: c.root,
         volume: c.volume,
-        listen: [kind === 'bus' ? `unix:${join(c.dir, `${o.names?.[i] ?? `d${i}`}.sock`)}` : 'http://127.0.0.1:0'],
+        listen: [kind === 'http' ? 'http://127.0.0.1:0' : `${kind === 'bus' ? 'unix' : 'net.uds'}:${join(c.dir, `${o.names?.[i] ?? `d${i}`}.sock`)}`],
         extraArgs: ['--fault-file', c.faultFile(i)],
         env,
       })))
