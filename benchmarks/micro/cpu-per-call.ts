@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import type { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import { median } from './measure.js'
 
 const { values } = parseArgs({ options: { builds: { type: 'string' }, size: { type: 'string' }, calls: { type: 'string' }, pairs: { type: 'string' } } })
@@ -45,7 +46,7 @@ async function measure (build: string): Promise<Sample> {
     })
     const url = /http:\/\/127\.0\.0\.1:\d+\/storage/.exec(ready)?.[0]
     if (url === undefined) throw new Error(`${build}: no http listener in the ready line ${ready}`)
-    const metaos = await import(pathToFileURL(join(build, 'dist/index.js')).href) as typeof import('../../index.js')
+    const metaos = await import(pathToFileURL(join(build, 'dist/index.js')).href) as { createStorageProxy: typeof createStorageProxy }
     const proxy = metaos.createStorageProxy(url)
     const { handle } = (await proxy.invoke('Open', { path: 'f', mode: 'Create', access: 'Write', share: 'None' })).output
     const data = Buffer.alloc(size, 7)
