@@ -7,7 +7,8 @@
 //   it with the stream's operations; the domain refuses an operation, or an Open, whose epoch is
 //   older than the newest it knows for that stream — from the stream's own Opens and operations
 //   here, and with coordination from the stream directory's watch (`learn`).
-// Close is always admitted: it only releases the descriptor, it writes nothing.
+// Close is always admitted: it only releases the descriptor, it writes nothing; a newer epoch it
+// carries is learned (a dispatcher closes a stream's old handle with the epoch it moved to).
 // This check narrows the window, it cannot close it: a domain stopped between this check and its
 // write(2) writes when it runs again. What closes it is the frontend's fence (the old owner killed
 // before the takeover: docs/supervision.md).
@@ -71,8 +72,12 @@ export class StreamFence {
    * handle's when it carries none) is older than the newest known for its stream.
    */
   admit (handle: object, op: string, epoch: number | undefined): void {
-    if (op === 'Close') return
     const h = this.#handles.get(handle)
+    if (op === 'Close') {
+      // A dispatcher closes the old handle with the stream's new epoch: how a domain learns its stream moved away.
+      if (h?.stream !== undefined && epoch !== undefined) this.learn(h.stream, epoch)
+      return
+    }
     this.#checkLease()
     if (h !== undefined && h.leaseRun !== this.#leaseRun) this.#refuse('DOMAIN_FENCED', `${op} refused: the handle was opened under a lease this domain has since lost; its stream may have moved to another domain`)
     const e = epoch ?? h?.epoch

@@ -339,7 +339,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     s.moves++
     this.#core.placed(target)
     // The old domain may be dead or hung: its handle is released when (if) it answers.
-    if (oldEpr !== target || oldReal !== s.real) this.#core.release(oldEpr, 'Close', { handle: oldReal })
+    // With the new epoch: the old domain learns the stream moved on, and refuses its old epoch from now on.
+    if (oldEpr !== target || oldReal !== s.real) this.#core.release(oldEpr, 'Close', { handle: oldReal, epoch })
   }
 
   #closed (s: StreamEntry): void {
