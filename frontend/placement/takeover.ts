@@ -80,7 +80,7 @@ export class StreamTakeover {
       // It may be paused, partitioned or just slow: its lease runs out first, so it refuses what comes next.
       await this.#o.directory?.leaseExpired(epr)
       if (this.#o.unfenced !== 'wait') {
-        throw new MetaosError('DOMAIN_FENCED', `${s.path}: domain ${epr} stopped answering (${failure.code}) and cannot be killed from this frontend${this.#o.directory === undefined ? '' : '; its lease has expired'}: the stream is not reopened elsewhere, so that no late write of it can land after another domain's. Everything acknowledged is on the volume; open the file again to go on`, { cause: failure })
+        throw new MetaosError('DOMAIN_FENCED', `${s.path}: domain ${epr} stopped answering (${failure.code}) and cannot be killed from this frontend${this.#o.directory === undefined ? '' : '; its lease has expired'}: the stream is not reopened elsewhere, so that no late write of it can land after another domain's. Everything acknowledged is on the volume; the call in flight may still be applied by that domain if it runs again`, { cause: failure })
       }
       await sleep(this.#o.fenceRetryMs ?? 1000)
     }
