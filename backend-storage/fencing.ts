@@ -18,9 +18,11 @@ import { MetaosError } from '../soap-runtime/errors.js'
 export interface FenceLease {
   /** Whether the lease is held now (granted and not past its TTL by this domain's clock). */
   valid: () => boolean
+  /** Bumped by every new grant after a loss (coordination's Lease): a handle opened under another generation stays fenced. */
+  readonly generation?: number
 }
 
-interface Fenced { readonly stream: string | undefined, readonly epoch: number | undefined, readonly leaseRun: number }
+interface Fenced { readonly stream: string | undefined, readonly epoch: number | undefined, readonly leaseRun: string }
 
 /** Streams whose newest epoch is remembered (the oldest forgotten first). */
 const MAX_STREAMS = 100_000
@@ -30,8 +32,8 @@ export class StreamFence {
   readonly #known = new Map<string, number>()
   /** Keyed by the engine's open-file record: forgotten with it, however the handle goes. */
   readonly #handles = new WeakMap<object, Fenced>()
-  /** Bumped each time the lease is lost: handles opened under an earlier lease stay fenced. */
-  #leaseRun = 0
+  /** Bumped each time the lease is lost (`leaseLost`): handles opened under an earlier lease stay fenced. */
+  #lost = 0
   /** Operations refused, by fault code (metrics, tests). */
   readonly refused = { DOMAIN_FENCED: 0, STALE_EPOCH: 0 }
 
@@ -40,7 +42,10 @@ export class StreamFence {
   }
 
   /** The lease was lost (expired, revoked): every handle open now stays fenced, even once a new lease is granted. */
-  leaseLost (): void { this.#leaseRun++ }
+  leaseLost (): void { this.#lost++ }
+
+  /** Which lease a handle is opened under: the lease's generation and the losses seen. */
+  get #leaseRun (): string { return `${this.#lease?.generation ?? 0}/${this.#lost}` }
 
   /** A newer epoch of a stream, learned from the stream directory: older operations are refused from now on. */
   learn (stream: string, epoch: number): void {

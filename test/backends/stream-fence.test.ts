@@ -72,3 +72,19 @@ t.test('a domain without a valid lease refuses handle operations with DOMAIN_FEN
   t.equal(readFileSync(join(root, 'l.bin'), 'utf8'), '14', 'only the admitted writes landed')
   t.same(fence.refused, { DOMAIN_FENCED: 3, STALE_EPOCH: 0 })
 })
+
+t.test('a handle opened under an earlier lease generation stays fenced', async (t) => {
+  const root = join(tempDir(t, 'metaos-fence-'), 'root')
+  mkdirSync(root)
+  const lease = { generation: 1, valid: () => true }
+  const engine = new StorageEngine(confinedTo(realpathSync(root)), {}, new StreamFence(lease))
+  t.teardown(async () => { await engine.closeAll() })
+  const { handle: old } = await engine.open({ path: 'g.bin', mode: 'Create', access: 'Write', share: 'ReadWrite' }, 'app')
+  lease.generation = 2 // lost and granted again between two operations
+  await t.rejects(engine.setLength({ handle: old, length: 10 }, 'app'), { code: 'DOMAIN_FENCED' })
+  const { handle: fresh } = await engine.open({ path: 'g.bin', mode: 'Open', access: 'Write', share: 'ReadWrite' }, 'app')
+  await engine.write({ handle: fresh, data: Buffer.from('g2') }, 'app')
+  await engine.close({ handle: old }, 'app')
+  await engine.close({ handle: fresh }, 'app')
+  t.equal(readFileSync(join(root, 'g.bin'), 'utf8'), 'g2')
+})
