@@ -13,6 +13,7 @@ import { identityOf } from '../security/authenticator.js'
 import { StorageEngine, type EngineLimits } from './storage-engine.js'
 import { confinedTo } from './path-policy.js'
 import { storageImplementation } from './storage-implementation.js'
+import { StreamFence } from './fencing.js'
 
 export { STORAGE_PATH, storageWsdl } from '../wsdl/contracts.js'
 export { stableUuid, defaultVolume } from '../service-domain/identity.js'
@@ -28,6 +29,8 @@ export interface StorageDomain extends ServiceDomain {
   readonly volume: string
   readonly engine: StorageEngine
   readonly faults: FaultInjection
+  /** Stream epochs and, with coordination, the lease check of every handle operation. */
+  readonly fence: StreamFence
 }
 
 export async function startStorageDomain (o: StorageDomainOptions): Promise<StorageDomain> {
@@ -36,7 +39,8 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
   const volume = o.volume ?? defaultVolume(rootReal)
   if (!/^[A-Za-z0-9._~-]{1,100}$/.test(volume)) throw new MetaosError('INVALID_ARGUMENT', `volume "${volume}" must be 1-100 characters of A-Z a-z 0-9 . _ ~ -`)
   const auth = o.security?.authenticator
-  const engine = new StorageEngine(confinedTo(rootReal), { ...o.limits, ...(auth === undefined ? {} : { limitFor: (owner: string) => auth.limitFor(owner) }) })
+  const fence = new StreamFence()
+  const engine = new StorageEngine(confinedTo(rootReal), { ...o.limits, ...(auth === undefined ? {} : { limitFor: (owner: string) => auth.limitFor(owner) }) }, fence)
   const faults = o.faults ?? new FaultInjection()
   const domain = await startServiceDomain(o, {
     service: 'storage',
@@ -56,5 +60,5 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     instrument: (metrics) => { metrics.gauge('metaos_storage_open_handles', 'File handles open in the storage engine', () => engine.openHandles) },
     readyFacts: { volume, root: rootReal },
   })
-  return { ...domain, volume, engine, faults }
+  return { ...domain, volume, engine, faults, fence }
 }

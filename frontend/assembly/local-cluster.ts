@@ -35,6 +35,13 @@ export interface LocalClusterOptions {
    * place (a new EPR), so the volume keeps its capacity; 'none' leaves it isolated.
    */
   readonly isolation?: 'restart' | 'clone' | 'none'
+  /**
+   * Fencing (default true): before a stream leaves a domain that stopped answering, the domain
+   * manager kills that domain (SIGKILL, `docker kill`, QEMU killed) and the takeover waits for its
+   * exit, so no call it was given can land afterwards (docs/supervision.md). False: the old
+   * behaviour, where a hung domain that wakes up may still apply its call.
+   */
+  readonly fencing?: boolean
   /** How domains are hosted (default: local processes); e.g. a ContainerDriver for container domains. */
   readonly driver?: DomainDriver
   /** Log level of the domain processes (default silent). */
@@ -79,7 +86,7 @@ export class LocalCluster {
     this.manager = new DomainManager({ logger, ...(o.driver === undefined ? {} : { driver: o.driver }) })
     this.#hosting = o.driver === undefined ? 'process' : 'container'
     this.perf = new PerformanceModule({ pmt: this.pmt, ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }) })
-    this.dispatcher = new Dispatcher(this.pmt, this.handlers, { ...o.dispatcher, volume: this.volume })
+    this.dispatcher = new Dispatcher(this.pmt, this.handlers, { ...(o.fencing === false ? {} : { fence: async (epr, since) => await this.#fence(epr, since) }), ...o.dispatcher, volume: this.volume })
     this.#rules = o.dispatcher?.rules?.rules.map((r) => r.name) ?? []
     this.dispatcher.on('moved', (m) => { this.#movedAt.set(m, Date.now()) })
     this.manager.on('started', (d) => { this.#record({ at: Date.now(), name: d.name, epr: d.epr, kind: d.restarts > 0 ? 'restarted' : 'started', pid: d.pid, ...(d.restarts > 0 ? { detail: `restart ${d.restarts}` } : {}) }) })
@@ -96,8 +103,8 @@ export class LocalCluster {
         if (policy === 'none' || name === undefined) return
         const d = await this.manager.get(name)
         if (policy === 'restart') {
-          // Dead or hung: a restart helps. Slow or erring: it may recover, and is readmitted if it does.
-          if (d.state === 'exited' || /TIMED_OUT/.test(reason)) await this.manager.restart(name)
+          // Dead (or killed by a fence) or hung: a restart helps. Slow or erring: it may recover, and is readmitted if it does.
+          if (d.state === 'exited' || d.state === 'stopped' || /TIMED_OUT/.test(reason)) await this.manager.restart(name)
           return
         }
         await this.#cloneHealthy(name)
@@ -176,7 +183,7 @@ export class LocalCluster {
       }),
       pmt: pmtStatus(rows, names),
       decisions: [...this.supervisor.decisions],
-      streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, access: s.access, share: s.share, volume: s.volume })),
+      streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, epoch: s.epoch, access: s.access, share: s.share, volume: s.volume })),
       moves: this.dispatcher.moves.map((m) => { const at = this.#movedAt.get(m); return at === undefined ? m : { ...m, at } }),
       placements: [...this.dispatcher.placed],
       rules: this.#rules,
@@ -204,6 +211,14 @@ export class LocalCluster {
   #track (d: ManagedDomain): void {
     this.#endpoints.set(d.epr, d.endpoints[0]!)
     this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: d.hosting?.kind ?? this.#hosting, kernel: d.hosting?.kernel ?? { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
+  }
+
+  /** The dispatcher's fence: kills the run of the domain that served the stream, and waits for its exit. */
+  async #fence (epr: string, since: number): Promise<'killed' | 'unreachable'> {
+    const name = this.#eprs.get(epr)
+    if (name === undefined) return 'unreachable'
+    await this.manager.killRun(name, since)
+    return 'killed'
   }
 
   faultFile (i: number): string { return join(this.dir, `fault-${i}.json`) }

@@ -34,7 +34,8 @@ export interface ClusterStatus {
     hosting: string, kernel: { sysname: string, release: string }, volume: string
   }>
   readonly decisions: readonly Decision[]
-  readonly streams: ReadonlyArray<{ path: string, epr: string, position: number, moves: number, access: string, share: string, volume: string }>
+  /** Open streams: the domain serving each (`epr`) and its epoch (bumped at each move). */
+  readonly streams: ReadonlyArray<{ path: string, epr: string, position: number, moves: number, epoch?: number, access: string, share: string, volume: string }>
   /** Moves (failovers, migrations), with when each happened. */
   readonly moves: ReadonlyArray<MoveEvent & { at?: number }>
   /** The latest placements, with the rules that fired. */

@@ -1,0 +1,114 @@
+// Taking a stream over from a domain that stopped answering, without two writers (issue 20).
+// A hung domain still holds the call it was running: checking a lease before each write(2) only
+// narrows the window, since a domain stopped between its check and its write(2) writes when it runs
+// again. So before the stream is reopened elsewhere, the old owner is **fenced**: killed through
+// whatever manages it (the `fence` hook: the DomainManager for processes, the container engine,
+// QEMU) and the takeover waits until it has exited — a dead process writes nothing. Where it cannot
+// be killed (not managed here, its manager unreachable), the stream waits for the old owner's lease
+// to expire (with coordination) and then fails with DOMAIN_FENCED, or waits until it can be killed
+// (`unfenced: 'wait'`), rather than risk two writers.
+// Every move (failover, migration) also bumps the stream's **epoch**: compare-and-set in the
+// coordination stream directory when there is one, here in memory otherwise; the stream's
+// operations carry it, and a domain refuses older ones (backend-storage/fencing.ts).
+import { setTimeout as sleep } from 'node:timers/promises'
+import { MetaosError } from '../../soap-runtime/errors.js'
+import type { StreamEntry } from './affinity-table.js'
+
+/** What a fence did: the old owner has exited ('killed'), or it could not be killed ('unreachable'). */
+export type FenceOutcome = 'killed' | 'unreachable'
+
+/**
+ * Kills the domain `epr` — the run of it that served a stream since `since` (ms since the epoch; a
+ * run started later was not the one that hung, and is left alone) — and resolves once it has exited
+ * and been reaped; 'unreachable' when this frontend cannot kill it.
+ */
+export type FenceHook = (epr: string, since: number) => Promise<FenceOutcome>
+
+/** A stream's checkpoint in the stream directory: who owns it now, at which epoch, from which position. */
+export interface Checkpoint {
+  readonly owner: string
+  readonly epoch: number
+  readonly position: number
+  readonly path: string
+  readonly volume: string
+}
+
+/** The coordination stream directory as the dispatcher needs it (the assembly adapts coordination's). */
+export interface StreamDirectory {
+  /** A new stream, at its first epoch. */
+  opened: (stream: string, c: Checkpoint) => Promise<void>
+  /** Compare-and-set: the stream goes from `epoch` to `next`; false when the directory holds another epoch (someone else moved it). */
+  moved: (stream: string, epoch: number, next: Checkpoint) => Promise<boolean>
+  closed: (stream: string) => Promise<void>
+  /** Resolves once `epr`'s lease has expired (at once when it holds none). */
+  leaseExpired: (epr: string) => Promise<void>
+}
+
+export interface TakeoverOptions {
+  readonly fence?: FenceHook
+  readonly directory?: StreamDirectory
+  /** When the old owner cannot be killed: fail the stream with DOMAIN_FENCED (default), or wait until it can. */
+  readonly unfenced?: 'fail' | 'wait'
+  /** How often a waiting takeover tries the fence again (ms, default 1000). */
+  readonly fenceRetryMs?: number
+}
+
+/** Failures after which the old owner may still apply the call it was given: it must be fenced before the stream moves. */
+export function mayStillWrite (e: MetaosError): boolean {
+  return e.code === 'TIMED_OUT' || e.code === 'TRANSPORT_ERROR' || e.code === 'PROTOCOL_ERROR'
+}
+
+export class StreamTakeover {
+  readonly #o: TakeoverOptions
+
+  constructor (o: TakeoverOptions) { this.#o = o }
+
+  /** Whether moves are fenced at all (a fence hook or a stream directory): without either, the old behaviour (docs/supervision.md). */
+  get fencing (): boolean { return this.#o.fence !== undefined || this.#o.directory !== undefined }
+
+  /**
+   * Makes sure the stream's current owner can no longer write before the stream moves: resolves
+   * once it was killed (ms it took); throws DOMAIN_FENCED when it cannot be and `unfenced` is 'fail'.
+   */
+  async fence (s: StreamEntry, failure: MetaosError): Promise<number> {
+    if (!this.fencing) return 0
+    const t0 = performance.now()
+    const epr = s.epr
+    for (;;) {
+      const outcome = await this.#tryFence(epr, s.since)
+      if (outcome === 'killed') return performance.now() - t0
+      // It may be paused, partitioned or just slow: its lease runs out first, so it refuses what comes next.
+      await this.#o.directory?.leaseExpired(epr)
+      if (this.#o.unfenced !== 'wait') {
+        throw new MetaosError('DOMAIN_FENCED', `${s.path}: domain ${epr} stopped answering (${failure.code}) and cannot be killed from this frontend${this.#o.directory === undefined ? '' : '; its lease has expired'}: the stream is not reopened elsewhere, so that no late write of it can land after another domain's. Everything acknowledged is on the volume; the call in flight may still be applied by that domain if it runs again`, { cause: failure })
+      }
+      await sleep(this.#o.fenceRetryMs ?? 1000)
+    }
+  }
+
+  /** A new stream opened: its checkpoint in the directory (epoch 1). */
+  async opened (s: StreamEntry): Promise<void> {
+    await this.#o.directory?.opened(s.stream, checkpoint(s, s.epr, s.epoch))
+  }
+
+  /** The stream moves to `target` at `epoch`: compare-and-set in the directory (from the stream's epoch now), once the target holds the stream. */
+  async moveTo (s: StreamEntry, target: string, epoch: number): Promise<void> {
+    if (this.#o.directory !== undefined && !(await this.#o.directory.moved(s.stream, s.epoch, checkpoint(s, target, epoch)))) {
+      throw new MetaosError('STALE_EPOCH', `${s.path}: the stream directory holds another epoch than ${s.epoch} for this stream: another frontend moved it`)
+    }
+  }
+
+  /** The stream closed: its checkpoint goes (a failure of the directory is not the application's). */
+  closed (s: StreamEntry): void {
+    void this.#o.directory?.closed(s.stream).catch(() => {})
+  }
+
+  async #tryFence (epr: string, since: number): Promise<FenceOutcome> {
+    if (this.#o.fence === undefined) return 'unreachable'
+    try { return await this.#o.fence(epr, since) } catch { return 'unreachable' }
+  }
+}
+
+function checkpoint (s: StreamEntry, owner: string, epoch: number): Checkpoint {
+  return { owner, epoch, position: s.position, path: s.path, volume: s.volume }
+}
