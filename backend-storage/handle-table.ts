@@ -16,6 +16,8 @@ export interface OpenFile {
   readonly share: FileShare
   /** Append mode: position may not go below the length the file had when opened. */
   readonly appendFloor: number | undefined
+  /** Called once when the handle goes (its registration across the volume, with coordination). */
+  readonly release?: (() => void) | undefined
   position: number
   lastUsed: number
   tail: Promise<unknown>
@@ -97,6 +99,7 @@ export class HandleTable {
   /** Removes the handle and closes its descriptor. */
   async remove (f: OpenFile): Promise<void> {
     if (!this.#byId.delete(f.id)) return
+    f.release?.()
     const set = this.#byPath.get(f.realPath)
     set?.delete(f)
     if (set?.size === 0) this.#byPath.delete(f.realPath)

@@ -11,6 +11,7 @@ import type * as S from '../wsdl/generated/storage-service.js'
 import { HandleTable, type HandleLimits, type OpenFile } from './handle-table.js'
 import type { PathPolicy } from './path-policy.js'
 import type { StreamFence } from './fencing.js'
+import type { OpenRegistrar } from './volume-shares.js'
 
 const openP = promisify(open)
 const fstatP = promisify(fstat)
@@ -53,10 +54,13 @@ export class StorageEngine {
   readonly #limits: EngineLimits
   /** Fencing and stream epochs (fencing.ts): checked right before each handle operation's system call. */
   readonly #fence: StreamFence | undefined
+  /** With coordination: every open registered across the volume's domains (volume-shares.ts). */
+  readonly #shares: OpenRegistrar | undefined
 
-  constructor (paths: PathPolicy, limits: Partial<EngineLimits> = {}, fence?: StreamFence) {
+  constructor (paths: PathPolicy, limits: Partial<EngineLimits> = {}, fence?: StreamFence, shares?: OpenRegistrar) {
     this.#paths = paths
     this.#fence = fence
+    this.#shares = shares
     this.#handles = new HandleTable(limits)
     this.#limits = { ...DEFAULT_ENGINE_LIMITS, ...limits } as EngineLimits
   }
@@ -67,7 +71,6 @@ export class StorageEngine {
     const { mode, access, share } = i
     if (access === 'Read' && mode !== 'Open' && mode !== 'OpenOrCreate') throw new MetaosError('INVALID_ARGUMENT', `FileMode.${mode} needs write access`)
     if (mode === 'Append' && access !== 'Write') throw new MetaosError('INVALID_ARGUMENT', 'FileMode.Append works only with FileAccess.Write')
-    this.#fence?.admitOpen(i.stream, i.epoch)
     const what = this.#paths.describe(i.path)
     const real = await this.#paths.resolve(i.path, mode === 'Open' || mode === 'Truncate')
     // Refuse directories, FIFOs and devices before open(2): opening a FIFO would block a thread.
@@ -80,10 +83,14 @@ export class StorageEngine {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, what)
     }
     this.#handles.checkOpen(real, access, share, caller)
+    // Across the volume (coordination), before open(2): a Create or Truncate writes.
+    const registered = await this.#shares?.register(real, access, share)
     let fd: number
     try {
+      this.#fence?.admitOpen(i.stream, i.epoch)
       fd = await openP(real, ACCESS_FLAGS[access] | MODE_FLAGS[mode] | constants.O_NOFOLLOW, 0o644)
     } catch (e) {
+      registered?.release()
       throw fromSystemError(e, what)
     }
     let size: number
@@ -92,13 +99,14 @@ export class StorageEngine {
       if (!st.isFile()) throw new MetaosError('ACCESS_DENIED', `${what} is not a regular file`)
       size = st.size
     } catch (e) {
+      registered?.release()
       await closeFd(fd)
       throw fromSystemError(e, what)
     }
     const append = mode === 'Append'
     // Re-check sharing: another Open of the same file may have completed while this one waited.
-    try { this.#handles.checkOpen(real, access, share, caller) } catch (e) { await closeFd(fd); throw e }
-    const f = this.#handles.add({ owner: caller, fd, realPath: real, access, share, appendFloor: append ? size : undefined, position: append ? size : 0 })
+    try { this.#handles.checkOpen(real, access, share, caller) } catch (e) { registered?.release(); await closeFd(fd); throw e }
+    const f = this.#handles.add({ owner: caller, fd, realPath: real, access, share, appendFloor: append ? size : undefined, position: append ? size : 0, release: registered?.release })
     this.#fence?.opened(f, i.stream, i.epoch)
     return { handle: f.id, length: size, position: f.position }
   }
@@ -188,6 +196,7 @@ export class StorageEngine {
     const st = await lstatP(real).catch((e: unknown) => { throw fromSystemError(e, what) })
     if (st.isDirectory()) throw new MetaosError('ACCESS_DENIED', `${what} is a directory`)
     this.#handles.checkDelete(real)
+    await this.#shares?.checkDelete(real)
     try { await unlink(real) } catch (e) { throw fromSystemError(e, what) }
     return {}
   }
