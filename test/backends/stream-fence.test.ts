@@ -14,6 +14,7 @@ import { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import { StorageEngine } from '../../backend-storage/storage-engine.js'
 import { StreamFence } from '../../backend-storage/fencing.js'
 import { confinedTo } from '../../backend-storage/path-policy.js'
+import { startStorageDomain } from '../../backend-storage/storage-domain.js'
 import { startTestDomain } from '../helpers/domain.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { etcdMissing, startEtcdCluster } from '../helpers/etcd-cluster.js'
@@ -130,4 +131,25 @@ t.test('with coordination: epochs from the stream directory, DOMAIN_FENCED once 
   for (const h of [handle, plain, fresh]) await p.invoke('Close', { handle: h })
   t.equal(readFileSync(join(d.root, 'c.bin'), 'utf8'), 'one')
   t.equal(readFileSync(join(d.root, 'p.bin'), 'utf8'), 'ok!', 'only admitted writes landed')
+})
+
+t.test('with coordination: the opens of one stream on two domains do not conflict; another open does', { skip: etcdMissing() }, async (t) => {
+  const etcd = await startEtcdCluster(t, { members: 1 })
+  const clients = [await connectCoordination({ url: etcd.url }), await connectCoordination({ url: etcd.url })]
+  t.teardown(async () => { for (const c of clients) await c.close() })
+  const root = join(tempDir(t, 'metaos-fence-'), 'volume')
+  mkdirSync(root)
+  const [a, b] = await Promise.all(clients.map(async (coordination, i) => {
+    const d = await startStorageDomain({ root, name: `d${i}`, volume: 'v', listen: ['http://127.0.0.1:0'], coordination })
+    t.teardown(async () => { await d.close(500) })
+    await d.lease!.whenValid()
+    return createStorageProxy(d.endpoints[0]!)
+  })) as [ReturnType<typeof createStorageProxy>, ReturnType<typeof createStorageProxy>]
+  t.teardown(async () => { await a.close(); await b.close() })
+  const open = { path: 's.bin', mode: 'OpenOrCreate', access: 'Write', share: 'Read' } as const
+  await a.invoke('Open', { ...open, stream: 'st-9', epoch: 1 })
+  await b.invoke('Open', { ...open, stream: 'st-9', epoch: 2 })
+  t.pass('the stream moved to the second domain while its first open is still registered')
+  await t.rejects(b.invoke('Open', open), { code: 'SHARING_VIOLATION' }, 'an open of no stream is refused (Write with share Read)')
+  await t.rejects(b.invoke('Open', { ...open, stream: 'st-10', epoch: 1 }), { code: 'SHARING_VIOLATION' }, 'so is another stream\'s')
 })
