@@ -61,8 +61,10 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    images needed: bash docker/build-images.sh): Write round trips/s and MB/s
                    over HTTP and the bus, start→ready (--seconds S, --rounds N: 1 and 3)
   --suite supervision  faults (kill -9, SIGSTOP, delay, closed listener, restart) hitting the
-                   domain of a stream: stall, bytes lost, time to isolation; and what
-                   supervision costs when nothing fails (--file-size 64m, --rounds 10)
+                   domain of a stream: stall, bytes lost, time to isolation; the failover
+                   stall without fencing, fenced, and fenced with coordination (etcd, when
+                   installed); and what supervision costs when nothing fails (--file-size 64m,
+                   --rounds 10)
   --suite security  what TLS and authentication cost: one storage domain process per
                    configuration (http, https TLS 1.3, https + mutual TLS, https + UsernameToken
                    digest and text, http + UsernameToken digest, the bus): 4 KiB Write round
