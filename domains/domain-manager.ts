@@ -1,4 +1,5 @@
-// Instantiates and drives storage service domains on this host, by name: start, stop, kill,
+// Instantiates and drives storage service domains on this host, by name: start, stop, kill (and
+// killRun, the fence of a stream takeover: only the run that served the stream),
 // pause, resume, restart, clone, and resize (new memory and CPU limits, in place). The manager owns
 // names, states and events; a DomainDriver owns how a domain runs (ProcessDriver, in
 // process-driver.ts: a `metaos storage` child process confined by the cgroup limits of
