@@ -13,6 +13,7 @@
 // write(2) writes when it runs again. What closes it is the frontend's fence (the old owner killed
 // before the takeover: docs/supervision.md).
 import { MetaosError } from '../soap-runtime/errors.js'
+import type { StreamRegistry } from '../coordination/api.js'
 
 /** The domain's lease, as the guard needs it (coordination's domain lease). */
 export interface FenceLease {
@@ -103,4 +104,14 @@ export class StreamFence {
     this.refused[code]++
     throw new MetaosError(code, message)
   }
+}
+
+/**
+ * With coordination: the fence learns the epoch of every stream of `volume` from the stream
+ * directory — its records now (best effort), then its watch. Returns the function that stops.
+ */
+export async function followStreamDirectory (streams: StreamRegistry, volume: string, fence: StreamFence): Promise<() => Promise<void>> {
+  const stop = await streams.watch((e) => { if (e.type === 'put' && e.record.volume === volume) fence.learn(e.record.stream, e.record.epoch) })
+  void streams.list().then((rs) => { for (const r of rs) if (r.volume === volume) fence.learn(r.stream, r.epoch) }, () => {})
+  return stop
 }

@@ -16,7 +16,7 @@ import { identityOf } from '../security/authenticator.js'
 import { StorageEngine, type EngineLimits } from './storage-engine.js'
 import { confinedTo } from './path-policy.js'
 import { storageImplementation } from './storage-implementation.js'
-import { StreamFence } from './fencing.js'
+import { StreamFence, followStreamDirectory } from './fencing.js'
 import { volumeShares } from './volume-shares.js'
 import type { Coordination, Lease } from '../coordination/api.js'
 
@@ -73,6 +73,8 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     readyFacts: { volume, root: rootReal, ...(lease === undefined ? {} : { coordination: o.coordination!.endpoints.url }) },
   }).catch(async (e: unknown) => { await lease?.release(); throw e })
   if (lease === undefined) return { ...domain, volume, engine, faults, fence }
+  // Epochs of the volume's streams as the stream directory moves them: older operations are refused here too.
+  const unfollow = await followStreamDirectory(o.coordination!.streams, volume, fence)
   // Handles close first (their registrations go), then the lease is revoked: nothing of this domain stays in etcd.
-  return { ...domain, volume, engine, faults, fence, lease, close: async (graceMs) => { await domain.close(graceMs); await lease.release() } }
+  return { ...domain, volume, engine, faults, fence, lease, close: async (graceMs) => { await unfollow(); await domain.close(graceMs); await lease.release() } }
 }

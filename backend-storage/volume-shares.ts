@@ -9,7 +9,7 @@ import type { FileAccess, FileShare } from '../wsdl/generated/storage-service.js
 
 export interface OpenRegistrar {
   /** SHARING_VIOLATION when an open of the file on any domain of the volume does not admit this one; COORDINATION_UNAVAILABLE without etcd. */
-  register: (realPath: string, access: FileAccess, share: FileShare) => Promise<{ release: () => void }>
+  register: (realPath: string, access: FileAccess, share: FileShare, stream?: string) => Promise<{ release: () => void }>
   /** SHARING_VIOLATION when an open on any domain does not admit deleting the file. */
   checkDelete: (realPath: string) => Promise<void>
 }
@@ -17,8 +17,8 @@ export interface OpenRegistrar {
 export function volumeShares (registry: ShareRegistry, volume: string, rootReal: string): OpenRegistrar {
   const inVolume = (realPath: string): string => relative(rootReal, realPath).split(sep).join('/')
   return {
-    register: async (realPath, access, share) => {
-      const r = await registry.register({ volume, path: inVolume(realPath), access, share })
+    register: async (realPath, access, share, stream) => {
+      const r = await registry.register({ volume, path: inVolume(realPath), access, share, ...(stream === undefined ? {} : { stream }) })
       return { release: () => { void r.release() } }
     },
     checkDelete: async (realPath) => { await registry.checkDelete(volume, inVolume(realPath)) },

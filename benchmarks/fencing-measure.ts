@@ -11,6 +11,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FileStream } from '../frontend/api/file-stream.js'
 import { LocalCluster, type LocalClusterOptions } from '../frontend/assembly/local-cluster.js'
+import { connectCoordination } from '../coordination/connect.js'
+import { startEtcd } from './etcd-process.js'
 
 export interface FencingConfig {
   readonly name: string
@@ -70,6 +72,27 @@ export async function measureFencing (o: FencingMeasureOptions): Promise<Fencing
   })
 }
 
+/**
+ * The comparison the suite records: without fencing, fenced, and fenced with coordination (domains
+ * holding leases of the default TTL, the checkpoints in the stream directory) on a single etcd
+ * member on loopback when etcd is installed; `note` says when it is not.
+ */
+export async function compareFencing (o: Omit<FencingMeasureOptions, 'configs'>): Promise<{ rows: FencingRow[], note?: string }> {
+  const etcd = await startEtcd()
+  if (etcd === undefined) return { rows: await measureFencing(o), note: 'etcd is not installed (apt-get install etcd-server): no row with coordination' }
+  try {
+    const client = await connectCoordination({ url: etcd.url })
+    try {
+      const coordinated: FencingConfig = { name: 'fenced + coordination (etcd)', cluster: { coordination: { client, domainArgs: ['--coordination', etcd.url] } } }
+      return { rows: await measureFencing({ ...o, configs: [...DEFAULT_FENCING_CONFIGS, coordinated] }) }
+    } finally {
+      await client.close()
+    }
+  } finally {
+    await etcd.stop()
+  }
+}
+
 /** One write with the fault 30% in; the stall is the failover's (the move's own measure). */
 async function once (c: LocalCluster, data: Buffer, fault: typeof FAULTS[number], path: string): Promise<{ stall: number, fence: number | undefined, wrong: number }> {
   await settled(c)
@@ -104,11 +127,12 @@ async function settled (c: LocalCluster): Promise<void> {
   throw new Error('the cluster did not settle within 30 s')
 }
 
-export function fencingTable (rows: readonly FencingRow[]): string {
+export function fencingTable (rows: readonly FencingRow[], note?: string): string {
   let out = `\nThe failover's stall with and without fencing (same write, the fault 30% in; clusters side by side, ABBA)\n`
   out += `  ${'configuration'.padEnd(34)} ${'fault'.padEnd(15)} ${'runs'.padStart(5)} ${'stall p50 ms'.padStart(13)} ${'max ms'.padStart(7)} ${'fencing p50 ms'.padStart(15)} ${'bytes wrong'.padStart(12)}\n`
   for (const r of rows) {
     out += `  ${r.config.padEnd(34)} ${r.fault.padEnd(15)} ${String(r.runs).padStart(5)} ${r.stallMedianMs.toFixed(0).padStart(13)} ${r.stallMaxMs.toFixed(0).padStart(7)} ${(r.fenceMedianMs === undefined ? '-' : r.fenceMedianMs.toFixed(1)).padStart(15)} ${String(r.bytesWrong).padStart(12)}\n`
   }
+  if (note !== undefined) out += `  (${note})\n`
   return out
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { FileStream } from '../frontend/api/file-stream.js'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import { LocalCluster } from '../frontend/assembly/local-cluster.js'
-import { fencingTable, measureFencing, type FencingConfig, type FencingRow } from './fencing-measure.js'
+import { compareFencing, fencingTable, measureFencing, type FencingConfig, type FencingRow } from './fencing-measure.js'
 
 export interface SupervisionOptions {
   readonly fileBytes?: number
@@ -48,6 +48,8 @@ export interface SupervisionResult {
   readonly rounds: number
   /** The failover's stall with and without fencing (absent in results recorded before it). */
   readonly fencing?: FencingRow[]
+  /** Why a configuration of the fencing comparison is missing (etcd not installed). */
+  readonly fencingNote?: string
 }
 
 const BLOCK = 64 * 1024
@@ -91,7 +93,8 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
     }
   }
   o.onProgress?.(FAULTS.length, total, 'the failover stall with and without fencing')
-  const fencing = await measureFencing({ data: data.subarray(0, Math.min(size, 16 * 1024 * 1024)), rounds: o.fencingRounds ?? 4, shouldStop: o.shouldStop, ...(o.fencingConfigs === undefined ? {} : { configs: o.fencingConfigs }) })
+  const fencingOptions = { data: data.subarray(0, Math.min(size, 16 * 1024 * 1024)), rounds: o.fencingRounds ?? 4, ...(o.shouldStop === undefined ? {} : { shouldStop: o.shouldStop }) }
+  const { rows: fencing, note: fencingNote } = o.fencingConfigs === undefined ? await compareFencing(fencingOptions) : { rows: await measureFencing({ ...fencingOptions, configs: o.fencingConfigs }), note: undefined }
   o.onProgress?.(FAULTS.length + 1, total, 'overhead with nothing failing')
   const c = await LocalCluster.start()
   let bareMs = 0
@@ -131,7 +134,7 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
   const mb = (size / 1048576) * costs.length
   const mean = costs.reduce((a, b) => a + b, 0) / Math.max(1, costs.length)
   const sd = Math.sqrt(costs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, costs.length - 1))
-  return { fileBytes: size, faults, bareMBps: mb / (bareMs / 1000), supervisedMBps: mb / (supMs / 1000), costMean: mean, costSd: sd, rounds: costs.length, fencing }
+  return { fileBytes: size, faults, bareMBps: mb / (bareMs / 1000), supervisedMBps: mb / (supMs / 1000), costMean: mean, costSd: sd, rounds: costs.length, fencing, ...(fencingNote === undefined ? {} : { fencingNote }) }
 }
 
 export function supervisionTable (r: SupervisionResult): string {
@@ -140,7 +143,7 @@ export function supervisionTable (r: SupervisionResult): string {
   for (const f of r.faults) {
     out += `  ${f.fault.padEnd(20)} ${f.stallMs.toFixed(0).padStart(9)} ${String(f.moves).padStart(6)} ${String(f.bytesWrong).padStart(12)} ${(f.isolationMs === undefined ? '-' : `${f.isolationMs} ms`).padStart(15)}  ${f.isolationReason ?? ''}\n`
   }
-  if (r.fencing !== undefined) out += fencingTable(r.fencing)
+  if (r.fencing !== undefined) out += fencingTable(r.fencing, r.fencingNote)
   out += `\nNothing failing: bare proxy ${r.bareMBps.toFixed(1)} MB/s, supervised dispatcher ${r.supervisedMBps.toFixed(1)} MB/s; cost per round ${(r.costMean * 100).toFixed(1)}% ± ${(r.costSd * 100).toFixed(1)}% (mean ± sd of ${r.rounds} ABBA rounds)\n`
   return out
 }

@@ -89,6 +89,8 @@ export interface ShareRequest {
   readonly path: string
   readonly access: FileAccess
   readonly share: FileShare
+  /** The stream the open serves (a dispatcher's, fencing): opens of one stream never conflict, so a stream that moves (failover, migration) is not refused by its own earlier open. */
+  readonly stream?: string
 }
 
 export interface ShareRecord extends ShareRequest {

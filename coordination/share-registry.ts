@@ -36,7 +36,7 @@ export class EtcdShareRegistry implements ShareRegistry {
     const s = this.#session
     const end = Date.now() + s.deadlineMs
     const left = (): number => Math.max(1, end - Date.now())
-    const record: ShareRecord = { volume: r.volume, path: r.path, access: r.access, share: r.share, owner: this.#lease.holder, id: randomBytes(12).toString('base64url'), at: Date.now() }
+    const record: ShareRecord = { volume: r.volume, path: r.path, access: r.access, share: r.share, ...(r.stream === undefined ? {} : { stream: r.stream }), owner: this.#lease.holder, id: randomBytes(12).toString('base64url'), at: Date.now() }
     const key = s.key('shares', r.volume, r.path, record.owner, record.id)
     const { key: start, range_end: rangeEnd } = s.range('shares', r.volume, r.path)
     let seen = 0n
@@ -61,7 +61,7 @@ export class EtcdShareRegistry implements ShareRegistry {
       if (res.succeeded || kvs.some((kv) => kv.key.toString('utf8') === key)) return { record, release: async () => { await this.#release(key, generation) } }
       for (const kv of kvs) {
         const other = parseValue<ShareRecord>(kv)
-        if (other === undefined || compatible(r.access, r.share, other)) continue
+        if (other === undefined || compatible(r.access, r.share, other) || (r.stream !== undefined && other.stream === r.stream)) continue
         const where = other.owner === record.owner ? 'on this domain' : `on domain ${other.owner}`
         throw new MetaosError('SHARING_VIOLATION', `${r.volume}:${r.path} is open ${where} with access ${other.access} and share ${other.share}`)
       }

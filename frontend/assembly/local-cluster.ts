@@ -17,6 +17,8 @@ import type { StorageHandler } from '../handlers/storage-handler.js'
 import type { FaultFile } from '../../service-domain/fault-injection.js'
 import { silentLogger } from '../../soap-runtime/logger.js'
 import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
+import { coordinatedStreams } from './stream-directory.js'
+import type { Coordination } from '../../coordination/api.js'
 
 export interface LocalClusterOptions {
   /** The domains: how each is reached (default three on HTTP). */
@@ -42,6 +44,11 @@ export interface LocalClusterOptions {
    * behaviour, where a hung domain that wakes up may still apply its call.
    */
   readonly fencing?: boolean
+  /**
+   * With coordination: the frontend's client (the dispatcher's checkpoints — owner, epoch — in the
+   * stream directory) and the arguments that give each domain process its lease (`--coordination URL …`).
+   */
+  readonly coordination?: { readonly client: Coordination, readonly domainArgs: readonly string[] }
   /** How domains are hosted (default: local processes); e.g. a ContainerDriver for container domains. */
   readonly driver?: DomainDriver
   /** Log level of the domain processes (default silent). */
@@ -73,6 +80,7 @@ export class LocalCluster {
   readonly #endpoints = new Map<string, string>()
   readonly #hosting: 'process' | 'container'
   readonly #ownDir: boolean
+  readonly #coordination: LocalClusterOptions['coordination']
 
   private constructor (o: LocalClusterOptions) {
     this.#ownDir = o.dir === undefined
@@ -85,8 +93,14 @@ export class LocalCluster {
     const logger = o.logger ?? silentLogger
     this.manager = new DomainManager({ logger, ...(o.driver === undefined ? {} : { driver: o.driver }) })
     this.#hosting = o.driver === undefined ? 'process' : 'container'
+    this.#coordination = o.coordination
     this.perf = new PerformanceModule({ pmt: this.pmt, ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }) })
-    this.dispatcher = new Dispatcher(this.pmt, this.handlers, { ...(o.fencing === false ? {} : { fence: async (epr, since) => await this.#fence(epr, since) }), ...o.dispatcher, volume: this.volume })
+    this.dispatcher = new Dispatcher(this.pmt, this.handlers, {
+      ...(o.fencing === false ? {} : { fence: async (epr, since) => await this.#fence(epr, since) }),
+      ...(o.coordination === undefined ? {} : { directory: coordinatedStreams(o.coordination.client) }),
+      ...o.dispatcher,
+      volume: this.volume,
+    })
     this.#rules = o.dispatcher?.rules?.rules.map((r) => r.name) ?? []
     this.dispatcher.on('moved', (m) => { this.#movedAt.set(m, Date.now()) })
     this.manager.on('started', (d) => { this.#record({ at: Date.now(), name: d.name, epr: d.epr, kind: d.restarts > 0 ? 'restarted' : 'started', pid: d.pid, ...(d.restarts > 0 ? { detail: `restart ${d.restarts}` } : {}) }) })
@@ -142,7 +156,7 @@ export class LocalCluster {
         root: c.root,
         volume: c.volume,
         listen: [kind === 'bus' ? `unix:${join(c.dir, `${o.names?.[i] ?? `d${i}`}.sock`)}` : 'http://127.0.0.1:0'],
-        extraArgs: ['--fault-file', c.faultFile(i)],
+        extraArgs: ['--fault-file', c.faultFile(i), ...(o.coordination?.domainArgs ?? [])],
         env,
       })))
       for (const d of started) {
@@ -188,6 +202,7 @@ export class LocalCluster {
       placements: [...this.dispatcher.placed],
       rules: this.#rules,
       lifecycle: [...this.lifecycle],
+      ...(this.#coordination === undefined ? {} : { directory: await this.#coordination.client.streams.list().catch(() => []) }),
     }
   }
 
@@ -201,7 +216,7 @@ export class LocalCluster {
     const healthy = this.pmt.rows().find((r) => r.state === 'healthy' && this.#eprs.has(r.identity.epr))
     if (healthy === undefined) return undefined
     const i = this.names.length
-    const c = await this.manager.clone(this.#eprs.get(healthy.identity.epr)!, `${instead}-clone-${i}`, { extraArgs: ['--fault-file', this.faultFile(i)] })
+    const c = await this.manager.clone(this.#eprs.get(healthy.identity.epr)!, `${instead}-clone-${i}`, { extraArgs: ['--fault-file', this.faultFile(i), ...(this.#coordination?.domainArgs ?? [])] })
     this.names.push(c.name)
     this.#eprs.set(c.epr, c.name)
     this.#track(c)

@@ -44,6 +44,8 @@ export interface ClusterStatus {
   readonly rules: readonly string[]
   /** What the domain manager did (starts, restarts, exits), latest last. */
   readonly lifecycle: readonly LifecycleEvent[]
+  /** With coordination: every stream of the stream directory, this frontend's and others' — its owner (EPR), epoch and position as of its last move. */
+  readonly directory?: ReadonlyArray<{ stream: string, path: string, volume: string, owner: string, epoch: number, position: number, frontend?: string }>
 }
 
 /** The PMT's rows as the status shows them (`names`: a display name by EPR, where one is known). */

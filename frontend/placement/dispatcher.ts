@@ -170,6 +170,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     return await this.#serialized(s, async () => {
       // Closed meanwhile, already there, or already moved off the domain by a failover: nothing to do.
       if (this.affinity.get(id) === undefined || s.epr === to || (onlyFrom !== undefined && s.epr !== onlyFrom)) return undefined
+      // Its domain hung and could not be fenced: moving it would make two writers.
+      if (s.broken !== undefined) throw s.broken
       if (to !== undefined && this.#pmt.row(to)?.identity.volume !== s.volume) throw new MetaosError('INVALID_ARGUMENT', `${to} does not serve volume ${s.volume}: a stream moves only between domains of its volume`)
       const t0 = performance.now()
       const from = s.epr
@@ -208,7 +210,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
    * first tier, or excluded): a migration, as advice — if it fails, the stream stays.
    */
   async #resize (s: StreamEntry, length: number): Promise<void> {
-    if (!Number.isSafeInteger(length) || length < 0 || this.affinity.get(s.id) === undefined) return
+    if (!Number.isSafeInteger(length) || length < 0 || this.affinity.get(s.id) === undefined || s.broken !== undefined) return
     s.bytes = length
     if (s.written) return
     const ctx = reopening(s)

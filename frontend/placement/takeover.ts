@@ -12,6 +12,7 @@
 // operations carry it, and a domain refuses older ones (backend-storage/fencing.ts).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MetaosError } from '../../soap-runtime/errors.js'
+import type { FileAccess, FileShare } from '../../wsdl/generated/storage-service.js'
 import type { StreamEntry } from './affinity-table.js'
 
 /** What a fence did: the old owner has exited ('killed'), or it could not be killed ('unreachable'). */
@@ -31,6 +32,8 @@ export interface Checkpoint {
   readonly position: number
   readonly path: string
   readonly volume: string
+  readonly access: FileAccess
+  readonly share: FileShare
 }
 
 /** The coordination stream directory as the dispatcher needs it (the assembly adapts coordination's). */
@@ -110,5 +113,5 @@ export class StreamTakeover {
 }
 
 function checkpoint (s: StreamEntry, owner: string, epoch: number): Checkpoint {
-  return { owner, epoch, position: s.position, path: s.path, volume: s.volume }
+  return { owner, epoch, position: s.position, path: s.path, volume: s.volume, access: s.access, share: s.share }
 }

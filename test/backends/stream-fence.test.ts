@@ -4,7 +4,9 @@
 // directory (`learn`); Close is always admitted; callers that carry no epoch work as before. A
 // domain whose lease is not valid refuses handle operations with DOMAIN_FENCED, and a handle opened
 // under a lease since lost stays refused. Over SOAP against a real domain, and on the engine itself
-// for the lease (the lease object is coordination's; here a switch stands in for etcd).
+// for the lease (a switch standing in for coordination's lease), then with a real etcd: epochs
+// learned from the stream directory's watch, DOMAIN_FENCED once etcd is gone for longer than the
+// TTL, and for good on handles opened before.
 import t from 'tap'
 import { mkdirSync, readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
@@ -12,8 +14,11 @@ import { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import { StorageEngine } from '../../backend-storage/storage-engine.js'
 import { StreamFence } from '../../backend-storage/fencing.js'
 import { confinedTo } from '../../backend-storage/path-policy.js'
+import { startStorageDomain } from '../../backend-storage/storage-domain.js'
 import { startTestDomain } from '../helpers/domain.js'
 import { tempDir } from '../helpers/temp-dir.js'
+import { etcdMissing, startEtcdCluster } from '../helpers/etcd-cluster.js'
+import { connectCoordination } from '../../coordination/connect.js'
 
 t.test('stream epochs over SOAP', async (t) => {
   const d = await startTestDomain(t)
@@ -87,4 +92,64 @@ t.test('a handle opened under an earlier lease generation stays fenced', async (
   await engine.close({ handle: old }, 'app')
   await engine.close({ handle: fresh }, 'app')
   t.equal(readFileSync(join(root, 'g.bin'), 'utf8'), 'g2')
+})
+
+t.test('with coordination: epochs from the stream directory, DOMAIN_FENCED once the lease is lost', { skip: etcdMissing() }, async (t) => {
+  const etcd = await startEtcdCluster(t, { members: 1 })
+  const frontend = await connectCoordination({ url: etcd.url, leaseTtlSeconds: 1 })
+  const own = await connectCoordination({ url: etcd.url, leaseTtlSeconds: 1 })
+  t.teardown(async () => { await frontend.close(); await own.close() })
+  const d = await startTestDomain(t, { coordination: own, volume: 'v' })
+  await d.domain.lease!.whenValid()
+  const p = createStorageProxy(d.http)
+  t.teardown(async () => { await p.close() })
+  const until = async (ok: () => boolean, what: string): Promise<void> => {
+    for (let i = 0; i < 200 && !ok(); i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    t.ok(ok(), what)
+  }
+  const { handle } = (await p.invoke('Open', { path: 'c.bin', mode: 'Create', access: 'Write', share: 'ReadWrite', stream: 'st-1', epoch: 1 })).output
+  await p.invoke('Write', { handle, data: Buffer.from('one'), epoch: 1 })
+  const rec = { stream: 'st-1', volume: 'v', path: 'c.bin', owner: d.domain.epr, epoch: 1, position: 3 }
+  await frontend.streams.open(rec)
+  await frontend.streams.move('st-1', 1, { ...rec, owner: 'another-domain', epoch: 2 })
+  await until(() => d.domain.fence.epochOf('st-1') === 2, 'the domain learned epoch 2 from the directory\'s watch')
+  await t.rejects(p.invoke('Write', { handle, data: Buffer.from('OLD'), epoch: 1 }), { code: 'STALE_EPOCH' }, 'its handle of the moved stream is refused')
+  const plain = (await p.invoke('Open', { path: 'p.bin', mode: 'Create', access: 'Write', share: 'ReadWrite' })).output.handle
+  await p.invoke('Write', { handle: plain, data: Buffer.from('ok') })
+  await etcd.kill(0)
+  await until(() => !d.domain.lease!.valid(), 'etcd gone: the lease stops being valid within the TTL')
+  await t.rejects(p.invoke('Write', { handle: plain, data: Buffer.from('XX') }), { code: 'DOMAIN_FENCED' }, 'no lease: handle operations are refused')
+  await etcd.start(0)
+  await etcd.healthy()
+  // Until a new lease has held for a few renewals (the first grants after an outage may be lost again).
+  for (let held = 0, i = 0; held < 5 && i < 300; i++) { held = d.domain.lease!.valid() ? held + 1 : 0; await new Promise((resolve) => setTimeout(resolve, 50)) }
+  t.ok(d.domain.lease!.valid() && d.domain.lease!.generation > 1, `a new lease is held (generation ${d.domain.lease!.generation})`)
+  await t.rejects(p.invoke('Write', { handle: plain, data: Buffer.from('YY') }), { code: 'DOMAIN_FENCED', message: /since lost/ }, 'a new lease: the handle opened under the lost one stays refused')
+  const fresh = (await p.invoke('Open', { path: 'p.bin', mode: 'Open', access: 'Write', share: 'ReadWrite' })).output.handle
+  await p.invoke('Seek', { handle: fresh, offset: 2, origin: 'Begin' })
+  await p.invoke('Write', { handle: fresh, data: Buffer.from('!') })
+  for (const h of [handle, plain, fresh]) await p.invoke('Close', { handle: h })
+  t.equal(readFileSync(join(d.root, 'c.bin'), 'utf8'), 'one')
+  t.equal(readFileSync(join(d.root, 'p.bin'), 'utf8'), 'ok!', 'only admitted writes landed')
+})
+
+t.test('with coordination: the opens of one stream on two domains do not conflict; another open does', { skip: etcdMissing() }, async (t) => {
+  const etcd = await startEtcdCluster(t, { members: 1 })
+  const clients = [await connectCoordination({ url: etcd.url }), await connectCoordination({ url: etcd.url })]
+  t.teardown(async () => { for (const c of clients) await c.close() })
+  const root = join(tempDir(t, 'metaos-fence-'), 'volume')
+  mkdirSync(root)
+  const [a, b] = await Promise.all(clients.map(async (coordination, i) => {
+    const d = await startStorageDomain({ root, name: `d${i}`, volume: 'v', listen: ['http://127.0.0.1:0'], coordination })
+    t.teardown(async () => { await d.close(500) })
+    await d.lease!.whenValid()
+    return createStorageProxy(d.endpoints[0]!)
+  })) as [ReturnType<typeof createStorageProxy>, ReturnType<typeof createStorageProxy>]
+  t.teardown(async () => { await a.close(); await b.close() })
+  const open = { path: 's.bin', mode: 'OpenOrCreate', access: 'Write', share: 'Read' } as const
+  await a.invoke('Open', { ...open, stream: 'st-9', epoch: 1 })
+  await b.invoke('Open', { ...open, stream: 'st-9', epoch: 2 })
+  t.pass('the stream moved to the second domain while its first open is still registered')
+  await t.rejects(b.invoke('Open', open), { code: 'SHARING_VIOLATION' }, 'an open of no stream is refused (Write with share Read)')
+  await t.rejects(b.invoke('Open', { ...open, stream: 'st-10', epoch: 1 }), { code: 'SHARING_VIOLATION' }, 'so is another stream\'s')
 })
