@@ -58,7 +58,7 @@ export interface LeaseEvents {
 }
 
 /**
- * A lease held by a domain or a frontend, renewed every TTL/3. It is `valid()` only while the last
+ * A lease held by a domain or a frontend, renewed every TTL/4. It is `valid()` only while the last
  * renewal etcd acknowledged was sent less than TTL − margin ago by this process's monotonic clock,
  * so the holder stops acting before etcd can expire the lease and let someone else take over.
  * A lost lease is never used again: a new one is granted (a new `generation`); what was held under

@@ -21,6 +21,8 @@ export class EtcdSession {
   readonly client: Etcd3
   readonly prefix: string
   readonly deadlineMs: number
+  /** One attempt's share of the deadline (a quarter, at least 500 ms). */
+  readonly attemptMs: number
   readonly log: Logger
   #closed = false
 
@@ -41,6 +43,7 @@ export class EtcdSession {
     this.client = new Etcd3(options)
     this.prefix = (o.prefix ?? '/metaos').replace(/\/+$/, '')
     this.deadlineMs = o.deadlineMs ?? 2000
+    this.attemptMs = Math.max(500, Math.ceil(this.deadlineMs / 4))
     this.log = o.logger ?? silentLogger
   }
 
@@ -59,7 +62,9 @@ export class EtcdSession {
 
   /**
    * Runs `fn` with a gRPC deadline, again on failure (another member) while `deadlineMs` allows;
-   * COORDINATION_UNAVAILABLE when it runs out. A MetaosError from `fn` passes through.
+   * COORDINATION_UNAVAILABLE when it runs out. A MetaosError from `fn` passes through. An attempt
+   * that timed out may still have been applied: what `fn` does must be safe to do twice, or
+   * recognise its own earlier success (share-registry.ts, stream-registry.ts do).
    */
   async call<T> (what: string, fn: (options: CallOptions) => Promise<T>, deadlineMs = this.deadlineMs): Promise<T> {
     const end = Date.now() + deadlineMs
@@ -69,11 +74,13 @@ export class EtcdSession {
       const left = end - Date.now()
       if (left <= 0) break
       try {
-        // One member may hang (a partition): give each attempt part of the time, the last one all that is left.
-        return await fn({ deadline: Date.now() + (attempt === 0 && left > 1000 ? Math.ceil(left * 0.6) : left) })
+        // A proposal sent to a leader that just died is never answered: each attempt gets a slice of
+        // the deadline (a new leader is elected within about one election timeout), the last what is left.
+        return await fn({ deadline: Date.now() + Math.min(left, this.attemptMs) })
       } catch (e) {
         if (e instanceof MetaosError) throw e
         last = e
+        this.log.debug({ what, attempt, err: (e as Error).message }, 'coordination: an etcd call failed, trying again')
       }
       await sleep(Math.min(50 * (attempt + 1), 250, Math.max(0, end - Date.now())))
     }

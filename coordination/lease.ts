@@ -1,4 +1,5 @@
-// A lease of a domain or a frontend in etcd, renewed over one keep-alive stream every TTL/3.
+// A lease of a domain or a frontend in etcd, renewed every TTL/4 (each keep-alive retried on
+// another member until it is answered or the validity left runs out).
 // Validity is measured here, never taken from etcd's word alone: each renewal remembers when it
 // was sent (performance.now(), the monotonic clock, which keeps running while the process is
 // stopped), and an acknowledged renewal makes the lease valid until sent + TTL − margin. etcd's
@@ -9,14 +10,13 @@
 // the lost one is reused. The holder's record (/metaos/holders/<id>) lives under each lease.
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3'
+import type { CallOptions } from '@grpc/grpc-js'
+import type { ILeaseKeepAliveResponse } from 'etcd3'
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { HolderInfo, HolderRecord, Lease, LeaseEvents, LeaseKind } from './api.js'
 import { putOp, type EtcdSession } from './etcd-session.js'
 
 type State = 'granting' | 'held' | 'released'
-/** Renewals sent without an answer before the stream is taken for dead and opened again. */
-const MAX_UNANSWERED = 4
 
 export class EtcdLease extends EventEmitter implements Lease {
   readonly kind: LeaseKind
@@ -29,10 +29,6 @@ export class EtcdLease extends EventEmitter implements Lease {
   #id: string | undefined
   #generation = 0
   #validUntil = 0
-  #stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined
-  #sent: number[] = []
-  #opening = false
-  readonly #renewTimer: NodeJS.Timeout
   #expiryTimer: NodeJS.Timeout | undefined
   #granting: Promise<void> | undefined
 
@@ -44,8 +40,6 @@ export class EtcdLease extends EventEmitter implements Lease {
     this.#info = info
     this.#ttlMs = ttlSeconds * 1000
     this.#marginMs = marginMs
-    this.#renewTimer = setInterval(() => { this.#renew() }, this.#ttlMs / 3)
-    this.#renewTimer.unref()
     this.#granting = this.#grantLoop()
   }
 
@@ -86,9 +80,7 @@ export class EtcdLease extends EventEmitter implements Lease {
     if (this.#state === 'released') return
     const id = this.#state === 'held' ? this.#id : undefined
     this.#state = 'released'
-    clearInterval(this.#renewTimer)
     clearTimeout(this.#expiryTimer)
-    this.#closeStream()
     await this.#granting?.catch(() => {})
     if (id !== undefined) await this.#revoke(id, 1)
   }
@@ -107,7 +99,7 @@ export class EtcdLease extends EventEmitter implements Lease {
         this.#validUntil = sentAt + this.#ttlMs - this.#marginMs
         this.#state = 'held'
         this.#armExpiry()
-        this.#renew()
+        void this.#renewLoop(this.#generation)
         this.#session.log.info({ holder: this.holder, lease: r.ID, generation: this.#generation }, 'coordination lease granted')
         this.emit('granted')
         if (this.#generation > 1) this.emit('regained', { lease: r.ID, generation: this.#generation })
@@ -119,38 +111,28 @@ export class EtcdLease extends EventEmitter implements Lease {
     }
   }
 
-  #renew (): void {
-    if (this.#state !== 'held' || this.#id === undefined) return
-    if (this.#sent.length >= MAX_UNANSWERED) this.#closeStream()
-    if (this.#stream === undefined) { this.#openStream(); return }
-    this.#sent.push(performance.now())
-    try { this.#stream.write({ ID: this.#id }) } catch { this.#closeStream() }
-  }
-
-  #openStream (): void {
-    if (this.#opening) return
-    this.#opening = true
-    const generation = this.#generation
-    void this.#session.client.leaseClient.leaseKeepAlive().then((stream) => {
-      this.#opening = false
-      if (this.#state !== 'held' || generation !== this.#generation || this.#stream !== undefined) { stream.end(); return }
-      this.#stream = stream
-      this.#sent = []
-      stream.on('data', (res: ILeaseKeepAliveResponse) => { if (this.#stream === stream) this.#acknowledged(res) })
-      const gone = (): void => { if (this.#stream === stream) this.#closeStream() }
-      stream.on('error', gone)
-      stream.on('end', gone)
-      this.#renew()
-    }, () => { this.#opening = false /* no member reachable: the next renewal tries again */ })
-  }
-
-  #acknowledged (res: ILeaseKeepAliveResponse): void {
-    const sentAt = this.#sent.shift()
-    if (res.ID !== this.#id || this.#state !== 'held') return
-    if (res.TTL === '0' || Number(res.TTL) <= 0) { this.#lose('etcd says the lease expired'); return }
-    if (sentAt === undefined) return
-    this.#validUntil = Math.max(this.#validUntil, sentAt + this.#ttlMs - this.#marginMs)
-    this.#armExpiry()
+  /**
+   * Renews while this generation of the lease is held: one keep-alive at a time, each on a stream of
+   * its own under a deadline (the validity left), retried on another member when one fails; then
+   * TTL/4 until the next. Validity counts from when the renewal started, never from its answer.
+   */
+  async #renewLoop (generation: number): Promise<void> {
+    const id = this.#id!
+    const current = (): boolean => this.#state === 'held' && this.#generation === generation && !this.#session.closed
+    while (current()) {
+      const sentAt = performance.now()
+      try {
+        const res = await this.#session.call('lease renewal', async (opts) => await keepAliveOnce(this.#session, id, opts), Math.max(200, this.#validUntil - sentAt))
+        if (!current()) return
+        if (res.TTL === '0' || Number(res.TTL) <= 0) { this.#lose('etcd says the lease expired'); return }
+        this.#validUntil = Math.max(this.#validUntil, sentAt + this.#ttlMs - this.#marginMs)
+        this.#armExpiry()
+        await sleep(this.#ttlMs / 4, undefined, { ref: false })
+      } catch {
+        // Not renewed in time: the expiry timer declares the loss; until then, try again.
+        await sleep(50, undefined, { ref: false })
+      }
+    }
   }
 
   #armExpiry (): void {
@@ -167,7 +149,6 @@ export class EtcdLease extends EventEmitter implements Lease {
     const id = this.#id!
     this.#state = 'granting'
     clearTimeout(this.#expiryTimer)
-    this.#closeStream()
     this.#session.log.warn({ holder: this.holder, lease: id, reason }, 'coordination lease lost')
     this.emit('lost', { lease: id, reason })
     // What was held under it goes as soon as etcd can be told (else at its TTL); then a new lease.
@@ -186,11 +167,19 @@ export class EtcdLease extends EventEmitter implements Lease {
       }
     }
   }
+}
 
-  #closeStream (): void {
-    const s = this.#stream
-    this.#stream = undefined
-    this.#sent = []
-    try { s?.end() } catch { /* already ended */ }
+/** One keep-alive on a stream of its own: etcd's answer (TTL 0: the lease is gone), or the call's deadline. */
+async function keepAliveOnce (session: EtcdSession, id: string, opts: CallOptions): Promise<ILeaseKeepAliveResponse> {
+  const stream = await session.client.leaseClient.leaseKeepAlive(opts)
+  try {
+    return await new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+      stream.on('data', resolve)
+      stream.on('error', reject)
+      stream.on('end', () => { reject(new Error('the keep-alive stream ended without an answer')) })
+      stream.write({ ID: id })
+    })
+  } finally {
+    try { stream.end() } catch { /* already ended */ }
   }
 }

@@ -56,8 +56,10 @@ export class EtcdShareRegistry implements ShareRegistry {
         if (/lease not found/i.test((e as Error).message)) { this.#lease.markLost('etcd no longer knows the lease'); continue }
         throw e
       }
-      if (res.succeeded) return { record, release: async () => { await this.#release(key, generation) } }
-      for (const kv of res.responses[0]?.response_range.kvs ?? []) {
+      const kvs = res.succeeded ? [] : res.responses[0]?.response_range?.kvs ?? []
+      // An earlier attempt that timed out may have registered it after all: that is a success too.
+      if (res.succeeded || kvs.some((kv) => kv.key.toString('utf8') === key)) return { record, release: async () => { await this.#release(key, generation) } }
+      for (const kv of kvs) {
         const other = parseValue<ShareRecord>(kv)
         if (other === undefined || compatible(r.access, r.share, other) || (r.stream !== undefined && other.stream === r.stream)) continue
         const where = other.owner === record.owner ? 'on this domain' : `on domain ${other.owner}`

@@ -26,12 +26,15 @@ export class EtcdStreamRegistry implements StreamRegistry {
     const key = this.#session.key('streams', r.stream)
     const record = { ...r, at: Date.now() }
     if (lease !== undefined) await lease.whenValid()
+    const put = putOp(key, record, lease?.id)
     for (;;) {
       const current = await this.#read(r.stream)
+      // An earlier attempt that timed out may have written it after all.
+      if (current?.kv.value.equals(put.request_put!.value!) === true) return true
       if (current !== undefined && current.record.epoch >= r.epoch) return false
       const res = await this.#session.txn(`stream ${r.stream}: open`, {
         compare: [{ key: Buffer.from(key), target: TARGET.MOD, result: CMP.EQUAL, mod_revision: current?.kv.mod_revision ?? '0' }],
-        success: [putOp(key, record, lease?.id)],
+        success: [put],
       })
       if (res.succeeded) return true
     }
@@ -71,13 +74,18 @@ export class EtcdStreamRegistry implements StreamRegistry {
   /** Rewrites the record while it is at `epoch` (compare-and-set on its mod revision), under the lease it was put with. */
   async #update (stream: string, epoch: number, change: (r: StreamRecord) => StreamRecord, what: string): Promise<boolean> {
     const key = this.#session.key('streams', stream)
+    let written: Buffer | undefined
     for (;;) {
       const current = await this.#read(stream)
+      // An earlier attempt that timed out may have written it after all.
+      if (written !== undefined && current?.kv.value.equals(written) === true) return true
       if (current === undefined || current.record.epoch !== epoch) return false
       const lease = current.kv.lease === '0' ? undefined : current.kv.lease
+      const put = putOp(key, change(current.record), lease)
+      written = put.request_put!.value as Buffer
       const res = await this.#session.txn(`stream ${stream}: ${what}`, {
         compare: [{ key: Buffer.from(key), target: TARGET.MOD, result: CMP.EQUAL, mod_revision: current.kv.mod_revision }],
-        success: [putOp(key, change(current.record), lease)],
+        success: [put],
       })
       if (res.succeeded) return true
     }
