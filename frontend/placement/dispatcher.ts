@@ -297,7 +297,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
         if (!lostHandle) { tried.add(s.epr); this.#core.suspect(s.epr, e.code, op) }
         // The old owner may still apply this call: it can write no more once fenced, then the stream moves.
         if (!lostHandle && mayStillWrite(e)) {
-          try { fenceMs = (fenceMs ?? 0) + await this.#takeover.fence(s, e) } catch (f) { s.broken = f as Error; throw f }
+          try { fenceMs = (fenceMs ?? 0) + await this.#takeover.fence(s, e, async () => await this.#closeOld(s)) } catch (f) { s.broken = f as Error; throw f }
         }
         if (!(await this.#failover(s, tried))) break
       }
@@ -343,6 +343,16 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     // The old domain may be dead or hung: its handle is released when (if) it answers.
     // With the new epoch: the old domain learns the stream moved on, and refuses its old epoch from now on.
     if (oldEpr !== target || oldReal !== s.real) this.#core.release(oldEpr, 'Close', { handle: oldReal, epoch })
+  }
+
+  /** The fence of an owner that answers: Close of the stream's handle there, with the next epoch; true when done or the handle is gone. */
+  async #closeOld (s: StreamEntry): Promise<boolean> {
+    try {
+      await this.#on(s.epr, 'Close', { handle: s.real, epoch: s.epoch + 1 })
+      return true
+    } catch (e) {
+      return e instanceof MetaosError && e.code === 'INVALID_HANDLE'
+    }
   }
 
   #closed (s: StreamEntry): void {

@@ -5,8 +5,9 @@
 // whatever manages it (the `fence` hook: the DomainManager for processes, the container engine,
 // QEMU) and the takeover waits until it has exited — a dead process writes nothing. Where it cannot
 // be killed (not managed here, its manager unreachable), the stream waits for the old owner's lease
-// to expire (with coordination) and then fails with DOMAIN_FENCED, or waits until it can be killed
-// (`unfenced: 'wait'`), rather than risk two writers.
+// to expire (with coordination); then, if the old owner answers a Close of the stream's handle (or
+// no longer knows it), nothing of it can land any more and the stream moves; if not, it fails with
+// DOMAIN_FENCED, or waits and tries again (`unfenced: 'wait'`), rather than risk two writers.
 // Every move (failover, migration) also bumps the stream's **epoch**: compare-and-set in the
 // coordination stream directory when there is one, here in memory otherwise; the stream's
 // operations carry it, and a domain refuses older ones (backend-storage/fencing.ts).
@@ -71,19 +72,24 @@ export class StreamTakeover {
 
   /**
    * Makes sure the stream's current owner can no longer write before the stream moves: resolves
-   * once it was killed (ms it took); throws DOMAIN_FENCED when it cannot be and `unfenced` is 'fail'.
+   * (with the ms it took) once the owner was killed, or once it closed the stream's handle —
+   * `closeOld` resolves true when the owner acknowledged the Close of the handle or no longer knows
+   * it: a domain runs a handle's operations in order, so every operation it received on the handle
+   * is done, and any that arrives later finds no handle. Otherwise throws DOMAIN_FENCED
+   * (`unfenced: 'fail'`) or tries both again every `fenceRetryMs` (`'wait'`).
    */
-  async fence (s: StreamEntry, failure: MetaosError): Promise<number> {
+  async fence (s: StreamEntry, failure: MetaosError, closeOld: () => Promise<boolean>): Promise<number> {
     if (!this.fencing) return 0
     const t0 = performance.now()
     const epr = s.epr
+    // It may be paused, partitioned or just slow: its lease runs out first, so it refuses what comes next.
+    let leaseWaited = this.#o.directory === undefined
     for (;;) {
-      const outcome = await this.#tryFence(epr, s.since)
-      if (outcome === 'killed') return performance.now() - t0
-      // It may be paused, partitioned or just slow: its lease runs out first, so it refuses what comes next.
-      await this.#o.directory?.leaseExpired(epr)
+      if (await this.#tryFence(epr, s.since) === 'killed') return performance.now() - t0
+      if (!leaseWaited) { await this.#o.directory!.leaseExpired(epr); leaseWaited = true }
+      if (await closeOld()) return performance.now() - t0
       if (this.#o.unfenced !== 'wait') {
-        throw new MetaosError('DOMAIN_FENCED', `${s.path}: domain ${epr} stopped answering (${failure.code}) and cannot be killed from this frontend${this.#o.directory === undefined ? '' : '; its lease has expired'}: the stream is not reopened elsewhere, so that no late write of it can land after another domain's. Everything acknowledged is on the volume; the call in flight may still be applied by that domain if it runs again`, { cause: failure })
+        throw new MetaosError('DOMAIN_FENCED', `${s.path}: domain ${epr} stopped answering (${failure.code}), cannot be killed from this frontend${this.#o.directory === undefined ? '' : ', its lease has expired'} and it did not close the stream's handle: the stream is not reopened elsewhere, so that no late write of it can land after another domain's. Everything acknowledged is on the volume; the call in flight may still be applied by that domain if it runs again`, { cause: failure })
       }
       await sleep(this.#o.fenceRetryMs ?? 1000)
     }
