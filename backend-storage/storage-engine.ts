@@ -227,9 +227,17 @@ export class StorageEngine {
     return { entry }
   }
 
-  /** A handle operation, after the ones before it on the handle, through the fence right before its system call. */
+  /**
+   * A handle operation, after the ones before it on the handle, through the fence right before its
+   * system call. One queued behind a Close finds the handle gone (INVALID_HANDLE): its descriptor is
+   * closed, and its number may already serve another file.
+   */
   async #run<T> (f: OpenFile, op: string, epoch: number | undefined, fn: () => Promise<T>): Promise<T> {
-    return await this.#handles.run(f, async () => { this.#fence?.admit(f, op, epoch); return await fn() })
+    return await this.#handles.run(f, async () => {
+      if (op !== 'Close') this.#handles.get(f.id, f.owner)
+      this.#fence?.admit(f, op, epoch)
+      return await fn()
+    })
   }
 
   async #size (f: OpenFile): Promise<number> {

@@ -153,3 +153,18 @@ t.test('with coordination: the opens of one stream on two domains do not conflic
   await t.rejects(b.invoke('Open', open), { code: 'SHARING_VIOLATION' }, 'an open of no stream is refused (Write with share Read)')
   await t.rejects(b.invoke('Open', { ...open, stream: 'st-10', epoch: 1 }), { code: 'SHARING_VIOLATION' }, 'so is another stream\'s')
 })
+
+t.test('an operation queued behind a Close of its handle finds no handle (its descriptor is closed)', async (t) => {
+  const root = join(tempDir(t, 'metaos-fence-'), 'root')
+  mkdirSync(root)
+  const engine = new StorageEngine(confinedTo(realpathSync(root)), {}, new StreamFence())
+  t.teardown(async () => { await engine.closeAll() })
+  const { handle } = await engine.open({ path: 'q.bin', mode: 'Create', access: 'Write', share: 'ReadWrite' }, 'app')
+  const first = engine.write({ handle, data: Buffer.from('before') }, 'app')
+  const close = engine.close({ handle }, 'app')
+  const late = engine.write({ handle, data: Buffer.from('after') }, 'app')
+  await first
+  await close
+  await t.rejects(late, { code: 'INVALID_HANDLE' }, 'the Write queued after the Close is refused')
+  t.equal(readFileSync(join(root, 'q.bin'), 'utf8'), 'before')
+})
