@@ -54,6 +54,8 @@ export class EtcdShareRegistry implements ShareRegistry {
       } catch (e) {
         // A put under a lease etcd no longer has: the lease is lost, whatever its timer says.
         if (/lease not found/i.test((e as Error).message)) { this.#lease.markLost('etcd no longer knows the lease'); continue }
+        // An attempt that timed out may have registered it all the same: it must not outlive this failed Open.
+        void this.#release(key, generation)
         throw e
       }
       const kvs = res.succeeded ? [] : res.responses[0]?.response_range?.kvs ?? []
