@@ -16,8 +16,8 @@ export interface OpenFile {
   readonly share: FileShare
   /** Append mode: position may not go below the length the file had when opened. */
   readonly appendFloor: number | undefined
-  /** Called once when the handle goes (its registration across the volume, with coordination). */
-  readonly release?: (() => void) | undefined
+  /** Awaited once when the handle goes, after its descriptor closed (its registration across the volume, with coordination). */
+  readonly release?: (() => Promise<void>) | undefined
   position: number
   lastUsed: number
   tail: Promise<unknown>
@@ -99,7 +99,6 @@ export class HandleTable {
   /** Removes the handle and closes its descriptor. */
   async remove (f: OpenFile): Promise<void> {
     if (!this.#byId.delete(f.id)) return
-    f.release?.()
     const set = this.#byPath.get(f.realPath)
     set?.delete(f)
     if (set?.size === 0) this.#byPath.delete(f.realPath)
@@ -107,6 +106,7 @@ export class HandleTable {
     if (n === 0) this.#perCaller.delete(f.owner)
     else this.#perCaller.set(f.owner, n)
     await new Promise<void>((resolve) => { fsClose(f.fd, () => { resolve() }) })
+    await f.release?.()
   }
 
   reapIdle (now = Date.now()): number {

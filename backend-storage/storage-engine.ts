@@ -90,7 +90,7 @@ export class StorageEngine {
       this.#fence?.admitOpen(i.stream, i.epoch)
       fd = await openP(real, ACCESS_FLAGS[access] | MODE_FLAGS[mode] | constants.O_NOFOLLOW, 0o644)
     } catch (e) {
-      registered?.release()
+      void registered?.release()
       throw fromSystemError(e, what)
     }
     let size: number
@@ -99,13 +99,13 @@ export class StorageEngine {
       if (!st.isFile()) throw new MetaosError('ACCESS_DENIED', `${what} is not a regular file`)
       size = st.size
     } catch (e) {
-      registered?.release()
+      void registered?.release()
       await closeFd(fd)
       throw fromSystemError(e, what)
     }
     const append = mode === 'Append'
     // Re-check sharing: another Open of the same file may have completed while this one waited.
-    try { this.#handles.checkOpen(real, access, share, caller) } catch (e) { registered?.release(); await closeFd(fd); throw e }
+    try { this.#handles.checkOpen(real, access, share, caller) } catch (e) { void registered?.release(); await closeFd(fd); throw e }
     const f = this.#handles.add({ owner: caller, fd, realPath: real, access, share, appendFloor: append ? size : undefined, position: append ? size : 0, release: registered?.release })
     this.#fence?.opened(f, i.stream, i.epoch)
     return { handle: f.id, length: size, position: f.position }

@@ -103,7 +103,7 @@ export interface ShareRecord extends ShareRequest {
 
 export interface ShareRegistration {
   readonly record: ShareRecord
-  /** Removes the registration (the handle's Close); retried in the background until etcd takes it or the lease is gone. */
+  /** Removes the registration (the handle's Close): resolves once etcd took it, or after the deadline (then retried in the background until etcd takes it or the lease is gone). */
   release: () => Promise<void>
 }
 

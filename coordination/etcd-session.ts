@@ -15,7 +15,8 @@ export const CMP = { EQUAL: 0, GREATER: 1, LESS: 2, NOT_EQUAL: 3 } as const
 export const TARGET = { VERSION: 0, CREATE: 1, MOD: 2, VALUE: 3, LEASE: 4 } as const
 
 /** A policy that runs the call once: the retries are this module's, bounded by the deadline. */
-const ONCE = { execute: async <T>(fn: (ctx: { signal: AbortSignal, attempt: number }) => Promise<T>): Promise<T> => await fn({ signal: new AbortController().signal, attempt: 0 }) }
+const NEVER = new AbortController().signal
+const ONCE = { execute: async <T>(fn: (ctx: { signal: AbortSignal, attempt: number }) => Promise<T>): Promise<T> => await fn({ signal: NEVER, attempt: 0 }) }
 
 export class EtcdSession {
   readonly client: Etcd3

@@ -5,8 +5,8 @@
 // failure, the registrations read are checked against .NET's FileShare rule (file-share.ts) and
 // the transaction is tried again with the revision they were read at. So two domains can never both
 // register incompatible opens: etcd orders the transactions, and the second one sees the first's
-// key. Registrations vanish with the lease of a domain that dies; Close deletes its own (in the
-// background, until etcd takes it or the lease is gone: a Close never waits for a quorum).
+// key. Registrations vanish with the lease of a domain that dies; Close deletes its own (waiting at
+// most the deadline for etcd, then in the background until etcd takes it or the lease is gone).
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MetaosError } from '../soap-runtime/errors.js'
@@ -54,6 +54,8 @@ export class EtcdShareRegistry implements ShareRegistry {
       } catch (e) {
         // A put under a lease etcd no longer has: the lease is lost, whatever its timer says.
         if (/lease not found/i.test((e as Error).message)) { this.#lease.markLost('etcd no longer knows the lease'); continue }
+        // An attempt that timed out may have registered it all the same: it must not outlive this failed Open.
+        void this.#release(key, generation)
         throw e
       }
       const kvs = res.succeeded ? [] : res.responses[0]?.response_range?.kvs ?? []
@@ -81,15 +83,20 @@ export class EtcdShareRegistry implements ShareRegistry {
     return kvs.map((kv) => parseValue<ShareRecord>(kv)).filter((x): x is ShareRecord => x !== undefined)
   }
 
-  /** Deletes a registration; on failure tries again every 500 ms while the lease it was made under is held. */
+  /**
+   * Deletes a registration: resolves once etcd took it, or its deadline passed — then it is tried
+   * again every 500 ms in the background while the lease it was made under is held.
+   */
   async #release (key: string, generation: number): Promise<void> {
-    while (!this.#session.closed && this.#lease.generation === generation) {
-      try {
-        await this.#session.delete('releasing a share registration', key)
-        return
-      } catch {
-        await sleep(500)
-      }
+    const once = async (): Promise<boolean> => {
+      try { await this.#session.delete('releasing a share registration', key); return true } catch { return false }
     }
+    if (await once()) return
+    void (async () => {
+      while (!this.#session.closed && this.#lease.generation === generation) {
+        await sleep(500)
+        if (await once()) return
+      }
+    })()
   }
 }

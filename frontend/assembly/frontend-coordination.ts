@@ -9,7 +9,15 @@ import { connectCoordination, type Coordination, type CoordinationOptions, type 
 import { PmtBoard } from '../placement/pmt-board.js'
 import type { StreamDirectory } from '../placement/takeover.js'
 import { coordinatedStreams } from './stream-directory.js'
-import type { IntelligentFrontend } from './intelligent-frontend.js'
+import type { PerformanceMappingTable } from '../placement/pmt.js'
+
+/** What of an IntelligentFrontend the measure board needs (structural: that module imports this one). */
+export interface CoordinatedFront {
+  readonly pmt: PerformanceMappingTable
+  readonly handlers: { has: (epr: string) => boolean }
+  readonly registry: { readonly targets: { has: (epr: string) => boolean } }
+  onClose: (fn: () => Promise<void>) => void
+}
 
 export interface FrontendCoordination {
   readonly client: Coordination
@@ -18,7 +26,7 @@ export interface FrontendCoordination {
   /** For the dispatchers (their `directory` option). */
   readonly directory: StreamDirectory
   /** Starts the measure board for `front` and closes everything with it. */
-  attach: (front: IntelligentFrontend, o?: { intervalMs?: number }) => Promise<PmtBoard>
+  attach: (front: CoordinatedFront, o?: { intervalMs?: number }) => Promise<PmtBoard>
 }
 
 export async function joinCoordination (o: CoordinationOptions, moduleId = `urn:uuid:${randomUUID()}`, logger?: Logger): Promise<FrontendCoordination> {
