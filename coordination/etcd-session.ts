@@ -18,6 +18,13 @@ export const TARGET = { VERSION: 0, CREATE: 1, MOD: 2, VALUE: 3, LEASE: 4 } as c
 const NEVER = new AbortController().signal
 const ONCE = { execute: async <T>(fn: (ctx: { signal: AbortSignal, attempt: number }) => Promise<T>): Promise<T> => await fn({ signal: NEVER, attempt: 0 }) }
 
+/** Watches reconnect after 100 ms, doubling up to 1 s (etcd3's default grows to 30 s: epochs and measures would wait that long after a quorum came back). */
+class WatchBackoff {
+  readonly duration: number
+  constructor (duration = 100) { this.duration = duration }
+  next (): WatchBackoff { return new WatchBackoff(Math.min(1000, this.duration * 2)) }
+}
+
 export class EtcdSession {
   readonly client: Etcd3
   readonly prefix: string
@@ -32,7 +39,7 @@ export class EtcdSession {
       hosts: [...endpoints.hosts],
       dialTimeout: o.deadlineMs ?? 2000,
       // No circuit breaker (it would keep refusing a member for 5 s after quorum is back) and no retries of its own.
-      faultHandling: { host: () => ONCE as never, global: ONCE as never },
+      faultHandling: { host: () => ONCE as never, global: ONCE as never, watchBackoff: new WatchBackoff() },
       grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5000, 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
     }
     if (endpoints.tls) {

@@ -109,6 +109,8 @@ t.test('with a 3-member cluster', async (t) => {
 
   await t.test('one member lost: nothing visible; two: COORDINATION_UNAVAILABLE within the deadline, leases lost; back: new leases', async (t) => {
     const sa = a.shares(la)
+    const seen: string[] = []
+    const unwatch = await b.streams.watch((e) => { if (e.type === 'put') seen.push(e.record.stream) })
     await cluster.kill(0)
     for (let i = 0; i < 5; i++) t.equal(await codeOf((await sa.register({ volume: 'v', path: `one-${i}`, access: 'Write', share: 'None' })).release()), 'resolved', `open ${i} with one member down`)
     await sleep(2500)
@@ -131,5 +133,9 @@ t.test('with a 3-member cluster', async (t) => {
     t.not(la.id, first, 'a new lease, not the lost one')
     t.equal(la.generation, 2)
     t.equal(await codeOf(sa.register({ volume: 'v', path: 'two', access: 'Write', share: 'None' })), 'resolved', 'opens work again')
+    await a.streams.open({ stream: 'after-quorum', volume: 'v', path: 'p', owner: 'urn:uuid:a', epoch: 1, position: 0 })
+    for (let i = 0; i < 100 && !seen.includes('after-quorum'); i++) await sleep(50)
+    t.ok(seen.includes('after-quorum'), 'a watch made before the loss sees what is written after it')
+    await unwatch()
   })
 })
