@@ -101,7 +101,7 @@ const withoutCi = (): NodeJS.ProcessEnv => { const env = { ...process.env }; del
 t.test('every skip goes through partMissing (test/helpers/require-part.ts)', async (t) => {
   const bad = strayedSkips()
   t.equal(bad.length, 0, `skips that do not go through partMissing(part, why, install)${bad.map((b) => `\n  ${b}`).join('')}`)
-  t.same(checkers().sort(), ['dockerMissing', 'monoTools', 'partMissing', 'vmPartsMissing'], 'the part checkers: partMissing and the helpers that call it')
+  t.same(checkers().sort(), ['dockerMissing', 'etcdMissing', 'monoTools', 'partMissing', 'vmPartsMissing'], 'the part checkers: partMissing and the helpers that call it')
 })
 
 t.test('partMissing: under CI the file fails naming the part; without CI it skips with the reason', async (t) => {
