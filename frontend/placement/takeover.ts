@@ -57,9 +57,17 @@ export interface TakeoverOptions {
   readonly fenceRetryMs?: number
 }
 
-/** Failures after which the old owner may still apply the call it was given: it must be fenced before the stream moves. */
+/** Connections that never reached a domain: the call was not delivered. */
+const NOT_DELIVERED = new Set(['ECONNREFUSED', 'ENOENT'])
+
+/**
+ * Failures after which the old owner may still apply the call it was given: it must be fenced
+ * before the stream moves. A refused connection delivered nothing, and every earlier call of the
+ * stream was answered (they run one after the other): nothing of the stream is pending there.
+ */
 export function mayStillWrite (e: MetaosError): boolean {
-  return e.code === 'TIMED_OUT' || e.code === 'TRANSPORT_ERROR' || e.code === 'PROTOCOL_ERROR'
+  if (e.code === 'TRANSPORT_ERROR') return !NOT_DELIVERED.has(String((e.cause as NodeJS.ErrnoException | undefined)?.code))
+  return e.code === 'TIMED_OUT' || e.code === 'PROTOCOL_ERROR'
 }
 
 export class StreamTakeover {

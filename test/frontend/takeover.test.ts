@@ -87,6 +87,22 @@ t.test("unfenced: 'wait' — the takeover waits until the hung domain closes the
   t.equal(readFileSync(join(v.root, 'w.bin'), 'utf8'), 'ccaabbbb')
 })
 
+t.test('a refused connection delivered nothing: the stream moves without a fence, even where none can be done', async (t) => {
+  const v = await volume(t)
+  let fences = 0
+  const d = dispatcher(v, { fence: async () => { fences++; return 'unreachable' } })
+  const f = await FileStream.open('r.bin', { mode: 'Create', access: 'Write', destination: d, bufferSize: 0 })
+  await f.write(Buffer.from('aaaa'))
+  const gone = v.domains.get(d.affinity.entries()[0]!.epr)!
+  await gone.close(100)
+  await new Promise((resolve) => setTimeout(resolve, 100)) // its connections' ends reach the client
+  await f.write(Buffer.from('bbbb'))
+  await f.close()
+  t.match(d.moves[0], { kind: 'failover', reason: 'TRANSPORT_ERROR', epoch: 2 })
+  t.equal(fences, 0, 'no fence was asked for')
+  t.equal(readFileSync(join(v.root, 'r.bin'), 'utf8'), 'aaaabbbb')
+})
+
 t.test('every move bumps the epoch; the old domain learns it from the Close of its handle and refuses older ones', async (t) => {
   const v = await volume(t)
   const d = dispatcher(v, { fence: async () => 'killed' })
