@@ -79,7 +79,7 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    the stall of a write whose node is killed, and whose link is cut, mid-write
                    (--seconds S per target and round, --rounds N: 2 and 3; --file-size 100m)
   --suite coordination  what coordination through etcd costs (etcd-server needed): storage
-                   domain processes of one volume without --coordination and with it on an
+                   domain processes of one volume without coordination and with it on an
                    etcd of 1 and of 3 members on loopback: Open (FileShare.None), Close and
                    4 KiB Writes, p50/p99 and ratios to plain, in ABBA rounds (--rounds N: 10;
                    --runs N: opens and writes per configuration and round, 200)
