@@ -19,7 +19,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 name=${METAOS_DOCKERD_NAME:-metaos-dockerd}
 run_dir=${METAOS_DOCKERD_RUN:-/run/$name}
 data_dir=${METAOS_DOCKERD_DATA:-/var/lib/$name}
-lock=${TMPDIR:-/tmp}/$name.lock
+lock=$run_dir.lock
 sock=$run_dir/docker.sock
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
 

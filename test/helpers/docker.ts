@@ -63,6 +63,14 @@ export interface DockerNeeds {
   readonly log?: (line: string) => void
 }
 
+/** The tests' engine is up, DOCKER_HOST names it, and `o` holds: false; else the skip reason. */
+export function dockerMissing (o: DockerNeeds = {}): string | false {
+  const p = prepare(o)
+  if (typeof p === 'string') return p
+  o.log?.(p.summary)
+  return false
+}
+
 /** The engine, `o`'s parts and images; the ready line, or partMissing's reason. */
 function prepare (o: DockerNeeds): { engine: TestDockerd, summary: string } | string {
   const client = spawnSync('docker', ['--version'], { encoding: 'utf8', timeout: 30_000 })
@@ -94,14 +102,6 @@ function prepare (o: DockerNeeds): { engine: TestDockerd, summary: string } | st
     lines.push(`build-images.sh ${((performance.now() - t0) / 1000).toFixed(1)} s: ${build.stdout.trim().replace(/\n/g, '; ')}`)
   }
   return { engine, summary: lines.join('; ') }
-}
-
-/** The tests' engine is up, DOCKER_HOST names it, and `o` holds: false; else the skip reason. */
-export function dockerMissing (o: DockerNeeds = {}): string | false {
-  const p = prepare(o)
-  if (typeof p === 'string') return p
-  o.log?.(p.summary)
-  return false
 }
 
 /**
