@@ -9,7 +9,7 @@
 // run, stops it when strict, and checks the containers, networks and volumes in it.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readlinkSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createStorageProxy } from '../../index.js'
@@ -72,6 +72,13 @@ t.test('a container on a bridge network: its bridge and veth in the engine\'s na
   const fetch = `fetch('http://127.0.0.1:${port}/storage?wsdl').then(async (r) => console.log(r.status, (await r.text()).includes('definitions')), (e) => console.log('refused', e.cause?.code))`
   t.equal(sh('nsenter', [`--net=/run/netns/${engine.netns}`, '--', process.execPath, '-e', fetch]), '200 true', `inside ${engine.netns}: the WSDL on the published port 127.0.0.1:${port}`)
   t.match(sh(process.execPath, ['-e', fetch]), /^refused/, 'from the root namespace: that port is not there')
+})
+
+t.test('.ci/run starts no dockerd of the root namespace: the tests\' engine is stopped on the way out', async (t) => {
+  const ci = readFileSync(packageFile('.ci', 'run'), 'utf8').split('\n').filter((l) => !/^\s*#/.test(l)).join('\n')
+  t.notMatch(ci, /(^|[;&|]\s*|nohup\s+)dockerd\b/m, 'no `dockerd` command')
+  t.match(ci, /bash docker\/netns-dockerd\.sh down --purge/, 'an earlier run\'s engine and images removed first')
+  t.match(ci, /trap '[^']*bash docker\/netns-dockerd\.sh down/, 'and the engine stopped on exit')
 })
 
 t.test('under CI no container bridge or veth is in the root namespace', async (t) => {
