@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { packageFile } from '../../wsdl/package-root.js'
 
 export type LeftoverKind = 'process' | 'container' | 'network' | 'volume' | 'netns' | 'temp' | 'link' | 'dockerd'
 
@@ -38,7 +38,7 @@ export interface FindOptions {
   readonly links?: boolean
 }
 
-const DOCKERD_SCRIPT = fileURLToPath(new URL('../../docker/netns-dockerd.sh', import.meta.url))
+const DOCKERD_SCRIPT = packageFile('docker', 'netns-dockerd.sh')
 
 /** The tests' Docker engine when it runs (`netns-dockerd.sh status`): its socket, namespace and dockerd pid. */
 export function testEngine (): { docker: string, netns: string, pid: number, dataRoot: string } | undefined {
