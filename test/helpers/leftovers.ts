@@ -47,11 +47,18 @@ export function testEngine (): { docker: string, netns: string, pid: number, dat
   try { return JSON.parse(r.stdout.trim().split('\n').pop()!) as { docker: string, netns: string, pid: number, dataRoot: string } } catch { return undefined }
 }
 
-/** Every process of the engine: in its network namespace, or in its containers' cgroups (parent /NETNS). */
+/**
+ * The engine's own processes: its daemons in its network namespace (not the test files that run
+ * there, nor the domains they start: those are checked as any), and whatever is in its containers'
+ * cgroups (parent /NETNS).
+ */
 function enginePids (netns: string): Set<number> {
   const pids = new Set<number>()
   const r = spawnSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' })
-  for (const p of (r.stdout ?? '').split('\n')) if (/^\d+$/.test(p.trim())) pids.add(Number(p))
+  for (const p of (r.stdout ?? '').split('\n')) {
+    const exe = basename(processInfo(Number(p))?.argv[0] ?? '')
+    if (/^\d+$/.test(p.trim()) && /^(dockerd|containerd|containerd-shim.*|docker-proxy|runc|docker-init)$/.test(exe)) pids.add(Number(p))
+  }
   for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     if (readFileSafe(`/proc/${pid}/cgroup`).includes(`/${netns}/`)) pids.add(Number(pid))
   }
