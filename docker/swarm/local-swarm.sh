@@ -6,7 +6,7 @@
 # namespaces: nothing is added to the root namespace (no link, address, route or iptables rule),
 # and with no default route anywhere nothing leaves the machine.
 #
-#   bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--no-build]
+#   bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--images-from DOCKER_HOST [--no-build]]
 #   bash docker/swarm/local-swarm.sh kill-node NAME      # a host crash: SIGKILL, cable pulled
 #   bash docker/swarm/local-swarm.sh cut-link NAME       # only the cable pulled: the node runs on
 #   bash docker/swarm/local-swarm.sh restore-link NAME   # the cable back
@@ -33,7 +33,7 @@ repo=$(cd "$here/../.." && pwd)
 
 usage () {
   cat <<EOF
-usage: bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--no-build]
+usage: bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--images-from DOCKER_HOST [--no-build]]
        bash docker/swarm/local-swarm.sh kill-node NAME
        bash docker/swarm/local-swarm.sh cut-link NAME | restore-link NAME
        bash docker/swarm/local-swarm.sh identities PKI_DIR
@@ -44,8 +44,9 @@ up         N nodes (default 3; at most 50), M of them managers (default 3, or 1 
            loaded into every node; prints one line
            {"event":"ready","nodes":[{"name","netns","docker","address","role","zone"},…],
             "client":{"netns","address"},"shared":DIR}
-           --no-build: take the images as they are in the root dockerd (default: build them
-           with docker/build-images.sh first, in the root dockerd, or in node1's without one)
+           built with docker/build-images.sh in node1's dockerd (no other dockerd is used), or
+           --images-from DOCKER_HOST: built in that dockerd (e.g. the tests' engine,
+           docker/netns-dockerd.sh) and taken from it; --no-build: taken as they are there
 kill-node  NAME (node2, or its namespace): SIGKILL its dockerd, containerd, shims and
            containers, and take its switch port down
 cut-link   NAME: take its switch port down (a pulled cable, a partition): its processes run
@@ -272,12 +273,13 @@ wait_node () {
 }
 
 cmd_up () {
-  local nodes=3 managers='' build=1
+  local nodes=3 managers='' build=1 source=''
   while [ $# -gt 0 ]; do
     case "$1" in
       --nodes) [ $# -ge 2 ] || die "--nodes needs a number"; nodes=$2; shift 2 ;;
       --managers) [ $# -ge 2 ] || die "--managers needs a number"; managers=$2; shift 2 ;;
       --no-build) build=0; shift ;;
+      --images-from) [ $# -ge 2 ] || die "--images-from needs a DOCKER_HOST (unix:///…)"; source=$2; shift 2 ;;
       *) usage >&2; exit 2 ;;
     esac
   done
@@ -296,13 +298,15 @@ cmd_up () {
   up_done=0
   trap '[ "$up_done" = 1 ] || { say "up failed: removing what was made"; cmd_down >/dev/null; }' EXIT
 
-  # The images: built in the root dockerd when there is one, else in node1's (below).
-  local builder=root
-  docker info >/dev/null 2>&1 || builder=node1
-  if [ "$builder" = root ]; then
-    if [ "$build" = 1 ]; then bash "$repo/docker/build-images.sh" >&2; fi
-    docker image inspect "${images[@]}" >/dev/null 2>&1 || die "the root dockerd lacks ${images[*]} (bash docker/build-images.sh)"
+  # The images: built in the dockerd --images-from names and taken from it, else built in node1's
+  # (below). A dockerd of the root namespace is never used unless named.
+  local builder=node1
+  if [ -n "$source" ]; then
+    builder=source
+    if [ "$build" = 1 ]; then DOCKER_HOST=$source bash "$repo/docker/build-images.sh" >&2; fi
+    docker -H "$source" image inspect "${images[@]}" >/dev/null 2>&1 || die "the dockerd at $source lacks ${images[*]} (DOCKER_HOST=$source bash docker/build-images.sh)"
   fi
+  [ "$build" = 1 ] || [ -n "$source" ] || die "--no-build needs --images-from (the dockerd that has the images)"
 
   mkdir -p "$run_dir" "$data_dir"
   touch "$run_dir/.metaos-swarm" "$data_dir/.metaos-swarm"
@@ -318,16 +322,15 @@ cmd_up () {
   say "$nodes dockerds answer"
 
   if [ "$builder" = node1 ]; then
-    say "no root dockerd: building the images in node1's"
-    [ "$build" = 1 ] || die "--no-build needs the images in a root dockerd"
+    say "building the images in node1's dockerd"
     DOCKER_HOST="unix://$(node_sock 1)" bash "$repo/docker/build-images.sh" >&2
   fi
-  # No registry: every node gets the images by docker save | docker load. From the root dockerd
-  # they are saved by id and tagged in the nodes: another build may move the tags meanwhile.
+  # No registry: every node gets the images by docker save | docker load. From --images-from's
+  # dockerd they are saved by id and tagged in the nodes: another build may move the tags meanwhile.
   local tarball=$data_dir/images.tar pids=() ids=() tag_cmds=''
-  if [ "$builder" = root ]; then
-    for c in "${images[@]}"; do ids+=("$(docker image inspect -f '{{.Id}}' "$c")"); done
-    docker save -o "$tarball" "${ids[@]}"
+  if [ "$builder" = source ]; then
+    for c in "${images[@]}"; do ids+=("$(docker -H "$source" image inspect -f '{{.Id}}' "$c")"); done
+    docker -H "$source" save -o "$tarball" "${ids[@]}"
     for c in $(seq 0 $((${#images[@]} - 1))); do tag_cmds+=" ${ids[$c]}=${images[$c]}"; done
   else
     dk 1 save -o "$tarball" "${images[@]}"

@@ -12,7 +12,7 @@
 // (under CI: fails, naming what is missing).
 import { measureWrites } from '../helpers/measure.js'
 import t, { type Test } from 'tap'
-import { dockerMissing } from '../helpers/docker.js'
+import { dockerInNamespace } from '../helpers/docker.js'
 import { createHash, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { release, tmpdir } from 'node:os'
@@ -36,7 +36,9 @@ const asProcess = new ContainerDriver({ user: `${process.getuid?.() ?? 0}:${proc
 const docker = async (...args: string[]): Promise<string> => await driver.docker(args)
 const inspect = async (name: string, format: string): Promise<string> => await docker('inspect', '-f', format, containerName(name))
 
-const skip = dockerMissing({ log: (l) => { t.comment(l) } })
+// Inside the tests' Docker engine's network namespace: the container's port is published there,
+// and the process domains listen there too.
+const skip = await dockerInNamespace({ log: (l) => { t.comment(l) } })
 
 interface Volume { dir: string, root: string, bus: string }
 /** A volume directory and a socket directory, writable by the image's uid 10001 too (mode 0777). */

@@ -22,8 +22,8 @@ import { join } from 'node:path'
 import { namedEndpoint } from '../../service-domain/announcement.js'
 import { certificateIdentity } from '../../security/certificate-identity.js'
 import { which } from '../helpers/which.js'
-import { partMissing } from '../helpers/require-part.js'
-import { DIST, SWARM_INSTALL, Timings, expectedTasks, lastJson, must, sh, swarmFor, swarmUnavailable, until, waitForOtherSwarms } from '../helpers/swarm.js'
+import { partMissing, underCi } from '../helpers/require-part.js'
+import { DIST, SWARM_INSTALL, Timings, expectedTasks, imagesFromTestEngine, lastJson, must, sh, swarmFor, swarmUnavailable, until, waitForOtherSwarms } from '../helpers/swarm.js'
 
 const NET = '10.231.0'
 const POOL = '10.232.'
@@ -71,11 +71,16 @@ function swarmTraces (name: string, before: RootState, now: RootState): string[]
   return out
 }
 
-/** A link the root dockerd made (other tests' containers run beside this one): a bridge of one of its networks, or a veth on one. */
+/**
+ * Outside CI, a link a dockerd of the root namespace made (other work on this machine may run one;
+ * the tests never use it): a bridge of one of its networks, or a veth on one. Under CI none runs.
+ */
 function rootDockerLink (name: string, now: RootState): boolean {
-  const r = sh('docker', ['network', 'ls', '--filter', 'driver=bridge', '-q'])
+  if (underCi()) return false
+  const root = (...args: string[]): ReturnType<typeof sh> => sh('docker', ['-H', 'unix:///var/run/docker.sock', ...args])
+  const r = root('network', 'ls', '--filter', 'driver=bridge', '-q')
   const ids = r.status === 0 ? r.stdout.split('\n').filter((l) => l !== '') : []
-  const bridges = new Set(ids.length === 0 ? [] : sh('docker', ['network', 'inspect', '-f', '{{.Id}} {{index .Options "com.docker.network.bridge.name"}}', ...ids]).stdout
+  const bridges = new Set(ids.length === 0 ? [] : root('network', 'inspect', '-f', '{{.Id}} {{index .Options "com.docker.network.bridge.name"}}', ...ids).stdout
     .split('\n').filter((l) => l !== '').map((l) => { const [id, b] = l.split(' '); return b !== undefined && b !== '' && b !== '<no value>' ? b : `br-${id!.slice(0, 12)}` }))
   if (bridges.has(name)) return true
   const master = /master (\S+)/.exec(now.links.get(name) ?? '')?.[1]
@@ -160,11 +165,14 @@ t.test('a swarm of 3 nodes on this machine runs docker/swarm/stack.yaml', { skip
   await waitForOtherSwarms()
   const { swarm, tmp } = swarmFor(t, PREFIX)
   const NAME = swarm.name
+  // The images, from the tests' Docker engine (started first when it is not running: before the root
+  // namespace is looked at).
+  const images = imagesFromTestEngine((l) => { t.comment(l) })
   const before = rootState()
   const timings = new Timings()
   const time = timings.time.bind(timings)
   try {
-    const ready = await time('up', () => swarm.up(3))
+    const ready = await time('up', () => swarm.up(3, images))
     t.equal(ready.event, 'ready')
     t.same(ready.nodes.map((n) => [n.name, n.netns, n.address, n.role, n.zone]), [1, 2, 3].map((i) => [`node${i}`, `${NAME}-node${i}`, `${NET}.${10 + i}`, 'manager', 'abc'[i - 1]]))
     t.equal(ready.client.netns, `${NAME}-client`)
@@ -277,7 +285,7 @@ t.test('a swarm of 3 nodes on this machine runs docker/swarm/stack.yaml', { skip
   const after = rootState()
   t.same(after.netns.filter((n) => n.startsWith(NAME)), [], 'down: no namespace of the swarm left')
   t.same(swarmTraces(NAME, before, after), [], 'down: nothing of the swarm in the root namespace')
-  t.same([...after.links.keys()].filter((n) => !before.links.has(n) && !rootDockerLink(n, after)), [], 'no new link in the root namespace (but the root dockerd\'s, for other tests)')
+  t.same([...after.links.keys()].filter((n) => !before.links.has(n) && !rootDockerLink(n, after)), [], 'no new link in the root namespace (outside CI, but a root dockerd\'s, for other work)')
   t.notOk(existsSync(swarm.env.METAOS_SWARM_DIR!) || existsSync(swarm.env.METAOS_SWARM_DATA!), 'down: state directories removed')
   const left = sh('pgrep', ['-f', tmp]).stdout.trim()
   t.equal(left, '', 'down: no process of the swarm left')
