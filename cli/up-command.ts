@@ -30,6 +30,7 @@ import type { Coordination } from '../coordination/api.js'
 import { createServer } from 'node:net'
 import { NetSocket } from '../frontend/api/net-socket.js'
 import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
+import { ProcessDriver } from '../domains/process-driver.js'
 
 const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--rules FILE] [--feed FILE] [--coordination URL]
 
@@ -92,7 +93,7 @@ export async function main (argv: string[]): Promise<number> {
   const hosting = values.hosting ?? 'process'
   // The network domain stays a process on this host: its sockets reach this host's services, which
   // a guest behind restricted user-mode networking cannot.
-  const up: Up = { work, root: join(work, 'volume'), level, logger, placement, ...(hosting === 'process' ? {} : { processes: new DomainManager({ logger }) }) }
+  const up: Up = { work, root: join(work, 'volume'), level, logger, placement, ...(hosting === 'process' ? {} : { processes: new DomainManager({ logger, driver: new ProcessDriver({ logger }) }) }) }
   try {
     const client = await coordinationOf(values, logger)
     if (client !== undefined) up.coordination = { client, domainArgs: coordinationArgs(values) }

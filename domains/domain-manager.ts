@@ -10,13 +10,11 @@ import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
 import type { DomainLimits, LimitsOutcome } from './cgroup-limits.js'
 import type { DomainDriver, DomainExit, DomainHosting, DomainInstance, DomainSpec } from './driver.js'
-import { ProcessDriver } from './process-driver.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { silentLogger } from '../soap-runtime/logger.js'
 
 export type { DomainLimits, LimitsMechanism, LimitsOutcome } from './cgroup-limits.js'
-export { ProcessDriver, type ProcessDriverOptions } from './process-driver.js'
 export type { DomainDriver, DomainExit, DomainHosting, DomainInstance, DomainSpec } from './driver.js'
 
 export type ManagedDomainState = 'running' | 'paused' | 'stopped' | 'exited'
@@ -50,8 +48,8 @@ export interface DomainManagerEvents {
 }
 
 export interface DomainManagerOptions {
-  /** Default: a ProcessDriver with this logger. */
-  readonly driver?: DomainDriver
+  /** How its domains run: a ProcessDriver, a ContainerDriver, a VmDriver (passed in: the manager knows no driver). */
+  readonly driver: DomainDriver
   readonly logger?: Logger
   /** Drain time before a stop turns into SIGKILL (default 10 s). */
   readonly graceMs?: number
@@ -84,10 +82,10 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
   readonly #queues = new Map<string, Promise<void>>()
   #closed = false
 
-  constructor (options: DomainManagerOptions = {}) {
+  constructor (options: DomainManagerOptions) {
     super()
     this.#logger = options.logger ?? silentLogger
-    this.#driver = options.driver ?? new ProcessDriver({ logger: this.#logger })
+    this.#driver = options.driver
     this.#graceMs = options.graceMs ?? 10_000
   }
 

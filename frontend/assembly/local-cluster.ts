@@ -19,6 +19,7 @@ import { silentLogger } from '../../soap-runtime/logger.js'
 import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
 import { coordinatedStreams } from './stream-directory.js'
 import type { Coordination } from '../../coordination/api.js'
+import { ProcessDriver } from '../../domains/process-driver.js'
 
 export interface LocalClusterOptions {
   /** The domains: how each is reached (default three on HTTP). */
@@ -91,7 +92,7 @@ export class LocalCluster {
     chmodSync(this.root, 0o777)
     this.volume = o.volume ?? 'shared'
     const logger = o.logger ?? silentLogger
-    this.manager = new DomainManager({ logger, ...(o.driver === undefined ? {} : { driver: o.driver }) })
+    this.manager = new DomainManager({ logger, driver: o.driver ?? new ProcessDriver({ logger }) })
     this.#hosting = o.driver === undefined ? 'process' : 'container'
     this.#coordination = o.coordination
     this.perf = new PerformanceModule({ pmt: this.pmt, ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }) })

@@ -13,6 +13,7 @@ import { createStorageProxy, MetaosError, type StorageHandler } from '../../inde
 import { stableUuid } from '../../backend-storage/storage-domain.js'
 import { DomainManager, type LimitsOutcome, type ManagedDomain } from '../../domains/domain-manager.js'
 import { CGROUP_SETUP, partMissing } from '../helpers/require-part.js'
+import { ProcessDriver } from '../../domains/process-driver.js'
 
 interface Setup { manager: DomainManager, dir: string, root: string, proxy: (endpoint: string, timeoutMs?: number) => StorageHandler }
 
@@ -20,7 +21,7 @@ function setup (t: Test): Setup {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-dm-'))
   const root = join(dir, 'root')
   mkdirSync(root)
-  const manager = new DomainManager({ graceMs: 3000 })
+  const manager = new DomainManager({ driver: new ProcessDriver(), graceMs: 3000 })
   const proxies: StorageHandler[] = []
   t.teardown(async () => {
     await Promise.all(proxies.map(async (p) => { await p.close() }))

@@ -23,6 +23,7 @@ import { DomainManager, type ManagedDomain } from '../../domains/domain-manager.
 import { PerformanceMappingTable } from '../../frontend/placement/pmt.js'
 import { PerformanceModule } from '../../frontend/placement/performance-module.js'
 import { Dispatcher } from '../../frontend/placement/dispatcher.js'
+import { ProcessDriver } from '../../domains/process-driver.js'
 
 t.setTimeout(300_000)
 
@@ -52,7 +53,7 @@ function volume (t: Test): Volume {
 }
 
 function managers (t: Test, containerDriver = driver): { processes: DomainManager, containers: DomainManager } {
-  const processes = new DomainManager({ graceMs: 5000 })
+  const processes = new DomainManager({ driver: new ProcessDriver(), graceMs: 5000 })
   const containers = new DomainManager({ driver: containerDriver, graceMs: 5000 })
   t.teardown(async () => {
     await Promise.all([processes.close(), containers.close()])
