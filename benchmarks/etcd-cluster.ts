@@ -25,7 +25,8 @@ export function etcdBinary (): string | undefined {
   return undefined
 }
 
-async function freePort (): Promise<number> {
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { FileStream } from '../frontend/api/file-stream.js'
 import { LocalCluster, type LocalClusterOptions } from '../frontend/assembly/local-cluster.js'
 import { connectCoordination } from '../coordination/connect.js'
-import { startEtcd } from './etcd-process.js'
+import { startEtcdCluster } from './etcd-cluster.js'
 
 export interface FencingConfig {
   readonly name: string
@@ -78,7 +78,7 @@ export async function measureFencing (o: FencingMeasureOptions): Promise<Fencing
  * member on loopback when etcd is installed; `note` says when it is not.
  */
 export async function compareFencing (o: Omit<FencingMeasureOptions, 'configs'>): Promise<{ rows: FencingRow[], note?: string }> {
-  const etcd = await startEtcd()
+  const etcd = await startEtcdCluster(1)
   if (etcd === undefined) return { rows: await measureFencing(o), note: 'etcd is not installed (apt-get install etcd-server): no row with coordination' }
   try {
     const client = await connectCoordination({ url: etcd.url })

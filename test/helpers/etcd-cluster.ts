@@ -4,10 +4,10 @@
 // skip reason; under CI a failure naming the part).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
+import { freePort } from '../../benchmarks/etcd-cluster.js'
 import { partMissing } from './require-part.js'
 import { tempDir } from './temp-dir.js'
 import { which } from './which.js'
@@ -44,14 +44,6 @@ export interface EtcdCluster {
   /** Resolves once a member answers /health true (the cluster has a leader). */
   healthy: (timeoutMs?: number) => Promise<void>
   stop: () => Promise<void>
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => { resolve(port) }) })
-  })
 }
 
 export async function startEtcdCluster (t: Test, o: { members?: number, tls?: EtcdTls } = {}): Promise<EtcdCluster> {
