@@ -4,52 +4,16 @@
 // SIGTERM: waiting calls answer at once, every socket is closed, exit 0.
 // Runs the compiled CLI (dist/, built by `npm test`'s pretest).
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { runCli, startCli, type Cli } from '../helpers/cli-process.js'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { createNetworkProxy, type NetworkHandler } from '../../frontend/handlers/network-handler.js'
 
-const CLI = fileURLToPath(new URL('../../dist/cli/metaos.js', import.meta.url))
-const ENV = { ...process.env, METAOS_LOG_LEVEL: 'silent' }
 const UUID = /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
-interface Exit { code: number | null, signal: NodeJS.Signals | null }
 interface Ready { event: string, service: string, endpoints: string[], epr: string }
-interface Cli { readonly child: ChildProcess, readonly stdout: () => string, readonly stderr: () => string, readonly exited: Promise<Exit>, readonly firstLine: Promise<string> }
-
-function startCli (t: Test, args: string[]): Cli {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: ENV })
-  let out = ''
-  let err = ''
-  child.stdout!.setEncoding('utf8')
-  child.stderr!.setEncoding('utf8')
-  const exited = new Promise<Exit>((resolve) => { child.once('exit', (code, signal) => { resolve({ code, signal }) }) })
-  const firstLine = new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (c: string) => {
-      out += c
-      const nl = out.indexOf('\n')
-      if (nl >= 0) resolve(out.slice(0, nl))
-    })
-    void exited.then((e) => { reject(new Error(`metaos ${args.join(' ')} exited (${e.code ?? e.signal}) before its first line; stderr: ${err.slice(-2000)}`)) })
-  })
-  firstLine.catch(() => undefined)
-  child.stderr!.on('data', (c: string) => { err += c })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited }
-  })
-  return { child, stdout: () => out, stderr: () => err, exited, firstLine }
-}
-
-async function runCli (t: Test, args: string[]): Promise<Exit & { stdout: string, stderr: string }> {
-  const c = startCli(t, args)
-  const timer = setTimeout(() => { c.child.kill('SIGKILL') }, 20_000)
-  const e = await c.exited
-  clearTimeout(timer)
-  return { ...e, stdout: c.stdout(), stderr: c.stderr() }
-}
 
 async function startNetwork (t: Test, args: string[]): Promise<Cli & { ready: Ready, line: string }> {
   const c = startCli(t, ['network', ...args])

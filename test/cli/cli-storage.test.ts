@@ -3,68 +3,20 @@
 // flight, --help and the errors of the command line, live and stale Unix sockets, GetDomainInfo.
 // Runs the compiled CLI (dist/, built by `npm test`'s pretest).
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { runCli, startCli, type Cli, type Exit } from '../helpers/cli-process.js'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { request, type IncomingHttpHeaders } from 'node:http'
 import { connect } from 'node:net'
 import { machine, release, tmpdir, type, version } from 'node:os'
 import { basename, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import type { StorageHandler } from '../../frontend/handlers/storage-handler.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 
-const CLI = fileURLToPath(new URL('../../dist/cli/metaos.js', import.meta.url))
-const ENV = { ...process.env, METAOS_LOG_LEVEL: 'silent' }
 const UUID = /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
-interface Exit { code: number | null, signal: NodeJS.Signals | null }
-
-interface Cli {
-  readonly child: ChildProcess
-  readonly stdout: () => string
-  readonly stderr: () => string
-  /** Resolves with the first stdout line (rejects if the process exits first). */
-  readonly firstLine: Promise<string>
-  readonly exited: Promise<Exit>
-}
-
 interface Ready { event: string, service: string, endpoints: string[], epr: string }
-
-function startCli (t: Test, args: string[], env: NodeJS.ProcessEnv = ENV): Cli {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
-  let out = ''
-  let err = ''
-  child.stdout!.setEncoding('utf8')
-  child.stderr!.setEncoding('utf8')
-  const exited = new Promise<Exit>((resolve) => { child.once('exit', (code, signal) => { resolve({ code, signal }) }) })
-  const firstLine = new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (c: string) => {
-      out += c
-      const nl = out.indexOf('\n')
-      if (nl >= 0) resolve(out.slice(0, nl))
-    })
-    void exited.then((e) => { reject(new Error(`metaos ${args.join(' ')} exited (${e.code ?? e.signal}) before its first line; stderr: ${err.slice(-2000)}`)) })
-  })
-  firstLine.catch(() => undefined)
-  child.stderr!.on('data', (c: string) => { if (err.length < 1_000_000) err += c })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
-    }
-  })
-  return { child, stdout: () => out, stderr: () => err, firstLine, exited }
-}
-
-async function runCli (t: Test, args: string[], timeoutMs = 20_000): Promise<Exit & { stdout: string, stderr: string }> {
-  const c = startCli(t, args)
-  const timer = setTimeout(() => { c.child.kill('SIGKILL') }, timeoutMs)
-  const e = await c.exited
-  clearTimeout(timer)
-  return { ...e, stdout: c.stdout(), stderr: c.stderr() }
-}
 
 /** Starts `metaos storage …` and returns its parsed ready line. */
 async function startStorage (t: Test, args: string[], env?: NodeJS.ProcessEnv): Promise<Cli & { ready: Ready, line: string }> {
