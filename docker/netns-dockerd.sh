@@ -22,6 +22,8 @@ data_dir=${METAOS_DOCKERD_DATA:-/var/lib/$name}
 lock=$run_dir.lock
 sock=$run_dir/docker.sock
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
+# shellcheck source=engine-in-netns.sh
+source "$(dirname "$self")/engine-in-netns.sh"
 
 usage () {
   cat <<EOF
@@ -91,30 +93,9 @@ cmd_down () {
   echo "{\"event\":\"down\",\"netns\":\"$name\",\"purged\":$([ "$purge" = 1 ] && echo true || echo false)}"
 }
 
-# `ip netns exec` mounts the namespace's own sysfs over /sys, hiding the cgroups dockerd needs and
-# securityfs (AppArmor): they are bind-mounted aside first and moved back inside (as local-swarm.sh).
-sys_mounts=(fs/cgroup kernel/security)
 engine_outer () {
-  local m
-  for m in "${sys_mounts[@]}"; do
-    if mountpoint -q "/sys/$m"; then mkdir -p "$run_dir/sys/$m"; mount --rbind "/sys/$m" "$run_dir/sys/$m"; fi
-  done
+  engine_stash_sys "$run_dir"
   exec ip netns exec "$name" bash "$self" _inner
-}
-
-engine_inner () {
-  local m
-  for m in "${sys_mounts[@]}"; do
-    if [ -d "$run_dir/sys/$m" ] && mountpoint -q "$run_dir/sys/$m"; then mount --move "$run_dir/sys/$m" "/sys/$m"; fi
-  done
-  containerd --config "$run_dir/containerd.toml" >"$run_dir/containerd.log" 2>&1 &
-  for _ in $(seq 1 100); do [ -S "$run_dir/containerd/containerd.sock" ] && break; sleep 0.1; done
-  # No registry: images are built or loaded here, never pulled. cgroupfs under a parent of its own,
-  # where down finds every container's processes.
-  DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 exec dockerd --config-file "$run_dir/daemon.json" \
-    --containerd "$run_dir/containerd/containerd.sock" --data-root "$data_dir/docker" --exec-root "$run_dir/exec" \
-    --pidfile "$run_dir/docker.pid" -H "unix://$sock" \
-    --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/$name" >"$run_dir/dockerd.log" 2>&1
 }
 
 cmd_up () {
@@ -128,20 +109,7 @@ cmd_up () {
   if ns_exists && answers; then ready_line false 0; return 0; fi
   # A namespace without a live engine (a crash, a reboot's stale files): start afresh, images kept.
   if ns_exists || [ -e "$run_dir" ]; then cmd_down >/dev/null; fi
-  mkdir -p "$run_dir/containerd" "$data_dir"
-  echo '{}' >"$run_dir/daemon.json"
-  cat >"$run_dir/containerd.toml" <<EOF
-version = 2
-root = "$data_dir/containerd"
-state = "$run_dir/containerd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$run_dir/containerd/containerd.sock"
-[ttrpc]
-  address = "$run_dir/containerd/containerd.sock.ttrpc"
-[debug]
-  address = "$run_dir/containerd/debug.sock"
-EOF
+  engine_configure "$run_dir" "$data_dir"
   ip netns add "$name"
   ip -n "$name" link set lo up
   # A mount namespace of its own (slave: its mounts never reach this one), then the network namespace.
@@ -166,7 +134,7 @@ case "${1:-}" in
   down) shift; locked cmd_down "$@" ;;
   status) if ns_exists && answers; then ready_line false 0; else exit 1; fi ;;
   _outer) engine_outer ;;
-  _inner) engine_inner ;;
+  _inner) engine_exec "$run_dir" "$data_dir" "$name" ;;
   -h|--help|help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

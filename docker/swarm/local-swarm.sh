@@ -29,6 +29,8 @@ heartbeat=${METAOS_SWARM_HEARTBEAT:-2s}
 images=(metaos/storage:dev metaos/network:dev)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self=$here/$(basename "${BASH_SOURCE[0]}")
+# shellcheck source=../engine-in-netns.sh
+source "$here/../engine-in-netns.sh"
 repo=$(cd "$here/../.." && pwd)
 
 usage () {
@@ -210,56 +212,19 @@ link_ns () { # namespace, switch port name, address
 start_node () { # index
   local i=$1 d ns
   d=$(node_dir "$i"); ns=$(node_ns "$i")
-  mkdir -p "$d/containerd" "$data_dir/node$i"
-  echo '{}' >"$d/daemon.json"
-  cat >"$d/containerd.toml" <<EOF
-version = 2
-root = "$data_dir/node$i/containerd"
-state = "$d/containerd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$d/containerd/containerd.sock"
-[ttrpc]
-  address = "$d/containerd/containerd.sock.ttrpc"
-[debug]
-  address = "$d/containerd/debug.sock"
-EOF
+  engine_configure "$d" "$data_dir/node$i"
   # A mount and UTS namespace of the node's own (slave: no mount reaches this one), then its
-  # network namespace: see node_outer and node_inner.
+  # network namespace: see node_outer and engine_exec (docker/engine-in-netns.sh).
   setsid unshare --mount --propagation slave --uts bash "$self" _node-outer "$i" </dev/null >"$d/start.log" 2>&1 &
 }
 
-# `ip netns exec` mounts a sysfs of the namespace over /sys, hiding what is mounted under /sys:
-# the cgroups dockerd needs, and securityfs (AppArmor, which dockerd looks for there). They are
-# bind-mounted aside first, and moved back inside.
-sys_mounts=(fs/cgroup kernel/security)
+# A node's dockerd is the engine of docker/engine-in-netns.sh: /sys's cgroups and securityfs set
+# aside here, in the node's mount and UTS namespace, then the engine inside its network namespace.
 node_outer () {
-  local i=$1 d m
-  d=$(node_dir "$i")
-  for m in "${sys_mounts[@]}"; do
-    if mountpoint -q "/sys/$m"; then mkdir -p "$d/sys/$m"; mount --rbind "/sys/$m" "$d/sys/$m"; fi
-  done
+  local i=$1
+  engine_stash_sys "$(node_dir "$i")"
   hostname "node$i"
   exec ip netns exec "$(node_ns "$i")" bash "$self" _node-inner "$i"
-}
-
-# A containerd of its own (dockerd would share a system one whose socket it finds) and dockerd,
-# inside the node's network namespace: every link, address and iptables rule they make is made there.
-node_inner () {
-  local i=$1 d
-  d=$(node_dir "$i")
-  local m
-  for m in "${sys_mounts[@]}"; do
-    if [ -d "$d/sys/$m" ] && mountpoint -q "$d/sys/$m"; then mount --move "$d/sys/$m" "/sys/$m"; fi
-  done
-  containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
-  for _ in $(seq 1 100); do [ -S "$d/containerd/containerd.sock" ] && break; sleep 0.1; done
-  # No registry: a task's image is the one loaded, never pulled. cgroupfs, whatever the host's
-  # default: the containers' cgroups are then under the node's parent, where kill-node finds them.
-  DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 exec dockerd --config-file "$d/daemon.json" \
-    --containerd "$d/containerd/containerd.sock" --data-root "$data_dir/node$i/docker" --exec-root "$d/exec" \
-    --pidfile "$d/docker.pid" -H "unix://$(node_sock "$i")" \
-    --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/$(node_ns "$i")" >"$d/dockerd.log" 2>&1
 }
 
 wait_node () {
@@ -387,7 +352,7 @@ case "${1:-}" in
   restore-link) shift; cmd_link up "${1:-}" restore-link link-restored ;;
   identities) shift; cmd_identities "${1:-}" ;;
   _node-outer) node_outer "$2" ;;
-  _node-inner) node_inner "$2" ;;
+  _node-inner) engine_exec "$(node_dir "$2")" "$data_dir/node$2" "$(node_ns "$2")" ;;
   -h|--help|help) usage ;;
   *) usage >&2; exit 2 ;;
 esac
