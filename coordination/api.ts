@@ -197,6 +197,12 @@ export interface Coordination {
    * was revoked): a takeover from a domain that cannot be killed waits for this.
    */
   leaseGone: (id: string, o?: { timeoutMs?: number }) => Promise<void>
+  /**
+   * Revokes the lease `id` holds now — of a domain a fence has killed: its registrations go at once,
+   * not at its TTL. With `grantedBefore` (ms since the epoch) only a lease granted before then (the
+   * killed run's, not a restarted run's). Resolves true when a lease was revoked.
+   */
+  revokeHolder: (id: string, o?: { grantedBefore?: number }) => Promise<boolean>
   /** Revokes this process's leases (their registrations vanish at once) and closes the client. */
   close: () => Promise<void>
 }
