@@ -95,10 +95,12 @@ export class EtcdLease extends EventEmitter implements Lease {
         const record: HolderRecord = { ...this.#info, id: this.holder, kind: this.kind, lease: r.ID, since: Date.now() }
         await this.#session.txn('holder record', { success: [putOp(this.#session.key('holders', this.holder), record, r.ID)] })
         if (this.#state !== 'granting') { await this.#revoke(r.ID, 1); return }
-        // Granted (or recorded) too late — etcd was slow, or just came back: validity counts from the
-        // grant's sending, so such a lease is invalid already, or would run out before its first
-        // renewal could be acknowledged (lost again at once). Revoke it and ask again.
-        if (performance.now() - sentAt > (this.#ttlMs - this.#marginMs) / 2) {
+        // Granted (or recorded) late — etcd was slow, or just came back (a grant sent before quorum
+        // returned): validity counts from the grant's sending, so such a lease is invalid already,
+        // or has too little left for its first renewal to be acknowledged (a member just restarted
+        // may take a whole attempt to answer): it would be lost again at once. Revoke it and ask
+        // again — on a healthy etcd a grant takes milliseconds.
+        if (performance.now() - sentAt > (this.#ttlMs - this.#marginMs) / 4) {
           this.#session.log.warn({ holder: this.holder, lease: r.ID, ms: Math.round(performance.now() - sentAt) }, 'coordination lease: granted too late to be valid, trying again')
           void this.#revoke(r.ID, 1)
           continue
