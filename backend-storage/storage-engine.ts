@@ -84,7 +84,7 @@ export class StorageEngine {
     }
     this.#handles.checkOpen(real, access, share, caller)
     // Across the volume (coordination), before open(2): a Create or Truncate writes.
-    const registered = await this.#shares?.register(real, access, share, i.stream)
+    const registered = await this.#shares?.register(real, access, share, i.stream, caller)
     let fd: number
     try {
       this.#fence?.admitOpen(i.stream, i.epoch)

@@ -11,7 +11,8 @@ import type { FileAccess, FileShare } from '../wsdl/generated/storage-service.js
 
 export interface OpenRegistrar {
   /** SHARING_VIOLATION when an open of the file on any domain of the volume does not admit this one; COORDINATION_UNAVAILABLE without etcd. */
-  register: (realPath: string, access: FileAccess, share: FileShare, stream?: string) => Promise<{ release: () => Promise<void> }>
+  /** `caller`: who opens (the handle's owner): opens of one stream are exempted from each other only when the same caller made them. */
+  register: (realPath: string, access: FileAccess, share: FileShare, stream: string | undefined, caller: string) => Promise<{ release: () => Promise<void> }>
   /** SHARING_VIOLATION when an open on any domain does not admit deleting the file. */
   checkDelete: (realPath: string) => Promise<void>
 }
@@ -19,8 +20,8 @@ export interface OpenRegistrar {
 export function volumeShares (registry: ShareRegistry, volume: string, rootReal: string): OpenRegistrar {
   const inVolume = (realPath: string): string => relative(rootReal, realPath).split(sep).join('/')
   return {
-    register: async (realPath, access, share, stream) => {
-      const r = await registry.register({ volume, path: inVolume(realPath), access, share, ...(stream === undefined ? {} : { stream }) })
+    register: async (realPath, access, share, stream, caller) => {
+      const r = await registry.register({ volume, path: inVolume(realPath), access, share, caller, ...(stream === undefined ? {} : { stream }) })
       return { release: async () => { await r.release() } }
     },
     checkDelete: async (realPath) => { await registry.checkDelete(volume, inVolume(realPath)) },

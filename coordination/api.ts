@@ -89,11 +89,22 @@ export interface ShareRequest {
   readonly path: string
   readonly access: FileAccess
   readonly share: FileShare
-  /** The stream the open serves (a dispatcher's, fencing): opens of one stream never conflict, so a stream that moves (failover, migration) is not refused by its own earlier open. */
+  /**
+   * The stream the open serves (a dispatcher's, fencing): opens of one stream made by the same
+   * `caller` do not conflict, so a stream that moves (failover, migration) is not refused by its own
+   * earlier open. A stream id is the caller's word: without the same caller it exempts nothing.
+   */
   readonly stream?: string
+  /**
+   * Who opened (the domain's caller identity: the authenticated principal's owner, else the Caller
+   * header at the peer address — the identity that owns the handle). Kept in etcd only as a digest.
+   */
+  readonly caller?: string
 }
 
-export interface ShareRecord extends ShareRequest {
+export interface ShareRecord extends Omit<ShareRequest, 'caller'> {
+  /** SHA-256 (base64url, 22 characters) of the opener's caller identity, when it was given. */
+  readonly opener?: string
   /** The domain holding the open (its EPR). */
   readonly owner: string
   /** A registration id (not the handle: a handle is a secret of its caller). */
@@ -186,6 +197,12 @@ export interface Coordination {
    * was revoked): a takeover from a domain that cannot be killed waits for this.
    */
   leaseGone: (id: string, o?: { timeoutMs?: number }) => Promise<void>
+  /**
+   * Revokes the lease `id` holds now — of a domain a fence has killed: its registrations go at once,
+   * not at its TTL. With `grantedBefore` (ms since the epoch) only a lease granted before then (the
+   * killed run's, not a restarted run's). Resolves true when a lease was revoked.
+   */
+  revokeHolder: (id: string, o?: { grantedBefore?: number }) => Promise<boolean>
   /** Revokes this process's leases (their registrations vanish at once) and closes the client. */
   close: () => Promise<void>
 }

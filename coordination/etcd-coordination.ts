@@ -92,6 +92,21 @@ export class EtcdCoordination implements Coordination {
     }
   }
 
+  async revokeHolder (id: string, o: { grantedBefore?: number } = {}): Promise<boolean> {
+    const s = this.#session
+    const kv = await s.get(`lease of ${id}`, s.key('holders', id))
+    const record = kv === undefined ? undefined : parseValue<HolderRecord>(kv)
+    if (kv === undefined || kv.lease === '0' || (o.grantedBefore !== undefined && !((record?.since ?? Infinity) < o.grantedBefore))) return false
+    try {
+      await s.call(`revoking the lease of ${id}`, async (opts) => await s.client.leaseClient.leaseRevoke({ ID: kv.lease }, opts))
+    } catch (e) {
+      if (/not found/i.test((e as Error).message)) return false
+      throw e
+    }
+    s.log.info({ holder: id, lease: kv.lease }, 'coordination: revoked the lease of a fenced holder')
+    return true
+  }
+
   async close (): Promise<void> {
     await Promise.allSettled([...this.#leases.values()].map(async (l) => { await l.release() }))
     this.#leases.clear()

@@ -53,7 +53,8 @@ export class EtcdLease extends EventEmitter implements Lease {
     if (this.valid()) return
     if (this.#state === 'released') throw new MetaosError('COORDINATION_UNAVAILABLE', `the lease of ${this.holder} was released`)
     await new Promise<void>((resolve, reject) => {
-      const done = (): void => { clearTimeout(timer); this.off('granted', done); resolve() }
+      // Only a grant that is valid now: never resolve on one that ran out meanwhile.
+      const done = (): void => { if (!this.valid()) return; clearTimeout(timer); this.off('granted', done); resolve() }
       const timer = setTimeout(() => {
         this.off('granted', done)
         reject(new MetaosError('COORDINATION_UNAVAILABLE', `${this.holder} holds no coordination lease (etcd has not granted or renewed it within ${timeoutMs} ms: no quorum, or no member reachable)`))
@@ -94,6 +95,16 @@ export class EtcdLease extends EventEmitter implements Lease {
         const record: HolderRecord = { ...this.#info, id: this.holder, kind: this.kind, lease: r.ID, since: Date.now() }
         await this.#session.txn('holder record', { success: [putOp(this.#session.key('holders', this.holder), record, r.ID)] })
         if (this.#state !== 'granting') { await this.#revoke(r.ID, 1); return }
+        // Granted (or recorded) late — etcd was slow, or just came back (a grant sent before quorum
+        // returned): validity counts from the grant's sending, so such a lease is invalid already,
+        // or has too little left for its first renewal to be acknowledged (a member just restarted
+        // may take a whole attempt to answer): it would be lost again at once. Revoke it and ask
+        // again — on a healthy etcd a grant takes milliseconds.
+        if (performance.now() - sentAt > (this.#ttlMs - this.#marginMs) / 4) {
+          this.#session.log.warn({ holder: this.holder, lease: r.ID, ms: Math.round(performance.now() - sentAt) }, 'coordination lease: granted too late to be valid, trying again')
+          void this.#revoke(r.ID, 1)
+          continue
+        }
         this.#id = r.ID
         this.#generation++
         this.#validUntil = sentAt + this.#ttlMs - this.#marginMs

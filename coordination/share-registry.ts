@@ -5,15 +5,28 @@
 // failure, the registrations read are checked against .NET's FileShare rule (file-share.ts) and
 // the transaction is tried again with the revision they were read at. So two domains can never both
 // register incompatible opens: etcd orders the transactions, and the second one sees the first's
-// key. Registrations vanish with the lease of a domain that dies; Close deletes its own (waiting at
+// key. Opens of one stream by the same caller do not conflict (the stream moving between domains).
+// Registrations vanish with the lease of a domain that dies; Close deletes its own (waiting at
 // most the deadline for etcd, then in the background until etcd takes it or the lease is gone).
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { ShareRecord, ShareRegistration, ShareRegistry, ShareRequest } from './api.js'
 import { CMP, TARGET, parseValue, putOp, type EtcdSession } from './etcd-session.js'
 import { compatible } from './file-share.js'
 import type { EtcdLease } from './lease.js'
+
+/** What a registration keeps of its opener: a digest (the caller identity itself stays out of etcd). */
+const openerOf = (caller: string): string => createHash('sha256').update(caller).digest('base64url').slice(0, 22)
+
+/**
+ * Opens of one stream do not conflict (a stream that moves is not refused by its own earlier open) —
+ * but a stream id comes from the caller, so only when the same caller made both: another client
+ * naming a stream it does not own gets no exemption.
+ */
+function sameStream (r: ShareRequest, other: ShareRecord): boolean {
+  return r.stream !== undefined && other.stream === r.stream && r.caller !== undefined && other.opener === openerOf(r.caller)
+}
 
 const VOLUME = /^[A-Za-z0-9._~-]{1,100}$/
 
@@ -36,7 +49,7 @@ export class EtcdShareRegistry implements ShareRegistry {
     const s = this.#session
     const end = Date.now() + s.deadlineMs
     const left = (): number => Math.max(1, end - Date.now())
-    const record: ShareRecord = { volume: r.volume, path: r.path, access: r.access, share: r.share, ...(r.stream === undefined ? {} : { stream: r.stream }), owner: this.#lease.holder, id: randomBytes(12).toString('base64url'), at: Date.now() }
+    const record: ShareRecord = { volume: r.volume, path: r.path, access: r.access, share: r.share, ...(r.stream === undefined ? {} : { stream: r.stream }), ...(r.caller === undefined ? {} : { opener: openerOf(r.caller) }), owner: this.#lease.holder, id: randomBytes(12).toString('base64url'), at: Date.now() }
     const key = s.key('shares', r.volume, r.path, record.owner, record.id)
     const { key: start, range_end: rangeEnd } = s.range('shares', r.volume, r.path)
     let seen = 0n
@@ -63,7 +76,7 @@ export class EtcdShareRegistry implements ShareRegistry {
       if (res.succeeded || kvs.some((kv) => kv.key.toString('utf8') === key)) return { record, release: async () => { await this.#release(key, generation) } }
       for (const kv of kvs) {
         const other = parseValue<ShareRecord>(kv)
-        if (other === undefined || compatible(r.access, r.share, other) || (r.stream !== undefined && other.stream === r.stream)) continue
+        if (other === undefined || compatible(r.access, r.share, other) || sameStream(r, other)) continue
         const where = other.owner === record.owner ? 'on this domain' : `on domain ${other.owner}`
         throw new MetaosError('SHARING_VIOLATION', `${r.volume}:${r.path} is open ${where} with access ${other.access} and share ${other.share}`)
       }

@@ -6,7 +6,7 @@
 // 'discover'` uses the process-wide instance.
 import type { DiscoveryClient, DiscoveredTarget } from '../../discovery/client.js'
 import { declaredFromScopes, factsFromScopes } from '../../discovery/storage-announcement.js'
-import { createStorageProxy } from '../handlers/storage-proxy.js'
+import { FRONTEND_CALLER, createStorageProxy } from '../handlers/storage-proxy.js'
 import { bestEndpoint, storageRegistry } from '../handlers/discovered-domains.js'
 import { Dispatcher, type DispatcherOptions } from '../placement/dispatcher.js'
 import { Supervisor, type SupervisorOptions } from './supervisor.js'
@@ -137,7 +137,7 @@ export class IntelligentFrontend {
     const endpoint = bestEndpoint(t)
     if (endpoint === undefined || this.handlers.has(t.epr)) return
     const declared = { ...declaredFromScopes(t.scopes), ...this.#options.declared?.[t.epr] }
-    this.handlers.set(t.epr, this.perf.track(identityFromScopes(t, endpoint), createStorageProxy(endpoint), undefined, declared))
+    this.handlers.set(t.epr, this.perf.track(identityFromScopes(t, endpoint), createStorageProxy(endpoint, { caller: FRONTEND_CALLER }), undefined, declared))
     this.#trackedAt.set(t.epr, Date.now())
     this.#event('discovered', t.epr, `from ${t.from}: ${endpoint}`)
   }

@@ -8,7 +8,7 @@ import { release, tmpdir, type } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { DomainManager, type DomainDriver, type ManagedDomain } from '../../domains/domain-manager.js'
-import { createStorageProxy } from '../handlers/storage-proxy.js'
+import { FRONTEND_CALLER, createStorageProxy } from '../handlers/storage-proxy.js'
 import { PerformanceMappingTable } from '../placement/pmt.js'
 import { PerformanceModule } from '../placement/performance-module.js'
 import { Dispatcher, type DispatcherOptions, type MoveEvent } from '../placement/dispatcher.js'
@@ -226,7 +226,7 @@ export class LocalCluster {
 
   #track (d: ManagedDomain): void {
     this.#endpoints.set(d.epr, d.endpoints[0]!)
-    this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: d.hosting?.kind ?? this.#hosting, kernel: d.hosting?.kernel ?? { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
+    this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: d.hosting?.kind ?? this.#hosting, kernel: d.hosting?.kernel ?? { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000, caller: FRONTEND_CALLER })))
   }
 
   /** The dispatcher's fence: kills the run of the domain that served the stream, and waits for its exit. */

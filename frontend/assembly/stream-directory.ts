@@ -19,5 +19,6 @@ export function coordinatedStreams (c: Coordination, frontend?: { readonly id: s
     moved: async (stream, epoch, cp) => await c.streams.move(stream, epoch, record(stream, cp)),
     closed: async (stream) => { await c.streams.close(stream) },
     leaseExpired: async (epr) => { await c.leaseGone(epr) },
+    revoke: async (epr, since) => { await c.revokeHolder(epr, { grantedBefore: since }) },
   }
 }

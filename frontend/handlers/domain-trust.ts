@@ -16,7 +16,7 @@ import { certificateUris } from '../../soap-runtime/http-transport.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type { UsernameCredentials } from '../../soap-runtime/ws-security.js'
 import type { GetDomainInfoResponse } from '../../wsdl/generated/storage-service.js'
-import { createStorageProxy, type StorageProxyOptions } from './storage-proxy.js'
+import { FRONTEND_CALLER, createStorageProxy, type StorageProxyOptions } from './storage-proxy.js'
 import type { StorageHandler } from './storage-handler.js'
 
 export interface TrustOptions {
@@ -81,6 +81,7 @@ export class DomainTrust {
       tls: { ca: this.#o.ca, expectUri: epr, ...(this.#o.cert === undefined ? {} : { cert: this.#o.cert, key: this.#o.key }) },
       ...(this.#o.credentials === undefined ? {} : { credentials: this.#o.credentials }),
       timeoutMs: 30_000,
+      caller: FRONTEND_CALLER,
     }
   }
 
@@ -136,7 +137,7 @@ export class DomainTrust {
         ok = st.isSocket() && (st.uid === process.getuid?.() || st.uid === 0)
       } catch { /* not here */ }
       if (!ok) continue
-      const h = createStorageProxy(x, { ...(this.#o.credentials === undefined ? {} : { credentials: this.#o.credentials }), timeoutMs: 30_000 })
+      const h = createStorageProxy(x, { ...(this.#o.credentials === undefined ? {} : { credentials: this.#o.credentials }), timeoutMs: 30_000, caller: FRONTEND_CALLER })
       try {
         const info = await this.#info(h)
         if (info.domainId.toLowerCase() === epr) {

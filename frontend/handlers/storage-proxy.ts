@@ -3,6 +3,7 @@
 // session (net.uds:, net.tcp://: one session per domain, many calls in flight on it). P2 (process-hosted domain) and P1 (container-hosted)
 // are this same code pointed at different endpoints. A registry shares one proxy (one connection
 // pool) per endpoint among all FileStreams of the process (frontend/handlers/process-registry.ts).
+import { randomUUID } from 'node:crypto'
 import { createClient, type ClientOptions } from '../../soap-runtime/client.js'
 import { transportFor, type TransportOptions } from '../../soap-runtime/transport-for.js'
 import { StorageServiceDescriptor, type StorageOperations } from '../../wsdl/generated/storage-service.js'
@@ -10,6 +11,14 @@ import type { StorageHandler } from './storage-handler.js'
 import { KEYS, obtain, release } from './process-registry.js'
 
 export type StorageProxyOptions = ClientOptions & TransportOptions
+
+/**
+ * The caller identity of this process's dispatchers towards every domain (the Caller header; with
+ * authentication the principal's owner stands instead): a stream that moves between domains is
+ * reopened by the same caller, which is what lets its new open pass its own earlier one on another
+ * domain of the volume (coordination's share registry) — a client naming another's stream does not.
+ */
+export const FRONTEND_CALLER = `urn:uuid:${randomUUID()}`
 
 export function createStorageProxy (endpoint: string, options: StorageProxyOptions = {}): StorageHandler {
   const transport = transportFor(endpoint, '/storage', options)

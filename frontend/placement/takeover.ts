@@ -3,7 +3,8 @@
 // narrows the window, since a domain stopped between its check and its write(2) writes when it runs
 // again. So before the stream is reopened elsewhere, the old owner is **fenced**: killed through
 // whatever manages it (the `fence` hook: the DomainManager for processes, the container engine,
-// QEMU) and the takeover waits until it has exited — a dead process writes nothing. Where it cannot
+// QEMU) and the takeover waits until it has exited — a dead process writes nothing; with
+// coordination its lease is then revoked, so its share registrations do not outlive it by a TTL. Where it cannot
 // be killed (not managed here, its manager unreachable), the stream waits for the old owner's lease
 // to expire (with coordination); then, if the old owner answers a Close of the stream's handle (or
 // no longer knows it), nothing of it can land any more and the stream moves; if not, it fails with
@@ -46,6 +47,8 @@ export interface StreamDirectory {
   closed: (stream: string) => Promise<void>
   /** Resolves once `epr`'s lease has expired (at once when it holds none). */
   leaseExpired: (epr: string) => Promise<void>
+  /** A fence killed `epr`'s run that served a stream since `since`: its lease (granted before) is revoked, so its share registrations go now, not at its TTL. */
+  revoke?: (epr: string, since: number) => Promise<void>
 }
 
 export interface TakeoverOptions {
@@ -93,7 +96,11 @@ export class StreamTakeover {
     // It may be paused, partitioned or just slow: its lease runs out first, so it refuses what comes next.
     let leaseWaited = this.#o.directory === undefined
     for (;;) {
-      if (await this.#tryFence(epr, s.since) === 'killed') return performance.now() - t0
+      if (await this.#tryFence(epr, s.since) === 'killed') {
+        // Dead: what it held in etcd (share registrations) goes now; a failure leaves it to the TTL.
+        await this.#o.directory?.revoke?.(epr, s.since).catch(() => {})
+        return performance.now() - t0
+      }
       if (!leaseWaited) { await this.#o.directory!.leaseExpired(epr); leaseWaited = true }
       if (await closeOld()) return performance.now() - t0
       if (this.#o.unfenced !== 'wait') {

@@ -133,25 +133,42 @@ t.test('with coordination: epochs from the stream directory, DOMAIN_FENCED once 
   t.equal(readFileSync(join(d.root, 'p.bin'), 'utf8'), 'ok!', 'only admitted writes landed')
 })
 
-t.test('with coordination: the opens of one stream on two domains do not conflict; another open does', { skip: etcdMissing() }, async (t) => {
+t.test('with coordination: the opens of one stream by one caller on two domains do not conflict; another open does', { skip: etcdMissing() }, async (t) => {
   const etcd = await startEtcdCluster(t, { members: 1 })
   const clients = [await connectCoordination({ url: etcd.url }), await connectCoordination({ url: etcd.url })]
   t.teardown(async () => { for (const c of clients) await c.close() })
   const root = join(tempDir(t, 'metaos-fence-'), 'volume')
   mkdirSync(root)
-  const [a, b] = await Promise.all(clients.map(async (coordination, i) => {
+  const endpoints = await Promise.all(clients.map(async (coordination, i) => {
     const d = await startStorageDomain({ root, name: `d${i}`, volume: 'v', listen: ['http://127.0.0.1:0'], coordination })
     t.teardown(async () => { await d.close(500) })
     await d.lease!.whenValid()
-    return createStorageProxy(d.endpoints[0]!)
-  })) as [ReturnType<typeof createStorageProxy>, ReturnType<typeof createStorageProxy>]
-  t.teardown(async () => { await a.close(); await b.close() })
+    return d.endpoints[0]!
+  }))
+  // One frontend: one caller identity towards both domains. Another client: a caller of its own.
+  const proxy = (i: number, caller?: string): ReturnType<typeof createStorageProxy> => {
+    const p = createStorageProxy(endpoints[i]!, caller === undefined ? {} : { caller })
+    t.teardown(async () => { await p.close() })
+    return p
+  }
+  const [a, b] = [proxy(0, 'urn:uuid:frontend-1'), proxy(1, 'urn:uuid:frontend-1')]
   const open = { path: 's.bin', mode: 'OpenOrCreate', access: 'Write', share: 'Read' } as const
   await a.invoke('Open', { ...open, stream: 'st-9', epoch: 1 })
   await b.invoke('Open', { ...open, stream: 'st-9', epoch: 2 })
   t.pass('the stream moved to the second domain while its first open is still registered')
   await t.rejects(b.invoke('Open', open), { code: 'SHARING_VIOLATION' }, 'an open of no stream is refused (Write with share Read)')
   await t.rejects(b.invoke('Open', { ...open, stream: 'st-10', epoch: 1 }), { code: 'SHARING_VIOLATION' }, 'so is another stream\'s')
+
+  // An application holds a file with FileShare.None; another client names its stream (at a newer epoch) on the other domain.
+  const app = proxy(0, 'urn:uuid:application')
+  const held = await app.invoke('Open', { path: 'none.bin', mode: 'OpenOrCreate', access: 'ReadWrite', share: 'None', stream: 'app-stream', epoch: 1 })
+  const intruder = proxy(1, 'urn:uuid:intruder')
+  await t.rejects(intruder.invoke('Open', { path: 'none.bin', mode: 'Open', access: 'Read', share: 'ReadWrite', stream: 'app-stream', epoch: 2 }), { code: 'SHARING_VIOLATION' }, 'a client claiming another\'s stream id and a newer epoch on another domain: SHARING_VIOLATION')
+  await t.rejects(intruder.invoke('Open', { path: 'none.bin', mode: 'Open', access: 'Read', share: 'ReadWrite', stream: 'app-stream', epoch: 99 }), { code: 'SHARING_VIOLATION' }, 'at any epoch')
+  await t.rejects(proxy(1).invoke('Open', { path: 'none.bin', mode: 'Open', access: 'Read', share: 'ReadWrite', stream: 'app-stream', epoch: 2 }), { code: 'SHARING_VIOLATION' }, 'and a client with no Caller header of its own')
+  const moved = await proxy(1, 'urn:uuid:application').invoke('Open', { path: 'none.bin', mode: 'Open', access: 'ReadWrite', share: 'None', stream: 'app-stream', epoch: 2 })
+  t.ok(moved.output.handle, 'the application\'s own caller moving its stream to the other domain is admitted')
+  await app.invoke('Close', { handle: held.output.handle })
 })
 
 t.test('an operation queued behind a Close of its handle finds no handle (its descriptor is closed)', async (t) => {

@@ -77,6 +77,20 @@ t.test('with a 3-member cluster', async (t) => {
     t.equal(await codeOf(a.leaseGone('urn:uuid:nobody')), 'resolved', 'no holder: gone at once')
   })
 
+  await t.test('revokeHolder: another client revokes a holder\'s lease (a fenced domain), only one granted before a time when asked', async (t) => {
+    const c = await connect(t, cluster.url, '/t1')
+    const ld = c.domainLease('urn:uuid:d')
+    await ld.whenValid(5000)
+    await c.shares(ld).register({ volume: 'v', path: 'fenced', access: 'Write', share: 'None' })
+    const since = (await a.holders()).find((h) => h.id === 'urn:uuid:d')!.since
+    t.equal(await a.revokeHolder('urn:uuid:d', { grantedBefore: since }), false, 'a lease granted at or after `grantedBefore` (a restarted run\'s) is left alone')
+    t.equal(await codeOf(b.shares(lb).register({ volume: 'v', path: 'fenced', access: 'Read', share: 'ReadWrite' })), 'SHARING_VIOLATION', 'still held')
+    t.equal(await a.revokeHolder('urn:uuid:d', { grantedBefore: since + 1 }), true, 'revoked')
+    t.equal(await codeOf(b.shares(lb).register({ volume: 'v', path: 'fenced', access: 'Read', share: 'ReadWrite' })), 'resolved', 'its registrations went with it, at once')
+    t.equal(await a.revokeHolder('urn:uuid:nobody'), false, 'no holder: nothing to revoke')
+    await ld.release()
+  })
+
   await t.test('the stream directory: compare-and-set on epochs, watched', async (t) => {
     const events: StreamEvent[] = []
     const stop = await b.streams.watch((e) => { events.push(e) })
