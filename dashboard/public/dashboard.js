@@ -137,6 +137,8 @@ function events (st, name) {
     out.push({ at: l.at, name: l.name, cls: l.kind, what: l.kind, change: l.pid > 0 ? `pid ${l.pid}` : '', reason: l.detail ?? '' })
   }
   for (const d of st.decisions) {
+    // An operator's action (metaos domain): what was done and who asked, beside the supervisor's own decisions.
+    if (d.action) { out.push({ at: d.at, name: name(d.epr), cls: 'operator', what: `operator ${d.action}`, change: `by ${d.by ?? '?'}`, reason: d.reason }); continue }
     out.push({ at: d.at, name: name(d.epr), cls: d.to, what: d.to === 'healthy' ? 'readmitted' : d.to, change: `${d.from} → ${d.to}`, reason: d.reason + (d.migrated ? ` (${d.migrated} stream${d.migrated === 1 ? '' : 's'} migrated)` : '') })
   }
   for (const m of st.moves) {
