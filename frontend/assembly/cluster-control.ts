@@ -69,9 +69,31 @@ const live = (d: ManagedDomain): boolean => d.state === 'running' || d.state ===
 
 /** The control of `cluster`'s domains (those of its domain manager: the storage domains and, for process hosting, the network gateway). */
 export function clusterControl (cluster: LocalCluster): DomainControl {
-  const { manager, supervisor, pmt } = cluster
-  const view = (d: ManagedDomain): DomainView => {
-    const row = pmt.row(d.epr)
+  const view = viewOf(cluster)
+  return {
+    list: async () => (await cluster.manager.list()).map(view),
+    act: async (r) => {
+      if (!(DOMAIN_ACTIONS as readonly string[]).includes(r.action)) throw new ControlError('INVALID_ARGUMENT', `unknown action "${String(r.action)}": one of ${DOMAIN_ACTIONS.join(', ')}`)
+      let d: ManagedDomain
+      try { d = await cluster.manager.get(r.name) } catch { throw new ControlError('NO_SUCH_DOMAIN', `no domain named "${r.name}" (metaos domain list shows them)`) }
+      let done
+      try {
+        done = await perform(cluster, r, d)
+      } catch (e) {
+        if (e instanceof ControlError) throw e
+        // The manager's refusals (a name taken, a closed manager, a bad limit) are the caller's to fix.
+        if (e instanceof MetaosError && e.code === 'INVALID_ARGUMENT') throw new ControlError('INVALID_ARGUMENT', e.message)
+        throw e
+      }
+      const decision = cluster.supervisor.note(done.after.epr, r.action, r.by, done.reason)
+      return { action: r.action, domain: view(done.after), decision }
+    },
+  }
+}
+
+function viewOf (cluster: LocalCluster): (d: ManagedDomain) => DomainView {
+  return (d) => {
+    const row = cluster.pmt.row(d.epr)
     const l = d.limits
     return {
       name: d.name, epr: d.epr, service: d.spec.service ?? 'storage', state: d.state, pid: d.pid, restarts: d.restarts, endpoints: [...d.endpoints],
@@ -80,82 +102,69 @@ export function clusterControl (cluster: LocalCluster): DomainControl {
       ...(l === undefined ? {} : { limits: { ...d.spec.limits, applied: l.applied, mechanism: l.mechanism, ...(l.reason === undefined ? {} : { reason: l.reason }) } }),
     }
   }
-  const find = async (name: string): Promise<ManagedDomain> => {
-    try { return await manager.get(name) } catch { throw new ControlError('NO_SUCH_DOMAIN', `no domain named "${name}" (metaos domain list shows them)`) }
-  }
-  const must = (d: ManagedDomain, ok: boolean, action: string): void => {
-    if (!ok) throw new ControlError('INVALID_STATE', `domain "${d.name}" is ${d.state}: it cannot ${action}`)
-  }
-  const run = async (r: ActionRequest, d: ManagedDomain): Promise<{ after: ManagedDomain, reason: string }> => {
-    const who = `operator ${r.action} (${r.by})`
-    switch (r.action) {
-      case 'stop':
-        must(d, live(d), 'be stopped')
-        cluster.held.add(d.name)
-        await supervisor.isolate(d.epr, who)
-        return { after: await manager.stop(d.name), reason: 'stopped (SIGTERM: it drained); held: the supervisor does not restart it' }
-      case 'pause':
-        must(d, d.state === 'running', 'be paused')
-        cluster.held.add(d.name)
-        await supervisor.isolate(d.epr, who)
-        return { after: await manager.pause(d.name), reason: 'paused (SIGSTOP) after its streams moved; held: the supervisor does not restart it' }
-      case 'resume': {
-        must(d, d.state === 'paused', 'be resumed')
-        const after = await manager.resume(d.name)
-        cluster.held.delete(d.name)
-        return { after, reason: 'resumed (SIGCONT); readmitted once its probes are good' }
-      }
-      case 'start': {
-        must(d, !live(d), 'be started')
-        // A restart of a stopped domain: the same spec, EPR and addresses.
-        const after = await manager.restart(d.name)
-        cluster.held.delete(d.name)
-        return { after, reason: 'started again (same EPR and addresses); readmitted once its probes are good' }
-      }
-      case 'restart': {
-        cluster.held.add(d.name)
-        try {
-          await supervisor.isolate(d.epr, who)
-          return { after: await manager.restart(d.name), reason: 'restarted (same EPR and addresses) after its streams moved; readmitted once its probes are good' }
-        } finally { cluster.held.delete(d.name) }
-      }
-      case 'clone': {
-        const newName = r.newName ?? `${d.name}-clone-${cluster.names.length}`
-        if ((await manager.list()).some((x) => x.name === newName)) throw new ControlError('INVALID_ARGUMENT', `a domain named "${newName}" exists already`)
-        const after = (d.spec.service ?? 'storage') === 'storage' ? await cluster.clone(d.name, newName) : await manager.clone(d.name, newName)
-        return { after, reason: `cloned from ${d.name} as ${after.name} (a new EPR${after.spec.volume === undefined ? '' : `, volume ${after.spec.volume}`})` }
-      }
-      case 'resize': {
-        must(d, live(d), 'be resized')
-        if (r.cpuPercent === undefined && r.memoryBytes === undefined) throw new ControlError('INVALID_ARGUMENT', 'resize needs a CPU share, a memory limit, or both')
-        // The limits not given stay as they were.
-        const limits = { ...d.spec.limits, ...(r.cpuPercent === undefined ? {} : { cpuPercent: r.cpuPercent }), ...(r.memoryBytes === undefined ? {} : { memoryBytes: r.memoryBytes }) }
-        const after = await manager.resize(d.name, limits)
-        const facts = `${limits.cpuPercent === undefined ? '' : `cpu ${limits.cpuPercent}%`}${limits.cpuPercent !== undefined && limits.memoryBytes !== undefined ? ', ' : ''}${limits.memoryBytes === undefined ? '' : `memory ${limits.memoryBytes} B`}`
-        if (after.limits?.applied !== true) {
-          supervisor.note(d.epr, r.action, r.by, `${facts} not applied: ${after.limits?.reason ?? 'no mechanism'}`)
-          throw new ControlError('NOT_SUPPORTED', `the limits of "${d.name}" could not be changed in place: ${after.limits?.reason ?? 'no mechanism'}; it runs on unchanged (a restart starts it with them)`)
-        }
-        return { after, reason: `resized in place (${after.limits.mechanism}): ${facts}` }
-      }
+}
+
+function must (d: ManagedDomain, ok: boolean, action: string): void {
+  if (!ok) throw new ControlError('INVALID_STATE', `domain "${d.name}" is ${d.state}: it cannot ${action}`)
+}
+
+/** Does `r` to `d`: the domain after, and what the timeline says of it. */
+async function perform (cluster: LocalCluster, r: ActionRequest, d: ManagedDomain): Promise<{ after: ManagedDomain, reason: string }> {
+  const { manager, supervisor } = cluster
+  const who = `operator ${r.action} (${r.by})`
+  switch (r.action) {
+    case 'stop':
+      must(d, live(d), 'be stopped')
+      cluster.held.add(d.name)
+      await supervisor.isolate(d.epr, who)
+      return { after: await manager.stop(d.name), reason: 'stopped (SIGTERM: it drained); held: the supervisor does not restart it' }
+    case 'pause':
+      must(d, d.state === 'running', 'be paused')
+      cluster.held.add(d.name)
+      await supervisor.isolate(d.epr, who)
+      return { after: await manager.pause(d.name), reason: 'paused (SIGSTOP) after its streams moved; held: the supervisor does not restart it' }
+    case 'resume': {
+      must(d, d.state === 'paused', 'be resumed')
+      const after = await manager.resume(d.name)
+      cluster.held.delete(d.name)
+      return { after, reason: 'resumed (SIGCONT); readmitted once its probes are good' }
     }
-  }
-  return {
-    list: async () => (await manager.list()).map(view),
-    act: async (r) => {
-      if (!(DOMAIN_ACTIONS as readonly string[]).includes(r.action)) throw new ControlError('INVALID_ARGUMENT', `unknown action "${String(r.action)}": one of ${DOMAIN_ACTIONS.join(', ')}`)
-      const d = await find(r.name)
-      let done
+    case 'start': {
+      must(d, !live(d), 'be started')
+      // A restart of a stopped domain: the same spec, EPR and addresses.
+      const after = await manager.restart(d.name)
+      cluster.held.delete(d.name)
+      return { after, reason: 'started again (same EPR and addresses); readmitted once its probes are good' }
+    }
+    case 'restart': {
+      cluster.held.add(d.name)
       try {
-        done = await run(r, d)
-      } catch (e) {
-        if (e instanceof ControlError) throw e
-        // The manager's refusals (a name taken, a closed manager, a bad limit) are the caller's to fix.
-        if (e instanceof MetaosError && e.code === 'INVALID_ARGUMENT') throw new ControlError('INVALID_ARGUMENT', e.message)
-        throw e
-      }
-      const decision = supervisor.note(done.after.epr, r.action, r.by, done.reason)
-      return { action: r.action, domain: view(done.after), decision }
-    },
+        await supervisor.isolate(d.epr, who)
+        return { after: await manager.restart(d.name), reason: 'restarted (same EPR and addresses) after its streams moved; readmitted once its probes are good' }
+      } finally { cluster.held.delete(d.name) }
+    }
+    case 'clone': {
+      const newName = r.newName ?? `${d.name}-clone-${cluster.names.length}`
+      if ((await manager.list()).some((x) => x.name === newName)) throw new ControlError('INVALID_ARGUMENT', `a domain named "${newName}" exists already`)
+      const after = (d.spec.service ?? 'storage') === 'storage' ? await cluster.clone(d.name, newName) : await manager.clone(d.name, newName)
+      return { after, reason: `cloned from ${d.name} as ${after.name} (a new EPR${after.spec.volume === undefined ? '' : `, volume ${after.spec.volume}`})` }
+    }
+    case 'resize':
+      return await resize(cluster, r, d)
   }
+}
+
+async function resize (cluster: LocalCluster, r: ActionRequest, d: ManagedDomain): Promise<{ after: ManagedDomain, reason: string }> {
+  must(d, live(d), 'be resized')
+  if (r.cpuPercent === undefined && r.memoryBytes === undefined) throw new ControlError('INVALID_ARGUMENT', 'resize needs a CPU share, a memory limit, or both')
+  // The limits not given stay as they were.
+  const limits = { ...d.spec.limits, ...(r.cpuPercent === undefined ? {} : { cpuPercent: r.cpuPercent }), ...(r.memoryBytes === undefined ? {} : { memoryBytes: r.memoryBytes }) }
+  const after = await cluster.manager.resize(d.name, limits)
+  const facts = [limits.cpuPercent === undefined ? '' : `cpu ${limits.cpuPercent}%`, limits.memoryBytes === undefined ? '' : `memory ${limits.memoryBytes} B`].filter((x) => x !== '').join(', ')
+  if (after.limits?.applied !== true) {
+    const why = after.limits?.reason ?? 'no mechanism'
+    cluster.supervisor.note(d.epr, r.action, r.by, `${facts} not applied: ${why}`)
+    throw new ControlError('NOT_SUPPORTED', `the limits of "${d.name}" could not be changed in place: ${why}; it runs on unchanged (a restart starts it with them)`)
+  }
+  return { after, reason: `resized in place (${after.limits.mechanism}): ${facts}` }
 }
