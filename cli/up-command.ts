@@ -202,6 +202,7 @@ async function serveUntilStopped (up: Up, cluster: LocalCluster, statusPort: num
   process.stdout.write(`Metrics (Prometheus): ${status.url.replace(/\/status$/, '/metrics')}\n`)
   process.stdout.write(`Dashboard: ${status.dashboardUrl}\n`)
   process.stdout.write(`Control token (metaos domain, the dashboard's actions): ${token}   (also in ${STATUS_FILE}, mode 0600)\n`)
+  process.stdout.write(`Dashboard with the domain actions: ${status.dashboardUrl}#token=${token}\n`)
   process.stdout.write('\nThe domains keep running, supervised. Press Ctrl-C to stop them.\n')
   await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
   process.stdout.write('\nstopping…\n')

@@ -4,6 +4,7 @@
 // with the rules that fired, open streams. Everything shown goes through dom.js (text nodes only).
 import { h, rows, badge, fmt, pct, time, ago, bytes } from './dom.js'
 import { lineChart, timeline } from './charts.js'
+import { setupActions, updateActions } from './actions.js'
 
 const $ = (id) => document.getElementById(id)
 const series = new Map() // epr → points, oldest first
@@ -170,8 +171,10 @@ function connect () {
     const { status, latest } = JSON.parse(ev.data)
     append(latest)
     render(status)
+    updateActions(status)
   })
   es.addEventListener('failure', (ev) => { $('summary').textContent = `the status failed: ${JSON.parse(ev.data).message}` })
 }
 
+setupActions()
 loadHistory().catch((e) => { $('summary').textContent = String(e) }).finally(connect)

@@ -94,6 +94,12 @@ t.test('against a running metaos up', async (t) => {
   t.equal((JSON.parse(readFileSync(recorded, 'utf8')) as { token: string }).token, token, 'and records it where metaos domain finds it')
   t.equal(statSync(recorded).mode & 0o777, 0o600, 'in a 0600 file')
 
+  t.match(out, new RegExp(`^Dashboard with the domain actions: ${base}/#token=${token}$`, 'm'), 'the dashboard URL that carries the token (in the fragment: never sent to the server)')
+  const page = await (await fetch(`${base}/`)).text()
+  t.match(page, /<section id="actions-panel" class="wide" hidden>/, 'the page\'s actions panel, hidden until it has the token')
+  const script = await (await fetch(`${base}/actions.js`)).text()
+  t.match(script, /authorization: `Bearer \$\{t\}`/, 'its buttons send the token')
+
   const before = await list(t)
   t.same([...before.keys()].sort(), ['bus-domain', 'net-domain', 'net-gateway'], 'list: the two storage domains and the network gateway')
   t.ok([...before.values()].every((d) => d.state === 'running' && alive(d.pid)), 'all running')
