@@ -124,6 +124,17 @@ t.test('against a running metaos up', async (t) => {
     t.notOk(st.decisions.some((d) => d.by === 'intruder' || d.action !== undefined), 'nothing on the timeline')
   })
 
+  t.test('bad requests with the token: a clear refusal, the server serves on', async (t) => {
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+    const frob = await fetch(`${base}/api/domains/bus-domain/frob`, { method: 'POST', headers: auth, body: '{}' })
+    t.equal(frob.status, 404, 'an unknown action → 404')
+    t.equal(((await frob.json()) as { error: { code: string } }).error.code, 'INVALID_ARGUMENT')
+    const bad = await fetch(`${base}/api/domains/bus-domain/pause`, { method: 'POST', headers: auth, body: '{not json' })
+    t.equal(bad.status, 400, 'a malformed body → 400')
+    t.equal(((await bad.json()) as { error: { code: string } }).error.code, 'INVALID_ARGUMENT')
+    t.equal((await list(t)).get('bus-domain')!.state, 'running', 'nothing changed')
+  })
+
   t.test('pause: a call to the domain stalls; resume: it completes, bytes right', async (t) => {
     const bus = before.get('bus-domain')!
     const data = randomBytes(256 * 1024)
