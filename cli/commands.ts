@@ -13,6 +13,7 @@ export const COMMANDS: Record<string, { summary: string, domain?: true, load: ()
   pmt: { summary: 'measure discovered domains and print the Performance Mapping Table', load: async () => await import('./pmt-command.js') },
   up: { summary: 'start local process domains and show them working (the default demo)', load: async () => await import('./up-command.js') },
   status: { summary: 'show what the running `metaos up` is doing: domains, PMT, supervisor decisions, streams', load: async () => await import('./status-command.js') },
+  domain: { summary: 'list, start, stop, pause, resume, restart, clone or resize a domain of the running `metaos up`', load: async () => await import('./domain-command.js') },
   bench: { summary: 'run benchmarks (see docs/benchmarks.md)', load: async () => await import('./bench-command.js') },
   pki: { summary: 'make a private CA, domain and client certificates, revoke them', load: async () => await import('./pki-command.js') },
 }

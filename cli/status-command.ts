@@ -3,14 +3,14 @@
 // their affinity, and the moves made. `metaos up` serves it as JSON on 127.0.0.1 (`serveStatus`,
 // beside the live dashboard) and records where in STATUS_FILE; this command reads it there (or at
 // --url) and prints it.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { flag, httpUrl, parseOptions } from './options.js'
 import type { ClusterStatus } from '../frontend/assembly/local-cluster.js'
 import type { DashboardOptions } from '../dashboard/dashboard-server.js'
 
-/** Where a running `metaos up` says where its status is. */
+/** Where a running `metaos up` says where its status is (and, 0600, its control token). */
 export const STATUS_FILE = join(tmpdir(), `metaos-up-${process.getuid?.() ?? 'user'}.json`)
 
 const HELP = `usage: metaos status [--url URL] [--json]
@@ -34,7 +34,9 @@ export async function serveStatus (snapshot: () => Promise<object>, port = 0, ex
   const { serveDashboard } = await import('../dashboard/dashboard-server.js')
   const served = await serveDashboard({ ...extras, snapshot }, port)
   const url = served.statusUrl
-  writeFileSync(STATUS_FILE, JSON.stringify({ url, pid: process.pid }) + '\n', { mode: 0o600 })
+  writeFileSync(STATUS_FILE, JSON.stringify({ url, pid: process.pid, ...(extras.control === undefined ? {} : { token: extras.control.token }) }) + '\n', { mode: 0o600 })
+  // The mode of a file that was there already is not changed by writeFileSync.
+  chmodSync(STATUS_FILE, 0o600)
   return {
     url,
     dashboardUrl: served.url,
@@ -88,7 +90,7 @@ function render (s: Status, url?: string): string {
   out += table(['name', 'process', 'pid', 'restarts', 'PMT state', 'score', 'latency ms', 'p99 ms', 'errors', 'MB/s', 'calls', 'endpoint'],
     s.domains.map((d) => { const r = pmt.get(d.epr); return [d.name, d.state, String(d.pid), String(d.restarts), r?.state ?? '-', fmt(r?.score), fmt(r?.latencyMs, 2), fmt(r?.p99Ms, 2), r === undefined ? '-' : `${(r.errorRate * 100).toFixed(0)}%`, fmt(r?.mbPerSec), String(r?.calls ?? 0), d.endpoints[0] ?? ''] }))
   out += `\nsupervisor decisions${s.decisions.length > 20 ? ' (latest 20)' : ''}\n`
-  out += s.decisions.length === 0 ? '  none\n' : table(['time', 'domain', 'from', 'to', 'reason'], s.decisions.slice(-20).map((d) => [time(d.at), who(d.epr), d.from, d.to, d.reason]))
+  out += s.decisions.length === 0 ? '  none\n' : table(['time', 'domain', 'from', 'to', 'reason'], s.decisions.slice(-20).map((d) => [time(d.at), who(d.epr), d.action === undefined ? d.from : `operator ${d.action}`, d.action === undefined ? d.to : `by ${d.by ?? '?'}`, d.reason]))
   out += '\nopen streams\n'
   out += s.streams.length === 0 ? '  none\n' : table(['path', 'domain', 'position', 'moves', 'epoch'], s.streams.map((x) => [x.path, who(x.epr), String(x.position), String(x.moves), String(x.epoch ?? '-')]))
   if (s.directory !== undefined) {

@@ -16,7 +16,8 @@ import { DomainManager, type ManagedDomain } from '../domains/domain-manager.js'
 import { VmDriver } from '../vm/vm-driver.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { createLogger } from '../soap-runtime/logger.js'
-import { serveStatus } from './status-command.js'
+import { serveStatus, STATUS_FILE } from './status-command.js'
+import { clusterControl } from '../frontend/assembly/cluster-control.js'
 import { createFrontendMetrics, type FrontendMetrics } from '../frontend/assembly/frontend-metrics.js'
 import { PmtHistory } from '../dashboard/pmt-history.js'
 import type { VulnerabilityFeed } from '../frontend/placement/vulnerability-feed.js'
@@ -195,10 +196,14 @@ async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm'): P
 
 /** Serves the status, dashboard and metrics on 127.0.0.1 and waits for Ctrl-C (or SIGTERM). */
 async function serveUntilStopped (up: Up, cluster: LocalCluster, statusPort: number): Promise<void> {
-  const status = up.status = await serveStatus(async () => ({ ...(await cluster.status()), pid: process.pid }), statusPort, { history: up.history, metrics: up.metrics })
+  // The control endpoint's token (`metaos domain`, the dashboard's actions): printed, and kept 0600 in STATUS_FILE.
+  const token = randomBytes(24).toString('base64url')
+  const status = up.status = await serveStatus(async () => ({ ...(await cluster.status()), pid: process.pid }), statusPort, { history: up.history, metrics: up.metrics, control: { domains: clusterControl(cluster), token } })
   process.stdout.write(`\nStatus (domains, PMT, supervisor decisions, streams): metaos status   (or curl ${status.url})\n`)
   process.stdout.write(`Metrics (Prometheus): ${status.url.replace(/\/status$/, '/metrics')}\n`)
   process.stdout.write(`Dashboard: ${status.dashboardUrl}\n`)
+  process.stdout.write(`Control token (metaos domain, the dashboard's actions): ${token}   (also in ${STATUS_FILE}, mode 0600)\n`)
+  process.stdout.write(`Dashboard with the domain actions: ${status.dashboardUrl}#token=${token}\n`)
   process.stdout.write('\nThe domains keep running, supervised. Press Ctrl-C to stop them.\n')
   await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
   process.stdout.write('\nstopping…\n')

@@ -9,6 +9,8 @@ import express, { type Request, type Response } from 'express'
 import type { Server } from 'node:http'
 import { packageFile } from '../wsdl/package-root.js'
 import type { PmtHistory } from './pmt-history.js'
+import type { DomainControl } from '../frontend/assembly/cluster-control.js'
+import { mountControl } from './control-routes.js'
 
 /** What prom-client's `Registry` offers (`createFrontendMetrics(...).registry`): mounted at /metrics when given. */
 export interface MetricsSource {
@@ -25,6 +27,8 @@ export interface DashboardOptions {
   readonly metrics?: MetricsSource
   /** Period of the event stream (ms, default 1000). */
   readonly pushIntervalMs?: number
+  /** The control endpoint (/api/domains, control-routes.ts), guarded by `control.token`; without it there is none. */
+  readonly control?: { readonly domains: DomainControl, readonly token: string }
 }
 
 const PUBLIC = packageFile('dashboard', 'public')
@@ -63,6 +67,8 @@ export function createDashboardApp (o: DashboardOptions): express.Express {
   })
 
   app.get('/api/events', (req, res) => { events(req, res, o) })
+
+  if (o.control !== undefined) mountControl(app, o.control.domains, o.control.token)
 
   // The Prometheus endpoint: the frontend's registry (frontend/assembly/frontend-metrics.ts) mounts here.
   app.get('/metrics', (_req, res) => {

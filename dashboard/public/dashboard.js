@@ -4,6 +4,7 @@
 // with the rules that fired, open streams. Everything shown goes through dom.js (text nodes only).
 import { h, rows, badge, fmt, pct, time, ago, bytes } from './dom.js'
 import { lineChart, timeline } from './charts.js'
+import { setupActions, updateActions } from './actions.js'
 
 const $ = (id) => document.getElementById(id)
 const series = new Map() // epr → points, oldest first
@@ -137,6 +138,8 @@ function events (st, name) {
     out.push({ at: l.at, name: l.name, cls: l.kind, what: l.kind, change: l.pid > 0 ? `pid ${l.pid}` : '', reason: l.detail ?? '' })
   }
   for (const d of st.decisions) {
+    // An operator's action (metaos domain): what was done and who asked, beside the supervisor's own decisions.
+    if (d.action) { out.push({ at: d.at, name: name(d.epr), cls: 'operator', what: `operator ${d.action}`, change: `by ${d.by ?? '?'}`, reason: d.reason }); continue }
     out.push({ at: d.at, name: name(d.epr), cls: d.to, what: d.to === 'healthy' ? 'readmitted' : d.to, change: `${d.from} → ${d.to}`, reason: d.reason + (d.migrated ? ` (${d.migrated} stream${d.migrated === 1 ? '' : 's'} migrated)` : '') })
   }
   for (const m of st.moves) {
@@ -168,8 +171,10 @@ function connect () {
     const { status, latest } = JSON.parse(ev.data)
     append(latest)
     render(status)
+    updateActions(status)
   })
   es.addEventListener('failure', (ev) => { $('summary').textContent = `the status failed: ${JSON.parse(ev.data).message}` })
 }
 
+setupActions()
 loadHistory().catch((e) => { $('summary').textContent = String(e) }).finally(connect)

@@ -72,6 +72,11 @@ export class LocalCluster {
   readonly handlers = new Map<string, StorageHandler>()
   readonly dispatcher: Dispatcher
   readonly supervisor: Supervisor
+  /**
+   * Domains an operator stopped or paused (`metaos domain`): the isolation policy leaves them
+   * as they are, rather than restarting what was stopped on purpose.
+   */
+  readonly held = new Set<string>()
   /** What the domain manager did, latest last (bounded). */
   readonly lifecycle: LifecycleEvent[] = []
   readonly #rules: readonly string[]
@@ -115,7 +120,7 @@ export class LocalCluster {
       dispatchers: [this.dispatcher],
       onIsolate: async (epr, reason) => {
         const name = this.#eprs.get(epr)
-        if (policy === 'none' || name === undefined) return
+        if (policy === 'none' || name === undefined || this.held.has(name)) return
         const d = await this.manager.get(name)
         if (policy === 'restart') {
           // Dead (or killed by a fence) or hung: a restart helps. Slow or erring: it may recover, and is readmitted if it does.
@@ -139,7 +144,7 @@ export class LocalCluster {
       if (d === undefined) return
       // Already isolated (say for a rising latency, which does not restart it): the supervisor does not act on an
       // isolated domain again, so the restart policy is applied here, or the domain would stay dead.
-      if (this.pmt.row(d[0])?.state === 'isolated' && policy === 'restart') {
+      if (this.pmt.row(d[0])?.state === 'isolated' && policy === 'restart' && !this.held.has(name)) {
         void this.manager.restart(name).catch((e: unknown) => { logger.error({ domain: name, err: e }, 'restart after exit failed') })
         return
       }
@@ -216,8 +221,13 @@ export class LocalCluster {
   async #cloneHealthy (instead: string): Promise<ManagedDomain | undefined> {
     const healthy = this.pmt.rows().find((r) => r.state === 'healthy' && this.#eprs.has(r.identity.epr))
     if (healthy === undefined) return undefined
+    return await this.clone(this.#eprs.get(healthy.identity.epr)!, `${instead}-clone-${this.names.length}`)
+  }
+
+  /** A new domain of the volume like `name` (its spec, a new EPR and addresses, a fault file of its own), measured and placed on like the others. */
+  async clone (name: string, newName: string): Promise<ManagedDomain> {
     const i = this.names.length
-    const c = await this.manager.clone(this.#eprs.get(healthy.identity.epr)!, `${instead}-clone-${i}`, { extraArgs: ['--fault-file', this.faultFile(i), ...(this.#coordination?.domainArgs ?? [])] })
+    const c = await this.manager.clone(name, newName, { extraArgs: ['--fault-file', this.faultFile(i), ...(this.#coordination?.domainArgs ?? [])] })
     this.names.push(c.name)
     this.#eprs.set(c.epr, c.name)
     this.#track(c)

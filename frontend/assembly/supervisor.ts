@@ -54,6 +54,10 @@ export interface Decision {
   readonly reason: string
   /** Streams migrated by this decision. */
   readonly migrated?: number
+  /** An operator's action (`metaos domain`, the dashboard): what was done (start, stop, pause…)… */
+  readonly action?: string
+  /** …and who asked (as the request said). */
+  readonly by?: string
 }
 
 interface Watch { baseline: number | undefined, mbps: number | undefined, strikes: number, seenAt: number, goodSince: number | undefined, acting: boolean, isolatedAt: number }
@@ -94,6 +98,25 @@ export class Supervisor {
   }
 
   #now (): number { return (this.#o.now ?? Date.now)() }
+
+  /**
+   * Isolates a domain now, as on a failure: suspect, its streams migrated, isolated (then the
+   * isolation policy). Resolves when done; a domain already isolated, or unknown to the PMT, is left as it is.
+   */
+  async isolate (epr: string, reason: string): Promise<void> { await this.#act(epr, reason) }
+
+  /**
+   * Puts an operator's action on the timeline (`decisions`): what, who, when, and the domain's PMT
+   * state, which the action itself does not change. Not passed to `onDecision` (those are the supervisor's own).
+   */
+  note (epr: string, action: string, by: string, reason: string): Decision {
+    const state = this.#o.pmt.row(epr)?.state ?? 'healthy'
+    const d: Decision = { at: this.#now(), epr, from: state, to: state, reason, action, by }
+    this.decisions.push(d)
+    if (this.decisions.length > 1000) this.decisions.splice(0, this.decisions.length - 1000)
+    this.#log.warn(d, `operator ${action} by ${by}: ${reason}`)
+    return d
+  }
 
   /** Something outside the PMT saw a domain fail (its process exited, the manager says): act now. */
   report (epr: string, reason: string): void { void this.#act(epr, reason) }
