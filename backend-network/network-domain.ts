@@ -3,7 +3,7 @@
 // with what is its own: the allow-list (checked before anything listens, told by GetDomainInfo),
 // the per-identity destinations and limits, and the socket gauges. `metaos network` and tests start
 // domains through here.
-import { NETWORK_CONTRACT } from '../wsdl/contracts.js'
+import { NETWORK_CONTRACT } from '../wsdl/network-contract.js'
 import { LOOPBACK_ONLY, parseAllowList } from '../security/allow-list.js'
 import { startServiceDomain, type DomainOptions, type ServiceDomain } from '../service-domain/bootstrap.js'
 import type { DomainMetrics } from '../soap-runtime/metrics.js'

@@ -6,7 +6,7 @@ import type { Logger } from 'pino'
 import type { TargetService } from '../discovery/target-service.js'
 import { announce, announcedEndpoints, type Announcement } from '../service-domain/announcement.js'
 import { readFileSync } from 'node:fs'
-import { ProxyAnnouncer, type ClientTls } from '../discovery/proxy-client.js'
+import type { ClientTls, ProxyAnnouncer } from '../discovery/proxy-client.js'
 import type { DomainSecurity } from '../security/domain-security.js'
 import { HostingValues, type Hosting } from '../wsdl/generated/storage-service.js'
 import { file, flag, httpUrl, text, uri, UsageError, type OptionSpecs } from './options.js'
@@ -113,6 +113,8 @@ export async function serveUntilSignalled (service: string, domain: RunningDomai
   const target: TargetService | undefined = announcement === undefined || announcement.multicast === false ? undefined : await announce(domain, announcement, logger)
   let toProxy: ProxyAnnouncer | undefined
   if (announcement !== undefined && o.discoveryProxy !== undefined) {
+    // Loaded only for a domain that announces to a proxy: it brings the SOAP client over https.
+    const { ProxyAnnouncer } = await import('../discovery/proxy-client.js')
     toProxy = new ProxyAnnouncer({
       proxy: o.discoveryProxy.url,
       ...(o.discoveryProxy.tls === undefined ? {} : { tls: o.discoveryProxy.tls }),

@@ -1,14 +1,13 @@
 // The kinds of value metaos's own options take (cli/options.ts has the generic ones): endpoints,
-// log levels, hostings, rules and feed files, allow rules, a syscall to explain. Each checks with the
-// same code the program uses afterwards, so what the command line accepts is what works.
+// log levels, hostings, allow rules, a syscall to explain (rules and feed files: placement-kinds.ts).
+// Each checks with the same code the program uses afterwards, so what the command line accepts is
+// what works.
 import { isIP } from 'node:net'
 import { parseAllowList } from '../security/allow-list.js'
-import { selectInterfaces } from '../discovery/soap-udp.js'
+import { selectInterfaces } from '../discovery/interfaces.js'
 import { HostingValues, StorageServiceDescriptor } from '../wsdl/generated/storage-service.js'
-import { RulesEngine } from '../frontend/placement/rules-engine.js'
-import { VulnerabilityFeed } from '../frontend/placement/vulnerability-feed.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
-import { file, integer, number, oneOf, type Kind } from './options.js'
+import { integer, number, oneOf, type Kind } from './options.js'
 
 /** A listener: http://HOST:PORT, https://HOST:PORT, unix:/path.sock, net.uds:/path.sock or net.tcp://HOST:PORT. */
 export const listenEndpoint: Kind<string> = {
@@ -22,13 +21,6 @@ export const hosting = oneOf(HostingValues)
 export const positive = integer(1)
 export const port = integer(0, 65535, 'a port number from 0 to 65535')
 export const milliseconds = number(0, Infinity, { takes: 'a number of milliseconds ≥ 0' })
-
-/** A rules file (docs/rules.md), read and checked. */
-export const rulesFile = file('a rules file (JSON, docs/rules.md)', (p) => RulesEngine.fromFile(p))
-/** A vulnerability feed (docs/vulnerability-feed.md), read and checked. */
-export const feedFile = file('a vulnerability feed (JSON, docs/vulnerability-feed.md)', (p) => VulnerabilityFeed.fromFile(p, false))
-/** The same, re-read when the file changes (a long-running command: `metaos up`). */
-export const watchedFeedFile = file('a vulnerability feed (JSON, docs/vulnerability-feed.md)', (p) => VulnerabilityFeed.fromFile(p))
 
 /** A network domain's allow rule CIDR:PORTS. */
 export const allowRule: Kind<string> = {
@@ -59,7 +51,7 @@ export const syscall: Kind<ExplainedSyscall> = {
   refuses: ['Frobnicate x', 'Open x many', ''],
 }
 
-/** A network interface of this host, or "all" (discovery/soap-udp.ts's own check). */
+/** A network interface of this host, or "all" (discovery/interfaces.ts's own check). */
 export const interfaceName: Kind<string> = {
   takes: 'a network interface of this host, or "all"',
   parse: (v) => { selectInterfaces([v]); return v },

@@ -15,7 +15,8 @@ import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { flag, parseOptions } from './options.js'
-import { feedFile, interfaceName, milliseconds, positive, rulesFile, syscall } from './option-kinds.js'
+import { interfaceName, milliseconds, positive, syscall } from './option-kinds.js'
+import { feedFile, rulesFile } from './placement-kinds.js'
 
 const HELP = `usage: metaos pmt [--timeout MS] [--probes N] [--rules FILE] [--feed FILE] [--explain "OP PATH [BYTES]"] [--interface NAME]... [--json]
 

@@ -3,7 +3,7 @@
 // declares), its endpoints as XAddrs; and the target service that says Hello and Bye and answers
 // Probe and Resolve for it.
 import type { Logger } from 'pino'
-import { TargetService } from '../discovery/target-service.js'
+import type { TargetService } from '../discovery/target-service.js'
 import { domainScopes, NETWORK_DOMAIN_TYPE, STORAGE_DOMAIN_TYPE } from '../discovery/storage-announcement.js'
 import type { Hosting } from '../wsdl/generated/storage-service.js'
 
@@ -55,6 +55,8 @@ export function announcedEndpoints (domain: { readonly endpoints: readonly strin
 
 /** Starts announcing a listening domain; if that fails, the domain is closed and the error thrown. Its stop() says Bye. */
 export async function announce (domain: { readonly epr: string, readonly endpoints: readonly string[], close: (graceMs?: number) => Promise<void> }, a: Announcement, logger: Logger): Promise<TargetService> {
+  // WS-Discovery (its UDP sockets, messages, matching) is loaded only by a domain that announces.
+  const { TargetService } = await import('../discovery/target-service.js')
   const target = new TargetService({
     epr: domain.epr,
     types: a.types,

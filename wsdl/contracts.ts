@@ -1,11 +1,11 @@
 // The contracts' own facts, beside the WSDL they come from: where each service is served and the
 // WSDL text itself (read once, on first use), and what a host or an in-process runner needs of each
 // (descriptor, fault element and codes). Domains serve these; proxies and discovery use the paths.
+// The network service's contract is in network-contract.ts: a storage domain does not load it.
 import { readFileSync } from 'node:fs'
 import type { ServiceDescriptor } from '../soap-runtime/descriptor.js'
 import { packageFile } from './package-root.js'
 import { StorageServiceDescriptor, StorageFaultCodes } from './generated/storage-service.js'
-import { NetworkServiceDescriptor, NetworkFaultCodes } from './generated/network-service.js'
 
 export const STORAGE_PATH = '/storage'
 export const NETWORK_PATH = '/network'
@@ -35,7 +35,4 @@ export interface ServiceContract {
 
 export const STORAGE_CONTRACT: ServiceContract = {
   descriptor: StorageServiceDescriptor, path: STORAGE_PATH, wsdl: storageWsdl, faultElement: 'StorageFault', faultCodes: StorageFaultCodes, timingHeader: 'ServiceTiming',
-}
-export const NETWORK_CONTRACT: ServiceContract = {
-  descriptor: NetworkServiceDescriptor, path: NETWORK_PATH, wsdl: networkWsdl, faultElement: 'NetworkFault', faultCodes: NetworkFaultCodes, timingHeader: 'ServiceTiming',
 }

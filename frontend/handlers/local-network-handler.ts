@@ -9,7 +9,7 @@ import { allowAll } from '../../security/allow-list.js'
 import type { Invocation } from '../../soap-runtime/client.js'
 import { InProcessService } from '../../service-domain/in-process.js'
 import { localFacts } from '../../service-domain/domain-facts.js'
-import { NETWORK_CONTRACT } from '../../wsdl/contracts.js'
+import { NETWORK_CONTRACT } from '../../wsdl/network-contract.js'
 import type { NetworkOperations } from '../../wsdl/generated/network-service.js'
 import type { NetworkHandler, NetworkOp } from './network-handler.js'
 
