@@ -97,14 +97,19 @@ function scopeOf (decls: readonly string[], parent: Readonly<Record<string, stri
   return scope
 }
 
+// Scratch space of startElement (it is never re-entered): no arrays made per element.
 const nameOut = { prefix: '', local: '' }
+const RAW: RawAttr[] = []
+const DECLS: string[] = []
 
 /** The start of an element: its record `t` (just read) and attributes, as an XmlElement with no content yet. */
 export function startElement (c: Cursor, t: number, parentScope: Readonly<Record<string, string>>): XmlElement {
   elementName(c, t, nameOut)
   const { prefix, local } = nameOut
-  const raw: RawAttr[] = []
-  const decls: string[] = []
+  const raw = RAW
+  const decls = DECLS
+  raw.length = 0
+  decls.length = 0
   attributes(c, raw, decls)
   const scope = scopeOf(decls, parentScope)
   const ns = scope[prefix]

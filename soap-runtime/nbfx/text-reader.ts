@@ -34,7 +34,7 @@ function len32 (c: Cursor): number {
 }
 
 function fixed (c: Cursor, n: number, t: number): number {
-  c.need(n, recordName(t))
+  if (n > c.end - c.pos) throw malformed(`truncated ${recordName(t)} at offset ${c.pos}`)
   const at = c.pos
   c.pos += n
   return at

@@ -100,6 +100,11 @@ export function formatGuid (buf: Buffer, pos: number): string {
   return s
 }
 
+/** The value of a lower-case hex digit (already matched by GUID_RE). */
+function nibble (c: number): number {
+  return c <= 0x39 ? c - 0x30 : c - 0x57
+}
+
 // Lower-case only: the reader writes lower case, so an upper-case id would not read back as sent.
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 /** The 16 bytes of a Guid in (lower-case) text form, written at `pos` of `buf`; false (nothing written) when `s` is no such Guid. */
@@ -108,7 +113,7 @@ export function writeGuid (s: string, buf: Buffer, pos: number): boolean {
   let j = 0
   for (const i of GUID_ORDER) {
     if (i < 0) { j++; continue }
-    buf[pos + i] = parseInt(s.slice(j, j + 2), 16)
+    buf[pos + i] = (nibble(s.charCodeAt(j)) << 4) | nibble(s.charCodeAt(j + 1))
     j += 2
   }
   return true

@@ -74,11 +74,27 @@ export class NbfxWriter {
     buf[this.#pos++] = n
   }
 
+  /** Writes `s` as UTF-8 at `at` (room for 3 bytes per character is there); returns the bytes written. Short ASCII strings without a call into C++. */
+  #utf8 (s: string, at: number): number {
+    const buf = this.#buf
+    const n = s.length
+    if (n <= 32) {
+      let i = 0
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i)
+        if (c >= 0x80) break
+        buf[at + i] = c
+      }
+      if (i === n) return n
+    }
+    return buf.write(s, at, 'utf8')
+  }
+
   /** An MB32-length-prefixed UTF-8 string. */
   string (s: string): void {
     if (s.length < 43) { // at most 126 bytes: a one-byte length
       this.#room(1 + s.length * 3)
-      const n = this.#buf.write(s, this.#pos + 1, 'utf8')
+      const n = this.#utf8(s, this.#pos + 1)
       this.#buf[this.#pos] = n
       this.#pos += 1 + n
       return
@@ -137,7 +153,7 @@ export class NbfxWriter {
     if (s === '') return this.byte(R.EmptyText | e)
     if (s.length <= 85) { // at most 255 bytes
       this.#room(2 + s.length * 3)
-      const n = this.#buf.write(s, this.#pos + 2, 'utf8')
+      const n = this.#utf8(s, this.#pos + 2)
       this.#buf[this.#pos] = R.Chars8Text | e
       this.#buf[this.#pos + 1] = n
       this.#pos += 2 + n
