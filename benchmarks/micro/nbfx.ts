@@ -8,7 +8,7 @@
 //   npm run build && node dist/benchmarks/micro/nbfx.js [--rounds N] [--ms MS]
 import { parseArgs } from 'node:util'
 import { compileCodecs } from '../../soap-runtime/codec.js'
-import { buildEnvelope, METAOS_NS, parseEnvelope, readEnvelope } from '../../soap-runtime/envelope.js'
+import { buildEnvelope, METAOS_NS, parseEnvelope, readEnvelope, WSA10_NS } from '../../soap-runtime/envelope.js'
 import { buildMultipartRelated, parseMultipartRelated } from '../../soap-runtime/mtom.js'
 import { compileBinaryCodecs, decodeEnvelope, encodeEnvelope, NbfxReaderSession, NbfxWriterSession, WSA_ANONYMOUS } from '../../soap-runtime/nbfx/index.js'
 import { DEFAULT_XML_LIMITS } from '../../soap-runtime/xml.js'
@@ -24,7 +24,13 @@ const bin = compileBinaryCodecs(StorageServiceDescriptor)
 const writeCodec = text.get('Write')!
 const ACTION = 'urn:metaos:storage:v1/Write'
 const caller = 'urn:uuid:6a1c3b52-35c4-4b0e-9a4d-0d3f6a0e5c11'
-const headerXml = `<Caller xmlns="${METAOS_NS}">${caller}</Caller>`
+const TO = 'net.uds:/run/metaos/storage.sock'
+const ID = 'urn:uuid:6a1c3b52-35c4-4b0e-9a4d-0d3f6a0e5c11'
+// The same headers in both encodings: WS-Addressing 1.0 as WCF sends it (net.tcp's text encoding
+// carries it too), and metaos's Caller.
+const headerXml = `<a:Action s:mustUnderstand="1" xmlns:a="${WSA10_NS}">${ACTION}</a:Action><a:MessageID xmlns:a="${WSA10_NS}">${ID}</a:MessageID>` +
+  `<a:ReplyTo xmlns:a="${WSA10_NS}"><a:Address>${WSA_ANONYMOUS}</a:Address></a:ReplyTo><a:To s:mustUnderstand="1" xmlns:a="${WSA10_NS}">${TO}</a:To>` +
+  `<Caller xmlns="${METAOS_NS}">${caller}</Caller>`
 const understood = new Set<string>()
 
 function input (bytes: number): { handle: string, data: Buffer } {
@@ -46,11 +52,10 @@ function encodeMtom (v: { handle: string, data: Buffer }): { chunks: Buffer[], c
   return { chunks: pkg.chunks, contentType: pkg.contentType }
 }
 
-let n = 0
-/** The binary envelope on a session (its string table empty after the first message), with WCF's addressing headers. */
+/** The binary envelope on a session (its string table empty after the first message), with the same headers. */
 function encodeBinary (v: { handle: string, data: Buffer }, session: NbfxWriterSession): { chunks: Buffer[], length: number } {
   return encodeEnvelope({
-    action: ACTION, messageId: `urn:uuid:6a1c3b52-35c4-4b0e-9a4d-${(n++ % 1e12).toString(16).padStart(12, '0')}`, replyTo: WSA_ANONYMOUS, to: 'net.uds:/run/metaos/storage.sock',
+    action: ACTION, messageId: ID, replyTo: WSA_ANONYMOUS, to: TO,
     headers: [{ ns: METAOS_NS, local: 'Caller', value: caller }], body: { element: 'Write', value: v },
   }, bin, session)
 }
