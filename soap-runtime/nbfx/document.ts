@@ -120,7 +120,8 @@ export function readBinaryXml (buf: Buffer, start: number, end: number, session?
     // The element on top ends.
     const bytes = pending.pop()
     let el = stack.pop()!
-    if (bytes !== undefined) {
+    if (bytes !== undefined && el.children.length > 0) el.text += joined(bytes).toString('base64') // bytes, then an Array
+    else if (bytes !== undefined) {
       el = new BytesElement(el, joined(bytes))
       const parent = stack[stack.length - 1]
       if (parent !== undefined) parent.children[parent.children.length - 1] = el

@@ -98,7 +98,10 @@ export class NbfxReaderSession {
     this.limits = { ...DEFAULT_READER_SESSION_LIMITS, ...limits }
   }
 
-  /** Reads the string table at `pos` and adds its strings; returns the position after it. */
+  /**
+   * Reads the string table at `pos` and adds its strings; returns the position after it. They stay
+   * even if the rest of the message is refused: the sender counts them as sent.
+   */
   readTable (buf: Buffer, pos: number, end: number): number {
     const size = readMb32(buf, pos, end)
     pos = readMb32.next

@@ -209,6 +209,12 @@ t.test('every text record type reads as the text .NET\'s XmlConvert writes for i
   for (const [name, record, want] of cases) t.equal(textOf(record), want, name)
   const bytes = decodeEnvelope(doc('9e 02 68 69 9f 01 21'))
   t.same(bytes.bin, Buffer.from('hi!'), 'Bytes records in a row are one block')
+  const mixed = decodeEnvelope(doc('9e 01 61 03 40 01 69 01 8d 01 07 00 00 00 01'))
+  t.equal(mixed.bin, undefined, 'bytes beside elements are no block of bytes')
+  t.equal(mixed.text, 'YQ==', 'but text (base64)')
+  t.equal(mixed.children[0]?.text, '7')
+  const texted = decodeEnvelope(doc('9e 01 61 99 01 62'))
+  t.same([texted.bin, texted.text], [undefined, 'YQ==b'], 'bytes, then chars: text')
 })
 
 t.test('element, attribute and namespace records of every form', async (t) => {
