@@ -81,6 +81,7 @@ const SIMPLE_DECODERS: Record<string, Decoder> = {
     return d
   },
   base64: (el, ctx, path) => {
+    if (el.bin !== undefined) return el.bin // binary XML: the bytes as they came, no base64
     if (el.children.length === 1) {
       const inc = el.children[0]!
       if (inc.ns !== XOP_NS || inc.local !== 'Include') throw bad(path, `unexpected element ${inc.local} in binary data`)

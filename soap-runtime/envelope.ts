@@ -51,7 +51,11 @@ const WSA_FIELDS = new Set(['MessageID', 'Action', 'To', 'RelatesTo', 'ReplyTo',
  * SOAP 1.1/1.2 envelope with one body element.
  */
 export function parseEnvelope (xml: string, limits: XmlLimits, understood: ReadonlySet<string>): ParsedEnvelope {
-  const env = parseXml(xml, limits)
+  return readEnvelope(parseXml(xml, limits), understood)
+}
+
+/** Reads an envelope already parsed into an element tree (from text, or from binary XML: soap-runtime/nbfx/). */
+export function readEnvelope (env: XmlElement, understood: ReadonlySet<string>): ParsedEnvelope {
   if (env.local !== 'Envelope') throw new EnvelopeError('MALFORMED_MESSAGE', `root element is {${env.ns}}${env.local}, not a SOAP Envelope`)
   const version: SoapVersion | undefined = env.ns === SOAP11_NS ? '1.1' : env.ns === SOAP12_NS ? '1.2' : undefined
   if (version === undefined) throw new EnvelopeError('MALFORMED_MESSAGE', `Envelope in namespace "${env.ns}" is neither SOAP 1.1 nor SOAP 1.2`, 'VersionMismatch')

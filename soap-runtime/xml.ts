@@ -19,6 +19,11 @@ export interface XmlElement {
   text: string
   /** In-scope prefix → namespace bindings, kept for QName-valued content (faultcode, Types). */
   readonly nsScope: Readonly<Record<string, string>>
+  /**
+   * Binary XML only (soap-runtime/nbfx/): the element's content was raw bytes (Bytes records), here
+   * as they came, and `text` is their base64. The text parser never sets it.
+   */
+  readonly bin?: Buffer
 }
 
 export interface XmlLimits {
