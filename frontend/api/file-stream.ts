@@ -11,12 +11,10 @@ import type * as S from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
 import { asDispatcher, discoveredDestination, resolveDestination } from './storage-destination.js'
 import type { WritePipeline } from './write-pipeline.js'
-import { BlockReader, type ReadAheadOf } from './block-reader.js'
-import { streamAdapters } from './stream-adapters.js'
-import { MAX_BLOCK, checkRange, openParameters, type FileAccess, type FileStreamOptions, type SeekOrigin, type StreamStats } from './file-stream-options.js'
+import type { BlockReader, ReadAheadOf } from './block-reader.js'
+import { MAX_BLOCK, checkRange, openParameters, streamAdapters, type FileAccess, type FileStreamOptions, type SeekOrigin, type StreamStats } from './file-stream-shapes.js'
 
-export { FileMode, FileAccess, FileShare, SeekOrigin, type FileStreamOptions, type StreamStats } from './file-stream-options.js'
-type StorageOperations = S.StorageOperations
+export { FileMode, FileAccess, FileShare, SeekOrigin, type FileStreamOptions, type StreamStats } from './file-stream-shapes.js'
 
 /** Largest buffer a synchronous syscall moves (larger ones are awaited on the thread pool). */
 const MAX_SYNC = 1024 * 1024
@@ -50,7 +48,7 @@ export class FileStream {
   /** readByte answers at once while #readPos is below this. */
   #readFast = 0
 
-  private constructor (path: string, handler: StorageHandler, handle: string, access: FileAccess, bufferSize: number, position: number, readAheadOf: ReadAheadOf | undefined) {
+  private constructor (path: string, handler: StorageHandler, handle: string, access: FileAccess, bufferSize: number, position: number, Reader: typeof BlockReader, readAheadOf: ReadAheadOf | undefined) {
     this.path = path
     this.handler = handler
     this.#handle = handle
@@ -60,7 +58,7 @@ export class FileStream {
     this.#filePos = position
     this.#writable = access !== 'Read'
     this.#sync = bufferSize <= MAX_SYNC ? handler.invokeSync?.bind(handler) : undefined
-    this.#reader = new BlockReader(handler, handle, (i) => { this.#account(i) }, this.#sync, readAheadOf)
+    this.#reader = new Reader(handler, handle, (i) => { this.#account(i) }, this.#sync, readAheadOf)
     this.#refresh()
   }
 
@@ -71,7 +69,7 @@ export class FileStream {
     const input = { ...o.input, path }
     const dispatcher = await asDispatcher(handler)
     const inv = dispatcher !== undefined ? await dispatcher.open(input, o.bytes) : await handler.invoke('Open', input)
-    const fs = new FileStream(path, handler, inv.output.handle, input.access ?? 'ReadWrite', o.bufferSize, inv.output.position, o.readAhead)
+    const fs = new FileStream(path, handler, inv.output.handle, input.access ?? 'ReadWrite', o.bufferSize, inv.output.position, o.Reader, o.readAhead)
     fs.#account(inv)
     if (o.Pipeline !== undefined) fs.#pipeline = new o.Pipeline(handler, inv.output.handle, (i) => { fs.#account(i) }, o.limits, () => { fs.#writeFast = 0 })
     return fs
@@ -228,7 +226,8 @@ export class FileStream {
       return this.#guard(async () => {
         await this.#dropReadAhead()
         await this.#drained()
-        await this.#storeByte(value)
+        this.#buf[this.#writePos++] = value
+        if (this.#writePos === this.#buf.length) await this.#flushWrite()
       })
     }
     this.#buf[this.#writePos++] = value
@@ -236,11 +235,6 @@ export class FileStream {
       if (this.#writePos < this.#buf.length || this.#flushNow()) { this.#refresh(); return }
     } catch (e) { return Promise.reject(e) }
     return this.#guard(async () => { await this.#flushWrite() })
-  }
-
-  async #storeByte (value: number): Promise<void> {
-    this.#buf[this.#writePos++] = value
-    if (this.#writePos === this.#buf.length) await this.#flushWrite()
   }
 
   /** A full buffer sent at once: queued in the pipeline, or a synchronous Write of the local kernel. False when neither can. */
@@ -330,7 +324,7 @@ export class FileStream {
 
   // ---- calls, one at a time
 
-  async #call<K extends StorageOp> (op: K, input: StorageOperations[K]['input']): Promise<StorageOperations[K]['output']> {
+  async #call<K extends StorageOp> (op: K, input: S.StorageOperations[K]['input']): Promise<S.StorageOperations[K]['output']> {
     // Pipelined writes land (and their errors surface) before anything else uses the handle.
     await this.#drained()
     const inv = await this.handler.invoke(op, input)

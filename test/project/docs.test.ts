@@ -247,7 +247,7 @@ t.test('docs/wsdl.md names every operation and element of both WSDLs', async (t)
 t.test('docs/api.md names every public member of FileStream and NetSocket and every option', async (t) => {
   const doc = readFileSync(packageFile('docs', 'api.md'), 'utf8')
   // The class's file, and the file of its options when they have one of their own.
-  for (const [file, cls, ifaces, optionsFile] of [['file-stream.ts', 'FileStream', ['FileStreamOptions', 'StreamStats'], 'file-stream-options.ts'], ['net-socket.ts', 'NetSocket', ['NetSocketOptions', 'NetConnectOptions', 'SocketStats'], 'net-socket.ts']] as const) {
+  for (const [file, cls, ifaces, optionsFile] of [['file-stream.ts', 'FileStream', ['FileStreamOptions', 'StreamStats'], 'file-stream-shapes.ts'], ['net-socket.ts', 'NetSocket', ['NetSocketOptions', 'NetConnectOptions', 'SocketStats'], 'net-socket.ts']] as const) {
     const src = readFileSync(packageFile('frontend', 'api', file), 'utf8')
     const options = readFileSync(packageFile('frontend', 'api', optionsFile), 'utf8')
     const body = src.slice(src.indexOf(`export class ${cls}`)).split('\n}\n')[0]!

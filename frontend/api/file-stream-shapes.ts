@@ -1,5 +1,9 @@
-// A FileStream's public types and options (shaped like .NET's enums and FileStream constructor),
-// checked: what `FileStream.open` is given, and the exception-less parts it loads when asked.
+// What a FileStream looks like from outside: .NET's shapes — the enums and the options of its
+// constructor, checked (what `FileStream.open` is given, and the exception-less parts it loads when
+// asked) — and Node's: a Readable of the rest of the file and a Writable into it, for
+// `stream.pipeline`, each calling the stream one operation at a time and closing it at the end
+// unless told not to.
+import { Readable, Writable } from 'node:stream'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type * as S from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler } from '../handlers/storage-handler.js'
@@ -7,7 +11,7 @@ import type { StorageHandler } from '../handlers/storage-handler.js'
 import type { SharedFrontendOptions } from '../assembly/intelligent-frontend.js'
 import type { PipelineLimits, WritePipeline } from './write-pipeline.js'
 import type { ReadAheadLimits } from './read-ahead.js'
-import type { ReadAheadOf } from './block-reader.js'
+import type { BlockReader, ReadAheadOf } from './block-reader.js'
 
 export type FileMode = S.FileMode
 export type FileAccess = S.FileAccess
@@ -62,8 +66,8 @@ export interface StreamStats {
 /** Largest block one Write or Read call carries; bigger requests are split. */
 export const MAX_BLOCK = 8 * 1024 * 1024
 
-/** What `open` does, from the options: checked, defaults filled, exception-less parts loaded (by the first stream that asks). */
-export async function openParameters (options: FileStreamOptions): Promise<{ input: S.Open, bufferSize: number, bytes: number | undefined, Pipeline: typeof WritePipeline | undefined, readAhead: ReadAheadOf | undefined, limits: Partial<PipelineLimits & ReadAheadLimits> }> {
+/** What `open` does, from the options: checked, defaults filled; the read path loaded by the first stream, exception-less parts by the first that asks. */
+export async function openParameters (options: FileStreamOptions): Promise<{ input: S.Open, bufferSize: number, bytes: number | undefined, Reader: typeof BlockReader, Pipeline: typeof WritePipeline | undefined, readAhead: ReadAheadOf | undefined, limits: Partial<PipelineLimits & ReadAheadLimits> }> {
   const mode = options.mode ?? 'Open'
   const access = options.access ?? (mode === 'Append' ? 'Write' : 'ReadWrite')
   const bufferSize = options.bufferSize ?? 4096
@@ -75,11 +79,50 @@ export async function openParameters (options: FileStreamOptions): Promise<{ inp
   const on = el !== undefined && el !== false
   const Pipeline = on && access !== 'Read' ? (await import('./write-pipeline.js')).WritePipeline : undefined
   const Ahead = on && access !== 'Write' && limits.readAheadBytes !== 0 ? (await import('./read-ahead.js')).ReadAhead : undefined
-  return { input: { path: '', mode, access, share: options.share ?? 'Read' }, bufferSize: bufferSize <= 1 ? 0 : bufferSize, bytes, Pipeline, readAhead: Ahead === undefined ? undefined : { Ahead, limits }, limits }
+  const Reader = (await import('./block-reader.js')).BlockReader
+  return { input: { path: '', mode, access, share: options.share ?? 'Read' }, bufferSize: bufferSize <= 1 ? 0 : bufferSize, bytes, Reader, Pipeline, readAhead: Ahead === undefined ? undefined : { Ahead, limits }, limits }
 }
 
 export function checkRange (buffer: Uint8Array, offset: number, count: number): void {
   if (!Number.isInteger(offset) || !Number.isInteger(count) || offset < 0 || count < 0 || offset + count > buffer.length) {
     throw new MetaosError('INVALID_ARGUMENT', `offset ${offset} and count ${count} do not fit a buffer of ${buffer.length}`)
   }
+}
+
+/** What the adapters use of a FileStream. */
+interface Stream {
+  readonly closed: boolean
+  read: (buffer: Uint8Array) => Promise<number>
+  write: (buffer: Uint8Array) => Promise<void>
+  flush: () => Promise<void>
+  close: () => Promise<void>
+}
+
+export const streamAdapters = {
+  readable (fs: Stream, busy: () => boolean, chunkSize: number, maxChunk: number, options: { highWaterMark?: number, autoClose?: boolean }): Readable {
+    const chunk = options.highWaterMark ?? chunkSize
+    const autoClose = options.autoClose ?? true
+    const readable: Readable = new Readable({
+      highWaterMark: chunk,
+      read: (size) => {
+        const buf = Buffer.allocUnsafe(Math.min(Math.max(size, 1), maxChunk))
+        fs.read(buf).then((n) => {
+          if (n > 0) { readable.push(buf.subarray(0, n)); return }
+          const end = (): void => { readable.push(null) }
+          if (autoClose) fs.close().then(end, (e: unknown) => { readable.destroy(e as Error) })
+          else end()
+        }, (e: unknown) => { readable.destroy(e as Error) })
+      },
+      destroy: (err, cb) => { if (autoClose && !fs.closed && !busy()) fs.close().then(() => { cb(err) }, () => { cb(err) }); else cb(err) },
+    })
+    return readable
+  },
+
+  writable (fs: Stream, options: { autoClose?: boolean }): Writable {
+    const autoClose = options.autoClose ?? true
+    return new Writable({
+      write: (chunk: Buffer, _enc, cb) => { fs.write(chunk).then(() => { cb() }, cb) },
+      final: (cb) => { (autoClose ? fs.close() : fs.flush()).then(() => { cb() }, cb) },
+    })
+  },
 }
