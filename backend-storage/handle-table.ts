@@ -5,6 +5,7 @@ import { close as fsClose } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { FileAccess, FileShare } from '../wsdl/generated/storage-service.js'
+import { compatible } from '../coordination/file-share.js'
 
 export interface OpenFile {
   readonly id: string
@@ -15,6 +16,8 @@ export interface OpenFile {
   readonly share: FileShare
   /** Append mode: position may not go below the length the file had when opened. */
   readonly appendFloor: number | undefined
+  /** Awaited once when the handle goes, after its descriptor closed (its registration across the volume, with coordination). */
+  readonly release?: (() => Promise<void>) | undefined
   position: number
   lastUsed: number
   tail: Promise<unknown>
@@ -30,18 +33,6 @@ export interface HandleLimits {
 }
 
 export const DEFAULT_HANDLE_LIMITS: HandleLimits = { maxHandles: 8192, maxHandlesPerCaller: 1024, idleMs: 10 * 60_000 }
-
-const canRead = (a: FileAccess | FileShare): boolean => a === 'Read' || a === 'ReadWrite'
-const canWrite = (a: FileAccess | FileShare): boolean => a === 'Write' || a === 'ReadWrite'
-
-/** .NET's rule: each side's access must be admitted by the other side's share. */
-function compatible (access: FileAccess, share: FileShare, other: OpenFile): boolean {
-  if (canRead(access) && !canRead(other.share)) return false
-  if (canWrite(access) && !canWrite(other.share)) return false
-  if (canRead(other.access) && !canRead(share)) return false
-  if (canWrite(other.access) && !canWrite(share)) return false
-  return true
-}
 
 export class HandleTable {
   readonly #byId = new Map<string, OpenFile>()
@@ -115,6 +106,7 @@ export class HandleTable {
     if (n === 0) this.#perCaller.delete(f.owner)
     else this.#perCaller.set(f.owner, n)
     await new Promise<void>((resolve) => { fsClose(f.fd, () => { resolve() }) })
+    await f.release?.()
   }
 
   reapIdle (now = Date.now()): number {

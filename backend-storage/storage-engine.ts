@@ -10,6 +10,8 @@ import { MetaosError, fromSystemError } from '../soap-runtime/errors.js'
 import type * as S from '../wsdl/generated/storage-service.js'
 import { HandleTable, type HandleLimits, type OpenFile } from './handle-table.js'
 import type { PathPolicy } from './path-policy.js'
+import type { StreamFence } from './fencing.js'
+import type { OpenRegistrar } from './volume-shares.js'
 
 const openP = promisify(open)
 const fstatP = promisify(fstat)
@@ -50,9 +52,15 @@ export class StorageEngine {
   readonly #paths: PathPolicy
   readonly #handles: HandleTable
   readonly #limits: EngineLimits
+  /** Fencing and stream epochs (fencing.ts): checked right before each handle operation's system call. */
+  readonly #fence: StreamFence | undefined
+  /** With coordination: every open registered across the volume's domains (volume-shares.ts). */
+  readonly #shares: OpenRegistrar | undefined
 
-  constructor (paths: PathPolicy, limits: Partial<EngineLimits> = {}) {
+  constructor (paths: PathPolicy, limits: Partial<EngineLimits> = {}, fence?: StreamFence, shares?: OpenRegistrar) {
     this.#paths = paths
+    this.#fence = fence
+    this.#shares = shares
     this.#handles = new HandleTable(limits)
     this.#limits = { ...DEFAULT_ENGINE_LIMITS, ...limits } as EngineLimits
   }
@@ -75,10 +83,14 @@ export class StorageEngine {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, what)
     }
     this.#handles.checkOpen(real, access, share, caller)
+    // Across the volume (coordination), before open(2): a Create or Truncate writes.
+    const registered = await this.#shares?.register(real, access, share, i.stream)
     let fd: number
     try {
+      this.#fence?.admitOpen(i.stream, i.epoch)
       fd = await openP(real, ACCESS_FLAGS[access] | MODE_FLAGS[mode] | constants.O_NOFOLLOW, 0o644)
     } catch (e) {
+      void registered?.release()
       throw fromSystemError(e, what)
     }
     let size: number
@@ -87,13 +99,15 @@ export class StorageEngine {
       if (!st.isFile()) throw new MetaosError('ACCESS_DENIED', `${what} is not a regular file`)
       size = st.size
     } catch (e) {
+      void registered?.release()
       await closeFd(fd)
       throw fromSystemError(e, what)
     }
     const append = mode === 'Append'
     // Re-check sharing: another Open of the same file may have completed while this one waited.
-    try { this.#handles.checkOpen(real, access, share, caller) } catch (e) { await closeFd(fd); throw e }
-    const f = this.#handles.add({ owner: caller, fd, realPath: real, access, share, appendFloor: append ? size : undefined, position: append ? size : 0 })
+    try { this.#handles.checkOpen(real, access, share, caller) } catch (e) { void registered?.release(); await closeFd(fd); throw e }
+    const f = this.#handles.add({ owner: caller, fd, realPath: real, access, share, appendFloor: append ? size : undefined, position: append ? size : 0, release: registered?.release })
+    this.#fence?.opened(f, i.stream, i.epoch)
     return { handle: f.id, length: size, position: f.position }
   }
 
@@ -113,7 +127,7 @@ export class StorageEngine {
 
   async read (i: S.Read, caller: string): Promise<S.ReadResponse> {
     const f = this.#forRead(i, caller)
-    return await this.#handles.run(f, async () => {
+    return await this.#run(f, 'Read', i.epoch, async () => {
       const buf = Buffer.allocUnsafe(i.count)
       let n = 0
       try {
@@ -130,7 +144,7 @@ export class StorageEngine {
 
   async write (i: S.Write, caller: string): Promise<S.WriteResponse> {
     const f = this.#forWrite(i, caller)
-    return await this.#handles.run(f, async () => {
+    return await this.#run(f, 'Write', i.epoch, async () => {
       const data = i.data
       let n = 0
       try {
@@ -144,11 +158,12 @@ export class StorageEngine {
   /**
    * Read and Write at once, with a synchronous read(2)/write(2), when nothing is queued on the handle
    * (the local kernel under a FileStream's ReadByte/WriteByte, synchronous as .NET's); undefined when
-   * something is, and then nothing was done. Same checks, results and faults as read and write.
+   * something is, and then nothing was done. Same checks (the fence's too), results and faults as read and write.
    */
   readNow (i: S.Read, caller: string): S.ReadResponse | undefined {
     const f = this.#forRead(i, caller)
     if (f.busy !== 0) return undefined
+    this.#fence?.admit(f, 'Read', i.epoch)
     const buf = Buffer.allocUnsafe(i.count)
     let n = 0
     try {
@@ -162,6 +177,7 @@ export class StorageEngine {
   writeNow (i: S.Write, caller: string): S.WriteResponse | undefined {
     const f = this.#forWrite(i, caller)
     if (f.busy !== 0) return undefined
+    this.#fence?.admit(f, 'Write', i.epoch)
     const data = i.data
     let n = 0
     try {
@@ -174,7 +190,7 @@ export class StorageEngine {
 
   async seek (i: S.Seek, caller: string): Promise<S.SeekResponse> {
     const f = this.#handles.get(i.handle, caller)
-    return await this.#handles.run(f, async () => {
+    return await this.#run(f, 'Seek', i.epoch, async () => {
       const base = i.origin === 'Begin' ? 0 : i.origin === 'Current' ? f.position : (await this.#size(f))
       const next = base + i.offset
       if (next < 0) throw new MetaosError('INVALID_ARGUMENT', `seek to ${next}, before the start of the file`)
@@ -187,7 +203,7 @@ export class StorageEngine {
 
   async flush (i: S.Flush, caller: string): Promise<S.FlushResponse> {
     const f = this.#handles.get(i.handle, caller)
-    return await this.#handles.run(f, async () => {
+    return await this.#run(f, 'Flush', i.epoch, async () => {
       // Writes reach the kernel at once (no buffer here): only stable storage needs a call.
       if (i.flushToDisk && f.access !== 'Read') { try { await fdatasyncP(f.fd) } catch (e) { throw fromSystemError(e, 'Flush') } }
       return {}
@@ -199,7 +215,7 @@ export class StorageEngine {
     if (i.length < 0) throw new MetaosError('INVALID_ARGUMENT', `length ${i.length} is negative`)
     if (f.access === 'Read') throw new MetaosError('ACCESS_DENIED', 'the handle was opened without write access')
     if (f.appendFloor !== undefined && i.length < f.appendFloor) throw new MetaosError('INVALID_ARGUMENT', 'in Append mode a stream cannot cut data the file had when opened')
-    return await this.#handles.run(f, async () => {
+    return await this.#run(f, 'SetLength', i.epoch, async () => {
       try { await ftruncateP(f.fd, i.length) } catch (e) { throw fromSystemError(e, 'SetLength') }
       if (f.position > i.length) f.position = i.length
       return {}
@@ -208,12 +224,12 @@ export class StorageEngine {
 
   async getLength (i: S.GetLength, caller: string): Promise<S.GetLengthResponse> {
     const f = this.#handles.get(i.handle, caller)
-    return await this.#handles.run(f, async () => ({ length: await this.#size(f) }))
+    return await this.#run(f, 'GetLength', i.epoch, async () => ({ length: await this.#size(f) }))
   }
 
   async close (i: S.Close, caller: string): Promise<S.CloseResponse> {
     const f = this.#handles.get(i.handle, caller)
-    await this.#handles.run(f, async () => { await this.#handles.remove(f) })
+    await this.#run(f, 'Close', i.epoch, async () => { await this.#handles.remove(f) })
     return {}
   }
 
@@ -223,6 +239,7 @@ export class StorageEngine {
     const st = await lstatP(real).catch((e: unknown) => { throw fromSystemError(e, what) })
     if (st.isDirectory()) throw new MetaosError('ACCESS_DENIED', `${what} is a directory`)
     this.#handles.checkDelete(real)
+    await this.#shares?.checkDelete(real)
     try { await unlink(real) } catch (e) { throw fromSystemError(e, what) }
     return {}
   }
@@ -251,6 +268,19 @@ export class StorageEngine {
     }))
     entry.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     return { entry }
+  }
+
+  /**
+   * A handle operation, after the ones before it on the handle, through the fence right before its
+   * system call. One queued behind a Close finds the handle gone (INVALID_HANDLE): its descriptor is
+   * closed, and its number may already serve another file.
+   */
+  async #run<T> (f: OpenFile, op: string, epoch: number | undefined, fn: () => Promise<T>): Promise<T> {
+    return await this.#handles.run(f, async () => {
+      if (op !== 'Close') this.#handles.get(f.id, f.owner)
+      this.#fence?.admit(f, op, epoch)
+      return await fn()
+    })
   }
 
   async #size (f: OpenFile): Promise<number> {

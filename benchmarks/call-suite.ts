@@ -1,5 +1,5 @@
 // The "quick" suite: single Write round trips of 512 B, 4 KiB, 64 KiB and 1 MiB, side by side in
-// one run for local fs, metaos (local handler, bus, HTTP), bare node:http and the npm `soap`
+// one run for local fs, metaos (local handler, bus, HTTP, net.uds, net.tcp), bare node:http and the npm `soap`
 // package. Servers run as child processes, like real domains; one client, one call at a time.
 // Peers are interleaved in short rounds so a noisy neighbour hurts all of them alike.
 import { mkdtempSync, openSync, closeSync, rmSync, write as fsWrite } from 'node:fs'
@@ -59,10 +59,14 @@ export async function startPeers (dir: string, which: ReadonlySet<string>): Prom
     const root = join(dir, 'volume')
     const { mkdirSync } = await import('node:fs')
     mkdirSync(root, { recursive: true })
-    const d = await spawnDomain(['storage', '--root', root, '--listen', `unix:${join(dir, 'bus.sock')}`, '--listen', 'http://127.0.0.1:0'], { env })
+    const d = await spawnDomain(['storage', '--root', root, '--listen', `unix:${join(dir, 'bus.sock')}`, '--listen', 'http://127.0.0.1:0',
+      '--listen', `net.uds:${join(dir, 'nmf.sock')}`, '--listen', 'net.tcp://127.0.0.1:0'], { env })
     procs.push(d)
-    peers.push(await handlerPeer('metaos', 'bus', createStorageProxy(d.ready.endpoints[0]!), 'bus.bin'))
-    peers.push(await handlerPeer('metaos', 'http', createStorageProxy(d.ready.endpoints[1]!), 'http.bin'))
+    const [bus, http, uds, tcp] = d.ready.endpoints
+    peers.push(await handlerPeer('metaos', 'bus', createStorageProxy(bus!), 'bus.bin'))
+    peers.push(await handlerPeer('metaos', 'http', createStorageProxy(http!), 'http.bin'))
+    peers.push(await handlerPeer('metaos', 'net.uds', createStorageProxy(uds!), 'net-uds.bin'))
+    peers.push(await handlerPeer('metaos', 'net.tcp', createStorageProxy(tcp!), 'net-tcp.bin'))
   }
   if (which.has('bare-http')) {
     const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'bare-http-server.js'), [dir], { env })

@@ -11,6 +11,7 @@ import { DomainManager } from '../domains/domain-manager.js'
 import { ContainerDriver } from '../domains/container-driver.js'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
+import { ProcessDriver } from '../domains/process-driver.js'
 
 export interface ContainerRow { readonly hosting: 'process' | 'container', readonly transport: 'http' | 'bus', readonly readyMs: number, readonly writesPerSec: number, readonly mbPerSec: number }
 
@@ -33,7 +34,7 @@ export async function runContainerSuite (o: { seconds?: number, rounds?: number,
   const root = join(dir, 'volume')
   const socks = join(dir, 'run')
   for (const d of [root, socks]) { mkdirSync(d); chmodSync(d, 0o777) }
-  const processes = new DomainManager()
+  const processes = new DomainManager({ driver: new ProcessDriver() })
   const container = new DomainManager({ driver: new ContainerDriver() })
   const handlers: Array<[ContainerRow['hosting'], ContainerRow['transport'], number, StorageHandler]> = []
   try {

@@ -150,16 +150,23 @@ export class LocalSwarm {
   docker (i: number, ...args: string[]): string { return must('docker', ['-H', this.ready.nodes[i - 1]!.docker, ...args], {}, 120_000) }
   dockerSh (i: number, ...args: string[]): Sh { return sh('docker', ['-H', this.ready.nodes[i - 1]!.docker, ...args], {}, 60_000) }
 
-  /** The stack's certificates and policy in `pki` (docker/swarm/make-secrets.sh), the nodes' addresses in the storage certificate. */
+  /**
+   * The stack's certificates and policy in `pki` (docker/swarm/make-secrets.sh), a storage identity
+   * per node (its address in the certificate), each put in place for its node (local-swarm.sh identities).
+   */
   secrets (pki: string): void {
-    must('bash', [SWARM_SECRETS, pki, ...this.ready.nodes.flatMap((n) => ['--storage-ip', n.address])])
+    must('bash', [SWARM_SECRETS, pki, ...this.ready.nodes.flatMap((n) => ['--node', `${n.name}=${n.address}`])])
+    this.#identities = lastJson<{ dir: string }>(must('bash', [SWARM_SCRIPT, 'identities', pki], this.env)).dir
   }
 
-  /** `docker stack deploy` of docker/swarm/stack.yaml as `metaos`, from node1. */
+  /** `docker stack deploy` of docker/swarm/stack.yaml as `metaos`, from node1 (after `secrets`). */
   deploy (pki: string, logLevel = 'warn'): void {
+    if (this.#identities === undefined) throw new Error('deploy needs the nodes\' identities: call secrets first')
     must('docker', ['-H', this.ready.nodes[0]!.docker, 'stack', 'deploy', '--resolve-image', 'never', '-c', SWARM_STACK, 'metaos'],
-      { METAOS_PKI_DIR: pki, METAOS_SHARED_DIR: this.ready.shared, METAOS_LOG_LEVEL: logLevel })
+      { METAOS_PKI_DIR: pki, METAOS_SHARED_DIR: this.ready.shared, METAOS_IDENTITY_DIR: this.#identities, METAOS_LOG_LEVEL: logLevel })
   }
+
+  #identities: string | undefined
 
   /** The healthy tasks of the stack, as "nodeI service", sorted. */
   healthy (): string[] {

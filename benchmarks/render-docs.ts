@@ -22,6 +22,7 @@ import { machineLine, portableCommand } from './report.js'
 import { supervisionTable } from './supervision-suite.js'
 import { securityMarkdown, type SecurityResult } from './security-suite.js'
 import { swarmTable } from './swarm-suite.js'
+import { coordinationTable } from './coordination-suite.js'
 
 export const TEMPLATE = packageFile('benchmarks', 'benchmarks.md.in')
 export const RESULTS = packageFile('docs', 'benchmarks')
@@ -75,12 +76,13 @@ function section (name: string, r: Recorded, charts: PaperSvg[]): string {
     case 'supervision': return `${code(supervisionTable(r.supervision as Parameters<typeof supervisionTable>[0]))}\n\n${source(r)}`
     case 'security': return `${securityMarkdown(r.security as SecurityResult)}\n${source(r)}`
     case 'swarm': return `${code(swarmTable(r.swarm as Parameters<typeof swarmTable>[0]))}\n\n${source(r)}`
+    case 'coordination': return `${code(coordinationTable(r.coordination as Parameters<typeof coordinationTable>[0]))}\n\n${source(r)}`
     default: throw new Error(`benchmarks.md.in: unknown marker bench:${name}`)
   }
 }
 
 const FILE_OF: Record<string, string> = { 'paper-charts': 'paper' }
-const MARKERS = ['paper', 'paper-charts', 'peers', 'char', 'placement', 'network', 'containers', 'supervision', 'vm', 'security', 'swarm']
+const MARKERS = ['paper', 'paper-charts', 'peers', 'char', 'placement', 'network', 'containers', 'supervision', 'vm', 'security', 'swarm', 'coordination']
 
 /** The page and the charts the template and the results in `dir` make. */
 export function render (template: string, dir: string): { page: string, charts: PaperSvg[] } {

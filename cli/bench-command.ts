@@ -9,6 +9,7 @@ import { runNetworkSuite, networkTable } from '../benchmarks/network-suite.js'
 import { runContainerSuite, containerTable } from '../benchmarks/container-suite.js'
 import { runSecuritySuite, securityTable, securityMarkdown } from '../benchmarks/security-suite.js'
 import { runSwarmSuite, swarmTable } from '../benchmarks/swarm-suite.js'
+import { runCoordinationSuite, coordinationTable } from '../benchmarks/coordination-suite.js'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { machine, machineLine, portableCommand } from '../benchmarks/report.js'
@@ -17,7 +18,7 @@ import { runPaperSuite, PAPER_HOSTINGS, DEFAULT_PAPER_HOSTINGS, DEFAULT_SIZES, P
 import { paperCsv, paperMarkdown } from '../benchmarks/paper-report.js'
 import { paperSvgs } from '../benchmarks/paper-svg.js'
 
-const HELP = `usage: metaos bench [--suite quick|paper|peers|calls|char|placement|network|containers|supervision|security|swarm] [options]
+const HELP = `usage: metaos bench [--suite quick|paper|peers|calls|char|placement|network|containers|supervision|security|swarm|coordination] [options]
 
 Benchmarks, side by side in one run (read the ratios: this machine is shared and noisy).
 
@@ -64,8 +65,10 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    images needed: bash docker/build-images.sh): Write round trips/s and MB/s
                    over HTTP and the bus, start→ready (--seconds S, --rounds N: 1 and 3)
   --suite supervision  faults (kill -9, SIGSTOP, delay, closed listener, restart) hitting the
-                   domain of a stream: stall, bytes lost, time to isolation; and what
-                   supervision costs when nothing fails (--file-size 64m, --rounds 10)
+                   domain of a stream: stall, bytes lost, time to isolation; the failover
+                   stall without fencing, fenced, and fenced with coordination (etcd, when
+                   installed); and what supervision costs when nothing fails (--file-size 64m,
+                   --rounds 10)
   --suite security  what TLS and authentication cost: one storage domain process per
                    configuration (http, https TLS 1.3, https + mutual TLS, https + UsernameToken
                    digest and text, http + UsernameToken digest, the bus): 4 KiB Write round
@@ -78,6 +81,11 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    same node and of another node, and from the client namespace to a node's port;
                    the stall of a write whose node is killed, and whose link is cut, mid-write
                    (--seconds S per target and round, --rounds N: 2 and 3; --file-size 100m)
+  --suite coordination  what coordination through etcd costs (etcd-server needed): storage
+                   domain processes of one volume without coordination and with it on an
+                   etcd of 1 and of 3 members on loopback: Open (FileShare.None), Close and
+                   4 KiB Writes, p50/p99 and ratios to plain, in ABBA rounds (--rounds N: 10;
+                   --runs N: opens and writes per configuration and round, 200)
   --sizes LIST     payload sizes of peers and calls, e.g. 512,4k,64k,1m (default 512,4k,64k,1m)
   --peers LIST     local-fs,metaos,bare-http,soap,mono-wcf (default all)
   --seconds S      measured seconds per peer and size (default 2)
@@ -95,7 +103,7 @@ function writeResult (file: string, body: object): void {
   writeFileSync(file, JSON.stringify({ machine: machine(), command: invocation, ...body }, null, 2) + '\n')
 }
 
-const SUITES = ['quick', 'paper', 'peers', 'calls', 'char', 'placement', 'network', 'containers', 'supervision', 'security', 'swarm'] as const
+const SUITES = ['quick', 'paper', 'peers', 'calls', 'char', 'placement', 'network', 'containers', 'supervision', 'security', 'swarm', 'coordination'] as const
 const sizeList = listOf(size)
 /** Sizes, or "paper": the paper's grid. */
 const sizes: Kind<number[]> = { takes: `${sizeList.takes}, or paper`, parse: (v) => v === 'paper' ? PAPER_SIZES : sizeList.parse(v), refuses: sizeList.refuses }
@@ -129,6 +137,17 @@ async function swarm (values: { seconds?: number, rounds?: number, 'file-size'?:
   process.stdout.write(swarmTable(r))
   if (values.json !== undefined) { writeResult(values.json, { swarm: r }); process.stdout.write(`\nwrote ${values.json}\n`) }
   return 0
+}
+
+/** `--suite coordination`: Open, Close and Write with and without etcd, in ABBA rounds. */
+async function coordination (values: { rounds?: number, runs?: number, json?: string }): Promise<number> {
+  let stop = false
+  process.once('SIGINT', () => { stop = true })
+  const n = values.runs ?? 200
+  const r = await runCoordinationSuite({ rounds: values.rounds ?? 10, opens: n, writes: n, shouldStop: () => stop, onProgress: (d, t, l) => { process.stderr.write(`${d + 1}/${t} ${l}\n`) } })
+  process.stdout.write(coordinationTable(r))
+  if (values.json !== undefined) { writeResult(values.json, { coordination: r }); process.stdout.write(`\nwrote ${values.json}\n`) }
+  return r.stopped ? 130 : 0
 }
 
 export async function main (argv: string[]): Promise<number> {
@@ -182,6 +201,7 @@ export async function main (argv: string[]): Promise<number> {
     return r.stopped ? 130 : 0
   }
   if (values.suite === 'swarm') return await swarm(values)
+  if (values.suite === 'coordination') return await coordination(values)
   const suite = values.suite ?? 'quick'
   if (suite === 'quick') return await quick(values)
   const sizes = values.sizes ?? [512, 4096, 65536, 1048576]

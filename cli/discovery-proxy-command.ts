@@ -5,9 +5,9 @@ import { DiscoveryProxy } from '../discovery/discovery-proxy.js'
 import { stableUuid } from '../service-domain/identity.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { file, httpUrl, parseOptions, text } from './options.js'
-import { interfaceName, logLevel } from './option-kinds.js'
+import { interfaceName, logLevel, milliseconds } from './option-kinds.js'
 
-const HELP = `usage: metaos discovery-proxy [--listen URL]... [--interface NAME]... [--name NAME]
+const HELP = `usage: metaos discovery-proxy [--listen URL]... [--interface NAME]... [--name NAME] [--forget-after MS]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE [--crl FILE]]]
 
 Keeps a registry of the domains that say Hello on its interfaces (or POST Hello to it), answers
@@ -18,6 +18,9 @@ suppression Hello so that clients switch to it (managed mode). Prints one JSON r
                     http://127.0.0.1:0; path /discovery)
   --interface NAME  where to listen for Hello/Bye and multicast probes (repeatable or "all"; default lo)
   --name NAME       part of the proxy's stable EPR (default "discovery-proxy")
+  --forget-after MS forget a domain not heard from (Hello, or an answer to a re-probe) for MS
+                    (default 75000; 0 = never): domains announcing to a proxy say Hello every
+                    10 s, so a crashed one leaves the answers that long after its last Hello
   --tls-cert FILE   certificate (PEM) of the https:// listeners
   --tls-key FILE    its private key
   --client-ca FILE  authenticated registrations (docs/discovery.md): a Hello or Bye is taken only
@@ -33,6 +36,7 @@ export const OPTIONS = {
   listen: { kind: httpUrl(), multiple: true },
   interface: { kind: interfaceName, multiple: true },
   name: { kind: text('a name') },
+  'forget-after': { kind: milliseconds },
   'tls-cert': { kind: file('a certificate file (PEM)'), needs: ['tls-key'] },
   'tls-key': { kind: file('a private key file (PEM)'), needs: ['tls-cert'] },
   'client-ca': { kind: file('a CA certificate file (PEM)'), needs: ['tls-cert'] },
@@ -57,6 +61,7 @@ export async function main (argv: string[]): Promise<number> {
     epr: stableUuid('metaos-discovery-proxy', hostname(), values.name ?? 'discovery-proxy'),
     listen: values.listen ?? ['http://127.0.0.1:0'],
     ...(values.interface === undefined ? {} : { interfaces: values.interface }),
+    ...(values['forget-after'] === undefined ? {} : { forgetAfterMs: values['forget-after'] }),
     ...(tls === undefined ? {} : { tls }),
     logger,
   })

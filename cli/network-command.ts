@@ -10,6 +10,7 @@ import { DISCOVERY_PROXY_HELP, discoveryProxyOf, DOMAIN_OPTIONS, limitsOf, METRI
 import { parseOptions } from './options.js'
 import { allowRule, positive } from './option-kinds.js'
 import { announcementOf } from '../service-domain/announcement.js'
+import { COORDINATION_HELP, COORDINATION_OPTIONS, coordinationOf } from './coordination-options.js'
 
 const HELP = `usage: metaos network [--listen URL]... [--name NAME] [--allow CIDR:PORTS]... [options]
 
@@ -17,8 +18,9 @@ Runs a network service domain: socket system calls (Connect, Send, Receive, List
 SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
 
   --listen URL             http://HOST:PORT (port 0 = any free port), https://HOST:PORT
-                          (needs --tls-cert/--tls-key) or unix:/path/to.sock;
-                           repeatable; default http://127.0.0.1:0
+                           (needs --tls-cert/--tls-key), unix:/path/to.sock, or the framed
+                           sessions WCF speaks ([MC-NMF]): net.uds:/path/to.sock and
+                           net.tcp://HOST:PORT; repeatable; default http://127.0.0.1:0
   --name NAME              domain name, part of its stable EPR (default "network")
   --allow CIDR:PORTS       a destination the domain may connect, send and listen to; repeatable.
                            PORTS is *, a port, a list (80,443) or a range (8000-8100), e.g.
@@ -42,7 +44,7 @@ SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
   --log-level LEVEL        pino level: fatal error warn info debug trace silent (default info)
   --hypervisor-bus PORT    inside a VM domain (vm/): serve the virtio-serial port named PORT as
                            the hypervisor bus; its calls reach the first unix: listener
-${METRICS_HELP}${DISCOVERY_PROXY_HELP}  --help                   this text
+${METRICS_HELP}${DISCOVERY_PROXY_HELP}${COORDINATION_HELP}  --help                   this text
 
 ${SECURITY_HELP.trimStart()}
 When ready it prints one line on stdout:
@@ -53,6 +55,7 @@ The WSDL is at each HTTP endpoint + "?wsdl".
 /** The options of `metaos network` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = {
   ...DOMAIN_OPTIONS,
+  ...COORDINATION_OPTIONS,
   allow: { kind: allowRule, multiple: true },
   'max-sockets': { kind: positive },
   'max-sockets-per-caller': { kind: positive },
@@ -69,6 +72,7 @@ export async function main (argv: string[]): Promise<number> {
   const logger = createLogger('metaos-network', values['log-level'])
   const security = loadDomainSecurity(securityFiles(values))
   const discoveryProxy = discoveryProxyOf(values, security)
+  const coordination = await coordinationOf(values, logger)
   const domain = await startNetworkDomain({
     security,
     listen: values.listen ?? ['http://127.0.0.1:0'],
@@ -78,7 +82,9 @@ export async function main (argv: string[]): Promise<number> {
     limits,
     logger,
     ...(values['metrics-listen'] === undefined ? {} : { metricsListen: values['metrics-listen'] }),
-  })
+  }).catch(async (e: unknown) => { await coordination?.close(); throw e })
+  // A network domain's connections cannot move: its lease only says, to every frontend, that it is alive.
+  coordination?.domainLease(domain.epr, { host: hostname(), endpoints: domain.endpoints })
   // The allow rules are not announced: RFC 3986 prefix matching cannot ask "does it reach this
   // address", and a multicast announcement is no place to publish a policy. GetDomainInfo has them.
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
@@ -86,10 +92,12 @@ export async function main (argv: string[]): Promise<number> {
   const announce = values.announce === true || discoveryProxy !== undefined
     ? announcementOf({ service: 'network', hosting, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: values.scope ?? [], ...(values.interface === undefined ? {} : { interfaces: values.interface }), ...(values['announce-hostname'] === true ? { hostname: hostname() } : {}), multicast: values.announce === true })
     : undefined
-  return await serveUntilSignalled('network', domain, announce, logger, {
+  const code = await serveUntilSignalled('network', domain, announce, logger, {
     ...(discoveryProxy === undefined ? {} : { discoveryProxy }),
     drainFacts: () => domain.engine.stats,
     ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),
     reloadTls: () => { const tls = security.reload(); if (tls !== undefined) domain.host.setTls(tls) },
   })
+  await coordination?.close()
+  return code
 }

@@ -10,11 +10,11 @@ import { VulnerabilityFeed } from '../frontend/placement/vulnerability-feed.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { file, integer, number, oneOf, type Kind } from './options.js'
 
-/** A listener: http://HOST:PORT, https://HOST:PORT or unix:/path.sock. */
+/** A listener: http://HOST:PORT, https://HOST:PORT, unix:/path.sock, net.uds:/path.sock or net.tcp://HOST:PORT. */
 export const listenEndpoint: Kind<string> = {
-  takes: 'http://HOST:PORT, https://HOST:PORT or unix:/path/to.sock',
+  takes: 'http://HOST:PORT, https://HOST:PORT, unix:/path/to.sock, net.uds:/path/to.sock or net.tcp://HOST:PORT',
   parse: (v) => { parseEndpoint(v); return v },
-  refuses: ['x', 'ftp://127.0.0.1:1', 'unix:'],
+  refuses: ['x', 'ftp://127.0.0.1:1', 'unix:', 'net.uds:relative.sock'],
 }
 
 export const logLevel = oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

@@ -90,7 +90,11 @@ function render (s: Status, url?: string): string {
   out += `\nsupervisor decisions${s.decisions.length > 20 ? ' (latest 20)' : ''}\n`
   out += s.decisions.length === 0 ? '  none\n' : table(['time', 'domain', 'from', 'to', 'reason'], s.decisions.slice(-20).map((d) => [time(d.at), who(d.epr), d.from, d.to, d.reason]))
   out += '\nopen streams\n'
-  out += s.streams.length === 0 ? '  none\n' : table(['path', 'domain', 'position', 'moves'], s.streams.map((x) => [x.path, who(x.epr), String(x.position), String(x.moves)]))
+  out += s.streams.length === 0 ? '  none\n' : table(['path', 'domain', 'position', 'moves', 'epoch'], s.streams.map((x) => [x.path, who(x.epr), String(x.position), String(x.moves), String(x.epoch ?? '-')]))
+  if (s.directory !== undefined) {
+    out += '\nstream directory (coordination: every frontend\'s streams)\n'
+    out += s.directory.length === 0 ? '  none\n' : table(['path', 'volume', 'owner', 'epoch', 'position'], s.directory.map((x) => [x.path, x.volume, who(x.owner), String(x.epoch), String(x.position)]))
+  }
   out += `\nmoves${s.moves.length > 20 ? ' (latest 20)' : ''}\n`
   out += s.moves.length === 0 ? '  none\n' : table(['kind', 'path', 'from', 'to', 'op', 'reason', 'stall ms'], s.moves.slice(-20).map((m) => [m.kind, m.path, who(m.from), who(m.to), m.op, m.reason, m.stallMs.toFixed(1)]))
   return out

@@ -10,6 +10,7 @@ import { positive } from './option-kinds.js'
 import { declaredScopes } from '../discovery/storage-announcement.js'
 import { announcementOf } from '../service-domain/announcement.js'
 import { FaultInjection } from '../service-domain/fault-injection.js'
+import { COORDINATION_HELP, COORDINATION_OPTIONS, coordinationOf } from './coordination-options.js'
 
 const HELP = `usage: metaos storage --root DIR [--listen URL]... [--name NAME] [--volume NAME] [options]
 
@@ -17,8 +18,9 @@ Runs a storage service domain serving the files under DIR.
 
   --root DIR              directory served (required); nothing outside it is ever opened
   --listen URL            http://HOST:PORT (port 0 = any free port), https://HOST:PORT
-                          (needs --tls-cert/--tls-key) or unix:/path/to.sock;
-                          repeatable; default http://127.0.0.1:0
+                          (needs --tls-cert/--tls-key), unix:/path/to.sock, or the framed
+                          sessions WCF speaks ([MC-NMF]): net.uds:/path/to.sock and
+                          net.tcp://HOST:PORT; repeatable; default http://127.0.0.1:0
   --name NAME             domain name, part of its stable EPR (default "storage")
   --volume NAME           the volume it serves; domains of one volume are interchangeable
                           (default: derived from the root's real path)
@@ -43,7 +45,7 @@ Runs a storage service domain serving the files under DIR.
   --log-level LEVEL       pino level: fatal error warn info debug trace silent (default info)
   --hypervisor-bus PORT   inside a VM domain (vm/): serve the virtio-serial port named PORT as
                           the hypervisor bus; its calls reach the first unix: listener
-${METRICS_HELP}${DISCOVERY_PROXY_HELP}  --help                  this text
+${METRICS_HELP}${DISCOVERY_PROXY_HELP}${COORDINATION_HELP}  --help                  this text
 
 ${SECURITY_HELP.trimStart()}
 When ready it prints one line on stdout:
@@ -54,6 +56,7 @@ The WSDL is at each HTTP endpoint + "?wsdl".
 /** The options of `metaos storage` (test/cli/cli-usage.test.ts feeds each a bad value). */
 export const OPTIONS = {
   ...DOMAIN_OPTIONS,
+  ...COORDINATION_OPTIONS,
   root: { kind: text('the directory to serve'), required: true },
   volume: { kind: text('a volume name') },
   'max-read-bytes': { kind: positive },
@@ -79,6 +82,7 @@ export async function main (argv: string[]): Promise<number> {
   if (values['fault-file'] !== undefined) faults.follow(values['fault-file'], logger)
   const security = loadDomainSecurity(securityFiles(values))
   const discoveryProxy = discoveryProxyOf(values, security)
+  const coordination = await coordinationOf(values, logger)
   const domain = await startStorageDomain({
     security,
     root: values.root,
@@ -90,15 +94,18 @@ export async function main (argv: string[]): Promise<number> {
     logger,
     ...(values['metrics-listen'] === undefined ? {} : { metricsListen: values['metrics-listen'] }),
     faults,
-  })
+    ...(coordination === undefined ? {} : { coordination }),
+  }).catch(async (e: unknown) => { await coordination?.close(); throw e })
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
   domain.metrics.includeProcessMetrics()
   const announce = values.announce === true || discoveryProxy !== undefined
     ? announcementOf({ service: 'storage', hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: [...declared, ...(values.scope ?? [])], ...(values.interface === undefined ? {} : { interfaces: values.interface }), ...(values['announce-hostname'] === true ? { hostname: hostname() } : {}), multicast: values.announce === true })
     : undefined
-  return await serveUntilSignalled('storage', domain, announce, logger, {
+  const code = await serveUntilSignalled('storage', domain, announce, logger, {
     ...(discoveryProxy === undefined ? {} : { discoveryProxy }),
     ...(values['hypervisor-bus'] === undefined ? {} : { hypervisorBus: values['hypervisor-bus'] }),
     reloadTls: () => { const tls = security.reload(); if (tls !== undefined) domain.host.setTls(tls) },
   })
+  await coordination?.close()
+  return code
 }

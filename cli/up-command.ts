@@ -25,11 +25,14 @@ import { configFromEnvironment, type MetaosConfig } from '../frontend/assembly/c
 import type { DispatcherOptions } from '../frontend/placement/dispatcher.js'
 import { flag, integer, number, parseOptions } from './options.js'
 import { hosting as hostingKind, port, rulesFile, watchedFeedFile } from './option-kinds.js'
+import { COORDINATION_OPTIONS, coordinationArgs, coordinationOf } from './coordination-options.js'
+import type { Coordination } from '../coordination/api.js'
 import { createServer } from 'node:net'
 import { NetSocket } from '../frontend/api/net-socket.js'
 import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
+import { ProcessDriver } from '../domains/process-driver.js'
 
-const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--rules FILE] [--feed FILE]
+const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--rules FILE] [--feed FILE] [--coordination URL]
 
 Starts two storage domains as local processes (one reached over a Unix socket, the "bus";
 one over HTTP on 127.0.0.1), writes and reads back a file through FileStream to the local
@@ -50,6 +53,11 @@ domains then keep running, supervised (a domain that dies is isolated and restar
                    shows which fired for each placement
   --feed FILE      vulnerability feed (docs/vulnerability-feed.md): the dispatcher excludes or
                    lowers the domains it lists, the supervisor isolates the excluded ones
+  --coordination URL  etcd://HOST:PORT[,HOST:PORT…] or etcds://…: the storage domains hold
+                   leases and register their opens there, the dispatcher keeps its streams'
+                   owners and epochs there (docs/coordination.md); for etcds://
+                   --coordination-ca FILE, --coordination-cert FILE, --coordination-key FILE;
+                   --coordination-ttl N: the leases' TTL in seconds (default 3)
   --help           this text
 
 METAOS_CONFIG=FILE (docs/configuration.md): its "rules", "feed" and "placement" apply to the
@@ -68,6 +76,7 @@ export const OPTIONS = {
   hosting: { kind: hostingKind },
   rules: { kind: rulesFile },
   feed: { kind: watchedFeedFile },
+  ...COORDINATION_OPTIONS,
 } as const
 
 export async function main (argv: string[]): Promise<number> {
@@ -84,8 +93,10 @@ export async function main (argv: string[]): Promise<number> {
   const hosting = values.hosting ?? 'process'
   // The network domain stays a process on this host: its sockets reach this host's services, which
   // a guest behind restricted user-mode networking cannot.
-  const up: Up = { work, root: join(work, 'volume'), level, logger, placement, ...(hosting === 'process' ? {} : { processes: new DomainManager({ logger }) }) }
+  const up: Up = { work, root: join(work, 'volume'), level, logger, placement, ...(hosting === 'process' ? {} : { processes: new DomainManager({ logger, driver: new ProcessDriver({ logger }) }) }) }
   try {
+    const client = await coordinationOf(values, logger)
+    if (client !== undefined) up.coordination = { client, domainArgs: coordinationArgs(values) }
     return await demonstrate(up, { hosting, sizeMB: values.size ?? 16, bufferSize: values.buffer ?? 4096, once: values.once === true, statusPort: values['status-port'] ?? 0 })
   } finally {
     await cleanup(up)
@@ -103,6 +114,8 @@ interface Up {
   /** Runs the network domain when the storage domains are not processes. */
   readonly processes?: DomainManager
   cluster?: LocalCluster
+  /** --coordination: the frontend's client and what gives each domain its lease. */
+  coordination?: { readonly client: Coordination, readonly domainArgs: readonly string[] }
   status?: { url: string, dashboardUrl: string, close: () => Promise<void> }
   history?: PmtHistory
   metrics?: FrontendMetrics
@@ -117,6 +130,7 @@ async function cleanup (up: Up): Promise<void> {
   await closeSharedNetworkProxies()
   await up.processes?.close(2000)
   await up.cluster?.close()
+  await up.coordination?.client.close()
   rmSync(up.work, { recursive: true, force: true })
 }
 
@@ -161,7 +175,7 @@ async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm'): P
   process.stdout.write(`metaos up: starting two storage domains over ${up.root}${hosting === 'process' ? '' : hosting === 'vm' ? ' (virtual machines)' : ' (containers)'}\n`)
   const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
   const { dispatcher } = placement
-  const cluster = up.cluster = await LocalCluster.start({ dir: up.work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: up.level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }) })
+  const cluster = up.cluster = await LocalCluster.start({ dir: up.work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: up.level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }), ...(up.coordination === undefined ? {} : { coordination: up.coordination }) })
   // The dashboard's charts start with the cluster, so they show the demonstration's traffic too.
   const history = up.history = new PmtHistory({ pmt: cluster.pmt })
   // Prometheus metrics of this frontend (calls, probes, scores and their parts, decisions, moves), served at /metrics.

@@ -37,6 +37,12 @@ export interface DiscoveryProxyOptions {
   /** Re-probe period (ms), which also ages out targets that stopped answering; 0 = never. Default 30 s. */
   readonly reprobeMs?: number
   /**
+   * A target neither heard from (Hello, or an answer to a re-probe) nor withdrawn for this long is
+   * forgotten (ms; default 2.5 re-probe periods, 0 = never): a lease its Hellos renew. Domains
+   * announcing to a proxy say Hello every 10 s, so three missed Hellos is 30 000.
+   */
+  readonly forgetAfterMs?: number
+  /**
    * Certificate and key of `https://` listeners; with `clientCa` (and optionally a CRL), clients
    * are asked for a certificate and registrations must be authenticated (see above).
    */
@@ -58,7 +64,7 @@ export class DiscoveryProxy {
   readonly registry = new Map<string, TargetInfo>()
   readonly #lastSeen = new Map<string, number>()
   readonly #ownProbes = new Set<string>()
-  #timer: NodeJS.Timeout | undefined
+  readonly #timers: NodeJS.Timeout[] = []
   readonly udp: SoapUdp
   readonly #o: DiscoveryProxyOptions
   readonly #log: Logger
@@ -96,7 +102,7 @@ export class DiscoveryProxy {
   async start (): Promise<void> {
     for (const url of this.#o.listen) {
       const ep = parseEndpoint(url, DISCOVERY_PATH)
-      if (ep.protocol === 'unix') throw new MetaosError('INVALID_ARGUMENT', `the discovery proxy listens on http:// or https:// (got ${url})`)
+      if (ep.protocol !== 'http' && ep.protocol !== 'https') throw new MetaosError('INVALID_ARGUMENT', `the discovery proxy listens on http:// or https:// (got ${url})`)
       const tls = this.#o.tls
       if (ep.protocol === 'https' && tls === undefined) throw new MetaosError('INVALID_ARGUMENT', `${url}: an https listener needs a certificate and a key (--tls-cert, --tls-key)`)
       const limits = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: 1000 }
@@ -125,10 +131,11 @@ export class DiscoveryProxy {
     // authenticated mode multicast answers count for nothing: registrations stay alive by their Hellos).
     if (!this.authenticated) this.#probe()
     const every = this.#o.reprobeMs ?? 30_000
-    if (every > 0) {
-      this.#timer = setInterval(() => { if (!this.authenticated) this.#probe(); this.#age(2.5 * every) }, every)
-      this.#timer.unref()
-    }
+    const forget = this.#o.forgetAfterMs ?? 2.5 * every
+    if (every > 0 && !this.authenticated) this.#timers.push(setInterval(() => { this.#probe() }, every))
+    // Aged a few times per lease, so a target is gone at most a third of a lease after it expired.
+    if (forget > 0) this.#timers.push(setInterval(() => { this.#age(forget) }, Math.max(50, Math.min(forget / 3, every > 0 ? every : Infinity))))
+    for (const timer of this.#timers) timer.unref()
     this.#log.info({ epr: this.#o.epr, xaddrs: this.#xaddrs }, 'discovery proxy ready')
   }
 
@@ -160,7 +167,7 @@ export class DiscoveryProxy {
   }
 
   async stop (): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer)
+    for (const timer of this.#timers.splice(0)) clearInterval(timer)
     await this.udp.sendAndClose(...(['1.1', '2005'] as const).map((v) => this.#envelope(v, 'Bye', body.bye(v, this.#self(v)), VERSIONS[v].multicastTo)))
     await Promise.all(this.#servers.map(async (s) => { s.closeAllConnections(); await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) }))
   }

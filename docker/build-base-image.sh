@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
 done
 
 command -v docker >/dev/null 2>&1 || die "docker is not installed (Debian: apt-get install docker.io)"
-docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable (\`docker info\` fails): start it, e.g. \`nohup dockerd >/var/log/dockerd.log 2>&1 &\`, or check DOCKER_HOST and your access to /var/run/docker.sock"
+docker info >/dev/null 2>&1 || die "the Docker daemon${DOCKER_HOST:+ at $DOCKER_HOST} is not reachable (\`docker info\` fails): start one, e.g. the tests' engine in a network namespace of its own (bash docker/netns-dockerd.sh up, then DOCKER_HOST=unix:///run/metaos-dockerd/docker.sock), or check DOCKER_HOST and your access to its socket"
 
 if [ -z "$node_bin" ]; then
   node_bin=$(command -v node 2>/dev/null) || die "node is not in PATH: install Node.js 20 or pass --node /path/to/node"

@@ -95,7 +95,7 @@ if [ -n "$stage_only" ]; then
 fi
 
 command -v docker >/dev/null 2>&1 || die "docker is not installed (Debian: apt-get install docker.io)"
-docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable (\`docker info\` fails): start dockerd"
+docker info >/dev/null 2>&1 || die "the Docker daemon${DOCKER_HOST:+ at $DOCKER_HOST} is not reachable (\`docker info\` fails): start one, e.g. the tests' engine in a network namespace of its own: bash docker/netns-dockerd.sh up, then DOCKER_HOST=unix:///run/metaos-dockerd/docker.sock"
 # Without the buildx plugin (Debian's docker.io has none) the classic builder is the one that works.
 if ! docker buildx version >/dev/null 2>&1; then export DOCKER_BUILDKIT=0; fi
 

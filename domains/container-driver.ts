@@ -202,7 +202,7 @@ export class ContainerDriver implements DomainDriver {
     let port = FIRST_PORT
     for (const l of spec.listen.length === 0 ? ['http://127.0.0.1:0'] : spec.listen) {
       const ep = parseEndpoint(l)
-      if (ep.protocol === 'https') throw new MetaosError('INVALID_ARGUMENT', `${l}: the container driver publishes http and unix listeners only`)
+      if (ep.protocol !== 'http' && ep.protocol !== 'unix') throw new MetaosError('INVALID_ARGUMENT', `${l}: the container driver publishes http and unix listeners only`)
       if (ep.protocol === 'http') {
         const containerPort = port++
         const ip = ep.host!.includes(':') ? `[${ep.host}]` : ep.host!

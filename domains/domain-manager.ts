@@ -1,4 +1,5 @@
-// Instantiates and drives storage service domains on this host, by name: start, stop, kill,
+// Instantiates and drives storage service domains on this host, by name: start, stop, kill (and
+// killRun, the fence of a stream takeover: only the run that served the stream),
 // pause, resume, restart, clone, and resize (new memory and CPU limits, in place). The manager owns
 // names, states and events; a DomainDriver owns how a domain runs (ProcessDriver, in
 // process-driver.ts: a `metaos storage` child process confined by the cgroup limits of
@@ -9,13 +10,11 @@ import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
 import type { DomainLimits, LimitsOutcome } from './cgroup-limits.js'
 import type { DomainDriver, DomainExit, DomainHosting, DomainInstance, DomainSpec } from './driver.js'
-import { ProcessDriver } from './process-driver.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { silentLogger } from '../soap-runtime/logger.js'
 
 export type { DomainLimits, LimitsMechanism, LimitsOutcome } from './cgroup-limits.js'
-export { ProcessDriver, type ProcessDriverOptions } from './process-driver.js'
 export type { DomainDriver, DomainExit, DomainHosting, DomainInstance, DomainSpec } from './driver.js'
 
 export type ManagedDomainState = 'running' | 'paused' | 'stopped' | 'exited'
@@ -49,8 +48,8 @@ export interface DomainManagerEvents {
 }
 
 export interface DomainManagerOptions {
-  /** Default: a ProcessDriver with this logger. */
-  readonly driver?: DomainDriver
+  /** How its domains run: a ProcessDriver, a ContainerDriver, a VmDriver (passed in: the manager knows no driver). */
+  readonly driver: DomainDriver
   readonly logger?: Logger
   /** Drain time before a stop turns into SIGKILL (default 10 s). */
   readonly graceMs?: number
@@ -62,6 +61,8 @@ interface Entry {
   state: ManagedDomainState
   restarts: number
   startedAt: Date
+  /** When this run was launched (ms since the epoch, before the driver started it): what `killRun` compares with. */
+  launchedAt: number
   /** The instance's at start, then the last resize's. */
   limits?: LimitsOutcome
   /** Set before the manager ends the run, so its exit is not reported as unasked. */
@@ -81,10 +82,10 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
   readonly #queues = new Map<string, Promise<void>>()
   #closed = false
 
-  constructor (options: DomainManagerOptions = {}) {
+  constructor (options: DomainManagerOptions) {
     super()
     this.#logger = options.logger ?? silentLogger
-    this.#driver = options.driver ?? new ProcessDriver({ logger: this.#logger })
+    this.#driver = options.driver
     this.#graceMs = options.graceMs ?? 10_000
   }
 
@@ -103,6 +104,22 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
   /** SIGKILL: no drain, no Bye (tests, fault injection). */
   async kill (name: string): Promise<ManagedDomain> {
     return await this.#serial(name, async () => { await this.#halt(this.#entry(name), true, 0); return this.#snapshot(name) })
+  }
+
+  /**
+   * Fencing (issue 20): SIGKILL the run of the domain that was current at `at` (ms since the epoch),
+   * and resolve once it has exited and been reaped — a stopped process dies too, and no write(2) of
+   * it can land afterwards. A run launched after `at` is left alone: the run that was current then
+   * has ended already. Resolves true when it killed now, false when that run had already ended.
+   */
+  async killRun (name: string, at: number): Promise<boolean> {
+    return await this.#serial(name, async () => {
+      const e = this.#entry(name)
+      // A later run is launched only once the earlier one has exited; a stopped or exited one has too.
+      if (e.launchedAt > at || (e.state !== 'running' && e.state !== 'paused')) return false
+      await this.#halt(e, true, 0)
+      return true
+    })
   }
 
   /** SIGSTOP: the domain keeps its sockets but answers nothing until resumed. */
@@ -204,8 +221,9 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
     if (this.#closed) throw new MetaosError('INVALID_ARGUMENT', 'the domain manager is closed')
     const prev = this.#entries.get(spec.name)
     if (prev !== undefined && (prev.state === 'running' || prev.state === 'paused')) throw new MetaosError('INVALID_ARGUMENT', `domain "${spec.name}" is already ${prev.state}`)
+    const launchedAt = Date.now()
     const instance = await this.#driver.start(listen === spec.listen ? spec : { ...spec, listen })
-    const entry: Entry = { spec, instance, state: 'running', restarts: prev === undefined ? 0 : prev.restarts + 1, startedAt: new Date(), asked: false, ...(instance.limits === undefined ? {} : { limits: instance.limits }) }
+    const entry: Entry = { spec, instance, state: 'running', restarts: prev === undefined ? 0 : prev.restarts + 1, startedAt: new Date(), launchedAt, asked: false, ...(instance.limits === undefined ? {} : { limits: instance.limits }) }
     this.#entries.set(spec.name, entry)
     void instance.exited.then((exit) => {
       entry.exit = exit
@@ -255,12 +273,12 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
     let n = 0
     return listen.map((l) => {
       const ep = parseEndpoint(l)
-      if (ep.protocol !== 'unix') return `${ep.protocol}://${ep.host!.includes(':') ? `[${ep.host}]` : ep.host}:0`
+      if (ep.protocol !== 'unix' && ep.protocol !== 'net.uds') return `${ep.protocol}://${ep.host!.includes(':') ? `[${ep.host}]` : ep.host}:0`
       const dir = dirname(ep.socketPath!)
       let path = join(dir, `${newName}.sock`)
       while (taken.has(path)) path = join(dir, `${newName}-${++n}.sock`)
       taken.add(path)
-      return `unix:${path}`
+      return `${ep.protocol === 'net.uds' ? 'net.uds' : 'unix'}:${path}`
     })
   }
 

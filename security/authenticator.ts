@@ -60,7 +60,7 @@ export class PolicyAuthenticator implements Authenticator {
     const token = readUsernameToken(c.headers)
     if (token !== undefined) {
       const known = this.#o.policy?.byPassword(token.username)
-      this.#verifier.verify(token, known?.password, c.transport !== 'http')
+      this.#verifier.verify(token, known?.password, c.tls !== undefined || (c.transport !== 'http' && c.transport !== 'net.tcp'))
       return known!.identity
     }
     if (presented && this.#o.clientCertificates) {
@@ -71,7 +71,7 @@ export class PolicyAuthenticator implements Authenticator {
       if (id === undefined) throw new MetaosError('UNAUTHORIZED', `the client certificate "${cn.slice(0, 64)}" names no identity of this domain`)
       return id
     }
-    if (c.transport === 'unix' && this.#o.policy?.local !== undefined) return this.#o.policy.local
+    if ((c.transport === 'unix' || c.transport === 'net.uds') && this.#o.policy?.local !== undefined) return this.#o.policy.local
     throw new MetaosError('UNAUTHORIZED', 'this domain needs authentication: a WS-Security UsernameToken or a client certificate')
   }
 

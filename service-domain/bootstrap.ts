@@ -69,11 +69,15 @@ export interface Backend {
   readonly readyFacts?: object
 }
 
+/** A domain's EPR: the one its certificate names (it announces what it can prove), else a name-based UUID stable across restarts. */
+export function domainEpr (o: DomainOptions, service: Backend['service'], identity: readonly string[] = []): string {
+  return o.security?.certifiedEpr ?? stableUuid(`metaos-${service}`, hostname(), o.name ?? service, ...identity)
+}
+
 export async function startServiceDomain (o: DomainOptions, b: Backend): Promise<ServiceDomain> {
   const logger = o.logger ?? silentLogger
   const hosting = o.hosting ?? 'process'
-  // A domain certificate that names an EPR fixes the domain's identity: it announces what it can prove.
-  const epr = o.security?.certifiedEpr ?? stableUuid(`metaos-${b.service}`, hostname(), o.name ?? b.service, ...(b.identity ?? []))
+  const epr = domainEpr(o, b.service, b.identity)
   const auth = o.security?.authenticator
   let endpoints: string[] = []
   const implementation = guarded(b.implementation(domainFacts(epr, hosting, () => endpoints)), b.guard, b.faults)

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
 import type { ServiceDescriptor } from './descriptor.js'
-import { buildEnvelope, faultToError, METAOS_NS, parseEnvelope, readFault, SOAP, type SoapVersion } from './envelope.js'
+import { buildEnvelope, faultToError, METAOS_NS, parseEnvelope, readFault, SOAP, WSA10_NS, type SoapVersion } from './envelope.js'
 import { MetaosError } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
 import { escapeXml, DEFAULT_XML_LIMITS } from './xml.js'
@@ -77,9 +77,11 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
   for (const op of Object.values(descriptor.operations)) {
     ops.set(op.name, { input: codecs.get(op.input)!, output: codecs.get(op.output)!, action: op.soapAction, fault: `{${descriptor.namespace}}${op.fault}` })
   }
-  const version = options.soapVersion ?? '1.1'
+  // A framed transport (net.uds, net.tcp) carries SOAP 1.2 with WS-Addressing, and no MTOM.
+  const framing = transport.framing
+  const version = framing?.soapVersion ?? options.soapVersion ?? '1.1'
   const soapType = SOAP[version].contentType
-  const mtom = options.mtomThreshold ?? 1024
+  const mtom = framing !== undefined ? false : options.mtomThreshold ?? 1024
   const caller = options.caller ?? `urn:uuid:${randomUUID()}`
   const headerXml = `<Caller xmlns="${METAOS_NS}">${escapeXml(caller)}</Caller>`
   const timeoutMs = options.timeoutMs ?? 60_000
@@ -96,9 +98,12 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
       const entry = ops.get(operation)
       if (entry === undefined) throw new MetaosError('INVALID_ARGUMENT', `${descriptor.name} has no operation ${operation}`)
       const enc: EncodeContext = mtom === false ? {} : { attachments: new Map(), mtomThreshold: mtom }
-      const headers0 = credentials === undefined ? headerXml : headerXml + buildSecurityHeader(credentials, SOAP[version].ns)
+      let headers0 = credentials === undefined ? headerXml : headerXml + buildSecurityHeader(credentials, SOAP[version].ns)
+      const messageId = framing?.addressing === true ? `urn:uuid:${randomUUID()}` : undefined
+      if (messageId !== undefined) headers0 = addressingHeaders(entry.action, messageId, transport.address) + headers0
       const xml = buildEnvelope(version, headers0, entry.input.encode(input, enc))
-      const requestId = requestIds.getStore() ?? newRequestId()
+      // Over a framed transport the MessageID is the call's request id: the domain logs it.
+      const requestId = requestIds.getStore() ?? messageId ?? newRequestId()
       const headers: Record<string, string> = { Accept: accept, [REQUEST_ID_HEADER]: requestId }
       const { chunks, length } = packRequest(xml, enc.attachments, version, entry.action, headers)
       const t0 = process.hrtime.bigint()
@@ -106,7 +111,7 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
       const debug = logger.isLevelEnabled('debug')
       let res
       try {
-        res = await transport.send({ chunks, length, headers, timeoutMs })
+        res = await transport.send(messageId === undefined ? { chunks, length, headers, timeoutMs } : { chunks, length, headers, timeoutMs, messageId })
       } catch (e) {
         if (debug) logger.debug({ reqId: requestId, operation, address: transport.address, code: (e as MetaosError).code, micros: Number((process.hrtime.bigint() - t0) / 1000n) }, 'call failed')
         throw e
@@ -136,6 +141,12 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
     },
     close: async () => { await transport.close() },
   }
+}
+
+/** WS-Addressing 1.0 headers of a request, as WCF's Soap12WSAddressing10 sends them. */
+function addressingHeaders (action: string, messageId: string, to: string): string {
+  return `<a:Action xmlns:a="${WSA10_NS}" s:mustUnderstand="1">${escapeXml(action)}</a:Action><a:MessageID xmlns:a="${WSA10_NS}">${messageId}</a:MessageID>` +
+    `<a:To xmlns:a="${WSA10_NS}" s:mustUnderstand="1">${escapeXml(to)}</a:To>`
 }
 
 /** Packs a request: the envelope, or an MTOM package when it has attachments; sets its Content-Type (and SOAPAction). */

@@ -4,8 +4,8 @@
 import type { PeerCertificate } from 'node:tls'
 import { DEFAULT_XML_LIMITS, type XmlElement } from './xml.js'
 
-/** How a call reached the host: a listener's transport, or `memory` (an in-process transport, no socket). */
-export type CallTransport = 'http' | 'https' | 'unix' | 'memory'
+/** How a call reached the host: a listener's transport (HTTP ones, [MC-NMF] framed ones), or `memory` (an in-process transport, no socket). */
+export type CallTransport = 'http' | 'https' | 'unix' | 'net.uds' | 'net.tcp' | 'memory'
 
 export interface CallContext {
   /**
@@ -99,6 +99,10 @@ export interface HostLimits {
   maxHeaderBytes: number
   /** A TLS handshake must finish within this. */
   handshakeTimeoutMs: number
+  /** A framed session (net.uds, net.tcp) with no call in flight and no bytes received this long is ended (an End record). */
+  sessionIdleTimeoutMs: number
+  /** Calls in flight on one framed session: past it the session's socket is not read until one ends. */
+  maxCallsPerSession: number
 }
 
 export const DEFAULT_HOST_LIMITS: HostLimits = {
@@ -114,4 +118,6 @@ export const DEFAULT_HOST_LIMITS: HostLimits = {
   requestTimeoutMs: 120_000,
   maxHeaderBytes: 16 * 1024,
   handshakeTimeoutMs: 10_000,
+  sessionIdleTimeoutMs: 120_000,
+  maxCallsPerSession: 1024,
 }

@@ -93,7 +93,8 @@ export function createHttpTransport (url: string, defaultPath: string, options: 
   }
 }
 
-function toTransportError (e: unknown, address: string): MetaosError {
+/** A connection's error as the caller sees it: UNAUTHORIZED when the domain's certificate is not trusted, else TRANSPORT_ERROR. */
+export function toTransportError (e: unknown, address: string): MetaosError {
   if (e instanceof MetaosError) return e
   const code = (e as NodeJS.ErrnoException).code ?? 'error'
   // The domain could not prove who it is (unknown CA, wrong name, expired, another EPR): not a

@@ -1,5 +1,5 @@
 // The generic service host: serves one ServiceDescriptor over HTTP on TCP, TLS and Unix-socket
-// listeners. It assembles the parts, each of which knows one concern: the message dispatcher
+// listeners, and in [MC-NMF] framed sessions on Unix sockets and TCP (nmf/listener.ts). It assembles the parts, each of which knows one concern: the message dispatcher
 // (dispatcher.ts: bytes in, bytes out), its inspectors (inspectors.ts: authentication, metrics,
 // logging with request ids), the HTTP binding (http-binding.ts: routes, body limits and budgets,
 // `?wsdl`, GET /metrics, calls in flight) and the listeners (listeners.ts: sockets, TLS, connection
@@ -8,12 +8,13 @@
 import type { Logger } from 'pino'
 import type { ServiceDescriptor } from './descriptor.js'
 import { MessageDispatcher } from './dispatcher.js'
-import { formatEndpoint, parseEndpoint } from './endpoint.js'
+import { formatEndpoint, isFramed, parseEndpoint } from './endpoint.js'
 import { DEFAULT_HOST_LIMITS, type AnyImplementation, type Authenticator, type HostLimits, type HostTls } from './host-types.js'
 import { HttpBinding } from './http-binding.js'
 import { authenticationInspector, loggingInspector, metricsInspector, type CallInspector } from './inspectors.js'
 import { Listeners } from './listeners.js'
 import type { DomainMetrics } from './metrics.js'
+import { FramedListeners } from './nmf/listener.js'
 import { WsdlPublisher } from './wsdl-publisher.js'
 
 export type {
@@ -61,6 +62,7 @@ export class ServiceHost {
   readonly #o: ServiceHostOptions
   readonly #binding: HttpBinding
   readonly #listeners: Listeners
+  readonly #framed: FramedListeners
 
   constructor (options: ServiceHostOptions) {
     this.#o = options
@@ -84,33 +86,39 @@ export class ServiceHost {
       dispatcher: this.dispatcher, path: options.path, wsdl: new WsdlPublisher(options.wsdl), limits, logger: options.logger, metrics: options.metrics, authenticated,
     })
     this.#listeners = new Listeners({ limits, logger: options.logger, tls: options.tls, authenticated, allowInsecure: options.allowInsecure })
-    if (options.metrics !== undefined) options.metrics.inFlightSource = () => this.#binding.inFlight
+    this.#framed = new FramedListeners({ dispatcher: this.dispatcher, limits, logger: options.logger, path: options.path, tls: options.tls, authenticated, allowInsecure: options.allowInsecure })
+    if (options.metrics !== undefined) options.metrics.inFlightSource = () => this.inFlight
   }
 
-  get inFlight (): number { return this.#binding.inFlight }
+  get inFlight (): number { return this.#binding.inFlight + this.#framed.inFlight }
+  /** Framed sessions (net.uds, net.tcp) open or opening. */
+  get framedSessions (): number { return this.#framed.sessions }
   get draining (): boolean { return this.#binding.draining }
 
-  /** Starts listening on each URL (`http://HOST:PORT`, `https://HOST:PORT`, `unix:/path`). Returns the endpoints actually bound. */
+  /** Starts listening on each URL (`http://HOST:PORT`, `https://HOST:PORT`, `unix:/path`, `net.uds:/path`, `net.tcp://HOST:PORT`). Returns the endpoints actually bound. */
   async listen (urls: readonly string[]): Promise<string[]> {
     const out: string[] = []
     for (const url of urls) {
       const want = parseEndpoint(url, this.#o.path)
-      const bound = await this.#listeners.listen(want, url, (req, res) => { this.#binding.handle(req, res, want) })
+      const bound = isFramed(want)
+        ? await this.#framed.listen({ ...want, path: this.#o.path }, url)
+        : await this.#listeners.listen(want, url, (req, res) => { this.#binding.handle(req, res, want) })
       this.#o.metrics?.listening(bound.protocol)
       out.push(formatEndpoint({ ...bound, path: this.#o.path }))
     }
     return out
   }
 
-  /** Re-reads TLS material (a renewed certificate, a new CRL) into the https listeners; open connections keep theirs. */
-  setTls (tls: HostTls): void { this.#listeners.setTls(tls) }
+  /** Re-reads TLS material (a renewed certificate, a new CRL) into the https listeners and net.tcp's TLS upgrade; open connections keep theirs. */
+  setTls (tls: HostTls): void { this.#listeners.setTls(tls); this.#framed.setTls(tls) }
 
   /** Closes the listening sockets only: connections already open keep being served (a fault to inject, or a step of a handover). */
-  stopListening (): void { this.#listeners.stopListening() }
+  stopListening (): void { this.#listeners.stopListening(); this.#framed.stopListening() }
 
   /** Stops taking work: listeners close, calls on open connections get DOMAIN_DRAINING, in-flight calls finish (up to graceMs). */
   async close (graceMs = 10_000): Promise<void> {
     this.#binding.startDrain()
-    await this.#listeners.close(async () => { await this.#binding.settle(graceMs) })
+    this.#framed.startDrain()
+    await Promise.all([this.#listeners.close(async () => { await this.#binding.settle(graceMs) }), this.#framed.close(graceMs)])
   }
 }

@@ -1,6 +1,8 @@
 // What a client transport is: it moves one request's bytes to a service and its answer's bytes back,
-// knowing nothing of SOAP. Two come with the runtime: HTTP (http-transport.ts: TCP, TLS, Unix
-// socket) and in-memory (memory-transport.ts: straight to a dispatcher, no socket).
+// knowing nothing of SOAP. Three come with the runtime: HTTP (http-transport.ts: TCP, TLS, Unix
+// socket), in-memory (memory-transport.ts: straight to a dispatcher, no socket) and framed
+// sessions (nmf/client-transport.ts: [MC-NMF] on a Unix socket or TCP), which correlate replies by
+// WS-Addressing and so say what the envelope must carry (`framing`).
 
 export interface TransportResponse {
   readonly status: number
@@ -15,11 +17,15 @@ export interface TransportRequest {
   readonly length: number
   readonly headers: Readonly<Record<string, string>>
   readonly timeoutMs: number
+  /** The request's WS-Addressing MessageID: a framed transport matches the reply's RelatesTo with it. */
+  readonly messageId?: string
 }
 
 export interface Transport {
   /** The endpoint in its canonical form (`http://…`, `http+unix://…`, `memory:…`). */
   readonly address: string
+  /** A framed transport's needs: SOAP 1.2 envelopes with WS-Addressing 1.0 (Action, MessageID, To), no MTOM. */
+  readonly framing?: { readonly soapVersion: '1.2', readonly addressing: true }
   send: (req: TransportRequest) => Promise<TransportResponse>
   close: () => Promise<void>
 }

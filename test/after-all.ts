@@ -1,8 +1,12 @@
 // Runs once tap has finished every test file (package.json "tap": { "after": … }): lists what of
 // metaos is still there that the run created — processes, docker containers, networks and volumes,
-// named network namespaces, temporary files — and fails the run naming each, with the command that
-// removes it. Every test removes what it started, in a teardown that runs when it fails too; this
-// is the check that they did.
+// named network namespaces, temporary files, and under CI container bridges and veths in the root
+// network namespace — and fails the run naming each, with the command that removes it. Every test
+// removes what it started, in a teardown that runs when it fails too; this is the check that they did.
+// The tests' Docker engine (docker/netns-dockerd.sh) is shared by the test files, so no test stops
+// it: the containers, networks and volumes in it are checked like any, and the engine itself, when
+// started during the run, is stopped when the check is strict (its image cache kept) and noted
+// otherwise — it is no failure.
 //
 // Strict (exit 1) for the whole suite (`npm test`: tap given no file); under CI the leftovers are
 // then removed too (.ci/run owns its machine). When tap runs chosen files, another run on this
@@ -43,7 +47,9 @@ const chosen = chosenFiles()
 const strict = process.env.METAOS_AFTER_STRICT !== undefined ? process.env.METAOS_AFTER_STRICT === '1' : chosen.length === 0
 const match = process.env.METAOS_AFTER_MATCH
 
-const left = findLeftovers({ sinceMs, ...(match === undefined ? {} : { match }) })
+const found = findLeftovers({ sinceMs, links: underCi(), ...(match === undefined ? {} : { match }) })
+const engine = found.filter((l) => l.kind === 'dockerd')
+const left = found.filter((l) => l.kind !== 'dockerd')
 if (left.length === 0) {
   console.log('after-all: nothing the tests started is left (processes, containers, networks, volumes, network namespaces, temporary files)')
 } else {
@@ -58,4 +64,13 @@ if (left.length === 0) {
     }
     process.exitCode = 1
   }
+}
+for (const e of engine) {
+  if (!strict) {
+    console.log(`after-all: note: ${e.what} still runs, for the container tests of the next runs (stop it: ${removalCommand(e)})`)
+    continue
+  }
+  const failed = removeLeftovers([e])
+  console.log(failed.length === 0 ? `after-all: stopped ${e.what}; its images stay in its data root` : `after-all: could not stop ${e.what}:\n  ${failed.join('\n  ')}`)
+  if (failed.length > 0) process.exitCode = 1
 }

@@ -104,9 +104,10 @@ function render (st) {
     h('td', {}, h('strong', {}, name(x.epr))),
     h('td', { class: 'num' }, bytes(x.position)),
     h('td', { class: 'num' }, x.moves),
+    h('td', { class: 'num' }, x.epoch ?? '–'),
     h('td', {}, x.access),
     h('td', {}, x.share),
-    h('td', {}, x.volume))), 'no open stream', 7)
+    h('td', {}, x.volume))), 'no open stream', 8)
 }
 
 function renderCharts (st, name, pmtBy, now) {

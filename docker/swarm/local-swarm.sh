@@ -6,10 +6,11 @@
 # namespaces: nothing is added to the root namespace (no link, address, route or iptables rule),
 # and with no default route anywhere nothing leaves the machine.
 #
-#   bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--no-build]
+#   bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--images-from DOCKER_HOST [--no-build]]
 #   bash docker/swarm/local-swarm.sh kill-node NAME      # a host crash: SIGKILL, cable pulled
 #   bash docker/swarm/local-swarm.sh cut-link NAME       # only the cable pulled: the node runs on
 #   bash docker/swarm/local-swarm.sh restore-link NAME   # the cable back
+#   bash docker/swarm/local-swarm.sh identities PKI_DIR  # each node's storage identity in place
 #   bash docker/swarm/local-swarm.sh down                # removes all of it; idempotent
 #
 # Needs root, iproute2 (ip netns), util-linux (unshare), Debian's docker.io (dockerd, containerd,
@@ -32,9 +33,10 @@ repo=$(cd "$here/../.." && pwd)
 
 usage () {
   cat <<EOF
-usage: bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--no-build]
+usage: bash docker/swarm/local-swarm.sh up [--nodes N] [--managers M] [--images-from DOCKER_HOST [--no-build]]
        bash docker/swarm/local-swarm.sh kill-node NAME
        bash docker/swarm/local-swarm.sh cut-link NAME | restore-link NAME
+       bash docker/swarm/local-swarm.sh identities PKI_DIR
        bash docker/swarm/local-swarm.sh down
 
 up         N nodes (default 3; at most 50), M of them managers (default 3, or 1 with fewer than 3
@@ -42,12 +44,16 @@ up         N nodes (default 3; at most 50), M of them managers (default 3, or 1 
            loaded into every node; prints one line
            {"event":"ready","nodes":[{"name","netns","docker","address","role","zone"},…],
             "client":{"netns","address"},"shared":DIR}
-           --no-build: take the images as they are in the root dockerd (default: build them
-           with docker/build-images.sh first, in the root dockerd, or in node1's without one)
+           built with docker/build-images.sh in node1's dockerd (no other dockerd is used), or
+           --images-from DOCKER_HOST: built in that dockerd (e.g. the tests' engine,
+           docker/netns-dockerd.sh) and taken from it; --no-build: taken as they are there
 kill-node  NAME (node2, or its namespace): SIGKILL its dockerd, containerd, shims and
            containers, and take its switch port down
 cut-link   NAME: take its switch port down (a pulled cable, a partition): its processes run
            on, and nothing reaches them nor leaves them until restore-link NAME puts it back up
+identities PKI_DIR: each node's storage identity (make-secrets.sh PKI_DIR --node nodeI) copied
+           to DATA/identity/nodeI, uid 10001, mode 0400: the stack's METAOS_IDENTITY_DIR; prints
+           {"event":"identities","dir":DIR,"nodes":["node1",…]}
 down       stops and removes every node, namespace, link, directory of this swarm
 
 Environment (defaults): METAOS_SWARM_NAME ($name: prefix of the namespaces),
@@ -130,7 +136,7 @@ cmd_down () {
   local dir
   for dir in "$run_dir" "$data_dir"; do
     [ -d "$dir" ] || continue
-    rm -rf "$dir"/node[0-9]* "$dir/shared" "$dir/images.tar" "$dir/.metaos-swarm"
+    rm -rf "$dir"/node[0-9]* "$dir/shared" "$dir/identity" "$dir/images.tar" "$dir/.metaos-swarm"
     rmdir "$dir" 2>/dev/null || true
   done
   echo "{\"event\":\"down\",\"name\":\"$name\"}"
@@ -163,6 +169,29 @@ cmd_link () {
   ip -n "$name-switch" link show "p$i" >/dev/null 2>&1 || die "no node $n in swarm $name (no port p$i on $name-switch)"
   ip -n "$name-switch" link set "p$i" "$state"
   echo "{\"event\":\"$4\",\"node\":\"$n\",\"port\":\"p$i\",\"state\":\"$state\"}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# identities: what an operator does on each node of a real swarm (docs/swarm.md, "Identities")
+
+# Copies PKI_DIR/nodes/nodeI/storage.{crt,key} (docker/swarm/make-secrets.sh --node nodeI) to
+# DATA/identity/nodeI/, owned by the images' user: the stack mounts METAOS_IDENTITY_DIR/<node> in
+# that node's storage task. Here every node's directory is on one file system; each task still
+# mounts its own node's only.
+cmd_identities () {
+  local pki=${1:-} i nodes out=''
+  [ -n "$pki" ] || die "identities needs the directory make-secrets.sh wrote"
+  nodes=$(our_namespaces | sed -n "s/^${name//./\\.}-node\([0-9]*\)\$/\1/p" | sort -n)
+  [ -n "$nodes" ] || die "swarm $name is not up"
+  for i in $nodes; do
+    local from=$pki/nodes/node$i to=$data_dir/identity/node$i
+    [ -f "$from/storage.crt" ] && [ -f "$from/storage.key" ] || die "no identity for node$i in $pki (make-secrets.sh $pki --node node$i)"
+    install -d -m 0755 "$data_dir/identity"
+    install -d -o 10001 -g 10001 -m 0500 "$to"
+    install -o 10001 -g 10001 -m 0400 "$from/storage.crt" "$from/storage.key" "$to/"
+    out+="${out:+,}\"node$i\""
+  done
+  echo "{\"event\":\"identities\",\"dir\":\"$data_dir/identity\",\"nodes\":[$out]}"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -244,12 +273,13 @@ wait_node () {
 }
 
 cmd_up () {
-  local nodes=3 managers='' build=1
+  local nodes=3 managers='' build=1 source=''
   while [ $# -gt 0 ]; do
     case "$1" in
       --nodes) [ $# -ge 2 ] || die "--nodes needs a number"; nodes=$2; shift 2 ;;
       --managers) [ $# -ge 2 ] || die "--managers needs a number"; managers=$2; shift 2 ;;
       --no-build) build=0; shift ;;
+      --images-from) [ $# -ge 2 ] || die "--images-from needs a DOCKER_HOST (unix:///…)"; source=$2; shift 2 ;;
       *) usage >&2; exit 2 ;;
     esac
   done
@@ -268,13 +298,15 @@ cmd_up () {
   up_done=0
   trap '[ "$up_done" = 1 ] || { say "up failed: removing what was made"; cmd_down >/dev/null; }' EXIT
 
-  # The images: built in the root dockerd when there is one, else in node1's (below).
-  local builder=root
-  docker info >/dev/null 2>&1 || builder=node1
-  if [ "$builder" = root ]; then
-    if [ "$build" = 1 ]; then bash "$repo/docker/build-images.sh" >&2; fi
-    docker image inspect "${images[@]}" >/dev/null 2>&1 || die "the root dockerd lacks ${images[*]} (bash docker/build-images.sh)"
+  # The images: built in the dockerd --images-from names and taken from it, else built in node1's
+  # (below). A dockerd of the root namespace is never used unless named.
+  local builder=node1
+  if [ -n "$source" ]; then
+    builder=source
+    if [ "$build" = 1 ]; then DOCKER_HOST=$source bash "$repo/docker/build-images.sh" >&2; fi
+    docker -H "$source" image inspect "${images[@]}" >/dev/null 2>&1 || die "the dockerd at $source lacks ${images[*]} (DOCKER_HOST=$source bash docker/build-images.sh)"
   fi
+  [ "$build" = 1 ] || [ -n "$source" ] || die "--no-build needs --images-from (the dockerd that has the images)"
 
   mkdir -p "$run_dir" "$data_dir"
   touch "$run_dir/.metaos-swarm" "$data_dir/.metaos-swarm"
@@ -290,16 +322,15 @@ cmd_up () {
   say "$nodes dockerds answer"
 
   if [ "$builder" = node1 ]; then
-    say "no root dockerd: building the images in node1's"
-    [ "$build" = 1 ] || die "--no-build needs the images in a root dockerd"
+    say "building the images in node1's dockerd"
     DOCKER_HOST="unix://$(node_sock 1)" bash "$repo/docker/build-images.sh" >&2
   fi
-  # No registry: every node gets the images by docker save | docker load. From the root dockerd
-  # they are saved by id and tagged in the nodes: another build may move the tags meanwhile.
+  # No registry: every node gets the images by docker save | docker load. From --images-from's
+  # dockerd they are saved by id and tagged in the nodes: another build may move the tags meanwhile.
   local tarball=$data_dir/images.tar pids=() ids=() tag_cmds=''
-  if [ "$builder" = root ]; then
-    for c in "${images[@]}"; do ids+=("$(docker image inspect -f '{{.Id}}' "$c")"); done
-    docker save -o "$tarball" "${ids[@]}"
+  if [ "$builder" = source ]; then
+    for c in "${images[@]}"; do ids+=("$(docker -H "$source" image inspect -f '{{.Id}}' "$c")"); done
+    docker -H "$source" save -o "$tarball" "${ids[@]}"
     for c in $(seq 0 $((${#images[@]} - 1))); do tag_cmds+=" ${ids[$c]}=${images[$c]}"; done
   else
     dk 1 save -o "$tarball" "${images[@]}"
@@ -354,6 +385,7 @@ case "${1:-}" in
   kill-node) shift; cmd_kill_node "$@" ;;
   cut-link) shift; cmd_link down "${1:-}" cut-link link-cut ;;
   restore-link) shift; cmd_link up "${1:-}" restore-link link-restored ;;
+  identities) shift; cmd_identities "${1:-}" ;;
   _node-outer) node_outer "$2" ;;
   _node-inner) node_inner "$2" ;;
   -h|--help|help) usage ;;

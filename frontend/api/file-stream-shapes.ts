@@ -36,7 +36,7 @@ export interface FileStreamOptions {
   /**
    * `local` (this machine's kernel, the default), `discover` (a storage domain found with
    * WS-Discovery, of `volume` if given), a domain endpoint URL (`http://…/storage`,
-   * `unix:/path.sock`, `http+unix://…`), or any StorageHandler.
+   * `unix:/path.sock`, `http+unix://…`, `net.uds:/path.sock`, `net.tcp://HOST:PORT/storage`), or any StorageHandler.
    */
   readonly destination?: 'local' | 'discover' | string | StorageHandler
   /** With `destination: 'discover'`: the volume the domain must serve. */

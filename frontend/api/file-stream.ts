@@ -9,7 +9,6 @@ import type { Readable, Writable } from 'node:stream'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type * as S from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
-import { asDispatcher, discoveredDestination, resolveDestination } from './storage-destination.js'
 import type { WritePipeline } from './write-pipeline.js'
 import type { BlockReader, ReadAheadOf } from './block-reader.js'
 import { MAX_BLOCK, checkRange, openParameters, streamAdapters, type FileAccess, type FileStreamOptions, type SeekOrigin, type StreamStats } from './file-stream-shapes.js'
@@ -64,10 +63,11 @@ export class FileStream {
 
   /** Opens a file on the destination (`new FileStream(path, mode, access, share, bufferSize)` in .NET). */
   static async open (path: string, options: FileStreamOptions = {}): Promise<FileStream> {
-    const o = await openParameters(options)
-    const handler = options.destination === 'discover' ? await discoveredDestination(options) : await resolveDestination(options.destination)
+    // What a destination needs, and the read path, are loaded by the first open.
+    const [o, d] = await Promise.all([openParameters(options), import('./storage-destination.js')])
+    const handler = options.destination === 'discover' ? await d.discoveredDestination(options) : await d.resolveDestination(options.destination)
     const input = { ...o.input, path }
-    const dispatcher = await asDispatcher(handler)
+    const dispatcher = await d.asDispatcher(handler)
     const inv = dispatcher !== undefined ? await dispatcher.open(input, o.bytes) : await handler.invoke('Open', input)
     const fs = new FileStream(path, handler, inv.output.handle, input.access ?? 'ReadWrite', o.bufferSize, inv.output.position, o.Reader, o.readAhead)
     fs.#account(inv)

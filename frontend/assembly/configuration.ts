@@ -12,6 +12,7 @@ import { RulesEngine, validateRules } from '../placement/rules-engine.js'
 import { VulnerabilityFeed, validateFeed } from '../placement/vulnerability-feed.js'
 import type { TrustOptions } from '../handlers/domain-trust.js'
 import type { JoinOptions } from '../placement/pmt-exchange.js'
+import { parseCoordinationUrl, type CoordinationOptions } from '../../coordination/connect.js'
 
 /** How the frontend shares its measures with the other performance modules (IntelligentFrontend.shareMeasures). */
 export interface ExchangeSettings extends JoinOptions {
@@ -29,10 +30,11 @@ export interface FrontendSettings {
   /** Share measures with the other frontends discovered: `true` (defaults) or where and how often. */
   readonly exchange?: boolean | ExchangeSettings
   /**
-   * Reserved for cross-domain coordination (share modes across the domains of a volume, leases,
-   * stream epochs; `METAOS_COORDINATION`). Not implemented yet: the file refuses the key.
+   * Coordination through etcd (docs/coordination.md): the dispatchers' checkpoints in the stream
+   * directory, this frontend's lease, and its measures published there and the others' watched.
+   * From the file's "coordination" key or `METAOS_COORDINATION` (never both).
    */
-  readonly coordination?: never
+  readonly coordination?: CoordinationOptions
 }
 
 /** A configuration file, read and validated: its rules and feed are ready to use. */
@@ -48,6 +50,7 @@ const KEYS: Record<string, string> = {
   placement: 'an object { "policy"?: "best" | "weighted", "sharpness"?: number }',
   trust: 'an object { "ca": path, "cert"?: path, "key"?: path, "username"?, "password"?, "passwordType"?, "verifyTimeoutMs"?, "recheckMs"?, "probePath"? }',
   exchange: 'true, false, or an object { "listen"?: [endpoint…], "interfaces"?: [name…], "intervalMs"?: number }',
+  coordination: 'an etcd://HOST:PORT[,…] URL, or an object { "url": "etcd://…" | "etcds://…", "ca"?: path, "cert"?: path, "key"?: path, "leaseTtlSeconds"?: number, "prefix"?: string }',
 }
 
 /** Reads METAOS_CONFIG (undefined when unset or empty). A feed from a file is watched: close it when done. */
@@ -76,7 +79,6 @@ export function parseConfig (doc: unknown, source: string, dir: string, o: { wat
   if (!isObject(doc)) fail(`the file must hold one JSON object such as { "rules": "rules.json" }, not ${show(doc)}`)
   const c = doc as Record<string, unknown>
   for (const k of Object.keys(c)) {
-    if (k === 'coordination') fail('"coordination" is reserved for cross-domain coordination (shared modes, leases, stream epochs) and not implemented yet: remove it')
     if (!(k in KEYS)) fail(`unknown key "${k}" (accepted: ${Object.keys(KEYS).join(', ')})`)
   }
   const path = (key: string, v: unknown): string => {
@@ -120,6 +122,8 @@ export function parseConfig (doc: unknown, source: string, dir: string, o: { wat
     out.exchange = e as ExchangeSettings
   }
 
+  if (c.coordination !== undefined) out.coordination = coordinationOf(c.coordination, path, must, fail)
+
   // Last: the feed from a file is watched, so nothing may fail after it is made.
   if (c.feed !== undefined) {
     if (typeof c.feed !== 'string' && !Array.isArray(c.feed)) must('feed', KEYS.feed!, c.feed)
@@ -156,6 +160,42 @@ function trustOf (v: unknown, path: (key: string, v: unknown) => string, must: (
     ...(t.recheckMs === undefined ? {} : { recheckMs: t.recheckMs as number }),
     ...(t.probePath === undefined ? {} : { probePath: t.probePath as string }),
   }
+}
+
+function coordinationOf (v: unknown, path: (key: string, v: unknown) => string, must: (key: string, what: string, got: unknown) => never, fail: (why: string, cause?: unknown) => never): CoordinationOptions {
+  if (typeof v !== 'string' && !isObject(v)) must('coordination', KEYS.coordination!, v)
+  const c = (typeof v === 'string' ? { url: v } : v) as Record<string, unknown>
+  known('coordination', c, ['url', 'ca', 'cert', 'key', 'leaseTtlSeconds', 'prefix'], fail)
+  if (typeof c.url !== 'string') must('coordination.url', 'an etcd://HOST:PORT[,…] or etcds://… URL', c.url)
+  if (c.leaseTtlSeconds !== undefined && !(positiveInteger(c.leaseTtlSeconds) && (c.leaseTtlSeconds as number) <= 3600)) must('coordination.leaseTtlSeconds', 'a whole number of seconds from 1 to 3600', c.leaseTtlSeconds)
+  if (c.prefix !== undefined && !(typeof c.prefix === 'string' && /^\/[A-Za-z0-9._~/-]{0,200}$/.test(c.prefix))) must('coordination.prefix', 'a key prefix such as "/metaos"', c.prefix)
+  const pem = (k: string): Buffer | undefined => {
+    if (c[k] === undefined) return undefined
+    const file = path(`coordination.${k}`, c[k])
+    try { return readFileSync(file) } catch (e) { return fail(`"coordination.${k}": ${file} is not readable (${(e as NodeJS.ErrnoException).code ?? String(e)})`, e) }
+  }
+  const o: CoordinationOptions = {
+    url: c.url as string,
+    ...Object.fromEntries(['ca', 'cert', 'key'].map((k) => [k, pem(k)]).filter(([, b]) => b !== undefined)),
+    ...(c.leaseTtlSeconds === undefined ? {} : { leaseTtlSeconds: c.leaseTtlSeconds as number }),
+    ...(c.prefix === undefined ? {} : { prefix: c.prefix as string }),
+  }
+  try { parseCoordinationUrl(o.url, o) } catch (e) { fail(`"coordination": ${(e as Error).message}`, e) }
+  return o
+}
+
+/** `METAOS_COORDINATION=etcd://…` (and METAOS_COORDINATION_CA, _CERT, _KEY: PEM files for etcds://), or undefined. */
+export function coordinationFromEnvironment (env: NodeJS.ProcessEnv = process.env): CoordinationOptions | undefined {
+  const url = env.METAOS_COORDINATION
+  if (url === undefined || url === '') return undefined
+  const read = (k: string): Buffer | undefined => {
+    const file = env[`METAOS_COORDINATION_${k}`]
+    if (file === undefined || file === '') return undefined
+    try { return readFileSync(file) } catch (e) { throw new MetaosError('INVALID_CONFIG', `METAOS_COORDINATION_${k} ${file} is not readable (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e }) }
+  }
+  const o: CoordinationOptions = { url, ...Object.fromEntries(['ca', 'cert', 'key'].map((k) => [k, read(k.toUpperCase())]).filter(([, b]) => b !== undefined)) }
+  try { parseCoordinationUrl(url, o) } catch (e) { throw new MetaosError('INVALID_CONFIG', `METAOS_COORDINATION: ${(e as Error).message}`, { cause: e }) }
+  return o
 }
 
 function known (key: string, o: Record<string, unknown>, keys: readonly string[], fail: (why: string) => never): void {

@@ -20,7 +20,7 @@ import { MetaosError } from '../../soap-runtime/errors.js'
 import { parseEndpoint } from '../../soap-runtime/endpoint.js'
 import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
 import { DomainTrust, trustFromEnvironment, type ProvenDomain, type TrustOptions } from '../handlers/domain-trust.js'
-import { configFromEnvironment, type FrontendSettings } from './configuration.js'
+import { configFromEnvironment, coordinationFromEnvironment, type FrontendSettings } from './configuration.js'
 import type { VulnerabilityFeed } from '../placement/vulnerability-feed.js'
 import { KEYS, keep, lookup, release } from '../handlers/process-registry.js'
 
@@ -290,7 +290,7 @@ function domainName (endpoint: string | undefined): string | undefined {
   } catch { return undefined }
 }
 
-/** The process-wide frontend's options: a frontend's, whether (and how) it shares its measures, and the place kept for coordination. */
+/** The process-wide frontend's options: a frontend's, whether (and how) it shares its measures, and coordination through etcd. */
 export interface SharedFrontendOptions extends IntelligentFrontendOptions, Pick<FrontendSettings, 'exchange' | 'coordination'> {}
 
 /** The process-wide frontend, kept in the process registry with the options it was made with and the feed it owns. */
@@ -317,6 +317,12 @@ export async function sharedFrontend (options?: SharedFrontendOptions): Promise<
     throw new MetaosError('INVALID_CONFIG', `${config.source}: "trust" and METAOS_TRUST_CA both configure trusted discovery: keep one`)
   }
   const trust = o.trust ?? config?.trust ?? envTrust
+  const envCoordination = o.coordination !== undefined ? undefined : coordinationFromEnvironment()
+  if (config?.coordination !== undefined && envCoordination !== undefined) {
+    config.feed?.close()
+    throw new MetaosError('INVALID_CONFIG', `${config.source}: "coordination" and METAOS_COORDINATION both configure coordination: keep one`)
+  }
+  const coordination = o.coordination ?? config?.coordination ?? envCoordination
   const merged: SharedFrontendOptions = {
     ...(config?.rules === undefined ? {} : { rules: config.rules }),
     ...(config?.feed === undefined ? {} : { feed: config.feed }),
@@ -327,7 +333,13 @@ export async function sharedFrontend (options?: SharedFrontendOptions): Promise<
     ...(trust === undefined ? {} : { trust }),
   }
   const made = (async () => {
-    const front = new IntelligentFrontend(await storageRegistry(undefined, { trusted: trust !== undefined }), merged)
+    // With coordination: the stream directory for the dispatchers, and the measure board (frontend-coordination.ts).
+    const coord = coordination === undefined ? undefined : await (await import('./frontend-coordination.js')).joinCoordination(coordination)
+    let front: IntelligentFrontend
+    try {
+      front = new IntelligentFrontend(await storageRegistry(undefined, { trusted: trust !== undefined }), { ...merged, ...(coord === undefined ? {} : { directory: coord.directory }) })
+      await coord?.attach(front)
+    } catch (e) { await coord?.client.close(); throw e }
     if (merged.exchange !== undefined && merged.exchange !== false) await front.shareMeasures(merged.exchange === true ? {} : merged.exchange)
     return front
   })()

@@ -17,10 +17,13 @@ import type { StorageHandler } from '../handlers/storage-handler.js'
 import type { FaultFile } from '../../service-domain/fault-injection.js'
 import { silentLogger } from '../../soap-runtime/logger.js'
 import { pmtStatus, type ClusterStatus, type LifecycleEvent } from './status-snapshot.js'
+import { coordinatedStreams } from './stream-directory.js'
+import type { Coordination } from '../../coordination/api.js'
+import { ProcessDriver } from '../../domains/process-driver.js'
 
 export interface LocalClusterOptions {
   /** The domains: how each is reached (default three on HTTP). */
-  readonly domains?: ReadonlyArray<'http' | 'bus'>
+  readonly domains?: ReadonlyArray<'http' | 'bus' | 'net.uds'>
   /** Their names (default d0, d1, …): part of each EPR. */
   readonly names?: readonly string[]
   readonly volume?: string
@@ -35,6 +38,18 @@ export interface LocalClusterOptions {
    * place (a new EPR), so the volume keeps its capacity; 'none' leaves it isolated.
    */
   readonly isolation?: 'restart' | 'clone' | 'none'
+  /**
+   * Fencing (default true): before a stream leaves a domain that stopped answering, the domain
+   * manager kills that domain (SIGKILL, `docker kill`, QEMU killed) and the takeover waits for its
+   * exit, so no call it was given can land afterwards (docs/supervision.md). False: the old
+   * behaviour, where a hung domain that wakes up may still apply its call.
+   */
+  readonly fencing?: boolean
+  /**
+   * With coordination: the frontend's client (the dispatcher's checkpoints — owner, epoch — in the
+   * stream directory) and the arguments that give each domain process its lease (`--coordination URL …`).
+   */
+  readonly coordination?: { readonly client: Coordination, readonly domainArgs: readonly string[] }
   /** How domains are hosted (default: local processes); e.g. a ContainerDriver for container domains. */
   readonly driver?: DomainDriver
   /** Log level of the domain processes (default silent). */
@@ -66,6 +81,7 @@ export class LocalCluster {
   readonly #endpoints = new Map<string, string>()
   readonly #hosting: 'process' | 'container'
   readonly #ownDir: boolean
+  readonly #coordination: LocalClusterOptions['coordination']
 
   private constructor (o: LocalClusterOptions) {
     this.#ownDir = o.dir === undefined
@@ -76,10 +92,16 @@ export class LocalCluster {
     chmodSync(this.root, 0o777)
     this.volume = o.volume ?? 'shared'
     const logger = o.logger ?? silentLogger
-    this.manager = new DomainManager({ logger, ...(o.driver === undefined ? {} : { driver: o.driver }) })
+    this.manager = new DomainManager({ logger, driver: o.driver ?? new ProcessDriver({ logger }) })
     this.#hosting = o.driver === undefined ? 'process' : 'container'
+    this.#coordination = o.coordination
     this.perf = new PerformanceModule({ pmt: this.pmt, ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }) })
-    this.dispatcher = new Dispatcher(this.pmt, this.handlers, { ...o.dispatcher, volume: this.volume })
+    this.dispatcher = new Dispatcher(this.pmt, this.handlers, {
+      ...(o.fencing === false ? {} : { fence: async (epr, since) => await this.#fence(epr, since) }),
+      ...(o.coordination === undefined ? {} : { directory: coordinatedStreams(o.coordination.client) }),
+      ...o.dispatcher,
+      volume: this.volume,
+    })
     this.#rules = o.dispatcher?.rules?.rules.map((r) => r.name) ?? []
     this.dispatcher.on('moved', (m) => { this.#movedAt.set(m, Date.now()) })
     this.manager.on('started', (d) => { this.#record({ at: Date.now(), name: d.name, epr: d.epr, kind: d.restarts > 0 ? 'restarted' : 'started', pid: d.pid, ...(d.restarts > 0 ? { detail: `restart ${d.restarts}` } : {}) }) })
@@ -96,8 +118,8 @@ export class LocalCluster {
         if (policy === 'none' || name === undefined) return
         const d = await this.manager.get(name)
         if (policy === 'restart') {
-          // Dead or hung: a restart helps. Slow or erring: it may recover, and is readmitted if it does.
-          if (d.state === 'exited' || /TIMED_OUT/.test(reason)) await this.manager.restart(name)
+          // Dead (or killed by a fence) or hung: a restart helps. Slow or erring: it may recover, and is readmitted if it does.
+          if (d.state === 'exited' || d.state === 'stopped' || /TIMED_OUT/.test(reason)) await this.manager.restart(name)
           return
         }
         await this.#cloneHealthy(name)
@@ -134,8 +156,8 @@ export class LocalCluster {
         name: o.names?.[i] ?? `d${i}`,
         root: c.root,
         volume: c.volume,
-        listen: [kind === 'bus' ? `unix:${join(c.dir, `${o.names?.[i] ?? `d${i}`}.sock`)}` : 'http://127.0.0.1:0'],
-        extraArgs: ['--fault-file', c.faultFile(i)],
+        listen: [kind === 'http' ? 'http://127.0.0.1:0' : `${kind === 'bus' ? 'unix' : 'net.uds'}:${join(c.dir, `${o.names?.[i] ?? `d${i}`}.sock`)}`],
+        extraArgs: ['--fault-file', c.faultFile(i), ...(o.coordination?.domainArgs ?? [])],
         env,
       })))
       for (const d of started) {
@@ -176,11 +198,12 @@ export class LocalCluster {
       }),
       pmt: pmtStatus(rows, names),
       decisions: [...this.supervisor.decisions],
-      streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, access: s.access, share: s.share, volume: s.volume })),
+      streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, epoch: s.epoch, access: s.access, share: s.share, volume: s.volume })),
       moves: this.dispatcher.moves.map((m) => { const at = this.#movedAt.get(m); return at === undefined ? m : { ...m, at } }),
       placements: [...this.dispatcher.placed],
       rules: this.#rules,
       lifecycle: [...this.lifecycle],
+      ...(this.#coordination === undefined ? {} : { directory: await this.#coordination.client.streams.list().catch(() => []) }),
     }
   }
 
@@ -194,7 +217,7 @@ export class LocalCluster {
     const healthy = this.pmt.rows().find((r) => r.state === 'healthy' && this.#eprs.has(r.identity.epr))
     if (healthy === undefined) return undefined
     const i = this.names.length
-    const c = await this.manager.clone(this.#eprs.get(healthy.identity.epr)!, `${instead}-clone-${i}`, { extraArgs: ['--fault-file', this.faultFile(i)] })
+    const c = await this.manager.clone(this.#eprs.get(healthy.identity.epr)!, `${instead}-clone-${i}`, { extraArgs: ['--fault-file', this.faultFile(i), ...(this.#coordination?.domainArgs ?? [])] })
     this.names.push(c.name)
     this.#eprs.set(c.epr, c.name)
     this.#track(c)
@@ -204,6 +227,14 @@ export class LocalCluster {
   #track (d: ManagedDomain): void {
     this.#endpoints.set(d.epr, d.endpoints[0]!)
     this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: d.hosting?.kind ?? this.#hosting, kernel: d.hosting?.kernel ?? { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000 })))
+  }
+
+  /** The dispatcher's fence: kills the run of the domain that served the stream, and waits for its exit. */
+  async #fence (epr: string, since: number): Promise<'killed' | 'unreachable'> {
+    const name = this.#eprs.get(epr)
+    if (name === undefined) return 'unreachable'
+    await this.manager.killRun(name, since)
+    return 'killed'
   }
 
   faultFile (i: number): string { return join(this.dir, `fault-${i}.json`) }

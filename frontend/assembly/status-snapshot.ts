@@ -34,7 +34,8 @@ export interface ClusterStatus {
     hosting: string, kernel: { sysname: string, release: string }, volume: string
   }>
   readonly decisions: readonly Decision[]
-  readonly streams: ReadonlyArray<{ path: string, epr: string, position: number, moves: number, access: string, share: string, volume: string }>
+  /** Open streams: the domain serving each (`epr`) and its epoch (bumped at each move). */
+  readonly streams: ReadonlyArray<{ path: string, epr: string, position: number, moves: number, epoch?: number, access: string, share: string, volume: string }>
   /** Moves (failovers, migrations), with when each happened. */
   readonly moves: ReadonlyArray<MoveEvent & { at?: number }>
   /** The latest placements, with the rules that fired. */
@@ -43,6 +44,8 @@ export interface ClusterStatus {
   readonly rules: readonly string[]
   /** What the domain manager did (starts, restarts, exits), latest last. */
   readonly lifecycle: readonly LifecycleEvent[]
+  /** With coordination: every stream of the stream directory, this frontend's and others' — its owner (EPR), epoch and position as of its last move. */
+  readonly directory?: ReadonlyArray<{ stream: string, path: string, volume: string, owner: string, epoch: number, position: number, frontend?: string }>
 }
 
 /** The PMT's rows as the status shows them (`names`: a display name by EPR, where one is known). */

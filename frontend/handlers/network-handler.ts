@@ -4,7 +4,7 @@
 // NetDatagramSocket sit on any of them. A registry shares one proxy (one connection pool) per
 // endpoint among all sockets of the process (frontend/handlers/process-registry.ts).
 import { createClient, type ClientOptions, type Invocation } from '../../soap-runtime/client.js'
-import { createHttpTransport, type HttpTransportOptions } from '../../soap-runtime/http-transport.js'
+import { transportFor, type TransportOptions } from '../../soap-runtime/transport-for.js'
 import { NetworkServiceDescriptor, type NetworkOperations } from '../../wsdl/generated/network-service.js'
 import { KEYS, obtain, release } from './process-registry.js'
 
@@ -20,7 +20,7 @@ export interface NetworkHandler {
 import { NETWORK_PATH } from '../../wsdl/contracts.js'
 export { NETWORK_PATH }
 
-export type NetworkProxyOptions = ClientOptions & HttpTransportOptions
+export type NetworkProxyOptions = ClientOptions & TransportOptions
 
 /**
  * Every open socket keeps one Receive long poll in flight (a listener one Accept, a datagram socket
@@ -30,7 +30,7 @@ export type NetworkProxyOptions = ClientOptions & HttpTransportOptions
 export const NETWORK_POOL_SIZE = 1024
 
 export function createNetworkProxy (endpoint: string, options: NetworkProxyOptions = {}): NetworkHandler {
-  const transport = createHttpTransport(endpoint, NETWORK_PATH, { maxSockets: NETWORK_POOL_SIZE, ...options })
+  const transport = transportFor(endpoint, NETWORK_PATH, { maxSockets: NETWORK_POOL_SIZE, ...options })
   const client = createClient<NetworkOperations>(NetworkServiceDescriptor, transport, { timingHeader: 'ServiceTiming', ...options })
   return { destination: transport.address, invoke: client.invoke, close: client.close }
 }

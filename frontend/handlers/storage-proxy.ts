@@ -1,17 +1,18 @@
-// Proxies to storage domains: the generic SOAP client bound to the storage descriptor and an
-// HTTP transport (TCP or the Unix-socket bus). P2 (process-hosted domain) and P1 (container-hosted)
+// Proxies to storage domains: the generic SOAP client bound to the storage descriptor and the
+// transport the endpoint names: HTTP (TCP, TLS or the Unix-socket bus) or a framed [MC-NMF]
+// session (net.uds:, net.tcp://: one session per domain, many calls in flight on it). P2 (process-hosted domain) and P1 (container-hosted)
 // are this same code pointed at different endpoints. A registry shares one proxy (one connection
 // pool) per endpoint among all FileStreams of the process (frontend/handlers/process-registry.ts).
 import { createClient, type ClientOptions } from '../../soap-runtime/client.js'
-import { createHttpTransport, type HttpTransportOptions } from '../../soap-runtime/http-transport.js'
+import { transportFor, type TransportOptions } from '../../soap-runtime/transport-for.js'
 import { StorageServiceDescriptor, type StorageOperations } from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler } from './storage-handler.js'
 import { KEYS, obtain, release } from './process-registry.js'
 
-export type StorageProxyOptions = ClientOptions & HttpTransportOptions
+export type StorageProxyOptions = ClientOptions & TransportOptions
 
 export function createStorageProxy (endpoint: string, options: StorageProxyOptions = {}): StorageHandler {
-  const transport = createHttpTransport(endpoint, '/storage', options)
+  const transport = transportFor(endpoint, '/storage', options)
   const client = createClient<StorageOperations>(StorageServiceDescriptor, transport, { timingHeader: 'ServiceTiming', ...options })
   return {
     destination: transport.address,

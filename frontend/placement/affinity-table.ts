@@ -14,9 +14,17 @@ export interface StreamEntry {
   readonly share: FileShare
   /** The volume of the file: the stream moves only between domains of this volume. */
   readonly volume: string
+  /** The stream's name on the wire and in the stream directory (not the application's handle). */
+  readonly stream: string
   /** The domain serving the stream now, and the handle it issued. */
   epr: string
   real: string
+  /** Bumped at each move (failover, migration): the stream's operations carry it, domains refuse older ones. */
+  epoch: number
+  /** When the domain acknowledged the stream's Open (ms since the epoch): the run of the domain a fence must kill. */
+  since: number
+  /** Set when the stream cannot go on (its domain hung and could not be fenced): every later call fails with it. */
+  broken?: Error
   /** The position the domain acknowledged last (where a replay starts). */
   position: number
   /** Calls and migrations of the stream run one after the other. */
@@ -32,8 +40,8 @@ export interface StreamEntry {
 export class AffinityTable {
   readonly #byId = new Map<string, StreamEntry>()
 
-  add (e: Omit<StreamEntry, 'chain' | 'moves' | 'written'>): StreamEntry {
-    const entry: StreamEntry = { ...e, chain: Promise.resolve(), moves: 0, written: false }
+  add (e: Omit<StreamEntry, 'chain' | 'moves' | 'written' | 'epoch'>): StreamEntry {
+    const entry: StreamEntry = { ...e, epoch: 1, chain: Promise.resolve(), moves: 0, written: false }
     this.#byId.set(e.id, entry)
     return entry
   }

@@ -13,8 +13,10 @@
 // position-addressed: a Write that may have landed on the failed domain writes the same bytes at
 // the same place again; a Read reads them again. The application sees a stall, not an error.
 // `migrate()` moves a stream the same way on purpose (the supervisor's proactive move).
+// With a fence hook or a stream directory (takeover.ts), a domain that may still apply a call it
+// was given is killed before its stream moves, and every move bumps the stream's epoch.
 import { EventEmitter } from 'node:events'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type { Invocation } from '../../soap-runtime/client.js'
 import type { StorageOperations } from '../../wsdl/generated/storage-service.js'
@@ -25,10 +27,12 @@ import type { SyscallContext } from './rules-engine.js'
 import type { Placement, PlacementOptions } from './placement.js'
 import { DispatchCore, lastFailure, remember, type SuspectEvent } from './dispatch-core.js'
 import { advance, bytesMoved, reopening, streamOf, withHandle } from './stream-calls.js'
+import { mayStillWrite, StreamTakeover, type TakeoverOptions } from './takeover.js'
 
 export type { Placement } from './placement.js'
+export type { Checkpoint, FenceHook, FenceOutcome, StreamDirectory } from './takeover.js'
 
-export interface DispatcherOptions extends PlacementOptions {
+export interface DispatcherOptions extends PlacementOptions, TakeoverOptions {
   /** Only domains of this volume are candidates (streams move only between domains of one volume). */
   readonly volume?: string
   /** Move streams off a failed domain and replay the call (default true). */
@@ -68,6 +72,10 @@ export interface MoveEvent {
   /** From the start of the failed call (or of the migration) to the moment the stream went on. */
   readonly stallMs: number
   readonly position: number
+  /** The stream's epoch after the move. */
+  readonly epoch: number
+  /** Of the stall, the time spent fencing the old owner (killing it and waiting for its exit), when it was. */
+  readonly fenceMs?: number
 }
 
 export interface DispatcherEvents {
@@ -90,11 +98,13 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   readonly #pmt: PerformanceMappingTable
   readonly #core: DispatchCore<StorageOperations>
   readonly #o: DispatcherOptions
+  readonly #takeover: StreamTakeover
 
   constructor (pmt: PerformanceMappingTable, handlers: ReadonlyMap<string, StorageHandler>, options: DispatcherOptions = {}) {
     super()
     this.#pmt = pmt
     this.#o = options
+    this.#takeover = new StreamTakeover(options)
     this.#core = new DispatchCore<StorageOperations>(pmt, handlers, {
       placement: options,
       what: 'storage domain',
@@ -120,6 +130,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     const s = this.affinity.get(id)
     if (s === undefined) throw new MetaosError('INVALID_HANDLE', 'this stream was not opened through the dispatcher, or is closed')
     return await this.#serialized(s, async () => {
+      if (s.broken !== undefined) return this.#broken(s, op)
       if (op === 'SetLength') await this.#resize(s, (input as StorageOperations['SetLength']['input']).length)
       return await this.#streamCall(s, op, input)
     })
@@ -132,10 +143,18 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
       op: 'Open',
       choose: (tried) => this.#choose('place', ctx, tried),
       run: async (epr) => {
-        const inv = await this.#on(epr, 'Open', input)
+        const stream = randomUUID()
+        const inv = await this.#on(epr, 'Open', { ...input, stream, epoch: 1 })
         const id = `vh:${randomBytes(18).toString('base64url')}`
         const volume = this.#pmt.row(epr)?.identity.volume ?? this.#o.volume ?? ''
-        this.affinity.add({ id, path: input.path, access: input.access ?? 'ReadWrite', share: input.share ?? 'Read', volume, epr, real: inv.output.handle, position: inv.output.position, ...(bytes === undefined ? {} : { bytes }) })
+        const s = this.affinity.add({ id, stream, path: input.path, access: input.access ?? 'ReadWrite', share: input.share ?? 'Read', volume, epr, real: inv.output.handle, position: inv.output.position, since: Date.now(), ...(bytes === undefined ? {} : { bytes }) })
+        try {
+          await this.#takeover.opened(s)
+        } catch (e) {
+          this.affinity.release(id)
+          this.#core.release(epr, 'Close', { handle: inv.output.handle })
+          throw e
+        }
         this.#core.placed(epr)
         return { ...inv, output: { ...inv.output, handle: id } }
       },
@@ -151,6 +170,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     return await this.#serialized(s, async () => {
       // Closed meanwhile, already there, or already moved off the domain by a failover: nothing to do.
       if (this.affinity.get(id) === undefined || s.epr === to || (onlyFrom !== undefined && s.epr !== onlyFrom)) return undefined
+      // Its domain hung and could not be fenced: moving it would make two writers.
+      if (s.broken !== undefined) throw s.broken
       if (to !== undefined && this.#pmt.row(to)?.identity.volume !== s.volume) throw new MetaosError('INVALID_ARGUMENT', `${to} does not serve volume ${s.volume}: a stream moves only between domains of its volume`)
       const t0 = performance.now()
       const from = s.epr
@@ -189,7 +210,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
    * first tier, or excluded): a migration, as advice — if it fails, the stream stays.
    */
   async #resize (s: StreamEntry, length: number): Promise<void> {
-    if (!Number.isSafeInteger(length) || length < 0 || this.affinity.get(s.id) === undefined) return
+    if (!Number.isSafeInteger(length) || length < 0 || this.affinity.get(s.id) === undefined || s.broken !== undefined) return
     s.bytes = length
     if (s.written) return
     const ctx = reopening(s)
@@ -200,6 +221,13 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     try { await this.#reopen(s, p.chosen) } catch (e) { if (this.#core.domainFailed(e)) this.#core.suspect(p.chosen, e.code, 'Open'); return }
     this.#record('migration', ctx, p)
     this.#moved(s, from, 'migration', `size ${length} B (SetLength before the first write)`, 'SetLength', t0)
+  }
+
+  /** A stream whose domain could not be fenced: every call fails as the one that found it, Close releases it. */
+  #broken<K extends StorageOp> (s: StreamEntry, op: K): Awaited<Call<K>> {
+    if (op !== 'Close') throw s.broken!
+    this.affinity.release(s.id)
+    return { output: {} as StorageOperations[K]['output'], serviceMicros: undefined, totalMicros: 0 }
   }
 
   async #serialized<T> (s: StreamEntry, fn: () => Promise<T>): Promise<T> {
@@ -247,12 +275,13 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     const tried = new Set<string>()
     let last: unknown
     let failedOn: string | undefined
+    let fenceMs: number | undefined
     for (let attempt = 0; attempt < (this.#o.maxAttempts ?? 4); attempt++) {
       try {
-        const inv = await this.#on(s.epr, op, withHandle(op, input, s.real))
+        const inv = await this.#on(s.epr, op, withHandle(op, input, s.real, s.epoch))
         advance(s, op, input, inv.output)
-        if (op === 'Close') this.affinity.release(s.id)
-        if (failedOn !== undefined) this.#moved(s, failedOn, 'failover', (last as MetaosError).code, op, t0)
+        if (op === 'Close') this.#closed(s)
+        if (failedOn !== undefined) this.#moved(s, failedOn, 'failover', (last as MetaosError).code, op, t0, fenceMs)
         return inv
       } catch (e) {
         // A restarted domain lost its handles: reopen (on it or another) and replay.
@@ -262,10 +291,14 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
         failedOn ??= s.epr
         if (op === 'Close') {
           // Closing on a failed domain: the handle died with it, and everything acknowledged is on the volume.
-          this.affinity.release(s.id)
+          this.#closed(s)
           return { output: {} as StorageOperations[K]['output'], serviceMicros: undefined, totalMicros: Math.round((performance.now() - t0) * 1000) }
         }
         if (!lostHandle) { tried.add(s.epr); this.#core.suspect(s.epr, e.code, op) }
+        // The old owner may still apply this call: it can write no more once fenced, then the stream moves.
+        if (!lostHandle && mayStillWrite(e)) {
+          try { fenceMs = (fenceMs ?? 0) + await this.#takeover.fence(s, e, async () => await this.#closeOld(s)) } catch (f) { s.broken = f as Error; throw f }
+        }
         if (!(await this.#failover(s, tried))) break
       }
     }
@@ -285,11 +318,17 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     return r.ok
   }
 
-  /** Opens the stream's file on `target` at the acknowledged position and makes it the stream's domain; the old handle is closed in the background. */
+  /**
+   * Opens the stream's file on `target` at the acknowledged position, at the stream's next epoch (set
+   * in the stream directory once the target holds it), and makes it the stream's domain; the old
+   * handle is closed in the background.
+   */
   async #reopen (s: StreamEntry, target: string): Promise<void> {
-    const opened = await this.#on(target, 'Open', { path: s.path, mode: 'Open', access: s.access, share: s.share })
+    const epoch = s.epoch + 1
+    const opened = await this.#on(target, 'Open', { path: s.path, mode: 'Open', access: s.access, share: s.share, stream: s.stream, epoch })
     try {
-      if (opened.output.position !== s.position) await this.#on(target, 'Seek', { handle: opened.output.handle, offset: s.position, origin: 'Begin' })
+      if (opened.output.position !== s.position) await this.#on(target, 'Seek', { handle: opened.output.handle, offset: s.position, origin: 'Begin', epoch })
+      await this.#takeover.moveTo(s, target, epoch)
     } catch (e) {
       void this.#on(target, 'Close', { handle: opened.output.handle }).catch(() => {})
       throw e
@@ -297,14 +336,32 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     const [oldEpr, oldReal] = [s.epr, s.real]
     s.epr = target
     s.real = opened.output.handle
+    s.epoch = epoch
+    s.since = Date.now()
     s.moves++
     this.#core.placed(target)
     // The old domain may be dead or hung: its handle is released when (if) it answers.
-    if (oldEpr !== target || oldReal !== s.real) this.#core.release(oldEpr, 'Close', { handle: oldReal })
+    // With the new epoch: the old domain learns the stream moved on, and refuses its old epoch from now on.
+    if (oldEpr !== target || oldReal !== s.real) this.#core.release(oldEpr, 'Close', { handle: oldReal, epoch })
   }
 
-  #moved (s: StreamEntry, from: string, kind: MoveEvent['kind'], reason: string, op: string, t0: number): MoveEvent {
-    const ev: MoveEvent = { stream: s.id, path: s.path, from, to: s.epr, kind, reason, op, stallMs: performance.now() - t0, position: s.position }
+  /** The fence of an owner that answers: Close of the stream's handle there, with the next epoch; true when done or the handle is gone. */
+  async #closeOld (s: StreamEntry): Promise<boolean> {
+    try {
+      await this.#on(s.epr, 'Close', { handle: s.real, epoch: s.epoch + 1 })
+      return true
+    } catch (e) {
+      return e instanceof MetaosError && e.code === 'INVALID_HANDLE'
+    }
+  }
+
+  #closed (s: StreamEntry): void {
+    this.affinity.release(s.id)
+    this.#takeover.closed(s)
+  }
+
+  #moved (s: StreamEntry, from: string, kind: MoveEvent['kind'], reason: string, op: string, t0: number, fenceMs?: number): MoveEvent {
+    const ev: MoveEvent = { stream: s.id, path: s.path, from, to: s.epr, kind, reason, op, stallMs: performance.now() - t0, position: s.position, epoch: s.epoch, ...(fenceMs === undefined || fenceMs === 0 ? {} : { fenceMs }) }
     remember(this.moves, ev, 1000)
     this.emit('moved', ev)
     return ev

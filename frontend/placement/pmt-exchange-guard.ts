@@ -8,7 +8,9 @@ import type { PeerCertificate } from 'node:tls'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import { certificateUris } from '../../soap-runtime/http-transport.js'
 import type { Authenticator, CallCredentials, Principal } from '../../soap-runtime/service-host.js'
-import type { PmtEntry } from '../../wsdl/generated/performance-service.js'
+import type { Logger } from 'pino'
+import { DomainStateValues, type PmtEntry } from '../../wsdl/generated/performance-service.js'
+import type { PerformanceMappingTable } from './pmt.js'
 
 /** TLS of the exchange (PEM): this module's certificate and key (served, and presented as client), the CA peers must chain to. */
 export interface ExchangeTls {
@@ -64,6 +66,40 @@ export function rowRefusal (r: PmtEntry, now: number, rules: RowRules): { kind: 
   if (!Number.isSafeInteger(r.measuredAt) || r.measuredAt <= 0) return { kind: 'insane', why: `measuredAt ${r.measuredAt}` }
   if (r.measuredAt > now + rules.maxSkewMs) return { kind: 'future', why: `measured ${r.measuredAt - now} ms in the future` }
   return undefined
+}
+
+/** Where a peer's rows go and by which rules: the direct exchange (pmt-exchange.ts) and the board in etcd (pmt-board.ts) alike. */
+export interface RowWeighing {
+  readonly pmt: PerformanceMappingTable
+  readonly rules: RowRules
+  readonly refused: RefusalCounters
+  /** Whether this frontend heard `epr` announced; rows for others are refused. Default: every EPR. */
+  readonly knows?: ((epr: string) => boolean) | undefined
+  readonly maxRows: number
+  readonly log: Logger
+}
+
+/**
+ * Weighs rows a peer module (`origin`) measured: the sane ones, for domains this frontend knows,
+ * not over its own fresh measure, go to the PMT. Refusals are counted, and logged unless they are
+ * only this module's own fresh measures standing. Returns how many rows were taken.
+ */
+export function weighRows (rows: readonly PmtEntry[], origin: string, peer: string, now: number, w: RowWeighing): number {
+  const before = { ...w.refused }
+  const reasons: string[] = []
+  let taken = 0
+  for (const r of rows.slice(0, w.maxRows)) {
+    // Rows decoded from SOAP have the schema's shape; rows read from etcd's JSON may not.
+    const bad = typeof r !== 'object' || r === null || !Array.isArray(r.endpoint) || !DomainStateValues.includes(r.state) ? { kind: 'insane' as const, why: 'not a PMT row' } : rowRefusal(r, now, w.rules)
+    if (bad !== undefined) { w.refused[bad.kind]++; if (reasons.length < 3) reasons.push(`${String(r?.epr).slice(0, 80)}: ${bad.why}`); continue }
+    if (w.knows !== undefined && !w.knows(r.epr)) { w.refused.unknown++; if (reasons.length < 3) reasons.push(`${r.epr.slice(0, 80)}: never announced here`); continue }
+    if (w.pmt.ownMeasureFresh(r.epr, w.rules.ownFreshMs)) { w.refused.ownFresh++; continue }
+    if (w.pmt.merge(r, origin, w.maxRows)) taken++
+  }
+  const refused = Object.fromEntries(Object.entries(w.refused).map(([k, v]) => [k, v - before[k as keyof RefusalCounters]]).filter(([, n]) => n !== 0))
+  // A peer's row over this module's own fresh measure is the exchange working as meant (info); the others are a peer to look at.
+  if (Object.keys(refused).some((k) => k !== 'ownFresh')) w.log.warn({ peer, module: origin.slice(0, 128), refused, examples: reasons }, 'PMT exchange: rows of a peer refused')
+  return taken
 }
 
 /** Exchanges per second and burst allowed to one peer (default 2/s, burst 10). */

@@ -24,7 +24,7 @@ import { DiscoveryClient } from '../../discovery/client.js'
 import { TargetService } from '../../discovery/target-service.js'
 import { ProxyAnnouncer } from '../../discovery/proxy-client.js'
 import { METAOS_TYPES_NS } from '../../discovery/protocol.js'
-import { DEFAULT_PEER_RATE, DEFAULT_ROW_RULES, newRefusalCounters, PeerAuthenticator, PeerBuckets, rowRefusal, type ExchangeTls, type PeerPrincipal, type PeerRate, type RefusalCounters, type RowRules } from './pmt-exchange-guard.js'
+import { DEFAULT_PEER_RATE, DEFAULT_ROW_RULES, newRefusalCounters, PeerAuthenticator, PeerBuckets, weighRows, type ExchangeTls, type PeerPrincipal, type PeerRate, type RefusalCounters, type RowRules } from './pmt-exchange-guard.js'
 export type { ExchangeTls, PeerRate, RefusalCounters, RowRules }
 
 import { PERFORMANCE_PATH, performanceWsdl } from '../../wsdl/contracts.js'
@@ -95,22 +95,7 @@ export class PmtExchange {
   #take (input: ExchangeTable, peer: string): number {
     if (input.moduleId === this.#o.moduleId) return 0
     this.#lastHeard.set(input.moduleId, this.#now())
-    const max = this.#o.maxRows ?? 1000
-    const now = this.#now()
-    const before = { ...this.refused }
-    const reasons: string[] = []
-    let taken = 0
-    for (const r of input.row.slice(0, max)) {
-      const bad = rowRefusal(r, now, this.#rules)
-      if (bad !== undefined) { this.refused[bad.kind]++; if (reasons.length < 3) reasons.push(`${String(r.epr).slice(0, 80)}: ${bad.why}`); continue }
-      if (this.#o.knows !== undefined && !this.#o.knows(r.epr)) { this.refused.unknown++; if (reasons.length < 3) reasons.push(`${r.epr.slice(0, 80)}: never announced here`); continue }
-      if (this.#o.pmt.ownMeasureFresh(r.epr, this.#rules.ownFreshMs)) { this.refused.ownFresh++; continue }
-      if (this.#o.pmt.merge(r, input.moduleId, max)) taken++
-    }
-    const refused = Object.fromEntries(Object.entries(this.refused).map(([k, v]) => [k, v - before[k as keyof RefusalCounters]]).filter(([, n]) => n !== 0))
-    // A peer's row over this module's own fresh measure is the exchange working as meant (info); the others are a peer to look at.
-    if (Object.keys(refused).some((k) => k !== 'ownFresh')) this.#log.warn({ peer, module: input.moduleId.slice(0, 128), refused, examples: reasons }, 'PMT exchange: rows of a peer refused')
-    return taken
+    return weighRows(input.row, input.moduleId, peer, this.#now(), { pmt: this.#o.pmt, rules: this.#rules, refused: this.refused, knows: this.#o.knows, maxRows: this.#o.maxRows ?? 1000, log: this.#log })
   }
 
   get #log (): Logger { return this.#o.logger ?? silentLogger }

@@ -29,12 +29,12 @@ export function streamOf (op: string, input: unknown): string | undefined {
   return h
 }
 
-/** The call with the domain's own handle in place of the virtual one. */
-export function withHandle<K extends StorageOp> (op: K, input: StorageOperations[K]['input'], real: string): StorageOperations[K]['input'] {
-  if (op !== 'Batch') return { ...(input as object), handle: real } as StorageOperations[K]['input']
+/** The call with the domain's own handle in place of the virtual one, and the stream's epoch. */
+export function withHandle<K extends StorageOp> (op: K, input: StorageOperations[K]['input'], real: string, epoch: number): StorageOperations[K]['input'] {
+  if (op !== 'Batch') return { ...(input as object), handle: real, epoch } as StorageOperations[K]['input']
   const ops = (input as BatchInput).op.map((o): BatchOp => {
     const [name, inner] = Object.entries(o)[0] as [string, { handle?: string }]
-    return (inner.handle === undefined ? o : { [name]: { ...inner, handle: real } }) as BatchOp
+    return (inner.handle === undefined ? o : { [name]: { ...inner, handle: real, epoch } }) as BatchOp
   })
   return { op: ops } as StorageOperations[K]['input']
 }

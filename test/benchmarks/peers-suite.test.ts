@@ -22,7 +22,7 @@ t.test('metaos bench --suite peers writes rows and ratios', async (t) => {
   const out = JSON.parse(readFileSync(json, 'utf8')) as { machine: { cores: number, node: string }, command: string, rows: Array<Record<string, unknown>>, skipped: string[] }
   t.equal(out.command, `metaos ${portableCommand(args, process.cwd())}`, 'the command that made it, with no path of this machine')
   t.ok(out.machine.cores > 0 && out.machine.node === process.version, 'the machine')
-  t.same(out.rows.map((x) => `${String(x.peer)}/${String(x.hosting)}`).sort(), ['bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'metaos/local'], 'the peers asked for (metaos on each hosting)')
+  t.same(out.rows.map((x) => `${String(x.peer)}/${String(x.hosting)}`).sort(), ['bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'metaos/local', 'metaos/net.tcp', 'metaos/net.uds'], 'the peers asked for (metaos on each hosting)')
   for (const row of out.rows) t.match(row, { suite: 'peers', op: 'write', mode: 'call', payloadBytes: 512, callsPerSec: Number, p50us: Number, p99us: Number }, `${String(row.peer)}/${String(row.hosting)}: a §7 row`)
   const page = readFileSync(md, 'utf8')
   t.match(page, /\| peer \/ hosting \| 512 B: calls\/s \(× metaos\/http\) \|/, 'the Markdown table')

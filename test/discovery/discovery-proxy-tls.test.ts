@@ -130,3 +130,31 @@ t.test('a frontend finds a domain through the proxy over https and writes throug
   t.equal(front.handlers.size, 0, 'after its Bye to the proxy the domain leaves the frontend')
   t.same(((await askProxy(proxyUrl, probe(), 3000, { ca }))?.targets ?? []).map((x) => x.epr), [], 'and the proxy')
 })
+
+t.test('--forget-after: a registration its Hellos stop renewing is forgotten, a renewed one stays', async (t) => {
+  const dir = tempDir(t, 'metaos-proxy-lease-')
+  const pki = join(dir, 'pki')
+  const { caCertPath } = await initCa(pki)
+  const ca = readFileSync(caCertPath)
+  const a = await issueDomainCertificate(pki, { name: 'storage-a' })
+  const b = await issueDomainCertificate(pki, { name: 'storage-b' })
+  const server = await issueDomainCertificate(pki, { name: 'proxy' })
+  const proxy = await spawnDomain(['discovery-proxy', '--listen', 'https://127.0.0.1:0', '--tls-cert', server.certPath, '--tls-key', server.keyPath,
+    '--client-ca', caCertPath, '--forget-after', '600'], { env })
+  t.teardown(async () => { await proxy.stop() })
+  const url = proxy.ready.endpoints[0]!
+  const as = (c: { certPath: string, keyPath: string }): ClientTls => ({ ca, cert: readFileSync(c.certPath), key: readFileSync(c.keyPath) })
+  const listed = async (): Promise<string[]> => ((await askProxy(url, probe(), 3000, { ca }))?.targets ?? []).map((x) => x.epr).sort()
+  await askProxy(url, announcement('Hello', a.epr), 3000, as(a))
+  await askProxy(url, announcement('Hello', b.epr), 3000, as(b))
+  t.same(await listed(), [a.epr, b.epr].sort(), 'both registered')
+  // B keeps saying Hello (as a live domain does), A falls silent (a crashed one: no Bye).
+  let left: string[] = []
+  for (let i = 0; i < 100; i++) {
+    await askProxy(url, announcement('Hello', b.epr), 3000, as(b))
+    left = await listed()
+    if (!left.includes(a.epr)) break
+    await sleep(100)
+  }
+  t.same(left, [b.epr], 'A is forgotten once its lease ran out; B, renewed, stays')
+})

@@ -1,10 +1,12 @@
 // The container images (DESIGN.md §6, issue 7) with real Docker: docker/build-images.sh builds the
 // offline base and metaos/storage:dev, metaos/network:dev (kept when up to date, so re-runs are
-// fast); each image is run as the issue describes and used from the host — FileStream over the
-// published HTTP port and over the bind-mounted bus socket (bytes and SHA-256 on the host volume),
-// NetSocket through the network domain to an echo server on the bridge gateway — and GetDomainInfo,
-// the non-root user, the healthcheck and `docker stop` (SIGTERM → drain → exit 0) are checked.
-// Skips with the reason when `docker info` fails (under CI: fails, naming what is missing). Removes its containers, network and temp dirs.
+// fast) in the tests' Docker engine, whose network namespace this file runs in (test/helpers/docker.ts);
+// each image is run as the issue describes and used from outside the container — FileStream over
+// the HTTP port published in that namespace and over the bind-mounted bus socket (bytes and SHA-256
+// on the host volume), NetSocket through the network domain to an echo server on the bridge gateway
+// — and GetDomainInfo, the non-root user, the healthcheck and `docker stop` (SIGTERM → drain → exit
+// 0) are checked. Skips with the reason when the engine cannot run (under CI: fails, naming what is
+// missing). Removes its containers, network and temp dirs.
 import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
@@ -14,7 +16,7 @@ import { once } from 'node:events'
 import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { dockerMissing } from '../helpers/docker.js'
+import { dockerInNamespace } from '../helpers/docker.js'
 import { FileStream, FileMode, FileAccess, NetSocket, createStorageProxy, createNetworkProxy, closeSharedProxies, closeSharedNetworkProxies } from '../../index.js'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
@@ -85,11 +87,12 @@ function tempDirs (t: Test, ...names: string[]): Record<string, string> {
   return Object.fromEntries(names.map((n) => { const d = join(base, n); mkdirSync(d); chmodSync(d, 0o777); return [n, d] }))
 }
 
-// The first test builds the images itself (and measures it): only the engine is checked here.
-const skip = dockerMissing({ build: false })
+// The tests' Docker engine (test/helpers/docker.ts) builds the images, then this file runs inside its
+// network namespace: the bridges, the containers' addresses and the ports published on 127.0.0.1 are there.
+const skip = await dockerInNamespace({ log: (l) => { t.comment(l) } })
 const images = new Map<string, { id: string, size: number, state: string }>()
 
-t.test('docker/build-images.sh builds the base and both images, small', { skip }, async (t) => {
+t.test('docker/build-images.sh built the base and both images, small, and keeps them', { skip }, async (t) => {
   const started = Date.now()
   const out = await run('bash', ['docker/build-images.sh'], 900_000)
   const ms = Date.now() - started

@@ -13,6 +13,7 @@ import { createStorageProxy, MetaosError, type StorageHandler } from '../../inde
 import { stableUuid } from '../../backend-storage/storage-domain.js'
 import { DomainManager, type LimitsOutcome, type ManagedDomain } from '../../domains/domain-manager.js'
 import { CGROUP_SETUP, partMissing } from '../helpers/require-part.js'
+import { ProcessDriver } from '../../domains/process-driver.js'
 
 interface Setup { manager: DomainManager, dir: string, root: string, proxy: (endpoint: string, timeoutMs?: number) => StorageHandler }
 
@@ -20,7 +21,7 @@ function setup (t: Test): Setup {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-dm-'))
   const root = join(dir, 'root')
   mkdirSync(root)
-  const manager = new DomainManager({ graceMs: 3000 })
+  const manager = new DomainManager({ driver: new ProcessDriver(), graceMs: 3000 })
   const proxies: StorageHandler[] = []
   t.teardown(async () => {
     await Promise.all(proxies.map(async (p) => { await p.close() }))
@@ -317,4 +318,17 @@ t.test('network domains are managed the same way', async (t) => {
   t.same(again.endpoints, n.endpoints, 'same address')
   t.equal((await p.invoke('GetDomainInfo', {})).output.domainId, n.epr, 'serving again')
   await t.rejects(manager.start({ name: 's', root: '', listen: [] }), { code: 'INVALID_ARGUMENT' }, 'a storage domain still needs a root')
+})
+
+t.test('killRun (fencing): a stopped run is killed and reaped; a later run is left alone', async (t) => {
+  const { manager, root } = setup(t)
+  const d = await manager.start({ name: 'k', root, listen: ['http://127.0.0.1:0'] })
+  const since = Date.now()
+  process.kill(d.pid, 'SIGSTOP') // hung, as far as the manager knows it runs
+  t.equal(await manager.killRun('k', since), true, 'the run current at `since` is killed')
+  t.match(await manager.get('k'), { state: 'stopped', exit: { signal: 'SIGKILL' } }, 'and has exited (SIGKILL works on a stopped process)')
+  t.throws(() => process.kill(d.pid, 0), { code: 'ESRCH' }, 'the process is gone (reaped)')
+  const again = await manager.restart('k')
+  t.equal(await manager.killRun('k', since), false, 'a run launched after `since` is not the one that hung: left alone')
+  t.match(await manager.get('k'), { state: 'running', pid: again.pid })
 })

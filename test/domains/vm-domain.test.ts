@@ -41,6 +41,7 @@ import { VulnerabilityFeed } from '../../frontend/placement/vulnerability-feed.j
 import { DiscoveryClient } from '../../discovery/client.js'
 import { STORAGE_DOMAIN_TYPE } from '../../discovery/storage-announcement.js'
 import { VmDriver, kvmUsable } from '../../vm/vm-driver.js'
+import { ProcessDriver } from '../../domains/process-driver.js'
 
 t.setTimeout(420_000)
 const MiB = 1024 * 1024
@@ -71,7 +72,7 @@ t.test('a storage domain on another kernel, in a VM', { skip }, async (t) => {
   t.not(image.kernelRelease, release(), 'the guest kernel is not this host\'s')
   const driver = new VmDriver({ image })
   const vms = new DomainManager({ driver, graceMs: 5000 })
-  const processes = new DomainManager({ graceMs: 5000 })
+  const processes = new DomainManager({ driver: new ProcessDriver(), graceMs: 5000 })
   const dir = mkdtempSync(join(tmpdir(), 'metaos-vm-test-'))
   const made: StorageHandler[] = []
   t.teardown(async () => {

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { configFromEnvironment, loadConfig } from '../../frontend/assembly/configuration.js'
+import { configFromEnvironment, coordinationFromEnvironment, loadConfig } from '../../frontend/assembly/configuration.js'
 import { closeSharedFrontend, sharedFrontend } from '../../frontend/assembly/intelligent-frontend.js'
 import { FileStream, MetaosError } from '../../index.js'
 import { packageFile } from '../../wsdl/package-root.js'
@@ -76,6 +76,14 @@ t.test('every key, in files and inline', async (t) => {
   t.same(inline.feed?.vulnerabilities.map((v) => v.id), ['Y-1'], 'a feed inline')
   t.same(inline.exchange, {}, 'exchange: true')
   t.same(loadConfig(file({ exchange: false })), { source: `METAOS_CONFIG ${join(dir, `config-${n - 1}.json`)}` }, 'exchange: false is no exchange; an empty configuration is fine')
+  const coordinated = loadConfig(file({ coordination: { url: 'etcds://10.0.0.1:2379,10.0.0.2:2379', ca: 'ca.pem', cert: 'client.pem', key: 'client-key.pem', leaseTtlSeconds: 5, prefix: '/prod' } }), { watchFeed: false })
+  t.match(coordinated.coordination, { url: 'etcds://10.0.0.1:2379,10.0.0.2:2379', leaseTtlSeconds: 5, prefix: '/prod' }, 'coordination as an object')
+  t.equal(coordinated.coordination?.ca?.toString(), PEM, 'coordination.ca read from the file')
+  t.same(loadConfig(file({ coordination: 'etcd://127.0.0.1:2379' })).coordination, { url: 'etcd://127.0.0.1:2379' }, 'coordination as a URL')
+  t.same(coordinationFromEnvironment({ METAOS_COORDINATION: 'etcd://a:1,b:2' }), { url: 'etcd://a:1,b:2' }, 'METAOS_COORDINATION')
+  t.equal(coordinationFromEnvironment({ METAOS_COORDINATION: 'etcds://a:1', METAOS_COORDINATION_CA: join(dir, 'ca.pem') })?.ca?.toString(), PEM, 'METAOS_COORDINATION_CA')
+  t.throws(() => coordinationFromEnvironment({ METAOS_COORDINATION: 'etcds://a:1' }), { code: 'INVALID_CONFIG', message: /METAOS_COORDINATION: etcds:\/\/ needs the CA/ }, 'METAOS_COORDINATION etcds:// without METAOS_COORDINATION_CA')
+  t.equal(coordinationFromEnvironment({}), undefined, 'no METAOS_COORDINATION, no coordination')
   t.equal(configFromEnvironment({}), undefined, 'no METAOS_CONFIG, no configuration')
   t.equal(configFromEnvironment({ METAOS_CONFIG: '' }), undefined, 'an empty one neither')
 })
@@ -85,8 +93,16 @@ t.test('each mistake: INVALID_CONFIG naming the key and what it accepts', async 
   t.throws(() => loadConfig(p), { code: 'INVALID_CONFIG', message: `METAOS_CONFIG ${p}: not a readable JSON file (ENOENT)` }, 'a missing file')
   refused(t, '{ "rules": ', /not a readable JSON file \(.*JSON/, 'not JSON')
   refused(t, [], /must hold one JSON object .* not \[\]/, 'not an object')
-  refused(t, { rules: 'rules.json', rulez: [] }, /unknown key "rulez" \(accepted: rules, feed, placement, trust, exchange\)/, 'an unknown key')
-  refused(t, { coordination: 'etcd://127.0.0.1:2379' }, /"coordination" is reserved .* not implemented yet/, 'coordination (reserved)')
+  refused(t, { rules: 'rules.json', rulez: [] }, /unknown key "rulez" \(accepted: rules, feed, placement, trust, exchange, coordination\)/, 'an unknown key')
+  refused(t, { coordination: 'http://127.0.0.1:2379' }, /"coordination": coordination "http:\/\/127\.0\.0\.1:2379" is not etcd:\/\//, 'coordination: not an etcd URL')
+  refused(t, { coordination: 42 }, /"coordination" must be an etcd:\/\/HOST:PORT\[,…\] URL, or an object/, 'coordination of another type')
+  refused(t, { coordination: { url: 'etcds://127.0.0.1:2379' } }, /"coordination": etcds:\/\/ needs the CA/, 'coordination: etcds:// without a CA')
+  refused(t, { coordination: { url: 'etcd://127.0.0.1:2379', ca: 'ca.pem' } }, /"coordination": a CA, certificate or key for coordination needs etcds:\/\//, 'coordination: a CA without etcds://')
+  refused(t, { coordination: { url: 'etcds://h:1', ca: 'ca.pem', cert: 'client.pem' } }, /needs its key/, 'coordination: a certificate without its key')
+  refused(t, { coordination: { url: 'etcds://h:1', ca: 'nowhere.pem' } }, /"coordination\.ca": .*nowhere\.pem is not readable \(ENOENT\)/, 'coordination: a missing CA file')
+  refused(t, { coordination: { url: 'etcd://h:1', leaseTtlSeconds: 0 } }, /"coordination\.leaseTtlSeconds" must be a whole number of seconds from 1 to 3600, not 0/, 'coordination.leaseTtlSeconds')
+  refused(t, { coordination: { url: 'etcd://h:1', prefix: 'metaos' } }, /"coordination\.prefix" must be a key prefix/, 'coordination.prefix')
+  refused(t, { coordination: { url: 'etcd://h:1', ttl: 3 } }, /unknown key "coordination\.ttl"/, 'coordination: an unknown key')
   refused(t, { rules: 42 }, /"rules" must be a path to a rules file \(docs\/rules\.md\) or a list of rules, not 42/, 'rules of another type')
   refused(t, { rules: '' }, /"rules" must be a path to a file, not ""/, 'rules: an empty path')
   refused(t, { rules: 'nowhere.json' }, /"rules": .*nowhere\.json: not readable JSON/, 'rules: a missing file')

@@ -1,15 +1,19 @@
 // What a test run may have left behind: processes of metaos started under tap (domains, guest
 // agents, QEMU booting a metaos image, test peers), docker containers, networks and volumes of
-// metaos, named network namespaces, and temporary files and directories of metaos — each created
-// after `sinceMs`, so what ran before the suite (a developer's own `metaos up`, the kept images) is
-// never counted.
+// metaos in the tests' Docker engine (docker/netns-dockerd.sh), named network namespaces, and
+// temporary files and directories of metaos — each created after `sinceMs`, so what ran before the
+// suite (a developer's own `metaos up`, the kept images) is never counted. The engine itself, when
+// a test started it during the run, is listed as `dockerd` (its processes and namespace are not
+// listed one by one); with `links`, the container bridges and veths in the root network namespace
+// (docker0, br-…, veth…), which no test makes since the tests' engine has a namespace of its own.
 // test/after-all.ts runs this when tap has finished every file; test/project/suite-rules.test.ts tests it.
 import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
+import { packageFile } from '../../wsdl/package-root.js'
 
-export type LeftoverKind = 'process' | 'container' | 'network' | 'volume' | 'netns' | 'temp'
+export type LeftoverKind = 'process' | 'container' | 'network' | 'volume' | 'netns' | 'temp' | 'link' | 'dockerd'
 
 export interface Leftover {
   readonly kind: LeftoverKind
@@ -17,6 +21,8 @@ export interface Leftover {
   readonly id: string
   /** What it is, as a person reads it (command line, container name and image…). */
   readonly what: string
+  /** The engine a container, network or volume is in (`unix://…`). */
+  readonly docker?: string
 }
 
 export interface FindOptions {
@@ -28,6 +34,35 @@ export interface FindOptions {
   readonly exclude?: ReadonlySet<number>
   /** Where temporary directories are looked for (default os.tmpdir()). */
   readonly tmp?: string
+  /** Count container bridges and veths in the root network namespace (they have no creation time: under CI only). */
+  readonly links?: boolean
+}
+
+const DOCKERD_SCRIPT = packageFile('docker', 'netns-dockerd.sh')
+
+/** The tests' Docker engine when it runs (`netns-dockerd.sh status`): its socket, namespace and dockerd pid. */
+export function testEngine (): { docker: string, netns: string, pid: number, dataRoot: string } | undefined {
+  const r = spawnSync('bash', [DOCKERD_SCRIPT, 'status'], { encoding: 'utf8', timeout: 30_000 })
+  if (r.status !== 0) return undefined
+  try { return JSON.parse(r.stdout.trim().split('\n').pop()!) as { docker: string, netns: string, pid: number, dataRoot: string } } catch { return undefined }
+}
+
+/**
+ * The engine's own processes: its daemons in its network namespace (not the test files that run
+ * there, nor the domains they start: those are checked as any), and whatever is in its containers'
+ * cgroups (parent /NETNS).
+ */
+function enginePids (netns: string): Set<number> {
+  const pids = new Set<number>()
+  const r = spawnSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' })
+  for (const p of (r.stdout ?? '').split('\n')) {
+    const exe = basename(processInfo(Number(p))?.argv[0] ?? '')
+    if (/^\d+$/.test(p.trim()) && /^(dockerd|containerd|containerd-shim.*|docker-proxy|runc|docker-init)$/.test(exe)) pids.add(Number(p))
+  }
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    if (readFileSafe(`/proc/${pid}/cgroup`).includes(`/${netns}/`)) pids.add(Number(pid))
+  }
+  return pids
 }
 
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
@@ -85,8 +120,8 @@ function processes (o: FindOptions): Leftover[] {
 
 function readFileSafe (path: string): string { try { return readFileSync(path, 'utf8') } catch { return '' } }
 
-function docker (args: string[]): string[] | undefined {
-  const r = spawnSync('docker', args, { encoding: 'utf8', timeout: 30_000 })
+function dockerAt (host: string, args: string[]): string[] | undefined {
+  const r = spawnSync('docker', ['-H', host, ...args], { encoding: 'utf8', timeout: 30_000 })
   return r.status === 0 ? r.stdout.split('\n').filter((l) => l.trim() !== '') : undefined
 }
 
@@ -98,8 +133,9 @@ export function dockerTime (s: string): number {
   return Date.parse(`${m[1]!}T${m[2]!}${(m[3] ?? '').slice(0, 4)}${zone}`)
 }
 
-/** Docker objects of metaos created since: containers (name, image or compose project), networks and volumes (name). */
-function dockerObjects (o: FindOptions): Leftover[] {
+/** Docker objects of metaos created since in the engine at `host`: containers (name, image or compose project), networks and volumes (name). */
+function dockerObjects (o: FindOptions, host: string): Leftover[] {
+  const docker = (args: string[]): string[] | undefined => dockerAt(host, args)
   const named = (s: string): boolean => o.match !== undefined ? s.includes(o.match) : /metaos/i.test(s)
   // Volumes say when to the second: a second's grace.
   const since = (created: string): boolean => dockerTime(created) >= o.sinceMs - 1000
@@ -107,14 +143,14 @@ function dockerObjects (o: FindOptions): Leftover[] {
   for (const line of docker(['ps', '-a', '--format', '{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.Status}}\t{{.Label "com.docker.compose.project"}}']) ?? []) {
     const [id = '', names = '', image = '', status = '', project = ''] = line.split('\t')
     if (!named(`${names} ${image} ${project}`)) continue
-    if (since(docker(['inspect', '-f', '{{.Created}}', id])?.[0] ?? '')) out.push({ kind: 'container', id, what: `${names} (${image}, ${status})` })
+    if (since(docker(['inspect', '-f', '{{.Created}}', id])?.[0] ?? '')) out.push({ kind: 'container', id, what: `${names} (${image}, ${status})`, docker: host })
   }
   for (const line of docker(['network', 'ls', '--format', '{{.ID}}\t{{.Name}}']) ?? []) {
     const [id = '', name = ''] = line.split('\t')
-    if (named(name) && since(docker(['network', 'inspect', '-f', '{{.Created}}', id])?.[0] ?? '')) out.push({ kind: 'network', id: name, what: name })
+    if (named(name) && since(docker(['network', 'inspect', '-f', '{{.Created}}', id])?.[0] ?? '')) out.push({ kind: 'network', id: name, what: name, docker: host })
   }
   for (const name of docker(['volume', 'ls', '--format', '{{.Name}}']) ?? []) {
-    if (named(name) && since(docker(['volume', 'inspect', '-f', '{{.CreatedAt}}', name])?.[0] ?? '')) out.push({ kind: 'volume', id: name, what: name })
+    if (named(name) && since(docker(['volume', 'inspect', '-f', '{{.CreatedAt}}', name])?.[0] ?? '')) out.push({ kind: 'volume', id: name, what: name, docker: host })
   }
   return out
 }
@@ -142,17 +178,46 @@ function temps (o: FindOptions): Leftover[] {
   return out
 }
 
-export function findLeftovers (o: FindOptions): Leftover[] {
-  return [...processes(o), ...dockerObjects(o), ...namespaces(o), ...temps(o)]
+/** Container bridges and veths in the root network namespace (`ip -o link`): docker0, docker_gwbridge, br-<id>, veth<id>. */
+function rootLinks (o: FindOptions): Leftover[] {
+  const r = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })
+  const out: Leftover[] = []
+  for (const line of (r.stdout ?? '').split('\n')) {
+    const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1]
+    if (name === undefined || !/^(docker0|docker_gwbridge|br-[0-9a-f]{12}|veth[0-9a-f]{7})$/.test(name)) continue
+    if (o.match === undefined || name.includes(o.match)) out.push({ kind: 'link', id: name, what: `${name} (a container ${name.startsWith('veth') ? 'veth' : 'bridge'} in the root network namespace)` })
+  }
+  return out
 }
+
+export function findLeftovers (o: FindOptions): Leftover[] {
+  const engine = testEngine()
+  // The engine's own processes and namespace are the engine: listed once, as `dockerd`.
+  const inner: FindOptions = engine === undefined ? o : { ...o, exclude: new Set([...(o.exclude ?? []), ...enginePids(engine.netns)]) }
+  const out = processes(inner)
+  if (engine !== undefined) {
+    out.push(...dockerObjects(o, engine.docker))
+    const started = processInfo(engine.pid)?.startMs ?? 0
+    if (started >= o.sinceMs && (o.match === undefined || engine.netns.includes(o.match))) {
+      out.push({ kind: 'dockerd', id: engine.netns, what: `the tests' Docker engine (dockerd ${engine.pid} in network namespace ${engine.netns}, data root ${engine.dataRoot})` })
+    }
+  }
+  out.push(...namespaces(o).filter((l) => l.id !== engine?.netns), ...temps(o))
+  if (o.links === true) out.push(...rootLinks(o))
+  return out
+}
+
+const at = (l: Leftover): string => l.docker === undefined ? '' : ` -H ${l.docker}`
 
 /** The command that removes `l`, as a person would type it. */
 export function removalCommand (l: Leftover): string {
   switch (l.kind) {
     case 'process': return `kill -9 ${l.id}`
-    case 'container': return `docker rm -f -v ${l.id}`
-    case 'network': return `docker network rm ${l.id}`
-    case 'volume': return `docker volume rm ${l.id}`
+    case 'container': return `docker${at(l)} rm -f -v ${l.id}`
+    case 'network': return `docker${at(l)} network rm ${l.id}`
+    case 'volume': return `docker${at(l)} volume rm ${l.id}`
+    case 'link': return `ip link del ${l.id}`
+    case 'dockerd': return `bash ${DOCKERD_SCRIPT} down`
     case 'netns': return `ip netns del ${l.id}`
     case 'temp': return `rm -rf ${l.id}`
   }
@@ -160,7 +225,7 @@ export function removalCommand (l: Leftover): string {
 
 /** Removes `l`: processes first, then containers, then what containers used. Says what failed. */
 export function removeLeftovers (all: readonly Leftover[]): string[] {
-  const order: LeftoverKind[] = ['process', 'container', 'network', 'volume', 'netns', 'temp']
+  const order: LeftoverKind[] = ['process', 'container', 'network', 'volume', 'dockerd', 'link', 'netns', 'temp']
   const failed: string[] = []
   for (const kind of order) {
     for (const l of all.filter((x) => x.kind === kind)) {

@@ -5,6 +5,7 @@
 // timings for `t.comment`.
 import { join } from 'node:path'
 import { tempDir } from './temp-dir.js'
+import { dockerMissing } from './docker.js'
 import { LocalSwarm, waitForOtherSwarms, type SwarmReady } from '../../benchmarks/local-swarm.js'
 
 export * from '../../benchmarks/local-swarm.js'
@@ -14,6 +15,17 @@ export const SWARM_INSTALL = 'apt-get install -y iproute2 util-linux docker.io'
 
 /** A swarm name of this run: `prefix` and five random characters (namespaces PREFIXxxxxx-node1…). */
 export const swarmName = (prefix: string): string => `${prefix}${Math.random().toString(36).slice(2, 7)}`
+
+/**
+ * `local-swarm.sh up`'s arguments that take the images from the tests' Docker engine
+ * (test/helpers/docker.ts: built there once, kept between runs) instead of building them anew in
+ * node1's dockerd; none when that engine cannot run here (without CI: the swarm then builds them).
+ */
+export function imagesFromTestEngine (log?: (line: string) => void): string[] {
+  const missing = dockerMissing(log === undefined ? {} : { log })
+  if (missing !== false) { log?.(`images built in node1's dockerd: ${missing}`); return [] }
+  return ['--images-from', process.env.DOCKER_HOST!]
+}
 
 /** Seconds taken per step, printed by `line()`. */
 export class Timings {
@@ -44,7 +56,8 @@ export function swarmFor (t: T, prefix: string): { swarm: LocalSwarm, tmp: strin
 export async function deployedSwarm (t: T, prefix: string, timings: Timings, nodes = 3): Promise<{ swarm: LocalSwarm, tmp: string, pki: string, ready: SwarmReady }> {
   await waitForOtherSwarms()
   const { swarm, tmp } = swarmFor(t, prefix)
-  const ready = await timings.time('up', () => swarm.up(nodes))
+  const images = imagesFromTestEngine()
+  const ready = await timings.time('up', () => swarm.up(nodes, images))
   const pki = join(tmp, 'pki')
   swarm.secrets(pki)
   await timings.time('deploy', () => { swarm.deploy(pki) })

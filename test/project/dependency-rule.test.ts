@@ -19,16 +19,18 @@ const RULE: Record<string, readonly string[]> = {
   wsdl: ['soap-runtime'],
   discovery: ['soap-runtime'],
   security: ['soap-runtime'],
-  'service-domain': ['soap-runtime', 'wsdl', 'discovery', 'security'],
-  'backend-storage': ['service-domain', 'soap-runtime', 'wsdl', 'discovery', 'security'],
-  'backend-network': ['service-domain', 'soap-runtime', 'wsdl', 'discovery', 'security'],
-  domains: ['service-domain', 'soap-runtime', 'wsdl', 'discovery', 'security'],
+  // etcd: leases, share modes across a volume's domains, stream epochs (docs/coordination.md).
+  coordination: ['soap-runtime', 'wsdl'],
+  'service-domain': ['coordination', 'soap-runtime', 'wsdl', 'discovery', 'security'],
+  'backend-storage': ['service-domain', 'coordination', 'soap-runtime', 'wsdl', 'discovery', 'security'],
+  'backend-network': ['service-domain', 'coordination', 'soap-runtime', 'wsdl', 'discovery', 'security'],
+  domains: ['service-domain', 'coordination', 'soap-runtime', 'wsdl', 'discovery', 'security'],
   // A VM domain runs the storage backend in its guest.
-  vm: ['domains', 'backend-storage', 'backend-network', 'service-domain', 'soap-runtime', 'wsdl', 'discovery', 'security'],
-  'frontend/handlers': ['backend-storage', 'backend-network', 'domains', 'service-domain', 'soap-runtime', 'wsdl', 'discovery', 'security'],
-  'frontend/placement': ['frontend/handlers', 'backend-storage', 'backend-network', 'domains', 'service-domain', 'soap-runtime', 'wsdl', 'discovery', 'security'],
-  'frontend/assembly': ['frontend/placement', 'frontend/handlers', 'backend-storage', 'backend-network', 'domains', 'service-domain', 'soap-runtime', 'wsdl', 'discovery', 'security'],
-  'frontend/api': ['frontend/assembly', 'frontend/placement', 'frontend/handlers', 'backend-storage', 'backend-network', 'domains', 'service-domain', 'soap-runtime', 'wsdl', 'discovery', 'security'],
+  vm: ['domains', 'backend-storage', 'backend-network', 'service-domain', 'coordination', 'soap-runtime', 'wsdl', 'discovery', 'security'],
+  'frontend/handlers': ['backend-storage', 'backend-network', 'domains', 'service-domain', 'coordination', 'soap-runtime', 'wsdl', 'discovery', 'security'],
+  'frontend/placement': ['frontend/handlers', 'backend-storage', 'backend-network', 'domains', 'service-domain', 'coordination', 'soap-runtime', 'wsdl', 'discovery', 'security'],
+  'frontend/assembly': ['frontend/placement', 'frontend/handlers', 'backend-storage', 'backend-network', 'domains', 'service-domain', 'coordination', 'soap-runtime', 'wsdl', 'discovery', 'security'],
+  'frontend/api': ['frontend/assembly', 'frontend/placement', 'frontend/handlers', 'backend-storage', 'backend-network', 'domains', 'service-domain', 'coordination', 'soap-runtime', 'wsdl', 'discovery', 'security'],
 }
 const PRODUCT = Object.keys(RULE)
 // On top: nothing imports them, except that cli may import benchmarks and dashboard.

@@ -1,6 +1,7 @@
 // The docs a newcomer follows are run, not trusted: docs/quick-start.md's marked blocks run for real
 // (npm start until Ctrl-C, a storage domain, the first FileStream program, curl, then the image
-// build, a container domain on a bridge of the run's own, discovery and a FileStream through it);
+// build, a container domain on a bridge of the run's own, discovery and a FileStream through it, in
+// the tests' Docker engine and its network namespace);
 // every relative link of docs/*.md and README.md resolves; docs/cli-reference.md is what the CLI's
 // --help makes now; docs/wsdl.md names every operation and element of both WSDLs; docs/api.md
 // names every public member of FileStream and NetSocket. The markers are described at the end of
@@ -12,7 +13,7 @@ import { networkInterfaces, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { packageFile } from '../../wsdl/package-root.js'
 import { generateCliReference, CLI_REFERENCE } from '../../docs/tools/cli-reference.js'
-import { dockerMissing } from '../helpers/docker.js'
+import { dockerMissing, testDockerdStatus } from '../helpers/docker.js'
 
 t.setTimeout(300_000)
 const REPO = packageFile()
@@ -114,7 +115,10 @@ t.test('the quick start runs as written', async (t) => {
     r.check?.(t, r.out(), code)
   }
 
-  const missing = all.some((b) => /\bdocker\b/.test(b.marker)) ? dockerMissing({ build: false }) : false
+  // Step 4 runs in the tests' Docker engine (test/helpers/docker.ts), inside its network namespace: the
+  // bridge and the container's address are there. The images are built first (no registry inside).
+  const missing = all.some((b) => /\bdocker\b/.test(b.marker)) ? dockerMissing() : false
+  const dockerNs = missing === false ? testDockerdStatus()?.netns : undefined
 
   let section = ''
   for (const b of all) {
@@ -133,7 +137,7 @@ t.test('the quick start runs as written', async (t) => {
     let code = rewrite(b.code, docker)
     for (const prefix of quoted(b.marker, 'skip ')) { t.ok(code.startsWith(prefix), `docs/quick-start.md:${b.line} starts with "${prefix}"`); code = code.slice(prefix.length) }
     const cwd = b.marker.includes('beside the files') ? app : REPO
-    const argv = docker ? ['bash', '-e', '-c', code] : ['nsenter', `--net=${nsPath}`, '--', 'bash', '-e', '-c', code]
+    const argv = ['nsenter', `--net=${docker ? `/run/netns/${dockerNs ?? '?'}` : nsPath}`, '--', 'bash', '-e', '-c', code]
     const env = { ...process.env, METAOS_LOG_LEVEL: 'warn' }
     const what = `docs/quick-start.md:${b.line} \`${code.split('\n')[0]!.slice(0, 90)}\``
     const t0 = performance.now()

@@ -101,7 +101,7 @@ const withoutCi = (): NodeJS.ProcessEnv => { const env = { ...process.env }; del
 t.test('every skip goes through partMissing (test/helpers/require-part.ts)', async (t) => {
   const bad = strayedSkips()
   t.equal(bad.length, 0, `skips that do not go through partMissing(part, why, install)${bad.map((b) => `\n  ${b}`).join('')}`)
-  t.same(checkers().sort(), ['dockerMissing', 'monoTools', 'partMissing', 'vmPartsMissing'], 'the part checkers: partMissing and the helpers that call it')
+  t.same(checkers().sort(), ['dockerInNamespace', 'dockerMissing', 'etcdMissing', 'monoTools', 'partMissing', 'vmPartsMissing'], 'the part checkers: partMissing and the helpers that call it')
 })
 
 t.test('partMissing: under CI the file fails naming the part; without CI it skips with the reason', async (t) => {
@@ -166,7 +166,7 @@ t.test('the after-all check names what the tests left, fails, and removes it', a
   t.match(found.out, new RegExp(`temp ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/ +\\(rm -rf `), 'the temporary directory')
   if (nsMissing === false) t.match(found.out, new RegExp(`netns ${token} +\\(ip netns del ${token}\\)`), 'the network namespace')
   else t.pass('the network namespace', { skip: nsMissing })
-  if (docker === false) t.match(found.out, new RegExp(`network ${token} +\\(docker network rm ${token}\\)`), 'the docker network')
+  if (docker === false) t.match(found.out, new RegExp(`network ${token} +\\(docker -H ${process.env.DOCKER_HOST ?? ''} network rm ${token}\\)`), 'the docker network, in the tests\' Docker engine')
   else t.pass('the docker network', { skip: docker })
   t.match(found.out, /after-all: removed them/)
   for (let i = 0; i < 50 && existsSync(`/proc/${proc.pid!}`) && !readFileSync(`/proc/${proc.pid!}/stat`, 'utf8').includes(') Z'); i++) await new Promise((resolve) => setTimeout(resolve, 20))

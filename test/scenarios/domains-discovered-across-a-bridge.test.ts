@@ -1,8 +1,9 @@
 // Scenario 2 of the paper (Fig. 4), with real containers: docker/compose.yaml brings up three
 // storage domains on one shared docker volume and a network domain, on a user-defined bridge
-// network; each announces itself with WS-Discovery on its eth0, inside the bridge. On the host, a
-// DiscoveryClient listening on the bridge interface only (br-<network id[:12]>, never the host's
-// eth0) finds them with no configuration; an IntelligentFrontend places a FileStream on volume
+// network; each announces itself with WS-Discovery on its eth0, inside the bridge. Beside the
+// bridge — this file runs in the network namespace of the tests' Docker engine, which holds it — a
+// DiscoveryClient listening on the bridge interface only (br-<network id[:12]>) finds them with no
+// configuration; an IntelligentFrontend places a FileStream on volume
 // `shared`; `docker stop` of the domain serving a stream sends Bye and the stream moves on;
 // `docker pause` is a hang the dispatcher fails over from. Measured: start → all discovered,
 // Bye → stream moved, pause → failover.
@@ -18,7 +19,7 @@ import { DiscoveryClient } from '../../discovery/client.js'
 import { IntelligentFrontend } from '../../frontend/assembly/intelligent-frontend.js'
 import type { MoveEvent } from '../../frontend/placement/dispatcher.js'
 import { packageFile } from '../../wsdl/package-root.js'
-import { dockerMissing } from '../helpers/docker.js'
+import { dockerInNamespace } from '../helpers/docker.js'
 import { partMissing } from '../helpers/require-part.js'
 
 t.setTimeout(240_000)
@@ -35,7 +36,9 @@ function sh (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, timeout =
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.error === undefined ? {} : { error: r.error }) }
 }
 
-const skip = dockerMissing({ compose: true, log: (l) => { t.comment(l) } })
+// Inside the tests' Docker engine's network namespace: the compose network's bridge is there, and
+// the discovery clients listen on it.
+const skip = await dockerInNamespace({ compose: true, log: (l) => { t.comment(l) } })
 
 /** A /24 of 172.31.0.0/16 that no docker network and no host interface uses: its first three octets. */
 function freeSubnet (): string {
@@ -91,7 +94,7 @@ t.test('scenario 2: domains discovered across a bridge network, Bye and pause ha
   const bridge = `br-${networkId.slice(0, 12)}`
   const bridgeAddress = (): string | undefined => networkInterfaces()[bridge]?.find((a) => a.family === 'IPv4')?.address
   for (let i = 0; i < 100 && bridgeAddress() === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(bridgeAddress(), `${net}.1`, `the bridge ${bridge} is up on the host, with the gateway address of ${net}.0/24`)
+  t.equal(bridgeAddress(), `${net}.1`, `the bridge ${bridge} is up beside this file (in the engine's namespace), with the gateway address of ${net}.0/24`)
 
   const registry = new DiscoveryClient({ listen: true, interfaces: [bridge], filter: { types: [STORAGE_DOMAIN_TYPE] }, reprobeMs: 0 })
   const networks = new DiscoveryClient({ listen: true, interfaces: [bridge], filter: { types: [NETWORK_DOMAIN_TYPE] }, reprobeMs: 0 })

@@ -35,6 +35,8 @@ export interface Open {
   mode: FileMode
   access: FileAccess
   share: FileShare
+  stream?: string
+  epoch?: number
 }
 export interface OpenResponse {
   handle: string
@@ -44,6 +46,7 @@ export interface OpenResponse {
 export interface Read {
   handle: string
   count: number
+  epoch?: number
 }
 export interface ReadResponse {
   data: Buffer
@@ -52,6 +55,7 @@ export interface ReadResponse {
 export interface Write {
   handle: string
   data: Buffer
+  epoch?: number
 }
 export interface WriteResponse {
   written: number
@@ -61,6 +65,7 @@ export interface Seek {
   handle: string
   offset: number
   origin: SeekOrigin
+  epoch?: number
 }
 export interface SeekResponse {
   position: number
@@ -68,21 +73,25 @@ export interface SeekResponse {
 export interface Flush {
   handle: string
   flushToDisk: boolean
+  epoch?: number
 }
 export type FlushResponse = Record<string, never>
 export interface SetLength {
   handle: string
   length: number
+  epoch?: number
 }
 export type SetLengthResponse = Record<string, never>
 export interface GetLength {
   handle: string
+  epoch?: number
 }
 export interface GetLengthResponse {
   length: number
 }
 export interface Close {
   handle: string
+  epoch?: number
 }
 export type CloseResponse = Record<string, never>
 export interface Delete {
@@ -218,6 +227,8 @@ export const StorageServiceDescriptor = {
       {name: "mode", type: {kind: "enum", name: "FileMode", values: ["CreateNew", "Create", "Open", "OpenOrCreate", "Truncate", "Append"]}, optional: false, repeated: false},
       {name: "access", type: {kind: "enum", name: "FileAccess", values: ["Read", "Write", "ReadWrite"]}, optional: false, repeated: false},
       {name: "share", type: {kind: "enum", name: "FileShare", values: ["None", "Read", "Write", "ReadWrite", "Delete"]}, optional: false, repeated: false},
+      {name: "stream", type: {kind: "simple", name: "string"}, optional: true, repeated: false},
+      {name: "epoch", type: {kind: "simple", name: "long"}, optional: true, repeated: false},
     ],
     OpenResponse: [
       {name: "handle", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
@@ -227,6 +238,7 @@ export const StorageServiceDescriptor = {
     Read: [
       {name: "handle", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
       {name: "count", type: {kind: "simple", name: "int"}, optional: false, repeated: false},
+      {name: "epoch", type: {kind: "simple", name: "long"}, optional: true, repeated: false},
     ],
     ReadResponse: [
       {name: "data", type: {kind: "simple", name: "base64"}, optional: false, repeated: false},
@@ -235,6 +247,7 @@ export const StorageServiceDescriptor = {
     Write: [
       {name: "handle", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
       {name: "data", type: {kind: "simple", name: "base64"}, optional: false, repeated: false},
+      {name: "epoch", type: {kind: "simple", name: "long"}, optional: true, repeated: false},
     ],
     WriteResponse: [
       {name: "written", type: {kind: "simple", name: "int"}, optional: false, repeated: false},
@@ -244,6 +257,7 @@ export const StorageServiceDescriptor = {
       {name: "handle", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
       {name: "offset", type: {kind: "simple", name: "long"}, optional: false, repeated: false},
       {name: "origin", type: {kind: "enum", name: "SeekOrigin", values: ["Begin", "Current", "End"]}, optional: false, repeated: false},
+      {name: "epoch", type: {kind: "simple", name: "long"}, optional: true, repeated: false},
     ],
     SeekResponse: [
       {name: "position", type: {kind: "simple", name: "long"}, optional: false, repeated: false},
@@ -251,23 +265,27 @@ export const StorageServiceDescriptor = {
     Flush: [
       {name: "handle", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
       {name: "flushToDisk", type: {kind: "simple", name: "boolean"}, optional: false, repeated: false},
+      {name: "epoch", type: {kind: "simple", name: "long"}, optional: true, repeated: false},
     ],
     FlushResponse: [
     ],
     SetLength: [
       {name: "handle", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
       {name: "length", type: {kind: "simple", name: "long"}, optional: false, repeated: false},
+      {name: "epoch", type: {kind: "simple", name: "long"}, optional: true, repeated: false},
     ],
     SetLengthResponse: [
     ],
     GetLength: [
       {name: "handle", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
+      {name: "epoch", type: {kind: "simple", name: "long"}, optional: true, repeated: false},
     ],
     GetLengthResponse: [
       {name: "length", type: {kind: "simple", name: "long"}, optional: false, repeated: false},
     ],
     Close: [
       {name: "handle", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
+      {name: "epoch", type: {kind: "simple", name: "long"}, optional: true, repeated: false},
     ],
     CloseResponse: [
     ],
