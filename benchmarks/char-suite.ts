@@ -1,6 +1,6 @@
 // The char suite: the paper's char mode and sequential block reads through a FileStream, to the
-// local kernel and to a storage domain process over the bus (HTTP over a Unix socket) and over
-// HTTP, faithful and exception-less. Written byte by byte with writeByte and read back with
+// local kernel and to a storage domain process over net.uds ([MC-NMF] sessions on a Unix socket),
+// the bus (HTTP over a Unix socket) and HTTP, faithful and exception-less. Written byte by byte with writeByte and read back with
 // readByte through a `cacheBytes` buffer (the paper's "cache"), and read in read() calls of
 // `blockBytes`. node:fs alone (a JS loop over a buffer of the same size, one syscall per buffer)
 // is the floor of the loop. With `baseline`, another build's dist (e.g. main's) is measured beside
@@ -23,7 +23,7 @@ export interface CharSuiteOptions {
   readonly blockBytes?: number
   /** Measured rounds; each build runs each case once per round (default 3). */
   readonly rounds?: number
-  readonly hostings?: ReadonlyArray<'local' | 'bus' | 'http'>
+  readonly hostings?: ReadonlyArray<'local' | 'net.uds' | 'bus' | 'http'>
   /** Another build's dist directory, measured as "before" beside this build ("after"). */
   readonly baseline?: string
   readonly onProgress?: (done: number, total: number, label: string) => void
@@ -68,7 +68,7 @@ async function startWorker (dist: string | undefined): Promise<Worker> {
 export async function runCharSuite (o: CharSuiteOptions): Promise<CharRow[]> {
   const rounds = o.rounds ?? 3
   const blockBytes = o.blockBytes ?? 4096
-  const hostings = o.hostings ?? ['local', 'bus', 'http']
+  const hostings = o.hostings ?? ['local', 'net.uds', 'bus', 'http']
   const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-char-'))
   const root = join(dir, 'volume')
   mkdirSync(root)
@@ -77,9 +77,9 @@ export async function runCharSuite (o: CharSuiteOptions): Promise<CharRow[]> {
   const src = join(dir, 'source.bin')
   writeFileSync(src, data)
   writeFileSync(join(root, 'in.bin'), data)
-  const d = await spawnDomain(['storage', '--root', root, '--listen', 'http://127.0.0.1:0', '--listen', `unix:${join(dir, 'bus.sock')}`], { env: { ...process.env, METAOS_LOG_LEVEL: 'warn' } })
-  const [http, bus] = d.ready.endpoints as [string, string]
-  const where = { local: 'local', bus, http, bare: 'local' } as const
+  const d = await spawnDomain(['storage', '--root', root, '--listen', 'http://127.0.0.1:0', '--listen', `unix:${join(dir, 'bus.sock')}`, '--listen', `net.uds:${join(dir, 'nmf.sock')}`], { env: { ...process.env, METAOS_LOG_LEVEL: 'warn' } })
+  const [http, bus, uds] = d.ready.endpoints as [string, string, string]
+  const where = { local: 'local', 'net.uds': uds, bus, http, bare: 'local' } as const
   const cases: CharCase[] = []
   for (const hosting of ['bare', ...hostings] as const) {
     for (const [op, mode] of [['write', 'char'], ['read', 'char'], ['read', 'block']] as const) {

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 
 export interface CharCase {
   /** 'bare': node:fs with a JS buffer of the same size and no FileStream (the floor of the loop). */
-  readonly hosting: 'local' | 'bus' | 'http' | 'bare'
+  readonly hosting: 'local' | 'net.uds' | 'bus' | 'http' | 'bare'
   readonly destination: string
   readonly path: string
   readonly op: 'write' | 'read'

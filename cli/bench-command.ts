@@ -50,8 +50,8 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    (--sizes 512,4k,64k,1m --seconds 2 --rounds 4 --peers LIST --json/--md FILE)
   --suite calls    the same without Mono (--peers local-fs,metaos,bare-http,soap)
   --suite char     the char mode (writeByte/readByte through a FileStream cache) and 4 KiB
-                   sequential block reads, faithful vs exception-less, local kernel, the bus
-                   and HTTP, beside node:fs alone; MB/s, median of the rounds
+                   sequential block reads, faithful vs exception-less, local kernel, net.uds,
+                   the bus and HTTP, beside node:fs alone; MB/s, median of the rounds
                    (--file-size 4m, --cache 512, --rounds 3; --baseline DIST: another build's
                    dist, e.g. main's, measured beside this one, A/B alternated)
   --suite placement  streams over three domains of different real speed (0, 2, 8 ms service

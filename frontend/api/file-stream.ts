@@ -119,7 +119,7 @@ export class FileStream {
     return await this.#guard(async () => {
       this.#needRead()
       checkRange(buffer, offset, count)
-      await this.#flushWrite()
+      if (this.#writePos !== 0) await this.#flushWrite()
       if (count === 0) return 0
       // A buffer's worth, or all that is asked for when that is more (large reads skip the cache, as .NET's).
       if (this.#readPos === this.#readLen && this.#install(await this.#nextBlock(Math.min(Math.max(count, this.bufferSize), MAX_BLOCK))) === 0) return 0
@@ -282,7 +282,7 @@ export class FileStream {
 
   /** The next block (empty at the end of the file). */
   async #nextBlock (count: number): Promise<Buffer> {
-    await this.#drained()
+    if (this.#pipeline !== undefined) await this.#drained()
     try {
       return await this.#reader.next(count, async (n) => (await this.#call('Read', { handle: this.#handle, count: n })).data)
     } catch (e) { return await this.#readAheadFailed(e) }
@@ -326,7 +326,7 @@ export class FileStream {
 
   async #call<K extends StorageOp> (op: K, input: S.StorageOperations[K]['input']): Promise<S.StorageOperations[K]['output']> {
     // Pipelined writes land (and their errors surface) before anything else uses the handle.
-    await this.#drained()
+    if (this.#pipeline !== undefined) await this.#drained()
     const inv = await this.handler.invoke(op, input)
     this.#account(inv)
     return inv.output

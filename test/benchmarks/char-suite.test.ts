@@ -8,8 +8,8 @@ import { runCharSuite, charTable } from '../../benchmarks/char-suite.js'
 t.test('the char suite: rows of both builds, every case, a table side by side', async (t) => {
   const rows = await runCharSuite({ fileBytes: 65536, cacheBytes: 512, rounds: 1, baseline: packageFile('dist') })
   const metaos = rows.filter((r) => r.peer === 'metaos')
-  // 3 hostings × (write char, read char, read block) × (faithful, exception-less) × 2 builds
-  t.equal(metaos.length, 36)
+  // 4 hostings × (write char, read char, read block) × (faithful, exception-less) × 2 builds
+  t.equal(metaos.length, 48)
   t.equal(rows.filter((r) => r.build === 'bare').length, 2, 'node:fs alone: a write and a read')
   for (const r of rows) {
     const id = `${r.build} ${r.hosting} ${r.op} ${r.mode}`
@@ -21,6 +21,7 @@ t.test('the char suite: rows of both builds, every case, a table side by side', 
   const table = charTable(rows)
   t.match(table, /before +after +after\/before +vs local/, 'before and after side by side')
   t.match(table, /bus +read +block, exception-less/)
+  t.match(table, /net\.uds +write +char, exception-less/)
   t.match(table, /node:fs +write +char \(no FileStream\)/)
   t.notMatch(charTable(rows.filter((r) => r.build !== 'before')), /before/, 'without a baseline, one column')
 })
