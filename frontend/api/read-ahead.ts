@@ -7,9 +7,11 @@
 // for. An error waits in the queue at the place it happened and reaches the application when it
 // gets there; the bytes before it are good.
 //
-// Why one coalesced Read and not a Batch of block-sized Reads or several Reads in flight: measured
-// over the bus, 16 MiB read by a Batch of 64 Reads of 4 KiB runs at about a quarter of one Read of
-// 256 KiB, and two positioned Batches (Seek + Read) in flight at about half (docs/api.md).
+// Why one coalesced Read and not Batches of block-sized Reads or several calls in flight:
+// `node dist/benchmarks/micro/read-shapes.js` reads a file from a domain process in each shape.
+// Batches of 64 Reads of 4 KiB run well below one large Read at a time, and two positioned Batches
+// (Seek + Read) in flight gain little over one 1 MiB Read while leaving the handle's position
+// unknown after them (docs/api.md).
 import { MetaosError, fromSystemError } from '../../soap-runtime/errors.js'
 import type { Invocation } from '../../soap-runtime/client.js'
 import type { StorageHandler } from '../handlers/storage-handler.js'
