@@ -6,7 +6,7 @@
 // is the floor of the loop. With `baseline`, another build's dist (e.g. main's) is measured beside
 // this one — a child process per build, the cases alternated A/B, B/A over the rounds on one domain
 // process — and each row has both builds' MB/s (the median of the rounds).
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -35,6 +35,15 @@ export interface CharRow extends BenchRow {
   readonly build: 'before' | 'after' | 'bare'
   readonly samplesMbPerSec: readonly number[]
   readonly calls: number
+  /** The git commit the build was made from, when its checkout says. */
+  readonly commit?: string
+}
+
+/** The commit of the checkout a dist directory was built in (`-dirty` with uncommitted changes), if git knows it. */
+function commitOf (dist: string): string | undefined {
+  const git = (...a: string[]): string | undefined => { const r = spawnSync('git', ['-C', join(dist, '..'), ...a], { encoding: 'utf8', timeout: 10_000 }); return r.status === 0 ? r.stdout.trim() : undefined }
+  const head = git('rev-parse', '--short', 'HEAD')
+  return head === undefined ? undefined : `${head}${git('status', '--porcelain', '--untracked-files=no') === '' ? '' : '-dirty'}`
 }
 
 const median = (xs: readonly number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
@@ -110,6 +119,7 @@ export async function runCharSuite (o: CharSuiteOptions): Promise<CharRow[]> {
         }
       }
     }
+    const commits = { after: commitOf(packageFile('dist')), before: o.baseline === undefined ? undefined : commitOf(o.baseline), bare: undefined }
     for (const [key, ss] of samples) {
       const [build, index] = key.split('|') as [CharRow['build'], string]
       const c = cases[Number(index)]!
@@ -119,6 +129,7 @@ export async function runCharSuite (o: CharSuiteOptions): Promise<CharRow[]> {
         mode: c.exceptionLess ? `${c.mode}-batched` : c.mode, exceptionLess: c.exceptionLess, build,
         fileBytes: o.fileBytes, cacheBytes: c.cacheBytes, runs: ss.length,
         mbPerSec: median(mb), samplesMbPerSec: mb, calls: Math.round(median(ss.map((s) => s.calls))),
+        ...(commits[build] === undefined ? {} : { commit: commits[build] }),
       })
     }
   } finally {
@@ -141,7 +152,8 @@ export function charTable (rows: readonly CharRow[]): string {
   const find = (r: CharRow, build: CharRow['build'], hosting = r.hosting, mode = r.mode): CharRow | undefined => rows.find((x) => x.build === build && x.hosting === hosting && x.op === r.op && x.mode === mode && x.peer === 'metaos')
   const f = (n: number | undefined, w: number): string => (n === undefined ? '—' : n >= 100 ? n.toFixed(0) : n.toFixed(1)).padStart(w)
   const x = (a: number | undefined, b: number | undefined, w: number): string => (a === undefined || b === undefined ? '—' : `${(a / b).toFixed(2)}x`).padStart(w)
-  let out = `\nwriteByte/readByte through a ${cache} B cache and read() of ${block} B blocks, ${(r0.fileBytes ?? 0) / 1048576} MiB file; MB/s, median of ${r0.runs} rounds\n`
+  const commit = (b: CharRow['build']): string => { const c = rows.find((r) => r.build === b)?.commit; return c === undefined ? '' : ` (${c})` }
+  let out = `\nwriteByte/readByte through a ${cache} B cache and read() of ${block} B blocks, ${(r0.fileBytes ?? 0) / 1048576} MiB file; MB/s, median of ${r0.runs} rounds${before ? `; before = the baseline build${commit('before')}, after = this build${commit('after')}` : ''}\n`
   out += `  ${'hosting'.padEnd(8)} ${'op'.padEnd(6)} ${'mode'.padEnd(22)} ${before ? `${'before'.padStart(7)} ` : ''}${'after'.padStart(7)} ${before ? `${'after/before'.padStart(12)} ` : ''}${'vs local'.padStart(9)} ${'calls'.padStart(7)}\n`
   for (const r of rows.filter((x) => x.build !== 'before')) {
     if (r.build === 'bare') {
