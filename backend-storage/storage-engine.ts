@@ -2,7 +2,7 @@
 // Close/Delete/GetFileInfo/ListDirectory with .NET FileStream semantics. Used by a domain's
 // service (paths confined to its root) and by the frontend's local handler (the app's own kernel),
 // so both behave alike. Knows nothing of SOAP or transports.
-import { close as fsClose, constants, fdatasync, fstat, ftruncate, lstat, open, read, write } from 'node:fs'
+import { close as fsClose, constants, fdatasync, fstat, ftruncate, lstat, open, read, readSync, write, writeSync } from 'node:fs'
 import { lstat as lstatP, readdir, stat as statP, unlink } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { promisify } from 'node:util'
@@ -111,11 +111,22 @@ export class StorageEngine {
     return { handle: f.id, length: size, position: f.position }
   }
 
-  async read (i: S.Read, caller: string): Promise<S.ReadResponse> {
+  #forRead (i: S.Read, caller: string): OpenFile {
     const f = this.#handles.get(i.handle, caller)
     if (i.count < 0) throw new MetaosError('INVALID_ARGUMENT', `count ${i.count} is negative`)
     if (i.count > this.#limits.maxReadBytes) throw new MetaosError('MESSAGE_TOO_LARGE', `count ${i.count} is over the per-call limit of ${this.#limits.maxReadBytes} bytes`)
     if (f.access === 'Write') throw new MetaosError('ACCESS_DENIED', 'the handle was opened without read access')
+    return f
+  }
+
+  #forWrite (i: S.Write, caller: string): OpenFile {
+    const f = this.#handles.get(i.handle, caller)
+    if (f.access === 'Read') throw new MetaosError('ACCESS_DENIED', 'the handle was opened without write access')
+    return f
+  }
+
+  async read (i: S.Read, caller: string): Promise<S.ReadResponse> {
+    const f = this.#forRead(i, caller)
     return await this.#run(f, 'Read', i.epoch, async () => {
       const buf = Buffer.allocUnsafe(i.count)
       let n = 0
@@ -132,8 +143,7 @@ export class StorageEngine {
   }
 
   async write (i: S.Write, caller: string): Promise<S.WriteResponse> {
-    const f = this.#handles.get(i.handle, caller)
-    if (f.access === 'Read') throw new MetaosError('ACCESS_DENIED', 'the handle was opened without write access')
+    const f = this.#forWrite(i, caller)
     return await this.#run(f, 'Write', i.epoch, async () => {
       const data = i.data
       let n = 0
@@ -143,6 +153,39 @@ export class StorageEngine {
       f.position += n
       return { written: n, position: f.position }
     })
+  }
+
+  /**
+   * Read and Write at once, with a synchronous read(2)/write(2), when nothing is queued on the handle
+   * (the local kernel under a FileStream's ReadByte/WriteByte, synchronous as .NET's); undefined when
+   * something is, and then nothing was done. Same checks (the fence's too), results and faults as read and write.
+   */
+  readNow (i: S.Read, caller: string): S.ReadResponse | undefined {
+    const f = this.#forRead(i, caller)
+    if (f.busy !== 0) return undefined
+    this.#fence?.admit(f, 'Read', i.epoch)
+    const buf = Buffer.allocUnsafe(i.count)
+    let n = 0
+    try {
+      for (let got = -1; n < i.count && got !== 0; n += got) got = readSync(f.fd, buf, n, i.count - n, f.position + n)
+    } catch (e) { throw fromSystemError(e, 'Read') }
+    f.position += n
+    f.lastUsed = Date.now()
+    return { data: n === i.count ? buf : buf.subarray(0, n), eof: n < i.count }
+  }
+
+  writeNow (i: S.Write, caller: string): S.WriteResponse | undefined {
+    const f = this.#forWrite(i, caller)
+    if (f.busy !== 0) return undefined
+    this.#fence?.admit(f, 'Write', i.epoch)
+    const data = i.data
+    let n = 0
+    try {
+      while (n < data.length) n += writeSync(f.fd, data, n, data.length - n, f.position + n)
+    } catch (e) { throw fromSystemError(e, 'Write') }
+    f.position += n
+    f.lastUsed = Date.now()
+    return { written: n, position: f.position }
   }
 
   async seek (i: S.Seek, caller: string): Promise<S.SeekResponse> {

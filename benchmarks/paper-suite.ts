@@ -181,7 +181,8 @@ async function writeRun (host: Host, name: string, data: Buffer, cache: number, 
   const t0 = performance.now()
   const fs = await FileStream.open(host.path(name), { mode: 'Create', access: 'Write', bufferSize: cache, destination: host.destination, exceptionLess })
   if (mode === 'char') {
-    for (let j = 0; j < data.length; j++) await fs.writeByte(data[j]!)
+    // writeByte returns a promise only when a call must be waited for (docs/api.md).
+    for (let j = 0; j < data.length; j++) { const p = fs.writeByte(data[j]!); if (p !== undefined) await p }
   } else {
     for (let j = 0; j < data.length; j += cache) await fs.write(data, j, Math.min(cache, data.length - j))
   }
@@ -194,7 +195,7 @@ async function readRun (host: Host, name: string, size: number, cache: number, m
   const fs = await FileStream.open(host.path(name), { mode: 'Open', access: 'Read', bufferSize: cache, destination: host.destination })
   let n = 0
   if (mode === 'char') {
-    while (await fs.readByte() !== -1) n++
+    for (;;) { let b = fs.readByte(); if (typeof b !== 'number') b = await b; if (b === -1) break; n++ }
   } else {
     const block = Buffer.allocUnsafe(cache)
     for (let r = await fs.read(block, 0, cache); r > 0; r = await fs.read(block, 0, cache)) n += r

@@ -18,7 +18,8 @@ for suite in "${@:-${all[@]}}"; do
   case "$suite" in
     paper) bench --suite paper --json "$out/paper.json" ;;
     peers) bench --suite peers --json "$out/peers.json" ;;
-    char) bench --suite char --file-size 20m --cache 512 --json "$out/char.json" ;;
+    # METAOS_BENCH_BASELINE=DIST: another build's dist (e.g. main's) measured beside this one.
+    char) bench --suite char --file-size 4m --cache 512 --rounds 3 ${METAOS_BENCH_BASELINE:+--baseline "$METAOS_BENCH_BASELINE"} --json "$out/char.json" ;;
     placement) bench --suite placement --json "$out/placement.json" ;;
     network) bench --suite network --json "$out/network.json" ;;
     containers) bash docker/build-images.sh >/dev/null && bench --suite containers --json "$out/containers.json" ;;

@@ -49,8 +49,11 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    p50/p99 and each one's ratio to metaos/http
                    (--sizes 512,4k,64k,1m --seconds 2 --rounds 4 --peers LIST --json/--md FILE)
   --suite calls    the same without Mono (--peers local-fs,metaos,bare-http,soap)
-  --suite char     WriteByte through a FileStream cache, faithful vs exception-less, local/http/bus
-                   (--file-size 20m, --cache 512)
+  --suite char     the char mode (writeByte/readByte through a FileStream cache) and 4 KiB
+                   sequential block reads, faithful vs exception-less, local kernel, net.uds,
+                   the bus and HTTP, beside node:fs alone; MB/s, median of the rounds
+                   (--file-size 4m, --cache 512, --rounds 3; --baseline DIST: another build's
+                   dist, e.g. main's, measured beside this one, A/B alternated)
   --suite placement  streams over three domains of different real speed (0, 2, 8 ms service
                    delay): the share each gets, and how fast it moves when the fastest slows
                    down and recovers; policies best and weighted; probe overhead
@@ -124,6 +127,7 @@ export const OPTIONS = {
   runs: { kind: positive },
   'file-size': { kind: size },
   cache: { kind: size },
+  baseline: { kind: text('a built dist directory') },
 } as const
 type Values = OptionValues<typeof OPTIONS>
 
@@ -152,9 +156,9 @@ export async function main (argv: string[]): Promise<number> {
   invocation = `metaos bench ${portableCommand(argv, process.cwd())}`.trim()
   if (values.suite === 'paper') return await paper(values)
   if (values.suite === 'char') {
-    const rows = await runCharSuite({ fileBytes: values['file-size'] ?? 20 * 1048576, cacheBytes: values.cache ?? 512, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    const rows = await runCharSuite({ fileBytes: values['file-size'] ?? 4 * 1048576, cacheBytes: values.cache ?? 512, rounds: values.rounds ?? 3, ...(values.baseline === undefined ? {} : { baseline: values.baseline }), onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(charTable(rows))
-    if (values.json !== undefined) { writeResult(values.json, { rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
+    if (values.json !== undefined) { writeResult(values.json, { rows, ...(values.baseline === undefined ? {} : { baseline: 'the baseline build given with --baseline (before), this build (after)' }) }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
   if (values.suite === 'placement') {

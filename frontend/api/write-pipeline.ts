@@ -30,26 +30,47 @@ export class WritePipeline {
   #inFlight: Promise<void> | undefined
   #error: MetaosError | undefined
   #waiters: Array<() => void> = []
+  /** Told when an error is kept, so the stream takes its slow path (which throws it) on its next call. */
+  readonly #onError: () => void
   /** Bytes the domain acknowledged. */
   acknowledged = 0
 
-  constructor (handler: StorageHandler, handle: string, account: (inv: Invocation<unknown>) => void, limits: Partial<PipelineLimits> = {}) {
+  constructor (handler: StorageHandler, handle: string, account: (inv: Invocation<unknown>) => void, limits: Partial<PipelineLimits> = {}, onError: () => void = () => {}) {
     this.#handler = handler
     this.#handle = handle
     this.#account = account
     this.#limits = { ...DEFAULT_PIPELINE_LIMITS, ...limits }
+    this.#onError = onError
   }
 
   get pendingBytes (): number { return this.#pendingBytes }
+  /** Nothing queued, nothing in flight, no error kept: the handle's position is settled. */
+  get idle (): boolean { return this.#pendingBytes === 0 && this.#inFlight === undefined && this.#error === undefined }
+  /** An error is kept for the next drain or write. */
+  get failed (): boolean { return this.#error !== undefined }
 
-  /** Queues `data` (copied: the caller may reuse its buffer). Waits only while the bound is reached. */
-  async write (data: Buffer): Promise<void> {
-    this.#throwPending()
+  /**
+   * Queues `data` at once (copied) when no error is kept and the bound leaves room: true. False
+   * when it did nothing: then `write` must be awaited (it throws the error, or waits for room).
+   */
+  offer (data: Buffer): boolean {
+    if (this.#error !== undefined || this.#pendingBytes + data.length > this.#limits.maxPendingBytes) return false
+    this.#enqueue(data)
+    return true
+  }
+
+  #enqueue (data: Buffer): void {
     const copy = Buffer.allocUnsafe(data.length)
     data.copy(copy)
     this.#queue.push(copy)
     this.#pendingBytes += copy.length
     this.#pump()
+  }
+
+  /** Queues `data` (copied: the caller may reuse its buffer). Waits only while the bound is reached. */
+  async write (data: Buffer): Promise<void> {
+    this.#throwPending()
+    this.#enqueue(data)
     while (this.#pendingBytes > this.#limits.maxPendingBytes && this.#error === undefined) {
       await new Promise<void>((resolve) => { this.#waiters.push(resolve) })
     }
@@ -119,6 +140,7 @@ export class WritePipeline {
         for (const b of this.#queue.splice(0)) { dropped += b.length; this.#pendingBytes -= b.length }
         this.#error = new MetaosError(this.#error.code, `${this.#error.message} (${dropped} later bytes were not written)`, { cause: this.#error })
       }
+      if (this.#error !== undefined) this.#onError()
       const ws = this.#waiters
       this.#waiters = []
       for (const w of ws) w()

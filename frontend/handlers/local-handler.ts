@@ -9,7 +9,7 @@ import { InProcessService } from '../../service-domain/in-process.js'
 import { localFacts } from '../../service-domain/domain-facts.js'
 import { STORAGE_CONTRACT } from '../../wsdl/contracts.js'
 import type { StorageOperations } from '../../wsdl/generated/storage-service.js'
-import type { StorageHandler, StorageOp } from './storage-handler.js'
+import type { StorageHandler, StorageOp, SyncOp } from './storage-handler.js'
 
 const CALLER = 'local'
 
@@ -25,6 +25,17 @@ export class LocalHandler implements StorageHandler {
 
   async invoke<K extends StorageOp> (operation: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {
     return await this.#service.invoke(operation, input)
+  }
+
+  /** Read and Write as synchronous syscalls when the handle has nothing queued (StorageHandler.invokeSync). */
+  invokeSync<K extends SyncOp> (operation: K, input: StorageOperations[K]['input']): Invocation<StorageOperations[K]['output']> | undefined {
+    const t0 = process.hrtime.bigint()
+    const output = operation === 'Write'
+      ? this.#engine.writeNow(input as StorageOperations['Write']['input'], CALLER)
+      : this.#engine.readNow(input as StorageOperations['Read']['input'], CALLER)
+    if (output === undefined) return undefined
+    const micros = Number(process.hrtime.bigint() - t0) / 1000
+    return { output: output as StorageOperations[K]['output'], serviceMicros: micros, totalMicros: micros }
   }
 
   async close (): Promise<void> { await this.#engine.closeAll() }

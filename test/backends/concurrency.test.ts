@@ -66,7 +66,12 @@ t.test('16 callers (8 over HTTP, 8 over the bus) write and read back 2 MiB each,
     let reads = 0
     for (;;) {
       const want = Math.min(pieceSize(rand), back.length - got)
-      const k = want === 1 ? await fs.readByte().then((b) => { if (b >= 0) back[got] = b; return b < 0 ? 0 : 1 }) : await fs.read(back, got, want)
+      let k: number
+      if (want === 1) {
+        const b = await fs.readByte() // a number at once from the buffer, or a promise of one
+        if (b >= 0) back[got] = b
+        k = b < 0 ? 0 : 1
+      } else k = await fs.read(back, got, want)
       if (k === 0) break
       got += k
       reads++

@@ -250,12 +250,15 @@ t.test('docs/wsdl.md names every operation and element of both WSDLs', async (t)
 
 t.test('docs/api.md names every public member of FileStream and NetSocket and every option', async (t) => {
   const doc = readFileSync(packageFile('docs', 'api.md'), 'utf8')
-  for (const [file, cls, ifaces] of [['file-stream.ts', 'FileStream', ['FileStreamOptions', 'StreamStats']], ['net-socket.ts', 'NetSocket', ['NetSocketOptions', 'NetConnectOptions', 'SocketStats']]] as const) {
+  // The class's file, and the file of its options when they have one of their own.
+  for (const [file, cls, ifaces, optionsFile] of [['file-stream.ts', 'FileStream', ['FileStreamOptions', 'StreamStats'], 'file-stream-shapes.ts'], ['net-socket.ts', 'NetSocket', ['NetSocketOptions', 'NetConnectOptions', 'SocketStats'], 'net-socket.ts']] as const) {
     const src = readFileSync(packageFile('frontend', 'api', file), 'utf8')
+    const options = readFileSync(packageFile('frontend', 'api', optionsFile), 'utf8')
     const body = src.slice(src.indexOf(`export class ${cls}`)).split('\n}\n')[0]!
     const members = new Set([...body.matchAll(/^ {2}(?:static |override |readonly |async |get )*([a-zA-Z]\w*)\s*[(:]/gm)].map((m) => m[1]!).filter((n) => !['constructor'].includes(n)))
     for (const i of ifaces) {
-      const decl = src.slice(src.indexOf(`export interface ${i}`))
+      t.ok(options.includes(`export interface ${i}`), `${optionsFile} declares ${i}`)
+      const decl = options.slice(options.indexOf(`export interface ${i}`))
       for (const m of decl.slice(0, decl.indexOf('\n}')).matchAll(/^ {2}(?:readonly )?(\w+)\??:/gm)) members.add(m[1]!)
     }
     const missing = [...members].filter((n) => !new RegExp(`\\b${n}\\b`).test(doc))
