@@ -77,86 +77,99 @@ const OPERATOR_KEYS = ['vulnerabilities', 'sources', 'excludeAtSeverity', 'exclu
 /** Reads a feed from a file or a directory (docs/vulnerability-feed.md). INVALID_ARGUMENT when the path, an operator file or a cap fails; malformed records are in `problems`. */
 export function loadFeed (path: string): LoadedFeed {
   const top = resolve(path)
-  const out = { vulnerabilities: [] as Vulnerability[], problems: [] as FeedProblem[], records: 0, ignored: 0, files: [] as string[], policy: DEFAULT_POLICY, limits: DEFAULT_LIMITS }
-  const count = (n = 1): void => {
-    out.records += n
-    if (out.records > out.limits.maxRecords) tooLarge(`${top}: more than ${out.limits.maxRecords} records, the feed's cap ("limits": { "maxRecords" } raises it)`)
+  try { statSync(top) } catch (e) { throw new MetaosError('INVALID_ARGUMENT', `${top}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`) }
+  const r = new Reader(top)
+  r.readPath(top, true)
+  return r.out
+}
+
+class Reader {
+  readonly out = { vulnerabilities: [] as Vulnerability[], problems: [] as FeedProblem[], records: 0, ignored: 0, files: [] as string[], policy: DEFAULT_POLICY, limits: DEFAULT_LIMITS }
+  constructor (readonly top: string) {}
+
+  count (n = 1): void {
+    this.out.records += n
+    if (this.out.records > this.out.limits.maxRecords) tooLarge(`${this.top}: more than ${this.out.limits.maxRecords} records, the feed's cap ("limits": { "maxRecords" } raises it)`)
   }
-  const parse = (file: string, strict: boolean): unknown => {
-    out.files.push(file)
+
+  parse (file: string, strict: boolean): unknown {
+    this.out.files.push(file)
     try {
-      return parseUntrusted(readBounded(file, out.limits.maxBytes), out.limits.maxDepth)
+      return parseUntrusted(readBounded(file, this.out.limits.maxBytes), this.out.limits.maxDepth)
     } catch (e) {
       if (e instanceof MetaosError) throw e
       const why = `not readable JSON (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`
       if (strict) throw new MetaosError('INVALID_ARGUMENT', `${file}: ${why}`)
-      out.problems.push({ file, why })
+      this.out.problems.push({ file, why })
       return undefined
     }
   }
-  const record = (file: string, id: string, convert: () => Vulnerability | undefined): void => {
-    count()
+
+  record (file: string, id: string, convert: () => Vulnerability | undefined): void {
+    this.count()
     try {
       const v = convert()
-      if (v === undefined) out.ignored++
-      else out.vulnerabilities.push(v)
+      if (v === undefined) this.out.ignored++
+      else this.out.vulnerabilities.push(v)
     } catch (e) {
       if (!(e instanceof MalformedRecord)) throw e
-      out.problems.push({ file, record: id, why: e.message })
+      this.out.problems.push({ file, record: id, why: e.message })
     }
   }
-  const take = (file: string, doc: unknown, strict: boolean): void => {
-    if (Array.isArray(doc)) { doc.forEach((r, i) => { take(file, r, false) }); if (doc.length === 0) out.problems.push({ file, why: 'an empty list' }); return }
-    if (looksLikeOsv(doc)) { record(file, String((doc as { id: string }).id).slice(0, 100), () => fromOsv(doc, out.policy, file)); return }
-    if (looksLikeDebianTracker(doc)) { for (const e of trackerEntries(doc as Record<string, unknown>)) record(file, `${e.pkg.slice(0, 60)}/${e.id.slice(0, 60)}`, () => fromTracker(e, out.policy, file)); return }
-    if (isObject(doc) && Object.keys(doc).some((k) => OPERATOR_KEYS.includes(k))) { operator(file, doc, strict); return }
+
+  take (file: string, doc: unknown, strict: boolean): void {
+    const { out } = this
+    if (Array.isArray(doc)) { for (const r of doc) this.take(file, r, false); if (doc.length === 0) out.problems.push({ file, why: 'an empty list' }); return }
+    if (looksLikeOsv(doc)) { this.record(file, String((doc as { id: string }).id).slice(0, 100), () => fromOsv(doc, out.policy, file)); return }
+    if (looksLikeDebianTracker(doc)) { for (const e of trackerEntries(doc as Record<string, unknown>)) this.record(file, `${e.pkg.slice(0, 60)}/${e.id.slice(0, 60)}`, () => fromTracker(e, out.policy, file)); return }
+    if (isObject(doc) && Object.keys(doc).some((k) => OPERATOR_KEYS.includes(k))) { this.operator(file, doc, strict); return }
     const why = 'neither OSV records, a Debian Security Tracker export nor { "vulnerabilities": [ … ] }'
     if (strict) throw new MetaosError('INVALID_ARGUMENT', `${file}: ${why}`)
     out.problems.push({ file, why })
   }
-  const operator = (file: string, doc: Record<string, unknown>, isTop: boolean): void => {
+
+  /** The operator's format: its policy and limits (in the file given only), its entries, then its sources. */
+  operator (file: string, doc: Record<string, unknown>, isTop: boolean): void {
     const fail = (why: string): never => { throw new MetaosError('INVALID_ARGUMENT', `${file}: ${why}`) }
     for (const k of Object.keys(doc)) if (!OPERATOR_KEYS.includes(k)) fail(`unknown key "${k}" (accepted: ${OPERATOR_KEYS.join(', ')})`)
     const policyKeys = ['sources', 'excludeAtSeverity', 'exclude', 'limits'].filter((k) => doc[k] !== undefined)
     if (!isTop && policyKeys.length > 0) fail(`${policyKeys.join(', ')} may only be in the feed file given (not in a source it names)`)
+    this.policy(doc, fail)
+    if (doc.vulnerabilities !== undefined) {
+      const vs = validateFeed({ vulnerabilities: doc.vulnerabilities }, file)
+      this.count(vs.length)
+      this.out.vulnerabilities.push(...vs.map((v) => ({ ...v, source: file })))
+    }
+    if (doc.sources === undefined) return
+    if (!Array.isArray(doc.sources) || !doc.sources.every((s) => typeof s === 'string' && s !== '')) fail('"sources" must be a list of paths (files or directories, relative to this file)')
+    for (const s of doc.sources as string[]) {
+      const p = resolve(dirname(file), s)
+      try { statSync(p) } catch (e) { fail(`source "${s}": ${(e as NodeJS.ErrnoException).code ?? String(e)}`) }
+      this.readPath(p, false)
+    }
+  }
+
+  policy (doc: Record<string, unknown>, fail: (why: string) => never): void {
     if (doc.excludeAtSeverity !== undefined && !(typeof doc.excludeAtSeverity === 'number' && doc.excludeAtSeverity >= 0 && doc.excludeAtSeverity <= 10.1)) fail('"excludeAtSeverity" must be a number from 0 to 10 (above 10: severity never excludes)')
     if (doc.exclude !== undefined && !(Array.isArray(doc.exclude) && doc.exclude.every((x) => typeof x === 'string'))) fail('"exclude" must be a list of vulnerability ids or aliases')
     if (doc.limits !== undefined) {
       const l = doc.limits
       if (!isObject(l)) return fail('"limits" must be an object { "maxBytes"?, "maxRecords"?, "maxFiles"?, "maxDepth"? }')
       for (const [k, v] of Object.entries(l)) if (!(k in DEFAULT_LIMITS) || !(Number.isSafeInteger(v) && (v as number) > 0)) fail(`"limits.${k}" must be one of ${Object.keys(DEFAULT_LIMITS).join(', ')}, a whole number above 0`)
-      out.limits = { ...DEFAULT_LIMITS, ...(l as Partial<FeedLimits>) }
+      this.out.limits = { ...DEFAULT_LIMITS, ...(l as Partial<FeedLimits>) }
     }
-    out.policy = { excludeAtSeverity: (doc.excludeAtSeverity as number | undefined) ?? DEFAULT_POLICY.excludeAtSeverity, exclude: new Set((doc.exclude as string[] | undefined) ?? []) }
-    if (doc.vulnerabilities !== undefined) {
-      const vs = validateFeed({ vulnerabilities: doc.vulnerabilities }, file)
-      count(vs.length)
-      out.vulnerabilities.push(...vs.map((v) => ({ ...v, source: file })))
-    }
-    if (doc.sources !== undefined) {
-      if (!Array.isArray(doc.sources) || !doc.sources.every((s) => typeof s === 'string' && s !== '')) fail('"sources" must be a list of paths (files or directories, relative to this file)')
-      for (const s of doc.sources as string[]) {
-        const p = resolve(dirname(file), s)
-        try { statSync(p) } catch (e) { fail(`source "${s}": ${(e as NodeJS.ErrnoException).code ?? String(e)}`) }
-        readPath(p, false)
-      }
+    this.out.policy = { excludeAtSeverity: (doc.excludeAtSeverity as number | undefined) ?? DEFAULT_POLICY.excludeAtSeverity, exclude: new Set((doc.exclude as string[] | undefined) ?? []) }
+  }
+
+  readPath (p: string, isTop: boolean): void {
+    if (!statSync(p).isDirectory()) { this.take(p, this.parse(p, isTop), isTop); return }
+    this.out.files.push(p)
+    const names = readdirSync(p).filter((n) => n.endsWith('.json')).sort()
+    if (names.length > this.out.limits.maxFiles) tooLarge(`${p}: ${names.length} .json files, over the feed's cap of ${this.out.limits.maxFiles} ("limits": { "maxFiles" } raises it)`)
+    for (const n of names) {
+      const f = join(p, n)
+      const doc = this.parse(f, false)
+      if (doc !== undefined) this.take(f, doc, false)
     }
   }
-  const readPath = (p: string, isTop: boolean): void => {
-    if (statSync(p).isDirectory()) {
-      out.files.push(p)
-      const names = readdirSync(p).filter((n) => n.endsWith('.json')).sort()
-      if (names.length > out.limits.maxFiles) tooLarge(`${p}: ${names.length} .json files, over the feed's cap of ${out.limits.maxFiles} ("limits": { "maxFiles" } raises it)`)
-      for (const n of names) {
-        const f = join(p, n)
-        const doc = parse(f, false)
-        if (doc !== undefined) take(f, doc, false)
-      }
-      return
-    }
-    take(p, parse(p, isTop), isTop)
-  }
-  try { statSync(top) } catch (e) { throw new MetaosError('INVALID_ARGUMENT', `${top}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`) }
-  readPath(top, true)
-  return out
 }
