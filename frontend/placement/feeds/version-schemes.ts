@@ -4,6 +4,7 @@
 // leading "6.1.119" of "6.1.119-rc1", compared part by part, missing parts 0).
 import { MetaosError } from '../../../soap-runtime/errors.js'
 import { compareDebianVersions, parseDebianVersion } from './dpkg-version.js'
+import { compareVersions } from '../versions.js'
 
 export type Scheme = 'semver' | 'dpkg' | 'kernel'
 
@@ -51,8 +52,10 @@ export function compareKernel (a: string, b: string): number {
   return 0
 }
 
+/** In the scheme's order. SEMVER falls back to dotted numbers for what is not a semantic version ("20.20.2.1" in an operator's range): records read from outside were checked at load (checkVersion). */
 export function compareIn (scheme: Scheme, a: string, b: string): number {
-  return scheme === 'semver' ? compareSemver(a, b) : scheme === 'dpkg' ? compareDebianVersions(a, b) : compareKernel(a, b)
+  if (scheme === 'semver') return SEMVER.test(a.trim()) && SEMVER.test(b.trim()) ? compareSemver(a, b) : compareVersions(a, b)
+  return scheme === 'dpkg' ? compareDebianVersions(a, b) : compareKernel(a, b)
 }
 
 /** Throws INVALID_ARGUMENT when `v` is not a version of the scheme ("0", OSV's "from the beginning", always is). */
