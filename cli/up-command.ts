@@ -193,6 +193,8 @@ async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm'): P
   const { pmt } = cluster
   const affected = (d: ManagedDomain): string => dispatcher.feed!.affecting(pmt.row(d.epr)!).map((v) => `${v.id} (${v.action})`).join(', ') || 'not affected'
   if (dispatcher.feed !== undefined) process.stdout.write(`Vulnerability feed: ${[busD, netD].map((d) => `${d.name} ${affected(d)}`).join('; ')}\n`)
+  const skipped = dispatcher.feed?.problems.length ?? 0
+  if (skipped > 0) process.stdout.write(`Vulnerability feed: ${skipped} record${skipped === 1 ? '' : 's'} or file${skipped === 1 ? '' : 's'} skipped as malformed (why: on stderr, at warn)\n`)
   if (placement.note !== '') process.stdout.write('\n')
   return { cluster, bus, net }
 }

@@ -84,6 +84,9 @@ export class IntelligentFrontend {
       ...(options.idleProbeIntervalMs === undefined ? {} : { idleProbeIntervalMs: options.idleProbeIntervalMs }),
     })
     this.supervisor = new Supervisor({ ...options.supervisor, pmt: this.pmt, perf: this.perf, dispatchers: [], ...(options.feed === undefined ? {} : { feed: options.feed }) })
+    // The feed cuts the scores of the domains it affects from the start, before any dispatcher is made.
+    const feed = options.feed
+    if (feed !== undefined) this.pmt.setExposure((identity) => feed.exposure({ identity })?.severity)
     for (const t of registry.targets.values()) this.#add(t)
     registry.on('added', (t) => { this.#add(t) })
     registry.on('changed', (t) => {

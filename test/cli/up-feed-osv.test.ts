@@ -42,6 +42,7 @@ t.test('an OSV record matching the domains\' Node.js lowers their scores', async
   for (let i = 0; i < 1200 && !/Press Ctrl-C/.test(out) && child.exitCode === null; i++) await new Promise((resolve) => setTimeout(resolve, 100))
   t.match(out, /Press Ctrl-C/, `metaos up runs (stderr: ${err.slice(-500)})`)
   t.match(out, /^Vulnerability feed: bus-domain TEST-NODE-OSV \(lower\); net-domain TEST-NODE-OSV \(lower\)$/m, 'both domains are affected, and lowered')
+  t.match(out, /^Vulnerability feed: 1 record or file skipped as malformed \(why: on stderr, at warn\)$/m, 'metaos up says a record was skipped')
   t.match(err, /skipped record TEST-BROKEN of .*broken-record\.json: .*not a semantic version/, 'the malformed record is logged with its file, id and why')
   const status = JSON.parse((await promisify(execFile)(process.execPath, [CLI, 'status', '--json'], { env: ENV, timeout: 10_000 })).stdout) as { pmt: Row[] }
   const rows = status.pmt.filter((r) => r.name === 'bus-domain' || r.name === 'net-domain')
