@@ -20,6 +20,6 @@ export function transportFor (url: string, defaultPath: string, options: Transpo
     // The binary encoding unless another is named (createFramedTransport refuses an unknown one).
     framing: { soapVersion: '1.2', addressing: true, tree: options.encoding === undefined || options.encoding.startsWith('binary') },
     send: async (r) => await (inner ?? await load()).send(r),
-    close: async () => { if (loading !== undefined) await (await loading).close() },
+    close: async () => { if (loading !== undefined) await (await loading.catch(() => undefined))?.close() }, // a transport that failed to load has nothing to close
   }
 }
