@@ -139,3 +139,26 @@ t.test('a domain serves binary and text sessions side by side; a bad encoding na
   await t.rejects(bad.invoke('GetDomainInfo', {}), { code: 'INVALID_ARGUMENT', message: /no framed encoding "nope"/ })
   await bad.close()
 })
+
+t.test('Batch over a binary session: results and faults in order', async (t) => {
+  const { root, uds } = await framedDomain(t)
+  const p = createStorageProxy(uds)
+  t.teardown(async () => { await p.close() })
+  const { output: o } = await p.invoke('Open', { path: 'batch.bin', mode: 'Create', access: 'ReadWrite', share: 'None' })
+  const data = randomBytes(3000)
+  const r = await p.invoke('Batch', {
+    op: [
+      { Write: { handle: o.handle, data } },
+      { Read: { handle: 'not-a-handle', count: 1 } },
+      { Seek: { handle: o.handle, offset: 0, origin: 'Begin' } },
+      { Read: { handle: o.handle, count: 5000 } },
+      { Close: { handle: o.handle } },
+    ],
+  })
+  const res = r.output.result
+  t.same(res[0], { WriteResponse: { written: 3000, position: 3000 } })
+  t.equal((res[1] as { StorageFault: { code: string } }).StorageFault.code, 'INVALID_HANDLE')
+  t.equal(sha((res[3] as { ReadResponse: { data: Buffer } }).ReadResponse.data), sha(data), 'the batched Read returns the bytes')
+  t.same(res[4], { CloseResponse: {} })
+  t.equal(sha(readFileSync(join(root, 'batch.bin'))), sha(data))
+})
