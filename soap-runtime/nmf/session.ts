@@ -3,7 +3,8 @@
 // `application/ssl-tls` when the host has a certificate — tls-upgrade.ts — and required on a
 // net.tcp listener beyond loopback), answers Preamble Ack, then hands every Sized
 // Envelope record to the host's message dispatcher — the one dispatch path, with its inspectors
-// (authentication, budgets, metrics, logging) — and writes each answer as soon as it is ready, so
+// (authentication, budgets, metrics, logging; a binary envelope read into its tree here and answered
+// through dispatchTree) — and writes each answer as soon as it is ready, so
 // many calls are in flight at once; the caller correlates them by WS-Addressing RelatesTo.
 // What a hostile peer can do costs it a Fault record or a closed socket, never unbounded memory:
 // sizes over their quota are refused before the payload is read, bytes held count against the

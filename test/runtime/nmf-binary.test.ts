@@ -2,8 +2,8 @@
 // [MC-NBFSE] session strings, what NetTcpBinding sends) against a real storage domain: a proxy's
 // Open/Write/Seek/Read/Close/Delete with bytes from 0 to 1 MiB compared by SHA-256, the bytes on the
 // wire as they are in both directions (no base64, no XML text: seen through a relay), many calls in
-// flight on one session from several streams, typed faults, and a domain serving binary and text
-// sessions side by side.
+// flight on one session from several streams, typed faults, Batch, a domain serving binary and text
+// sessions side by side, and a proxy given a binary reply it cannot decode.
 import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
@@ -11,6 +11,10 @@ import { connect, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { startStorageDomain, type StorageDomain } from '../../backend-storage/storage-domain.js'
 import { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
+import { readEnvelope } from '../../soap-runtime/envelope.js'
+import { compileBinaryCodecs, decodeEnvelope, encodeEnvelope, NbfxReaderSession, NbfxWriterSession } from '../../soap-runtime/nbfx/index.js'
+import { envelopeHeader, PREAMBLE_ACK_RECORD, RecordReader, RecordType } from '../../soap-runtime/nmf/records.js'
+import { StorageServiceDescriptor } from '../../wsdl/generated/storage-service.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -161,4 +165,37 @@ t.test('Batch over a binary session: results and faults in order', async (t) => 
   t.equal(sha((res[3] as { ReadResponse: { data: Buffer } }).ReadResponse.data), sha(data), 'the batched Read returns the bytes')
   t.same(res[4], { CloseResponse: {} })
   t.equal(sha(readFileSync(join(root, 'batch.bin'))), sha(data))
+})
+
+t.test('a binary reply the proxy cannot decode fails its session with PROTOCOL_ERROR; the next call opens another', async (t) => {
+  // A framed peer of our own: its first session answers with a dictionary id it never defined, the second properly.
+  const dir = tempDir(t, 'metaos-nmf-bin-peer-')
+  const path = join(dir, 'peer.sock')
+  let sessions = 0
+  const server = createServer((socket) => {
+    const n = ++sessions
+    const reader = new RecordReader({ maxEnvelopeBytes: 1 << 20 })
+    const inbound = new NbfxReaderSession()
+    const outbound = new NbfxWriterSession()
+    socket.on('error', () => {})
+    socket.on('data', (c: Buffer) => {
+      reader.push(c)
+      for (let r = reader.next(); r !== undefined; r = reader.next()) {
+        if (r.type === RecordType.PreambleEnd) socket.write(PREAMBLE_ACK_RECORD)
+        if (r.type !== RecordType.SizedEnvelope) continue
+        const id = readEnvelope(decodeEnvelope(r.payload, inbound), new Set()).addressing?.messageId
+        const reply = n === 1
+          ? { chunks: [Buffer.of(0x00, 0x42, 0x63, 0x01)], length: 4 }
+          : encodeEnvelope({ action: 'urn:metaos:storage:v1/DeleteResponse', relatesTo: id, body: { element: 'DeleteResponse', value: {} } }, compileBinaryCodecs(StorageServiceDescriptor), outbound)
+        socket.write(Buffer.concat([envelopeHeader(reply.length), ...reply.chunks]))
+      }
+    })
+  })
+  await new Promise<void>((resolve) => { server.listen(path, resolve) })
+  t.teardown(() => { server.close() })
+  const p = createStorageProxy(`net.uds:${path}`)
+  t.teardown(async () => { await p.close() })
+  await t.rejects(p.invoke('Delete', { path: 'x' }), { code: 'PROTOCOL_ERROR', message: /session dictionary id 99 is not defined/ })
+  t.same((await p.invoke('Delete', { path: 'y' })).output, {}, 'the next call is answered on a new session')
+  t.equal(sessions, 2)
 })
