@@ -3,13 +3,15 @@
 // Open/Write/Seek/Read/Close/Delete with bytes from 0 to 1 MiB compared by SHA-256, the bytes on the
 // wire as they are in both directions (no base64, no XML text: seen through a relay), many calls in
 // flight on one session from several streams, typed faults, Batch, a domain serving binary and text
-// sessions side by side, and a proxy given a binary reply it cannot decode.
+// sessions side by side, a proxy given a binary reply it cannot decode, and the network contract.
 import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
+import { startNetworkDomain } from '../../backend-network/network-domain.js'
 import { startStorageDomain, type StorageDomain } from '../../backend-storage/storage-domain.js'
+import { createNetworkProxy } from '../../frontend/handlers/network-handler.js'
 import { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import { readEnvelope } from '../../soap-runtime/envelope.js'
 import { compileBinaryCodecs, decodeEnvelope, encodeEnvelope, NbfxReaderSession, NbfxWriterSession } from '../../soap-runtime/nbfx/index.js'
@@ -198,4 +200,30 @@ t.test('a binary reply the proxy cannot decode fails its session with PROTOCOL_E
   await t.rejects(p.invoke('Delete', { path: 'x' }), { code: 'PROTOCOL_ERROR', message: /session dictionary id 99 is not defined/ })
   t.same((await p.invoke('Delete', { path: 'y' })).output, {}, 'the next call is answered on a new session')
   t.equal(sessions, 2)
+})
+
+t.test('the network contract over binary sessions: an echo through a network domain by SHA-256, a typed NetworkFault', async (t) => {
+  const dir = tempDir(t, 'metaos-nmf-bin-net-')
+  const echo = createServer((s) => { s.on('error', () => {}); s.pipe(s) })
+  await new Promise<void>((resolve) => { echo.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { echo.close() })
+  const d = await startNetworkDomain({ listen: [`net.uds:${join(dir, 'n.sock')}`, 'net.tcp://127.0.0.1:0'] })
+  t.teardown(async () => { await d.close(500) })
+  for (const ep of d.endpoints) {
+    const p = createNetworkProxy(ep, { caller: 'urn:test:app' })
+    const c = (await p.invoke('Connect', { host: '127.0.0.1', port: (echo.address() as { port: number }).port, protocol: 'tcp', timeoutMs: 2000 })).output
+    const data = randomBytes(200_000)
+    t.same((await p.invoke('Send', { socket: c.socket, data })).output, { sent: data.length })
+    const parts: Buffer[] = []
+    for (let n = 0; n < data.length;) {
+      const r = (await p.invoke('Receive', { socket: c.socket, maxBytes: 65_536, timeoutMs: 5000 })).output
+      if (r.data.length === 0) break
+      parts.push(r.data)
+      n += r.data.length
+    }
+    t.equal(sha(Buffer.concat(parts)), sha(data), `${ep.split(':')[0]}: the echo returns the bytes sent`)
+    await p.invoke('Close', { socket: c.socket })
+    await t.rejects(p.invoke('Send', { socket: 'no-such-socket', data: Buffer.alloc(1) }), { code: 'INVALID_HANDLE' })
+    await p.close()
+  }
 })
