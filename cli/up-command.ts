@@ -56,6 +56,7 @@ domains then keep running, supervised (a domain that dies is isolated and restar
                    Framing sessions, many calls in flight on one socket) or unix (HTTP over a
                    Unix socket). The bus domain (and the network domain) listen on both: a
                    net.uds socket NAME.sock and an HTTP one NAME.http.sock, for curl and SoapUI
+                   (a VM storage domain has the one socket of its hypervisor bus, of this kind)
   --rules FILE     placement rules for the supervised dispatcher (docs/rules.md); the dashboard
                    shows which fired for each placement
   --feed FILE      vulnerability feed (docs/vulnerability-feed.md): the dispatcher excludes or
@@ -169,9 +170,9 @@ async function demonstrate (up: Up, o: { hosting: 'process' | 'container' | 'vm'
   const sockets = await exerciseSockets([['local', 'local'], ['bus', gw.endpoints[0]!], ['network', gw.endpoints[2]!]])
   process.stdout.write(socketTable(sockets))
   if (sockets.some((r) => !r.ok)) { process.stdout.write('\nSOCKET BYTES DIFFER\n'); return 1 }
-  const sockPath = parseEndpoint(busHttp).socketPath!
+  const sockPath = busHttp === undefined ? undefined : parseEndpoint(busHttp).socketPath!
   process.stdout.write(`\nAll bytes checked (SHA-256 ${expected.slice(0, 16)}…) on every destination.\n\nWSDL of the storage service (import it into SoapUI, zeep, wsdl2h, svcutil):\n` +
-    `  curl '${net}?wsdl'\n  curl --unix-socket ${sockPath} 'http://localhost/storage?wsdl'\n` +
+    `  curl '${net}?wsdl'\n${sockPath === undefined ? '' : `  curl --unix-socket ${sockPath} 'http://localhost/storage?wsdl'\n`}` +
     `WSDL of the network service:\n  curl '${gw.endpoints[2]!}?wsdl'\n`)
   if (o.once) return 0
   await serveUntilStopped(up, cluster, o.statusPort)
@@ -179,12 +180,12 @@ async function demonstrate (up: Up, o: { hosting: 'process' | 'container' | 'vm'
 }
 
 /** The two storage domains under a supervised dispatcher, the dashboard's history and the metrics; says where they are. */
-async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm', busKind: 'net.uds' | 'unix'): Promise<{ cluster: LocalCluster, bus: string, busHttp: string, net: string }> {
+async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm', busKind: 'net.uds' | 'unix'): Promise<{ cluster: LocalCluster, bus: string, busHttp: string | undefined, net: string }> {
   const { logger, placement } = up
   process.stdout.write(`metaos up: starting two storage domains over ${up.root}${hosting === 'process' ? '' : hosting === 'vm' ? ' (virtual machines)' : ' (containers)'}\n`)
   const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
   const { dispatcher } = placement
-  const cluster = up.cluster = await LocalCluster.start({ dir: up.work, volume: 'demo', domains: ['bus', 'http'], bus: busKind, names: ['bus-domain', 'net-domain'], logLevel: up.level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }), ...(up.coordination === undefined ? {} : { coordination: up.coordination }) })
+  const cluster = up.cluster = await LocalCluster.start({ dir: up.work, volume: 'demo', domains: [hosting === 'vm' ? busKind : 'bus', 'http'], bus: busKind, names: ['bus-domain', 'net-domain'], logLevel: up.level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }), ...(up.coordination === undefined ? {} : { coordination: up.coordination }) })
   // The dashboard's charts start with the cluster, so they show the demonstration's traffic too.
   const history = up.history = new PmtHistory({ pmt: cluster.pmt })
   // Prometheus metrics of this frontend (calls, probes, scores and their parts, decisions, moves), served at /metrics.
@@ -192,11 +193,13 @@ async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm', bu
   history.start()
   const [busD, netD] = [await cluster.get(0), await cluster.get(1)]
   const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
-  // The bus domain's other socket: HTTP over a Unix socket (net.uds first), or net.uds (--bus unix).
-  const other = busD.endpoints[1] ?? bus
+  // The bus domain's other socket: HTTP over a Unix socket (net.uds first), or net.uds (--bus unix);
+  // a VM domain has one bus socket, the hypervisor bus.
+  const other = busD.endpoints[1]
   const busHttp = busKind === 'net.uds' ? other : bus
   const facts = (d: ManagedDomain): string => `pid ${d.pid}${d.hosting === undefined ? '' : `, ${d.hosting.kind} on ${d.hosting.kernel.sysname} ${d.hosting.kernel.release}`}`
-  process.stdout.write(`  bus      ${bus}  (${facts(busD)})\n           ${other}  (${busKind === 'net.uds' ? 'HTTP, for curl and SoapUI' : 'net.uds'})\n  network  ${net}  (${facts(netD)})\n\n`)
+  const second = other === undefined ? '' : `           ${other}  (${busKind === 'net.uds' ? 'HTTP, for curl and SoapUI' : 'net.uds'})\n`
+  process.stdout.write(`  bus      ${bus}  (${facts(busD)})\n${second}  network  ${net}  (${facts(netD)})\n\n`)
   if (placement.note !== '') process.stdout.write(`${placement.note}\n`)
   const { pmt } = cluster
   const affected = (d: ManagedDomain): string => dispatcher.feed!.affecting(pmt.row(d.epr)!).map((v) => `${v.id} (${v.action})`).join(', ') || 'not affected'
