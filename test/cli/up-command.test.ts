@@ -202,10 +202,13 @@ t.test('metaos up (running): the printed WSDL URLs answer; Ctrl-C stops it clean
 
   // metaos status: the domains; then one killed from outside is isolated, restarted and readmitted.
   const status = async (...args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [CLI, 'status', ...args], { env: ENV, timeout: 10_000 })).stdout
-  interface S { domains: Array<{ name: string, state: string, pid: number, restarts: number, epr: string }>, pmt: Array<{ epr: string, state: string }>, decisions: Array<{ epr: string, to: string, reason: string }> }
+  interface S { domains: Array<{ name: string, state: string, pid: number, restarts: number, epr: string, endpoints: string[] }>, pmt: Array<{ epr: string, state: string }>, decisions: Array<{ epr: string, to: string, reason: string }> }
   const first = JSON.parse(await status('--json')) as S
   t.same(first.domains.slice(0, 2).map((d) => [d.name, d.state, d.pid]), [['bus-domain', 'running', p.pids[0]], ['net-domain', 'running', p.pids[1]]], 'metaos status --json: both storage domains running, with the printed pids')
   t.same(first.domains.slice(2).map((d) => [d.name, d.state]), [['net-gateway', 'running']], 'and the network domain')
+  t.same(first.domains[0]!.endpoints, [p.bus, p.busHttp], 'the bus domain\'s endpoints: net.uds first, then HTTP on its Unix socket')
+  t.match(first.domains[2]!.endpoints[0], /^net\.uds:\//, 'the network domain is on the bus by net.uds too')
+  t.match(await status(), new RegExp(`^bus-domain .*${p.bus.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`, 'm'), 'metaos status shows the bus domain at its net.uds endpoint')
   p.pids.push(first.domains[2]!.pid)
   process.kill(p.pids[1]!, 'SIGKILL')
   let s = first
