@@ -208,7 +208,7 @@ t.test('metaos up (running): the printed WSDL URLs answer; Ctrl-C stops it clean
   t.same(first.domains.slice(2).map((d) => [d.name, d.state]), [['net-gateway', 'running']], 'and the network domain')
   t.same(first.domains[0]!.endpoints, [p.bus, p.busHttp], 'the bus domain\'s endpoints: net.uds first, then HTTP on its Unix socket')
   t.match(first.domains[2]!.endpoints[0], /^net\.uds:\//, 'the network domain is on the bus by net.uds too')
-  t.match(await status(), new RegExp(`^bus-domain .*${p.bus.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`, 'm'), 'metaos status shows the bus domain at its net.uds endpoint')
+  t.match(await status(), new RegExp(`^\\s*bus-domain .*${p.bus.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`, 'm'), 'metaos status shows the bus domain at its net.uds endpoint')
   p.pids.push(first.domains[2]!.pid)
   process.kill(p.pids[1]!, 'SIGKILL')
   let s = first
