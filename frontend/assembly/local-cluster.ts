@@ -24,7 +24,7 @@ import { ProcessDriver } from '../../domains/process-driver.js'
 export interface LocalClusterOptions {
   /**
    * The domains: how each is reached (default three on HTTP). 'bus': the co-hosted bus, two
-   * sockets in the cluster's directory — `net.uds:<name>.sock` ([MC-NMF] sessions) and
+   * sockets in the cluster's `bus/` directory — `net.uds:<name>.sock` ([MC-NMF] sessions) and
    * `unix:<name>.http.sock` (HTTP over a Unix socket, for curl and SoapUI) — called on the one
    * `bus` picks; 'net.uds' or 'unix': that socket alone; 'http': HTTP on 127.0.0.1.
    */
@@ -78,6 +78,8 @@ export class LocalCluster {
   readonly dir: string
   /** The volume's directory. */
   readonly root: string
+  /** Where the domains' bus sockets are. */
+  get busDir (): string { return join(this.dir, 'bus') }
   readonly volume: string
   readonly manager: DomainManager
   /** The domains as started, in order (`get(i)` for the current state). */
@@ -110,6 +112,9 @@ export class LocalCluster {
     // Domains in containers run as another user (10001) and must write the volume too.
     mkdirSync(this.root, { recursive: true, mode: 0o777 })
     chmodSync(this.root, 0o777)
+    // The bus sockets' own directory (a container bind-mounts it whole): its user must create them there too.
+    mkdirSync(this.busDir, { recursive: true, mode: 0o700 })
+    if (o.driver !== undefined) chmodSync(this.busDir, 0o1777)
     this.volume = o.volume ?? 'shared'
     const logger = o.logger ?? silentLogger
     this.manager = new DomainManager({ logger, driver: o.driver ?? new ProcessDriver({ logger }) })
@@ -176,7 +181,7 @@ export class LocalCluster {
         name: o.names?.[i] ?? `d${i}`,
         root: c.root,
         volume: c.volume,
-        listen: listeners(kind, join(c.dir, o.names?.[i] ?? `d${i}`), o.bus ?? 'net.uds'),
+        listen: listeners(kind, join(c.busDir, o.names?.[i] ?? `d${i}`), o.bus ?? 'net.uds'),
         extraArgs: ['--fault-file', c.faultFile(i), ...(o.coordination?.domainArgs ?? [])],
         env,
       })))
