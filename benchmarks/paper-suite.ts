@@ -25,7 +25,8 @@ import { ContainerDriver } from '../domains/container-driver.js'
 import { kvmUsable, VmDriver } from '../vm/vm-driver.js'
 import type { BenchRow } from './report.js'
 
-export const PAPER_HOSTINGS = ['local', 'process-bus', 'process-http', 'container-http', 'container-bus', 'vm-http', 'vm-bus'] as const
+/** process-bus is HTTP over the domain's Unix socket (the bus of the recorded tables); process-net.uds the same domain's net.uds socket, the bus since issue 21. */
+export const PAPER_HOSTINGS = ['local', 'process-bus', 'process-net.uds', 'process-http', 'container-http', 'container-bus', 'vm-http', 'vm-bus'] as const
 export type PaperHosting = typeof PAPER_HOSTINGS[number]
 /**
  * What a run measures unless told: the paper's four hostings (DESIGN.md §7: local, process over
@@ -138,7 +139,8 @@ async function startHost (h: PaperHosting, dir: string): Promise<Host> {
   const listen = ['http://127.0.0.1:0', `unix:${join(dir, `${h}-run`, 'bus.sock')}`]
   mkdirSync(join(dir, `${h}-run`))
   const pick = (endpoints: readonly string[]): string => endpoints[h.endsWith('http') ? 0 : 1]!
-  if (h === 'process-bus' || h === 'process-http') {
+  if (h === 'process-net.uds') listen[1] = `net.uds:${join(dir, `${h}-run`, 'bus.sock')}`
+  if (h === 'process-bus' || h === 'process-http' || h === 'process-net.uds') {
     const d = await spawnDomain(['storage', '--root', root, ...listen.flatMap((l) => ['--listen', l])], { env: { ...process.env, METAOS_LOG_LEVEL: 'warn' } })
     return { destination: pick(d.ready.endpoints), path: (n) => n, hostPath: (n) => join(root, n), stop: async () => { await closeSharedProxies(); await d.stop() } }
   }
@@ -205,7 +207,7 @@ async function readRun (host: Host, name: string, size: number, cache: number, m
   return { wallMs: performance.now() - t0, channelMs: fs.stats.channelMicros / 1000, serviceMs: fs.stats.serviceMicros / 1000, syscalls: fs.stats.calls }
 }
 
-const CONTRACT_HOSTING: Record<PaperHosting, BenchRow['hosting']> = { local: 'local', 'process-bus': 'bus', 'process-http': 'http', 'container-http': 'container-http', 'container-bus': 'container-bus', 'vm-http': 'vm-http', 'vm-bus': 'vm-bus' }
+const CONTRACT_HOSTING: Record<PaperHosting, BenchRow['hosting']> = { local: 'local', 'process-bus': 'bus', 'process-net.uds': 'net.uds', 'process-http': 'http', 'container-http': 'container-http', 'container-bus': 'container-bus', 'vm-http': 'vm-http', 'vm-bus': 'vm-bus' }
 
 function toRow (hosting: PaperHosting, op: 'write' | 'read', mode: PaperMode, exceptionLess: boolean, size: number, cache: number, samples: readonly Sample[], pageCache: PageCacheState | undefined): PaperRow {
   const mb = samples.map((s) => size / MiB / (s.wallMs / 1000))

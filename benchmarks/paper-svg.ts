@@ -28,6 +28,7 @@ const MAX_NAME = 28
 const HOSTING_COLORS: Readonly<Record<string, string>> = {
   local: '#000000',
   'process-bus': '#E69F00',
+  'process-net.uds': '#AA4499',
   'process-http': '#56B4E9',
   'container-http': '#009E73',
   'container-bus': '#F0E442',

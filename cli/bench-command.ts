@@ -30,8 +30,9 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    size, by characters (WriteByte/ReadByte through a FileStream whose buffer is
                    the cache) and by blocks (Write/Read calls of the cache size), per hosting,
                    faithful and exception-less; 1 warm-up + N runs, mean ± sd, outliers named
-                   --hostings LIST  local,process-bus,process-http,container-http,container-bus,
-                                    vm-http,vm-bus (default the paper's four: local,process-bus,
+                   --hostings LIST  local,process-bus,process-net.uds,process-http,container-http,
+                                    container-bus,vm-http,vm-bus (process-bus: HTTP over the
+                                    domain's Unix socket; process-net.uds: its net.uds one; default the paper's four: local,process-bus,
                                     process-http,container-http, and the VMs when KVM works;
                                     containers need Docker and the images, VMs qemu)
                    --sizes LIST     file sizes (default 1m,10m: 49 min on 2 cores here; "paper" =

@@ -43,7 +43,8 @@ SendTo, ReceiveFrom, ResolveHost…) made by this host's kernel for its callers.
   --max-message-bytes N    largest request accepted (default 67108864)
   --log-level LEVEL        pino level: fatal error warn info debug trace silent (default info)
   --hypervisor-bus PORT    inside a VM domain (vm/): serve the virtio-serial port named PORT as
-                           the hypervisor bus; its calls reach the first unix: listener
+                           the hypervisor bus; its calls reach the first net.uds: or unix:
+                           listener
 ${METRICS_HELP}${DISCOVERY_PROXY_HELP}${COORDINATION_HELP}  --help                   this text
 
 ${SECURITY_HELP.trimStart()}

@@ -1,6 +1,7 @@
 // `metaos up` (and `npm start`): the embedded default. Starts two storage domains as local
-// processes on one volume through the domain manager — one on a Unix socket (the paper's co-hosted
-// bus), one on HTTP at 127.0.0.1 — writes and reads back a file through FileStream to the local
+// processes on one volume through the domain manager — one on the bus (the paper's co-hosted bus:
+// net.uds, [MC-NMF] sessions on a Unix socket, beside HTTP on a second Unix socket for curl), one on
+// HTTP at 127.0.0.1 — writes and reads back a file through FileStream to the local
 // kernel, the bus and the network, checks every byte, prints what each path cost, moves a live
 // stream from one domain to the other, and where the WSDL is. While it runs, a supervisor watches
 // the domains (a domain that dies is isolated and restarted) and `metaos status` shows it all.
@@ -24,7 +25,7 @@ import type { VulnerabilityFeed } from '../frontend/placement/vulnerability-feed
 import type { RulesEngine } from '../frontend/placement/rules-engine.js'
 import { configFromEnvironment, type MetaosConfig } from '../frontend/assembly/configuration.js'
 import type { DispatcherOptions } from '../frontend/placement/dispatcher.js'
-import { flag, integer, number, parseOptions } from './options.js'
+import { flag, integer, number, oneOf, parseOptions } from './options.js'
 import { hosting as hostingKind, port } from './option-kinds.js'
 import { rulesFile, watchedFeedFile } from './placement-kinds.js'
 import { COORDINATION_OPTIONS, coordinationArgs, coordinationOf } from './coordination-options.js'
@@ -34,9 +35,9 @@ import { NetSocket } from '../frontend/api/net-socket.js'
 import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
 import { ProcessDriver } from '../domains/process-driver.js'
 
-const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--rules FILE] [--feed PATH] [--coordination URL]
+const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--bus KIND] [--rules FILE] [--feed PATH] [--coordination URL]
 
-Starts two storage domains as local processes (one reached over a Unix socket, the "bus";
+Starts two storage domains as local processes (one reached over the "bus", Unix sockets;
 one over HTTP on 127.0.0.1), writes and reads back a file through FileStream to the local
 kernel, the bus and the network, checks every byte, and prints throughput, channel time and
 service time per destination; then moves a live stream from one domain to the other. The
@@ -51,6 +52,11 @@ domains then keep running, supervised (a domain that dies is isolated and restar
   --hosting KIND   what runs the two storage domains: process (default), container (Docker and
                    the images of docker/build-images.sh) or vm (QEMU guests booting another
                    Linux kernel, vm/build-image.sh; under emulation each boot takes ~15 s)
+  --bus KIND       how the frontend calls the bus domain: net.uds (default: .NET Message
+                   Framing sessions, many calls in flight on one socket) or unix (HTTP over a
+                   Unix socket). The bus domain (and the network domain) listen on both: a
+                   net.uds socket NAME.sock and an HTTP one NAME.http.sock, for curl and SoapUI
+                   (a VM storage domain has the one socket of its hypervisor bus, of this kind)
   --rules FILE     placement rules for the supervised dispatcher (docs/rules.md); the dashboard
                    shows which fired for each placement
   --feed PATH      vulnerability feed, a file or a directory (docs/vulnerability-feed.md): OSV
@@ -78,6 +84,7 @@ export const OPTIONS = {
   once: flag,
   'status-port': { kind: port },
   hosting: { kind: hostingKind },
+  bus: { kind: oneOf(['net.uds', 'unix'] as const) },
   rules: { kind: rulesFile },
   feed: { kind: watchedFeedFile },
   ...COORDINATION_OPTIONS,
@@ -101,7 +108,7 @@ export async function main (argv: string[]): Promise<number> {
   try {
     const client = await coordinationOf(values, logger)
     if (client !== undefined) up.coordination = { client, domainArgs: coordinationArgs(values) }
-    return await demonstrate(up, { hosting, sizeMB: values.size ?? 16, bufferSize: values.buffer ?? 4096, once: values.once === true, statusPort: values['status-port'] ?? 0 })
+    return await demonstrate(up, { hosting, bus: values.bus ?? 'net.uds', sizeMB: values.size ?? 16, bufferSize: values.buffer ?? 4096, once: values.once === true, statusPort: values['status-port'] ?? 0 })
   } finally {
     await cleanup(up)
   }
@@ -139,10 +146,10 @@ async function cleanup (up: Up): Promise<void> {
 }
 
 /** The demonstration: files through each destination, a live migration, sockets; then, unless `once`, the domains supervised until Ctrl-C. The exit code. */
-async function demonstrate (up: Up, o: { hosting: 'process' | 'container' | 'vm', sizeMB: number, bufferSize: number, once: boolean, statusPort: number }): Promise<number> {
+async function demonstrate (up: Up, o: { hosting: 'process' | 'container' | 'vm', bus: 'net.uds' | 'unix', sizeMB: number, bufferSize: number, once: boolean, statusPort: number }): Promise<number> {
   const { work, root, level } = up
   const bufferSize = o.bufferSize
-  const { cluster, bus, net } = await startCluster(up, o.hosting)
+  const { cluster, bus, busHttp, net } = await startCluster(up, o.hosting, o.bus)
   const data = randomBytes(Math.round(o.sizeMB * 1024 * 1024))
   const expected = sha256(data)
   const rows: Row[] = []
@@ -159,27 +166,28 @@ async function demonstrate (up: Up, o: { hosting: 'process' | 'container' | 'vm'
   const moved = await migrateLive(cluster, data, expected, bufferSize)
   process.stdout.write(`\nLive migration: a stream written through the supervised dispatcher moved from ${moved.from} to ${moved.to} at ${moved.atMiB} MiB (the call that moved took ${moved.stallMs.toFixed(1)} ms); bytes ${moved.ok ? 'identical' : 'DIFFER'}.\n`)
   if (!moved.ok) return 1
-  const gw = await (up.processes ?? cluster.manager).start({ service: 'network', name: 'net-gateway', root: '', listen: [`unix:${join(work, 'net-gateway.sock')}`, 'http://127.0.0.1:0'], env: { METAOS_LOG_LEVEL: level } })
-  process.stdout.write(`\nA network domain: net-gateway (pid ${gw.pid}) on ${gw.endpoints.join(' and ')}\n`)
-  const sockets = await exerciseSockets([['local', 'local'], ['bus', gw.endpoints[0]!], ['network', gw.endpoints[1]!]])
+  const onBus = [`net.uds:${join(work, 'net-gateway.sock')}`, `unix:${join(work, 'net-gateway.http.sock')}`]
+  const gw = await (up.processes ?? cluster.manager).start({ service: 'network', name: 'net-gateway', root: '', listen: [...(o.bus === 'net.uds' ? onBus : onBus.reverse()), 'http://127.0.0.1:0'], env: { METAOS_LOG_LEVEL: level } })
+  process.stdout.write(`\nA network domain: net-gateway (pid ${gw.pid}) on ${gw.endpoints.join(', ')}\n`)
+  const sockets = await exerciseSockets([['local', 'local'], ['bus', gw.endpoints[0]!], ['network', gw.endpoints[2]!]])
   process.stdout.write(socketTable(sockets))
   if (sockets.some((r) => !r.ok)) { process.stdout.write('\nSOCKET BYTES DIFFER\n'); return 1 }
-  const sockPath = parseEndpoint(bus).socketPath!
+  const sockPath = busHttp === undefined ? undefined : parseEndpoint(busHttp).socketPath!
   process.stdout.write(`\nAll bytes checked (SHA-256 ${expected.slice(0, 16)}…) on every destination.\n\nWSDL of the storage service (import it into SoapUI, zeep, wsdl2h, svcutil):\n` +
-    `  curl '${net}?wsdl'\n  curl --unix-socket ${sockPath} 'http://localhost/storage?wsdl'\n` +
-    `WSDL of the network service:\n  curl '${gw.endpoints[1]!}?wsdl'\n`)
+    `  curl '${net}?wsdl'\n${sockPath === undefined ? '' : `  curl --unix-socket ${sockPath} 'http://localhost/storage?wsdl'\n`}` +
+    `WSDL of the network service:\n  curl '${gw.endpoints[2]!}?wsdl'\n`)
   if (o.once) return 0
   await serveUntilStopped(up, cluster, o.statusPort)
   return 0
 }
 
 /** The two storage domains under a supervised dispatcher, the dashboard's history and the metrics; says where they are. */
-async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm'): Promise<{ cluster: LocalCluster, bus: string, net: string }> {
+async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm', busKind: 'net.uds' | 'unix'): Promise<{ cluster: LocalCluster, bus: string, busHttp: string | undefined, net: string }> {
   const { logger, placement } = up
   process.stdout.write(`metaos up: starting two storage domains over ${up.root}${hosting === 'process' ? '' : hosting === 'vm' ? ' (virtual machines)' : ' (containers)'}\n`)
   const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
   const { dispatcher } = placement
-  const cluster = up.cluster = await LocalCluster.start({ dir: up.work, volume: 'demo', domains: ['bus', 'http'], names: ['bus-domain', 'net-domain'], logLevel: up.level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }), ...(up.coordination === undefined ? {} : { coordination: up.coordination }) })
+  const cluster = up.cluster = await LocalCluster.start({ dir: up.work, volume: 'demo', domains: [hosting === 'vm' ? busKind : 'bus', 'http'], bus: busKind, names: ['bus-domain', 'net-domain'], logLevel: up.level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }), ...(up.coordination === undefined ? {} : { coordination: up.coordination }) })
   // The dashboard's charts start with the cluster, so they show the demonstration's traffic too.
   const history = up.history = new PmtHistory({ pmt: cluster.pmt })
   // Prometheus metrics of this frontend (calls, probes, scores and their parts, decisions, moves), served at /metrics.
@@ -187,8 +195,13 @@ async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm'): P
   history.start()
   const [busD, netD] = [await cluster.get(0), await cluster.get(1)]
   const [bus, net] = [busD.endpoints[0]!, netD.endpoints[0]!]
+  // The bus domain's other socket: HTTP over a Unix socket (net.uds first), or net.uds (--bus unix);
+  // a VM domain has one bus socket, the hypervisor bus.
+  const other = busD.endpoints[1]
+  const busHttp = busKind === 'net.uds' ? other : bus
   const facts = (d: ManagedDomain): string => `pid ${d.pid}${d.hosting === undefined ? '' : `, ${d.hosting.kind} on ${d.hosting.kernel.sysname} ${d.hosting.kernel.release}`}`
-  process.stdout.write(`  bus      ${bus}  (${facts(busD)})\n  network  ${net}  (${facts(netD)})\n\n`)
+  const second = other === undefined ? '' : `           ${other}  (${busKind === 'net.uds' ? 'HTTP, for curl and SoapUI' : 'net.uds'})\n`
+  process.stdout.write(`  bus      ${bus}  (${facts(busD)})\n${second}  network  ${net}  (${facts(netD)})\n\n`)
   if (placement.note !== '') process.stdout.write(`${placement.note}\n`)
   const { pmt } = cluster
   const affected = (d: ManagedDomain): string => dispatcher.feed!.affecting(pmt.row(d.epr)!).map((v) => `${v.id} (${v.action})`).join(', ') || 'not affected'
@@ -196,7 +209,7 @@ async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm'): P
   const skipped = dispatcher.feed?.problems.length ?? 0
   if (skipped > 0) process.stdout.write(`Vulnerability feed: ${skipped} record${skipped === 1 ? '' : 's'} or file${skipped === 1 ? '' : 's'} skipped as malformed (why: on stderr, at warn)\n`)
   if (placement.note !== '') process.stdout.write('\n')
-  return { cluster, bus, net }
+  return { cluster, bus, busHttp, net }
 }
 
 /** Serves the status, dashboard and metrics on 127.0.0.1 and waits for Ctrl-C (or SIGTERM). */

@@ -1,6 +1,6 @@
 # The metaos network domain image: socket system calls made by the container's kernel, over HTTP
-# on :8080 and over the bus socket /run/metaos/network.sock (bind-mount /run/metaos to reach it
-# from the host).
+# on :8080 and over the bus: net.uds ([MC-NMF] sessions) on /run/metaos/network.sock and HTTP on
+# /run/metaos/network.http.sock, for curl (bind-mount /run/metaos to reach them from the host).
 # Build context: the directory docker/build-images.sh stages (app/ = dist/*.js, wsdl/,
 # package.json, production node_modules, docker/healthcheck.mjs; empty/ = an empty directory);
 # `bash docker/build-images.sh` builds it. Offline: --build-arg BASE_IMAGE=metaos/node-base:20
@@ -14,7 +14,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 # Owned by root, read-only to the domain's user.
 COPY app/ /app/
-# /run/metaos: where the bus socket is created (bind-mount a host directory writable by uid 10001).
+# /run/metaos: where the bus sockets are created (bind-mount a host directory writable by uid 10001).
 COPY --chown=10001:10001 empty/ /run/metaos/
 USER 10001:10001
 EXPOSE 8080
@@ -26,4 +26,4 @@ ENTRYPOINT ["node", "/app/dist/cli/metaos.js", "network"]
 # --allow-insecure: plain HTTP on the container's own 0.0.0.0; who reaches it is decided by -p
 # (publish on 127.0.0.1, as above) or the network it joins. Beyond one host use https:// with
 # --tls-cert/--tls-key and --auth or --client-ca (docs/security.md).
-CMD ["--listen", "http://0.0.0.0:8080", "--listen", "unix:/run/metaos/network.sock", "--hosting", "container", "--allow-insecure"]
+CMD ["--listen", "http://0.0.0.0:8080", "--listen", "net.uds:/run/metaos/network.sock", "--listen", "unix:/run/metaos/network.http.sock", "--hosting", "container", "--allow-insecure"]

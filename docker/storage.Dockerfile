@@ -1,6 +1,6 @@
 # The metaos storage domain image: a storage domain serving the volume bind-mounted at /data,
-# over HTTP on :8080 and over the bus socket /run/metaos/storage.sock (bind-mount /run/metaos to
-# reach it from the host).
+# over HTTP on :8080 and over the bus: net.uds ([MC-NMF] sessions) on /run/metaos/storage.sock and
+# HTTP on /run/metaos/storage.http.sock, for curl (bind-mount /run/metaos to reach them from the host).
 # Build context: the directory docker/build-images.sh stages (app/ = dist/*.js, wsdl/,
 # package.json, production node_modules, docker/healthcheck.mjs; empty/ = an empty directory);
 # `bash docker/build-images.sh` builds it. Offline: --build-arg BASE_IMAGE=metaos/node-base:20
@@ -13,7 +13,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 # Owned by root, read-only to the domain's user.
 COPY app/ /app/
-# /run/metaos: where the bus socket is created (bind-mount a host directory writable by uid 10001).
+# /run/metaos: where the bus sockets are created (bind-mount a host directory writable by uid 10001).
 COPY --chown=10001:10001 empty/ /run/metaos/
 # /data: the volume served (bind-mount a host directory writable by uid 10001).
 COPY --chown=10001:10001 empty/ /data/
@@ -27,4 +27,4 @@ ENTRYPOINT ["node", "/app/dist/cli/metaos.js", "storage"]
 # --allow-insecure: plain HTTP on the container's own 0.0.0.0; who reaches it is decided by -p
 # (publish on 127.0.0.1, as above) or the network it joins. Beyond one host use https:// with
 # --tls-cert/--tls-key and --auth or --client-ca (docs/security.md).
-CMD ["--root", "/data", "--listen", "http://0.0.0.0:8080", "--listen", "unix:/run/metaos/storage.sock", "--hosting", "container", "--allow-insecure"]
+CMD ["--root", "/data", "--listen", "http://0.0.0.0:8080", "--listen", "net.uds:/run/metaos/storage.sock", "--listen", "unix:/run/metaos/storage.http.sock", "--hosting", "container", "--allow-insecure"]

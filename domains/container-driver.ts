@@ -1,6 +1,6 @@
 // The DomainDriver that runs each domain as a Docker container (`docker run -d …`): the spec
 // becomes container arguments (the root bind-mounted at /data, HTTP listeners published on the
-// host, Unix sockets in bind-mounted directories), the ready line is read from `docker logs -f`, and
+// host, Unix sockets — net.uds and unix: — in bind-mounted directories), the ready line is read from `docker logs -f`, and
 // stop, kill, pause, resume and resize are `docker stop/kill/pause/unpause/update`. Like the
 // ProcessDriver it keeps no names or states (the DomainManager does) and never speaks SOAP to the
 // domain; the endpoints it hands back are the host's side of every mapping.
@@ -74,8 +74,8 @@ interface DaemonFacts { readonly ncpu: number, readonly memTotal: number, readon
 interface Mapping {
   readonly run: string[]
   readonly args: string[]
-  /** Container listener (`http:8080`, `unix:/run/metaos/x.sock`) → host endpoint base. */
-  readonly back: Map<string, { protocol: 'http', host: string, port: number, containerPort: number } | { protocol: 'unix', socketPath: string }>
+  /** Container listener (`http:8080`, `unix:/run/metaos/x.sock`, `net.uds:/run/metaos/x.sock`) → host endpoint base. */
+  readonly back: Map<string, { protocol: 'http', host: string, port: number, containerPort: number } | { protocol: 'unix' | 'net.uds', socketPath: string }>
 }
 
 export class ContainerDriver implements DomainDriver {
@@ -202,7 +202,7 @@ export class ContainerDriver implements DomainDriver {
     let port = FIRST_PORT
     for (const l of spec.listen.length === 0 ? ['http://127.0.0.1:0'] : spec.listen) {
       const ep = parseEndpoint(l)
-      if (ep.protocol !== 'http' && ep.protocol !== 'unix') throw new MetaosError('INVALID_ARGUMENT', `${l}: the container driver publishes http and unix listeners only`)
+      if (ep.protocol !== 'http' && ep.protocol !== 'unix' && ep.protocol !== 'net.uds') throw new MetaosError('INVALID_ARGUMENT', `${l}: the container driver publishes http, unix and net.uds listeners only`)
       if (ep.protocol === 'http') {
         const containerPort = port++
         const ip = ep.host!.includes(':') ? `[${ep.host}]` : ep.host!
@@ -222,8 +222,8 @@ export class ContainerDriver implements DomainDriver {
         run.push('--mount', mount(await realpath(dir).catch(() => { throw new MetaosError('FILE_NOT_FOUND', `socket directory ${dir} does not exist`) }), inside))
       }
       const path = `${inside}/${basename(ep.socketPath!)}`
-      args.push('--listen', `unix:${path}`)
-      back.set(`unix:${path}`, { protocol: 'unix', socketPath: ep.socketPath! })
+      args.push('--listen', `${ep.protocol}:${path}`)
+      back.set(`${ep.protocol}:${path}`, { protocol: ep.protocol, socketPath: ep.socketPath! })
     }
     if (this.#o.hostingFlag !== false) args.push('--hosting', 'container')
     args.push(...(spec.extraArgs ?? []))
@@ -235,9 +235,9 @@ export class ContainerDriver implements DomainDriver {
     const out: string[] = []
     for (const e of inside) {
       const ep = parseEndpoint(e)
-      const to = m.back.get(ep.protocol === 'unix' ? `unix:${ep.socketPath!}` : `http:${ep.port!}`)
+      const to = m.back.get(ep.protocol === 'unix' || ep.protocol === 'net.uds' ? `${ep.protocol}:${ep.socketPath!}` : `http:${ep.port!}`)
       if (to === undefined) { out.push(e); continue }
-      if (to.protocol === 'unix') { out.push(formatEndpoint({ protocol: 'unix', socketPath: to.socketPath, path: ep.path })); continue }
+      if (to.protocol !== 'http') { out.push(formatEndpoint({ protocol: to.protocol, socketPath: to.socketPath, path: ep.path })); continue }
       // `docker port` lists one line per binding (0.0.0.0 may add [::]); the one of our address.
       const lines = (await this.docker(['port', name, `${to.containerPort}/tcp`])).split('\n').map((s) => s.trim()).filter((s) => s !== '')
       const wanted = to.host.includes(':') ? `[${to.host}]:` : `${to.host}:`

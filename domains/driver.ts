@@ -11,7 +11,7 @@ export interface DomainSpec {
   /** The directory a storage domain serves (ignored by a network domain). */
   readonly root: string
   readonly volume?: string
-  /** `http://HOST:PORT` (port 0 = any free port) and/or `unix:/path.sock`; none = the CLI's default. */
+  /** `http://HOST:PORT` (port 0 = any free port), `net.uds:/path.sock` (the bus) and/or `unix:/path.sock` (HTTP over a Unix socket); none = the CLI's default. */
   readonly listen: readonly string[]
   /** More `metaos storage` arguments, e.g. `['--fault-file', f, '--announce']`. */
   readonly extraArgs?: readonly string[]

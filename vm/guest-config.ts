@@ -21,6 +21,8 @@ export interface GuestConfig {
   /** The domain command's arguments, but for --listen, --hosting and --announce (the agent adds them). */
   readonly args: readonly string[]
   readonly httpPorts: readonly number[]
+  /** What the domain serves on GUEST_BUS_SOCKET, the hypervisor bus's far end (default 'unix': HTTP). */
+  readonly bus?: 'net.uds' | 'unix'
   readonly logLevel?: string
 }
 
@@ -47,6 +49,6 @@ export function decodeGuestConfig (cmdline: string): GuestConfig {
   const word = cmdline.split(/\s+/).find((w) => w.startsWith('metaos.config='))
   if (word === undefined) throw new MetaosError('INVALID_ARGUMENT', 'no metaos.config= on the kernel command line')
   const c = JSON.parse(Buffer.from(word.slice('metaos.config='.length), 'base64url').toString('utf8')) as GuestConfig
-  if ((c.service !== 'storage' && c.service !== 'network') || !Array.isArray(c.args) || !Array.isArray(c.httpPorts)) throw new MetaosError('INVALID_ARGUMENT', 'metaos.config= is not a guest configuration')
+  if ((c.service !== 'storage' && c.service !== 'network') || !Array.isArray(c.args) || !Array.isArray(c.httpPorts) || (c.bus !== undefined && c.bus !== 'net.uds' && c.bus !== 'unix')) throw new MetaosError('INVALID_ARGUMENT', 'metaos.config= is not a guest configuration')
   return c
 }

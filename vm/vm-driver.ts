@@ -3,8 +3,9 @@
 // vm/init.sh and the guest agent start `metaos storage` (or `metaos network`) inside, and the host
 // reaches it two ways —
 //   the hypervisor bus: a virtio-serial port (QEMU chardev Unix socket) multiplexed by
-//     vm/hypervisor-bus.ts behind a host Unix socket, the spec's `unix:` listener, so clients
-//     connect exactly as to a process domain's bus;
+//     vm/hypervisor-bus.ts behind a host Unix socket, the spec's `net.uds:` or `unix:` listener
+//     (the domain in the guest serves the same kind), so clients connect exactly as to a process
+//     domain's bus;
 //   the network: QEMU's user-mode network with restrict=on (the guest reaches nothing) and one
 //     host-forwarded 127.0.0.1 port per `http://` listener.
 // The volume is the spec's root shared into the guest over 9p (virtio-9p, mounted at /data), so a
@@ -90,7 +91,7 @@ export class VmDriver implements DomainDriver {
     const image = await this.image()
     const plan = await planVm(spec, this.#o.memoryMiB ?? 512)
     // What the spec can get wrong is refused before the state directory is made (nothing left behind).
-    const config = encodeGuestConfig({ service: plan.service, args: plan.args, httpPorts: plan.forwards.map((f) => f.guestPort), ...(this.#o.guestLogLevel === undefined ? {} : { logLevel: this.#o.guestLogLevel }) })
+    const config = encodeGuestConfig({ service: plan.service, args: plan.args, httpPorts: plan.forwards.map((f) => f.guestPort), bus: plan.busKind, ...(this.#o.guestLogLevel === undefined ? {} : { logLevel: this.#o.guestLogLevel }) })
     const state = await mkdtemp(join(tmpdir(), 'metaos-vm-'))
     const paths = { qmp: join(state, 'qmp.sock'), bus: join(state, 'bus.sock'), control: join(state, 'control.sock') }
     const accel = this.#accel()
@@ -200,6 +201,8 @@ interface VmPlan {
   readonly forwards: readonly Forward[]
   /** The host socket of the hypervisor bus (the unix listener). */
   readonly busPath: string | undefined
+  /** What the bus carries: what the guest's domain serves on its end. */
+  readonly busKind: 'net.uds' | 'unix'
   readonly announce: boolean
   readonly interfaces: readonly string[]
   readonly limits: DomainLimits
@@ -218,32 +221,34 @@ async function planVm (spec: DomainSpec, defaultMiB: number): Promise<VmPlan> {
     qemuArgs.push('-fsdev', `local,id=vol,path=${qemuValue(root)},security_model=none`, '-device', `virtio-9p-pci,fsdev=vol,mount_tag=${VOLUME_TAG}`)
   }
   args.push(...guestArgs)
-  // Listeners: http → a host-forwarded port; one unix → the hypervisor bus.
+  // Listeners: http → a host-forwarded port; one net.uds or unix → the hypervisor bus.
   const forwards: Forward[] = []
   let busPath: string | undefined
+  let busKind: 'net.uds' | 'unix' = 'unix'
   for (const l of spec.listen.length === 0 ? ['http://127.0.0.1:0'] : spec.listen) {
     const ep = parseEndpoint(l)
     if (ep.protocol === 'http') {
       const port = ep.port === 0 ? await freePort(ep.host!) : ep.port!
       forwards.push({ host: ep.host!, port, guestPort: FIRST_GUEST_PORT + forwards.length })
-    } else if (ep.protocol === 'unix' && busPath === undefined) {
+    } else if ((ep.protocol === 'unix' || ep.protocol === 'net.uds') && busPath === undefined) {
       busPath = ep.socketPath!
+      busKind = ep.protocol
     } else {
-      throw new MetaosError('INVALID_ARGUMENT', `${l}: a VM domain listens on http:// (host-forwarded) and on one unix: socket (the hypervisor bus)`)
+      throw new MetaosError('INVALID_ARGUMENT', `${l}: a VM domain listens on http:// (host-forwarded) and on one net.uds: or unix: socket (the hypervisor bus)`)
     }
   }
   const limits = spec.limits ?? {}
   if (limits.memoryBytes !== undefined && limits.memoryBytes < MIN_GUEST_MIB * 2 ** 20) throw new MetaosError('INVALID_ARGUMENT', `a VM domain needs at least ${MIN_GUEST_MIB} MiB of memory, not ${limits.memoryBytes} bytes`)
   const memoryMiB = limits.memoryBytes !== undefined ? Math.floor(limits.memoryBytes / 2 ** 20) : defaultMiB
   const cpus = limits.cpuPercent !== undefined ? Math.max(1, Math.ceil(limits.cpuPercent / 100)) : 1
-  return { service, args, qemuArgs, forwards, busPath, announce, interfaces, limits, memoryMiB, cpus }
+  return { service, args, qemuArgs, forwards, busPath, busKind, announce, interfaces, limits, memoryMiB, cpus }
 }
 
 /** The guest's endpoints as the host reaches them. */
 function hostEndpoints (guest: readonly string[], plan: VmPlan): string[] {
   return guest.map((e) => {
     const ep = parseEndpoint(e)
-    if (ep.protocol === 'unix') return plan.busPath === undefined ? e : formatEndpoint({ protocol: 'unix', socketPath: plan.busPath, path: ep.path })
+    if (ep.protocol === 'unix' || ep.protocol === 'net.uds') return plan.busPath === undefined ? e : formatEndpoint({ protocol: ep.protocol, socketPath: plan.busPath, path: ep.path })
     const f = plan.forwards.find((x) => x.guestPort === ep.port)
     return f === undefined ? e : formatEndpoint({ protocol: 'http', host: f.host, port: f.port, path: ep.path })
   })

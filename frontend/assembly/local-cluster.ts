@@ -24,8 +24,15 @@ import type { Coordination } from '../../coordination/api.js'
 import { ProcessDriver } from '../../domains/process-driver.js'
 
 export interface LocalClusterOptions {
-  /** The domains: how each is reached (default three on HTTP). */
-  readonly domains?: ReadonlyArray<'http' | 'bus' | 'net.uds'>
+  /**
+   * The domains: how each is reached (default three on HTTP). 'bus': the co-hosted bus, two
+   * sockets in the cluster's `bus/` directory — `net.uds:<name>.sock` ([MC-NMF] sessions) and
+   * `unix:<name>.http.sock` (HTTP over a Unix socket, for curl and SoapUI) — called on the one
+   * `bus` picks; 'net.uds' or 'unix': that socket alone; 'http': HTTP on 127.0.0.1.
+   */
+  readonly domains?: ReadonlyArray<'http' | 'bus' | 'net.uds' | 'unix'>
+  /** Which of a 'bus' domain's sockets the cluster calls it on (default 'net.uds'); its ready line lists that one first. */
+  readonly bus?: 'net.uds' | 'unix'
   /** Their names (default d0, d1, …): part of each EPR. */
   readonly names?: readonly string[]
   readonly volume?: string
@@ -61,10 +68,20 @@ export interface LocalClusterOptions {
 
 export type { ClusterStatus, LifecycleEvent } from './status-snapshot.js'
 
+/** A domain's listeners for its kind; `base` is its socket path without `.sock`. The first is what the cluster calls. */
+function listeners (kind: 'http' | 'bus' | 'net.uds' | 'unix', base: string, bus: 'net.uds' | 'unix'): string[] {
+  if (kind === 'http') return ['http://127.0.0.1:0']
+  if (kind !== 'bus') return [`${kind}:${base}.sock`]
+  const both = [`net.uds:${base}.sock`, `unix:${base}.http.sock`]
+  return bus === 'net.uds' ? both : both.reverse()
+}
+
 export class LocalCluster {
   readonly dir: string
   /** The volume's directory. */
   readonly root: string
+  /** Where the domains' bus sockets are. */
+  get busDir (): string { return join(this.dir, 'bus') }
   readonly volume: string
   readonly manager: DomainManager
   /** The domains as started, in order (`get(i)` for the current state). */
@@ -99,6 +116,9 @@ export class LocalCluster {
     // Domains in containers run as another user (10001) and must write the volume too.
     mkdirSync(this.root, { recursive: true, mode: 0o777 })
     chmodSync(this.root, 0o777)
+    // The bus sockets' own directory (a container bind-mounts it whole): its user must create them there too.
+    mkdirSync(this.busDir, { recursive: true, mode: 0o700 })
+    if (o.driver !== undefined) chmodSync(this.busDir, 0o1777)
     this.volume = o.volume ?? 'shared'
     const logger = o.logger ?? silentLogger
     this.manager = new DomainManager({ logger, driver: o.driver ?? new ProcessDriver({ logger }) })
@@ -168,7 +188,7 @@ export class LocalCluster {
         name: o.names?.[i] ?? `d${i}`,
         root: c.root,
         volume: c.volume,
-        listen: [kind === 'http' ? 'http://127.0.0.1:0' : `${kind === 'bus' ? 'unix' : 'net.uds'}:${join(c.dir, `${o.names?.[i] ?? `d${i}`}.sock`)}`],
+        listen: listeners(kind, join(c.busDir, o.names?.[i] ?? `d${i}`), o.bus ?? 'net.uds'),
         extraArgs: ['--fault-file', c.faultFile(i), ...(o.coordination?.domainArgs ?? [])],
         env,
       })))

@@ -23,7 +23,7 @@ export interface DomainSelector {
   readonly release?: string
   readonly volume?: string
   readonly zone?: string
-  /** `bus` (a Unix-socket endpoint), `http`, or `local`. */
+  /** `bus` (a Unix-socket endpoint: net.uds or HTTP), `http`, or `local`. */
   readonly transport?: 'bus' | 'http' | 'local'
   readonly minScore?: number
   readonly state?: string
@@ -72,7 +72,7 @@ export type VulnerabilityCheck = (row: PmtRow) => boolean
 
 export function selects (s: DomainSelector, r: PmtRow, vulnerable: VulnerabilityCheck): boolean {
   const id = r.identity
-  const transport = id.endpoints.some((e) => e === 'local') ? 'local' : id.endpoints.some((e) => e.startsWith('http+unix://') || e.startsWith('unix:')) ? 'bus' : 'http'
+  const transport = id.endpoints.some((e) => e === 'local') ? 'local' : id.endpoints.some((e) => e.startsWith('http+unix://') || e.startsWith('unix:') || e.startsWith('net.uds:')) ? 'bus' : 'http'
   return (s.epr === undefined || s.epr === id.epr) &&
     (s.hosting === undefined || s.hosting === id.hosting) &&
     (s.sysname === undefined || s.sysname.toLowerCase() === id.kernel.sysname.toLowerCase()) &&

@@ -61,7 +61,9 @@ function startUp (t: Test, args: string[]): Up {
 interface Printed {
   work: string
   pids: number[]
+  /** The bus domain's net.uds endpoint (what the demonstration calls), and its HTTP one on a Unix socket. */
   bus: string
+  busHttp: string
   net: string
   wsdlHttp: string
   wsdlSocket: string
@@ -72,15 +74,17 @@ function parsePrinted (t: Test, out: string): Printed {
   const work = /^metaos up: starting two storage domains over (\/\S+)\/volume$/m.exec(out)?.[1]
   t.ok(work, 'it says where the volume is')
   t.match(work ?? '', /\/metaos-up-[^/]+$/, 'in a metaos-up-* temporary directory')
-  const bus = /^ {2}bus {6}(http\+unix:\/\/\S+\/storage) {2}\(pid (\d+)\)$/m.exec(out)
+  const bus = /^ {2}bus {6}(net\.uds:\/\S+\.sock) {2}\(pid (\d+)\)$/m.exec(out)
+  const busHttp = /^ {11}(http\+unix:\/\/\S+\/storage) {2}\(HTTP, for curl and SoapUI\)$/m.exec(out)?.[1]
+  t.ok(busHttp, 'the bus domain\'s HTTP socket')
   const net = /^ {2}network {2}(http:\/\/127\.0\.0\.1:\d+\/storage) {2}\(pid (\d+)\)$/m.exec(out)
   t.ok(bus, 'the bus domain\'s endpoint and pid')
   t.ok(net, 'the network domain\'s endpoint and pid')
   const wsdlHttp = /^ {2}curl '(http:\/\/127\.0\.0\.1:\d+\/storage\?wsdl)'$/m.exec(out)?.[1]
   const sock = /^ {2}curl --unix-socket (\/\S+) 'http:\/\/localhost\/storage\?wsdl'$/m.exec(out)?.[1]
   t.equal(wsdlHttp, `${net?.[1]}?wsdl`, 'the printed HTTP WSDL URL is the network domain\'s')
-  t.equal(sock === undefined ? undefined : `http+unix://${encodeURIComponent(sock)}/storage`, bus?.[1], 'the printed socket is the bus domain\'s')
-  return { work: work ?? '', pids: [Number(bus?.[2]), Number(net?.[2])], bus: bus?.[1] ?? '', net: net?.[1] ?? '', wsdlHttp: wsdlHttp ?? '', wsdlSocket: sock ?? '' }
+  t.equal(sock === undefined ? undefined : `http+unix://${encodeURIComponent(sock)}/storage`, busHttp, 'the printed socket is the bus domain\'s HTTP one')
+  return { work: work ?? '', pids: [Number(bus?.[2]), Number(net?.[2])], bus: bus?.[1] ?? '', busHttp: busHttp ?? '', net: net?.[1] ?? '', wsdlHttp: wsdlHttp ?? '', wsdlSocket: sock ?? '' }
 }
 
 function checkTable (t: Test, out: string, mib: number): void {
@@ -100,7 +104,7 @@ function checkTable (t: Test, out: string, mib: number): void {
   }
   t.match(out, /^All bytes checked \(SHA-256 [0-9a-f]{16}…\) on every destination\.$/m)
   // The network domain: a NetSocket to an echo server through the local kernel, the bus and HTTP.
-  t.match(out, /^A network domain: net-gateway \(pid \d+\) on http\+unix:\/\/\S+\/network and http:\/\/127\.0\.0\.1:\d+\/network$/m, 'it starts a network domain')
+  t.match(out, /^A network domain: net-gateway \(pid \d+\) on net\.uds:\/\S+\.sock, http\+unix:\/\/\S+\/network, http:\/\/127\.0\.0\.1:\d+\/network$/m, 'it starts a network domain, on the bus (net.uds and HTTP) and HTTP')
   for (const dest of ['local', 'bus', 'network']) {
     const m = new RegExp(`^${dest}\\s+(\\d+)\\s+(\\d+\\.\\d)\\s+(\\S+)$`, 'm').exec(out.slice(out.indexOf('A NetSocket')))
     t.ok(m !== null && Number(m[1]) > 0 && Number(m[2]) > 0, `sockets through ${dest}: ${m?.[1]} round trips/s, ${m?.[2]} MB/s`)
@@ -148,6 +152,18 @@ t.test('metaos up --once --size 2: the table, identical bytes, exit 0, nothing l
   for (const pid of p.pids) t.notOk(alive(pid), `domain process ${pid} is gone`)
 })
 
+t.test('metaos up --once --bus unix: the bus domain called over HTTP on its Unix socket, net.uds beside it', async (t) => {
+  const up = startUp(t, ['--once', '--size', '1', '--bus', 'unix'])
+  const timer = setTimeout(() => { up.child.kill('SIGKILL') }, 60_000)
+  const exit = await up.exited
+  clearTimeout(timer)
+  t.same(exit, { code: 0, signal: null }, `exit 0 (stderr: ${up.stderr().slice(-500)})`)
+  const out = up.stdout()
+  t.match(out, /^ {2}bus {6}http\+unix:\/\/\S+\.http\.sock\/storage {2}\(pid \d+\)\n {11}net\.uds:\/\S+\.sock {2}\(net\.uds\)$/m, 'the bus line is the HTTP socket, then the net.uds one')
+  t.match(out, /^A network domain: net-gateway \(pid \d+\) on http\+unix:\/\/\S+\/network, net\.uds:\/\S+\.sock, http:/m, 'the network domain too')
+  for (const dest of ['local', 'bus', 'network']) t.match(out, new RegExp(`^${dest} .* identical$`, 'm'), `${dest}: bytes identical`)
+})
+
 t.test('metaos up (running): the printed WSDL URLs answer; Ctrl-C stops it cleanly', async (t) => {
   const up = startUp(t, ['--size', '1'])
   await up.waitFor(/Press Ctrl-C/, 30_000)
@@ -165,11 +181,11 @@ t.test('metaos up (running): the printed WSDL URLs answer; Ctrl-C stops it clean
   const viaSocket = await getWsdl({ socketPath: p.wsdlSocket })
   t.equal(viaSocket.status, 200, 'GET ?wsdl over the printed Unix socket')
   t.match(viaSocket.body, /<wsdl:definitions[^>]*targetNamespace="urn:metaos:storage:v1"/)
-  t.same(locations(viaSocket.body), [p.bus, p.bus], 'over the socket, the addresses are the bus endpoint')
+  t.same(locations(viaSocket.body), [p.busHttp, p.busHttp], 'over the socket, the addresses are its HTTP endpoint')
 
   // Both domains serve the same volume: what the demo wrote through one, the other lists.
   const infos = []
-  for (const ep of [p.bus, p.net]) {
+  for (const ep of [p.bus, p.busHttp, p.net]) {
     const proxy = createStorageProxy(ep)
     try {
       infos.push((await proxy.invoke('GetDomainInfo', {})).output)
@@ -177,18 +193,22 @@ t.test('metaos up (running): the printed WSDL URLs answer; Ctrl-C stops it clean
       t.same(list.map((e) => [e.name, e.length]).sort(), [['.metaos-probe', 0], ['demo-bus.bin', 1048576], ['demo-moving.bin', 1048576], ['demo-net.bin', 1048576]], `${ep}: the demo's files, 1 MiB each, and the probes' empty sample file`)
     } finally { await proxy.close() }
   }
-  t.equal(infos[0]!.volume, infos[1]!.volume, 'one volume for both domains')
-  t.not(infos[0]!.domainId, infos[1]!.domainId, 'two domains')
-  t.same(infos.map((i) => i.hosting), ['process', 'process'])
+  t.equal(infos[0]!.volume, infos[2]!.volume, 'one volume for both domains')
+  t.equal(infos[0]!.domainId, infos[1]!.domainId, 'the bus domain\'s two sockets are one domain')
+  t.not(infos[0]!.domainId, infos[2]!.domainId, 'two domains')
+  t.same(infos.map((i) => i.hosting), ['process', 'process', 'process'])
 
   t.match(out, /^Live migration: a stream written through the supervised dispatcher moved from (bus|net)-domain to (bus|net)-domain at 0\.5 MiB \(the call that moved took \d+\.\d ms\); bytes identical\.$/m, 'a live stream moved between the domains')
 
   // metaos status: the domains; then one killed from outside is isolated, restarted and readmitted.
   const status = async (...args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [CLI, 'status', ...args], { env: ENV, timeout: 10_000 })).stdout
-  interface S { domains: Array<{ name: string, state: string, pid: number, restarts: number, epr: string }>, pmt: Array<{ epr: string, state: string }>, decisions: Array<{ epr: string, to: string, reason: string }> }
+  interface S { domains: Array<{ name: string, state: string, pid: number, restarts: number, epr: string, endpoints: string[] }>, pmt: Array<{ epr: string, state: string }>, decisions: Array<{ epr: string, to: string, reason: string }> }
   const first = JSON.parse(await status('--json')) as S
   t.same(first.domains.slice(0, 2).map((d) => [d.name, d.state, d.pid]), [['bus-domain', 'running', p.pids[0]], ['net-domain', 'running', p.pids[1]]], 'metaos status --json: both storage domains running, with the printed pids')
   t.same(first.domains.slice(2).map((d) => [d.name, d.state]), [['net-gateway', 'running']], 'and the network domain')
+  t.same(first.domains[0]!.endpoints, [p.bus, p.busHttp], 'the bus domain\'s endpoints: net.uds first, then HTTP on its Unix socket')
+  t.match(first.domains[2]!.endpoints[0], /^net\.uds:\//, 'the network domain is on the bus by net.uds too')
+  t.match(await status(), new RegExp(`^\\s*bus-domain .*${p.bus.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`, 'm'), 'metaos status shows the bus domain at its net.uds endpoint')
   p.pids.push(first.domains[2]!.pid)
   process.kill(p.pids[1]!, 'SIGKILL')
   let s = first

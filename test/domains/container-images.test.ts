@@ -118,16 +118,17 @@ t.test('docker/build-images.sh built the base and both images, small, and keeps 
   t.match(again, /^image metaos\/network:dev \S+ \d+ up-to-date$/m, 'and the network image')
 })
 
-t.test('the storage image: FileStream from the host over HTTP and the bus socket, hosting=container, drain on docker stop', { skip }, async (t) => {
+t.test('the storage image: FileStream from the host over HTTP and the bus sockets (net.uds, HTTP), hosting=container, drain on docker stop', { skip }, async (t) => {
   t.teardown(async () => { await closeSharedProxies() })
   const dirs = tempDirs(t, 'data', 'run')
   const name = `metaos-test-storage-${randomUUID().slice(0, 8)}`
   const { ready, readyMs, healthyMs } = await runContainer(t, name, ['-v', `${dirs.data}:/data`, '-v', `${dirs.run}:/run/metaos`, '-p', '127.0.0.1::8080', STORAGE_IMAGE])
   t.comment(`storage: docker run → ready ${readyMs} ms, → healthy ${healthyMs} ms`)
-  t.same(ready.endpoints, ['http://0.0.0.0:8080/storage', 'http+unix://%2Frun%2Fmetaos%2Fstorage.sock/storage'], 'listens on every interface and on the bus socket')
+  t.same(ready.endpoints, ['http://0.0.0.0:8080/storage', 'net.uds:/run/metaos/storage.sock', 'http+unix://%2Frun%2Fmetaos%2Fstorage.http.sock/storage'], 'listens on every interface and on the bus sockets: net.uds, and HTTP for curl')
   const socket = join(dirs.run, 'storage.sock')
   t.ok(existsSync(socket), 'the bus socket appears on the host')
-  const destinations = { http: `http://127.0.0.1:${await publishedPort(name)}/storage`, bus: `unix:${socket}` }
+  t.ok(existsSync(join(dirs.run, 'storage.http.sock')), 'and its HTTP sibling')
+  const destinations = { http: `http://127.0.0.1:${await publishedPort(name)}/storage`, bus: `net.uds:${socket}`, 'bus-http': `unix:${join(dirs.run, 'storage.http.sock')}` }
 
   for (const [via, destination] of Object.entries(destinations)) {
     const data = randomBytes(300_000 + via.length)
@@ -161,6 +162,7 @@ t.test('the storage image: FileStream from the host over HTTP and the bus socket
   t.match(s.logs, /"signal":"SIGTERM"[^\n]*"msg":"draining"/, 'the domain drained on SIGTERM')
   t.match(s.logs, /"msg":"stopped"/)
   t.notOk(existsSync(socket), 'the bus socket is removed on the way out')
+  t.notOk(existsSync(join(dirs.run, 'storage.http.sock')), 'and its HTTP sibling')
   t.equal(readFileSync(join(dirs.data, 'left-open.bin'), 'utf8'), 'partial', 'what was written before the stop is on the volume')
 })
 
@@ -184,10 +186,10 @@ t.test('the network image: NetSocket from the host through the container to an e
 
   const name = `metaos-test-network-${randomUUID().slice(0, 8)}`
   const { ready, readyMs, healthyMs } = await runContainer(t, name, ['--network', net, '-v', `${dirs.run}:/run/metaos`, '-p', '127.0.0.1::8080', NETWORK_IMAGE,
-    '--listen', 'http://0.0.0.0:8080', '--listen', 'unix:/run/metaos/network.sock', '--hosting', 'container', '--allow-insecure', '--allow', `${gateway}/32:*`])
+    '--listen', 'http://0.0.0.0:8080', '--listen', 'net.uds:/run/metaos/network.sock', '--hosting', 'container', '--allow-insecure', '--allow', `${gateway}/32:*`])
   t.comment(`network: docker run → ready ${readyMs} ms, → healthy ${healthyMs} ms`)
   t.equal(ready.service, 'network')
-  const destinations = { http: `http://127.0.0.1:${await publishedPort(name)}/network`, bus: `unix:${join(dirs.run, 'network.sock')}` }
+  const destinations = { http: `http://127.0.0.1:${await publishedPort(name)}/network`, bus: `net.uds:${join(dirs.run, 'network.sock')}` }
 
   for (const [via, destination] of Object.entries(destinations)) {
     const sock = NetSocket.connect({ host: gateway, port, destination })

@@ -66,7 +66,7 @@ t.test('a container on a bridge network: its bridge and veth in the engine\'s na
   t.same(added.filter((n) => CONTAINER_LINK.test(n)), [], 'no bridge or veth appeared in the root namespace')
   t.notOk(links().includes(`br-${id}`), `br-${id} is not in the root namespace`)
 
-  const p = createStorageProxy(`unix:${join(bus, 'storage.sock')}`)
+  const p = createStorageProxy(`net.uds:${join(bus, 'storage.sock')}`)
   t.teardown(async () => { await p.close() })
   t.equal((await p.invoke('GetDomainInfo', {})).output.hosting, 'container', 'from the root namespace: over the bind-mounted bus socket')
   const fetch = `fetch('http://127.0.0.1:${port}/storage?wsdl').then(async (r) => console.log(r.status, (await r.text()).includes('definitions')), (e) => console.log('refused', e.cause?.code))`

@@ -1,7 +1,8 @@
 // Heterogeneous kernels for real (the paper's Fig. 3): a storage domain in a QEMU virtual machine
 // booting Debian's 6.1 kernel (vm/build-image.sh), next to a process domain on this host's kernel,
 // both on one volume (the directory shared into the guest over 9p). Through the hypervisor bus
-// (virtio-serial, multiplexed behind a host Unix socket) and the host-forwarded port: FileStream
+// (virtio-serial, multiplexed behind a host Unix socket: net.uds sessions for the storage VM, HTTP
+// for the network VM) and the host-forwarded port: FileStream
 // round trips checked by SHA-256; the domain manager pauses (QMP stop) and resumes it, restarts it
 // (same EPR, same port) and clones it (new EPR, same volume); the host announces it on the guest's
 // behalf with the guest's kernel in its scopes; a network domain in a VM echoes a NetSocket through
@@ -88,14 +89,14 @@ t.test('a storage domain on another kernel, in a VM', { skip }, async (t) => {
 
   // Boot; the process domain starts meanwhile.
   const [vm, host] = await Promise.all([
-    vms.start({ name: 'vm-a', root, listen: ['http://127.0.0.1:0', `unix:${join(dir, 'vm-a.sock')}`], extraArgs: ['--announce'] }),
+    vms.start({ name: 'vm-a', root, listen: ['http://127.0.0.1:0', `net.uds:${join(dir, 'vm-a.sock')}`], extraArgs: ['--announce'] }),
     processes.start({ name: 'host-a', root, listen: ['http://127.0.0.1:0', `unix:${join(dir, 'host-a.sock')}`], extraArgs: ['--announce'], env: { METAOS_LOG_LEVEL: 'silent' } }),
   ])
   const bootMs = performance.now() - t0
   const [vmHttp, vmBus] = vm.endpoints as [string, string]
   const [hostHttp, hostBus] = host.endpoints as [string, string]
   t.match(vmHttp, /^http:\/\/127\.0\.0\.1:\d+\/storage$/, 'the forwarded port on 127.0.0.1')
-  t.equal(vmBus, `http+unix://${encodeURIComponent(join(dir, 'vm-a.sock'))}/storage`, 'the hypervisor bus: a host Unix socket, as a process domain\'s')
+  t.equal(vmBus, `net.uds:${join(dir, 'vm-a.sock')}`, 'the hypervisor bus: a host Unix socket carrying net.uds, as a process domain\'s bus')
 
   const info = (await proxy(vmBus).invoke('GetDomainInfo', {})).output
   const hostInfo = (await proxy(hostHttp).invoke('GetDomainInfo', {})).output

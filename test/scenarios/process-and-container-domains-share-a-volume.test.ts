@@ -1,7 +1,7 @@
 // Scenario 1 of the paper (Fig. 3), with real containers: on this host a process-hosted storage
 // domain (ProcessDriver) and a container-hosted one (ContainerDriver, image metaos/storage:dev) serve
 // the same volume, one temporary directory bind-mounted into the container (run as the process's
-// uid, so each writes the other's files); the container's bus is its Unix socket, in a directory
+// uid, so each writes the other's files); the container's bus is its net.uds socket, in a directory
 // bind-mounted to the host. A FileStream writes and reads through P1
 // (the container: bus socket and HTTP) and P2 (the process), and a dispatcher migrates a stream
 // between them mid-file; `docker pause` of the container is a hang the dispatcher fails over from;
@@ -92,17 +92,17 @@ t.test('scenario 1: a process domain and a container domain on one volume', { sk
   const proxy = proxies(t)
 
   let t0 = performance.now()
-  const p1 = await containers.start({ name: `s1-p1-${run}`, root, listen: ['http://127.0.0.1:0', `unix:${join(bus, 'p1.sock')}`], env: { METAOS_LOG_LEVEL: 'warn' } })
+  const p1 = await containers.start({ name: `s1-p1-${run}`, root, listen: ['http://127.0.0.1:0', `net.uds:${join(bus, 'p1.sock')}`], env: { METAOS_LOG_LEVEL: 'warn' } })
   const containerReadyMs = performance.now() - t0
   t0 = performance.now()
-  const p2 = await processes.start({ name: `s1-p2-${run}`, root, listen: ['http://127.0.0.1:0', `unix:${join(dir, 'p2.sock')}`], env: { METAOS_LOG_LEVEL: 'silent' } })
+  const p2 = await processes.start({ name: `s1-p2-${run}`, root, listen: ['http://127.0.0.1:0', `net.uds:${join(dir, 'p2.sock')}`], env: { METAOS_LOG_LEVEL: 'silent' } })
   const processReadyMs = performance.now() - t0
   t.comment(`start to ready: container ${containerReadyMs.toFixed(0)} ms (docker run … ready line, docker port), process ${processReadyMs.toFixed(0)} ms`)
 
   const [p1Http, p1Bus] = p1.endpoints as [string, string]
   const [p2Http, p2Bus] = p2.endpoints as [string, string]
   t.match(p1Http, /^http:\/\/127\.0\.0\.1:\d+\/storage$/, 'P1 over HTTP: the published host port')
-  t.equal(p1Bus, `http+unix://${encodeURIComponent(join(bus, 'p1.sock'))}/storage`, 'P1 over the bus: the socket as the host sees it')
+  t.equal(p1Bus, `net.uds:${join(bus, 'p1.sock')}`, 'P1 over the bus (net.uds): the socket as the host sees it')
   t.ok(statSync(join(bus, 'p1.sock')).isSocket(), 'the container\'s socket is on the host')
   t.equal(Number(await inspect(p1.name, '{{.State.Pid}}')), p1.pid, 'pid: the container\'s main process')
 
