@@ -83,11 +83,12 @@ export class StorageEngine {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, what)
     }
     this.#handles.checkOpen(real, access, share, caller)
-    // Across the volume (coordination), before open(2): a Create or Truncate writes.
-    const registered = await this.#shares?.register(real, access, share, i.stream, caller)
+    // Across the volume (coordination), before open(2): a Create or Truncate writes. The stream's
+    // epoch is checked meanwhile (with coordination it may read the stream directory).
+    const registered = await this.#admitOpen(i, real, caller)
     let fd: number
     try {
-      this.#fence?.admitOpen(i.stream, i.epoch)
+      this.#fence?.checkLease()
       fd = await openP(real, ACCESS_FLAGS[access] | MODE_FLAGS[mode] | constants.O_NOFOLLOW, 0o644)
     } catch (e) {
       void registered?.release()
@@ -107,8 +108,22 @@ export class StorageEngine {
     // Re-check sharing: another Open of the same file may have completed while this one waited.
     try { this.#handles.checkOpen(real, access, share, caller) } catch (e) { void registered?.release(); await closeFd(fd); throw e }
     const f = this.#handles.add({ owner: caller, fd, realPath: real, access, share, appendFloor: append ? size : undefined, position: append ? size : 0, release: registered?.release })
-    this.#fence?.opened(f, i.stream, i.epoch)
+    this.#fence?.opened(f, i.stream, i.epoch, caller)
     return { handle: f.id, length: size, position: f.position }
+  }
+
+  /**
+   * An Open's checks that may wait for etcd, side by side: the fence's (lease, the stream's epoch)
+   * and the open's registration across the volume. Either refused: nothing stays registered, and
+   * the epoch's fault is the one reported.
+   */
+  async #admitOpen (i: S.Open, real: string, caller: string): Promise<{ release: () => Promise<void> } | undefined> {
+    const admitted = this.#fence?.admitOpen(i.stream, i.epoch, caller)
+    if (this.#shares === undefined) { await admitted; return undefined }
+    const [fenced, reg] = await Promise.allSettled([admitted, this.#shares.register(real, i.access, i.share, i.stream, caller)])
+    if (fenced.status === 'fulfilled' && reg.status === 'fulfilled') return reg.value
+    if (reg.status === 'fulfilled') void reg.value.release()
+    throw fenced.status === 'rejected' ? fenced.reason : (reg as PromiseRejectedResult).reason
   }
 
   #forRead (i: S.Read, caller: string): OpenFile {
