@@ -98,12 +98,12 @@ export class StreamFence {
   }
 
   /**
-   * Before an Open: refused when fenced, or when it names a stream at an older epoch than known for
-   * it; with coordination, an epoch newer than known must be the one the stream directory holds
-   * (read now), else the Open is refused and nothing is learned from it.
+   * Before an Open (the lease is checked apart, right before its open(2): `checkLease`): refused
+   * when it names a stream at an older epoch than known for it; with coordination, an epoch newer
+   * than known must be the one the stream directory holds (read now), else the Open is refused and
+   * nothing is learned from it.
    */
   async admitOpen (stream: string | undefined, epoch: number | undefined, caller: string): Promise<void> {
-    this.checkLease()
     if (stream === undefined || epoch === undefined) return
     this.#checkEpoch(stream, epoch, caller, 'Open')
     const known = this.#directory.get(stream) ?? 1
