@@ -73,19 +73,19 @@ export class StorageEngine {
     if (mode === 'Append' && access !== 'Write') throw new MetaosError('INVALID_ARGUMENT', 'FileMode.Append works only with FileAccess.Write')
     const what = this.#paths.describe(i.path)
     const real = await this.#paths.resolve(i.path, mode === 'Open' || mode === 'Truncate')
-    // Refuse directories, FIFOs and devices before open(2): opening a FIFO would block a thread.
-    try {
-      const st = await lstatCb(real)
-      if (st.isDirectory()) throw new MetaosError('ACCESS_DENIED', `${what} is a directory`)
-      if (!st.isFile()) throw new MetaosError('ACCESS_DENIED', `${what} is not a regular file`)
-    } catch (e) {
-      if (e instanceof MetaosError) throw e
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, what)
-    }
     this.#handles.checkOpen(real, access, share, caller)
-    // Across the volume (coordination), before open(2): a Create or Truncate writes. The stream's
-    // epoch is checked meanwhile (with coordination it may read the stream directory).
-    const registered = await this.#admitOpen(i, real, caller)
+    // Across the volume (coordination), before open(2) — a Create or Truncate writes — but beside
+    // the lstat, which has no effect: the stream's epoch is checked meanwhile too (with coordination
+    // it may read the stream directory). What the lstat refuses is refused first, and unregistered.
+    const admitted = this.#admitOpen(i, real, caller)
+    admitted.catch(() => {}) // handled below, once the lstat is done
+    try {
+      await this.#checkRegular(real, what)
+    } catch (e) {
+      void admitted.then((r) => r?.release(), () => {})
+      throw e
+    }
+    const registered = await admitted
     let fd: number
     try {
       this.#fence?.checkLease()
@@ -110,6 +110,18 @@ export class StorageEngine {
     const f = this.#handles.add({ owner: caller, fd, realPath: real, access, share, appendFloor: append ? size : undefined, position: append ? size : 0, release: registered?.release })
     this.#fence?.opened(f, i.stream, i.epoch, caller)
     return { handle: f.id, length: size, position: f.position }
+  }
+
+  /** Refuses directories, FIFOs and devices before open(2) (opening a FIFO would block a thread); a file not there yet passes. */
+  async #checkRegular (real: string, what: string): Promise<void> {
+    try {
+      const st = await lstatCb(real)
+      if (st.isDirectory()) throw new MetaosError('ACCESS_DENIED', `${what} is a directory`)
+      if (!st.isFile()) throw new MetaosError('ACCESS_DENIED', `${what} is not a regular file`)
+    } catch (e) {
+      if (e instanceof MetaosError) throw e
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, what)
+    }
   }
 
   /**
