@@ -69,7 +69,10 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     },
     faults,
     volume,
-    instrument: (metrics) => { metrics.gauge('metaos_storage_open_handles', 'File handles open in the storage engine', () => engine.openHandles) },
+    instrument: (metrics) => {
+      metrics.gauge('metaos_storage_open_handles', 'File handles open in the storage engine', () => engine.openHandles)
+      metrics.labelledCounter('metaos_storage_fence_refusals_total', 'Handle operations and Opens the fence refused (DOMAIN_FENCED: no valid lease; STALE_EPOCH: an older or unconfirmed stream epoch)', ['code'], () => Object.entries(fence.refused).map(([code, n]) => [{ code }, n] as const))
+    },
     readyFacts: { volume, root: rootReal, ...(lease === undefined ? {} : { coordination: o.coordination!.endpoints.url }) },
   }).catch(async (e: unknown) => { await lease?.release(); throw e })
   if (lease === undefined) return { ...domain, volume, engine, faults, fence }

@@ -73,21 +73,22 @@ export class StorageEngine {
     if (mode === 'Append' && access !== 'Write') throw new MetaosError('INVALID_ARGUMENT', 'FileMode.Append works only with FileAccess.Write')
     const what = this.#paths.describe(i.path)
     const real = await this.#paths.resolve(i.path, mode === 'Open' || mode === 'Truncate')
-    // Refuse directories, FIFOs and devices before open(2): opening a FIFO would block a thread.
-    try {
-      const st = await lstatCb(real)
-      if (st.isDirectory()) throw new MetaosError('ACCESS_DENIED', `${what} is a directory`)
-      if (!st.isFile()) throw new MetaosError('ACCESS_DENIED', `${what} is not a regular file`)
-    } catch (e) {
-      if (e instanceof MetaosError) throw e
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, what)
-    }
     this.#handles.checkOpen(real, access, share, caller)
-    // Across the volume (coordination), before open(2): a Create or Truncate writes.
-    const registered = await this.#shares?.register(real, access, share, i.stream, caller)
+    // Across the volume (coordination), before open(2) — a Create or Truncate writes — but beside
+    // the lstat, which has no effect: the stream's epoch is checked meanwhile too (with coordination
+    // it may read the stream directory). What the lstat refuses is refused first, and unregistered.
+    const admitted = this.#admitOpen(i, real, caller)
+    admitted.catch(() => {}) // handled below, once the lstat is done
+    try {
+      await this.#checkRegular(real, what)
+    } catch (e) {
+      void admitted.then((r) => r?.release(), () => {})
+      throw e
+    }
+    const registered = await admitted
     let fd: number
     try {
-      this.#fence?.admitOpen(i.stream, i.epoch)
+      this.#fence?.checkLease()
       fd = await openP(real, ACCESS_FLAGS[access] | MODE_FLAGS[mode] | constants.O_NOFOLLOW, 0o644)
     } catch (e) {
       void registered?.release()
@@ -107,8 +108,34 @@ export class StorageEngine {
     // Re-check sharing: another Open of the same file may have completed while this one waited.
     try { this.#handles.checkOpen(real, access, share, caller) } catch (e) { void registered?.release(); await closeFd(fd); throw e }
     const f = this.#handles.add({ owner: caller, fd, realPath: real, access, share, appendFloor: append ? size : undefined, position: append ? size : 0, release: registered?.release })
-    this.#fence?.opened(f, i.stream, i.epoch)
+    this.#fence?.opened(f, i.stream, i.epoch, caller)
     return { handle: f.id, length: size, position: f.position }
+  }
+
+  /** Refuses directories, FIFOs and devices before open(2) (opening a FIFO would block a thread); a file not there yet passes. */
+  async #checkRegular (real: string, what: string): Promise<void> {
+    try {
+      const st = await lstatCb(real)
+      if (st.isDirectory()) throw new MetaosError('ACCESS_DENIED', `${what} is a directory`)
+      if (!st.isFile()) throw new MetaosError('ACCESS_DENIED', `${what} is not a regular file`)
+    } catch (e) {
+      if (e instanceof MetaosError) throw e
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(e, what)
+    }
+  }
+
+  /**
+   * An Open's checks that may wait for etcd, side by side: the fence's (lease, the stream's epoch)
+   * and the open's registration across the volume. Either refused: nothing stays registered, and
+   * the epoch's fault is the one reported.
+   */
+  async #admitOpen (i: S.Open, real: string, caller: string): Promise<{ release: () => Promise<void> } | undefined> {
+    const admitted = this.#fence?.admitOpen(i.stream, i.epoch, caller)
+    if (this.#shares === undefined) { await admitted; return undefined }
+    const [fenced, reg] = await Promise.allSettled([admitted, this.#shares.register(real, i.access, i.share, i.stream, caller)])
+    if (fenced.status === 'fulfilled' && reg.status === 'fulfilled') return reg.value
+    if (reg.status === 'fulfilled') void reg.value.release()
+    throw fenced.status === 'rejected' ? fenced.reason : (reg as PromiseRejectedResult).reason
   }
 
   #forRead (i: S.Read, caller: string): OpenFile {

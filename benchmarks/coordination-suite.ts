@@ -4,13 +4,19 @@
 // Create: with coordination, one etcd transaction before open(2)), Close (the registration's
 // delete), and 4 KiB Writes one at a time (which never touch etcd) — in rounds whose order goes
 // there and back (ABBA), each call's latency measured at the proxy, p50/p99 and ratios to plain.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+// With `tmpfs`, each etcd is measured twice, its members' data on the temporary directory's file
+// system and on tmpfs (/dev/shm) side by side: what is left on tmpfs is etcd's and our own cost,
+// the difference is the disk's fsyncs.
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnDomain, type DomainProcess } from '../domains/domain-process.js'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
-import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js'
+import { fileSystemOf, startEtcdCluster, type EtcdCluster } from './etcd-cluster.js'
+
+/** Where `tmpfs` puts the members' data. */
+export const TMPFS_DIR = '/dev/shm'
 
 export interface CoordinationSuiteOptions {
   readonly rounds: number
@@ -20,6 +26,8 @@ export interface CoordinationSuiteOptions {
   readonly writes: number
   /** The etcd clusters measured, by their number of members (default 1 and 3). */
   readonly members?: readonly number[]
+  /** Each etcd on disk and on tmpfs (TMPFS_DIR), side by side. */
+  readonly tmpfs?: boolean
   readonly shouldStop?: () => boolean
   readonly onProgress?: (done: number, total: number, label: string) => void
 }
@@ -34,6 +42,8 @@ export interface CoordinationResult {
   readonly rows: readonly CoordinationRow[]
   /** Why nothing was measured (etcd not installed). */
   readonly skipped?: string
+  /** The file systems the members' data were on: `disk` (the temporary directory's) and, with tmpfs, `tmpfs`. */
+  readonly etcdData?: { readonly disk: string, readonly tmpfs?: string }
 }
 
 const quantile = (sorted: readonly number[], f: number): number => sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))] ?? 0
@@ -91,20 +101,25 @@ export async function runCoordinationSuite (o: CoordinationSuiteOptions): Promis
   const clusters: EtcdCluster[] = []
   const procs: DomainProcess[] = []
   const sides: Side[] = []
+  const places: Array<[string, string]> = [['', tmpdir()], ...(o.tmpfs === true ? [[' tmpfs', TMPFS_DIR] as [string, string]] : [])]
+  const configs: Array<[string, string[]]> = [['plain', []]]
   try {
+    if (o.tmpfs === true && (!existsSync(TMPFS_DIR) || fileSystemOf(TMPFS_DIR) !== 'tmpfs')) return { configs: [], rounds: 0, stopped: false, rows: [], skipped: `${TMPFS_DIR} is not a tmpfs here` }
     for (const n of members) {
-      const c = await startEtcdCluster(n)
-      if (c === undefined) return { configs: [], rounds: 0, stopped: false, rows: [], skipped: 'etcd is not installed (apt-get install etcd-server)' }
-      clusters.push(c)
+      for (const [suffix, parent] of places) {
+        const c = await startEtcdCluster(n, parent)
+        if (c === undefined) return { configs: [], rounds: 0, stopped: false, rows: [], skipped: 'etcd is not installed (apt-get install etcd-server)' }
+        clusters.push(c)
+        configs.push([`etcd ${n}${suffix}`, ['--coordination', c.url]])
+      }
     }
     mkdirSync(join(dir, 'volume'))
-    const configs: Array<[string, string[]]> = [['plain', []], ...clusters.map((c): [string, string[]] => [`etcd ${c.members}`, ['--coordination', c.url]])]
     for (const [name, extra] of configs) {
-      const d = await spawnDomain(['storage', '--root', join(dir, 'volume'), '--volume', 'bench', '--name', name.replace(' ', '-'), '--listen', 'http://127.0.0.1:0', '--log-level', 'error', ...extra])
+      const d = await spawnDomain(['storage', '--root', join(dir, 'volume'), '--volume', 'bench', '--name', name.replaceAll(' ', '-'), '--listen', 'http://127.0.0.1:0', '--log-level', 'error', ...extra])
       procs.push(d)
       const proxy = createStorageProxy(d.ready.endpoints[0]!)
-      const handle = (await proxy.invoke('Open', { path: `writes-${name.replace(' ', '-')}.bin`, mode: 'Create', access: 'Write', share: 'None' })).output.handle
-      sides.push({ name: name.replace(' ', '-'), proxy, open: [], close: [], write: [], handle, next: 0 })
+      const handle = (await proxy.invoke('Open', { path: `writes-${name.replaceAll(' ', '-')}.bin`, mode: 'Create', access: 'Write', share: 'None' })).output.handle
+      sides.push({ name: name.replaceAll(' ', '-'), proxy, open: [], close: [], write: [], handle, next: 0 })
     }
     // Warm-up: JIT, connections, etcd's first transactions; then the measures start afresh.
     for (const s of sides) { for (let i = 0; i < 50; i++) { await openClose(s); await write(s) } s.open.length = 0; s.close.length = 0; s.write.length = 0 }
@@ -119,7 +134,7 @@ export async function runCoordinationSuite (o: CoordinationSuiteOptions): Promis
         rows.push({ op, config: configs[i]![0], stat: st, p50Ratio: ref.p50us === 0 ? 0 : st.p50us / ref.p50us, meanRatio: ref.meanUs === 0 ? 0 : st.meanUs / ref.meanUs })
       }
     }
-    return { configs: configs.map(([n]) => n), rounds, stopped, rows }
+    return { configs: configs.map(([n]) => n), rounds, stopped, rows, etcdData: { disk: fileSystemOf(tmpdir()), ...(o.tmpfs === true ? { tmpfs: fileSystemOf(TMPFS_DIR) } : {}) } }
   } finally {
     for (const s of sides) await s.proxy.close().catch(() => {})
     await Promise.all(procs.map(async (p) => await p.stop()))
@@ -132,12 +147,14 @@ const ms = (us: number): string => (us / 1000).toFixed(3)
 
 export function coordinationTable (r: CoordinationResult): string {
   if (r.skipped !== undefined) return `coordination suite: not run: ${r.skipped}\n`
+  const where = r.etcdData === undefined ? '' : ` (members' data on ${r.etcdData.disk}${r.etcdData.tmpfs === undefined ? '' : `; "tmpfs": on ${r.etcdData.tmpfs}, no fsync cost`})`
+  const w = Math.max(8, ...r.configs.map((c) => c.length))
   const lines = [
-    `${r.configs.join(', ')}: domains without and with --coordination (etcd N: an etcd of N members on loopback);`,
+    `${r.configs.join(', ')}: domains without and with --coordination (etcd N: an etcd of N members on loopback${where});`,
     `${r.rounds} rounds, configurations in turn and back (ABBA)${r.stopped ? ', stopped early' : ''}; latency at the proxy, ms; ratios to plain`,
     '',
-    `${'operation'.padEnd(12)} ${'config'.padEnd(8)} ${'calls'.padStart(6)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'p50 ratio'.padStart(10)} ${'mean ratio'.padStart(11)}`,
-    ...r.rows.map((x) => `${x.op.padEnd(12)} ${x.config.padEnd(8)} ${String(x.stat.n).padStart(6)} ${ms(x.stat.p50us).padStart(8)} ${ms(x.stat.p99us).padStart(8)} ${x.p50Ratio.toFixed(2).padStart(10)} ${x.meanRatio.toFixed(2).padStart(11)}`),
+    `${'operation'.padEnd(12)} ${'config'.padEnd(w)} ${'calls'.padStart(6)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'p50 ratio'.padStart(10)} ${'mean ratio'.padStart(11)}`,
+    ...r.rows.map((x) => `${x.op.padEnd(12)} ${x.config.padEnd(w)} ${String(x.stat.n).padStart(6)} ${ms(x.stat.p50us).padStart(8)} ${ms(x.stat.p99us).padStart(8)} ${x.p50Ratio.toFixed(2).padStart(10)} ${x.meanRatio.toFixed(2).padStart(11)}`),
   ]
   return lines.join('\n') + '\n'
 }

@@ -2,8 +2,10 @@
 // temporary directory, elections tuned for one machine (heartbeat 50 ms, election timeout 500 ms, as
 // docs/coordination.md advises on a LAN), ready once a member's /health says true; `stop` kills the
 // members and removes the directory. Undefined when etcd is not installed (the suite says so).
+// `parent` puts the members' data directories elsewhere than the system's temporary directory
+// (/dev/shm: on tmpfs, where etcd's fsyncs cost nothing — what is left is etcd's and the client's own work).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
+import { accessSync, constants, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { get } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -23,6 +25,22 @@ export function etcdBinary (): string | undefined {
     try { accessSync(join(dir, 'etcd'), constants.X_OK); return join(dir, 'etcd') } catch { /* next */ }
   }
   return undefined
+}
+
+/** The file system type a directory is on (the longest mount point of /proc/mounts it lies under), 'unknown' without /proc. */
+export function fileSystemOf (dir: string): string {
+  let best = ''
+  let type = 'unknown'
+  let real = dir
+  try { real = realpathSync(dir) } catch { /* as given */ }
+  try {
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const [, mount, fs] = line.split(' ')
+      if (mount === undefined || fs === undefined) continue
+      if ((real === mount || real.startsWith(mount.endsWith('/') ? mount : `${mount}/`)) && mount.length >= best.length) { best = mount; type = fs }
+    }
+  } catch { /* no /proc */ }
+  return type
 }
 
 /** A free TCP port on 127.0.0.1 (bound, read, released). */
@@ -46,10 +64,10 @@ async function healthy (client: string): Promise<boolean> {
   })
 }
 
-export async function startEtcdCluster (members = 3): Promise<EtcdCluster | undefined> {
+export async function startEtcdCluster (members = 3, parent = tmpdir()): Promise<EtcdCluster | undefined> {
   const bin = etcdBinary()
   if (bin === undefined) return undefined
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-etcd-'))
+  const dir = mkdtempSync(join(parent, 'metaos-bench-etcd-'))
   const m = await Promise.all(Array.from({ length: members }, async (_, i) => ({ name: `m${i + 1}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` })))
   const initial = m.map((x) => `${x.name}=${x.peer}`).join(',')
   const children: ChildProcess[] = m.map((x) => spawn(bin, ['--name', x.name, '--data-dir', join(dir, x.name),

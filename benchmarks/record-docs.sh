@@ -30,8 +30,8 @@ for suite in "${@:-${all[@]}}"; do
     security) bench --suite security --seconds 4 --rounds 8 --json "$out/security.json" ;;
     # A local swarm of three nodes (root, docker.io): same node vs another node, and a host lost.
     swarm) bench --suite swarm --rounds 6 --json "$out/swarm.json" ;;
-    # Open, Close and 4 KiB Writes with and without --coordination (a 3-member etcd on loopback), ABBA.
-    coordination) bench --suite coordination --json "$out/coordination.json" ;;
+    # Open, Close and 4 KiB Writes with and without --coordination (etcds of 1 and 3 members on loopback, data on disk and on tmpfs), ABBA.
+    coordination) bench --suite coordination --etcd-tmpfs --json "$out/coordination.json" ;;
     *) echo "record-docs: unknown suite $suite (${all[*]})" >&2; exit 2 ;;
   esac
 done

@@ -86,7 +86,9 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    domain processes of one volume without coordination and with it on an
                    etcd of 1 and of 3 members on loopback: Open (FileShare.None), Close and
                    4 KiB Writes, p50/p99 and ratios to plain, in ABBA rounds (--rounds N: 10;
-                   --runs N: opens and writes per configuration and round, 200)
+                   --runs N: opens and writes per configuration and round, 200;
+                   --etcd-tmpfs: each etcd also with its members' data on /dev/shm, beside
+                   the disk's rows, so etcd's fsyncs are told apart from the rest)
   --sizes LIST     payload sizes of peers and calls, e.g. 512,4k,64k,1m (default 512,4k,64k,1m)
   --peers LIST     local-fs,metaos,bare-http,soap,mono-wcf (default all)
   --seconds S      measured seconds per peer and size (default 2)
@@ -129,6 +131,7 @@ export const OPTIONS = {
   'file-size': { kind: size },
   cache: { kind: size },
   baseline: { kind: text('a built dist directory') },
+  'etcd-tmpfs': flag,
 } as const
 type Values = OptionValues<typeof OPTIONS>
 
@@ -141,11 +144,11 @@ async function swarm (values: { seconds?: number, rounds?: number, 'file-size'?:
 }
 
 /** `--suite coordination`: Open, Close and Write with and without etcd, in ABBA rounds. */
-async function coordination (values: { rounds?: number, runs?: number, json?: string }): Promise<number> {
+async function coordination (values: { rounds?: number, runs?: number, json?: string, 'etcd-tmpfs'?: boolean }): Promise<number> {
   let stop = false
   process.once('SIGINT', () => { stop = true })
   const n = values.runs ?? 200
-  const r = await runCoordinationSuite({ rounds: values.rounds ?? 10, opens: n, writes: n, shouldStop: () => stop, onProgress: (d, t, l) => { process.stderr.write(`${d + 1}/${t} ${l}\n`) } })
+  const r = await runCoordinationSuite({ rounds: values.rounds ?? 10, opens: n, writes: n, tmpfs: values['etcd-tmpfs'] === true, shouldStop: () => stop, onProgress: (d, t, l) => { process.stderr.write(`${d + 1}/${t} ${l}\n`) } })
   process.stdout.write(coordinationTable(r))
   if (values.json !== undefined) { writeResult(values.json, { coordination: r }); process.stdout.write(`\nwrote ${values.json}\n`) }
   return r.stopped ? 130 : 0

@@ -108,6 +108,11 @@ export class DomainMetrics {
     new Gauge({ name, help, labelNames, registers: [this.registry], collect () { this.reset(); for (const [l, v] of read()) this.set(l, v) } }) // eslint-disable-line no-new
   }
 
+  /** A counter with labels kept by the domain's own parts, read at scrape time as `[labels, value]` pairs. */
+  labelledCounter<L extends string> (name: string, help: string, labelNames: readonly L[], read: () => Iterable<readonly [Partial<Record<L, string>>, number]>): void {
+    new Counter({ name, help, labelNames, registers: [this.registry], collect () { this.reset(); for (const [l, v] of read()) this.inc(l, v) } }) // eslint-disable-line no-new
+  }
+
   record (c: CallRecord): void {
     const key = `${c.operation}\0${c.transport}`
     let ch = this.#children.get(key)

@@ -319,18 +319,26 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   }
 
   /**
-   * Opens the stream's file on `target` at the acknowledged position, at the stream's next epoch (set
-   * in the stream directory once the target holds it), and makes it the stream's domain; the old
-   * handle is closed in the background.
+   * Opens the stream's file on `target` at the acknowledged position, at the stream's next epoch, and
+   * makes it the stream's domain; the old handle is closed in the background. With a stream
+   * directory the epoch is set there first (compare-and-set, naming `target`): a domain takes a
+   * stream's epochs from the directory, so the target's Open at that epoch is one it confirms.
    */
   async #reopen (s: StreamEntry, target: string): Promise<void> {
     const epoch = s.epoch + 1
-    const opened = await this.#on(target, 'Open', { path: s.path, mode: 'Open', access: s.access, share: s.share, stream: s.stream, epoch })
+    const directed = await this.#takeover.moveTo(s, target, epoch)
+    let opened: Awaited<Call<'Open'>>
     try {
-      if (opened.output.position !== s.position) await this.#on(target, 'Seek', { handle: opened.output.handle, offset: s.position, origin: 'Begin', epoch })
-      await this.#takeover.moveTo(s, target, epoch)
+      opened = await this.#on(target, 'Open', { path: s.path, mode: 'Open', access: s.access, share: s.share, stream: s.stream, epoch })
+      try {
+        if (opened.output.position !== s.position) await this.#on(target, 'Seek', { handle: opened.output.handle, offset: s.position, origin: 'Begin', epoch })
+      } catch (e) {
+        void this.#on(target, 'Close', { handle: opened.output.handle }).catch(() => {})
+        throw e
+      }
     } catch (e) {
-      void this.#on(target, 'Close', { handle: opened.output.handle }).catch(() => {})
+      // The directory holds `epoch` now: the stream is at it (its domains learn it from there), and its owner is written back.
+      if (directed) { s.epoch = epoch; await this.#takeover.stayed(s) }
       throw e
     }
     const [oldEpr, oldReal] = [s.epr, s.real]

@@ -115,11 +115,26 @@ export class StreamTakeover {
     await this.#o.directory?.opened(s.stream, checkpoint(s, s.epr, s.epoch))
   }
 
-  /** The stream moves to `target` at `epoch`: compare-and-set in the directory (from the stream's epoch now), once the target holds the stream. */
-  async moveTo (s: StreamEntry, target: string, epoch: number): Promise<void> {
-    if (this.#o.directory !== undefined && !(await this.#o.directory.moved(s.stream, s.epoch, checkpoint(s, target, epoch)))) {
+  /**
+   * The stream moves to `target` at `epoch`: compare-and-set in the directory (from the stream's
+   * epoch now), before the target is asked to open it. Resolves true when the directory holds the
+   * new epoch, false without a directory; STALE_EPOCH when another frontend moved the stream.
+   */
+  async moveTo (s: StreamEntry, target: string, epoch: number): Promise<boolean> {
+    if (this.#o.directory === undefined) return false
+    if (!(await this.#o.directory.moved(s.stream, s.epoch, checkpoint(s, target, epoch)))) {
       throw new MetaosError('STALE_EPOCH', `${s.path}: the stream directory holds another epoch than ${s.epoch} for this stream: another frontend moved it`)
     }
+    return true
+  }
+
+  /**
+   * A move the directory recorded did not happen (the target's Open failed): the stream stays on
+   * its domain, written back as its owner at the next epoch (best effort: a failure leaves the
+   * directory naming the target until the stream's next move).
+   */
+  async stayed (s: StreamEntry): Promise<void> {
+    try { if (await this.moveTo(s, s.epr, s.epoch + 1)) s.epoch++ } catch { /* the directory stays as it is */ }
   }
 
   /** The stream closed: its checkpoint goes (a failure of the directory is not the application's). */
