@@ -216,7 +216,9 @@ function scopeOf (raw: readonly RawAttr[], parentScope: Readonly<Record<string, 
     if (prefix === 'xmlns' || (prefix === 'xml') !== (r.value === XML_NS) || r.value === XMLNS_NS) throw malformed(`reserved namespace binding ${r.qname}="${r.value.slice(0, 60)}"`)
     if (prefix !== '' && r.value === '') throw malformed(`prefix ${prefix} cannot be bound to the empty namespace`)
     if (prefix === 'xml') continue // already bound, to the only namespace it may have
-    if (!derived) { scope = Object.create(scope) as Record<string, string>; derived = true }
+    // A copy without a prototype (no inherited names: a prefix "constructor" stays unbound), not
+    // Object.create(parent): making every scope a prototype cost V8 a prototype map per element.
+    if (!derived) { scope = Object.assign(Object.create(null) as Record<string, string>, scope); derived = true }
     ;(scope as Record<string, string>)[prefix] = r.value
   }
   return scope
