@@ -224,15 +224,19 @@ function scopeOf (raw: readonly RawAttr[], parentScope: Readonly<Record<string, 
   return scope
 }
 
+/** The attributes of every element that has none (most of a SOAP message's): one frozen object, not a dictionary each. */
+const NO_ATTRIBUTES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
+
 /** The element <qname> with attributes `raw`, its namespaces resolved in `scope`. */
 function element (qname: string, raw: readonly RawAttr[], scope: Readonly<Record<string, string>>): XmlElement {
   const colon = qname.indexOf(':')
   const prefix = colon < 0 ? '' : qname.slice(0, colon)
   const ns = scope[prefix]
   if (ns === undefined && prefix !== '') throw malformed(`unbound prefix "${prefix}" in <${qname}>`)
-  const attrs: Record<string, string> = Object.create(null) as Record<string, string>
+  let attrs = NO_ATTRIBUTES
   for (const r of raw) {
     if (r.qname === 'xmlns' || r.qname.startsWith('xmlns:')) continue
+    if (attrs === NO_ATTRIBUTES) attrs = Object.create(null) as Record<string, string>
     const ac = r.qname.indexOf(':')
     let key = r.qname
     if (ac >= 0) {
