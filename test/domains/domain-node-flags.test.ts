@@ -21,7 +21,6 @@ t.test('the flags: the constant, and the override', async (t) => {
 })
 
 t.test('a domain the ProcessDriver starts runs with the flags, or the override', async (t) => {
-  if (process.platform !== 'linux') { t.skip('reads /proc/<pid>/cmdline (Linux)'); return }
   const dir = tempDir(t, 'metaos-node-flags-')
   const driver = new ProcessDriver()
   const started: DomainInstance[] = []
