@@ -11,6 +11,11 @@
 ARG BASE_IMAGE=node:20-bookworm-slim
 FROM ${BASE_IMAGE}
 ENV NODE_ENV=production
+# The domain's V8 flags (service-domain/node-flags.ts, DOMAIN_NODE_FLAGS: young semi-spaces capped
+# at 4 MB keep a domain clear of full GCs under large Writes). In NODE_OPTIONS, not the ENTRYPOINT,
+# so `docker run -e NODE_OPTIONS=…`, a stack's or a pod's env, or the container driver under
+# METAOS_DOMAIN_NODE_OPTIONS replaces it; k8s's `command:` keeps it.
+ENV NODE_OPTIONS="--max-semi-space-size=4"
 WORKDIR /app
 # Owned by root, read-only to the domain's user.
 COPY app/ /app/

@@ -26,6 +26,7 @@ import type { Logger } from 'pino'
 import type { DomainLimits, LimitsOutcome } from './cgroup-limits.js'
 import type { DomainDriver, DomainExit, DomainInstance, DomainSpec } from './driver.js'
 import { defaultVolume } from '../service-domain/identity.js'
+import { DOMAIN_NODE_OPTIONS_ENV, domainNodeFlags } from '../service-domain/node-flags.js'
 import { formatEndpoint, parseEndpoint } from '../soap-runtime/endpoint.js'
 import { ERRORS, MetaosError, type ErrorCode } from '../soap-runtime/errors.js'
 import { silentLogger } from '../soap-runtime/logger.js'
@@ -118,6 +119,8 @@ export class ContainerDriver implements DomainDriver {
     await this.docker(['rm', '-v', name]).catch(() => {})
     const base = ['run', '-d', '--pull', this.#o.pull ?? 'never', '--name', name, '--hostname', this.#hostname, '--label', `metaos.domain=${spec.name}`, '--label', `metaos.service=${service}`,
       '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', ...(this.#o.network === undefined ? [] : ['--network', this.#o.network]), ...(this.#o.user === undefined ? [] : ['--user', this.#o.user]),
+      // The image sets the domain's Node flags in NODE_OPTIONS; the host's METAOS_DOMAIN_NODE_OPTIONS replaces them.
+      ...(process.env[DOMAIN_NODE_OPTIONS_ENV] === undefined ? [] : ['-e', `NODE_OPTIONS=${domainNodeFlags().join(' ')}`]),
       ...Object.entries(spec.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]), ...m.run, ...(this.#o.runArgs ?? [])]
     const image = [this.#images[service], ...m.args]
     let limits: LimitsOutcome | undefined

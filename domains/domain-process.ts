@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { packageFile } from '../wsdl/package-root.js'
 import { ERRORS, MetaosError, type ErrorCode } from '../soap-runtime/errors.js'
+import { domainNodeFlags } from '../service-domain/node-flags.js'
 
 export interface ReadyLine {
   readonly event: 'ready'
@@ -58,16 +59,18 @@ export interface SpawnOptions {
    * process is killed and the spawn fails with that error.
    */
   onSpawn?: (child: ChildProcess) => void
+  /** Flags for `node` before the script (spawnDomain: the domain's, service-domain/node-flags.ts; spawnReady: none). */
+  nodeFlags?: readonly string[]
 }
 
-/** Starts `metaos <args>` (e.g. `storage --root …`) and waits for its ready line. */
+/** Starts `metaos <args>` (e.g. `storage --root …`) with the domain's Node flags and waits for its ready line. */
 export async function spawnDomain (args: readonly string[], options: SpawnOptions = {}): Promise<DomainProcess> {
-  return await spawnReady(CLI_PATH, args, options)
+  return await spawnReady(CLI_PATH, args, { nodeFlags: domainNodeFlags(options.env ?? process.env), ...options })
 }
 
 /** Starts any Node script that announces itself with a ready line on stdout (domains, benchmark peers). */
 export async function spawnReady (script: string, args: readonly string[], options: SpawnOptions = {}): Promise<DomainProcess> {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
   try { options.onSpawn?.(child) } catch (e) { child.kill('SIGKILL'); throw e }
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => { if (stderr.length < 64 * 1024) stderr += c.toString() })

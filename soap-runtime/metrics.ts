@@ -5,7 +5,8 @@
 // scrape time (open handles, sockets). `serveMetrics` is the optional separate listener of
 // `--metrics-listen`. Owns no HTTP routing of the service itself.
 import { createServer, type Server } from 'node:http'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { CallCounts, CallLatencyHistogram } from './call-counts.js'
 import { MetaosError } from './errors.js'
 import { isLoopbackHost } from './endpoint.js'
 import type { CallTransport } from './host-types.js'
@@ -28,36 +29,35 @@ export interface DomainMetricsOptions {
   readonly refusals?: () => ReadonlyMap<string, number>
 }
 
-interface PerOperation {
-  readonly calls: Counter.Internal
-  readonly latency: Histogram.Internal<'operation'>
-  readonly requestBytes: Counter.Internal
-  readonly responseBytes: Counter.Internal
-}
-
 export class DomainMetrics {
   readonly registry = new Registry()
-  readonly #calls: Counter<'operation' | 'transport'>
   readonly #faults: Counter<'operation' | 'code'>
-  readonly #latency: Histogram<'operation'>
-  readonly #requestBytes: Counter<'operation'>
-  readonly #responseBytes: Counter<'operation'>
   readonly #listeners: Gauge<'transport'>
   readonly #info: Gauge<string>
   readonly #o: DomainMetricsOptions
-  /** Label children cached per operation and transport: a call does no label hashing. */
-  readonly #children = new Map<string, PerOperation>()
+  /** Every call's numbers, added up on the call's path; the metrics below read them at scrape time (call-counts.ts). */
+  readonly #counts = new CallCounts(LATENCY_BUCKETS)
   #inFlight: () => number = () => 0
   #tls = false
 
   constructor (o: DomainMetricsOptions) {
     this.#o = o
     const registers = [this.registry]
-    this.#calls = new Counter({ name: 'metaos_domain_calls_total', help: 'SOAP calls answered (a response or a fault), by operation and listener transport', labelNames: ['operation', 'transport'], registers })
+    const counts = this.#counts
+    new Counter({ // eslint-disable-line no-new
+      name: 'metaos_domain_calls_total', help: 'SOAP calls answered (a response or a fault), by operation and listener transport', labelNames: ['operation', 'transport'], registers,
+      collect () { this.reset(); for (const op of counts.byOperation.values()) for (const [transport, n] of op.calls) this.inc({ operation: op.operation, transport }, n) },
+    })
     this.#faults = new Counter({ name: 'metaos_domain_faults_total', help: 'Calls answered with a fault, by operation and fault code', labelNames: ['operation', 'code'], registers })
-    this.#latency = new Histogram({ name: 'metaos_domain_call_duration_seconds', help: 'Service-side time of a call, from the whole request received to the response written (what the ServiceTiming header says)', labelNames: ['operation'], buckets: LATENCY_BUCKETS, registers })
-    this.#requestBytes = new Counter({ name: 'metaos_domain_request_bytes_total', help: 'Request body bytes received (SOAP envelope, or the whole MTOM package)', labelNames: ['operation'], registers })
-    this.#responseBytes = new Counter({ name: 'metaos_domain_response_bytes_total', help: 'Response body bytes sent', labelNames: ['operation'], registers })
+    new CallLatencyHistogram(counts, { name: 'metaos_domain_call_duration_seconds', help: 'Service-side time of a call, from the whole request received to the response written (what the ServiceTiming header says)', buckets: LATENCY_BUCKETS, registers }) // eslint-disable-line no-new
+    new Counter({ // eslint-disable-line no-new
+      name: 'metaos_domain_request_bytes_total', help: 'Request body bytes received (SOAP envelope, or the whole MTOM package)', labelNames: ['operation'], registers,
+      collect () { this.reset(); for (const op of counts.byOperation.values()) if (op.requestBytes > 0) this.inc({ operation: op.operation }, op.requestBytes) },
+    })
+    new Counter({ // eslint-disable-line no-new
+      name: 'metaos_domain_response_bytes_total', help: 'Response body bytes sent', labelNames: ['operation'], registers,
+      collect () { this.reset(); for (const op of counts.byOperation.values()) if (op.responseBytes > 0) this.inc({ operation: op.operation }, op.responseBytes) },
+    })
     const metrics = this // eslint-disable-line @typescript-eslint/no-this-alias
     new Gauge({ name: 'metaos_domain_in_flight_calls', help: 'Calls received and not yet answered', registers, collect () { this.set(metrics.#inFlight()) } }) // eslint-disable-line no-new
     this.#listeners = new Gauge({ name: 'metaos_domain_listeners', help: 'Listening endpoints by transport (https = TLS)', labelNames: ['transport'], registers })
@@ -114,24 +114,10 @@ export class DomainMetrics {
   }
 
   record (c: CallRecord): void {
-    const key = `${c.operation}\0${c.transport}`
-    let ch = this.#children.get(key)
-    if (ch === undefined) {
-      if (this.#children.size > 1000) this.#children.clear() // operation names come from the descriptor; a bound all the same
-      ch = {
-        calls: this.#calls.labels({ operation: c.operation, transport: c.transport }),
-        latency: this.#latency.labels({ operation: c.operation }),
-        requestBytes: this.#requestBytes.labels({ operation: c.operation }),
-        responseBytes: this.#responseBytes.labels({ operation: c.operation }),
-      }
-      this.#children.set(key, ch)
-    }
-    ch.calls.inc()
-    ch.latency.observe(c.micros / 1e6)
-    if (c.requestBytes > 0) ch.requestBytes.inc(c.requestBytes)
-    if (c.responseBytes > 0) ch.responseBytes.inc(c.responseBytes)
+    this.#counts.add(c.operation, c.transport, c.micros / 1e6, c.requestBytes, c.responseBytes)
     if (c.faultCode !== undefined) this.#faults.inc({ operation: c.operation, code: c.faultCode })
   }
+
 
   /** Adds Node's process metrics (CPU, memory, event loop lag, GC): for the domain's own process only (`metaos storage|network`). */
   includeProcessMetrics (): void {

@@ -216,11 +216,16 @@ function scopeOf (raw: readonly RawAttr[], parentScope: Readonly<Record<string, 
     if (prefix === 'xmlns' || (prefix === 'xml') !== (r.value === XML_NS) || r.value === XMLNS_NS) throw malformed(`reserved namespace binding ${r.qname}="${r.value.slice(0, 60)}"`)
     if (prefix !== '' && r.value === '') throw malformed(`prefix ${prefix} cannot be bound to the empty namespace`)
     if (prefix === 'xml') continue // already bound, to the only namespace it may have
-    if (!derived) { scope = Object.create(scope) as Record<string, string>; derived = true }
+    // A copy without a prototype (no inherited names: a prefix "constructor" stays unbound), not
+    // Object.create(parent): making every scope a prototype cost V8 a prototype map per element.
+    if (!derived) { scope = Object.assign(Object.create(null) as Record<string, string>, scope); derived = true }
     ;(scope as Record<string, string>)[prefix] = r.value
   }
   return scope
 }
+
+/** The attributes of every element that has none (most of a SOAP message's): one frozen object, not a dictionary each. */
+const NO_ATTRIBUTES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
 
 /** The element <qname> with attributes `raw`, its namespaces resolved in `scope`. */
 function element (qname: string, raw: readonly RawAttr[], scope: Readonly<Record<string, string>>): XmlElement {
@@ -228,9 +233,10 @@ function element (qname: string, raw: readonly RawAttr[], scope: Readonly<Record
   const prefix = colon < 0 ? '' : qname.slice(0, colon)
   const ns = scope[prefix]
   if (ns === undefined && prefix !== '') throw malformed(`unbound prefix "${prefix}" in <${qname}>`)
-  const attrs: Record<string, string> = Object.create(null) as Record<string, string>
+  let attrs = NO_ATTRIBUTES
   for (const r of raw) {
     if (r.qname === 'xmlns' || r.qname.startsWith('xmlns:')) continue
+    if (attrs === NO_ATTRIBUTES) attrs = Object.create(null) as Record<string, string>
     const ac = r.qname.indexOf(':')
     let key = r.qname
     if (ac >= 0) {

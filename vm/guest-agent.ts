@@ -21,6 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { DiscoveryClient } from '../discovery/client.js'
 import { PipeLink, waitForVirtioPort } from './virtio-port.js'
 import { createLogger } from '../soap-runtime/logger.js'
+import { domainNodeFlags } from '../service-domain/node-flags.js'
 import { decodeGuestConfig, type GuestConfig, type GuestReady, GUEST_BUS_SOCKET, BUS_PORT_NAME, CONTROL_PORT_NAME } from './guest-config.js'
 
 const APP = '/app/dist/cli/metaos.js'
@@ -36,7 +37,7 @@ async function main (): Promise<number> {
   let state: Record<string, unknown> = { event: 'booting' }
   const send = (o: object): void => { link.write(JSON.stringify(o) + '\n') }
 
-  const args = [APP, config.service, ...config.args, ...config.httpPorts.map((p) => `--listen=http://0.0.0.0:${p}`), `--listen=${config.bus ?? 'unix'}:${GUEST_BUS_SOCKET}`,
+  const args = [...domainNodeFlags(), APP, config.service, ...config.args, ...config.httpPorts.map((p) => `--listen=http://0.0.0.0:${p}`), `--listen=${config.bus ?? 'unix'}:${GUEST_BUS_SOCKET}`,
     // 0.0.0.0 of the guest's user-mode network: only QEMU's hostfwd on the host's 127.0.0.1 reaches it.
     '--allow-insecure', '--hypervisor-bus', BUS_PORT_NAME, '--hosting', 'vm', '--announce', '--interface', 'lo', '--log-level', config.logLevel ?? 'warn']
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })

@@ -2,16 +2,18 @@
 // (e.g. a commit before a change and after it). Throughput on a shared 2-core machine moves with
 // the load; the CPU time a call costs each end (garbage collection included: it runs on the
 // process's threads) moves far less, so this is how a per-call regression is shown or ruled out.
-// Each build's own `dist/` serves (`metaos storage` over http on 127.0.0.1) and calls (its own
-// createStorageProxy); the builds take turns (ABAB…), so both see the same load.
+// Each build's own `dist/` serves (`metaos storage` over http on 127.0.0.1, started with that
+// build's domain Node flags, service-domain/node-flags.ts, when it has them) and calls (its own
+// createStorageProxy); the builds take turns (ABAB…), so both see the same load. `--gc` also
+// counts the server's full GCs (Mark-Compact lines of `node --trace-gc`) during the timed calls.
 //
 //   git worktree add --detach ../metaos-before <commit> && (cd ../metaos-before && ln -s "$PWD/../<this repo>/node_modules" && npx tsc)
-//   node dist/benchmarks/micro/cpu-per-call.js --builds ../metaos-before,. [--size 65536] [--calls 1000] [--pairs 5]
+//   node dist/benchmarks/micro/cpu-per-call.js --builds ../metaos-before,. [--size 65536] [--calls 1000] [--pairs 5] [--gc]
 // `--via http,net.uds,net.uds-text` compares transports instead (or as well): the domain listens on
 // each, the proxy calls over one at a time (net.uds in the binary encoding, net.uds-text in text).
 //   node dist/benchmarks/micro/cpu-per-call.js --builds . --via http,net.uds,net.uds-text --size 512
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -19,12 +21,12 @@ import { parseArgs } from 'node:util'
 import type { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import { median } from './measure.js'
 
-const { values } = parseArgs({ options: { builds: { type: 'string' }, via: { type: 'string' }, size: { type: 'string' }, calls: { type: 'string' }, pairs: { type: 'string' } } })
+const { values } = parseArgs({ options: { builds: { type: 'string' }, via: { type: 'string' }, size: { type: 'string' }, calls: { type: 'string' }, pairs: { type: 'string' }, gc: { type: 'boolean' } } })
 const VIAS = ['http', 'net.uds', 'net.uds-text'] as const
 type Via = typeof VIAS[number]
 const vias = (values.via ?? 'http').split(',') as Via[]
 if (values.builds === undefined || values.builds.split(',').length * vias.length < 2 || vias.some((v) => !VIAS.includes(v))) {
-  process.stderr.write('usage: node dist/benchmarks/micro/cpu-per-call.js --builds DIR[,DIR…] [--via http,net.uds,net.uds-text] [--size BYTES] [--calls N] [--pairs N]\n')
+  process.stderr.write('usage: node dist/benchmarks/micro/cpu-per-call.js --builds DIR[,DIR…] [--via http,net.uds,net.uds-text] [--size BYTES] [--calls N] [--pairs N] [--gc]\n')
   process.exit(2)
 }
 const builds = values.builds.split(',').map(b => resolve(b))
@@ -32,7 +34,7 @@ const size = Number(values.size ?? '65536')
 const calls = Number(values.calls ?? '1000')
 const pairs = Number(values.pairs ?? '5')
 
-interface Sample { client: number, server: number, callsPerSecond: number }
+interface Sample { client: number, server: number, callsPerSecond: number, fullGcs: number }
 
 /** CPU µs the process has used (user + system), from /proc: the server is another process. */
 function processCpuMicros (pid: number): number {
@@ -40,15 +42,32 @@ function processCpuMicros (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 1_000_000 / 100 // clock ticks of 10 ms
 }
 
+/** The Node flags the build starts its domains with (none before it had service-domain/node-flags.ts). */
+async function nodeFlags (build: string): Promise<string[]> {
+  const file = join(build, 'dist/service-domain/node-flags.js')
+  if (!existsSync(file)) return []
+  return (await import(pathToFileURL(file).href) as { domainNodeFlags: () => string[] }).domainNodeFlags()
+}
+
 async function measure (build: string, via: Via): Promise<Sample> {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-cpu-per-call-'))
   const listen = via === 'http' ? 'http://127.0.0.1:0' : `net.uds:${join(dir, 'd.sock')}`
-  const server = spawn(process.execPath, [join(build, 'dist/cli/metaos.js'), 'storage', '--root', dir, '--listen', listen],
+  const server = spawn(process.execPath, [...await nodeFlags(build), ...(values.gc === true ? ['--trace-gc'] : []), join(build, 'dist/cli/metaos.js'), 'storage', '--root', dir, '--listen', listen],
     { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, METAOS_LOG_LEVEL: 'silent' } })
+  let counting = false
+  let fullGcs = 0
   try {
     const ready = await new Promise<string>((resolve, reject) => {
       let text = ''
-      server.stdout.on('data', (d: Buffer) => { text += d.toString(); const i = text.indexOf('\n'); if (i >= 0) resolve(text.slice(0, i)) })
+      server.stdout.on('data', (d: Buffer) => {
+        text += d.toString()
+        for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n')) {
+          const line = text.slice(0, i)
+          text = text.slice(i + 1)
+          if (line.startsWith('{')) resolve(line) // the ready line; --trace-gc's lines are the others
+          else if (counting && line.includes('Mark-Compact')) fullGcs++
+        }
+      })
       server.once('exit', code => { reject(new Error(`${build}: metaos storage exited (${code}) before its ready line`)) })
     })
     const url = (via === 'http' ? /http:\/\/127\.0\.0\.1:\d+\/storage/ : /net\.uds:[^"\s]+/).exec(ready)?.[0]
@@ -58,13 +77,17 @@ async function measure (build: string, via: Via): Promise<Sample> {
     const { handle } = (await proxy.invoke('Open', { path: 'f', mode: 'Create', access: 'Write', share: 'None' })).output
     const data = Buffer.alloc(size, 7)
     for (let i = 0; i < 200; i++) await proxy.invoke('Write', { handle, data }) // warm-up: JIT, sockets
+    counting = true
     const client0 = process.cpuUsage()
     const server0 = processCpuMicros(server.pid!)
     const t0 = performance.now()
     for (let i = 0; i < calls; i++) await proxy.invoke('Write', { handle, data })
     const ms = performance.now() - t0
     const client = process.cpuUsage(client0)
-    const sample = { client: (client.user + client.system) / calls, server: (processCpuMicros(server.pid!) - server0) / calls, callsPerSecond: calls / ms * 1000 }
+    const serverMicros = processCpuMicros(server.pid!) - server0
+    await new Promise(resolve => setTimeout(resolve, 50)) // the last --trace-gc lines
+    counting = false
+    const sample = { client: (client.user + client.system) / calls, server: serverMicros / calls, callsPerSecond: calls / ms * 1000, fullGcs }
     await proxy.invoke('Close', { handle })
     return sample
   } finally {
@@ -77,8 +100,8 @@ const cases = builds.flatMap((build) => vias.map((via) => ({ build, via, name: v
 const samples = new Map<string, Sample[]>(cases.map(c => [c.name, []]))
 for (let p = 0; p < pairs; p++) for (const c of (p % 2 === 0 ? cases : [...cases].reverse())) samples.get(c.name)!.push(await measure(c.build, c.via))
 process.stdout.write(`CPU per ${size} B Write round trip, ${calls} calls × ${pairs} turns per case, medians (µs per call)\n`)
-process.stdout.write('build\tclient µs\tserver µs\tcalls/s\n')
+process.stdout.write(`build\tclient µs\tserver µs\tcalls/s${values.gc === true ? '\tserver full GCs (each turn)' : ''}\n`)
 for (const [b, s] of samples) {
-  process.stdout.write(`${b}\t${median(s.map(x => x.client)).toFixed(0)}\t${median(s.map(x => x.server)).toFixed(0)}\t${median(s.map(x => x.callsPerSecond)).toFixed(0)}\n`)
+  process.stdout.write(`${b}\t${median(s.map(x => x.client)).toFixed(0)}\t${median(s.map(x => x.server)).toFixed(0)}\t${median(s.map(x => x.callsPerSecond)).toFixed(0)}${values.gc === true ? `\t${s.map(x => x.fullGcs).join(' ')}` : ''}\n`)
 }
 process.exit(0)

@@ -272,7 +272,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   async #streamCall<K extends StorageOp> (s: StreamEntry, op: K, input: StorageOperations[K]['input']): Call<K> {
     if (this.affinity.get(s.id) === undefined) throw new MetaosError('INVALID_HANDLE', 'the stream is closed')
     const t0 = performance.now()
-    const tried = new Set<string>()
+    let tried: Set<string> | undefined // made on the first failure: most calls never need it
     let last: unknown
     let failedOn: string | undefined
     let fenceMs: number | undefined
@@ -294,6 +294,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
           this.#closed(s)
           return { output: {} as StorageOperations[K]['output'], serviceMicros: undefined, totalMicros: Math.round((performance.now() - t0) * 1000) }
         }
+        tried ??= new Set<string>()
         if (!lostHandle) { tried.add(s.epr); this.#core.suspect(s.epr, e.code, op) }
         // The old owner may still apply this call: it can write no more once fenced, then the stream moves.
         if (!lostHandle && mayStillWrite(e)) {

@@ -120,7 +120,9 @@ export class PerformanceModule {
       const t0 = process.hrtime.bigint()
       try {
         const inv = await invoke(op, input)
-        pmt.record(identity.epr, { micros: inv.totalMicros, bytes: bytesOf(op, input, inv.output), ok: true, ...(waiting.has(op) ? { waited: true } : {}) })
+        const micros = inv.totalMicros
+        const bytes = bytesOf(op, input, inv.output)
+        pmt.record(identity.epr, waiting.size !== 0 && waiting.has(op) ? { micros, bytes, ok: true, waited: true } : { micros, bytes, ok: true })
         return inv
       } catch (e) {
         // A fault the caller earned (FILE_NOT_FOUND, CONNECTION_REFUSED…) says nothing bad of the domain; the domain's own failures do.
