@@ -17,7 +17,8 @@
 // noise (default 1), has been past the limit with the trend going the bad way for `confirmations`
 // observations in a row (default 3), and the level and each of those observations are past a
 // floor (a fraction of the limit, default 0.5) — so a flat series whose level stays well inside the SLA never raises it,
-// however noisy, and neither does one outlier.
+// however noisy, and neither does one outlier. Observations past twice the limit (under half of a
+// minimum) are clipped there: a stall of the whole machine moves the level, not the trend, much.
 import { MetaosError } from '../../soap-runtime/errors.js'
 
 export interface HoltOptions {
@@ -25,6 +26,8 @@ export interface HoltOptions {
   readonly alpha?: number
   /** Trend smoothing, 0 < β ≤ 1 (default 0.1). */
   readonly beta?: number
+  /** Observations that start the level (their median; trend 0) before any forecast (default 5): a spike at the start is not a level. */
+  readonly warmup?: number
 }
 
 export class Holt {
@@ -37,31 +40,44 @@ export class Holt {
   noise = 0
   /** Observations taken. */
   n = 0
+  readonly warmup: number
   #at = 0
+  #first: number[] = []
 
   constructor (o: HoltOptions = {}) {
     this.alpha = unit('alpha', o.alpha ?? 0.3)
     this.beta = unit('beta', o.beta ?? 0.1)
+    this.warmup = Math.max(1, Math.floor(positive('warmup', o.warmup ?? 5)))
   }
 
   /** Takes an observation `x` made at `atMs`; one at the same time as the previous one (or before it) only moves the level. */
   update (x: number, atMs: number): void {
     if (!Number.isFinite(x)) return
     this.n++
-    if (this.level === undefined) { this.level = x; this.#at = atMs; return }
+    if (this.level === undefined) {
+      this.#first.push(x)
+      this.#at = atMs
+      if (this.#first.length < this.warmup) return
+      const sorted = [...this.#first].sort((a, b) => a - b)
+      const m = sorted[Math.floor(sorted.length / 2)]!
+      this.level = m
+      this.noise = sorted.reduce((a, v) => a + Math.abs(v - m), 0) / sorted.length
+      this.#first = []
+      return
+    }
     const dt = (atMs - this.#at) / 1000
     if (dt <= 0) { this.level = this.alpha * x + (1 - this.alpha) * this.level; return }
     const prev = this.level
     const predicted = prev + this.trend * dt
     const err = Math.abs(x - predicted)
-    this.noise = this.n === 2 ? err : 0.9 * this.noise + 0.1 * err
+    this.noise = 0.9 * this.noise + 0.1 * err
     this.level = this.alpha * x + (1 - this.alpha) * predicted
-    // The first step has no trend to smooth with: take the level's change as it is.
-    this.trend = this.n === 2 ? (this.level - prev) / dt : this.beta * (this.level - prev) / dt + (1 - this.beta) * this.trend
+    // The trend starts at 0 and is learnt: one early jump is not taken as a slope.
+    this.trend = this.beta * (this.level - prev) / dt + (1 - this.beta) * this.trend
     this.#at = atMs
   }
 
-  /** The level `horizonMs` from the last observation, on the current trend (undefined before any observation). */
+  /** The level `horizonMs` from the last observation, on the current trend (undefined until the warm-up is done). */
   forecast (horizonMs: number): number | undefined {
     return this.level === undefined ? undefined : this.level + this.trend * horizonMs / 1000
   }
@@ -107,6 +123,8 @@ export class LimitForecast {
   readonly confirmations: number
   readonly floor: number
   readonly noise: number
+  /** Observations are clipped at this many times the limit (a minimum: at the limit divided by it); default 2. */
+  readonly clip = 2
   #streak = 0
 
   constructor (kind: 'max' | 'min', o: LimitOptions = {}) {
@@ -122,7 +140,9 @@ export class LimitForecast {
   get streak (): number { return this.#streak }
 
   observe (x: number, atMs: number, limit: number): Crossing | undefined {
-    this.holt.update(x, atMs)
+    // Past twice the limit (half, for a minimum) an observation says no more than "far past it":
+    // clipped, so that one stall of the machine cannot fling the level and the trend.
+    this.holt.update(this.kind === 'max' ? Math.min(x, this.clip * limit) : Math.max(x, limit / this.clip), atMs)
     // Each confirming observation must itself be past the floor: a lone outlier lifts the level and
     // the trend for a while, but the observations after it do not back it.
     const backed = this.kind === 'max' ? x >= this.floor * limit : x <= limit / this.floor
@@ -133,8 +153,8 @@ export class LimitForecast {
 
   /** Starts over (after an isolation, a readmission). */
   reset (): void {
-    const { alpha, beta } = this.holt
-    this.holt = new Holt({ alpha, beta })
+    const { alpha, beta, warmup } = this.holt
+    this.holt = new Holt({ alpha, beta, warmup })
     this.#streak = 0
   }
 
@@ -147,7 +167,7 @@ export class LimitForecast {
   #crossing (limit: number): Crossing | undefined {
     const h = this.holt
     const f = h.forecast(this.horizonMs)
-    if (f === undefined || h.n < 2 || !(limit > 0)) return undefined
+    if (f === undefined || !(limit > 0)) return undefined
     const level = h.level!
     const margin = this.noise * h.noise
     const worse = this.kind === 'max' ? h.trend > 0 && f - margin >= limit && level >= this.floor * limit : h.trend < 0 && f + margin <= limit && level <= limit / this.floor

@@ -62,6 +62,11 @@ t.test('one outlier is not a trend', async (t) => {
   let alarms = 0
   for (let i = 0; i < 100; i++) if (f.observe(i === 50 ? 80 : 6, i * STEP, 20) !== undefined) alarms++
   t.equal(alarms, 0)
+  // A stall at the very start (the first observation) does not become the level.
+  const g = new LimitForecast('max')
+  for (let i = 0; i < 5; i++) g.observe(i === 0 ? 500 : 6, i * STEP, 20)
+  t.equal(g.peek()?.level, 6, 'the warm-up takes the median of the first observations')
+  t.equal(g.peek()?.trend, 0)
 })
 
 t.test('a step', async (t) => {
