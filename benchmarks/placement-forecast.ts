@@ -30,8 +30,8 @@ export interface ForecastSuiteOptions {
   readonly rampSeconds?: number
   /** The noisy domain's run (s, default 30; 0: none). */
   readonly noisySeconds?: number
-  /** Its service delay: `delayMs` plus 0..`jitterMs` at random per operation (default 2 + 0..12 ms). */
-  readonly noisy?: { readonly delayMs: number, readonly jitterMs: number }
+  /** Its service delay: `delayMs` plus 0..`jitterMs` at random per operation (default 2 + 0..12 ms), and its SLA's p99 (default `p99Ms`). */
+  readonly noisy?: { readonly delayMs: number, readonly jitterMs: number, readonly p99Ms?: number }
   /** The forecasters' parameters (default forecast.ts's). */
   readonly forecast?: LimitOptions
   /** Which ramps to run (default both: with the forecast, then the reactive SLA rule alone). */
@@ -124,7 +124,7 @@ export async function runForecastSuite (o: ForecastSuiteOptions = {}): Promise<F
 
 interface Rig { pmt: PerformanceMappingTable, perf: PerformanceModule, handlers: Map<string, StorageHandler>, dispatcher: Dispatcher, supervisor: Supervisor, close: () => Promise<void> }
 
-async function rig (domains: readonly DomainProcess[], names: readonly string[], o: ForecastSuiteOptions, forecast: boolean): Promise<Rig> {
+async function rig (domains: readonly DomainProcess[], names: readonly string[], o: ForecastSuiteOptions, forecast: boolean, p99Ms: number): Promise<Rig> {
   const pmt = new PerformanceMappingTable()
   const perf = new PerformanceModule({ pmt })
   const handlers = new Map<string, StorageHandler>()
@@ -133,7 +133,7 @@ async function rig (domains: readonly DomainProcess[], names: readonly string[],
     handlers.set(NAMES[i]!, perf.track({ epr: NAMES[i]!, endpoints: d.ready.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: 'forecast' }, createStorageProxy(d.ready.endpoints[0]!)))
   }
   const dispatcher = new Dispatcher(pmt, handlers, { volume: 'forecast' })
-  const supervisor = new Supervisor({ pmt, perf, dispatchers: [dispatcher], sla: { p99Ms: o.p99Ms ?? 30 }, forecast: forecast ? (o.forecast ?? {}) : false })
+  const supervisor = new Supervisor({ pmt, perf, dispatchers: [dispatcher], sla: { p99Ms }, forecast: forecast ? (o.forecast ?? {}) : false })
   perf.start()
   for (let i = 0; i < 5; i++) for (const n of handlers.keys()) await perf.probe(n)
   supervisor.start()
@@ -165,7 +165,7 @@ async function ramp (mode: 'forecast' | 'reactive', domains: readonly DomainProc
   const sla = o.p99Ms ?? 30
   const rampTo = o.rampToMs ?? 50
   const rampMs = (o.rampSeconds ?? 10) * 1000
-  const r = await rig(domains, ['ramp', 'spare'], o, mode === 'forecast')
+  const r = await rig(domains, ['ramp', 'spare'], o, mode === 'forecast', sla)
   const events: RunEvent[] = []
   const path = `ramp-${mode}.bin`
   const written: Buffer[] = []
@@ -219,9 +219,10 @@ async function ramp (mode: 'forecast' | 'reactive', domains: readonly DomainProc
 
 async function noisyRun (domains: readonly DomainProcess[], setFault: (i: number, d: number, j?: number) => void, seconds: number, o: ForecastSuiteOptions): Promise<NoisyResult> {
   const { delayMs, jitterMs } = o.noisy ?? { delayMs: 2, jitterMs: 12 }
+  const p99Ms = o.noisy?.p99Ms ?? o.p99Ms ?? 30
   setFault(2, delayMs, jitterMs)
   await sleep(300)
-  const r = await rig(domains, ['noisy', 'spare'], o, true)
+  const r = await rig(domains, ['noisy', 'spare'], o, true, p99Ms)
   try {
     const { f } = await streamOn(r, 'noisy.bin', 'noisy')
     const t0 = performance.now()
@@ -235,7 +236,7 @@ async function noisyRun (domains: readonly DomainProcess[], setFault: (i: number
     const isolations = r.supervisor.decisions.filter((d) => d.epr === 'noisy' && d.to === 'isolated')
     const ran = (performance.now() - t0) / 1000
     return {
-      seconds: ran, delayMs, jitterMs, p99Ms: o.p99Ms ?? 30, domainP99Ms: r.pmt.row('noisy')?.p99Ms, writes,
+      seconds: ran, delayMs, jitterMs, p99Ms, domainP99Ms: r.pmt.row('noisy')?.p99Ms, writes,
       falseIsolations: isolations.length, perHour: isolations.length * 3600 / ran, reasons: isolations.map((d) => d.reason),
     }
   } finally {
