@@ -329,6 +329,7 @@ export async function sharedFrontend (options?: SharedFrontendOptions): Promise<
     ...(config?.policy === undefined ? {} : { policy: config.policy }),
     ...(config?.sharpness === undefined ? {} : { sharpness: config.sharpness }),
     ...(config?.exchange === undefined ? {} : { exchange: config.exchange }),
+    ...(config?.sla === undefined ? {} : { supervisor: config.sla }),
     ...withoutUndefined(o),
     ...(trust === undefined ? {} : { trust }),
   }
