@@ -192,7 +192,7 @@ export class IntelligentFrontend {
         startedAt: this.#trackedAt.get(r.identity.epr) ?? 0, service: 'storage', volume: r.identity.volume, hosting: r.identity.hosting,
         kernel: { sysname: r.identity.kernel.sysname, release: r.identity.kernel.release }, ...(r.identity.runtime === undefined ? {} : { runtime: r.identity.runtime }),
       })),
-      pmt: pmtStatus(rows, names),
+      pmt: pmtStatus(rows, names, this.supervisor.forecasts()),
       decisions: [...this.supervisor.decisions],
       streams: dispatchers.flatMap((d) => d.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, access: s.access, share: s.share, volume: s.volume }))),
       moves: dispatchers.flatMap((d) => d.moves),

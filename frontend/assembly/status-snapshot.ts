@@ -4,6 +4,7 @@
 // LocalCluster and IntelligentFrontend both make one; the shapes and the PMT rows' mapping live here.
 import type { MoveEvent, PlacementRecord } from '../placement/dispatcher.js'
 import type { PmtRow } from '../placement/pmt.js'
+import type { ForecastView } from '../placement/sla-forecast.js'
 import type { Decision } from './supervisor.js'
 
 /** What the domain manager did to a domain, as it happened (started, restarted, stopped, exited unasked). */
@@ -32,6 +33,8 @@ export interface ClusterStatus {
     parts: { perf: number, health: number, sla: number, cost: number, freshness: number }
     declared: { sla: number, costPerCall: number, costPerMB: number }
     hosting: string, kernel: { sysname: string, release: string }, volume: string
+    /** With an SLA: the supervisor's forecast per measure (p99, throughput, errors): level, trend per s, the forecast at the horizon, the SLA's limit. */
+    forecast?: ForecastView
   }>
   readonly decisions: readonly Decision[]
   /** Open streams: the domain serving each (`epr`) and its epoch (bumped at each move). */
@@ -49,7 +52,7 @@ export interface ClusterStatus {
 }
 
 /** The PMT's rows as the status shows them (`names`: a display name by EPR, where one is known). */
-export function pmtStatus (rows: readonly PmtRow[], names: ReadonlyMap<string, string>): ClusterStatus['pmt'] {
+export function pmtStatus (rows: readonly PmtRow[], names: ReadonlyMap<string, string>, forecasts: Readonly<Record<string, ForecastView>> = {}): ClusterStatus['pmt'] {
   return rows.map((r) => ({
     epr: r.identity.epr, ...(names.has(r.identity.epr) ? { name: names.get(r.identity.epr)! } : {}), state: r.state, score: r.score.score,
     latencyMs: r.measures.latencyMs, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errorRate: r.measures.errorRate, mbPerSec: r.measures.mbPerSec,
@@ -58,5 +61,6 @@ export function pmtStatus (rows: readonly PmtRow[], names: ReadonlyMap<string, s
     parts: { perf: r.score.perf, health: r.score.health, sla: r.score.sla, cost: r.score.cost, freshness: r.score.freshness },
     declared: { sla: r.sla, costPerCall: r.costPerCall, costPerMB: r.costPerMB },
     hosting: r.identity.hosting, kernel: { sysname: r.identity.kernel.sysname, release: r.identity.kernel.release }, volume: r.identity.volume,
+    ...(forecasts[r.identity.epr] === undefined ? {} : { forecast: forecasts[r.identity.epr] }),
   }))
 }
