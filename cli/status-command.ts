@@ -106,6 +106,10 @@ function render (s: Status, url?: string): string {
     out += '\nstream directory (coordination: every frontend\'s streams)\n'
     out += s.directory.length === 0 ? '  none\n' : table(['path', 'volume', 'owner', 'epoch', 'position'], s.directory.map((x) => [x.path, x.volume, who(x.owner), String(x.epoch), String(x.position)]))
   }
+  if (s.tasks !== undefined) {
+    out += `\nthread affinity (task → domain)${s.tasks.length > 20 ? ' (latest 20)' : ''}\n`
+    out += s.tasks.length === 0 ? '  none\n' : table(['task', 'domain', 'streams placed', 'kept there', 'switches', 'since'], s.tasks.slice(-20).map((x) => [x.task, who(x.epr), String(x.placed), String(x.kept), String(x.switches), time(x.since)]))
+  }
   out += `\nmoves${s.moves.length > 20 ? ' (latest 20)' : ''}\n`
   out += s.moves.length === 0 ? '  none\n' : table(['kind', 'path', 'from', 'to', 'op', 'reason', 'stall ms'], s.moves.slice(-20).map((m) => [m.kind, m.path, who(m.from), who(m.to), m.op, m.reason, m.stallMs.toFixed(1)]))
   return out

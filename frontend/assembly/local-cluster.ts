@@ -208,6 +208,7 @@ export class LocalCluster {
       placements: [...this.dispatcher.placed],
       rules: this.#rules,
       lifecycle: [...this.lifecycle],
+      ...(this.dispatcher.tasks === undefined ? {} : { tasks: this.dispatcher.tasks.entries() }),
       ...(this.#coordination === undefined ? {} : { directory: await this.#coordination.client.streams.list().catch(() => []) }),
     }
   }

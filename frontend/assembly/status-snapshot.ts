@@ -5,6 +5,7 @@
 import type { MoveEvent, PlacementRecord } from '../placement/dispatcher.js'
 import type { PmtRow } from '../placement/pmt.js'
 import type { ForecastView } from '../placement/sla-forecast.js'
+import type { TaskEntry } from '../placement/task-affinity.js'
 import type { Decision } from './supervisor.js'
 
 /** What the domain manager did to a domain, as it happened (started, restarted, stopped, exited unasked). */
@@ -47,6 +48,8 @@ export interface ClusterStatus {
   readonly rules: readonly string[]
   /** What the domain manager did (starts, restarts, exits), latest last. */
   readonly lifecycle: readonly LifecycleEvent[]
+  /** With thread affinity: each task (async context or worker thread) and the domain its streams go to. */
+  readonly tasks?: readonly TaskEntry[]
   /** With coordination: every stream of the stream directory, this frontend's and others' — its owner (EPR), epoch and position as of its last move. */
   readonly directory?: ReadonlyArray<{ stream: string, path: string, volume: string, owner: string, epoch: number, position: number, frontend?: string }>
 }
