@@ -5,6 +5,7 @@ import { runPeersSuite, peersMarkdown, peersTable, PEERS } from '../benchmarks/p
 import { runCharSuite, charTable } from '../benchmarks/char-suite.js'
 import { runPlacementSuite, placementTable } from '../benchmarks/placement-suite.js'
 import { runForecastSuite, forecastTable } from '../benchmarks/placement-forecast.js'
+import { runAffinitySuite, affinityTable } from '../benchmarks/placement-affinity.js'
 import { runSupervisionSuite, supervisionTable } from '../benchmarks/supervision-suite.js'
 import { runNetworkSuite, networkTable } from '../benchmarks/network-suite.js'
 import { runContainerSuite, containerTable } from '../benchmarks/container-suite.js'
@@ -61,7 +62,8 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    (--seconds S per phase, default 6). Then isolation before the SLA
                    breaks: a domain whose delay ramps 0 → 50 ms over 10 s, with the
                    forecast and with the reactive SLA rule alone; false isolations of a
-                   healthy noisy domain over 5×S seconds
+                   healthy noisy domain over 5×S seconds. Then placement churn of 4
+                   concurrent tasks with thread affinity and without
   --suite network  TCP echo round trips/s and bulk MB/s: direct node:net, NetSocket on the
                    local kernel, through a network domain over the bus and over HTTP
                    (--seconds S of round trips per path and round, --rounds N, default 1 and 3)
@@ -172,7 +174,9 @@ export async function main (argv: string[]): Promise<number> {
     process.stdout.write(placementTable(rows))
     const forecast = await runForecastSuite({ noisySeconds: 5 * (values.seconds ?? 6), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
     process.stdout.write(forecastTable(forecast))
-    if (values.json !== undefined) { writeResult(values.json, { placement: rows, forecast: { ...forecast, ramps: forecast.ramps.map(({ events, ...r }) => r) } }); process.stdout.write(`\nwrote ${values.json}\n`) }
+    const affinity = await runAffinitySuite({ phaseSeconds: values.seconds ?? 6, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+    process.stdout.write(affinityTable(affinity))
+    if (values.json !== undefined) { writeResult(values.json, { placement: rows, forecast: { ...forecast, ramps: forecast.ramps.map(({ events, ...r }) => r) }, affinity }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
   if (values.suite === 'network') {

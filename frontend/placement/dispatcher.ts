@@ -209,14 +209,15 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     return this.#record(kind, ctx, this.place(ctx, exclude, volume, lastResort))
   }
 
-  /** The task's domain, when it is healthy and among the first choices of this placement (else undefined: placed as usual). */
+  /** The task's domain, when it is healthy, among the first choices of this placement and not far behind the best (else undefined: placed as usual). */
   #sticky (ctx: SyscallContext, task: string): string | undefined {
     const tasks = this.#o.tasks!
     const epr = tasks.domainOf(task)
     if (!tasks.steer || epr === undefined) return undefined
     const p = this.place(ctx)
     const mine = p.ranking.find((x) => x.epr === epr)
-    if (mine === undefined || mine.state !== 'healthy' || mine.tier !== p.ranking[0]!.tier) return undefined
+    const best = Math.max(...p.ranking.filter((x) => x.tier === p.ranking[0]!.tier).map((x) => x.score))
+    if (mine === undefined || mine.state !== 'healthy' || mine.tier !== p.ranking[0]!.tier || mine.score < tasks.minShare * best) return undefined
     return this.#record('place', ctx, { ...p, chosen: epr, fired: [...p.fired, `task affinity (${task})`] })
   }
 

@@ -1,6 +1,7 @@
 // Thread affinity (the paper's thread → domain table; issue 22, point 5): the streams a task opens
 // keep going to the domain its first stream was placed on, while that domain stays healthy and a
-// first choice of the rules, so a task's files share one domain's caches. A task is an async
+// first choice of the rules (and scores at least `minShare` of the best), so a task's files share
+// one domain's caches. A task is an async
 // context (AsyncLocalStorage: `withTask(fn)` runs `fn` and everything it awaits as one task), or,
 // with `mode: 'thread'`, the worker thread making the call when no task context is set. The table
 // maps the task to its domain; entries are bounded (the oldest go first) and can be listed for
@@ -26,6 +27,8 @@ export interface TaskAffinityOptions {
   readonly max?: number
   /** False: record each task's placements (and its switches) without steering them — to measure churn without affinity. */
   readonly steer?: boolean
+  /** A task stays on its domain while that domain's score is at least this share of the best candidate's (default 0.5): healthy but much slower is left. */
+  readonly minShare?: number
 }
 
 export interface TaskEntry {
@@ -44,6 +47,7 @@ export interface TaskEntry {
 export class TaskAffinity {
   readonly mode: 'context' | 'thread'
   readonly steer: boolean
+  readonly minShare: number
   readonly #max: number
   readonly #byTask = new Map<string, TaskEntry>()
 
@@ -51,6 +55,7 @@ export class TaskAffinity {
     this.mode = o.mode ?? 'context'
     this.#max = o.max ?? 10_000
     this.steer = o.steer ?? true
+    this.minShare = o.minShare ?? 0.5
   }
 
   /** The task making the current call (undefined: none, placement as usual). */
