@@ -56,7 +56,9 @@ export interface RampResult {
   readonly reason: string | undefined
   /** When the stream left the ramp domain (ms from the ramp's start). */
   readonly movedAtMs: number | undefined
-  /** The application's writes: how many, their p99 and max (ms), and how many took longer than the SLA. */
+  /** The p99 of the application's writes in a second at no delay before the ramp (what the machine adds). */
+  readonly idleP99Ms: number
+  /** The application's writes during the ramp: how many, their p99 and max (ms), and how many took longer than the SLA. */
   readonly writes: number
   readonly appP99Ms: number
   readonly appMaxMs: number
@@ -172,6 +174,15 @@ async function ramp (mode: 'forecast' | 'reactive', domains: readonly DomainProc
   const latencies: number[] = []
   try {
     const { f, id } = await streamOn(r, path, 'ramp')
+    // A second at no delay first: what this machine adds to every write, to read the rest against.
+    const idle: number[] = []
+    for (const t1 = performance.now(); performance.now() - t1 < 1000;) {
+      const block = randomBytes(4096)
+      const w0 = performance.now()
+      await f.write(block)
+      idle.push(performance.now() - w0)
+      written.push(block)
+    }
     const t0 = performance.now()
     const at = (): number => performance.now() - t0
     r.supervisor.onDecision((d) => { events.push({ kind: 'decision', atMs: at(), decision: d, domain: d.epr }) })
@@ -208,7 +219,7 @@ async function ramp (mode: 'forecast' | 'reactive', domains: readonly DomainProc
       delayAtIsolationMs: stepBefore === undefined ? (iso === undefined ? undefined : 0) : (stepBefore as { delayMs: number }).delayMs,
       reason: suspect?.decision.reason ?? iso?.decision.reason,
       movedAtMs,
-      writes: latencies.length, appP99Ms: p99(latencies), appMaxMs: Math.max(0, ...latencies), overSla: latencies.filter((l) => l > sla).length,
+      idleP99Ms: p99(idle), writes: latencies.length, appP99Ms: p99(latencies), appMaxMs: Math.max(0, ...latencies), overSla: latencies.filter((l) => l > sla).length,
       bytesRight, events,
     }
   } finally {
@@ -256,6 +267,7 @@ export function forecastTable (res: ForecastSuiteResult): string {
       out += `  ${r.mode.padEnd(9)} ${ms(r.isolatedAtMs).padStart(11)} ${(r.delayAtIsolationMs === undefined ? '-' : `${r.delayAtIsolationMs.toFixed(1)} ms`).padStart(10)} ${ms(r.movedAtMs).padStart(9)} ${`${r.appP99Ms.toFixed(1)} ms`.padStart(8)} ${`${r.appMaxMs.toFixed(1)} ms`.padStart(8)} ${String(r.overSla).padStart(5)} ${String(r.writes).padStart(6)} ${r.bytesRight ? 'right' : 'WRONG'}\n`
     }
     for (const r of res.ramps) out += `  ${r.mode}: ${r.reason ?? 'not isolated'}\n`
+    out += `  before each ramp, a second at no delay: the application's p99 ${res.ramps.map((r) => `${r.idleP99Ms.toFixed(1)} ms (${r.mode})`).join(', ')} — what the machine itself adds\n`
   }
   const n = res.noisy
   if (n !== undefined) {
