@@ -109,6 +109,15 @@ function render (st) {
     h('td', {}, x.access),
     h('td', {}, x.share),
     h('td', {}, x.volume))), 'no open stream', 8)
+
+  // Thread affinity (docs/rules.md): each task and the domain its streams go to.
+  rows($('tasks').tBodies[0], (st.tasks ?? []).slice(-30).map((x) => h('tr', { 'data-domain': name(x.epr) },
+    h('td', {}, x.task),
+    h('td', {}, h('strong', {}, name(x.epr))),
+    h('td', { class: 'num' }, x.placed),
+    h('td', { class: 'num' }, x.kept),
+    h('td', { class: 'num' }, x.switches),
+    h('td', {}, time(x.since)))), st.tasks === undefined ? 'thread affinity off' : 'no task yet', 6)
 }
 
 function renderCharts (st, name, pmtBy, now) {
