@@ -167,18 +167,7 @@ export async function main (argv: string[]): Promise<number> {
     if (values.json !== undefined) { writeResult(values.json, { rows, ...(values.baseline === undefined ? {} : { baseline: 'the baseline build given with --baseline (before), this build (after)' }) }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
-  if (values.suite === 'placement') {
-    let stop = false
-    process.once('SIGINT', () => { stop = true })
-    const rows = await runPlacementSuite({ phaseSeconds: values.seconds ?? 6, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
-    process.stdout.write(placementTable(rows))
-    const forecast = await runForecastSuite({ noisySeconds: 5 * (values.seconds ?? 6), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
-    process.stdout.write(forecastTable(forecast))
-    const affinity = await runAffinitySuite({ phaseSeconds: values.seconds ?? 6, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
-    process.stdout.write(affinityTable(affinity))
-    if (values.json !== undefined) { writeResult(values.json, { placement: rows, forecast: { ...forecast, ramps: forecast.ramps.map(({ events, ...r }) => r) }, affinity }); process.stdout.write(`\nwrote ${values.json}\n`) }
-    return 0
-  }
+  if (values.suite === 'placement') return await placement(values)
   if (values.suite === 'network') {
     let stop = false
     process.once('SIGINT', () => { stop = true })
@@ -321,4 +310,18 @@ async function paper (values: Values): Promise<number> {
   if (values.md !== undefined) { writeFileSync(values.md, md); process.stdout.write(`wrote ${values.md}\n`) }
   if (values.svg !== undefined) writeCharts(values.svg, res)
   return res.stopped ? 130 : 0
+}
+
+/** The placement suite: the spread over three domains, then isolation before the SLA breaks, then thread affinity's churn. */
+async function placement (values: Values): Promise<number> {
+  let stop = false
+  process.once('SIGINT', () => { stop = true })
+  const rows = await runPlacementSuite({ phaseSeconds: values.seconds ?? 6, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+  process.stdout.write(placementTable(rows))
+  const forecast = await runForecastSuite({ noisySeconds: 5 * (values.seconds ?? 6), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+  process.stdout.write(forecastTable(forecast))
+  const affinity = await runAffinitySuite({ phaseSeconds: values.seconds ?? 6, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+  process.stdout.write(affinityTable(affinity))
+  if (values.json !== undefined) { writeResult(values.json, { placement: rows, forecast: { ...forecast, ramps: forecast.ramps.map(({ events, ...r }) => r) }, affinity }); process.stdout.write(`\nwrote ${values.json}\n`) }
+  return 0
 }
