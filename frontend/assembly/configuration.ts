@@ -54,8 +54,8 @@ const KEYS: Record<string, string> = {
   placement: 'an object { "policy"?: "best" | "weighted", "sharpness"?: number }',
   trust: 'an object { "ca": path, "cert"?: path, "key"?: path, "username"?, "password"?, "passwordType"?, "verifyTimeoutMs"?, "recheckMs"?, "probePath"? }',
   exchange: 'true, false, or an object { "listen"?: [endpoint…], "interfaces"?: [name…], "intervalMs"?: number }',
-  sla: 'an object { "p99Ms"?: ms, "minMBps"?: number, "maxErrorRate"?: 0..1, "domains"?: { EPR: { "p99Ms"?, "minMBps"?, "maxErrorRate"? } }, "forecast"?: false | { "alpha"?, "beta"?, "horizonMs"?, "confirmations"?, "floor"?, "noise"?, "warmup"? } }',
   coordination: 'an etcd://HOST:PORT[,…] URL, or an object { "url": "etcd://…" | "etcds://…", "ca"?: path, "cert"?: path, "key"?: path, "leaseTtlSeconds"?: number, "prefix"?: string }',
+  sla: 'an object { "p99Ms"?: ms, "minMBps"?: number, "maxErrorRate"?: 0..1, "domains"?: { EPR: { "p99Ms"?, "minMBps"?, "maxErrorRate"? } }, "forecast"?: false | { "alpha"?, "beta"?, "horizonMs"?, "confirmations"?, "floor"?, "noise"?, "warmup"? } }',
 }
 
 /** Reads METAOS_CONFIG (undefined when unset or empty). A feed from a file is watched: close it when done. */
