@@ -18,6 +18,8 @@ import type { PaperResult } from './paper-suite.js'
 import { paperSvgs, svgIndexMarkdown, type PaperSvg } from './paper-svg.js'
 import { peersMarkdown, type PeersResult } from './peers-suite.js'
 import { placementTable } from './placement-suite.js'
+import { forecastTable } from './placement-forecast.js'
+import { affinityTable } from './placement-affinity.js'
 import { machineLine, portableCommand } from './report.js'
 import { supervisionTable } from './supervision-suite.js'
 import { securityMarkdown, type SecurityResult } from './security-suite.js'
@@ -70,7 +72,7 @@ function section (name: string, r: Recorded, charts: PaperSvg[]): string {
     case 'paper-charts': return svgIndexMarkdown(charts, `benchmarks/${CHARTS}`)
     case 'peers': return `${peersMarkdown({ rows: r.rows, skipped: r.skipped ?? [] } as PeersResult)}\n${source(r)}`
     case 'char': return `${code(charTable(r.rows as Parameters<typeof charTable>[0]))}\n\n${source(r)}`
-    case 'placement': return `${code(placementTable(r.placement as Parameters<typeof placementTable>[0]))}\n\n${source(r)}`
+    case 'placement': return `${code(placementTable(r.placement as Parameters<typeof placementTable>[0]) + (r.forecast === undefined ? '' : forecastTable(r.forecast as Parameters<typeof forecastTable>[0])) + (r.affinity === undefined ? '' : affinityTable(r.affinity as Parameters<typeof affinityTable>[0])))}\n\n${source(r)}`
     case 'network': return `${code(networkTable(r.network as Parameters<typeof networkTable>[0]))}\n\n${source(r)}`
     case 'containers': return `${code(containerTable(r.containers as Parameters<typeof containerTable>[0]))}\n\n${source(r)}`
     case 'supervision': return `${code(supervisionTable(r.supervision as Parameters<typeof supervisionTable>[0]))}\n\n${source(r)}`

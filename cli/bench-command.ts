@@ -4,6 +4,8 @@
 import { runPeersSuite, peersMarkdown, peersTable, PEERS } from '../benchmarks/peers-suite.js'
 import { runCharSuite, charTable } from '../benchmarks/char-suite.js'
 import { runPlacementSuite, placementTable } from '../benchmarks/placement-suite.js'
+import { runForecastSuite, forecastTable } from '../benchmarks/placement-forecast.js'
+import { runAffinitySuite, affinityTable } from '../benchmarks/placement-affinity.js'
 import { runSupervisionSuite, supervisionTable } from '../benchmarks/supervision-suite.js'
 import { runNetworkSuite, networkTable } from '../benchmarks/network-suite.js'
 import { runContainerSuite, containerTable } from '../benchmarks/container-suite.js'
@@ -58,7 +60,11 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
   --suite placement  streams over three domains of different real speed (0, 2, 8 ms service
                    delay): the share each gets, and how fast it moves when the fastest slows
                    down and recovers; policies best and weighted; probe overhead
-                   (--seconds S per phase, default 6)
+                   (--seconds S per phase, default 6). Then isolation before the SLA
+                   breaks: a domain whose delay ramps 0 → 50 ms over 10 s, with the
+                   forecast and with the reactive SLA rule alone; false isolations of a
+                   healthy noisy domain over 5×S seconds. Then placement churn of 4
+                   concurrent tasks with thread affinity and without
   --suite network  TCP echo round trips/s and bulk MB/s: direct node:net, NetSocket on the
                    local kernel, through a network domain over the bus and over HTTP
                    (--seconds S of round trips per path and round, --rounds N, default 1 and 3)
@@ -165,14 +171,7 @@ export async function main (argv: string[]): Promise<number> {
     if (values.json !== undefined) { writeResult(values.json, { rows, ...(values.baseline === undefined ? {} : { baseline: 'the baseline build given with --baseline (before), this build (after)' }) }); process.stdout.write(`\nwrote ${values.json}\n`) }
     return 0
   }
-  if (values.suite === 'placement') {
-    let stop = false
-    process.once('SIGINT', () => { stop = true })
-    const rows = await runPlacementSuite({ phaseSeconds: values.seconds ?? 6, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
-    process.stdout.write(placementTable(rows))
-    if (values.json !== undefined) { writeResult(values.json, { placement: rows }); process.stdout.write(`\nwrote ${values.json}\n`) }
-    return 0
-  }
+  if (values.suite === 'placement') return await placement(values)
   if (values.suite === 'network') {
     let stop = false
     process.once('SIGINT', () => { stop = true })
@@ -315,4 +314,18 @@ async function paper (values: Values): Promise<number> {
   if (values.md !== undefined) { writeFileSync(values.md, md); process.stdout.write(`wrote ${values.md}\n`) }
   if (values.svg !== undefined) writeCharts(values.svg, res)
   return res.stopped ? 130 : 0
+}
+
+/** The placement suite: the spread over three domains, then isolation before the SLA breaks, then thread affinity's churn. */
+async function placement (values: Values): Promise<number> {
+  let stop = false
+  process.once('SIGINT', () => { stop = true })
+  const rows = await runPlacementSuite({ phaseSeconds: values.seconds ?? 6, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+  process.stdout.write(placementTable(rows))
+  const forecast = await runForecastSuite({ noisySeconds: 5 * (values.seconds ?? 6), shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+  process.stdout.write(forecastTable(forecast))
+  const affinity = await runAffinitySuite({ phaseSeconds: values.seconds ?? 6, shouldStop: () => stop, onProgress: (d, n, l) => { process.stderr.write(`${d + 1}/${n} ${l}\n`) } })
+  process.stdout.write(affinityTable(affinity))
+  if (values.json !== undefined) { writeResult(values.json, { placement: rows, forecast: { ...forecast, ramps: forecast.ramps.map(({ events, ...r }) => r) }, affinity }); process.stdout.write(`\nwrote ${values.json}\n`) }
+  return 0
 }

@@ -89,6 +89,15 @@ function render (s: Status, url?: string): string {
   let out = `metaos up (pid ${s.pid}), volume ${s.volume}${url === undefined ? '' : `, live dashboard ${new URL('/', url).href}`}\n\ndomains\n`
   out += table(['name', 'process', 'pid', 'restarts', 'PMT state', 'score', 'latency ms', 'p99 ms', 'errors', 'MB/s', 'calls', 'endpoint'],
     s.domains.map((d) => { const r = pmt.get(d.epr); return [d.name, d.state, String(d.pid), String(d.restarts), r?.state ?? '-', fmt(r?.score), fmt(r?.latencyMs, 2), fmt(r?.p99Ms, 2), r === undefined ? '-' : `${(r.errorRate * 100).toFixed(0)}%`, fmt(r?.mbPerSec), String(r?.calls ?? 0), d.endpoints[0] ?? ''] }))
+  const forecasts = s.pmt.filter((r) => r.forecast !== undefined)
+  if (forecasts.length > 0) {
+    out += '\nforecasts against the SLA (Holt: level, trend, where it will be at the horizon)\n'
+    const unit = { p99: 'ms', throughput: 'MB/s', errors: '' } as const
+    out += table(['domain', 'measure', 'level', 'trend /s', 'forecast', 'in', 'SLA'], forecasts.flatMap((r) => Object.entries(r.forecast!).map(([m, f]) => {
+      const v = (x: number): string => m === 'errors' ? `${(x * 100).toFixed(1)}%` : `${x.toFixed(1)} ${unit[m as keyof typeof unit]}`
+      return [who(r.epr), m, v(f.level), (f.trend >= 0 ? '+' : '') + (m === 'errors' ? `${(f.trend * 100).toFixed(1)}%` : f.trend.toFixed(1)), v(f.forecast), `${(f.horizonMs / 1000).toFixed(1)} s`, `${m === 'throughput' ? '≥' : '≤'} ${v(f.limit)}`]
+    })))
+  }
   out += `\nsupervisor decisions${s.decisions.length > 20 ? ' (latest 20)' : ''}\n`
   out += s.decisions.length === 0 ? '  none\n' : table(['time', 'domain', 'from', 'to', 'reason'], s.decisions.slice(-20).map((d) => [time(d.at), who(d.epr), d.action === undefined ? d.from : `operator ${d.action}`, d.action === undefined ? d.to : `by ${d.by ?? '?'}`, d.reason]))
   out += '\nopen streams\n'
@@ -96,6 +105,10 @@ function render (s: Status, url?: string): string {
   if (s.directory !== undefined) {
     out += '\nstream directory (coordination: every frontend\'s streams)\n'
     out += s.directory.length === 0 ? '  none\n' : table(['path', 'volume', 'owner', 'epoch', 'position'], s.directory.map((x) => [x.path, x.volume, who(x.owner), String(x.epoch), String(x.position)]))
+  }
+  if (s.tasks !== undefined) {
+    out += `\nthread affinity (task → domain)${s.tasks.length > 20 ? ' (latest 20)' : ''}\n`
+    out += s.tasks.length === 0 ? '  none\n' : table(['task', 'domain', 'streams placed', 'kept there', 'switches', 'since'], s.tasks.slice(-20).map((x) => [x.task, who(x.epr), String(x.placed), String(x.kept), String(x.switches), time(x.since)]))
   }
   out += `\nmoves${s.moves.length > 20 ? ' (latest 20)' : ''}\n`
   out += s.moves.length === 0 ? '  none\n' : table(['kind', 'path', 'from', 'to', 'op', 'reason', 'stall ms'], s.moves.slice(-20).map((m) => [m.kind, m.path, who(m.from), who(m.to), m.op, m.reason, m.stallMs.toFixed(1)]))

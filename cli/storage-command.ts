@@ -40,8 +40,9 @@ Runs a storage service domain serving the files under DIR.
   --cost-per-call N       declared cost of one call (scope metaos://cost/call/N)
   --cost-per-mb N         declared cost of one MB moved (scope metaos://cost/mb/N)
   --fault-file FILE       fault injection for tests and benchmarks: follows {"delayMs": N,
-                          "closeListeners": true} in FILE (every operation waits N ms; the
-                          listening sockets close, open connections stay; missing file = no fault)
+                          "jitterMs": J, "closeListeners": true} in FILE (every operation waits
+                          N ms plus 0..J ms at random; the listening sockets close, open
+                          connections stay; missing file = no fault)
   --log-level LEVEL       pino level: fatal error warn info debug trace silent (default info)
   --hypervisor-bus PORT   inside a VM domain (vm/): serve the virtio-serial port named PORT as
                           the hypervisor bus; its calls reach the first net.uds: or unix:

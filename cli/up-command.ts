@@ -22,6 +22,7 @@ import { clusterControl } from '../frontend/assembly/cluster-control.js'
 import { createFrontendMetrics, type FrontendMetrics } from '../frontend/assembly/frontend-metrics.js'
 import { PmtHistory } from '../dashboard/pmt-history.js'
 import type { VulnerabilityFeed } from '../frontend/placement/vulnerability-feed.js'
+import type { SlaForecastOptions } from '../frontend/placement/sla-forecast.js'
 import type { RulesEngine } from '../frontend/placement/rules-engine.js'
 import { configFromEnvironment, type MetaosConfig } from '../frontend/assembly/configuration.js'
 import type { DispatcherOptions } from '../frontend/placement/dispatcher.js'
@@ -71,8 +72,8 @@ domains then keep running, supervised (a domain that dies is isolated and restar
   --help           this text
 
 METAOS_CONFIG=FILE (docs/configuration.md): its "rules", "feed" and "placement" apply to the
-supervised dispatcher (--rules and --feed win over the file's); "trust" and "exchange" concern
-discovered domains and are not used here.
+supervised dispatcher (--rules and --feed win over the file's), its "sla" to the supervisor
+(docs/supervision.md); "trust" and "exchange" concern discovered domains and are not used here.
 `
 
 interface Row { destination: string, endpoint: string, writeMBs: number, readMBs: number, channelMs: number, serviceMs: number, calls: number, ok: boolean }
@@ -187,7 +188,7 @@ async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm', bu
   process.stdout.write(`metaos up: starting two storage domains over ${up.root}${hosting === 'process' ? '' : hosting === 'vm' ? ' (virtual machines)' : ' (containers)'}\n`)
   const driver = hosting === 'vm' ? new VmDriver({ logger }) : hosting === 'container' ? new ContainerDriver({ logger }) : undefined
   const { dispatcher } = placement
-  const cluster = up.cluster = await LocalCluster.start({ dir: up.work, volume: 'demo', domains: [hosting === 'vm' ? busKind : 'bus', 'http'], bus: busKind, names: ['bus-domain', 'net-domain'], logLevel: up.level, logger, dispatcher, ...(dispatcher.feed === undefined ? {} : { supervisor: { feed: dispatcher.feed } }), ...(driver === undefined ? {} : { driver }), ...(up.coordination === undefined ? {} : { coordination: up.coordination }) })
+  const cluster = up.cluster = await LocalCluster.start({ dir: up.work, volume: 'demo', domains: [hosting === 'vm' ? busKind : 'bus', 'http'], bus: busKind, names: ['bus-domain', 'net-domain'], logLevel: up.level, logger, dispatcher, supervisor: { ...placement.sla, ...(dispatcher.feed === undefined ? {} : { feed: dispatcher.feed }) }, ...(driver === undefined ? {} : { driver }), ...(up.coordination === undefined ? {} : { coordination: up.coordination }) })
   // The dashboard's charts start with the cluster, so they show the demonstration's traffic too.
   const history = up.history = new PmtHistory({ pmt: cluster.pmt })
   // Prometheus metrics of this frontend (calls, probes, scores and their parts, decisions, moves), served at /metrics.
@@ -320,7 +321,7 @@ async function migrateLive (c: LocalCluster, data: Buffer, expected: string, buf
 }
 
 /** The dispatcher's rules, feed and policy: --rules and --feed, else METAOS_CONFIG's; what is in force, said in one line. A string: the config's error. */
-function withConfig (rules: RulesEngine | undefined, feed: VulnerabilityFeed | undefined): { dispatcher: Omit<DispatcherOptions, 'volume'>, note: string } | string {
+function withConfig (rules: RulesEngine | undefined, feed: VulnerabilityFeed | undefined): { dispatcher: Omit<DispatcherOptions, 'volume'>, note: string, sla?: SlaForecastOptions } | string {
   let config: MetaosConfig | undefined
   try { config = configFromEnvironment(process.env, { watchFeed: feed === undefined }) } catch (e) { return (e as Error).message }
   if (feed !== undefined) config?.feed?.close()
@@ -332,7 +333,7 @@ function withConfig (rules: RulesEngine | undefined, feed: VulnerabilityFeed | u
     f === undefined ? '' : `a vulnerability feed of ${f.vulnerabilities.length} entr${f.vulnerabilities.length === 1 ? 'y' : 'ies'} (${feed === undefined ? 'METAOS_CONFIG' : '--feed'})`,
     config === undefined ? '' : `policy ${d.policy ?? 'best'}; ${config.source}${config.trust !== undefined || config.exchange !== undefined ? ' ("trust" and "exchange" do not apply to the demo\'s domains)' : ''}`,
   ].filter((p) => p !== '')
-  return { dispatcher: d, note: parts.length === 0 ? '' : `Placement: ${parts.join(', ')}` }
+  return { dispatcher: d, note: parts.length === 0 ? '' : `Placement: ${parts.join(', ')}`, ...(config?.sla === undefined ? {} : { sla: config.sla }) }
 }
 
 function sha256 (b: Buffer): string { return createHash('sha256').update(b).digest('hex') }

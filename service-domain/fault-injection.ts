@@ -6,15 +6,18 @@ import { readFileSync, unwatchFile, watchFile } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 
-/** What the fault file holds: `delayMs` (every operation waits; 0 = none) and `closeListeners` (the listening sockets close once; open connections stay served). */
+/** What the fault file holds: `delayMs` (every operation waits; 0 = none), `jitterMs` (and a uniformly random 0..jitterMs more: a noisy domain) and `closeListeners` (the listening sockets close once; open connections stay served). */
 export interface FaultFile {
   readonly delayMs?: number
+  readonly jitterMs?: number
   readonly closeListeners?: boolean
 }
 
 export class FaultInjection {
   /** Milliseconds every operation waits before it runs (0 = none). */
   delayMs = 0
+  /** Up to this many ms more, uniformly at random, per operation (0 = none). */
+  jitterMs = 0
   #file: string | undefined
   #listenersClosed = false
   /** Set by the domain: closes its listening sockets. */
@@ -29,20 +32,24 @@ export class FaultInjection {
 
   /** Waits as long as the current settings say. */
   async before (): Promise<void> {
-    if (this.delayMs > 0) await sleep(this.delayMs)
+    const ms = this.delayMs + (this.jitterMs > 0 ? Math.random() * this.jitterMs : 0)
+    if (ms > 0) await sleep(ms)
   }
 
   /**
-   * Follows a JSON file `{"delayMs": N}` (polled every `intervalMs`; a missing or malformed file
+   * Follows a JSON file `{"delayMs": N, "jitterMs": J}` (polled every `intervalMs`; a missing or malformed file
    * means no fault, and a malformed one is logged). The watcher never keeps the process alive.
    */
   follow (file: string, logger?: Logger, intervalMs = 100): void {
     this.#file = file
     const load = (): void => {
       let next = 0
+      let jitter = 0
       try {
         const v = JSON.parse(readFileSync(file, 'utf8')) as { [K in keyof FaultFile]?: unknown }
         if (v.closeListeners === true) { logger?.warn('fault injection: listening sockets closed'); this.closeListeners() }
+        if (typeof v.jitterMs === 'number' && Number.isFinite(v.jitterMs) && v.jitterMs >= 0 && v.jitterMs <= 600_000) jitter = v.jitterMs
+        else if (v.jitterMs !== undefined) logger?.warn({ file }, 'fault file: jitterMs must be a number of ms between 0 and 600000; no jitter')
         if (v.delayMs === undefined) next = 0
         else if (typeof v.delayMs === 'number' && Number.isFinite(v.delayMs) && v.delayMs >= 0 && v.delayMs <= 600_000) next = v.delayMs
         else logger?.warn({ file }, 'fault file: delayMs must be a number of ms between 0 and 600000; no fault')
@@ -51,6 +58,7 @@ export class FaultInjection {
       }
       if (next !== this.delayMs) logger?.warn({ delayMs: next }, 'fault injection changed')
       this.delayMs = next
+      this.jitterMs = jitter
     }
     load()
     watchFile(file, { interval: intervalMs, persistent: false }, load)

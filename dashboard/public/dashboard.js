@@ -109,6 +109,15 @@ function render (st) {
     h('td', {}, x.access),
     h('td', {}, x.share),
     h('td', {}, x.volume))), 'no open stream', 8)
+
+  // Thread affinity (docs/rules.md): each task and the domain its streams go to.
+  rows($('tasks').tBodies[0], (st.tasks ?? []).slice(-30).map((x) => h('tr', { 'data-domain': name(x.epr) },
+    h('td', {}, x.task),
+    h('td', {}, h('strong', {}, name(x.epr))),
+    h('td', { class: 'num' }, x.placed),
+    h('td', { class: 'num' }, x.kept),
+    h('td', { class: 'num' }, x.switches),
+    h('td', {}, time(x.since)))), st.tasks === undefined ? 'thread affinity off' : 'no task yet', 6)
 }
 
 function renderCharts (st, name, pmtBy, now) {
@@ -125,9 +134,16 @@ function renderCharts (st, name, pmtBy, now) {
       h('div', { class: 'chart-pair' },
         h('div', {}, h('div', { class: 'chart-title' }, `throughput: ${fmt(lastPt?.mbPerSec, 2)} MB/s, ${fmt(lastPt?.callsPerSec, 0)} calls/s`),
           lineChart(pts, [{ key: 'mbPerSec', cls: 'mbps' }], { ...window, unit: 'MB/s', label: `throughput of ${name(epr)}` })),
-        h('div', {}, h('div', { class: 'chart-title' }, `latency: EWMA ${fmt(lastPt?.latencyMs, 2)} ms, p99 ${fmt(lastPt?.p99Ms, 2)} ms`),
+        h('div', {}, h('div', { class: 'chart-title' }, `latency: EWMA ${fmt(lastPt?.latencyMs, 2)} ms, p99 ${fmt(lastPt?.p99Ms, 2)} ms${forecastText(r?.forecast)}`),
           lineChart(pts, [{ key: 'p99Ms', cls: 'p99' }, { key: 'latencyMs', cls: 'lat' }], { ...window, unit: 'ms', label: `latency of ${name(epr)}` }))))
   }))
+}
+
+/** The supervisor's forecast of a domain's p99 against its SLA (docs/supervision.md), when it has one. */
+function forecastText (f) {
+  const p = f?.p99
+  if (p === undefined) return ''
+  return `; forecast p99 in ${fmt(p.horizonMs / 1000, 1)} s: ${fmt(p.forecast, 1)} ms (${p.trend >= 0 ? '+' : ''}${fmt(p.trend, 1)} ms/s; SLA ${p.limit} ms)`
 }
 
 /** Supervisor decisions, the domain manager's starts and exits, and the streams' moves, as one list of events. */

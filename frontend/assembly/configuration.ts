@@ -13,6 +13,8 @@ import { VulnerabilityFeed, validateFeed } from '../placement/vulnerability-feed
 import type { TrustOptions } from '../handlers/domain-trust.js'
 import type { JoinOptions } from '../placement/pmt-exchange.js'
 import { parseCoordinationUrl, type CoordinationOptions } from '../../coordination/connect.js'
+import { validateSla, type Sla, type SlaForecastOptions } from '../placement/sla-forecast.js'
+import { LimitForecast, type LimitOptions } from '../placement/forecast.js'
 
 /** How the frontend shares its measures with the other performance modules (IntelligentFrontend.shareMeasures). */
 export interface ExchangeSettings extends JoinOptions {
@@ -41,6 +43,8 @@ export interface FrontendSettings {
 export interface MetaosConfig extends FrontendSettings {
   /** `METAOS_CONFIG <path>`: how errors and notes name the file. */
   readonly source: string
+  /** The "sla" key: the supervisor's SLA for every domain, per domain by EPR, and its forecasting (docs/supervision.md). */
+  readonly sla?: SlaForecastOptions
   readonly exchange?: ExchangeSettings
 }
 
@@ -51,6 +55,7 @@ const KEYS: Record<string, string> = {
   trust: 'an object { "ca": path, "cert"?: path, "key"?: path, "username"?, "password"?, "passwordType"?, "verifyTimeoutMs"?, "recheckMs"?, "probePath"? }',
   exchange: 'true, false, or an object { "listen"?: [endpoint…], "interfaces"?: [name…], "intervalMs"?: number }',
   coordination: 'an etcd://HOST:PORT[,…] URL, or an object { "url": "etcd://…" | "etcds://…", "ca"?: path, "cert"?: path, "key"?: path, "leaseTtlSeconds"?: number, "prefix"?: string }',
+  sla: 'an object { "p99Ms"?: ms, "minMBps"?: number, "maxErrorRate"?: 0..1, "domains"?: { EPR: { "p99Ms"?, "minMBps"?, "maxErrorRate"? } }, "forecast"?: false | { "alpha"?, "beta"?, "horizonMs"?, "confirmations"?, "floor"?, "noise"?, "warmup"? } }',
 }
 
 /** Reads METAOS_CONFIG (undefined when unset or empty). A feed from a file is watched: close it when done. */
@@ -123,6 +128,7 @@ export function parseConfig (doc: unknown, source: string, dir: string, o: { wat
   }
 
   if (c.coordination !== undefined) out.coordination = coordinationOf(c.coordination, path, must, fail)
+  if (c.sla !== undefined) out.sla = slaOf(c.sla, must, fail)
 
   // Last: the feed from a file is watched, so nothing may fail after it is made.
   if (c.feed !== undefined) {
@@ -182,6 +188,22 @@ function coordinationOf (v: unknown, path: (key: string, v: unknown) => string, 
   }
   try { parseCoordinationUrl(o.url, o) } catch (e) { fail(`"coordination": ${(e as Error).message}`, e) }
   return o
+}
+
+function slaOf (v: unknown, must: (key: string, what: string, got: unknown) => never, fail: (why: string, cause?: unknown) => never): SlaForecastOptions {
+  if (!isObject(v)) must('sla', KEYS.sla!, v)
+  const { domains, forecast, ...own } = v as Record<string, unknown>
+  const check = (x: unknown, where: string): Sla => { try { return validateSla(x, where) } catch (e) { return fail((e as Error).message, e) } }
+  const sla = check(own, 'sla')
+  if (domains !== undefined && !isObject(domains)) must('sla.domains', 'an object { EPR: { "p99Ms"?, "minMBps"?, "maxErrorRate"? } }', domains)
+  const slas = Object.fromEntries(Object.entries((domains ?? {}) as Record<string, unknown>).map(([epr, x]) => [epr, check(x, `sla.domains.${epr}`)]))
+  if (forecast !== undefined && forecast !== false && !isObject(forecast)) must('sla.forecast', 'false or an object { "alpha"?, "beta"?, "horizonMs"?, "confirmations"?, "floor"?, "noise"?, "warmup"? }', forecast)
+  if (isObject(forecast)) {
+    known('sla.forecast', forecast, ['alpha', 'beta', 'horizonMs', 'confirmations', 'floor', 'noise', 'warmup'], fail)
+    for (const [k, x] of Object.entries(forecast)) if (!(typeof x === 'number' && Number.isFinite(x))) must(`sla.forecast.${k}`, 'a number', x)
+    try { new LimitForecast('max', forecast as LimitOptions) } catch (e) { fail(`"sla.forecast": ${(e as Error).message}`, e) } // eslint-disable-line no-new
+  }
+  return { ...(Object.keys(sla).length === 0 ? {} : { sla }), ...(Object.keys(slas).length === 0 ? {} : { slas }), ...(forecast === undefined ? {} : { forecast: forecast as LimitOptions | false }) }
 }
 
 /** `METAOS_COORDINATION=etcd://…` (and METAOS_COORDINATION_CA, _CERT, _KEY: PEM files for etcds://), or undefined. */

@@ -195,7 +195,7 @@ export class IntelligentFrontend {
         startedAt: this.#trackedAt.get(r.identity.epr) ?? 0, service: 'storage', volume: r.identity.volume, hosting: r.identity.hosting,
         kernel: { sysname: r.identity.kernel.sysname, release: r.identity.kernel.release }, ...(r.identity.runtime === undefined ? {} : { runtime: r.identity.runtime }),
       })),
-      pmt: pmtStatus(rows, names, this.#options.feed),
+      pmt: pmtStatus(rows, names, this.#options.feed, this.supervisor.forecasts()),
       decisions: [...this.supervisor.decisions],
       streams: dispatchers.flatMap((d) => d.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, access: s.access, share: s.share, volume: s.volume }))),
       moves: dispatchers.flatMap((d) => d.moves),
@@ -332,6 +332,7 @@ export async function sharedFrontend (options?: SharedFrontendOptions): Promise<
     ...(config?.policy === undefined ? {} : { policy: config.policy }),
     ...(config?.sharpness === undefined ? {} : { sharpness: config.sharpness }),
     ...(config?.exchange === undefined ? {} : { exchange: config.exchange }),
+    ...(config?.sla === undefined ? {} : { supervisor: config.sla }),
     ...withoutUndefined(o),
     ...(trust === undefined ? {} : { trust }),
   }

@@ -228,13 +228,14 @@ export class LocalCluster {
           ...(d.limits === undefined ? {} : { limits: d.limits }),
         }
       }),
-      pmt: pmtStatus(rows, names, this.#feed),
+      pmt: pmtStatus(rows, names, this.#feed, this.supervisor.forecasts()),
       decisions: [...this.supervisor.decisions],
       streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, epoch: s.epoch, access: s.access, share: s.share, volume: s.volume })),
       moves: this.dispatcher.moves.map((m) => { const at = this.#movedAt.get(m); return at === undefined ? m : { ...m, at } }),
       placements: [...this.dispatcher.placed],
       rules: this.#rules,
       lifecycle: [...this.lifecycle],
+      ...(this.dispatcher.tasks === undefined ? {} : { tasks: this.dispatcher.tasks.entries() }),
       ...(this.#coordination === undefined ? {} : { directory: await this.#coordination.client.streams.list().catch(() => []) }),
     }
   }

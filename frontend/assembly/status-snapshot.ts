@@ -5,6 +5,8 @@
 import type { MoveEvent, PlacementRecord } from '../placement/dispatcher.js'
 import type { PmtRow } from '../placement/pmt.js'
 import type { VulnerabilityFeed } from '../placement/vulnerability-feed.js'
+import type { ForecastView } from '../placement/sla-forecast.js'
+import type { TaskEntry } from '../placement/task-affinity.js'
 import type { Decision } from './supervisor.js'
 
 /** What the domain manager did to a domain, as it happened (started, restarted, stopped, exited unasked). */
@@ -35,6 +37,8 @@ export interface ClusterStatus {
     vulnerabilities?: { ids: readonly string[], action: 'exclude' | 'lower', severity: number }
     declared: { sla: number, costPerCall: number, costPerMB: number }
     hosting: string, kernel: { sysname: string, release: string }, volume: string
+    /** With an SLA: the supervisor's forecast per measure (p99, throughput, errors): level, trend per s, the forecast at the horizon, the SLA's limit. */
+    forecast?: ForecastView
   }>
   readonly decisions: readonly Decision[]
   /** Open streams: the domain serving each (`epr`) and its epoch (bumped at each move). */
@@ -47,12 +51,14 @@ export interface ClusterStatus {
   readonly rules: readonly string[]
   /** What the domain manager did (starts, restarts, exits), latest last. */
   readonly lifecycle: readonly LifecycleEvent[]
+  /** With thread affinity: each task (async context or worker thread) and the domain its streams go to. */
+  readonly tasks?: readonly TaskEntry[]
   /** With coordination: every stream of the stream directory, this frontend's and others' — its owner (EPR), epoch and position as of its last move. */
   readonly directory?: ReadonlyArray<{ stream: string, path: string, volume: string, owner: string, epoch: number, position: number, frontend?: string }>
 }
 
 /** The PMT's rows as the status shows them (`names`: a display name by EPR, where one is known). */
-export function pmtStatus (rows: readonly PmtRow[], names: ReadonlyMap<string, string>, feed?: VulnerabilityFeed): ClusterStatus['pmt'] {
+export function pmtStatus (rows: readonly PmtRow[], names: ReadonlyMap<string, string>, feed?: VulnerabilityFeed, forecasts: Readonly<Record<string, ForecastView>> = {}): ClusterStatus['pmt'] {
   return rows.map((r) => ({
     epr: r.identity.epr, ...(names.has(r.identity.epr) ? { name: names.get(r.identity.epr)! } : {}), state: r.state, score: r.score.score,
     latencyMs: r.measures.latencyMs, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errorRate: r.measures.errorRate, mbPerSec: r.measures.mbPerSec,
@@ -62,6 +68,7 @@ export function pmtStatus (rows: readonly PmtRow[], names: ReadonlyMap<string, s
     ...vulnerabilitiesOf(r, feed),
     declared: { sla: r.sla, costPerCall: r.costPerCall, costPerMB: r.costPerMB },
     hosting: r.identity.hosting, kernel: { sysname: r.identity.kernel.sysname, release: r.identity.kernel.release }, volume: r.identity.volume,
+    ...(forecasts[r.identity.epr] === undefined ? {} : { forecast: forecasts[r.identity.epr] }),
   }))
 }
 

@@ -6,11 +6,16 @@
 // volume, then it is isolated — and, by policy, restarted or cloned through `onIsolate`. A domain
 // whose probes are good again for `recoverMs` is readmitted. Every decision is logged with its
 // reason and kept (`decisions`) for `metaos status`. The timer never keeps the process alive.
+// With an SLA (`sla`, `slas`), the SLA says what degraded is — latency EWMA over its p99Ms, MB/s
+// under its minMBps, errors over its maxErrorRate — and each domain's measures are forecast
+// (Holt's linear trend, frontend/placement/forecast.ts): a domain whose forecast crosses its SLA
+// within the horizon is isolated before it does ("forecast: p99 will reach …").
 import type { Logger } from 'pino'
 import { silentLogger } from '../../soap-runtime/logger.js'
 import type { PerformanceModule } from '../placement/performance-module.js'
 import type { DomainState, PerformanceMappingTable, PmtRow } from '../placement/pmt.js'
 import type { VulnerabilityFeed } from '../placement/vulnerability-feed.js'
+import { SlaForecasts, type ForecastView, type SlaForecastOptions } from '../placement/sla-forecast.js'
 
 /** What the supervisor watches and moves streams with: the storage dispatcher, the network dispatcher. */
 export interface Supervised {
@@ -20,7 +25,7 @@ export interface Supervised {
   migrateAll: (epr: string, reason: string) => Promise<number>
 }
 
-export interface SupervisorOptions {
+export interface SupervisorOptions extends SlaForecastOptions {
   readonly pmt: PerformanceMappingTable
   readonly dispatchers: readonly Supervised[]
   /** Period of the watch (ms, default 200). */
@@ -68,6 +73,7 @@ export class Supervisor {
   readonly #log: Logger
   readonly #watch = new Map<string, Watch>()
   readonly #dispatchers: Supervised[]
+  readonly #forecasts: SlaForecasts
   #timer: NodeJS.Timeout | undefined
   readonly #onSuspect = (e: { epr: string, reason: string, op: string }): void => { void this.#act(e.epr, `${e.op} failed: ${e.reason}`) }
 
@@ -75,6 +81,17 @@ export class Supervisor {
     this.#o = o
     this.#log = o.logger ?? silentLogger
     this.#dispatchers = [...o.dispatchers]
+    this.#forecasts = new SlaForecasts(o.pmt, o)
+  }
+
+  /** Each domain's forecasts against its SLA, where it has one (by EPR): for the status and the dashboard. */
+  forecasts (): Record<string, ForecastView> {
+    const out: Record<string, ForecastView> = {}
+    for (const r of this.#o.pmt.rows()) {
+      const v = this.#forecasts.view(r.identity.epr)
+      if (v !== undefined) out[r.identity.epr] = v
+    }
+    return out
   }
 
   /** Supervises the streams of one more dispatcher (e.g. one made for another volume). */
@@ -95,6 +112,12 @@ export class Supervisor {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
     for (const d of this.#dispatchers) d.off('suspect', this.#onSuspect)
+  }
+
+  /** Stops, and lets go of the PMT (the forecasts' subscription to its samples). */
+  close (): void {
+    this.stop()
+    this.#forecasts.close()
   }
 
   #now (): number { return (this.#o.now ?? Date.now)() }
@@ -132,6 +155,9 @@ export class Supervisor {
         // A soft alarm counts once per fresh measure, and acts after `confirmations` in a row.
         const fresh = r.measures.measuredAt !== w.seenAt
         w.seenAt = r.measures.measuredAt
+        // The forecast sees every fresh measure; a confirmed crossing of the SLA acts at once.
+        const coming = fresh ? this.#forecasts.observe(r, this.#now()) : undefined
+        if (coming !== undefined) { w.strikes = 0; void this.#act(r.identity.epr, coming.reason); continue }
         const why = this.#degraded(r, w)
         if (why !== undefined) {
           if (fresh) w.strikes++
@@ -160,14 +186,20 @@ export class Supervisor {
 
   #degraded (r: PmtRow, w: Watch): string | undefined {
     const m = r.measures
-    if (m.errorRate > (this.#o.errorRate ?? 0.3)) return `error burst: error rate ${(m.errorRate * 100).toFixed(0)}%`
+    const sla = this.#forecasts.slaOf(r.identity.epr)
+    if (m.errorRate > (sla?.maxErrorRate ?? this.#o.errorRate ?? 0.3)) return `error burst: error rate ${(m.errorRate * 100).toFixed(0)}%${sla?.maxErrorRate === undefined ? '' : ` (SLA ${(sla.maxErrorRate * 100).toFixed(1)}%)`}`
     const lat = m.latencyMs
-    if (lat !== undefined && w.baseline !== undefined && lat > (this.#o.latencyFactor ?? 4) * w.baseline && lat - w.baseline > (this.#o.latencyMarginMs ?? 10)) {
+    // With an SLA, degraded is what breaks it; without one, what departs far from the domain's own baseline.
+    if (sla?.p99Ms !== undefined) {
+      if (lat !== undefined && lat > sla.p99Ms) return `SLA broken: latency ${lat.toFixed(1)} ms over the SLA's p99 of ${sla.p99Ms} ms`
+    } else if (lat !== undefined && w.baseline !== undefined && lat > (this.#o.latencyFactor ?? 4) * w.baseline && lat - w.baseline > (this.#o.latencyMarginMs ?? 10)) {
       return `latency rising: ${lat.toFixed(1)} ms against a baseline of ${w.baseline.toFixed(1)} ms`
     }
     // Large calls measure throughput, not latency: a collapse of MB/s is the same alarm.
     const mbps = m.mbPerSec
-    if (mbps !== undefined && w.mbps !== undefined && mbps < w.mbps / (this.#o.latencyFactor ?? 4)) {
+    if (sla?.minMBps !== undefined) {
+      if (mbps !== undefined && mbps < sla.minMBps) return `SLA broken: throughput ${mbps.toFixed(1)} MB/s under the SLA's ${sla.minMBps} MB/s`
+    } else if (mbps !== undefined && w.mbps !== undefined && mbps < w.mbps / (this.#o.latencyFactor ?? 4)) {
       return `throughput falling: ${mbps.toFixed(1)} MB/s against a baseline of ${w.mbps.toFixed(1)} MB/s`
     }
     return undefined
@@ -178,7 +210,8 @@ export class Supervisor {
     if (m.probedAt === undefined || m.probedAt <= w.isolatedAt || this.#o.feed?.assess(r) === 'exclude') return false
     const lat = m.latencyMs
     const base = w.baseline ?? lat ?? 0
-    return m.errorRate < 0.1 && lat !== undefined && lat <= Math.max((this.#o.latencyFactor ?? 4) * base, base + (this.#o.latencyMarginMs ?? 10)) / 2
+    const sla = this.#forecasts.slaOf(r.identity.epr)?.p99Ms
+    return m.errorRate < 0.1 && lat !== undefined && (sla === undefined || lat < sla) && lat <= Math.max((this.#o.latencyFactor ?? 4) * base, base + (this.#o.latencyMarginMs ?? 10)) / 2
   }
 
   #maybeReadmit (r: PmtRow, w: Watch): void {
@@ -188,6 +221,7 @@ export class Supervisor {
     if (now - w.goodSince >= (this.#o.recoverMs ?? 3000)) {
       this.#decide(r.identity.epr, r.state, 'healthy', `measures good again for ${now - w.goodSince} ms`)
       w.goodSince = undefined
+      this.#forecasts.reset(r.identity.epr)
     }
   }
 
@@ -221,6 +255,7 @@ export class Supervisor {
       for (const d of this.#dispatchers) migrated += await d.migrateAll(epr, reason)
       w.isolatedAt = this.#now()
       w.goodSince = undefined
+      this.#forecasts.reset(epr)
       this.#decide(epr, this.#o.pmt.row(epr)?.state ?? 'suspect', 'isolated', `${reason}; ${migrated} stream(s) migrated`, migrated)
       await this.#o.onIsolate?.(epr, reason).catch((e: unknown) => { this.#log.error({ epr, err: e }, 'isolation policy failed') })
     } finally {

@@ -23,6 +23,7 @@ import type { StorageOperations } from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
 import type { PerformanceMappingTable } from './pmt.js'
 import { AffinityTable, type StreamEntry } from './affinity-table.js'
+import type { TaskAffinity } from './task-affinity.js'
 import type { SyscallContext } from './rules-engine.js'
 import type { Placement, PlacementOptions } from './placement.js'
 import { DispatchCore, lastFailure, remember, type SuspectEvent } from './dispatch-core.js'
@@ -44,6 +45,8 @@ export interface DispatcherOptions extends PlacementOptions, TakeoverOptions {
   readonly hangMs?: number
   /** Domains tried for one call before the stream gives up with VOLUME_UNAVAILABLE (default 4). */
   readonly maxAttempts?: number
+  /** Thread affinity (task-affinity.ts): a task's new streams go to its domain while it stays healthy and a first choice. */
+  readonly tasks?: TaskAffinity
 }
 
 /** A placement the dispatcher made (a new stream, a path operation, a failover or migration target), and the rules that fired. */
@@ -118,6 +121,9 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     this.placements = this.#core.placements
   }
 
+  /** The thread-affinity table, when the dispatcher has one. */
+  get tasks (): TaskAffinity | undefined { return this.#o.tasks }
+
   /** Which domain a syscall (a new stream, or a path operation) would go to, and why. */
   place (ctx: SyscallContext = { op: 'Open' }, exclude: ReadonlySet<string> = new Set(), volume = this.#o.volume, lastResort = false): Placement {
     return this.#core.place(ctx, exclude, volume, lastResort)
@@ -139,9 +145,12 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   /** Opens a stream placed as a stream of `bytes` (its expected size: the rules' minBytes/maxBytes, the score's cost per MB). */
   async open (input: StorageOperations['Open']['input'], bytes?: number): Call<'Open'> {
     const ctx: SyscallContext = { op: 'Open', path: input.path, ...(bytes === undefined ? {} : { bytes }) }
+    const tasks = this.#o.tasks
+    const task = tasks?.current()
+    let kept: string | undefined
     const r = await this.#core.inTurn({
       op: 'Open',
-      choose: (tried) => this.#choose('place', ctx, tried),
+      choose: (tried) => (kept = tried.size === 0 && task !== undefined ? this.#sticky(ctx, task) : undefined) ?? this.#choose('place', ctx, tried),
       run: async (epr) => {
         const stream = randomUUID()
         const inv = await this.#on(epr, 'Open', { ...input, stream, epoch: 1 })
@@ -156,6 +165,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
           throw e
         }
         this.#core.placed(epr)
+        if (task !== undefined) tasks!.placed(task, epr, kept === epr)
         return { ...inv, output: { ...inv.output, handle: id } }
       },
     })
@@ -197,6 +207,18 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   /** `place`, kept in `placed` (what `place` alone, an explanation, does not do). */
   #choose (kind: PlacementRecord['kind'], ctx: SyscallContext, exclude: ReadonlySet<string>, volume = this.#o.volume, lastResort = false): string {
     return this.#record(kind, ctx, this.place(ctx, exclude, volume, lastResort))
+  }
+
+  /** The task's domain, when it is healthy, among the first choices of this placement and not far behind the best (else undefined: placed as usual). */
+  #sticky (ctx: SyscallContext, task: string): string | undefined {
+    const tasks = this.#o.tasks!
+    const epr = tasks.domainOf(task)
+    if (!tasks.steer || epr === undefined) return undefined
+    const p = this.place(ctx)
+    const mine = p.ranking.find((x) => x.epr === epr)
+    const best = Math.max(...p.ranking.filter((x) => x.tier === p.ranking[0]!.tier).map((x) => x.score))
+    if (mine === undefined || mine.state !== 'healthy' || mine.tier !== p.ranking[0]!.tier || mine.score < tasks.minShare * best) return undefined
+    return this.#record('place', ctx, { ...p, chosen: epr, fired: [...p.fired, `task affinity (${task})`] })
   }
 
   #record (kind: PlacementRecord['kind'], ctx: SyscallContext, p: Placement): string {

@@ -93,7 +93,7 @@ t.test('each mistake: INVALID_CONFIG naming the key and what it accepts', async 
   t.throws(() => loadConfig(p), { code: 'INVALID_CONFIG', message: `METAOS_CONFIG ${p}: not a readable JSON file (ENOENT)` }, 'a missing file')
   refused(t, '{ "rules": ', /not a readable JSON file \(.*JSON/, 'not JSON')
   refused(t, [], /must hold one JSON object .* not \[\]/, 'not an object')
-  refused(t, { rules: 'rules.json', rulez: [] }, /unknown key "rulez" \(accepted: rules, feed, placement, trust, exchange, coordination\)/, 'an unknown key')
+  refused(t, { rules: 'rules.json', rulez: [] }, /unknown key "rulez" \(accepted: rules, feed, placement, trust, exchange, coordination, sla\)/, 'an unknown key')
   refused(t, { coordination: 'http://127.0.0.1:2379' }, /"coordination": coordination "http:\/\/127\.0\.0\.1:2379" is not etcd:\/\//, 'coordination: not an etcd URL')
   refused(t, { coordination: 42 }, /"coordination" must be an etcd:\/\/HOST:PORT\[,…\] URL, or an object/, 'coordination of another type')
   refused(t, { coordination: { url: 'etcds://127.0.0.1:2379' } }, /"coordination": etcds:\/\/ needs the CA/, 'coordination: etcds:// without a CA')
