@@ -18,7 +18,7 @@ import { buildVmImage } from '../../vm/vm-image.js'
 import { vmPartsMissing } from '../helpers/vm-parts.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
-t.setTimeout(600_000)
+t.setTimeout(1_500_000)
 const MiB = 1024 * 1024
 const CHUNK = 64 * 1024
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -27,7 +27,7 @@ const gone = (pid: number): boolean => { try { process.kill(pid, 0); return fals
 t.test('a VM domain moves to a new QEMU while a FileStream writes through it', { skip: vmPartsMissing() }, async (t) => {
   const image = await buildVmImage()
   const dir = tempDir(t, 'metaos-vm-migrate-')
-  const vms = new DomainManager({ driver: new VmDriver({ image }), graceMs: 5000 })
+  const vms = new DomainManager({ driver: new VmDriver({ image, readyTimeoutMs: 600_000 }), graceMs: 5000 })
   t.teardown(async () => { await vms.close() })
   const vm = await vms.start({ name: 'vm-m', root: dir, listen: ['http://127.0.0.1:0', `unix:${join(dir, 'vm-m.sock')}`] })
   const [http, bus] = vm.endpoints as [string, string]
