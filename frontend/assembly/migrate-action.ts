@@ -6,6 +6,7 @@
 //    memory, so a clone of it starts (a new EPR, same volume), the supervisor moves its streams to
 //    a healthy domain of the volume at their acknowledged positions (the dispatcher's migration),
 //    and it stops (held: the supervisor leaves it stopped). The stall is the streams' longest.
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { ManagedDomain } from '../../domains/domain-manager.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type { MoveEvent } from '../placement/dispatcher.js'
@@ -51,6 +52,10 @@ export async function migrate (cluster: LocalCluster, r: { readonly newName?: st
   const newName = r.newName ?? `${d.name}-m${cluster.names.length}`
   if ((await cluster.manager.list()).some((x) => x.name === newName)) throw refuse('INVALID_ARGUMENT', `a domain named "${newName}" exists already`)
   const clone = await cluster.clone(d.name, newName)
+  // The streams can move once a domain other than this one can be placed on (the clone is, after its first probe).
+  for (const until = Date.now() + 30_000; Date.now() < until; await sleep(50)) {
+    try { cluster.dispatcher.place({ op: 'Open' }, new Set([d.epr])); break } catch { /* not yet eligible */ }
+  }
   const moves: MoveEvent[] = []
   const onMove = (m: MoveEvent): void => { if (m.from === d.epr) moves.push(m) }
   cluster.dispatcher.on('moved', onMove)
