@@ -110,6 +110,19 @@ export async function measureVmMigrate (data: Buffer): Promise<MigrateRow> {
   }
 }
 
+/** Both rows (the VM's where QEMU is installed and `vm` is not false; its file at most 16 MiB), and why one is missing. */
+export async function measureMigrations (data: Buffer, vm: boolean | undefined, shouldStop?: () => boolean): Promise<{ rows: MigrateRow[], note?: string }> {
+  const rows: MigrateRow[] = []
+  if (shouldStop?.() !== true) rows.push(await measureProcessMigrate(data))
+  const missing = vm === false ? 'not asked' : vmMissing()
+  if (missing !== undefined) return { rows, note: `VM domain not measured: ${missing}` }
+  if (shouldStop?.() === true) return { rows }
+  try {
+    rows.push(await measureVmMigrate(data.subarray(0, Math.min(data.length, 16 * 1024 * 1024))))
+    return { rows }
+  } catch (e) { return { rows, note: `VM domain not measured: ${(e as Error).message.split('\n')[0]!}` } }
+}
+
 export function migrateTable (rows: readonly MigrateRow[], note: string | undefined): string {
   let out = '\nmetaos domain migrate while a FileStream writes through the domain (started 30% in; writes paced 10 ms apart meanwhile)\n'
   out += `  ${'domain'.padEnd(8)} ${'how'.padEnd(36)} ${'file'.padStart(7)} ${'stall ms'.padStart(9)} ${'downtime ms'.padStart(12)} ${'QEMU total ms'.padStart(14)} ${'held ms'.padStart(8)} ${'total ms'.padStart(9)} ${'bytes wrong'.padStart(12)}\n`

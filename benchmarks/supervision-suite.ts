@@ -15,7 +15,7 @@ import { FileStream } from '../frontend/api/file-stream.js'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import { LocalCluster } from '../frontend/assembly/local-cluster.js'
 import { compareFencing, fencingTable, measureFencing, type FencingConfig, type FencingRow } from './fencing-measure.js'
-import { measureProcessMigrate, measureVmMigrate, migrateTable, vmMissing, type MigrateRow } from './migrate-measure.js'
+import { measureMigrations, migrateTable, type MigrateRow } from './migrate-measure.js'
 
 export interface SupervisionOptions {
   readonly fileBytes?: number
@@ -105,14 +105,7 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
   const fencingOptions = { data: data.subarray(0, Math.min(size, 16 * 1024 * 1024)), rounds: o.fencingRounds ?? 4, ...(o.shouldStop === undefined ? {} : { shouldStop: o.shouldStop }) }
   const { rows: fencing, note: fencingNote } = o.fencingConfigs === undefined ? await compareFencing(fencingOptions) : { rows: await measureFencing({ ...fencingOptions, configs: o.fencingConfigs }), note: undefined }
   o.onProgress?.(FAULTS.length + 1, total, 'metaos domain migrate: a process domain, a VM domain')
-  const migrate: MigrateRow[] = []
-  let migrateNote: string | undefined
-  if (o.shouldStop?.() !== true) migrate.push(await measureProcessMigrate(data))
-  const missing = o.vmMigration === false ? 'not asked' : vmMissing()
-  if (missing !== undefined) migrateNote = `VM domain not measured: ${missing}`
-  else if (o.shouldStop?.() !== true) {
-    try { migrate.push(await measureVmMigrate(data.subarray(0, Math.min(size, 16 * 1024 * 1024)))) } catch (e) { migrateNote = `VM domain not measured: ${(e as Error).message.split('\n')[0]!}` }
-  }
+  const { rows: migrate, note: migrateNote } = await measureMigrations(data, o.vmMigration, o.shouldStop)
   o.onProgress?.(FAULTS.length + 2, total, 'overhead with nothing failing')
   const c = await LocalCluster.start()
   let bareMs = 0

@@ -16,7 +16,7 @@
 // this agent hears it: the agent resolves its EPR there, so the types and scopes the host announces
 // on the guest's behalf are exactly the domain's own (kernel, hosting vm, volume, zone, SLA, cost).
 // When the domain exits, the agent exits with its code and init powers the guest off.
-import { execFile, spawn } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { machine, release, type, version } from 'node:os'
@@ -46,30 +46,8 @@ async function main (): Promise<number> {
     '--allow-insecure', '--hypervisor-bus', BUS_PORT_NAME, '--hosting', 'vm', '--announce', '--interface', 'lo', '--log-level', config.logLevel ?? 'warn']
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   let graceTimer: NodeJS.Timeout | undefined
-  // The domain's stdout, one JSON object a line: its ready line, its answers to SIGUSR1/SIGUSR2.
-  const lines: Array<(r: Record<string, unknown>) => void> = []
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    let r: Record<string, unknown>
-    try { r = JSON.parse(line) as Record<string, unknown> } catch { return }
-    for (const f of [...lines]) f(r)
-  })
-  const signalled = async (sig: NodeJS.Signals, event: string): Promise<void> => {
-    const answer = new Promise<Record<string, unknown>>((resolve) => {
-      const f = (r: Record<string, unknown>): void => { if (r.event === event) { lines.splice(lines.indexOf(f), 1); resolve(r) } }
-      lines.push(f)
-    })
-    child.kill(sig)
-    const r = await answer
-    if (typeof r.error === 'string') throw new Error(r.error)
-  }
-  let volumeTurn: Promise<void> = Promise.resolve()
-  const volume = (op: 'release-volume' | 'take-volume'): void => {
-    const event = op === 'release-volume' ? 'volume-released' : 'volume-taken'
-    volumeTurn = volumeTurn.then(async () => {
-      if (op === 'release-volume') { await signalled('SIGUSR1', event); await run('umount', [GUEST_ROOT]) } else { await run('mount', MOUNT_VOLUME); await signalled('SIGUSR2', event) }
-      send({ event })
-    }).catch((e: Error) => { send({ event, error: e.message }) })
-  }
+  const lines = domainLines(child)
+  const volume = volumeOps(child, lines, send)
   createInterface({ input: link }).on('line', (line) => {
     let m: { op?: string, graceMs?: number }
     try { m = JSON.parse(line) as typeof m } catch { return }
@@ -112,6 +90,40 @@ async function main (): Promise<number> {
   // Let the line reach the host before init powers off.
   await sleep(200)
   return end.code ?? 1
+}
+
+type LineListener = (r: Record<string, unknown>) => void
+
+/** The domain's stdout, one JSON object a line (its ready line, its answers to SIGUSR1/SIGUSR2), to the listeners in the list. */
+function domainLines (child: ChildProcess): LineListener[] {
+  const lines: LineListener[] = []
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    let r: Record<string, unknown>
+    try { r = JSON.parse(line) as Record<string, unknown> } catch { return }
+    for (const f of [...lines]) f(r)
+  })
+  return lines
+}
+
+/** release-volume and take-volume, one at a time: the domain's part by a signal and its answer, the mount's by busybox; the host gets the event (with `error` when it failed). */
+function volumeOps (child: ChildProcess, lines: LineListener[], send: (o: object) => void): (op: 'release-volume' | 'take-volume') => void {
+  const signalled = async (sig: NodeJS.Signals, event: string): Promise<void> => {
+    const answer = new Promise<Record<string, unknown>>((resolve) => {
+      const f: LineListener = (r) => { if (r.event === event) { lines.splice(lines.indexOf(f), 1); resolve(r) } }
+      lines.push(f)
+    })
+    child.kill(sig)
+    const r = await answer
+    if (typeof r.error === 'string') throw new Error(r.error)
+  }
+  let turn: Promise<void> = Promise.resolve()
+  return (op) => {
+    const event = op === 'release-volume' ? 'volume-released' : 'volume-taken'
+    turn = turn.then(async () => {
+      if (op === 'release-volume') { await signalled('SIGUSR1', event); await run('umount', [GUEST_ROOT]) } else { await run('mount', MOUNT_VOLUME); await signalled('SIGUSR2', event) }
+      send({ event })
+    }).catch((e: Error) => { send({ event, error: e.message }) })
+  }
 }
 
 /** init.sh's mount of the volume, again after a release. */

@@ -10,18 +10,16 @@ import type { CgroupLimits, DomainLimits, LimitsOutcome } from '../domains/cgrou
 import type { DomainExit, DomainHosting, DomainInstance, MigrationReport } from '../domains/driver.js'
 import type { TargetService } from '../discovery/target-service.js'
 import { MetaosError } from '../soap-runtime/errors.js'
-import type { Control } from './control-port.js'
 import type { GuestReady } from './guest-config.js'
 import type { HypervisorBusHost } from './hypervisor-bus.js'
 import type { QmpClient } from './qmp.js'
-import type { Qemu } from './qemu-process.js'
-import { migrateVm, type MigrationTarget } from './vm-migration.js'
+import { migrateVm, type MigrationTarget, type VmRun } from './vm-migration.js'
+
+export type { VmRun } from './vm-migration.js'
 
 /** The guest needs this much RAM: the initramfs (~150 MiB unpacked) lives in it, then Node. */
 export const MIN_GUEST_MIB = 320
 
-/** One QEMU process running the guest, and what the host holds of it. */
-export interface VmRun { readonly qemu: Qemu, readonly qmp: QmpClient, readonly control: Control, readonly cpu: CgroupLimits, readonly state: string }
 
 export interface Running {
   readonly name: string

@@ -25,7 +25,9 @@ import { Control } from './control-port.js'
 import type { HypervisorBusHost } from './hypervisor-bus.js'
 import { QmpClient } from './qmp.js'
 import type { Qemu } from './qemu-process.js'
-import type { VmRun } from './vm-controls.js'
+
+/** One QEMU process running the guest, and what the host holds of it (vm-controls.ts follows the current one). */
+export interface VmRun { readonly qemu: Qemu, readonly qmp: QmpClient, readonly control: Control, readonly cpu: CgroupLimits, readonly state: string }
 
 /** The QEMU a migration moves to, started and waiting (`-incoming uri`). */
 export interface MigrationTarget {
