@@ -13,7 +13,9 @@
 // off; kill is SIGKILL to QEMU; pause and resume are QMP `stop` and `cont` (the vCPUs halt: the
 // domain keeps its connections and answers nothing, a hang as seen from outside). Limits: memory is
 // the guest's RAM at start and the virtio balloon in place; CPU is the cgroup quota of the QEMU
-// process (cgroup-limits.ts), with as many vCPUs as the quota allows whole CPUs.
+// process (cgroup-limits.ts), with as many vCPUs as the quota allows whole CPUs. Migrate moves the
+// running guest to a new QEMU process with QEMU's live migration (vm-migration.ts); the controls
+// of a running domain, which follow its current QEMU, are in vm-controls.ts.
 // Discovery: multicast does not cross user-mode networking, so when the spec asks `--announce` the
 // driver announces the domain on the host, on the guest's behalf, with the types and scopes the
 // domain announced inside the guest (its kernel, hosting vm, volume…) and the host's endpoints.
