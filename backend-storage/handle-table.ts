@@ -10,7 +10,8 @@ import { compatible } from '../coordination/file-share.js'
 export interface OpenFile {
   readonly id: string
   readonly owner: string
-  readonly fd: number
+  /** The descriptor; -1 while the volume is released (volume-gate.ts: a VM domain's live migration). */
+  fd: number
   readonly realPath: string
   readonly access: FileAccess
   readonly share: FileShare
@@ -48,6 +49,9 @@ export class HandleTable {
   }
 
   get size (): number { return this.#byId.size }
+
+  /** Every open handle. */
+  values (): IterableIterator<OpenFile> { return this.#byId.values() }
 
   /** Throws SHARING_VIOLATION or QUOTA_EXCEEDED if a handle with this access could not be added. */
   checkOpen (realPath: string, access: FileAccess, share: FileShare, owner: string): void {

@@ -18,6 +18,7 @@ import { confinedTo } from './path-policy.js'
 import { storageImplementation } from './storage-implementation.js'
 import { StreamFence, followStreamDirectory } from './fencing.js'
 import { volumeShares } from './volume-shares.js'
+import { VolumeGate } from './volume-gate.js'
 import type { Coordination, Lease } from '../coordination/api.js'
 
 export { STORAGE_PATH, storageWsdl } from '../wsdl/contracts.js'
@@ -40,6 +41,10 @@ export interface StorageDomain extends ServiceDomain {
   readonly fence: StreamFence
   /** With coordination: the domain's lease (revoked when the domain closes). */
   readonly lease?: Lease
+  /** Holds new operations, waits for those under way and closes every descriptor (handles stay): the volume may be unmounted (volume-gate.ts). */
+  releaseVolume: () => Promise<void>
+  /** Reopens the handles' files and lets the held operations through. */
+  takeVolume: () => Promise<void>
 }
 
 export async function startStorageDomain (o: StorageDomainOptions): Promise<StorageDomain> {
@@ -54,12 +59,15 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
   const shares = lease === undefined ? undefined : volumeShares(o.coordination!.shares(lease), volume, rootReal)
   const engine = new StorageEngine(confinedTo(rootReal), { ...o.limits, ...(auth === undefined ? {} : { limitFor: (owner: string) => auth.limitFor(owner) }) }, fence, shares)
   const faults = o.faults ?? new FaultInjection()
+  const gate = new VolumeGate()
+  const releaseVolume = async (): Promise<void> => { await gate.close(); await engine.releaseDescriptors() }
+  const takeVolume = async (): Promise<void> => { await engine.reacquireDescriptors(); gate.open() }
   const domain = await startServiceDomain(o, {
     service: 'storage',
     contract: STORAGE_CONTRACT,
     identity: [rootReal],
     engine,
-    implementation: (facts) => storageImplementation(engine, () => ({ ...facts(), volume })),
+    implementation: (facts) => storageImplementation(engine, () => ({ ...facts(), volume }), gate),
     // The identity's volumes and paths; handles are bound to the identity by the host.
     guard: (i, ctx) => {
       const id = identityOf(ctx.principal)
@@ -75,9 +83,9 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     },
     readyFacts: { volume, root: rootReal, ...(lease === undefined ? {} : { coordination: o.coordination!.endpoints.url }) },
   }).catch(async (e: unknown) => { await lease?.release(); throw e })
-  if (lease === undefined) return { ...domain, volume, engine, faults, fence }
+  if (lease === undefined) return { ...domain, volume, engine, faults, fence, releaseVolume, takeVolume }
   // Epochs of the volume's streams as the stream directory moves them: older operations are refused here too.
   const unfollow = await followStreamDirectory(o.coordination!.streams, volume, fence)
   // Handles close first (their registrations go), then the lease is revoked: nothing of this domain stays in etcd.
-  return { ...domain, volume, engine, faults, fence, lease, close: async (graceMs) => { await unfollow(); await domain.close(graceMs); await lease.release() } }
+  return { ...domain, volume, engine, faults, fence, lease, releaseVolume, takeVolume, close: async (graceMs) => { await unfollow(); await domain.close(graceMs); await lease.release() } }
 }

@@ -314,6 +314,27 @@ export class StorageEngine {
     try { return (await fstatP(f.fd)).size } catch (e) { throw fromSystemError(e, 'GetLength') }
   }
 
+  /**
+   * Closes every handle's descriptor and keeps the handle (id, position, access): the volume may be
+   * unmounted meanwhile (volume-gate.ts). Waits for each handle's operations under way.
+   */
+  async releaseDescriptors (): Promise<void> {
+    await Promise.all([...this.#handles.values()].map(async (f) => {
+      await f.tail
+      const fd = f.fd
+      f.fd = -1
+      if (fd >= 0) await closeFd(fd)
+    }))
+  }
+
+  /** Opens each handle's file again (its access, no create, no truncate); a file gone meanwhile leaves its handle failing with EBADF. */
+  async reacquireDescriptors (): Promise<void> {
+    await Promise.all([...this.#handles.values()].map(async (f) => {
+      if (f.fd >= 0) return
+      try { f.fd = await openP(f.realPath, ACCESS_FLAGS[f.access] | constants.O_NOFOLLOW) } catch { /* the handle's calls fail with EBADF */ }
+    }))
+  }
+
   /** Closes every handle (domain shutdown). */
   async closeAll (): Promise<void> { await this.#handles.closeAll() }
 }

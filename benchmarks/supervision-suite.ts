@@ -5,7 +5,9 @@
 // (its stall), the bytes lost or duplicated on the volume, and the time from the fault to the
 // supervisor's isolation. And what supervision costs when nothing fails: the same write to one
 // domain through a bare proxy and through the supervised dispatcher, interleaved. And what fencing
-// adds to a failover's stall (fencing-measure.ts).
+// adds to a failover's stall (fencing-measure.ts). And what `metaos domain migrate` costs a stream
+// through the domain: a process domain (clone + stream migration + stop) and a VM domain (QEMU's
+// live migration), migrate-measure.ts.
 import { randomBytes } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -13,6 +15,7 @@ import { FileStream } from '../frontend/api/file-stream.js'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import { LocalCluster } from '../frontend/assembly/local-cluster.js'
 import { compareFencing, fencingTable, measureFencing, type FencingConfig, type FencingRow } from './fencing-measure.js'
+import { measureMigrations, migrateTable, type MigrateRow } from './migrate-measure.js'
 
 export interface SupervisionOptions {
   readonly fileBytes?: number
@@ -20,6 +23,8 @@ export interface SupervisionOptions {
   /** Rounds of the fencing comparison (default 4), and its configurations (default: without fencing, fenced by the domain manager). */
   readonly fencingRounds?: number
   readonly fencingConfigs?: readonly FencingConfig[]
+  /** The VM domain's live migration (default: where QEMU is installed); its file is at most 16 MiB (the bus under emulation is slow). */
+  readonly vmMigration?: boolean
   readonly onProgress?: (done: number, total: number, label: string) => void
   readonly shouldStop?: () => boolean
 }
@@ -50,6 +55,10 @@ export interface SupervisionResult {
   readonly fencing?: FencingRow[]
   /** Why a configuration of the fencing comparison is missing (etcd not installed). */
   readonly fencingNote?: string
+  /** `metaos domain migrate` during a write (absent in results recorded before it). */
+  readonly migrate?: MigrateRow[]
+  /** Why the VM row is missing. */
+  readonly migrateNote?: string
 }
 
 const BLOCK = 64 * 1024
@@ -65,7 +74,7 @@ const FAULTS: Array<[string, Fault]> = [
 export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<SupervisionResult> {
   const size = o.fileBytes ?? 64 * 1024 * 1024
   const data = randomBytes(size)
-  const total = FAULTS.length + 2
+  const total = FAULTS.length + 3
   const faults: FaultRow[] = []
   for (const [i, [name, fault]] of FAULTS.entries()) {
     if (o.shouldStop?.() === true) break
@@ -95,7 +104,9 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
   o.onProgress?.(FAULTS.length, total, 'the failover stall with and without fencing')
   const fencingOptions = { data: data.subarray(0, Math.min(size, 16 * 1024 * 1024)), rounds: o.fencingRounds ?? 4, ...(o.shouldStop === undefined ? {} : { shouldStop: o.shouldStop }) }
   const { rows: fencing, note: fencingNote } = o.fencingConfigs === undefined ? await compareFencing(fencingOptions) : { rows: await measureFencing({ ...fencingOptions, configs: o.fencingConfigs }), note: undefined }
-  o.onProgress?.(FAULTS.length + 1, total, 'overhead with nothing failing')
+  o.onProgress?.(FAULTS.length + 1, total, 'metaos domain migrate: a process domain, a VM domain')
+  const { rows: migrate, note: migrateNote } = await measureMigrations(data, o.vmMigration, o.shouldStop)
+  o.onProgress?.(FAULTS.length + 2, total, 'overhead with nothing failing')
   const c = await LocalCluster.start()
   let bareMs = 0
   let supMs = 0
@@ -134,7 +145,7 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
   const mb = (size / 1048576) * costs.length
   const mean = costs.reduce((a, b) => a + b, 0) / Math.max(1, costs.length)
   const sd = Math.sqrt(costs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, costs.length - 1))
-  return { fileBytes: size, faults, bareMBps: mb / (bareMs / 1000), supervisedMBps: mb / (supMs / 1000), costMean: mean, costSd: sd, rounds: costs.length, fencing, ...(fencingNote === undefined ? {} : { fencingNote }) }
+  return { fileBytes: size, faults, bareMBps: mb / (bareMs / 1000), supervisedMBps: mb / (supMs / 1000), costMean: mean, costSd: sd, rounds: costs.length, fencing, ...(fencingNote === undefined ? {} : { fencingNote }), migrate, ...(migrateNote === undefined ? {} : { migrateNote }) }
 }
 
 export function supervisionTable (r: SupervisionResult): string {
@@ -144,6 +155,7 @@ export function supervisionTable (r: SupervisionResult): string {
     out += `  ${f.fault.padEnd(20)} ${f.stallMs.toFixed(0).padStart(9)} ${String(f.moves).padStart(6)} ${String(f.bytesWrong).padStart(12)} ${(f.isolationMs === undefined ? '-' : `${f.isolationMs} ms`).padStart(15)}  ${f.isolationReason ?? ''}\n`
   }
   if (r.fencing !== undefined) out += fencingTable(r.fencing, r.fencingNote)
+  if (r.migrate !== undefined) out += migrateTable(r.migrate, r.migrateNote)
   out += `\nNothing failing: bare proxy ${r.bareMBps.toFixed(1)} MB/s, supervised dispatcher ${r.supervisedMBps.toFixed(1)} MB/s; cost per round ${(r.costMean * 100).toFixed(1)}% ± ${(r.costSd * 100).toFixed(1)}% (mean ± sd of ${r.rounds} ABBA rounds)\n`
   return out
 }

@@ -74,8 +74,10 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
   --suite supervision  faults (kill -9, SIGSTOP, delay, closed listener, restart) hitting the
                    domain of a stream: stall, bytes lost, time to isolation; the failover
                    stall without fencing, fenced, and fenced with coordination (etcd, when
-                   installed); and what supervision costs when nothing fails (--file-size 64m,
-                   --rounds 10)
+                   installed); \`metaos domain migrate\` during a write (a process domain:
+                   clone + stream migration + stop; a VM domain, where QEMU is installed:
+                   QEMU's live migration, its downtime); and what supervision costs when
+                   nothing fails (--file-size 64m, --rounds 10)
   --suite security  what TLS and authentication cost: one storage domain process per
                    configuration (http, https TLS 1.3, https + mutual TLS, https + UsernameToken
                    digest and text, http + UsernameToken digest, the bus): 4 KiB Write round

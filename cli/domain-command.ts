@@ -1,5 +1,5 @@
 // `metaos domain`: an operator's actions on the domains of a running `metaos up` — list, start,
-// stop, pause, resume, restart, clone, resize — through its control endpoint (the dashboard's
+// stop, pause, resume, restart, clone, resize, migrate — through its control endpoint (the dashboard's
 // 127.0.0.1 server, dashboard/control-routes.ts), with the token `metaos up` printed and recorded
 // (0600) in STATUS_FILE. Each action shows on the supervisor's timeline (`metaos status`).
 // Exit codes: 0 done; 1 refused or failed (no such domain, a state that forbids it, limits the host
@@ -10,12 +10,13 @@ import { flag, httpUrl, number, parseOptions, size, text, UsageError } from './o
 import { STATUS_FILE } from './status-command.js'
 import type { ActionResult, DomainView } from '../frontend/assembly/cluster-control.js'
 
-const ACTIONS = ['list', 'start', 'stop', 'pause', 'resume', 'restart', 'clone', 'resize'] as const
+const ACTIONS = ['list', 'start', 'stop', 'pause', 'resume', 'restart', 'clone', 'resize', 'migrate'] as const
 type Action = typeof ACTIONS[number]
 
 const HELP = `usage: metaos domain list [--json]
        metaos domain start|stop|pause|resume|restart NAME [--json]
        metaos domain clone NAME [NEW-NAME] [--json]
+       metaos domain migrate NAME [NEW-NAME] [--json]
        metaos domain resize NAME [--cpus N] [--memory SIZE] [--json]
 
 Acts on the domains of the running \`metaos up\` (docs/operations.md), through its control endpoint
@@ -31,6 +32,10 @@ appears on the supervisor's timeline (metaos status, the dashboard) with who ask
   restart  moves its streams off, then stops and starts it (same EPR and addresses)
   clone    a new domain of the same volume like NAME (a new EPR); NEW-NAME by default NAME-clone-N
   resize   new limits in place (cgroups; same pid): the ones not given stay as they were
+  migrate  moves the domain. A VM domain: live, whole, to a new QEMU process (QEMU's migration;
+           same EPR and endpoints, a new pid; its streams go on after a stall; QEMU's downtime is
+           reported). A process or container domain: by clone + stream migration + stop — a clone
+           (NEW-NAME, by default NAME-mN) starts, the streams move at their positions, NAME stops
 
   --cpus N        resize: share of CPUs (0.5 = half a CPU, 2 = two CPUs)
   --memory SIZE   resize: memory limit (512k, 256m)
@@ -81,7 +86,7 @@ export async function main (argv: string[]): Promise<number> {
   if (action === undefined) throw new UsageError(`an action is required: one of ${ACTIONS.join(', ')}`)
   if (!(ACTIONS as readonly string[]).includes(action)) throw new UsageError(`unknown action ${JSON.stringify(action)}: one of ${ACTIONS.join(', ')}`)
   const a = action as Action
-  const most = a === 'list' ? 0 : a === 'clone' ? 2 : 1
+  const most = a === 'list' ? 0 : a === 'clone' || a === 'migrate' ? 2 : 1
   const stray = [name, newName, ...extra].filter((w) => w !== undefined)[most]
   if (stray !== undefined) throw new UsageError(`unexpected argument ${JSON.stringify(stray)}: metaos domain ${a} takes ${most === 0 ? 'no name' : most === 1 ? 'one NAME' : 'NAME [NEW-NAME]'}`)
   if (a !== 'list' && name === undefined) throw new UsageError(`metaos domain ${a} needs the domain's NAME (metaos domain list shows them)`)
@@ -101,7 +106,7 @@ export async function main (argv: string[]): Promise<number> {
       ...(values.cpus === undefined ? {} : { cpuPercent: Math.round(values.cpus * 100) }),
       ...(values.memory === undefined ? {} : { memoryBytes: values.memory }),
     }
-    const done = await call(target, 'POST', `/api/domains/${encodeURIComponent(name!)}/${a}`, body) as ActionResult
+    const done = await call(target, 'POST', `/api/domains/${encodeURIComponent(name!)}/${a}`, body, a === 'migrate' ? 600_000 : 60_000) as ActionResult
     process.stdout.write(json ? JSON.stringify(done, null, 2) + '\n' : `${done.domain.name}: ${done.decision.reason}\n${listing([done.domain])}`)
     return 0
   } catch (e) {
@@ -138,15 +143,16 @@ function locate (url: string | undefined, token: string | undefined): Target {
   return { base, token: t }
 }
 
-async function call (target: Target, method: 'GET' | 'POST', path: string, body?: object): Promise<unknown> {
+async function call (target: Target, method: 'GET' | 'POST', path: string, body?: object, timeoutMs = 60_000): Promise<unknown> {
   let res: globalThis.Response
   try {
     res = await fetch(target.base + path, {
       method,
       headers: { authorization: `Bearer ${target.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      // A restart or a stop waits for the domain to drain (10 s at most) and its streams to move.
-      signal: AbortSignal.timeout(60_000),
+      // A restart or a stop waits for the domain to drain (10 s at most) and its streams to move; a
+      // VM's live migration under emulation takes longer.
+      signal: AbortSignal.timeout(timeoutMs),
     })
   } catch (e) {
     throw new Refused('NO_METAOS_UP', `${target.base}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message} (is \`metaos up\` still running?)`)

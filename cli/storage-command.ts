@@ -1,7 +1,7 @@
 // `metaos storage`: runs one storage domain in the foreground (DESIGN.md §5). Prints exactly one
 // JSON "ready" line on stdout; logs go to stderr. SIGTERM/SIGINT drain in-flight calls and exit 0.
 import { hostname } from 'node:os'
-import { startStorageDomain } from '../backend-storage/storage-domain.js'
+import { startStorageDomain, type StorageDomain } from '../backend-storage/storage-domain.js'
 import { createLogger } from '../soap-runtime/logger.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
 import { DISCOVERY_PROXY_HELP, discoveryProxyOf, DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
@@ -100,6 +100,7 @@ export async function main (argv: string[]): Promise<number> {
   }).catch(async (e: unknown) => { await coordination?.close(); throw e })
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
   domain.metrics.includeProcessMetrics()
+  if (hosting === 'vm') volumeSignals(domain)
   const announce = values.announce === true || discoveryProxy !== undefined
     ? announcementOf({ service: 'storage', hosting, volume: domain.volume, ...(values.zone === undefined ? {} : { zone: values.zone }), scopes: [...declared, ...(values.scope ?? [])], ...(values.interface === undefined ? {} : { interfaces: values.interface }), ...(values['announce-hostname'] === true ? { hostname: hostname() } : {}), multicast: values.announce === true })
     : undefined
@@ -110,4 +111,19 @@ export async function main (argv: string[]): Promise<number> {
   })
   await coordination?.close()
   return code
+}
+
+/**
+ * In a VM domain's guest: SIGUSR1 lets go of the volume (operations held, descriptors closed: the
+ * guest agent can unmount the 9p share, which QEMU's migration needs), SIGUSR2 takes it again; each
+ * is answered on stdout, where the agent reads the domain's lines (vm/guest-agent.ts).
+ */
+function volumeSignals (domain: StorageDomain): void {
+  const say = (o: object): void => { process.stdout.write(JSON.stringify(o) + '\n') }
+  let turn: Promise<void> = Promise.resolve()
+  const queue = (f: () => Promise<void>, event: string): void => {
+    turn = turn.then(f).then(() => { say({ event }) }, (e: unknown) => { say({ event, error: (e as Error).message }) })
+  }
+  process.on('SIGUSR1', () => { queue(domain.releaseVolume, 'volume-released') })
+  process.on('SIGUSR2', () => { queue(domain.takeVolume, 'volume-taken') })
 }

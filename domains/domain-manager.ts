@@ -9,13 +9,13 @@ import { EventEmitter } from 'node:events'
 import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
 import type { DomainLimits, LimitsOutcome } from './cgroup-limits.js'
-import type { DomainDriver, DomainExit, DomainHosting, DomainInstance, DomainSpec } from './driver.js'
+import type { DomainDriver, DomainExit, DomainHosting, DomainInstance, DomainSpec, MigrationReport } from './driver.js'
 import { parseEndpoint } from '../soap-runtime/endpoint.js'
 import { MetaosError } from '../soap-runtime/errors.js'
 import { silentLogger } from '../soap-runtime/logger.js'
 
 export type { DomainLimits, LimitsMechanism, LimitsOutcome } from './cgroup-limits.js'
-export type { DomainDriver, DomainExit, DomainHosting, DomainInstance, DomainSpec } from './driver.js'
+export type { DomainDriver, DomainExit, DomainHosting, DomainInstance, DomainSpec, MigrationReport } from './driver.js'
 
 export type ManagedDomainState = 'running' | 'paused' | 'stopped' | 'exited'
 
@@ -158,6 +158,22 @@ export class DomainManager extends EventEmitter<DomainManagerEvents> {
       if (outcome.applied) this.#logger.info({ domain: name, pid: e.instance.pid, limits: own, mechanism: outcome.mechanism }, 'domain resized')
       else this.#logger.warn({ domain: name, pid: e.instance.pid, limits: own, mechanism: outcome.mechanism, reason: outcome.reason }, 'resource limits not applied')
       return this.#snapshot(name)
+    })
+  }
+
+  /**
+   * Moves a running domain, whole, to a new process of its driver's (a VM domain: QEMU's live
+   * migration): same name, EPR and endpoints, a new pid. NOT_SUPPORTED when the driver cannot (a
+   * process or container domain: clone it and move its streams instead).
+   */
+  async migrate (name: string): Promise<{ domain: ManagedDomain, report: MigrationReport }> {
+    return await this.#serial(name, async () => {
+      const e = this.#live(name)
+      if (e.state !== 'running') throw new MetaosError('INVALID_ARGUMENT', `domain "${name}" is paused: resume it first`)
+      if (e.instance.migrate === undefined) throw new MetaosError('NOT_SUPPORTED', `domain "${name}": its driver cannot move a running domain whole`)
+      const report = await e.instance.migrate()
+      this.#logger.info({ domain: name, ...report }, 'domain migrated')
+      return { domain: this.#snapshot(name), report }
     })
   }
 

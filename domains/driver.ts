@@ -50,6 +50,32 @@ export interface DomainInstance {
    * without it cannot resize (a container driver would `docker update`).
    */
   setLimits?: (limits: DomainLimits) => Promise<LimitsOutcome>
+  /**
+   * Moves the running domain, whole, to a new process of its host with its memory and connections
+   * (a VM domain: QEMU's live migration); `pid` is the new process's afterwards. A driver without
+   * it cannot (the manager's caller clones and moves streams instead).
+   */
+  migrate?: () => Promise<MigrationReport>
+}
+
+/** What a whole-domain live migration took. */
+export interface MigrationReport {
+  readonly fromPid: number
+  readonly toPid: number
+  /** The host's migration mechanism, e.g. "qemu live migration over unix:…". */
+  readonly mechanism: string
+  /** The guest's stop-and-copy pause, as the hypervisor measured it (QEMU's query-migrate `downtime`). */
+  readonly downtimeMs: number
+  /** From the migration's start to its end, as the hypervisor measured it (query-migrate `total-time`). */
+  readonly migrationMs: number
+  /** From asking to the domain serving again on the new process, as the host measured it. */
+  readonly totalMs: number
+  /** How long calls to the domain were held (no call failed): the stall an application sees. */
+  readonly stallMs: number
+  /** Memory sent (bytes). */
+  readonly transferredBytes: number
+  /** What did not move as is (e.g. connections through a forwarded port). */
+  readonly notes: readonly string[]
 }
 
 /** How domains are run: a local process, a container… */

@@ -47,5 +47,21 @@ export class Control {
     })
   }
 
+  /** Sends `m` and waits for the guest's line with `event`; its `error` → TRANSPORT_ERROR, none within `timeoutMs` → TIMED_OUT. */
+  async ask (m: object, event: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { done(); reject(new MetaosError('TIMED_OUT', `the guest agent did not answer ${event} within ${timeoutMs} ms`)) }, timeoutMs)
+      const f = (r: Record<string, unknown>): void => {
+        if (r.event !== event) return
+        done()
+        if (typeof r.error === 'string') reject(new MetaosError('TRANSPORT_ERROR', `the guest agent: ${event}: ${r.error}`))
+        else resolve(r)
+      }
+      const done = (): void => { clearTimeout(timer); this.#listeners.splice(this.#listeners.indexOf(f), 1) }
+      this.#listeners.push(f)
+      this.send(m)
+    })
+  }
+
   close (): void { this.#socket.destroy() }
 }

@@ -17,6 +17,8 @@ import { silentLogger } from '../soap-runtime/logger.js'
 import { removeStaleSocket } from '../soap-runtime/service-host.js'
 import { FrameType, HEADER_BYTES, HELLO_PREFIX, PROTOCOL_VERSION, ZERO_NONCE, helloFrame, type Frame } from './bus-frames.js'
 import { FrameLink, type BusCounters } from './bus-link.js'
+import { connectWhenListening } from './chardev-socket.js'
+import { SwitchableLink } from './link-switch.js'
 
 export { encodeFrame, FrameParser, FrameType, HEADER_BYTES, MAX_DATA, MAX_PAYLOAD, PROTOCOL_VERSION, type Frame } from './bus-frames.js'
 export type { BusCounters } from './bus-link.js'
@@ -53,7 +55,11 @@ export class HypervisorBusHost extends EventEmitter {
   readonly #counters: BusCounters = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 }
   readonly #queued = new Map<Socket, { timer: NodeJS.Timeout, onClose: () => void }>()
   #server: Server | undefined
-  #link: Socket | undefined
+  #link: SwitchableLink | undefined
+  /** QEMU's chardev socket; a live migration moves it to the new QEMU's (relink). */
+  #linkPath: string
+  /** Resolves when the guest echoes a HELLO with the link's own nonce (relink's barrier). */
+  #barrier: (() => void) | undefined
   #mux: FrameLink | undefined
   #linkUp = false
   #nonce = ZERO_NONCE
@@ -74,6 +80,7 @@ export class HypervisorBusHost extends EventEmitter {
     }
     this.#o = { listenPath: o.listenPath, linkPath: o.linkPath, reconnectMs: o.reconnectMs ?? 200, queueMs: o.queueMs ?? 10_000, maxQueued: o.maxQueued ?? 1024, helloIntervalMs: o.helloIntervalMs ?? 500 }
     this.#log = o.logger ?? silentLogger
+    this.#linkPath = o.linkPath
   }
 
   get stats (): HypervisorBusStats {
@@ -134,25 +141,62 @@ export class HypervisorBusHost extends EventEmitter {
   #connect (): void {
     this.#reconnectTimer = undefined
     if (this.#closed) return
-    const s = connect(this.#o.linkPath)
+    const s = connect(this.#linkPath)
     s.on('error', (e: NodeJS.ErrnoException) => {
       // QEMU creates the socket when it starts: until then ENOENT/ECONNREFUSED are the normal state.
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED' || this.#warned) this.#log.debug({ err: e }, 'hypervisor bus: link error')
       else { this.#warned = true; this.#log.warn({ err: e }, 'hypervisor bus: link error') }
     })
+    const failed = (): void => { this.#linkClosed(undefined) }
+    s.once('close', failed)
     s.once('connect', () => {
+      s.off('close', failed)
       if (this.#closed) { s.destroy(); return }
       this.#warned = false
-      this.#link = s
-      this.#mux = new FrameLink(s, {
+      const link = new SwitchableLink(s)
+      link.on('error', () => {})
+      this.#link = link
+      this.#mux = new FrameLink(link, {
         logger: this.#log,
         counters: this.#counters,
         onControl: (f) => { this.#control(f) },
-        onProtocolError: (e) => { this.#log.warn({ err: e }, 'hypervisor bus: protocol error, resetting the link'); this.#mux?.dispose(); s.destroy() },
+        onProtocolError: (e) => { this.#log.warn({ err: e }, 'hypervisor bus: protocol error, resetting the link'); this.#mux?.dispose(); link.destroy() },
       })
+      link.once('close', () => { this.#linkClosed(link) })
       this.#handshake()
     })
-    s.once('close', () => { this.#linkClosed(s) })
+  }
+
+  /**
+   * The reconnect hook of a live migration (vm/vm-migration.ts): connects to the new QEMU's chardev
+   * at `linkPath` before the migration completes (so the guest, once on the new QEMU, never sees its
+   * host disconnect and keeps its channels), holds what the channels send, and resolves when the
+   * guest has taken every byte sent before — a HELLO with the link's own nonce, which the guest
+   * echoes after the frames before it and does not reset on. Then `commit` moves the link once the
+   * old QEMU has quit (the old socket is read to its end first), or `abort` lets the held bytes go
+   * to the old QEMU (the migration failed). Channels stay open either way.
+   */
+  async relink (linkPath: string, timeoutMs = 10_000): Promise<{ commit: () => Promise<void>, abort: () => void }> {
+    const link = this.#link
+    if (!this.#linkUp || link === undefined || this.#mux === undefined) throw new MetaosError('TRANSPORT_ERROR', 'hypervisor bus: the link is not up, nothing to move')
+    const next = await connectWhenListening(linkPath, 'hypervisor bus link', timeoutMs)
+    next.on('error', () => {})
+    next.pause()
+    const echoed = new Promise<void>((resolve) => { this.#barrier = resolve })
+    link.hold(helloFrame(this.#nonce))
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([echoed, new Promise((_resolve, reject) => { timer = setTimeout(() => { reject(new MetaosError('TIMED_OUT', `hypervisor bus: the guest did not echo the barrier within ${timeoutMs} ms`)) }, timeoutMs) })])
+    } catch (e) {
+      this.#barrier = undefined
+      next.destroy()
+      link.release()
+      throw e
+    } finally { clearTimeout(timer) }
+    return {
+      commit: async () => { this.#linkPath = linkPath; await link.switchTo(next) },
+      abort: () => { next.destroy(); link.release() },
+    }
   }
 
   #handshake (): void {
@@ -174,6 +218,7 @@ export class HypervisorBusHost extends EventEmitter {
       return
     }
     const nonce = f.payload.subarray(1)
+    if (this.#linkUp && this.#barrier !== undefined && f.payload[0] === PROTOCOL_VERSION && nonce.equals(this.#nonce)) { const b = this.#barrier; this.#barrier = undefined; b(); return }
     if (nonce.equals(ZERO_NONCE)) {
       if (!this.#linkUp) return // our HELLO is on its way anyway
       this.#log.info('hypervisor bus: the guest lost sync, handshaking again')
@@ -192,8 +237,8 @@ export class HypervisorBusHost extends EventEmitter {
     this.#queued.clear()
   }
 
-  #linkClosed (s: Socket): void {
-    if (this.#link === s) {
+  #linkClosed (s: SwitchableLink | undefined): void {
+    if (s !== undefined && this.#link === s) {
       clearInterval(this.#helloTimer)
       this.#mux?.dispose() // clients see their connections close
       this.#mux = undefined

@@ -14,11 +14,12 @@
 // off; kill is SIGKILL to QEMU; pause and resume are QMP `stop` and `cont` (the vCPUs halt: the
 // domain keeps its connections and answers nothing, a hang as seen from outside). Limits: memory is
 // the guest's RAM at start and the virtio balloon in place; CPU is the cgroup quota of the QEMU
-// process (cgroup-limits.ts), with as many vCPUs as the quota allows whole CPUs.
+// process (cgroup-limits.ts), with as many vCPUs as the quota allows whole CPUs. Migrate moves the
+// running guest to a new QEMU process with QEMU's live migration (vm-migration.ts); the controls
+// of a running domain, which follow its current QEMU, are in vm-controls.ts.
 // Discovery: multicast does not cross user-mode networking, so when the spec asks `--announce` the
 // driver announces the domain on the host, on the guest's behalf, with the types and scopes the
 // domain announced inside the guest (its kernel, hosting vm, volume…) and the host's endpoints.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, realpath, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -26,7 +27,7 @@ import { hostname as hostName, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { CgroupLimits, type DomainLimits, type LimitsOutcome } from '../domains/cgroup-limits.js'
-import type { DomainDriver, DomainExit, DomainInstance, DomainSpec } from '../domains/driver.js'
+import type { DomainDriver, DomainSpec } from '../domains/driver.js'
 import { defaultVolume } from '../backend-storage/storage-domain.js'
 import { TargetService } from '../discovery/target-service.js'
 import { formatEndpoint, parseEndpoint } from '../soap-runtime/endpoint.js'
@@ -37,6 +38,11 @@ import { QmpClient } from './qmp.js'
 import { Control } from './control-port.js'
 import { BUS_PORT_NAME, CONTROL_PORT_NAME, encodeGuestConfig, FIRST_GUEST_PORT, GUEST_ROOT, VOLUME_TAG, type GuestReady } from './guest-config.js'
 import { buildVmImage, type VmImage } from './vm-image.js'
+import { launchQemu, type Qemu } from './qemu-process.js'
+import { MIN_GUEST_MIB, vmInstance, type VmDomainInstance } from './vm-controls.js'
+import type { MigrationTarget } from './vm-migration.js'
+
+export type { VmDomainInstance } from './vm-controls.js'
 
 export interface VmDriverOptions {
   readonly logger?: Logger
@@ -58,17 +64,6 @@ export interface VmDriverOptions {
   readonly guestLogLevel?: string
 }
 
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
-
-/** The guest needs this much RAM: the initramfs (~150 MiB unpacked) lives in it, then Node. */
-const MIN_GUEST_MIB = 320
-
-/** A running VM domain: a DomainInstance, and what its boot took and which kernel it runs. */
-export interface VmDomainInstance extends DomainInstance {
-  /** From QEMU's start to the domain's ready line, as the host measured it. */
-  readonly bootMs: number
-  readonly kernel: GuestReady['kernel']
-}
 
 export class VmDriver implements DomainDriver {
   readonly #o: VmDriverOptions
@@ -92,12 +87,18 @@ export class VmDriver implements DomainDriver {
     const plan = await planVm(spec, this.#o.memoryMiB ?? 512)
     // What the spec can get wrong is refused before the state directory is made (nothing left behind).
     const config = encodeGuestConfig({ service: plan.service, args: plan.args, httpPorts: plan.forwards.map((f) => f.guestPort), bus: plan.busKind, ...(this.#o.guestLogLevel === undefined ? {} : { logLevel: this.#o.guestLogLevel }) })
-    const state = await mkdtemp(join(tmpdir(), 'metaos-vm-'))
-    const paths = { qmp: join(state, 'qmp.sock'), bus: join(state, 'bus.sock'), control: join(state, 'control.sock') }
     const accel = this.#accel()
-    const argv = this.#qemuArgv(plan, config, image, paths, accel)
+    /** A QEMU for this domain in a state directory of its own: the first boot, or the target of a live migration (`incoming`, no forwarded ports yet). */
+    const launch = async (incoming: boolean): Promise<MigrationTarget> => {
+      const state = await mkdtemp(join(tmpdir(), 'metaos-vm-'))
+      const paths = { qmp: join(state, 'qmp.sock'), bus: join(state, 'bus.sock'), control: join(state, 'control.sock') }
+      const uri = `unix:${join(state, 'migrate.sock')}`
+      const argv = this.#qemuArgv(incoming ? { ...plan, forwards: [] } : plan, config, image, paths, accel)
+      const qemu = launchQemu(this.#o.qemu ?? 'qemu-system-x86_64', incoming ? [...argv, '-incoming', uri] : argv, spec.name)
+      return { qemu, paths, state, uri }
+    }
     const t0 = performance.now()
-    const qemu = launchQemu(this.#o.qemu ?? 'qemu-system-x86_64', argv, spec.name)
+    const { qemu, paths, state } = await launch(false)
     const booted = await this.#boot(qemu, plan, paths, spec.name, state)
     const { cpu, ready } = booted
     const bootMs = Math.round(performance.now() - t0)
@@ -113,16 +114,18 @@ export class VmDriver implements DomainDriver {
       await target.start()
     }
     this.#logger.info({ domain: spec.name, pid: qemu.proc.pid, epr: ready.epr, endpoints, kernel: ready.kernel.release, accel, bootMs, guestUptimeMs: ready.uptimeMs }, 'VM domain ready')
-    return {
-      ...vmControls({ name: spec.name, qemu, booted, state, plan, target, logger: this.#logger }),
-      pid: qemu.proc.pid!,
+    const run = { qemu, qmp: booted.qmp, control: booted.control, cpu, state }
+    return vmInstance({
+      name: spec.name, run, bus: booted.bus, target, limits: plan.limits, memoryMiB: plan.memoryMiB, volume: plan.service === 'storage',
+      forwards: plan.forwards, launchTarget: async () => await launch(true), logger: this.#logger,
+    }, {
       epr: ready.epr,
       endpoints,
       ...(outcome === undefined ? {} : { limits: outcome }),
       bootMs,
       kernel: ready.kernel,
       hosting: { kind: 'vm', kernel: { sysname: ready.kernel.sysname, release: ready.kernel.release } },
-    }
+    })
   }
 
   /** QEMU's arguments: the image's kernel with the guest's config (encodeGuestConfig), the two serial ports, the restricted network, the volume. */
@@ -186,6 +189,9 @@ export function kvmUsable (): boolean {
   if (!existsSync('/dev/kvm')) return false
   try { return /\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8')) } catch { return false }
 }
+
+/** What a booted guest is driven through. */
+interface Booted { readonly qmp: QmpClient, readonly control: Control, readonly bus: HypervisorBusHost | undefined, readonly cpu: CgroupLimits, readonly ready: GuestReady }
 
 interface Forward { readonly host: string, readonly port: number, readonly guestPort: number }
 interface VmPaths { readonly qmp: string, readonly bus: string, readonly control: string }
@@ -252,115 +258,6 @@ function hostEndpoints (guest: readonly string[], plan: VmPlan): string[] {
     const f = plan.forwards.find((x) => x.guestPort === ep.port)
     return f === undefined ? e : formatEndpoint({ protocol: 'http', host: f.host, port: f.port, path: ep.path })
   })
-}
-
-/** A running QEMU: its process, its exit, the last of its console, and an error quoting it. */
-interface Qemu {
-  readonly proc: ChildProcess
-  readonly exit: Promise<DomainExit>
-  console: () => string
-  failed: (why: string) => MetaosError
-}
-
-function launchQemu (binary: string, argv: string[], name: string): Qemu {
-  // QEMU dies with this process (setpriv's PR_SET_PDEATHSIG, util-linux): a frontend that crashes
-  // leaves no guest running on behind it. Without setpriv the guest outlives a crash.
-  const proc = SETPRIV === undefined
-    ? spawn(binary, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', binary, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let console = ''
-  const keep = (c: Buffer): void => { console = (console + c.toString('utf8')).slice(-8000) }
-  proc.stdout.on('data', keep)
-  proc.stderr.on('data', keep)
-  const exit = new Promise<DomainExit>((resolve) => {
-    proc.once('error', (e) => { keep(Buffer.from(`\n${e.message}`)); resolve({ code: null, signal: null }) })
-    proc.once('exit', (code, signal) => { resolve({ code, signal }) })
-  })
-  const failed = (why: string): MetaosError => {
-    const tail = console.replace(/\r/g, '').split('\n').filter((l) => l.trim() !== '').slice(-15).join('\n')
-    // QEMU says "Could not set up host forwarding rule" for a taken port (its words are all there is
-    // to tell it by): ADDRESS_IN_USE, and the manager's restart retries on another port.
-    const taken = /host forwarding rule|Address already in use/i.test(tail)
-    return new MetaosError(taken ? 'ADDRESS_IN_USE' : 'TRANSPORT_ERROR', `VM domain ${name}: ${why}\n${tail}`)
-  }
-  return { proc, exit, console: () => console, failed }
-}
-
-/** What a booted guest is driven through. */
-interface Booted { readonly qmp: QmpClient, readonly control: Control, readonly bus: HypervisorBusHost | undefined, readonly cpu: CgroupLimits, readonly ready: GuestReady }
-
-interface Running { readonly name: string, readonly qemu: Qemu, readonly booted: Booted, readonly state: string, readonly plan: VmPlan, readonly target: TargetService | undefined, readonly logger: Logger }
-
-/** A running VM domain's exit and controls: stop (drain through the guest agent), kill, pause and resume (QMP), setLimits. */
-function vmControls (r: Running): Pick<DomainInstance, 'exited' | 'stop' | 'kill' | 'pause' | 'resume' | 'setLimits'> {
-  const { qemu, state, target, logger } = r
-  const { qmp, control, bus, cpu } = r.booted
-  const proc = qemu.proc
-  let guestExit: DomainExit | undefined
-  control.on('exit', (x) => { guestExit = x })
-  let withdrawn = false
-  /** Bye once, when the domain goes on purpose; a kill or a crash says nothing (as a killed process would not). */
-  const withdraw = async (bye: boolean): Promise<void> => {
-    if (withdrawn || target === undefined) return
-    withdrawn = true
-    if (bye) await target.stop().catch(() => {})
-    else await target.udp.close().catch(() => {})
-  }
-  const exited = qemu.exit.then(async (x) => {
-    await withdraw(false)
-    qmp.close(); control.close(); await bus?.close()
-    await cpu.release()
-    await rm(state, { recursive: true, force: true })
-    logger.info({ domain: r.name, qemu: x, guest: guestExit }, 'VM domain exited')
-    logger.debug({ domain: r.name, console: qemu.console() }, 'VM domain console (last 8000 characters)')
-    // The domain's own exit when the guest said it; QEMU's otherwise (a kill, a crash).
-    return guestExit ?? x
-  })
-  const alive = (): boolean => proc.exitCode === null && proc.signalCode === null
-  let inForce: DomainLimits = { ...(r.plan.limits.cpuPercent === undefined ? {} : { cpuPercent: r.plan.limits.cpuPercent }) }
-  return {
-    exited,
-    stop: async (graceMs) => {
-      await withdraw(true)
-      if (alive()) {
-        // A paused guest cannot drain: it runs again first.
-        await qmp.execute('cont').catch(() => {})
-        control.send({ op: 'stop', graceMs })
-        const t = setTimeout(() => { void qmp.execute('quit').catch(() => {}); setTimeout(() => { if (alive()) proc.kill('SIGKILL') }, 5000).unref() }, graceMs + 5000)
-        await exited.finally(() => { clearTimeout(t) })
-      }
-      return await exited
-    },
-    kill: async () => { if (alive()) proc.kill('SIGKILL'); return await exited },
-    pause: async () => { if (alive()) await qmp.execute('stop') },
-    resume: async () => { if (alive()) await qmp.execute('cont') },
-    setLimits: async (l) => {
-      if (!alive()) return { applied: false, mechanism: 'none', reason: 'the domain has exited' }
-      const outcome = await resize(l, inForce, qmp, cpu, r.plan.memoryMiB)
-      if (outcome.applied) inForce = { ...l }
-      return outcome
-    },
-  }
-}
-
-/** Memory by the balloon (up to the RAM the guest booted with), CPU by the QEMU process's cgroup quota. */
-async function resize (l: DomainLimits, inForce: DomainLimits, qmp: QmpClient, cpu: CgroupLimits, memoryMiB: number): Promise<LimitsOutcome> {
-  const notes: string[] = []
-  let applied = true
-  let mechanism: LimitsOutcome['mechanism'] = 'none'
-  if (l.memoryBytes !== undefined || inForce.memoryBytes !== undefined) {
-    // The balloon takes back what the guest may use, up to the RAM it booted with.
-    const target = Math.min(l.memoryBytes ?? memoryMiB * 2 ** 20, memoryMiB * 2 ** 20)
-    if (target < MIN_GUEST_MIB * 2 ** 20) { applied = false; notes.push(`memory: at least ${MIN_GUEST_MIB} MiB`) } else {
-      try { await qmp.execute('balloon', { value: target }); notes.push(`memory: balloon at ${target} bytes of ${memoryMiB} MiB`) } catch (e) { applied = false; notes.push(`memory: ${(e as Error).message}`) }
-    }
-  }
-  if (l.cpuPercent !== undefined || inForce.cpuPercent !== undefined) {
-    const c = await cpu.set(l.cpuPercent === undefined ? {} : { cpuPercent: l.cpuPercent })
-    mechanism = c.mechanism
-    if (!c.applied) { applied = false; notes.push(`cpu: ${c.reason ?? ''}`) }
-  }
-  return { applied, mechanism, ...(notes.length === 0 ? {} : { reason: notes.join('; ') }) }
 }
 
 /** What the host does for the guest (announce, interfaces) apart from what the domain inside gets. */

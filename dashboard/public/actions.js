@@ -32,7 +32,7 @@ async function act (t, action) {
   const out = $('action-result')
   if (name === '') return
   const body = { by: 'dashboard' }
-  if (action === 'clone' && $('action-new-name').value.trim() !== '') body.newName = $('action-new-name').value.trim()
+  if ((action === 'clone' || action === 'migrate') && $('action-new-name').value.trim() !== '') body.newName = $('action-new-name').value.trim()
   if (action === 'resize') {
     const cpus = Number($('action-cpus').value)
     const mib = Number($('action-memory').value)

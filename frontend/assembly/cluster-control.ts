@@ -1,6 +1,6 @@
 // An operator's hands on a running cluster (`metaos domain`, the dashboard's control endpoint):
-// list its domains, and start, stop, pause, resume, restart, clone or resize one by name, through
-// the domain manager. What the supervisor would undo is told first: a domain stopped or paused is
+// list its domains, and start, stop, pause, resume, restart, clone, resize or migrate one by name,
+// through the domain manager (migrate: migrate-action.ts). What the supervisor would undo is told first: a domain stopped or paused is
 // held (the isolation policy does not restart it) and isolated beforehand, so its streams move to
 // another domain of the volume before it stops answering; once running again, the supervisor
 // readmits it when its probes are good. Every action is noted on the supervisor's timeline with
@@ -9,8 +9,9 @@ import type { ManagedDomain } from '../../domains/domain-manager.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type { LocalCluster } from './local-cluster.js'
 import type { Decision } from './supervisor.js'
+import { migrate, type MigrationView } from './migrate-action.js'
 
-export const DOMAIN_ACTIONS = ['start', 'stop', 'pause', 'resume', 'restart', 'clone', 'resize'] as const
+export const DOMAIN_ACTIONS = ['start', 'stop', 'pause', 'resume', 'restart', 'clone', 'resize', 'migrate'] as const
 export type DomainAction = typeof DOMAIN_ACTIONS[number]
 
 /** Why an action was refused; the control endpoint answers it as `{ error: { code, message } }`. */
@@ -30,7 +31,7 @@ export interface ActionRequest {
   readonly name: string
   /** Who asks, as the timeline shows it ("metaos domain (user alice)", "dashboard"). */
   readonly by: string
-  /** clone: the new domain's name (default `<name>-clone-<n>`). */
+  /** clone, and migrate of a process or container domain: the new domain's name (default `<name>-clone-<n>`, `<name>-m<n>`). */
   readonly newName?: string
   /** resize: share of one CPU in percent (50 = half a CPU). */
   readonly cpuPercent?: number
@@ -58,6 +59,8 @@ export interface ActionResult {
   readonly domain: DomainView
   /** The timeline entry this action made. */
   readonly decision: Decision
+  /** migrate: how the domain moved and what it cost. */
+  readonly migration?: MigrationView
 }
 
 export interface DomainControl {
@@ -86,7 +89,7 @@ export function clusterControl (cluster: LocalCluster): DomainControl {
         throw e
       }
       const decision = cluster.supervisor.note(done.after.epr, r.action, r.by, done.reason)
-      return { action: r.action, domain: view(done.after), decision }
+      return { action: r.action, domain: view(done.after), decision, ...(done.migration === undefined ? {} : { migration: done.migration }) }
     },
   }
 }
@@ -109,7 +112,7 @@ function must (d: ManagedDomain, ok: boolean, action: string): void {
 }
 
 /** Does `r` to `d`: the domain after, and what the timeline says of it. */
-async function perform (cluster: LocalCluster, r: ActionRequest, d: ManagedDomain): Promise<{ after: ManagedDomain, reason: string }> {
+async function perform (cluster: LocalCluster, r: ActionRequest, d: ManagedDomain): Promise<{ after: ManagedDomain, reason: string, migration?: MigrationView }> {
   const { manager, supervisor } = cluster
   const who = `operator ${r.action} (${r.by})`
   switch (r.action) {
@@ -151,6 +154,8 @@ async function perform (cluster: LocalCluster, r: ActionRequest, d: ManagedDomai
     }
     case 'resize':
       return await resize(cluster, r, d)
+    case 'migrate':
+      return await migrate(cluster, r, d, who, (code, message) => new ControlError(code, message))
   }
 }
 

@@ -1,7 +1,8 @@
 // `metaos domain` against a real `metaos up` child process (process domains, no Docker): list;
 // pause (a FileStream call to the paused domain stalls, and completes with the right bytes on
 // resume); stop and start; restart; clone (a new domain of the same volume, in the list and the
-// PMT); resize (applied through cgroups, or refused NOT_SUPPORTED where the host has none); the
+// PMT); resize (applied through cgroups, or refused NOT_SUPPORTED where the host has none); migrate
+// (a process domain: clone + stream migration + stop, said as such); the
 // control endpoint without or with a wrong token (401, nothing changes); every action on the
 // supervisor timeline with who asked; bad usage (exit 2); unknown domains and states (exit 1).
 import t, { type Test } from 'tap'
@@ -61,6 +62,8 @@ t.test('bad usage: one line, exit 2; no running `metaos up`: exit 1, NO_METAOS_U
     [['domain', 'resize', 'a'], 'resize needs --cpus N, --memory SIZE, or both'],
     [['domain', 'stop', 'a', '--cpus', '1'], '--cpus and --memory are for resize'],
     [['domain', 'resize', 'a', '--cpus', '-1'], '--cpus takes a number of CPUs above 0'],
+    [['domain', 'migrate'], 'needs the domain\'s NAME'],
+    [['domain', 'migrate', 'a', 'b', 'c'], 'unexpected argument "c"'],
   ] as const) {
     const r = await metaos([...args])
     t.equal(r.code, 2, `metaos ${args.join(' ')} → exit 2`)
@@ -211,6 +214,23 @@ t.test('against a running metaos up', async (t) => {
     }
   })
 
+  t.test('migrate a process domain: clone + stream migration + stop, said as such', async (t) => {
+    const copy = (await list(t)).get('bus-copy')!
+    const r = await metaos(['domain', 'migrate', 'bus-copy', '--json'])
+    t.equal(r.code, 0, 'exit 0', { stderr: r.stderr })
+    const done = JSON.parse(r.stdout) as { domain: View, decision: Decision, migration: { kind: string, mechanism: string, to: string, fromPid: number } }
+    t.equal(done.migration.kind, 'clone', 'no live migration for a process')
+    t.equal(done.migration.mechanism, 'clone + stream migration + stop')
+    t.equal(done.migration.fromPid, copy.pid)
+    t.equal(done.domain.state, 'stopped', 'the domain stopped')
+    t.notOk(alive(copy.pid), 'its process is gone')
+    t.equal((await list(t)).get(done.migration.to)?.state, 'running', `its clone ${done.migration.to} runs`)
+    t.match(done.decision.reason, /clone \+ stream migration \+ stop/, 'the timeline says how')
+    const human = await metaos(['domain', 'migrate', 'no-such-domain'])
+    t.equal(human.code, 1, 'an unknown domain → exit 1')
+    t.match(human.stderr, /^metaos domain: NO_SUCH_DOMAIN: /)
+  })
+
   t.test('unknown domain: exit 1, NO_SUCH_DOMAIN', async (t) => {
     const r = await metaos(['domain', 'stop', 'no-such-domain', '--json'])
     t.equal(r.code, 1)
@@ -220,7 +240,7 @@ t.test('against a running metaos up', async (t) => {
   t.test('every action is on the supervisor timeline, with who and when', async (t) => {
     const st = JSON.parse((await metaos(['status', '--json'])).stdout) as { decisions: Decision[] }
     const acts = st.decisions.filter((d) => d.action !== undefined)
-    t.same(acts.map((d) => d.action), ['pause', 'resume', 'stop', 'start', 'restart', 'clone', 'resize'], 'in order')
+    t.same(acts.map((d) => d.action), ['pause', 'resume', 'stop', 'start', 'restart', 'clone', 'resize', 'migrate'], 'in order')
     t.ok(acts.every((d) => /^metaos domain \(user .+\)$/.test(d.by ?? '') && d.at > 0), 'each says who asked, and when')
     const shown = (await metaos(['status'])).stdout
     t.match(shown, /operator pause\s+by metaos domain \(user /, 'metaos status shows them')
