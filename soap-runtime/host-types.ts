@@ -18,6 +18,25 @@ export interface CallContext {
   readonly principal?: Principal
   /** The call's request id (the caller's X-Request-Id, else one made here): log it with anything said about the call. */
   readonly requestId?: string
+  /** The framed session (net.uds, net.tcp) the call came on: the service may call the caller back on it. Undefined over HTTP. */
+  readonly session?: SessionChannel
+}
+
+/**
+ * The caller's side of a framed duplex session, as a service sees it (WCF's callback channel): it
+ * sends one-way messages to the caller, and tells when the session is gone.
+ */
+export interface SessionChannel {
+  /** Sends a SOAP 1.2 envelope (UTF-8 XML) one-way to the caller, after everything sent before; false when the session is over. */
+  send: (envelope: Buffer) => boolean
+  /** Bytes written to the session and not yet taken by the operating system (what the domain holds for a slow caller). */
+  readonly pendingBytes: number
+  /** False once the session ended, failed or closed. */
+  readonly open: boolean
+  /** Runs `fn` once, when the session is over (at once if it already is). */
+  onClose: (fn: () => void) => void
+  /** While held, an idle session is not ended (something still calls the caller back); call the result to let go. */
+  hold: () => () => void
 }
 
 /** An authenticated caller; an authenticator's own type may carry more (grants). */

@@ -2,10 +2,13 @@
 // kernel (LocalNetworkHandler, frontend/handlers/local-network-handler.ts), every proxy to a network domain
 // (createNetworkProxy below), and the network dispatcher implement it, so NetSocket, NetServer and
 // NetDatagramSocket sit on any of them. A registry shares one proxy (one connection pool) per
-// endpoint among all sockets of the process (frontend/handlers/process-registry.ts).
+// endpoint among all sockets of the process (frontend/handlers/process-registry.ts). A proxy to a
+// framed endpoint (net.uds, net.tcp) also serves pushed receives on its session (network-pushes.ts).
 import { createClient, type ClientOptions, type Invocation } from '../../soap-runtime/client.js'
+import { isFramed, parseEndpoint } from '../../soap-runtime/endpoint.js'
 import { transportFor, type TransportOptions } from '../../soap-runtime/transport-for.js'
 import { NetworkServiceDescriptor, type NetworkOperations } from '../../wsdl/generated/network-service.js'
+import { createPushRegistry, type PushChannel } from './network-pushes.js'
 import { KEYS, obtain, release } from './process-registry.js'
 
 export type NetworkOp = keyof NetworkOperations & string
@@ -15,12 +18,17 @@ export interface NetworkHandler {
   readonly destination: string
   invoke: <K extends NetworkOp>(operation: K, input: NetworkOperations[K]['input']) => Promise<Invocation<NetworkOperations[K]['output']>>
   close: () => Promise<void>
+  /** Pushed receives (Subscribe), when the handler's session carries them (a framed endpoint); else Receive is the way to read. */
+  readonly pushes?: PushChannel
 }
 
 import { NETWORK_PATH } from '../../wsdl/contracts.js'
 export { NETWORK_PATH }
 
-export type NetworkProxyOptions = ClientOptions & TransportOptions
+export type NetworkProxyOptions = ClientOptions & TransportOptions & {
+  /** On a framed endpoint, sockets read by pushed receives (default true); false: by Receive long polls. */
+  readonly pushes?: boolean
+}
 
 /**
  * Every open socket keeps one Receive long poll in flight (a listener one Accept, a datagram socket
@@ -30,9 +38,10 @@ export type NetworkProxyOptions = ClientOptions & TransportOptions
 export const NETWORK_POOL_SIZE = 1024
 
 export function createNetworkProxy (endpoint: string, options: NetworkProxyOptions = {}): NetworkHandler {
-  const transport = transportFor(endpoint, NETWORK_PATH, { maxSockets: NETWORK_POOL_SIZE, ...options })
+  const pushes = options.pushes !== false && isFramed(parseEndpoint(endpoint, NETWORK_PATH)) ? createPushRegistry() : undefined
+  const transport = transportFor(endpoint, NETWORK_PATH, { maxSockets: NETWORK_POOL_SIZE, ...options, ...(pushes === undefined ? {} : { callbacks: pushes.callbacks }) })
   const client = createClient<NetworkOperations>(NetworkServiceDescriptor, transport, { timingHeader: 'ServiceTiming', ...options })
-  return { destination: transport.address, invoke: client.invoke, close: client.close }
+  return { destination: transport.address, invoke: client.invoke, close: client.close, ...(pushes === undefined ? {} : { pushes: pushes.channel }) }
 }
 
 /** The process-wide proxy for a network domain endpoint (created on first use; kept in the process registry). */
