@@ -13,7 +13,7 @@ import type { Invocation } from '../../soap-runtime/client.js'
 import type { NetworkOperations } from '../../wsdl/generated/network-service.js'
 import { sharedNetworkProxy, type NetworkHandler, type NetworkOp } from '../handlers/network-handler.js'
 import { KEYS, obtain } from '../handlers/process-registry.js'
-import { PushedReader } from './pushed-reader.js'
+import type { PushedReader } from './pushed-reader.js'
 
 /**
  * `local` (this process's kernel, the default), `discover` (the network dispatcher of the
@@ -258,6 +258,9 @@ export class NetSocket extends Duplex {
     const pushes = this.handler.pushes
     if (pushes === undefined) { await this.#pump(); return }
     this.#pumping = true
+    // Loaded by the first socket that reads by pushes: `import 'metaos'` stays small.
+    const { PushedReader } = await import('./pushed-reader.js')
+    if (this.destroyed) return
     const reader = this.#pushed = new PushedReader({
       data: (b) => { this.stats.bytesRead += b.length; this.#touch(); this.push(b) },
       end: () => { this.push(null) },

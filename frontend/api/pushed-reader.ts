@@ -7,7 +7,7 @@
 // know Subscribe (MALFORMED_MESSAGE): the caller goes back to Receive long polls.
 import { MetaosError, type ErrorCode } from '../../soap-runtime/errors.js'
 import type { Received } from '../../wsdl/generated/network-service.js'
-import type { PushChannel } from '../handlers/network-pushes.js'
+import type { PushChannel } from '../handlers/network-handler.js'
 
 /** What the reader does to its stream. */
 export interface PushedSink {
