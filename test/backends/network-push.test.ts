@@ -25,13 +25,13 @@ const MIB = 1024 * 1024
 const MAX_BUFFERED = 256 * 1024
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
-interface Domain { readonly d: DomainProcess, readonly uds: string, readonly http: string, readonly dir: string }
+interface Domain { readonly d: DomainProcess, readonly uds: string, readonly http: string, readonly tcp: string, readonly dir: string }
 
 async function startDomain (t: Test): Promise<Domain> {
   const dir = tempDir(t, 'metaos-push-')
-  const d = await spawnDomain(['network', '--listen', `net.uds:${join(dir, 'n.sock')}`, '--listen', 'http://127.0.0.1:0', '--metrics-listen', 'http://127.0.0.1:0', '--max-buffered-bytes', String(MAX_BUFFERED)], { env: ENV })
+  const d = await spawnDomain(['network', '--listen', `net.uds:${join(dir, 'n.sock')}`, '--listen', 'http://127.0.0.1:0', '--listen', 'net.tcp://127.0.0.1:0', '--metrics-listen', 'http://127.0.0.1:0', '--max-buffered-bytes', String(MAX_BUFFERED)], { env: ENV })
   t.teardown(async () => { await d.stop() })
-  return { d, uds: d.ready.endpoints[0]!, http: d.ready.endpoints[1]!, dir }
+  return { d, uds: d.ready.endpoints[0]!, http: d.ready.endpoints[1]!, tcp: d.ready.endpoints[2]!, dir }
 }
 
 /** The domain's gauges, from its --metrics-listen endpoint. */
@@ -98,6 +98,37 @@ t.test('pushed receives over net.uds', async (t) => {
     await once(sock, 'close')
     const g = await gaugesWhen(dom, (g) => g.metaos_network_push_subscriptions === 0)
     t.equal(g.metaos_network_push_subscriptions, 0, 'no subscription is left')
+  })
+
+  t.test('over net.tcp too: 1 MiB echoed by pushes', async (t) => {
+    const port = await serve(t, (s) => { s.pipe(s) })
+    const { handler, ops } = recorded(t, dom.tcp)
+    const data = randomBytes(MIB)
+    const sock = NetSocket.connect({ host: '127.0.0.1', port, destination: handler })
+    const parts: Buffer[] = []
+    sock.on('data', (c: Buffer) => { parts.push(c) })
+    await once(sock, 'connect')
+    sock.end(data)
+    await once(sock, 'end')
+    t.equal(sha(Buffer.concat(parts)), sha(data), 'SHA-256 equal')
+    t.notOk(ops.includes('Receive'), 'pushed, no Receive')
+    sock.destroy()
+  })
+
+  t.test('what Subscribe, Grant and Receive refuse on a subscribed or unsuitable handle', async (t) => {
+    const port = await serve(t, () => {})
+    const { handler } = recorded(t, dom.uds)
+    const c = (await handler.invoke('Connect', { host: '127.0.0.1', port, protocol: 'tcp', timeoutMs: 5000 })).output.socket
+    t.equal(await codeOf(handler.invoke('Grant', { socket: c, bytes: 10 })), 'INVALID_ARGUMENT', 'Grant before Subscribe')
+    t.same((await handler.invoke('Subscribe', { socket: c, window: 64 * MIB })).output.window, 16 * MIB, 'a window over the domain\'s limit is lowered to it')
+    t.equal(await codeOf(handler.invoke('Subscribe', { socket: c, window: 1024 })), 'INVALID_ARGUMENT', 'a second Subscribe')
+    t.equal(await codeOf(handler.invoke('Receive', { socket: c, maxBytes: 10, timeoutMs: 0 })), 'INVALID_ARGUMENT', 'Receive on a subscribed connection')
+    t.equal(await codeOf(handler.invoke('Grant', { socket: c, bytes: 0 })), 'INVALID_ARGUMENT', 'a Grant of 0 bytes')
+    await handler.invoke('Close', { socket: c })
+    const u = (await handler.invoke('Listen', { host: '127.0.0.1', port: 0, protocol: 'udp', backlog: 0 })).output.listener
+    t.equal(await codeOf(handler.invoke('Subscribe', { socket: u, window: 1024 })), 'INVALID_ARGUMENT', 'Subscribe on a UDP socket')
+    await handler.invoke('Close', { socket: u })
+    t.equal((await gaugesWhen(dom, (g) => g.metaos_network_push_subscriptions === 0)).metaos_network_push_subscriptions, 0, 'Close ended the subscription')
   })
 
   t.test('a slow reader: the domain holds at most its buffer bound plus the window; the remote sender waits', async (t) => {
