@@ -5,7 +5,9 @@
 // by Grant). At zero credit nothing is taken from the connection: its buffer fills, it stops
 // reading, and TCP flow control slows the remote sender — so what the domain holds for one
 // connection stays below its buffer bound plus the window. The last Received says closed (the
-// peer ended) or carries the error's code; none follows. Knows the envelope, not the transport.
+// peer ended) or carries the error's code; none follows. While the session itself has more than
+// SESSION_HIGH_WATER bytes unsent (a caller that does not read its socket), no subscription on it
+// pushes: a caller's many windows cannot pile up in the domain. Knows the envelope, not the transport.
 import { compileCodecs, type ElementCodec } from '../soap-runtime/codec.js'
 import { buildEnvelope, WSA10_NS } from '../soap-runtime/envelope.js'
 import { MetaosError } from '../soap-runtime/errors.js'
@@ -17,6 +19,8 @@ export const RECEIVED_ACTION = 'urn:metaos:network:v1/NetworkCallback/Received'
 const ANONYMOUS = 'http://www.w3.org/2005/08/addressing/anonymous'
 /** Largest data one Received carries (a larger credit is sent in several). */
 export const MAX_PUSH_BYTES = 256 * 1024
+/** Bytes unsent on a session above which its subscriptions wait for it to drain. */
+export const SESSION_HIGH_WATER = 4 * 1024 * 1024
 
 let codec: ElementCodec | undefined
 const HEADERS = `<a:Action xmlns:a="${WSA10_NS}" s:mustUnderstand="1">${RECEIVED_ACTION}</a:Action>` +
@@ -37,6 +41,7 @@ export class PushSubscription {
   #seq = 0
   #done = false
   #pumping = false
+  #waitingDrain = false
   readonly #release: () => void
 
   /** While it pushes, the subscription holds its session (not ended for being idle). */
@@ -66,6 +71,7 @@ export class PushSubscription {
       while (!this.#done) {
         if (!this.#session.open || this.#conn.closed) { this.stop(); return }
         if (this.#credit === 0 && this.#conn.bufferedBytes > 0) return
+        if (this.#session.pendingBytes >= SESSION_HIGH_WATER) { this.#afterDrain(); return }
         let r
         try { r = this.#conn.take(Math.min(this.#credit, MAX_PUSH_BYTES)) } catch (e) {
           const err = e instanceof MetaosError ? e : new MetaosError('IO_ERROR', String(e))
@@ -81,6 +87,12 @@ export class PushSubscription {
     } finally {
       this.#pumping = false
     }
+  }
+
+  #afterDrain (): void {
+    if (this.#waitingDrain) return
+    this.#waitingDrain = true
+    this.#session.whenDrained(() => { this.#waitingDrain = false; this.pump() })
   }
 
   #send (r: Received): void {

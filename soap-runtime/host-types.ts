@@ -31,6 +31,8 @@ export interface SessionChannel {
   send: (envelope: Buffer) => boolean
   /** Bytes written to the session and not yet taken by the operating system (what the domain holds for a slow caller). */
   readonly pendingBytes: number
+  /** Runs `fn` once, when the bytes pending were written out (the caller reads again), or the session is over. */
+  whenDrained: (fn: () => void) => void
   /** False once the session ended, failed or closed. */
   readonly open: boolean
   /** Runs `fn` once, when the session is over (at once if it already is). */

@@ -76,10 +76,11 @@ export class ServerSession {
   /** After a TLS upgrade: what TLS made of the client's certificate, for the authenticator. */
   #tlsFacts: (() => TlsFacts) | undefined
   readonly #onDataBound = (chunk: Buffer): void => { this.#onData(chunk) }
-  readonly #onDrainBound = (): void => { this.#flow() }
+  readonly #onDrainBound = (): void => { this.#flow(); this.#drained() }
   readonly #onIdleBound = (): void => { if (this.#inFlight === 0 && this.#holds === 0 && this.#state === 'open') { this.#debug('idle session ended'); this.end() } }
   #holds = 0
   #closers: Array<() => void> | undefined = []
+  #drainWaiters: Array<() => void> = []
   /** The caller's callback channel on this session, handed to every call. */
   readonly channel: SessionChannel
   /** Resolves when the socket has closed. */
@@ -102,12 +103,20 @@ export class ServerSession {
       get pendingBytes () { return session.#s.writableLength },
       get open () { return (session.#state === 'open' || session.#state === 'ending') && !session.#s.destroyed },
       onClose: (fn) => { if (this.#closers === undefined) fn(); else this.#closers.push(fn) },
+      whenDrained: (fn) => { if (this.#closers === undefined || this.#s.writableLength === 0) setImmediate(fn); else this.#drainWaiters.push(fn) },
       hold: () => {
         let held = true
         this.#holds++
         return () => { if (held) { held = false; this.#holds-- } }
       },
     }
+  }
+
+  #drained (): void {
+    const waiters = this.#drainWaiters
+    if (waiters.length === 0) return
+    this.#drainWaiters = []
+    for (const fn of waiters) fn()
   }
 
   /** A one-way envelope to the caller (a callback), encoded in the session's order. */
@@ -325,6 +334,7 @@ export class ServerSession {
     this.#recharge()
     const closers = this.#closers
     this.#closers = undefined
+    this.#drained()
     for (const fn of closers ?? []) {
       try { fn() } catch (e) { this.#c.logger.error({ err: e }, 'a session close handler failed') }
     }

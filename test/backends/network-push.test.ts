@@ -166,6 +166,44 @@ t.test('pushed receives over net.uds', async (t) => {
     sock.destroy()
   })
 
+  t.test('a caller that stops reading its session: pushes wait for the session to drain, the remote waits', async (t) => {
+    const N = 'urn:metaos:network:v1'
+    const call = (op: string, id: string, body: string): Buffer => {
+      const xml = Buffer.from(`<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://www.w3.org/2005/08/addressing"><s:Header>` +
+        `<a:Action s:mustUnderstand="1">${N}/${op}</a:Action><a:MessageID>${id}</a:MessageID><a:To s:mustUnderstand="1">${dom.uds}</a:To>` +
+        `</s:Header><s:Body><${op} xmlns="${N}">${body}</${op}></s:Body></s:Envelope>`)
+      return Buffer.concat([envelopeHeader(xml.length), xml])
+    }
+    let remote: Socket | undefined
+    const chunk = randomBytes(256 * 1024)
+    const port = await serve(t, (s) => { remote = s; const more = (): void => { while (s.write(chunk)); }; s.on('drain', more); more() })
+    const s = await rawSession(dom.uds)
+    t.teardown(() => { s.socket.destroy() })
+    s.send(Buffer.concat([textPreamble(dom.uds), call('Connect', 'urn:uuid:c', `<host>127.0.0.1</host><port>${port}</port><protocol>tcp</protocol><timeoutMs>5000</timeoutMs>`)]))
+    await s.next() // Preamble Ack
+    const r = await s.next()
+    const handle = typeof r === 'string' ? '' : /<socket>([^<]+)<\/socket>/.exec(r.payload.toString('utf8'))?.[1] ?? ''
+    t.ok(handle.length > 0, 'connected')
+    s.socket.pause() // and never read again
+    s.send(call('Subscribe', 'urn:uuid:s', `<socket>${handle}</socket><window>${16 * MIB}</window>`))
+    let g: Record<string, number> = {}
+    let last = ''
+    for (let i = 0; i < 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      g = await gauges(dom)
+      const now = `${g.metaos_network_buffered_bytes}/${g.metaos_network_push_unacknowledged_bytes}`
+      if (g.metaos_network_push_unacknowledged_bytes! > 0 && remote !== undefined && remote.writableLength > 0 && now === last) break
+      last = now
+    }
+    t.equal(g.metaos_network_push_subscriptions, 1, 'subscribed with a 16 MiB window')
+    t.ok(g.metaos_network_push_unacknowledged_bytes! < 8 * MIB, 'pushes stopped at the session\'s high-water mark, far below the window', { unacknowledged: g.metaos_network_push_unacknowledged_bytes })
+    t.ok(g.metaos_network_buffered_bytes! <= MAX_BUFFERED + 64 * 1024, 'the connection buffer at its bound', { buffered: g.metaos_network_buffered_bytes })
+    t.ok(remote!.writableLength > 0, 'the remote sender waits (TCP flow control)')
+    s.socket.destroy()
+    const after = await gaugesWhen(dom, (g) => g.metaos_network_open_sockets === 0)
+    t.same([after.metaos_network_push_subscriptions, after.metaos_network_open_sockets], [0, 0], 'the session gone, the domain closed the connection')
+  })
+
   t.test('the session cut mid-stream: CONNECTION_LOST, and the domain closes the connection', async (t) => {
     // A relay in front of the domain's socket: cutting it loses the proxy's session.
     const relayPath = join(dom.dir, 'relay.sock')
