@@ -11,7 +11,7 @@
 import { compileCodecs, type ElementCodec } from '../soap-runtime/codec.js'
 import { buildEnvelope, WSA10_NS } from '../soap-runtime/envelope.js'
 import { MetaosError } from '../soap-runtime/errors.js'
-import type { SessionChannel } from '../soap-runtime/host-types.js'
+import type { CallbackMessage, SessionChannel } from '../soap-runtime/host-types.js'
 import { NetworkFaultCodes, NetworkServiceDescriptor, type FaultCode, type Received } from '../wsdl/generated/network-service.js'
 import type { TcpConnection } from './tcp-connection.js'
 
@@ -30,6 +30,11 @@ const HEADERS = `<a:Action xmlns:a="${WSA10_NS}" s:mustUnderstand="1">${RECEIVED
 export function receivedEnvelope (r: Received): Buffer {
   codec ??= compileCodecs(NetworkServiceDescriptor).get('Received')!
   return Buffer.from(buildEnvelope('1.2', HEADERS, codec.encode(r)), 'utf8')
+}
+
+/** The callback for the session's encoding: XML text, or the value a binary session writes. */
+function receivedMessage (r: Received): CallbackMessage {
+  return { xml: () => receivedEnvelope(r), value: { action: RECEIVED_ACTION, to: ANONYMOUS, body: { element: 'Received', value: r } }, descriptor: NetworkServiceDescriptor }
 }
 
 export class PushSubscription {
@@ -96,7 +101,7 @@ export class PushSubscription {
   }
 
   #send (r: Received): void {
-    if (!this.#session.send(receivedEnvelope(r))) this.stop()
+    if (!this.#session.send(receivedMessage(r))) this.stop()
   }
 
   /** No more pushes (the last was sent, the session or the connection is gone). */

@@ -1,5 +1,6 @@
 // The "quick" suite: single Write round trips of 512 B, 4 KiB, 64 KiB and 1 MiB, side by side in
-// one run for local fs, metaos (local handler, bus, HTTP, net.uds, net.tcp), bare node:http and the npm `soap`
+// one run for local fs, metaos (local handler, bus, HTTP, net.uds and net.tcp in the binary and the
+// text encodings), bare node:http and the npm `soap`
 // package. Servers run as child processes, like real domains; one client, one call at a time.
 // Peers are interleaved in short rounds so a noisy neighbour hurts all of them alike.
 import { mkdtempSync, openSync, closeSync, rmSync, write as fsWrite } from 'node:fs'
@@ -20,24 +21,27 @@ const WRAP = 64 * 1024 * 1024
 export interface CallPeer {
   readonly peer: BenchRow['peer']
   readonly hosting: BenchRow['hosting']
+  /** The row's mode when not plain `call` (`call-text`: a framed session in the text encoding). */
+  readonly mode?: string
   /** One Write of `payload` at `offset`; returns the service time in µs when the peer reports it. */
   call: (payload: Buffer, offset: number) => Promise<number | undefined>
   close: () => Promise<void>
 }
 
-async function handlerPeer (peer: CallPeer['peer'], hosting: CallPeer['hosting'], handler: StorageHandler, file: string, after?: () => Promise<void>): Promise<CallPeer> {
+async function handlerPeer (peer: CallPeer['peer'], hosting: CallPeer['hosting'], handler: StorageHandler, file: string, mode?: string): Promise<CallPeer> {
   const { output } = await handler.invoke('Open', { path: file, mode: 'Create', access: 'Write', share: 'None' })
   let pos = 0
   return {
     peer,
     hosting,
+    ...(mode === undefined ? {} : { mode }),
     call: async (payload, offset) => {
       if (offset !== pos) { await handler.invoke('Seek', { handle: output.handle, offset, origin: 'Begin' }); pos = offset }
       const r = await handler.invoke('Write', { handle: output.handle, data: payload })
       pos = r.output.position
       return r.serviceMicros
     },
-    close: async () => { await handler.invoke('Close', { handle: output.handle }); await handler.close(); await after?.() },
+    close: async () => { await handler.invoke('Close', { handle: output.handle }); await handler.close() },
   }
 }
 
@@ -65,8 +69,11 @@ export async function startPeers (dir: string, which: ReadonlySet<string>): Prom
     const [bus, http, uds, tcp] = d.ready.endpoints
     peers.push(await handlerPeer('metaos', 'bus', createStorageProxy(bus!), 'bus.bin'))
     peers.push(await handlerPeer('metaos', 'http', createStorageProxy(http!), 'http.bin'))
+    // net.uds and net.tcp in the binary encoding (the proxies' default, NetTcpBinding's), and in text.
     peers.push(await handlerPeer('metaos', 'net.uds', createStorageProxy(uds!), 'net-uds.bin'))
     peers.push(await handlerPeer('metaos', 'net.tcp', createStorageProxy(tcp!), 'net-tcp.bin'))
+    peers.push(await handlerPeer('metaos', 'net.uds', createStorageProxy(uds!, { encoding: 'text' }), 'net-uds-text.bin', 'call-text'))
+    peers.push(await handlerPeer('metaos', 'net.tcp', createStorageProxy(tcp!, { encoding: 'text' }), 'net-tcp-text.bin', 'call-text'))
   }
   if (which.has('bare-http')) {
     const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'bare-http-server.js'), [dir], { env })
@@ -174,7 +181,7 @@ function callRow (p: CallPeer, size: number, lat: number[], service: number[]): 
     peer: p.peer,
     hosting: p.hosting,
     op: 'write',
-    mode: 'call',
+    mode: p.mode ?? 'call',
     payloadBytes: size,
     runs: lat.length,
     callsPerSec: lat.length / (sum / 1e6),

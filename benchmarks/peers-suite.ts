@@ -1,6 +1,7 @@
 // The peers suite: single Write round trips, one call at a time, side by side in one run — the
 // local file system (the limit), metaos (a local handler, a domain over the bus and over HTTP, and
-// in [MC-NMF] sessions over net.uds and net.tcp),
+// in [MC-NMF] sessions over net.uds and net.tcp: `metaos/net.uds` in the binary encoding, the
+// proxies' default, `metaos/net.uds (text)` in SOAP 1.2 text),
 // bare node:http over the same two transports (the protocol floor of each), the npm soap package, and Mono WCF basicHttpBinding (the
 // paper's own stack, in its default setup and tuned, wcf-peer.ts) — with every peer's ratio to
 // metaos over HTTP, so a noisy machine shifts all of them alike.
@@ -50,7 +51,7 @@ export async function runPeersSuite (o: PeersSuiteOptions): Promise<PeersResult>
 const fmtSize = (n: number): string => n >= 1048576 ? `${n / 1048576} MiB` : n >= 1024 ? `${n / 1024} KiB` : `${n} B`
 const label = (r: BenchRow): string => `${r.peer}/${r.hosting}${r.mode === 'call' ? '' : ` (${r.mode.replace(/^call-?/, '')})`}`
 /** Fastest first: the limit on top, then each peer down to the slowest. */
-const ORDER = ['local-fs/local', 'metaos/local', 'metaos/net.uds', 'metaos/net.tcp', 'bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'soap/http', 'mono-wcf/http (tuned)', 'mono-wcf/http (client-tuned)', 'mono-wcf/http']
+const ORDER = ['local-fs/local', 'metaos/local', 'metaos/net.uds', 'metaos/net.tcp', 'metaos/net.uds (text)', 'metaos/net.tcp (text)', 'bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'soap/http', 'mono-wcf/http (tuned)', 'mono-wcf/http (client-tuned)', 'mono-wcf/http']
 const rank = (r: BenchRow): number => { const i = ORDER.indexOf(label(r)); return i < 0 ? ORDER.length : i }
 
 /** The rows of one payload size, ordered, with each one's ratio to metaos over HTTP. */

@@ -206,12 +206,12 @@ export function httpUrl (takes = 'an http://HOST:PORT URL'): Kind<string> {
 }
 
 /** A file that exists (and can be read now); `load` may read and check it further. */
-export function file<T = string> (takes: string, load?: (path: string) => T): Kind<T> {
+export function file<T = string> (takes: string, load?: (path: string) => T, o: { directory?: boolean } = {}): Kind<T> {
   return {
     takes,
     parse: (v) => {
       try { accessSync(v, constants.R_OK) } catch (e) { const c = (e as NodeJS.ErrnoException).code; throw new Error(c === 'ENOENT' ? 'no such file' : c === 'EACCES' ? 'not readable' : c ?? String(e)) }
-      if (!statSync(v).isFile()) throw new Error('not a file')
+      if (!statSync(v).isFile() && !(o.directory === true && statSync(v).isDirectory())) throw new Error(o.directory === true ? 'neither a file nor a directory' : 'not a file')
       return load === undefined ? v as T : load(v)
     },
     refuses: ['no-such-file.metaos'],

@@ -7,7 +7,8 @@ import { file } from './options.js'
 
 /** A rules file (docs/rules.md), read and checked. */
 export const rulesFile = file('a rules file (JSON, docs/rules.md)', (p) => RulesEngine.fromFile(p))
+const FEED = 'a vulnerability feed (a JSON file or a directory of them: the operator\'s format, OSV records, a Debian Security Tracker export; docs/vulnerability-feed.md)'
 /** A vulnerability feed (docs/vulnerability-feed.md), read and checked. */
-export const feedFile = file('a vulnerability feed (JSON, docs/vulnerability-feed.md)', (p) => VulnerabilityFeed.fromFile(p, false))
-/** The same, re-read when the file changes (a long-running command: `metaos up`). */
-export const watchedFeedFile = file('a vulnerability feed (JSON, docs/vulnerability-feed.md)', (p) => VulnerabilityFeed.fromFile(p))
+export const feedFile = file(FEED, (p) => VulnerabilityFeed.fromFile(p, false), { directory: true })
+/** The same, re-read when a file changes (a long-running command: `metaos up`). */
+export const watchedFeedFile = file(FEED, (p) => VulnerabilityFeed.fromFile(p), { directory: true })

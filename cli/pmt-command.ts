@@ -18,7 +18,7 @@ import { flag, parseOptions } from './options.js'
 import { interfaceName, milliseconds, positive, syscall } from './option-kinds.js'
 import { feedFile, rulesFile } from './placement-kinds.js'
 
-const HELP = `usage: metaos pmt [--timeout MS] [--probes N] [--rules FILE] [--feed FILE] [--explain "OP PATH [BYTES]"] [--interface NAME]... [--json]
+const HELP = `usage: metaos pmt [--timeout MS] [--probes N] [--rules FILE] [--feed PATH] [--explain "OP PATH [BYTES]"] [--interface NAME]... [--json]
 
 Finds storage domains with WS-Discovery, measures them (and the local kernel) with Open/Close
 probes of a sample file, and prints the Performance Mapping Table: identity, latency, errors,
@@ -27,7 +27,7 @@ SLA, cost, state and the score with its parts (docs/score.md).
   --timeout MS     how long discovery listens (default 1500)
   --probes N       probes per domain (default 5)
   --rules FILE     placement rules (docs/rules.md)
-  --feed FILE      vulnerability feed (docs/vulnerability-feed.md)
+  --feed PATH      vulnerability feed, a file or a directory (docs/vulnerability-feed.md)
   --explain S      where a syscall would go, e.g. "Open reports/q3.csv 4194304"
   --interface N    where to discover (repeatable, or "all"; default lo)
   --json           the rows (and the explanation) as JSON

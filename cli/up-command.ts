@@ -34,7 +34,7 @@ import { NetSocket } from '../frontend/api/net-socket.js'
 import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
 import { ProcessDriver } from '../domains/process-driver.js'
 
-const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--rules FILE] [--feed FILE] [--coordination URL]
+const HELP = `usage: metaos up [--size MB] [--buffer BYTES] [--once] [--status-port N] [--hosting KIND] [--rules FILE] [--feed PATH] [--coordination URL]
 
 Starts two storage domains as local processes (one reached over a Unix socket, the "bus";
 one over HTTP on 127.0.0.1), writes and reads back a file through FileStream to the local
@@ -53,8 +53,10 @@ domains then keep running, supervised (a domain that dies is isolated and restar
                    Linux kernel, vm/build-image.sh; under emulation each boot takes ~15 s)
   --rules FILE     placement rules for the supervised dispatcher (docs/rules.md); the dashboard
                    shows which fired for each placement
-  --feed FILE      vulnerability feed (docs/vulnerability-feed.md): the dispatcher excludes or
-                   lowers the domains it lists, the supervisor isolates the excluded ones
+  --feed PATH      vulnerability feed, a file or a directory (docs/vulnerability-feed.md): OSV
+                   records, a Debian Security Tracker export or the operator's format; a domain
+                   it matches is lowered (a tier down, its score cut by the severity) or
+                   excluded (the supervisor isolates it and moves its streams off)
   --coordination URL  etcd://HOST:PORT[,HOST:PORT…] or etcds://…: the storage domains hold
                    leases and register their opens there, the dispatcher keeps its streams'
                    owners and epochs there (docs/coordination.md); for etcds://
@@ -191,6 +193,8 @@ async function startCluster (up: Up, hosting: 'process' | 'container' | 'vm'): P
   const { pmt } = cluster
   const affected = (d: ManagedDomain): string => dispatcher.feed!.affecting(pmt.row(d.epr)!).map((v) => `${v.id} (${v.action})`).join(', ') || 'not affected'
   if (dispatcher.feed !== undefined) process.stdout.write(`Vulnerability feed: ${[busD, netD].map((d) => `${d.name} ${affected(d)}`).join('; ')}\n`)
+  const skipped = dispatcher.feed?.problems.length ?? 0
+  if (skipped > 0) process.stdout.write(`Vulnerability feed: ${skipped} record${skipped === 1 ? '' : 's'} or file${skipped === 1 ? '' : 's'} skipped as malformed (why: on stderr, at warn)\n`)
   if (placement.note !== '') process.stdout.write('\n')
   return { cluster, bus, net }
 }

@@ -3,16 +3,19 @@
 // service-side time from the timing header, so callers can split channel time from service time.
 // Each call carries a request id (`X-Request-Id`: the one `withRequestId` set for the calls made
 // inside it, else a fresh short one), logged here at debug level and by the domain on its lines
-// for that call, so a frontend's call and the service's work can be found together.
+// for that call, so a frontend's call and the service's work can be found together. Over a binary
+// framed transport (net.uds, net.tcp: `framing.tree`) no XML text is made: the envelope goes to the
+// transport as a value and the reply comes back as an element tree.
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js'
 import type { ServiceDescriptor } from './descriptor.js'
-import { buildEnvelope, faultToError, METAOS_NS, parseEnvelope, readFault, SOAP, WSA10_NS, type SoapVersion } from './envelope.js'
+import { buildEnvelope, faultToError, METAOS_NS, parseEnvelope, readEnvelope, readFault, SOAP, WSA10_NS, type SoapVersion } from './envelope.js'
 import { MetaosError } from './errors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
-import { escapeXml, DEFAULT_XML_LIMITS } from './xml.js'
+import type { OutboundEnvelope } from './nbfx/envelope-writer.js'
+import { escapeXml, DEFAULT_XML_LIMITS, parseXml } from './xml.js'
 import type { Transport, TransportResponse } from './transport.js'
 import { buildSecurityHeader, type UsernameCredentials } from './ws-security.js'
 import { createLogger } from './logger.js'
@@ -69,13 +72,13 @@ export interface SoapClient<Ops extends OpsShape<Ops>> {
   close: () => Promise<void>
 }
 
-interface OpEntry { readonly input: ElementCodec, readonly output: ElementCodec, readonly action: string, readonly fault: string }
+interface OpEntry { readonly input: ElementCodec, readonly output: ElementCodec, readonly action: string, readonly fault: string, readonly inputName: string }
 
 export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDescriptor, transport: Transport, options: ClientOptions = {}): SoapClient<Ops> {
   const codecs = compileCodecs(descriptor)
   const ops = new Map<string, OpEntry>()
   for (const op of Object.values(descriptor.operations)) {
-    ops.set(op.name, { input: codecs.get(op.input)!, output: codecs.get(op.output)!, action: op.soapAction, fault: `{${descriptor.namespace}}${op.fault}` })
+    ops.set(op.name, { input: codecs.get(op.input)!, output: codecs.get(op.output)!, action: op.soapAction, fault: `{${descriptor.namespace}}${op.fault}`, inputName: op.input })
   }
   // A framed transport (net.uds, net.tcp) carries SOAP 1.2 with WS-Addressing, and no MTOM.
   const framing = transport.framing
@@ -90,6 +93,9 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
   const credentials = options.credentials
   const accept = mtom === false ? soapType : `${soapType}, multipart/related`
   const log = (): Logger => options.logger ?? defaultLogger()
+  // A binary framed transport takes the envelope as a value and answers with an element tree: no XML text.
+  const tree = framing?.tree === true
+  const setup: CallSetup = { transport, descriptor, version, timeoutMs, understood, timing, credentials, callerHeader: { ns: METAOS_NS, local: 'Caller', value: caller }, log }
 
   return {
     address: transport.address,
@@ -97,6 +103,7 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
     invoke: async (operation, input) => {
       const entry = ops.get(operation)
       if (entry === undefined) throw new MetaosError('INVALID_ARGUMENT', `${descriptor.name} has no operation ${operation}`)
+      if (tree) return await invokeTree(setup, operation, entry, input)
       const enc: EncodeContext = mtom === false ? {} : { attachments: new Map(), mtomThreshold: mtom }
       let headers0 = credentials === undefined ? headerXml : headerXml + buildSecurityHeader(credentials, SOAP[version].ns)
       const messageId = framing?.addressing === true ? `urn:uuid:${randomUUID()}` : undefined
@@ -117,30 +124,82 @@ export function createClient<Ops extends OpsShape<Ops>> (descriptor: ServiceDesc
         throw e
       }
       if (debug) logger.debug({ reqId: requestId, operation, address: transport.address, status: res.status, bytesOut: length, bytesIn: res.body.length, micros: Number((process.hrtime.bigint() - t0) / 1000n) }, 'call')
-      const { text, attachments } = unpackReply(res, transport.address)
-      let env
-      try {
-        env = parseEnvelope(text, DEFAULT_XML_LIMITS, understood)
-      } catch (e) {
-        throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: HTTP ${res.status}, not a SOAP response (${(e as Error).message})`)
-      }
-      const totalMicros = Number((process.hrtime.bigint() - t0) / 1000n)
-      if (env.version !== version) throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: SOAP ${env.version} reply to a SOAP ${version} request`)
-      if (env.body.local === 'Fault' && env.body.ns === SOAP[env.version].ns) throw faultToError(readFault(env.body, entry.fault), entry.fault)
-      let serviceMicros: number | undefined
-      if (timing !== undefined) {
-        for (const h of env.headers) if (`{${h.ns}}${h.local}` === timing) serviceMicros = Number(h.text.trim())
-      }
-      let output
-      try {
-        output = entry.output.decode(env.body, attachments === undefined ? {} : { attachments })
-      } catch (e) {
-        throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: response to ${operation} breaks the contract (${(e as Error).message})`)
-      }
-      return { output: output as never, serviceMicros, totalMicros, requestId }
+      return readReply(setup, operation, entry, res, t0, requestId)
     },
     close: async () => { await transport.close() },
   }
+}
+
+/** What a client's calls share (made once in createClient). */
+interface CallSetup {
+  readonly transport: Transport
+  readonly descriptor: ServiceDescriptor
+  readonly version: SoapVersion
+  readonly timeoutMs: number
+  readonly understood: ReadonlySet<string>
+  readonly timing: string | undefined
+  readonly credentials: UsernameCredentials | undefined
+  readonly callerHeader: { readonly ns: string, readonly local: string, readonly value: string }
+  readonly log: () => Logger
+}
+
+/** The call over a binary framed transport: the envelope as a value, the reply as an element tree. */
+async function invokeTree (c: CallSetup, operation: string, entry: OpEntry, input: unknown): Promise<Invocation<never>> {
+  const { transport, credentials, timeoutMs } = c
+  const messageId = `urn:uuid:${randomUUID()}`
+  const requestId = requestIds.getStore() ?? messageId
+  const value: OutboundEnvelope = {
+    action: entry.action,
+    messageId,
+    to: transport.address,
+    headers: [c.callerHeader],
+    ...(credentials === undefined ? {} : { trees: [parseXml(buildSecurityHeader(credentials, SOAP['1.2'].ns), DEFAULT_XML_LIMITS)] }),
+    body: { element: entry.inputName, value: input },
+  }
+  const t0 = process.hrtime.bigint()
+  const logger = c.log()
+  const debug = logger.isLevelEnabled('debug')
+  let res
+  try {
+    res = await transport.send({ chunks: [], length: 0, headers: { [REQUEST_ID_HEADER]: requestId }, timeoutMs, messageId, envelope: { value, descriptor: c.descriptor } })
+  } catch (e) {
+    if (debug) logger.debug({ reqId: requestId, operation, address: transport.address, code: (e as MetaosError).code, micros: Number((process.hrtime.bigint() - t0) / 1000n) }, 'call failed')
+    throw e
+  }
+  if (debug) logger.debug({ reqId: requestId, operation, address: transport.address, status: res.status, bytesIn: res.body.length, micros: Number((process.hrtime.bigint() - t0) / 1000n) }, 'call')
+  return readReply(c, operation, entry, res, t0, requestId)
+}
+
+/** The reply's envelope → the output (or the fault, thrown), with the service and round-trip times. */
+function readReply (c: CallSetup, operation: string, entry: OpEntry, res: TransportResponse, t0: bigint, requestId: string): Invocation<never> {
+  const { transport, understood, version, timing } = c
+  let env
+  let attachments: ReadonlyMap<string, Buffer> | undefined
+  try {
+    if (res.tree !== undefined) env = readEnvelope(res.tree, understood)
+    else {
+      const reply = unpackReply(res, transport.address)
+      attachments = reply.attachments
+      env = parseEnvelope(reply.text, DEFAULT_XML_LIMITS, understood)
+    }
+  } catch (e) {
+    if (e instanceof MetaosError && e.code === 'PROTOCOL_ERROR') throw e
+    throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: HTTP ${res.status}, not a SOAP response (${(e as Error).message})`)
+  }
+  const totalMicros = Number((process.hrtime.bigint() - t0) / 1000n)
+  if (env.version !== version) throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: SOAP ${env.version} reply to a SOAP ${version} request`)
+  if (env.body.local === 'Fault' && env.body.ns === SOAP[env.version].ns) throw faultToError(readFault(env.body, entry.fault), entry.fault)
+  let serviceMicros: number | undefined
+  if (timing !== undefined) {
+    for (const h of env.headers) if (`{${h.ns}}${h.local}` === timing) serviceMicros = Number(h.text.trim())
+  }
+  let output
+  try {
+    output = entry.output.decode(env.body, attachments === undefined ? {} : { attachments })
+  } catch (e) {
+    throw new MetaosError('PROTOCOL_ERROR', `${transport.address}: response to ${operation} breaks the contract (${(e as Error).message})`)
+  }
+  return { output: output as never, serviceMicros, totalMicros, requestId }
 }
 
 /** WS-Addressing 1.0 headers of a request, as WCF's Soap12WSAddressing10 sends them. */

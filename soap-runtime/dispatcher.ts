@@ -10,7 +10,7 @@ import { compileCodecs, type ElementCodec, type EncodeContext } from './codec.js
 import type { ServiceDescriptor } from './descriptor.js'
 import {
   buildEnvelope, buildFaultBody, EnvelopeError, faultAction, faultStatus, METAOS_NS, parseEnvelope,
-  replyAddressing, SOAP, type Addressing, type SoapVersion,
+  readEnvelope, replyAddressing, SOAP, type Addressing, type SoapVersion,
 } from './envelope.js'
 import { MetaosError, fromSystemError } from './errors.js'
 import { DEFAULT_HOST_LIMITS, type AnyImplementation, type CallContext, type HostLimits, type SessionChannel } from './host-types.js'
@@ -18,6 +18,7 @@ import type { CallInspector, CallOutcome, MessageOrigin, ReceivedCall } from './
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
 import { WSSE_NS, WSU_NS } from './ws-security.js'
 import { escapeXml, toXmlSafeText, type XmlElement } from './xml.js'
+import type { OutboundEnvelope } from './nbfx/envelope-writer.js'
 
 export interface DispatcherOptions {
   readonly descriptor: ServiceDescriptor
@@ -49,6 +50,27 @@ export interface InboundMessage extends MessageOrigin {
   readonly session?: SessionChannel
 }
 
+/**
+ * One request a binary encoding read straight into its element tree (a framed session's
+ * [MC-NBFX] envelope): no XML text, its bytes fields already bytes.
+ */
+export interface TreeInboundMessage extends MessageOrigin {
+  /** The Envelope element, or why it could not be read (answered with a fault). */
+  readonly envelope: XmlElement | MetaosError
+  /** The size of the message as it came. */
+  readonly requestBytes: number
+  readonly late?: boolean
+  /** The framed session it came on (CallContext.session). */
+  readonly session?: SessionChannel
+}
+
+/**
+ * Writes the answer to a TreeInboundMessage as a value (the encoding writes it with the
+ * descriptor's codecs and sends it at once: a session dictionary follows the order sent); returns
+ * its size. Throws when the value breaks the contract (then a fault is sent instead).
+ */
+export type TreeReplySink = (env: OutboundEnvelope) => number
+
 /** The answer, ready for a transport to send. */
 export interface OutboundMessage {
   readonly status: number
@@ -68,6 +90,8 @@ interface OperationEntry {
   readonly input: ElementCodec
   readonly output: ElementCodec
   readonly action: string
+  /** The output element's name (what a binary answer's body holds). */
+  readonly outputName: string
 }
 
 const CALLER_HEADER = `{${METAOS_NS}}Caller`
@@ -106,7 +130,7 @@ export class MessageDispatcher {
       return c
     }
     for (const op of Object.values(d.operations)) {
-      this.#byElement.set(`{${d.namespace}}${op.input}`, { name: op.name, input: codec(op.input), output: codec(op.output), action: op.soapAction })
+      this.#byElement.set(`{${d.namespace}}${op.input}`, { name: op.name, input: codec(op.input), output: codec(op.output), action: op.soapAction, outputName: op.output })
     }
     const inspectors = o.inspectors ?? []
     this.#understood = new Set([CALLER_HEADER, ...inspectors.flatMap((i) => i.understood ?? [])])
@@ -157,6 +181,61 @@ export class MessageDispatcher {
       const micros = Number((process.hrtime.bigint() - started) / 1000n)
       this.#completed({ operation, origin: m, micros, requestBytes: m.body.length, responseBytes: out.length, faultCode: err.code, faultMessage: err.message, error: e })
       return out
+    } finally {
+      release?.()
+    }
+  }
+
+  /**
+   * Answers one message read as an element tree (binary XML), through `send`: the same path as
+   * dispatch — inspectors, budgets, metrics, faults — with values in and out instead of XML text.
+   * Never rejects unless `send` throws on a fault.
+   */
+  async dispatchTree (m: TreeInboundMessage, send: TreeReplySink): Promise<void> {
+    const started = process.hrtime.bigint()
+    let version: SoapVersion = '1.2'
+    let addressing: Addressing | undefined
+    let operation = '?'
+    let release: (() => void) | undefined
+    const timing = (micros: bigint): OutboundEnvelope['headers'] => [{ ns: this.#ns, local: this.#o.timingHeader, value: Number(micros) }]
+    try {
+      if (m.envelope instanceof Error) throw m.envelope
+      const env = readEnvelope(m.envelope, this.#understood)
+      version = env.version
+      addressing = env.addressing
+      const entry = this.#byElement.get(`{${env.body.ns}}${env.body.local}`)
+      if (entry === undefined) throw new MetaosError('MALFORMED_MESSAGE', `unknown operation {${env.body.ns}}${env.body.local}`)
+      operation = entry.name
+      if (m.late === true) throw new MetaosError('DOMAIN_DRAINING', 'the domain is shutting down; use another domain of the same volume')
+      const call: ReceivedCall = { operation, headers: env.headers, origin: m, requestBytes: m.requestBytes, caller: callerOf(env.headers, m.peer) }
+      release = this.#receive(call)
+      const ctx: CallContext = call.principal === undefined
+        ? { caller: call.caller, operation, requestId: m.requestId, session: m.session }
+        : { caller: call.caller, operation, principal: call.principal, requestId: m.requestId, session: m.session }
+      const secured = env.headers.some((h) => h.ns === WSSE_NS && h.local === 'Security')
+      const output = await this.#execute(entry.name, entry.input.decode(env.body, {}), ctx)
+      const micros = (process.hrtime.bigint() - started) / 1000n
+      const action = `${entry.action}Response`
+      const responseBytes = send({
+        version,
+        ...(addressing === undefined ? {} : { action, relatesTo: addressing.messageId }),
+        headers: timing(micros),
+        ...(secured ? { trees: [securityTimestampTree()] } : {}),
+        body: { element: entry.outputName, value: output },
+      })
+      this.#completed({ operation, origin: m, micros: Number(micros), requestBytes: m.requestBytes, responseBytes })
+    } catch (e) {
+      const err = e instanceof MetaosError ? e : fromSystemError(e, operation)
+      const code = this.faultCodes === undefined || this.faultCodes.includes(err.code) ? err.code : 'IO_ERROR'
+      const message = toXmlSafeText(err.message)
+      const micros = (process.hrtime.bigint() - started) / 1000n
+      const responseBytes = send({
+        version,
+        ...(addressing === undefined ? {} : { action: faultAction(addressing), relatesTo: addressing.messageId }),
+        headers: timing(micros),
+        body: { fault: { code: code as MetaosError['code'], message, soapCode: err instanceof EnvelopeError ? err.soapCode : undefined, detail: { element: this.faultElement, value: { code, message } } } },
+      })
+      this.#completed({ operation, origin: m, micros: Number(micros), requestBytes: m.requestBytes, responseBytes, faultCode: err.code, faultMessage: err.message, error: e })
     } finally {
       release?.()
     }
@@ -264,6 +343,15 @@ function respond (envelope: string, version: SoapVersion, attachments: Map<strin
   }
   const buf = Buffer.from(envelope, 'utf8')
   return { status: 200, contentType: `${SOAP[version].contentType}; charset=utf-8`, chunks: [buf], length: buf.length, multipart: false, operation }
+}
+
+/** securityTimestamp() as an element tree, for a binary answer. */
+function securityTimestampTree (): XmlElement {
+  const now = Date.now()
+  const el = (ns: string, local: string, children: XmlElement[], text = '', attrs: Record<string, string> = {}): XmlElement => ({ ns, local, attrs, children, text, nsScope: {} })
+  return el(WSSE_NS, 'Security', [el(WSU_NS, 'Timestamp', [
+    el(WSU_NS, 'Created', [], new Date(now).toISOString()), el(WSU_NS, 'Expires', [], new Date(now + 300_000).toISOString()),
+  ], '', { [`{${WSU_NS}}Id`]: '_0' })])
 }
 
 /** A fresh wsu:Timestamp in a wsse:Security header: WS-Security clients (WCF) expect one back. */

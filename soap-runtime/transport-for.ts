@@ -17,8 +17,9 @@ export function transportFor (url: string, defaultPath: string, options: Transpo
   const load = async (): Promise<Transport> => await (loading ??= import('./nmf/client-transport.js').then((m) => (inner = m.createFramedTransport(url, defaultPath, options))))
   return {
     address: formatEndpoint(ep),
-    framing: { soapVersion: '1.2', addressing: true },
+    // The binary encoding unless another is named (createFramedTransport refuses an unknown one).
+    framing: { soapVersion: '1.2', addressing: true, tree: options.encoding === undefined || options.encoding.startsWith('binary') },
     send: async (r) => await (inner ?? await load()).send(r),
-    close: async () => { if (loading !== undefined) await (await loading).close() },
+    close: async () => { if (loading !== undefined) await (await loading.catch(() => undefined))?.close() }, // a transport that failed to load has nothing to close
   }
 }

@@ -7,6 +7,9 @@
 //
 //   git worktree add --detach ../metaos-before <commit> && (cd ../metaos-before && ln -s "$PWD/../<this repo>/node_modules" && npx tsc)
 //   node dist/benchmarks/micro/cpu-per-call.js --builds ../metaos-before,. [--size 65536] [--calls 1000] [--pairs 5]
+// `--via http,net.uds,net.uds-text` compares transports instead (or as well): the domain listens on
+// each, the proxy calls over one at a time (net.uds in the binary encoding, net.uds-text in text).
+//   node dist/benchmarks/micro/cpu-per-call.js --builds . --via http,net.uds,net.uds-text --size 512
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,9 +19,12 @@ import { parseArgs } from 'node:util'
 import type { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import { median } from './measure.js'
 
-const { values } = parseArgs({ options: { builds: { type: 'string' }, size: { type: 'string' }, calls: { type: 'string' }, pairs: { type: 'string' } } })
-if (values.builds === undefined || values.builds.split(',').length < 2) {
-  process.stderr.write('usage: node dist/benchmarks/micro/cpu-per-call.js --builds DIR,DIR[,…] [--size BYTES] [--calls N] [--pairs N]\n')
+const { values } = parseArgs({ options: { builds: { type: 'string' }, via: { type: 'string' }, size: { type: 'string' }, calls: { type: 'string' }, pairs: { type: 'string' } } })
+const VIAS = ['http', 'net.uds', 'net.uds-text'] as const
+type Via = typeof VIAS[number]
+const vias = (values.via ?? 'http').split(',') as Via[]
+if (values.builds === undefined || values.builds.split(',').length * vias.length < 2 || vias.some((v) => !VIAS.includes(v))) {
+  process.stderr.write('usage: node dist/benchmarks/micro/cpu-per-call.js --builds DIR[,DIR…] [--via http,net.uds,net.uds-text] [--size BYTES] [--calls N] [--pairs N]\n')
   process.exit(2)
 }
 const builds = values.builds.split(',').map(b => resolve(b))
@@ -34,9 +40,10 @@ function processCpuMicros (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 1_000_000 / 100 // clock ticks of 10 ms
 }
 
-async function measure (build: string): Promise<Sample> {
+async function measure (build: string, via: Via): Promise<Sample> {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-cpu-per-call-'))
-  const server = spawn(process.execPath, [join(build, 'dist/cli/metaos.js'), 'storage', '--root', dir, '--listen', 'http://127.0.0.1:0'],
+  const listen = via === 'http' ? 'http://127.0.0.1:0' : `net.uds:${join(dir, 'd.sock')}`
+  const server = spawn(process.execPath, [join(build, 'dist/cli/metaos.js'), 'storage', '--root', dir, '--listen', listen],
     { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, METAOS_LOG_LEVEL: 'silent' } })
   try {
     const ready = await new Promise<string>((resolve, reject) => {
@@ -44,10 +51,10 @@ async function measure (build: string): Promise<Sample> {
       server.stdout.on('data', (d: Buffer) => { text += d.toString(); const i = text.indexOf('\n'); if (i >= 0) resolve(text.slice(0, i)) })
       server.once('exit', code => { reject(new Error(`${build}: metaos storage exited (${code}) before its ready line`)) })
     })
-    const url = /http:\/\/127\.0\.0\.1:\d+\/storage/.exec(ready)?.[0]
-    if (url === undefined) throw new Error(`${build}: no http listener in the ready line ${ready}`)
+    const url = (via === 'http' ? /http:\/\/127\.0\.0\.1:\d+\/storage/ : /net\.uds:[^"\s]+/).exec(ready)?.[0]
+    if (url === undefined) throw new Error(`${build}: no ${via} listener in the ready line ${ready}`)
     const metaos = await import(pathToFileURL(join(build, 'dist/index.js')).href) as { createStorageProxy: typeof createStorageProxy }
-    const proxy = metaos.createStorageProxy(url)
+    const proxy = metaos.createStorageProxy(url, via === 'net.uds-text' ? { encoding: 'text' } : {})
     const { handle } = (await proxy.invoke('Open', { path: 'f', mode: 'Create', access: 'Write', share: 'None' })).output
     const data = Buffer.alloc(size, 7)
     for (let i = 0; i < 200; i++) await proxy.invoke('Write', { handle, data }) // warm-up: JIT, sockets
@@ -66,9 +73,10 @@ async function measure (build: string): Promise<Sample> {
   }
 }
 
-const samples = new Map<string, Sample[]>(builds.map(b => [b, []]))
-for (let p = 0; p < pairs; p++) for (const b of (p % 2 === 0 ? builds : [...builds].reverse())) samples.get(b)!.push(await measure(b))
-process.stdout.write(`CPU per ${size} B Write round trip, ${calls} calls × ${pairs} turns per build, medians (µs per call)\n`)
+const cases = builds.flatMap((build) => vias.map((via) => ({ build, via, name: vias.length === 1 ? build : `${build} ${via}` })))
+const samples = new Map<string, Sample[]>(cases.map(c => [c.name, []]))
+for (let p = 0; p < pairs; p++) for (const c of (p % 2 === 0 ? cases : [...cases].reverse())) samples.get(c.name)!.push(await measure(c.build, c.via))
+process.stdout.write(`CPU per ${size} B Write round trip, ${calls} calls × ${pairs} turns per case, medians (µs per call)\n`)
 process.stdout.write('build\tclient µs\tserver µs\tcalls/s\n')
 for (const [b, s] of samples) {
   process.stdout.write(`${b}\t${median(s.map(x => x.client)).toFixed(0)}\t${median(s.map(x => x.server)).toFixed(0)}\t${median(s.map(x => x.callsPerSecond)).toFixed(0)}\n`)

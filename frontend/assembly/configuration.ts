@@ -46,7 +46,7 @@ export interface MetaosConfig extends FrontendSettings {
 
 const KEYS: Record<string, string> = {
   rules: 'a path to a rules file (docs/rules.md) or a list of rules',
-  feed: 'a path to a vulnerability feed file (docs/vulnerability-feed.md) or a list of vulnerabilities',
+  feed: 'a path to a vulnerability feed (a file or a directory: the operator\'s format, OSV records, a Debian Security Tracker export; docs/vulnerability-feed.md) or a list of vulnerabilities',
   placement: 'an object { "policy"?: "best" | "weighted", "sharpness"?: number }',
   trust: 'an object { "ca": path, "cert"?: path, "key"?: path, "username"?, "password"?, "passwordType"?, "verifyTimeoutMs"?, "recheckMs"?, "probePath"? }',
   exchange: 'true, false, or an object { "listen"?: [endpoint…], "interfaces"?: [name…], "intervalMs"?: number }',

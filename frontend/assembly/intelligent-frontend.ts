@@ -84,6 +84,9 @@ export class IntelligentFrontend {
       ...(options.idleProbeIntervalMs === undefined ? {} : { idleProbeIntervalMs: options.idleProbeIntervalMs }),
     })
     this.supervisor = new Supervisor({ ...options.supervisor, pmt: this.pmt, perf: this.perf, dispatchers: [], ...(options.feed === undefined ? {} : { feed: options.feed }) })
+    // The feed cuts the scores of the domains it affects from the start, before any dispatcher is made.
+    const feed = options.feed
+    if (feed !== undefined) this.pmt.setExposure((identity) => feed.exposure({ identity })?.severity)
     for (const t of registry.targets.values()) this.#add(t)
     registry.on('added', (t) => { this.#add(t) })
     registry.on('changed', (t) => {
@@ -164,7 +167,7 @@ export class IntelligentFrontend {
     const identity: DomainIdentity = {
       ...fromScopes,
       hosting: p.info.hosting,
-      kernel: { sysname: p.info.kernel.sysname, release: p.info.kernel.release },
+      kernel: { sysname: p.info.kernel.sysname, release: p.info.kernel.release, ...(typeof p.info.kernel.version === 'string' ? { version: p.info.kernel.version } : {}) },
       volume: p.info.volume,
       runtime: p.info.runtime,
     }
@@ -192,7 +195,7 @@ export class IntelligentFrontend {
         startedAt: this.#trackedAt.get(r.identity.epr) ?? 0, service: 'storage', volume: r.identity.volume, hosting: r.identity.hosting,
         kernel: { sysname: r.identity.kernel.sysname, release: r.identity.kernel.release }, ...(r.identity.runtime === undefined ? {} : { runtime: r.identity.runtime }),
       })),
-      pmt: pmtStatus(rows, names),
+      pmt: pmtStatus(rows, names, this.#options.feed),
       decisions: [...this.supervisor.decisions],
       streams: dispatchers.flatMap((d) => d.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, access: s.access, share: s.share, volume: s.volume }))),
       moves: dispatchers.flatMap((d) => d.moves),

@@ -5,11 +5,13 @@
 // supervision benchmark share.
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { release, tmpdir, type } from 'node:os'
+import { hostDistribution, hostKernel } from '../placement/feeds/host-facts.js'
+import type { VulnerabilityFeed } from '../placement/vulnerability-feed.js'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { DomainManager, type DomainDriver, type ManagedDomain } from '../../domains/domain-manager.js'
 import { FRONTEND_CALLER, createStorageProxy } from '../handlers/storage-proxy.js'
-import { PerformanceMappingTable } from '../placement/pmt.js'
+import { PerformanceMappingTable, type DomainIdentity } from '../placement/pmt.js'
 import { PerformanceModule } from '../placement/performance-module.js'
 import { Dispatcher, type DispatcherOptions, type MoveEvent } from '../placement/dispatcher.js'
 import { Supervisor, type SupervisorOptions } from './supervisor.js'
@@ -80,6 +82,8 @@ export class LocalCluster {
   /** What the domain manager did, latest last (bounded). */
   readonly lifecycle: LifecycleEvent[] = []
   readonly #rules: readonly string[]
+  #offFeed: (() => void) | undefined
+  readonly #feed: VulnerabilityFeed | undefined
   /** When each move happened (MoveEvent has no time of its own). */
   readonly #movedAt = new WeakMap<MoveEvent, number>()
   readonly #eprs = new Map<string, string>()
@@ -130,6 +134,9 @@ export class LocalCluster {
         await this.#cloneHealthy(name)
       },
     })
+    // A feed that changes is acted on at once: a domain it now excludes is isolated and its streams moved off.
+    const feed = this.#feed = o.supervisor?.feed ?? o.dispatcher?.feed
+    if (feed !== undefined) this.#offFeed = feed.onChange(() => { this.supervisor.tick() })
     // A domain restarted elsewhere (its port was taken meanwhile) is reached where it is now.
     this.manager.on('started', (d) => {
       const old = this.handlers.get(d.epr)
@@ -201,7 +208,7 @@ export class LocalCluster {
           ...(d.limits === undefined ? {} : { limits: d.limits }),
         }
       }),
-      pmt: pmtStatus(rows, names),
+      pmt: pmtStatus(rows, names, this.#feed),
       decisions: [...this.supervisor.decisions],
       streams: this.dispatcher.affinity.entries().map((s) => ({ path: s.path, epr: s.epr, position: s.position, moves: s.moves, epoch: s.epoch, access: s.access, share: s.share, volume: s.volume })),
       moves: this.dispatcher.moves.map((m) => { const at = this.#movedAt.get(m); return at === undefined ? m : { ...m, at } }),
@@ -236,7 +243,14 @@ export class LocalCluster {
 
   #track (d: ManagedDomain): void {
     this.#endpoints.set(d.epr, d.endpoints[0]!)
-    this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: d.hosting?.kind ?? this.#hosting, kernel: d.hosting?.kernel ?? { sysname: type(), release: release() }, runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000, caller: FRONTEND_CALLER })))
+    this.handlers.set(d.epr, this.perf.track({ epr: d.epr, endpoints: d.endpoints, hosting: d.hosting?.kind ?? this.#hosting, ...this.#hostFacts(d), runtime: `node/${process.versions.node}`, volume: this.volume }, createStorageProxy(d.endpoints[0]!, { timeoutMs: 30_000, caller: FRONTEND_CALLER })))
+  }
+
+  /** The kernel a domain runs (its driver's word, else this host's) and, on this host, the distribution: what the vulnerability feed matches. */
+  #hostFacts (d: ManagedDomain): Pick<DomainIdentity, 'kernel' | 'distribution'> {
+    if (d.hosting?.kernel !== undefined && d.hosting.kind !== 'process') return { kernel: d.hosting.kernel }
+    const distribution = hostDistribution()
+    return { kernel: hostKernel(), ...(distribution === undefined ? {} : { distribution }) }
   }
 
   /** The dispatcher's fence: kills the run of the domain that served the stream, and waits for its exit. */
@@ -263,6 +277,7 @@ export class LocalCluster {
   async restart (i: number): Promise<ManagedDomain> { return await this.manager.restart(this.names[i]!) }
 
   async close (): Promise<void> {
+    this.#offFeed?.()
     this.supervisor.stop()
     this.perf.stop()
     await this.manager.close(2000)

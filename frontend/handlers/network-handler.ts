@@ -10,7 +10,7 @@
 // the connections bound to it). Here rather than in a module of its own: `import 'metaos'` stays small.
 import { createClient, type ClientOptions, type Invocation } from '../../soap-runtime/client.js'
 import { compileCodecs } from '../../soap-runtime/codec.js'
-import { parseEnvelope, WSA10_NS } from '../../soap-runtime/envelope.js'
+import { parseEnvelope, readEnvelope, WSA10_NS } from '../../soap-runtime/envelope.js'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type { SessionCallbacks } from '../../soap-runtime/nmf/client-transport.js'
 import { DEFAULT_XML_LIMITS } from '../../soap-runtime/xml.js'
@@ -84,8 +84,8 @@ export function createPushRegistry (): { channel: PushChannel, callbacks: Sessio
   const codec = compileCodecs(NetworkServiceDescriptor).get('Received')!
   const ns = NetworkServiceDescriptor.namespace
   const callbacks: SessionCallbacks = {
-    message: (body) => {
-      const env = parseEnvelope(body.toString('utf8'), DEFAULT_XML_LIMITS, UNDERSTOOD)
+    message: (body, tree) => {
+      const env = tree === undefined ? parseEnvelope(body.toString('utf8'), DEFAULT_XML_LIMITS, UNDERSTOOD) : readEnvelope(tree, UNDERSTOOD)
       if (env.body.local !== 'Received' || env.body.ns !== ns) return false
       const r = codec.decode(env.body) as Received
       receivers.get(r.socket)?.received(r)

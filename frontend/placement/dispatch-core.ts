@@ -71,6 +71,9 @@ export class DispatchCore<Ops extends Operations<Ops>> {
     this.#pmt = pmt
     this.#handlers = handlers
     this.#c = config
+    // The feed's matches cut the scores of the domains they affect (by severity), for every reader of the table.
+    const feed = config.placement.feed
+    if (feed !== undefined) pmt.setExposure((identity) => feed.exposure({ identity })?.severity)
   }
 
   get failover (): boolean { return this.#c.failover }

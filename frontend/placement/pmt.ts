@@ -11,8 +11,11 @@ export interface DomainIdentity {
   readonly epr: string
   readonly endpoints: readonly string[]
   readonly hosting: string
-  readonly kernel: { readonly sysname: string, readonly release: string }
+  /** `version`: what `uname -v` says (a Debian kernel's package version is there). */
+  readonly kernel: { readonly sysname: string, readonly release: string, readonly version?: string }
   readonly volume: string
+  /** The distribution the domain runs, where known (os-release): what the Debian tracker is matched by. */
+  readonly distribution?: { readonly id: string, readonly versionId?: string, readonly codename?: string }
   readonly zone?: string
   /** e.g. `node/20.20.2` (what GetDomainInfo reports). */
   readonly runtime?: string
@@ -102,6 +105,7 @@ export class PerformanceMappingTable {
   readonly #tau: number
   readonly #window: number
   readonly #now: () => number
+  #exposure: ((identity: DomainIdentity) => number | undefined) | undefined
 
   constructor (o: PmtOptions = {}) {
     this.#weights = o.weights ?? DEFAULT_WEIGHTS
@@ -130,6 +134,12 @@ export class PerformanceMappingTable {
       state: 'healthy',
     })
   }
+
+  /**
+   * What vulnerabilities each domain is exposed to (the vulnerability feed): the highest severity,
+   * 0–10, of those affecting it, which cuts its score (score.ts). Undefined: none.
+   */
+  setExposure (f: ((identity: DomainIdentity) => number | undefined) | undefined): void { this.#exposure = f }
 
   remove (epr: string): boolean { return this.#rows.delete(epr) }
 
@@ -257,7 +267,7 @@ export class PerformanceMappingTable {
       costPerCall: e.declared.costPerCall,
       costPerMB: e.declared.costPerMB,
       state: e.state,
-      score: score({ latencyMs: e.measures.latencyMs, errorRate: e.measures.errorRate, measuredAt: e.measures.measuredAt, ...e.declared }, this.#now(), mbPerCall, this.#weights),
+      score: score({ latencyMs: e.measures.latencyMs, errorRate: e.measures.errorRate, measuredAt: e.measures.measuredAt, ...e.declared, exposure: this.#exposure?.(e.identity) ?? 0 }, this.#now(), mbPerCall, this.#weights),
     }
   }
 }

@@ -50,6 +50,8 @@ export interface OutboundEnvelope {
   readonly replyTo?: string
   readonly to?: string
   readonly headers?: readonly BinaryHeader[]
+  /** Headers of any shape (a WS-Security header), written after the others as element trees. */
+  readonly trees?: readonly XmlElement[]
   readonly body: BinaryBody
 }
 
@@ -77,6 +79,7 @@ function headers (w: NbfxWriter, env: OutboundEnvelope): void {
     if (typeof h.value === 'number') w.integer(h.value, true)
     else w.text(h.value, true)
   }
+  for (const t of env.trees ?? []) tree(w, t, '')
 }
 
 function fault (w: NbfxWriter, version: SoapVersion, f: BinaryFault, codecs: BinaryCodecs | undefined): void {
@@ -142,7 +145,7 @@ export function encodeEnvelope (env: OutboundEnvelope, codecs: BinaryCodecs | un
     w.xmlns('s', SOAP[version].ns)
     const wsa = env.action !== undefined || env.messageId !== undefined || env.relatesTo !== undefined || env.replyTo !== undefined || env.to !== undefined
     if (wsa) w.xmlns('a', WSA10_NS)
-    if (wsa || (env.headers !== undefined && env.headers.length > 0)) {
+    if (wsa || (env.headers !== undefined && env.headers.length > 0) || (env.trees !== undefined && env.trees.length > 0)) {
       w.startElement('s', 'Header')
       headers(w, env)
       w.endElement()

@@ -15,14 +15,20 @@ import { formatEndpoint, isFramed, parseEndpoint, type Endpoint } from '../endpo
 import { MetaosError, type ErrorCode } from '../errors.js'
 import { toTransportError, type ClientTls } from '../http-transport.js'
 import type { Transport, TransportRequest, TransportResponse } from '../transport.js'
-import { encodingByName, firstElementText, type EncodingSession, type FramedEncoding } from './encoding.js'
+import { DEFAULT_XML_LIMITS, type XmlElement } from '../xml.js'
+import './binary-encoding.js'
+import { encodingByName, firstElementText, headerText, type EncodingSession, type FramedEncoding } from './encoding.js'
 import {
   duplexPreamble, END_RECORD, envelopeHeader, FAULT_NS, FramingError, RecordReader, RecordType, stringRecord, type FrameRecord,
 } from './records.js'
 import { connectTls, SSL_TLS } from './tls-upgrade.js'
 
 export interface FramedTransportOptions {
-  /** The envelope encoding: `text` (SOAP 1.2 in UTF-8, the default) or another one registered (soap-runtime/nmf/encoding.ts). */
+  /**
+   * The envelope encoding: `binary` (the default: [MC-NBFX] with session strings, NetTcpBinding's),
+   * `text` (SOAP 1.2 in UTF-8, a customBinding's textMessageEncoding), or another one registered
+   * (soap-runtime/nmf/encoding.ts).
+   */
   readonly encoding?: string
   /** Largest reply accepted (default 256 MiB). */
   readonly maxResponseBytes?: number
@@ -36,8 +42,8 @@ export interface FramedTransportOptions {
 
 /** What a caller serving callbacks on a framed session is told. */
 export interface SessionCallbacks {
-  /** A message from the domain that is no reply (no RelatesTo): true when it was a callback and is taken. */
-  message: (body: Buffer) => boolean
+  /** A message from the domain that is no reply (no RelatesTo): true when it was a callback and is taken. `tree`: the Envelope read from a binary session (`body` then is its record). */
+  message: (body: Buffer, tree?: XmlElement) => boolean
   /** The open session is lost (closed, faulted, ended by the domain): callbacks expected on it will not come. */
   lost: (err: MetaosError) => void
   /** True while callbacks are expected: the session is not ended for being idle and keeps the process alive. */
@@ -50,12 +56,12 @@ export function createFramedTransport (url: string, defaultPath: string, o: Fram
   if (!isFramed(ep)) throw new MetaosError('INVALID_ARGUMENT', `"${url}" is not a net.uds: or net.tcp:// endpoint`)
   if (o.tls !== undefined && ep.protocol !== 'net.tcp') throw new MetaosError('INVALID_ARGUMENT', `${url}: TLS is for net.tcp:// sessions (a net.uds socket is this machine's own)`)
   const address = formatEndpoint(ep)
-  const encoding = encodingByName(o.encoding ?? 'text')
+  const encoding = encodingByName(o.encoding ?? 'binary')
   let session: ClientSession | undefined
   let closed = false
   return {
     address,
-    framing: { soapVersion: '1.2', addressing: true },
+    framing: { soapVersion: '1.2', addressing: true, tree: encoding.session().tree === true },
     send: async (r) => {
       if (closed) throw new MetaosError('TRANSPORT_ERROR', `${address}: the transport is closed`)
       if (r.messageId === undefined) throw new MetaosError('INVALID_ARGUMENT', `${address}: a framed transport needs each request's WS-Addressing MessageID`)
@@ -77,7 +83,7 @@ interface Pending {
   readonly resolve: (r: TransportResponse) => void
   readonly reject: (e: MetaosError) => void
   readonly timer: NodeJS.Timeout
-  readonly size: number
+  size: number
 }
 
 const COPY_MAX = 64 * 1024
@@ -165,20 +171,36 @@ class ClientSession {
     if (this.#state === 'opening' || this.#state === 'upgrading') {
       try { await this.#ready } catch { return await reply }
     }
-    if (!this.#pending.has(messageId)) return await reply // timed out (or lost) while the session opened
-    this.#write(r)
+    const p = this.#pending.get(messageId)
+    if (p === undefined) return await reply // timed out (or lost) while the session opened
+    try { p.size = this.#write(r) } catch (e) {
+      // Nothing was sent: the value broke the contract (INVALID_ARGUMENT), or the request does not suit the encoding.
+      this.#pending.delete(messageId)
+      clearTimeout(p.timer)
+      this.#quiet()
+      throw e
+    }
     return await reply
   }
 
-  /** The envelope as a Sized Envelope record, encoded and written at once (a session encoding's state follows the order sent). */
-  #write (r: TransportRequest): void {
-    const p = this.#codec.encode(r.chunks, r.length)
+  /** The envelope as a Sized Envelope record, encoded and written at once (a session encoding's state follows the order sent); its size. */
+  #write (r: TransportRequest): number {
+    const codec = this.#codec
+    let p: { readonly chunks: readonly Buffer[], readonly length: number }
+    if (codec.tree === true) {
+      if (r.envelope === undefined) throw new MetaosError('INVALID_ARGUMENT', `${this.#address}: the ${this.#encoding.name} encoding takes envelopes as values (framing.tree)`)
+      p = codec.write(r.envelope.value, r.envelope.descriptor)
+    } else {
+      if (r.length === 0 && r.envelope !== undefined) throw new MetaosError('INVALID_ARGUMENT', `${this.#address}: the ${this.#encoding.name} encoding takes envelopes as XML`)
+      p = codec.encode(r.chunks, r.length)
+    }
     const header = envelopeHeader(p.length)
-    if (p.length <= COPY_MAX) { this.#s.write(Buffer.concat([header, ...p.chunks], header.length + p.length)); return }
+    if (p.length <= COPY_MAX) { this.#s.write(Buffer.concat([header, ...p.chunks], header.length + p.length)); return p.length }
     this.#s.cork()
     this.#s.write(header)
     for (const c of p.chunks) this.#s.write(c)
     this.#s.uncork()
+    return p.length
   }
 
   #onData (chunk: Buffer): void {
@@ -216,9 +238,12 @@ class ClientSession {
   }
 
   #deliver (payload: Buffer): void {
-    const body = this.#codec.decode(payload)
-    let id = firstElementText(body, 'RelatesTo')
-    if (id === undefined && this.#callbacks?.message(body) === true) return
+    const codec = this.#codec
+    // A binary reply that does not decode leaves the session dictionary unknown: the session fails (PROTOCOL_ERROR).
+    const tree = codec.tree === true ? codec.read(payload, DEFAULT_XML_LIMITS) : undefined
+    const body = codec.tree === true ? payload : codec.decode(payload)
+    let id = tree === undefined ? firstElementText(body, 'RelatesTo') : headerText(tree, 'RelatesTo')
+    if (id === undefined && this.#callbacks?.message(body, tree) === true) return
     if (id === undefined && this.#pending.size === 1) id = this.#pending.keys().next().value
     if (id === undefined) throw new Error('a reply without RelatesTo while several calls are in flight')
     const p = this.#pending.get(id)
@@ -226,7 +251,7 @@ class ClientSession {
     this.#pending.delete(id)
     clearTimeout(p.timer)
     this.#quiet()
-    p.resolve({ status: 200, contentType: this.#encoding.contentType, body })
+    p.resolve(tree === undefined ? { status: 200, contentType: this.#encoding.contentType, body } : { status: 200, contentType: this.#encoding.contentType, body, tree })
   }
 
   /** A framing fault from the domain: every call in flight fails; the largest one with MESSAGE_TOO_LARGE when the fault says so. */

@@ -5,18 +5,39 @@
 // dictionary, and [MC-NBFSE] session strings) registered by their module. An encoding keeps its
 // per-session state (binary: the session dictionary of each direction) in an EncodingSession, made
 // once per session; envelopes are decoded in the order they arrive and encoded in the order sent.
+import type { ServiceDescriptor } from '../descriptor.js'
 import { MetaosError } from '../errors.js'
+import type { OutboundEnvelope } from '../nbfx/envelope-writer.js'
+import type { XmlElement, XmlLimits } from '../xml.js'
 import { KnownEncoding } from './records.js'
 
-export interface EncodingSession {
+/** A text encoding's session: envelopes travel as their XML. */
+export interface TextEncodingSession {
+  readonly tree?: undefined
   /** An envelope record's payload → the envelope's XML (UTF-8). Throws MALFORMED_MESSAGE. */
   decode: (payload: Buffer) => Buffer
   /** An envelope's XML (UTF-8, in chunks) → the payload of its envelope record. */
   encode: (xml: readonly Buffer[], length: number) => { readonly chunks: readonly Buffer[], readonly length: number }
 }
 
+/**
+ * A binary encoding's session: an envelope record's payload is read straight into the element
+ * tree the dispatcher and the client read, and an envelope is written from values (the operation's
+ * input or output, the fault) — no XML text, bytes as raw byte records. `write` must be followed
+ * by the record going on the wire before another `write` (the session dictionary follows that order).
+ */
+export interface TreeEncodingSession {
+  readonly tree: true
+  /** An envelope record's payload → the Envelope element. Throws MALFORMED_MESSAGE. */
+  read: (payload: Buffer, limits: XmlLimits) => XmlElement
+  /** An envelope → the payload of its envelope record, its elements by the descriptor's codecs. Throws INVALID_ARGUMENT for a value the contract refuses. */
+  write: (env: OutboundEnvelope, descriptor: ServiceDescriptor) => { readonly chunks: readonly Buffer[], readonly length: number }
+}
+
+export type EncodingSession = TextEncodingSession | TreeEncodingSession
+
 export interface FramedEncoding {
-  /** Its name in options and messages: `text`, `binary`, `binary-session`… */
+  /** Its name in options and messages: `text`, `binary`… */
   readonly name: string
   /** Its Known Encoding record value. */
   readonly known: number
@@ -28,7 +49,7 @@ export interface FramedEncoding {
   session: () => EncodingSession
 }
 
-const identity: EncodingSession = {
+const identity: TextEncodingSession = {
   decode: (payload) => payload,
   encode: (xml, length) => ({ chunks: xml, length }),
 }
@@ -119,4 +140,13 @@ export function firstElementText (xml: Buffer, local: string): string | undefine
 
 function isNameChar (c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d || c === 0x2e || c >= 0x80
+}
+
+/** The text of the header named `local` in an Envelope element tree (MessageID, RelatesTo), if any. */
+export function headerText (envelope: XmlElement, local: string): string | undefined {
+  for (const part of envelope.children) {
+    if (part.local !== 'Header') continue
+    for (const h of part.children) if (h.local === local) return h.text.trim()
+  }
+  return undefined
 }

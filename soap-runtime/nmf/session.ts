@@ -3,7 +3,8 @@
 // `application/ssl-tls` when the host has a certificate — tls-upgrade.ts — and required on a
 // net.tcp listener beyond loopback), answers Preamble Ack, then hands every Sized
 // Envelope record to the host's message dispatcher — the one dispatch path, with its inspectors
-// (authentication, budgets, metrics, logging) — and writes each answer as soon as it is ready, so
+// (authentication, budgets, metrics, logging; a binary envelope read into its tree here and answered
+// through dispatchTree) — and writes each answer as soon as it is ready, so
 // many calls are in flight at once; the caller correlates them by WS-Addressing RelatesTo.
 // What a hostile peer can do costs it a Fault record or a closed socket, never unbounded memory:
 // sizes over their quota are refused before the payload is read, bytes held count against the
@@ -17,11 +18,16 @@ import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import type { MessageDispatcher, OutboundMessage } from '../dispatcher.js'
 import { MetaosError } from '../errors.js'
-import type { HostLimits, HostTls, SessionChannel, TlsFacts } from '../host-types.js'
+import type { CallbackMessage, HostLimits, HostTls, SessionChannel, TlsFacts } from '../host-types.js'
 import { tlsFacts } from '../listeners.js'
 import type { RequestBudget } from '../request-budget.js'
 import { requestIdOf } from '../request-id.js'
-import { encodingByContentType, encodingByKnown, firstElementText, type EncodingSession, type FramedEncoding } from './encoding.js'
+import type { OutboundEnvelope } from '../nbfx/envelope-writer.js'
+import type { XmlElement } from '../xml.js'
+import './binary-encoding.js'
+import {
+  encodingByContentType, encodingByKnown, firstElementText, headerText, type EncodingSession, type FramedEncoding, type TextEncodingSession, type TreeEncodingSession,
+} from './encoding.js'
 import {
   END_RECORD, envelopeHeader, faultRecord, FramingError, Mode, PREAMBLE_ACK_RECORD, RecordReader, RecordType, UPGRADE_RESPONSE_RECORD, type FrameRecord,
 } from './records.js'
@@ -99,7 +105,7 @@ export class ServerSession {
     socket.once('close', () => { this.#onClose() })
     const session = this // eslint-disable-line @typescript-eslint/no-this-alias -- the getters below read this session
     this.channel = {
-      send: (envelope) => this.#push(envelope),
+      send: (m) => this.#push(m),
       get pendingBytes () { return session.#s.writableLength },
       get open () { return (session.#state === 'open' || session.#state === 'ending') && !session.#s.destroyed },
       onClose: (fn) => { if (this.#closers === undefined) fn(); else this.#closers.push(fn) },
@@ -120,9 +126,12 @@ export class ServerSession {
   }
 
   /** A one-way envelope to the caller (a callback), encoded in the session's order. */
-  #push (envelope: Buffer): boolean {
+  #push (m: CallbackMessage): boolean {
     if ((this.#state !== 'open' && this.#state !== 'ending') || this.#s.destroyed) return false
-    this.#reply({ chunks: [envelope], length: envelope.length })
+    const codec = this.#codec!
+    if (codec.tree === true) { this.#send(codec, m.value); return true }
+    const xml = m.xml()
+    this.#reply({ chunks: [xml], length: xml.length })
     return true
   }
 
@@ -241,9 +250,20 @@ export class ServerSession {
     this.#inFlightBytes += payload.length
     c.started()
     this.#flow()
+    const codec = this.#codec!
+    const size = payload.length
+    const failed = (e: unknown): void => {
+      c.logger.error({ err: e }, 'could not answer a framed call')
+      this.#s.destroy()
+    }
+    if (codec.tree === true) {
+      const answered = this.#callTree(codec, payload)
+      answered.then(() => { this.#answered(size) }, (e: unknown) => { failed(e); this.#answered(size) })
+      return
+    }
     let body: Buffer | undefined
     let bad: MetaosError | undefined
-    try { body = this.#codec!.decode(payload) } catch (e) {
+    try { body = codec.decode(payload) } catch (e) {
       bad = e instanceof MetaosError ? e : new MetaosError('MALFORMED_MESSAGE', `the envelope does not decode as ${this.#encoding!.name}: ${(e as Error).message}`)
     }
     const contentType = this.#encoding!.contentType
@@ -251,17 +271,33 @@ export class ServerSession {
     const answer = body === undefined
       ? Promise.resolve(c.dispatcher.reject({ requestId: requestIdOf(undefined), transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, contentType }, bad!, 500, payload.length))
       : c.dispatcher.dispatch({ requestId: requestIdOf(firstElementText(body, 'MessageID')), transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, contentType, body, late: c.draining(), session: this.channel })
-    const size = payload.length
-    const failed = (e: unknown): void => {
-      c.logger.error({ err: e }, 'could not answer a framed call')
-      this.#s.destroy()
-    }
     answer.then((out) => {
       try { this.#reply(out) } catch (e) { failed(e) }
       this.#answered(size)
     }, (e: unknown) => { failed(e); this.#answered(size) })
     // An envelope that does not decode may have left a session dictionary behind: no more calls on it.
     if (bad !== undefined && this.#state === 'open') this.#state = 'ending'
+  }
+
+  /** A binary envelope: read into its tree here, answered by the dispatcher through #send (encoded and written at once). */
+  async #callTree (codec: TreeEncodingSession, payload: Buffer): Promise<void> {
+    const c = this.#c
+    let envelope: XmlElement | MetaosError
+    try { envelope = codec.read(payload, c.dispatcher.limits) } catch (e) {
+      envelope = e instanceof MetaosError ? e : new MetaosError('MALFORMED_MESSAGE', `the envelope does not decode as ${this.#encoding!.name}: ${(e as Error).message}`)
+      // What the session dictionary holds is not known any more: this call is answered, no other is read.
+      if (this.#state === 'open') this.#state = 'ending'
+    }
+    const requestId = requestIdOf(envelope instanceof MetaosError ? undefined : headerText(envelope, 'MessageID'))
+    await c.dispatcher.dispatchTree({ requestId, transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, envelope, requestBytes: payload.length, late: c.draining(), session: this.channel }, (env) => this.#send(codec, env))
+  }
+
+  /** Encodes a binary answer and writes it at once; its size (0 when the session is gone). */
+  #send (codec: TreeEncodingSession, env: OutboundEnvelope): number {
+    if (this.#state === 'faulted' || this.#state === 'closed' || this.#s.destroyed) return 0
+    const p = codec.write(env, this.#c.dispatcher.descriptor)
+    this.#writeRecord(p.chunks, p.length)
+    return p.length
   }
 
   #answered (size: number): void {
@@ -275,15 +311,20 @@ export class ServerSession {
 
   #reply (out: Pick<OutboundMessage, 'chunks' | 'length'>): void {
     if (this.#state === 'faulted' || this.#state === 'closed' || this.#s.destroyed) return
-    const p = this.#codec!.encode(out.chunks, out.length)
-    const header = envelopeHeader(p.length)
-    if (p.length <= COPY_MAX) {
-      this.#s.write(p.chunks.length === 1 ? Buffer.concat([header, p.chunks[0]!], header.length + p.length) : Buffer.concat([header, ...p.chunks], header.length + p.length))
+    const p = (this.#codec as TextEncodingSession).encode(out.chunks, out.length)
+    this.#writeRecord(p.chunks, p.length)
+  }
+
+  /** A Sized Envelope record: copied into one buffer when small, corked pieces when large. */
+  #writeRecord (chunks: readonly Buffer[], length: number): void {
+    const header = envelopeHeader(length)
+    if (length <= COPY_MAX) {
+      this.#s.write(chunks.length === 1 ? Buffer.concat([header, chunks[0]!], header.length + length) : Buffer.concat([header, ...chunks], header.length + length))
       return
     }
     this.#s.cork()
     this.#s.write(header)
-    for (const chunk of p.chunks) this.#s.write(chunk)
+    for (const chunk of chunks) this.#s.write(chunk)
     this.#s.uncork()
   }
 

@@ -62,8 +62,8 @@ async function serve (t: Test, onConnection: (s: Socket) => void): Promise<numbe
 }
 
 /** A proxy to the domain that records the operations called through it (pushes stay on). */
-function recorded (t: Test, endpoint: string): { handler: NetworkHandler, ops: string[] } {
-  const proxy = createNetworkProxy(endpoint)
+function recorded (t: Test, endpoint: string, encoding?: string): { handler: NetworkHandler, ops: string[] } {
+  const proxy = createNetworkProxy(endpoint, encoding === undefined ? {} : { encoding })
   t.teardown(async () => { await proxy.close() })
   const ops: string[] = []
   return { ops, handler: { ...proxy, invoke: async (op, input) => { ops.push(op); return await proxy.invoke(op, input) } } }
@@ -100,9 +100,9 @@ t.test('pushed receives over net.uds', async (t) => {
     t.equal(g.metaos_network_push_subscriptions, 0, 'no subscription is left')
   })
 
-  t.test('over net.tcp too: 1 MiB echoed by pushes', async (t) => {
+  for (const [name, encoding] of [['net.tcp, text', undefined], ['net.uds, binary', 'binary']] as const) t.test(`${name}: 1 MiB echoed by pushes`, async (t) => {
     const port = await serve(t, (s) => { s.pipe(s) })
-    const { handler, ops } = recorded(t, dom.tcp)
+    const { handler, ops } = recorded(t, encoding === undefined ? dom.tcp : dom.uds, encoding)
     const data = randomBytes(MIB)
     const sock = NetSocket.connect({ host: '127.0.0.1', port, destination: handler })
     const parts: Buffer[] = []

@@ -22,8 +22,11 @@ t.test('metaos bench --suite peers writes rows and ratios', async (t) => {
   const out = JSON.parse(readFileSync(json, 'utf8')) as { machine: { cores: number, node: string }, command: string, rows: Array<Record<string, unknown>>, skipped: string[] }
   t.equal(out.command, `metaos ${portableCommand(args, process.cwd())}`, 'the command that made it, with no path of this machine')
   t.ok(out.machine.cores > 0 && out.machine.node === process.version, 'the machine')
-  t.same(out.rows.map((x) => `${String(x.peer)}/${String(x.hosting)}`).sort(), ['bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'metaos/local', 'metaos/net.tcp', 'metaos/net.uds'], 'the peers asked for (metaos on each hosting)')
-  for (const row of out.rows) t.match(row, { suite: 'peers', op: 'write', mode: 'call', payloadBytes: 512, callsPerSec: Number, p50us: Number, p99us: Number }, `${String(row.peer)}/${String(row.hosting)}: a §7 row`)
+  const label = (x: Record<string, unknown>): string => `${String(x.peer)}/${String(x.hosting)}${x.mode === 'call' ? '' : ` (${String(x.mode)})`}`
+  t.same(out.rows.map(label).sort(), ['bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'metaos/local', 'metaos/net.tcp', 'metaos/net.tcp (call-text)', 'metaos/net.uds', 'metaos/net.uds (call-text)'],
+    'the peers asked for (metaos on each hosting; net.uds and net.tcp in binary and in text)')
+  for (const row of out.rows) t.match(row, { suite: 'peers', op: 'write', mode: /^call(-text)?$/, payloadBytes: 512, callsPerSec: Number, p50us: Number, p99us: Number }, `${label(row)}: a §7 row`)
+  t.match(readFileSync(md, 'utf8'), /\| metaos\/net\.uds \(text\) \|/, 'the text rows are told apart in the table')
   const page = readFileSync(md, 'utf8')
   t.match(page, /\| peer \/ hosting \| 512 B: calls\/s \(× metaos\/http\) \|/, 'the Markdown table')
   t.match(page, /\| metaos\/http \| \d+ \(1\.00×\) \|/, 'metaos/http is the reference')

@@ -108,7 +108,7 @@ t.test('each mistake: INVALID_CONFIG naming the key and what it accepts', async 
   refused(t, { rules: 'nowhere.json' }, /"rules": .*nowhere\.json: not readable JSON/, 'rules: a missing file')
   refused(t, { rules: 'bad-rules.json' }, /"rules": .*bad-rules\.json: rule 1 \("typo"\): unknown field "chose"/, 'rules: a file with a broken rule')
   refused(t, { rules: [{ name: 'x' }] }, /"rules": rule 1 \("x"\): needs one of choose, exclude, prefer, avoid/, 'rules: a broken rule inline')
-  refused(t, { feed: { id: 'X' } }, /"feed" must be a path to a vulnerability feed file .* or a list of vulnerabilities/, 'feed of another type')
+  refused(t, { feed: { id: 'X' } }, /"feed" must be a path to a vulnerability feed \(a file or a directory.* or a list of vulnerabilities/, 'feed of another type')
   refused(t, { feed: 'bad-feed.json' }, /"feed": .*bad-feed\.json: .*"action" must be exclude or lower/, 'feed: a file with a broken entry')
   refused(t, { feed: [{ action: 'lower' }] }, /"feed": vulnerability 1: "id" is required/, 'feed: a broken entry inline')
   refused(t, { placement: 'weighted' }, /"placement" must be an object \{ "policy"\?: "best" \| "weighted", "sharpness"\?: number \}, not "weighted"/, 'placement not an object')

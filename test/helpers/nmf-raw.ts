@@ -3,7 +3,9 @@
 // until the socket closes — for the framing tests and the hostile framing corpus.
 import { connect, type Socket } from 'node:net'
 import { parseEndpoint } from '../../soap-runtime/endpoint.js'
+import { compileBinaryCodecs, encodeEnvelope, type NbfxWriterSession } from '../../soap-runtime/nbfx/index.js'
 import { duplexPreamble, envelopeHeader, RecordReader, RecordType, type FrameRecord } from '../../soap-runtime/nmf/records.js'
+import { StorageServiceDescriptor } from '../../wsdl/generated/storage-service.js'
 
 export interface RawSession {
   readonly socket: Socket
@@ -70,4 +72,15 @@ export function storageCall (operation: string, messageId: string, to: string, b
 /** The fault name of a Fault record's URI. */
 export function faultName (r: FrameRecord | string): string | undefined {
   return typeof r !== 'string' && r.type === RecordType.Fault ? r.text.replace('http://schemas.microsoft.com/ws/2006/05/framing/faults/', '') : undefined
+}
+
+/** The preamble of a duplex session in the binary session encoding (0x08, NetTcpBinding's) to `via`. */
+export function binaryPreamble (via: string): Buffer {
+  return duplexPreamble(via, Buffer.of(RecordType.KnownEncoding, 0x08))
+}
+
+/** A storage request as a binary envelope of a session (its strings join `session`), as a Sized Envelope record. */
+export function binaryStorageCall (operation: string, value: unknown, messageId: string, to: string, session: NbfxWriterSession): Buffer {
+  const m = encodeEnvelope({ action: `${S}/${operation}`, messageId, to, body: { element: operation, value } }, compileBinaryCodecs(StorageServiceDescriptor), session)
+  return Buffer.concat([envelopeHeader(m.length), ...m.chunks])
 }

@@ -2,7 +2,8 @@
 // listeners ([MC-NMF]). A bad preamble, an unknown record type, records out of order, a 2^31 size
 // prefix, a 200 MB envelope over the quota, truncated records, an envelope that is not XML, a
 // preamble that never ends, thousands of idle sessions, too many sessions from one peer, more
-// bytes held than the budget: each gets its Fault record (or a SOAP fault, or a closed socket),
+// bytes held than the budget, binary envelopes that do not decode (a dictionary id out of range, a
+// record truncated inside its sized envelope): each gets its Fault record (or a SOAP fault, or a closed socket),
 // memory stays bounded, and the domain keeps serving others — checked with a proxy's round trip.
 import t, { type Test } from 'tap'
 import { mkdirSync } from 'node:fs'
@@ -11,7 +12,9 @@ import { join } from 'node:path'
 import { startStorageDomain, type StorageDomain, type StorageDomainOptions } from '../../backend-storage/storage-domain.js'
 import { createStorageProxy } from '../../frontend/handlers/storage-proxy.js'
 import { envelopeHeader, RecordType, stringRecord } from '../../soap-runtime/nmf/records.js'
-import { faultName, rawSession, storageCall, textPreamble } from '../helpers/nmf-raw.js'
+import { decodeEnvelope, NbfxReaderSession, NbfxWriterSession } from '../../soap-runtime/nbfx/index.js'
+import { readEnvelope, readFault } from '../../soap-runtime/envelope.js'
+import { binaryPreamble, binaryStorageCall, faultName, rawSession, storageCall, textPreamble, type RawSession } from '../helpers/nmf-raw.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 async function framedDomain (t: Test, options: Partial<StorageDomainOptions> = {}): Promise<{ d: StorageDomain, uds: string, tcp: string }> {
@@ -117,6 +120,69 @@ t.test('an envelope that is not XML gets a SOAP fault; the session goes on', asy
   s.send(storageCall('GetDomainInfo', 'urn:uuid:3', uds))
   const next = await s.next()
   t.ok(next !== 'closed' && next !== 'timeout' && next.type === RecordType.SizedEnvelope && /GetDomainInfoResponse/.test(next.payload.toString()), 'the next call on the session is answered')
+  s.socket.destroy()
+})
+
+/** The next record is a binary envelope holding a StorageFault: its code. */
+async function binaryFaultCode (s: RawSession, reader: NbfxReaderSession): Promise<string | undefined> {
+  const r = await s.next()
+  if (r === 'closed' || r === 'timeout' || r.type !== RecordType.SizedEnvelope) return `not an envelope: ${JSON.stringify(r)}`
+  const env = readEnvelope(decodeEnvelope(r.payload, reader), new Set())
+  return readFault(env.body, '{urn:metaos:storage:v1}StorageFault').detail?.children.find((c) => c.local === 'code')?.text
+}
+
+t.test('malformed binary envelopes: a MALFORMED_MESSAGE fault, then the session ends cleanly', async (t) => {
+  const { d, uds, tcp } = await framedDomain(t)
+  const writer = new NbfxWriterSession()
+  const write = binaryStorageCall('Write', { handle: 'h', data: Buffer.alloc(5000, 7) }, 'urn:uuid:00000000-0000-4000-8000-000000000001', tcp, writer)
+  const payload = write.subarray(3) // without its record header: 0x06 and a two-octet size
+  t.ok(envelopeHeader(payload.length).equals(write.subarray(0, 3)), 'the record header is three octets')
+  const truncated = payload.subarray(0, payload.length - 1000) // without its last 1000 bytes: it ends inside the Bytes record
+  const cases: Array<[string, string, Buffer]> = [
+    ['a session dictionary id the session never defined', uds, Buffer.of(0x00, 0x42, 0x63, 0x01)],
+    ['a static dictionary id out of range', tcp, Buffer.of(0x00, 0x42, 0xce, 0x07, 0x01)],
+    ['a string table larger than its envelope', uds, Buffer.of(0x7f, 0x03, 0x61, 0x62, 0x63)],
+    ['a record truncated inside its sized envelope', tcp, truncated],
+    ['an envelope of text on a binary session', uds, Buffer.from('<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>')],
+  ]
+  for (const [what, ep, payload] of cases) {
+    const s = await rawSession(ep)
+    s.send(Buffer.concat([binaryPreamble(ep), envelopeHeader(payload.length), payload]))
+    t.same(await s.next(), { type: RecordType.PreambleAck }, `${what}: the session opens`)
+    t.equal(await binaryFaultCode(s, new NbfxReaderSession()), 'MALFORMED_MESSAGE', `${what}: a binary StorageFault MALFORMED_MESSAGE`)
+    t.same(await s.next(), { type: RecordType.End }, `${what}: then End`)
+    t.equal(await s.next(), 'closed', `${what}: the socket closes`)
+  }
+  // Envelopes pipelined after the bad one are not read: the session's dictionary is not trusted any more.
+  const s = await rawSession(uds)
+  const ok = binaryStorageCall('GetDomainInfo', {}, 'urn:uuid:00000000-0000-4000-8000-000000000002', uds, new NbfxWriterSession())
+  s.send(Buffer.concat([binaryPreamble(uds), envelopeHeader(4), Buffer.of(0x00, 0x42, 0x63, 0x01), ok]))
+  t.same(await s.next(), { type: RecordType.PreambleAck })
+  t.equal(await binaryFaultCode(s, new NbfxReaderSession()), 'MALFORMED_MESSAGE')
+  const next = await s.next()
+  t.ok(next === 'closed' || (typeof next !== 'string' && (next.type === RecordType.End || faultName(next) === 'InvalidRecordSequence')), 'the next envelope ends the session (End or a framing fault), never answered', { next })
+  s.socket.destroy()
+  await stillServes(t, uds, d)
+  await stillServes(t, tcp, d)
+})
+
+t.test('a binary session answers a raw peer with its own session strings, in step both ways', async (t) => {
+  const { uds, d } = await framedDomain(t)
+  const s = await rawSession(uds)
+  const writer = new NbfxWriterSession()
+  const reader = new NbfxReaderSession()
+  s.send(binaryPreamble(uds))
+  t.same(await s.next(), { type: RecordType.PreambleAck })
+  for (let i = 1; i <= 3; i++) {
+    s.send(binaryStorageCall('GetDomainInfo', {}, `urn:uuid:00000000-0000-4000-8000-00000000001${i}`, uds, writer))
+    const r = await s.next()
+    if (r === 'closed' || r === 'timeout' || r.type !== RecordType.SizedEnvelope) { t.fail(`call ${i}: ${JSON.stringify(r)}`); return }
+    const env = readEnvelope(decodeEnvelope(r.payload, reader), new Set())
+    t.equal(env.body.local, 'GetDomainInfoResponse', `call ${i}: answered`)
+    t.equal(env.addressing?.relatesTo, `urn:uuid:00000000-0000-4000-8000-00000000001${i}`, `call ${i}: RelatesTo its MessageID`)
+    t.equal(env.body.children.find((c) => c.local === 'volume')?.text, d.volume)
+    if (i > 1) t.equal(r.payload[0], 0, `call ${i}: the answer's string table is empty (the strings were sent with the first)`)
+  }
   s.socket.destroy()
 })
 

@@ -1,4 +1,4 @@
-// net.uds and net.tcp ([MC-NMF] duplex sessions, SOAP 1.2 text) against a real storage domain:
+// net.uds and net.tcp ([MC-NMF] duplex sessions, SOAP 1.2 binary and text) against a real storage domain:
 // proxies do whole round trips (SHA-256 of the bytes on disk), many calls ride one session at once,
 // a raw peer's pipelined calls come back by RelatesTo, the preamble's refusals are Fault records
 // with the [MC-NMF] fault names, an idle or draining domain ends its sessions with End, and a
@@ -38,10 +38,10 @@ t.test('the ready endpoints are net.uds:/path and net.tcp://HOST:PORT/storage', 
   t.same(info.output.transports.transport, d.endpoints, 'GetDomainInfo lists them')
 })
 
-for (const kind of ['uds', 'tcp'] as const) {
-  t.test(`a proxy over net.${kind}: whole round trips, many calls on one session`, async (t) => {
+for (const [kind, encoding] of [['uds', 'binary'], ['tcp', 'binary'], ['uds', 'text'], ['tcp', 'text']] as const) {
+  t.test(`a proxy over net.${kind} (${encoding}): whole round trips, many calls on one session`, async (t) => {
     const { d, root, uds, tcp } = await framedDomain(t)
-    const p = createStorageProxy(kind === 'uds' ? uds : tcp)
+    const p = createStorageProxy(kind === 'uds' ? uds : tcp, { encoding })
     t.teardown(async () => { await p.close() })
     const data = randomBytes(300_000)
     const o = await p.invoke('Open', { path: 'f.bin', mode: 'CreateNew', access: 'ReadWrite', share: 'ReadWrite' })
@@ -169,7 +169,7 @@ t.test('a session lost mid-call fails that call with TRANSPORT_ERROR; the next c
   })
   await new Promise<void>((resolve) => { server.listen(path, resolve) })
   t.teardown(() => { server.close() })
-  const p = createStorageProxy(`net.uds:${path}`)
+  const p = createStorageProxy(`net.uds:${path}`, { encoding: 'text' }) // this peer answers in text
   t.teardown(async () => { await p.close() })
   const lost = await p.invoke('Delete', { path: 'x' }).catch((e: unknown) => e)
   t.ok(lost instanceof MetaosError && lost.code === 'TRANSPORT_ERROR', 'the call in flight fails with TRANSPORT_ERROR', { got: String(lost) })
