@@ -18,7 +18,7 @@ import type { TcpConnection } from './tcp-connection.js'
 export const RECEIVED_ACTION = 'urn:metaos:network:v1/NetworkCallback/Received'
 const ANONYMOUS = 'http://www.w3.org/2005/08/addressing/anonymous'
 /** Largest data one Received carries (a larger credit is sent in several). */
-export const MAX_PUSH_BYTES = 256 * 1024
+export const MAX_PUSH_BYTES = 1024 * 1024
 /** Bytes unsent on a session above which its subscriptions wait for it to drain. */
 export const SESSION_HIGH_WATER = 4 * 1024 * 1024
 
@@ -47,6 +47,7 @@ export class PushSubscription {
   #done = false
   #pumping = false
   #waitingDrain = false
+  #scheduled = false
   readonly #release: () => void
 
   /** While it pushes, the subscription holds its session (not ended for being idle). */
@@ -56,7 +57,8 @@ export class PushSubscription {
     this.#session = session
     this.window = this.#credit = window
     this.#release = session.hold()
-    conn.listen(() => { this.pump() })
+    // News is taken once the socket's reads of this turn are in (setImmediate): a burst goes out as one push, not one per 64 KiB read.
+    conn.listen(() => { this.#schedule() })
   }
 
   /** Bytes pushed that the caller has not granted back yet (at most the window). */
@@ -66,6 +68,12 @@ export class PushSubscription {
   grant (bytes: number): void {
     this.#credit = Math.min(this.window, this.#credit + bytes)
     this.pump()
+  }
+
+  #schedule (): void {
+    if (this.#scheduled || this.#done) return
+    this.#scheduled = true
+    setImmediate(() => { this.#scheduled = false; this.pump() })
   }
 
   /** Pushes what is ready, as far as the credit goes. */
