@@ -51,6 +51,8 @@ function socketGauges (metrics: DomainMetrics, engine: NetworkEngine): void {
   }
   metrics.labelledGauge('metaos_network_open_sockets', 'Sockets open in the network engine, by kind (connections and datagram sockets; listeners)', ['kind'], () => [[{ kind: 'socket' }, current().sockets], [{ kind: 'listener' }, current().listeners]])
   metrics.gauge('metaos_network_buffered_bytes', 'Bytes received from peers and not yet taken by a Receive', () => current().bufferedBytes)
+  metrics.gauge('metaos_network_push_unacknowledged_bytes', 'Bytes pushed to framed sessions (Received) and not yet granted back by their callers', () => current().unacknowledgedBytes)
+  metrics.gauge('metaos_network_push_subscriptions', 'Connections pushing what they receive to a framed session (Subscribe)', () => current().subscriptions)
   metrics.gauge('metaos_network_pending_connections', 'Connects under way', () => current().pendingConnections)
   metrics.counter('metaos_network_dropped_datagrams_total', 'UDP datagrams dropped because a socket\'s buffer was full (since start)', () => current().droppedDatagrams)
 }

@@ -1,5 +1,6 @@
 // The socket syscalls themselves (DESIGN.md §3): Connect/Send/Receive/SendTo/ReceiveFrom/Listen/
-// Accept/Shutdown/Close/ResolveHost over node:net and node:dgram, behind the destination policy.
+// Accept/Shutdown/Close/ResolveHost over node:net and node:dgram, behind the destination policy,
+// and pushed receives on a framed session (Subscribe/Grant, push-subscription.ts).
 // Checks arguments and limits, resolves and admits destinations, and hands each socket to its
 // handle; the sockets' own behaviour lives in tcp-connection.ts, tcp-listener.ts, udp-socket.ts.
 // Used by a network domain's service; knows nothing of SOAP or transports.
@@ -7,6 +8,8 @@ import { isIP } from 'node:net'
 import { MetaosError } from '../soap-runtime/errors.js'
 import type * as N from '../wsdl/generated/network-service.js'
 import type { DestinationPolicy } from '../security/allow-list.js'
+import type { SessionChannel } from '../soap-runtime/host-types.js'
+import { PushSubscription } from './push-subscription.js'
 import { admittedDestinations, formatHostPort, resolveAll } from './destination.js'
 import { checkHost, checkInt, checkMaxBytes, checkTimeout, invalid } from './net-errors.js'
 import { SocketTable, type Handle, type Reservation } from './socket-table.js'
@@ -49,6 +52,10 @@ export interface NetworkStats {
   pendingConnections: number
   /** UDP datagrams dropped because a socket's queue was full. */
   droppedDatagrams: number
+  /** Connections pushing their data to a framed session (Subscribe). */
+  subscriptions: number
+  /** Bytes pushed to sessions and not yet granted back, over every subscription (each at most its window). */
+  unacknowledgedBytes: number
 }
 
 /** What an authenticated caller's identity narrows: its destinations and its socket limit. */
@@ -71,6 +78,8 @@ export class NetworkEngine {
   readonly #making = new Set<Promise<unknown>>()
 
   readonly #perCaller: PerCaller
+  /** Push subscriptions by socket handle. */
+  readonly #subs = new Map<string, PushSubscription>()
 
   constructor (policy: DestinationPolicy, limits: Partial<NetworkLimits> = {}, perCaller: PerCaller = {}) {
     const l = { ...DEFAULT_NETWORK_LIMITS }
@@ -106,7 +115,9 @@ export class NetworkEngine {
       else sockets++
       bufferedBytes += h.resource.bufferedBytes
     }
-    return { sockets, listeners, bufferedBytes, pendingConnections: this.#pending, droppedDatagrams: this.#dropped }
+    let unacknowledgedBytes = 0
+    for (const s of this.#subs.values()) unacknowledgedBytes += s.unacknowledged
+    return { sockets, listeners, bufferedBytes, pendingConnections: this.#pending, droppedDatagrams: this.#dropped, subscriptions: this.#subs.size, unacknowledgedBytes }
   }
 
   async connect (i: N.Connect, caller: string): Promise<N.ConnectResponse> {
@@ -164,10 +175,46 @@ export class NetworkEngine {
     const maxBytes = checkMaxBytes(i.maxBytes, this.#limits.maxReceiveBytes)
     const timeoutMs = checkTimeout(i.timeoutMs, this.#limits.maxWaitMs)
     const r = h.resource
+    if (this.#subs.has(h.id)) throw invalid('this connection pushes what it receives to the session that subscribed: Receive is not for it')
     return await this.#table.use(h, async () => {
       if (r instanceof TcpConnection || r instanceof UdpSocket) return await r.receive(maxBytes, timeoutMs)
       throw invalid('Receive needs a socket, not a listener')
     })
+  }
+
+  /**
+   * Binds a TCP connection to the framed session the call came on: what it receives is pushed there
+   * (Received callbacks) within a credit of `window` bytes (at most maxReceiveBytes). When the
+   * session ends, the connection is closed: its bytes in flight cannot be delivered elsewhere.
+   */
+  subscribe (i: N.Subscribe, caller: string, session: SessionChannel | undefined): N.SubscribeResponse {
+    if (session === undefined) throw invalid('Subscribe needs a framed session (net.uds, net.tcp) to push to; over HTTP use Receive')
+    const h = this.#get(i.socket, caller)
+    const r = h.resource
+    if (!(r instanceof TcpConnection)) throw invalid('Subscribe needs a TCP connection')
+    if (this.#subs.has(h.id)) throw invalid('the connection is already subscribed')
+    const window = Math.min(checkInt('window', i.window, 1, 2 ** 31 - 1), this.#limits.maxReceiveBytes)
+    const sub = new PushSubscription(r, h.id, session, window)
+    this.#subs.set(h.id, sub)
+    h.busy++ // held by its session: never reaped as idle
+    session.onClose(() => {
+      sub.stop()
+      if (this.#subs.get(h.id) !== sub) return
+      this.#subs.delete(h.id)
+      h.busy--
+      void this.#table.remove(h)
+    })
+    // Whatever arrived already goes out after this call's answer is on its way.
+    setImmediate(() => { sub.pump() })
+    return { window }
+  }
+
+  grant (i: N.Grant, caller: string): N.GrantResponse {
+    const h = this.#get(i.socket, caller)
+    const sub = this.#subs.get(h.id)
+    if (sub === undefined) throw invalid('Grant needs a subscribed connection (Subscribe first)')
+    sub.grant(checkInt('bytes', i.bytes, 1, 2 ** 31 - 1))
+    return {}
   }
 
   async sendTo (i: N.SendTo, caller: string): Promise<N.SendToResponse> {
@@ -250,7 +297,10 @@ export class NetworkEngine {
 
   /** Closes a socket or a listener at once: calls waiting on it end with INVALID_HANDLE. */
   async close (i: N.Close, caller: string): Promise<N.CloseResponse> {
-    await this.#table.remove(this.#table.get(i.socket, caller))
+    const h = this.#table.get(i.socket, caller)
+    const sub = this.#subs.get(h.id)
+    if (sub !== undefined) { sub.stop(); this.#subs.delete(h.id); h.busy-- }
+    await this.#table.remove(h)
     return {}
   }
 

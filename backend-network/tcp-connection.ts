@@ -3,7 +3,8 @@
 // sender is slowed by TCP flow control — nothing is ever dropped), Send that answers once the
 // kernel took every byte (the end-to-end backpressure), half-close, and the error the socket met,
 // kept for the next Send or Receive. Sends run one at a time, receives one at a time, and a Send
-// and a Receive may run together (full duplex). Knows nothing of handles or SOAP.
+// and a Receive may run together (full duplex). Instead of Receive, a listener (a pushed-receive
+// subscription) may be told of every news and take what is ready. Knows nothing of handles or SOAP.
 import { connect as netConnect, type Socket } from 'node:net'
 import { MetaosError } from '../soap-runtime/errors.js'
 import type { ReceiveResponse } from '../wsdl/generated/network-service.js'
@@ -25,6 +26,8 @@ export class TcpConnection implements Resource {
   readonly #sends = new Lane()
   readonly #receives = new Lane()
   readonly #gone: Promise<void>
+  /** Told of every news (data, end, error, close): a push subscription takes what is ready. */
+  #listener: (() => void) | undefined
 
   /** Takes over a connected socket (from Connect, or from a listener's queue: then still paused). */
   constructor (socket: Socket, maxBuffered: number) {
@@ -36,11 +39,11 @@ export class TcpConnection implements Resource {
       this.#buffered += c.length
       // Stop reading: the kernel buffer fills, the window closes, the remote sender waits.
       if (this.#buffered >= this.#maxBuffered && !this.#paused) { this.#paused = true; socket.pause() }
-      this.#news.wake()
+      this.#wake()
     })
-    socket.on('end', () => { this.#ended = true; this.#news.wake() })
-    socket.on('error', (e) => { this.#error ??= fromNetError(e, 'connection'); this.#news.wake() })
-    socket.on('close', () => { this.#news.wake() })
+    socket.on('end', () => { this.#ended = true; this.#wake() })
+    socket.on('error', (e) => { this.#error ??= fromNetError(e, 'connection'); this.#wake() })
+    socket.on('close', () => { this.#wake() })
     // Whatever happened between the connect and this constructor is not lost.
     if (socket.errored != null) this.#error = fromNetError(socket.errored, 'connection')
     if (socket.readableEnded) this.#ended = true
@@ -48,6 +51,18 @@ export class TcpConnection implements Resource {
   }
 
   get bufferedBytes (): number { return this.#buffered }
+  get closed (): boolean { return this.#closed }
+
+  #wake (): void {
+    this.#news.wake()
+    this.#listener?.()
+  }
+
+  /** `fn` is told of every news from now on (undefined: no more). */
+  listen (fn: (() => void) | undefined): void { this.#listener = fn }
+
+  /** What a Receive of maxBytes would answer now, or undefined when it would wait; throws as Receive does. */
+  take (maxBytes: number): ReceiveResponse | undefined { return this.#ready(maxBytes) }
 
   /** Up to maxBytes of what arrived; waits up to timeoutMs when nothing did (empty data then). */
   async receive (maxBytes: number, timeoutMs: number): Promise<ReceiveResponse> {

@@ -1,8 +1,9 @@
 // The network suite: request/response round trips per second and bulk MB/s through a TCP echo
 // server (a process of its own), side by side in one run: a direct node:net socket (the kernel,
 // the floor), a NetSocket on the local kernel (metaos's local handler), and a NetSocket through a
-// network domain process over the bus (Unix socket) and over HTTP. Rounds are interleaved so a
-// noisy neighbour hurts every path alike.
+// network domain process over the bus (Unix socket), over HTTP, and over a net.uds session — there
+// read by pushed receives (the domain's Received callbacks) and, for comparison, by Receive long
+// polls on the same transport. Rounds are interleaved so a noisy neighbour hurts every path alike.
 import { connect, type Socket } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,7 +13,7 @@ import type { Duplex } from 'node:stream'
 import { spawnDomain, spawnReady, type DomainProcess } from '../domains/domain-process.js'
 import { packageFile } from '../wsdl/package-root.js'
 import { NetSocket } from '../frontend/api/net-socket.js'
-import { closeSharedNetworkProxies } from '../frontend/handlers/network-handler.js'
+import { closeSharedNetworkProxies, createNetworkProxy, type NetworkHandler } from '../frontend/handlers/network-handler.js'
 
 export interface NetworkSuiteOptions {
   /** Seconds of round trips per path and round (default 1). */
@@ -68,18 +69,23 @@ async function bulk (s: Duplex, data: Buffer): Promise<number> {
 export async function runNetworkSuite (o: NetworkSuiteOptions = {}): Promise<NetworkRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-net-'))
   const procs: DomainProcess[] = []
+  const proxies: NetworkHandler[] = []
   try {
     const echo = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'echo-server.js'), [])
     procs.push(echo)
     const port = Number(new URL(echo.ready.endpoints[0]!).port)
-    const domain = await spawnDomain(['network', '--listen', 'http://127.0.0.1:0', '--listen', `unix:${join(dir, 'net.sock')}`], { env: { ...process.env, METAOS_LOG_LEVEL: 'warn' } })
+    const domain = await spawnDomain(['network', '--listen', 'http://127.0.0.1:0', '--listen', `unix:${join(dir, 'net.sock')}`, '--listen', `net.uds:${join(dir, 'nmf.sock')}`], { env: { ...process.env, METAOS_LOG_LEVEL: 'warn' } })
     procs.push(domain)
-    const [http, bus] = domain.ready.endpoints as [string, string]
+    const [http, bus, uds] = domain.ready.endpoints as [string, string, string]
+    const polled = createNetworkProxy(uds, { pushes: false })
+    proxies.push(polled)
     const paths: Array<[string, () => Promise<Duplex>]> = [
       ['direct node:net', async () => await new Promise<Socket>((resolve, reject) => { const s = connect(port, '127.0.0.1', () => { resolve(s) }); s.setNoDelay(true); s.once('error', reject) })],
       ['NetSocket, local kernel', async () => await openNet({ host: '127.0.0.1', port, destination: 'local' })],
       ['NetSocket, domain over the bus', async () => await openNet({ host: '127.0.0.1', port, destination: bus })],
       ['NetSocket, domain over HTTP', async () => await openNet({ host: '127.0.0.1', port, destination: http })],
+      ['NetSocket, net.uds, pushed', async () => await openNet({ host: '127.0.0.1', port, destination: uds })],
+      ['NetSocket, net.uds, Receive', async () => await openNet({ host: '127.0.0.1', port, destination: polled })],
     ]
     const data = randomBytes(o.bulkBytes ?? 32 * 1024 * 1024)
     const sums = paths.map(() => ({ rtt: 0, mbps: 0, n: 0 }))
@@ -99,12 +105,13 @@ export async function runNetworkSuite (o: NetworkSuiteOptions = {}): Promise<Net
     return paths.map(([name], i) => ({ path: name, rttPerSec: sums[i]!.rtt / Math.max(1, sums[i]!.n), bulkMBps: sums[i]!.mbps / Math.max(1, sums[i]!.n) }))
   } finally {
     await closeSharedNetworkProxies()
+    await Promise.all(proxies.map(async (p) => { await p.close() }))
     await Promise.all(procs.map(async (p) => await p.stop()))
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
-async function openNet (o: { host: string, port: number, destination: string }): Promise<Duplex> {
+async function openNet (o: { host: string, port: number, destination: string | NetworkHandler }): Promise<Duplex> {
   return await new Promise<Duplex>((resolve, reject) => {
     const s = NetSocket.connect(o, () => { resolve(s) })
     s.once('error', reject)

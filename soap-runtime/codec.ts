@@ -30,9 +30,16 @@ export interface ElementCodec {
 }
 
 const INT_RE = /^[+-]?\d+$/
-const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/
+/** A character base64 never has; '=' is then checked to be the one or two last (an anchored `^[…]*={0,2}$` costs ~7x more on MiB texts). */
+const BASE64_BAD = /[^A-Za-z0-9+/=]/
 const BASE64_WS = /[\t\n\r ]/g
 let cidCounter = 0
+
+/** '=' only as the last one or two characters. */
+function paddedAtEnd (t: string): boolean {
+  const eq = t.indexOf('=')
+  return eq === -1 || eq >= t.length - 2 && (eq === t.length - 1 || t.charCodeAt(eq + 1) === 61)
+}
 
 function bad (path: string, why: string): MetaosError {
   return new MetaosError('INVALID_ARGUMENT', `${path}: ${why}`)
@@ -99,7 +106,7 @@ const SIMPLE_DECODERS: Record<string, Decoder> = {
     let t = leafText(el, path)
     if (BASE64_WS.test(t)) t = t.replace(BASE64_WS, '')
     BASE64_WS.lastIndex = 0
-    if (t.length % 4 !== 0 || !BASE64_RE.test(t)) throw bad(path, 'invalid base64')
+    if (t.length % 4 !== 0 || BASE64_BAD.test(t) || !paddedAtEnd(t)) throw bad(path, 'invalid base64')
     return Buffer.from(t, 'base64')
   },
 }

@@ -13,7 +13,7 @@ import {
   readEnvelope, replyAddressing, SOAP, type Addressing, type SoapVersion,
 } from './envelope.js'
 import { MetaosError, fromSystemError } from './errors.js'
-import { DEFAULT_HOST_LIMITS, type AnyImplementation, type CallContext, type HostLimits } from './host-types.js'
+import { DEFAULT_HOST_LIMITS, type AnyImplementation, type CallContext, type HostLimits, type SessionChannel } from './host-types.js'
 import type { CallInspector, CallOutcome, MessageOrigin, ReceivedCall } from './inspectors.js'
 import { buildMultipartRelated, isMultipartRelated, parseMultipartRelated } from './mtom.js'
 import { WSSE_NS, WSU_NS } from './ws-security.js'
@@ -46,6 +46,8 @@ export interface InboundMessage extends MessageOrigin {
   readonly accept?: string | undefined
   /** It arrived after the drain started: refused with DOMAIN_DRAINING once its operation is known. */
   readonly late?: boolean
+  /** The framed session it came on: the implementation may call the caller back on it (CallContext.session). */
+  readonly session?: SessionChannel
 }
 
 /**
@@ -58,6 +60,8 @@ export interface TreeInboundMessage extends MessageOrigin {
   /** The size of the message as it came. */
   readonly requestBytes: number
   readonly late?: boolean
+  /** The framed session it came on (CallContext.session). */
+  readonly session?: SessionChannel
 }
 
 /**
@@ -158,8 +162,8 @@ export class MessageDispatcher {
       const call: ReceivedCall = { operation, headers: env.headers, origin: m, requestBytes: m.body.length, caller: callerOf(env.headers, m.peer) }
       release = this.#receive(call)
       const ctx: CallContext = call.principal === undefined
-        ? { caller: call.caller, operation, requestId: m.requestId }
-        : { caller: call.caller, operation, principal: call.principal, requestId: m.requestId }
+        ? { caller: call.caller, operation, requestId: m.requestId, session: m.session }
+        : { caller: call.caller, operation, principal: call.principal, requestId: m.requestId, session: m.session }
       const secured = env.headers.some((h) => h.ns === WSSE_NS && h.local === 'Security')
       const input = entry.input.decode(env.body, attachments === undefined ? {} : { attachments })
       const output = await this.#execute(entry.name, input, ctx)
@@ -206,8 +210,8 @@ export class MessageDispatcher {
       const call: ReceivedCall = { operation, headers: env.headers, origin: m, requestBytes: m.requestBytes, caller: callerOf(env.headers, m.peer) }
       release = this.#receive(call)
       const ctx: CallContext = call.principal === undefined
-        ? { caller: call.caller, operation, requestId: m.requestId }
-        : { caller: call.caller, operation, principal: call.principal, requestId: m.requestId }
+        ? { caller: call.caller, operation, requestId: m.requestId, session: m.session }
+        : { caller: call.caller, operation, principal: call.principal, requestId: m.requestId, session: m.session }
       const secured = env.headers.some((h) => h.ns === WSSE_NS && h.local === 'Security')
       const output = await this.#execute(entry.name, entry.input.decode(env.body, {}), ctx)
       const micros = (process.hrtime.bigint() - started) / 1000n

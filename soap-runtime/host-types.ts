@@ -3,6 +3,8 @@
 // proven, the implementation's shape, TLS material and the host's limits. Types and defaults only.
 import type { PeerCertificate } from 'node:tls'
 import { DEFAULT_XML_LIMITS, type XmlElement } from './xml.js'
+import type { ServiceDescriptor } from './descriptor.js'
+import type { OutboundEnvelope } from './nbfx/envelope-writer.js'
 
 /** How a call reached the host: a listener's transport (HTTP ones, [MC-NMF] framed ones), or `memory` (an in-process transport, no socket). */
 export type CallTransport = 'http' | 'https' | 'unix' | 'net.uds' | 'net.tcp' | 'memory'
@@ -18,6 +20,36 @@ export interface CallContext {
   readonly principal?: Principal
   /** The call's request id (the caller's X-Request-Id, else one made here): log it with anything said about the call. */
   readonly requestId?: string
+  /** The framed session (net.uds, net.tcp) the call came on: the service may call the caller back on it. Undefined over HTTP. */
+  readonly session?: SessionChannel
+}
+
+/** A one-way message to a caller on its session: as XML for a text session, as a value for a binary one. */
+export interface CallbackMessage {
+  /** The SOAP 1.2 envelope as UTF-8 XML (made only when the session's encoding is text). */
+  readonly xml: () => Buffer
+  /** The same envelope as a value, written with the descriptor's codecs (a binary session). */
+  readonly value: OutboundEnvelope
+  readonly descriptor: ServiceDescriptor
+}
+
+/**
+ * The caller's side of a framed duplex session, as a service sees it (WCF's callback channel): it
+ * sends one-way messages to the caller, and tells when the session is gone.
+ */
+export interface SessionChannel {
+  /** Sends a one-way message to the caller, after everything sent before, in the session's encoding; false when the session is over. */
+  send: (m: CallbackMessage) => boolean
+  /** Bytes written to the session and not yet taken by the operating system (what the domain holds for a slow caller). */
+  readonly pendingBytes: number
+  /** Runs `fn` once, when the bytes pending were written out (the caller reads again), or the session is over. */
+  whenDrained: (fn: () => void) => void
+  /** False once the session ended, failed or closed. */
+  readonly open: boolean
+  /** Runs `fn` once, when the session is over (at once if it already is). */
+  onClose: (fn: () => void) => void
+  /** While held, an idle session is not ended (something still calls the caller back); call the result to let go. */
+  hold: () => () => void
 }
 
 /** An authenticated caller; an authenticator's own type may carry more (grants). */

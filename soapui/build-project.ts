@@ -28,13 +28,14 @@ export interface Binding {
   readonly actions: ReadonlyMap<string, string>
 }
 
-/** The SOAP bindings of a WSDL (what SoapUI makes interfaces of). */
+/** The SOAP-over-HTTP bindings of a WSDL (what SoapUI makes interfaces of). */
 export function readBindings (wsdlText: string): Binding[] {
   const defs = parseXml(wsdlText, { maxDepth: 64, maxElements: 1_000_000 })
   const out: Binding[] = []
   for (const b of defs.children.filter((c) => c.ns === WSDL_NS && c.local === 'binding')) {
     const kind = b.children.find((c) => c.local === 'binding' && BINDING_NS[c.ns] !== undefined)
-    if (kind === undefined) continue
+    // SOAP over HTTP only: a callback binding on a framed session (NetworkCallbackBinding) is the domain's to call, not SoapUI's.
+    if (kind === undefined || kind.attrs.transport !== 'http://schemas.xmlsoap.org/soap/http') continue
     const actions = new Map<string, string>()
     for (const op of b.children.filter((c) => c.ns === WSDL_NS && c.local === 'operation')) {
       const soapOp = op.children.find((c: XmlElement) => c.local === 'operation' && c.ns === kind.ns)

@@ -137,6 +137,8 @@ export const NETWORK_PLAN: ServicePlan = {
     Accept: { listener: '${#Project#listener}', timeoutMs: '2000' },
     Shutdown: { socket: '${#Project#socket}' },
     Close: { socket: '${#Project#socket}' },
+    Subscribe: { socket: '${#Project#socket}', window: '65536' },
+    Grant: { socket: '${#Project#socket}', bytes: '65536' },
     ResolveHost: { name: 'localhost' },
     Batch: { op: [`<${u}:ResolveHost><${u}:name>localhost</${u}:name></${u}:ResolveHost>`, `<${u}:GetDomainInfo/>`] },
     GetDomainInfo: {},

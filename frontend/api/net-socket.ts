@@ -2,7 +2,9 @@
 // domain, shaped like Node's net.Socket (a Duplex with 'connect', 'data', 'end', 'close', 'error')
 // so existing code can take one. Every syscall goes to a NetworkHandler. Reading is a pump of
 // long-poll Receive calls that stops while the consumer is behind: the domain's buffer then fills
-// and TCP flow control slows the remote. Writing is one Send at a time (order), writev chunks
+// and TCP flow control slows the remote. Through a handler whose session carries pushed receives
+// (a proxy on net.uds or net.tcp) the domain pushes the data instead, within a credit the socket
+// grants back as the consumer reads (pushed-reader.ts). Writing is one Send at a time (order), writev chunks
 // coalesced. Owns one remote socket handle and Closes it exactly once; knows no SOAP or transport.
 import { Duplex } from 'node:stream'
 import { isIP } from 'node:net'
@@ -11,6 +13,7 @@ import type { Invocation } from '../../soap-runtime/client.js'
 import type { NetworkOperations } from '../../wsdl/generated/network-service.js'
 import { sharedNetworkProxy, type NetworkHandler, type NetworkOp } from '../handlers/network-handler.js'
 import { KEYS, obtain } from '../handlers/process-registry.js'
+import type { PushedReader } from './pushed-reader.js'
 
 /**
  * `local` (this process's kernel, the default), `discover` (the network dispatcher of the
@@ -127,6 +130,8 @@ export class NetSocket extends Duplex {
   readonly #receiveTimeoutMs: number
   #idleMs = 0
   #idleTimer: NodeJS.Timeout | undefined
+  /** Pushed receives, once subscribed. */
+  #pushed: PushedReader | undefined
 
   constructor (options: NetSocketOptions = {}) {
     super({
@@ -175,7 +180,7 @@ export class NetSocket extends Duplex {
       this.#touch()
       this.emit('connect')
       this.emit('ready')
-      if (this.#wantRead && !this.#pumping) void this.#pump()
+      if (this.#wantRead && !this.#pumping) void this.#startReading()
     }, (e: unknown) => {
       this.#connecting = false
       this.#connectError = toNetError(e, `connect ${host}:${o.port}`, false)
@@ -243,7 +248,36 @@ export class NetSocket extends Duplex {
 
   override _read (): void {
     this.#wantRead = true
-    if (this.#handle !== undefined && !this.#pumping) void this.#pump()
+    // read() calls this before it takes the chunk from the buffer: count what was consumed after it.
+    if (this.#pushed !== undefined) { const p = this.#pushed; process.nextTick(() => { p.consumed() }); return }
+    if (this.#handle !== undefined && !this.#pumping) void this.#startReading()
+  }
+
+  /** Pushed receives when the handler's session carries them, else the Receive pump. */
+  async #startReading (): Promise<void> {
+    const pushes = this.handler.pushes
+    if (pushes === undefined) { await this.#pump(); return }
+    this.#pumping = true
+    // Loaded by the first socket that reads by pushes: `import 'metaos'` stays small.
+    const { PushedReader } = await import('./pushed-reader.js')
+    if (this.destroyed) return
+    const reader = this.#pushed = new PushedReader({
+      data: (b) => { this.stats.bytesRead += b.length; this.#touch(); this.push(b) },
+      end: () => { this.push(null) },
+      fail: (e) => { if (!this.destroyed) this.destroy(e) },
+      unread: () => this.readableLength,
+      subscribe: async (window) => (await this.#invoke('Subscribe', { socket: this.#handle!, window })).window,
+      grant: async (bytes) => { await this.#invoke('Grant', { socket: this.#handle!, bytes }) },
+    }, this.#maxBytes)
+    try {
+      if (await reader.start(pushes, this.#handle!)) return
+      // The domain does not know Subscribe: long polls then.
+      this.#pushed = undefined
+      this.#pumping = false
+      if (!this.destroyed) await this.#pump()
+    } catch (e) {
+      if (!this.destroyed) this.destroy(toNetError(e, 'receive', true))
+    }
   }
 
   /** One long-poll Receive at a time while the consumer wants data. */
@@ -325,6 +359,7 @@ export class NetSocket extends Duplex {
 
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
     this.#wantRead = false
+    this.#pushed?.stop()
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer)
     this.#idleTimer = undefined
     // A Connect in flight closes its socket when it lands (see connect()).

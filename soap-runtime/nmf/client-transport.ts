@@ -6,13 +6,16 @@
 // in flight with TRANSPORT_ERROR (as a dropped HTTP connection does, so a dispatcher fails over);
 // the next call opens a new one. An idle session is ended (End record) and does not keep the
 // process alive. With `tls`, a net.tcp session upgrades to TLS in its preamble (tls-upgrade.ts).
+// With `callbacks`, the caller serves a callback contract on the session (as a WCF duplex client
+// does): messages without RelatesTo go to it, it hears when a session carrying callbacks is lost,
+// and while it expects callbacks the session is neither ended for being idle nor unref'd.
 // Moves bytes only; the SOAP client (client.ts) builds and reads the envelopes.
 import { connect, type Socket } from 'node:net'
 import { formatEndpoint, isFramed, parseEndpoint, type Endpoint } from '../endpoint.js'
 import { MetaosError, type ErrorCode } from '../errors.js'
 import { toTransportError, type ClientTls } from '../http-transport.js'
 import type { Transport, TransportRequest, TransportResponse } from '../transport.js'
-import { DEFAULT_XML_LIMITS } from '../xml.js'
+import { DEFAULT_XML_LIMITS, type XmlElement } from '../xml.js'
 import './binary-encoding.js'
 import { encodingByName, firstElementText, headerText, type EncodingSession, type FramedEncoding } from './encoding.js'
 import {
@@ -33,6 +36,18 @@ export interface FramedTransportOptions {
   readonly idleMs?: number
   /** net.tcp: upgrade each session to TLS (`application/ssl-tls`), the domain verified against `ca` (and `expectUri`); `cert`/`key` for mutual TLS. */
   readonly tls?: ClientTls
+  /** The caller's callback contract on the session (pushed messages from the domain). */
+  readonly callbacks?: SessionCallbacks
+}
+
+/** What a caller serving callbacks on a framed session is told. */
+export interface SessionCallbacks {
+  /** A message from the domain that is no reply (no RelatesTo): true when it was a callback and is taken. `tree`: the Envelope read from a binary session (`body` then is its record). */
+  message: (body: Buffer, tree?: XmlElement) => boolean
+  /** The open session is lost (closed, faulted, ended by the domain): callbacks expected on it will not come. */
+  lost: (err: MetaosError) => void
+  /** True while callbacks are expected: the session is not ended for being idle and keeps the process alive. */
+  active: () => boolean
 }
 
 /** A transport to a net.uds or net.tcp endpoint. */
@@ -83,6 +98,7 @@ class ClientSession {
   readonly #gone: () => void
   readonly #ready: Promise<void>
   readonly #idleMs: number
+  readonly #callbacks: SessionCallbacks | undefined
   #state: 'upgrading' | 'opening' | 'open' | 'ending' | 'closed' = 'opening'
   #acked: (() => void) | undefined
   #refused: ((e: MetaosError) => void) | undefined
@@ -95,6 +111,7 @@ class ClientSession {
     this.#codec = encoding.session()
     this.#gone = gone
     this.#idleMs = o.idleMs ?? 30_000
+    this.#callbacks = o.callbacks
     this.#reader = new RecordReader({ maxEnvelopeBytes: o.maxResponseBytes ?? 256 * 1024 * 1024 })
     this.#ready = new Promise<void>((resolve, reject) => { this.#acked = resolve; this.#refused = reject })
     this.#ready.catch(() => {})
@@ -226,6 +243,7 @@ class ClientSession {
     const tree = codec.tree === true ? codec.read(payload, DEFAULT_XML_LIMITS) : undefined
     const body = codec.tree === true ? payload : codec.decode(payload)
     let id = tree === undefined ? firstElementText(body, 'RelatesTo') : headerText(tree, 'RelatesTo')
+    if (id === undefined && this.#callbacks?.message(body, tree) === true) return
     if (id === undefined && this.#pending.size === 1) id = this.#pending.keys().next().value
     if (id === undefined) throw new Error('a reply without RelatesTo while several calls are in flight')
     const p = this.#pending.get(id)
@@ -264,6 +282,8 @@ class ClientSession {
 
   #lose (err: MetaosError): void {
     if (this.#state === 'closed') return
+    // A session retired as idle ('ending') carried no callbacks; one still opening carried none yet.
+    const carried = this.#state === 'open'
     this.#state = 'closed'
     clearTimeout(this.#idle)
     this.#gone()
@@ -272,11 +292,12 @@ class ClientSession {
     this.#pending.clear()
     for (const p of pending) { clearTimeout(p.timer); p.reject(err) }
     this.#s.unref()
+    if (carried) this.#callbacks?.lost(err)
   }
 
   /** No call in flight: the socket no longer keeps the process alive, and the idle clock runs. */
   #quiet (): void {
-    if (this.#pending.size > 0) return
+    if (this.#pending.size > 0 || this.#callbacks?.active() === true) return
     this.#lastUsed = performance.now()
     this.#s.unref()
   }
@@ -287,7 +308,7 @@ class ClientSession {
     const check = (): void => {
       if (this.#state !== 'open') return
       const left = this.#idleMs - (performance.now() - this.#lastUsed)
-      if (this.#pending.size === 0 && left <= 0) { this.#retire(); return }
+      if (this.#pending.size === 0 && left <= 0 && this.#callbacks?.active() !== true) { this.#retire(); return }
       this.#idle = setTimeout(check, Math.max(left, 1000))
       this.#idle.unref()
     }

@@ -10,12 +10,15 @@
 // sizes over their quota are refused before the payload is read, bytes held count against the
 // host's budget, a preamble must end within a deadline, a session idle too long is ended, and past
 // maxCallsPerSession calls in flight the socket is not read until one ends.
+// The service may call the caller back on the session (SessionChannel, CallContext.session): one-way
+// envelopes written between the answers, in the order sent; a session held by such a callback is
+// not ended for being idle.
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import type { MessageDispatcher, OutboundMessage } from '../dispatcher.js'
 import { MetaosError } from '../errors.js'
-import type { HostLimits, HostTls, TlsFacts } from '../host-types.js'
+import type { CallbackMessage, HostLimits, HostTls, SessionChannel, TlsFacts } from '../host-types.js'
 import { tlsFacts } from '../listeners.js'
 import type { RequestBudget } from '../request-budget.js'
 import { requestIdOf } from '../request-id.js'
@@ -79,8 +82,13 @@ export class ServerSession {
   /** After a TLS upgrade: what TLS made of the client's certificate, for the authenticator. */
   #tlsFacts: (() => TlsFacts) | undefined
   readonly #onDataBound = (chunk: Buffer): void => { this.#onData(chunk) }
-  readonly #onDrainBound = (): void => { this.#flow() }
-  readonly #onIdleBound = (): void => { if (this.#inFlight === 0 && this.#state === 'open') { this.#debug('idle session ended'); this.end() } }
+  readonly #onDrainBound = (): void => { this.#flow(); this.#drained() }
+  readonly #onIdleBound = (): void => { if (this.#inFlight === 0 && this.#holds === 0 && this.#state === 'open') { this.#debug('idle session ended'); this.end() } }
+  #holds = 0
+  #closers: Array<() => void> | undefined = []
+  #drainWaiters: Array<() => void> = []
+  /** The caller's callback channel on this session, handed to every call. */
+  readonly channel: SessionChannel
   /** Resolves when the socket has closed. */
   readonly closed: Promise<void>
 
@@ -95,6 +103,36 @@ export class ServerSession {
     this.#timer = setTimeout(() => { this.#abort('its preamble did not end in time') }, c.limits.headersTimeoutMs)
     this.#attach(socket)
     socket.once('close', () => { this.#onClose() })
+    const session = this // eslint-disable-line @typescript-eslint/no-this-alias -- the getters below read this session
+    this.channel = {
+      send: (m) => this.#push(m),
+      get pendingBytes () { return session.#s.writableLength },
+      get open () { return (session.#state === 'open' || session.#state === 'ending') && !session.#s.destroyed },
+      onClose: (fn) => { if (this.#closers === undefined) fn(); else this.#closers.push(fn) },
+      whenDrained: (fn) => { if (this.#closers === undefined || this.#s.writableLength === 0) setImmediate(fn); else this.#drainWaiters.push(fn) },
+      hold: () => {
+        let held = true
+        this.#holds++
+        return () => { if (held) { held = false; this.#holds-- } }
+      },
+    }
+  }
+
+  #drained (): void {
+    const waiters = this.#drainWaiters
+    if (waiters.length === 0) return
+    this.#drainWaiters = []
+    for (const fn of waiters) fn()
+  }
+
+  /** A one-way envelope to the caller (a callback), encoded in the session's order. */
+  #push (m: CallbackMessage): boolean {
+    if ((this.#state !== 'open' && this.#state !== 'ending') || this.#s.destroyed) return false
+    const codec = this.#codec!
+    if (codec.tree === true) { this.#send(codec, m.value); return true }
+    const xml = m.xml()
+    this.#reply({ chunks: [xml], length: xml.length })
+    return true
   }
 
   #attach (socket: Socket): void {
@@ -232,7 +270,7 @@ export class ServerSession {
     // One shape for every message (no spreads on the hot path).
     const answer = body === undefined
       ? Promise.resolve(c.dispatcher.reject({ requestId: requestIdOf(undefined), transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, contentType }, bad!, 500, payload.length))
-      : c.dispatcher.dispatch({ requestId: requestIdOf(firstElementText(body, 'MessageID')), transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, contentType, body, late: c.draining() })
+      : c.dispatcher.dispatch({ requestId: requestIdOf(firstElementText(body, 'MessageID')), transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, contentType, body, late: c.draining(), session: this.channel })
     answer.then((out) => {
       try { this.#reply(out) } catch (e) { failed(e) }
       this.#answered(size)
@@ -251,7 +289,7 @@ export class ServerSession {
       if (this.#state === 'open') this.#state = 'ending'
     }
     const requestId = requestIdOf(envelope instanceof MetaosError ? undefined : headerText(envelope, 'MessageID'))
-    await c.dispatcher.dispatchTree({ requestId, transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, envelope, requestBytes: payload.length, late: c.draining() }, (env) => this.#send(codec, env))
+    await c.dispatcher.dispatchTree({ requestId, transport: c.transport, peer: this.#peer, tls: this.#tlsFacts, envelope, requestBytes: payload.length, late: c.draining(), session: this.channel }, (env) => this.#send(codec, env))
   }
 
   /** Encodes a binary answer and writes it at once; its size (0 when the session is gone). */
@@ -271,7 +309,7 @@ export class ServerSession {
     this.#finishIfIdle()
   }
 
-  #reply (out: OutboundMessage): void {
+  #reply (out: Pick<OutboundMessage, 'chunks' | 'length'>): void {
     if (this.#state === 'faulted' || this.#state === 'closed' || this.#s.destroyed) return
     const p = (this.#codec as TextEncodingSession).encode(out.chunks, out.length)
     this.#writeRecord(p.chunks, p.length)
@@ -335,6 +373,12 @@ export class ServerSession {
     this.#state = 'closed'
     clearTimeout(this.#timer)
     this.#recharge()
+    const closers = this.#closers
+    this.#closers = undefined
+    this.#drained()
+    for (const fn of closers ?? []) {
+      try { fn() } catch (e) { this.#c.logger.error({ err: e }, 'a session close handler failed') }
+    }
   }
 
   #debug (msg: string): void {

@@ -121,6 +121,26 @@ export interface GetDomainInfoResponse {
   allow: AllowList
   uptime: number
 }
+export interface Subscribe {
+  socket: string
+  window: number
+}
+export interface SubscribeResponse {
+  window: number
+}
+export interface Grant {
+  socket: string
+  bytes: number
+}
+export type GrantResponse = Record<string, never>
+export interface Received {
+  socket: string
+  seq: number
+  data: Buffer
+  closed: boolean
+  code?: FaultCode
+  message?: string
+}
 export interface NetworkFault {
   code: FaultCode
   message: string
@@ -150,6 +170,10 @@ export interface NetworkOperations {
   ResolveHost: { input: ResolveHost, output: ResolveHostResponse }
   /** Runs several operations in order in one message; each gets a result or a fault. Once an operation on a socket or listener fails, the later operations on it are not run (fault NOT_RUN_AFTER_FAILURE); the others still run. */
   Batch: { input: Batch, output: BatchResponse }
+  /** Framed sessions (net.uds, net.tcp) only: the domain pushes what a TCP connection receives to this session as Received callbacks (NetworkCallbackPortType), within a credit of window bytes; the connection is bound to the session (closed when it ends). Over HTTP: INVALID_ARGUMENT, use Receive. */
+  Subscribe: { input: Subscribe, output: SubscribeResponse }
+  /** Gives a subscribed connection credit back: bytes the caller consumed. */
+  Grant: { input: Grant, output: GrantResponse }
   /** Describes the domain: identity, hosting, the kernel it runs on, and the destinations it admits. */
   GetDomainInfo: { input: GetDomainInfo, output: GetDomainInfoResponse }
 }
@@ -188,6 +212,10 @@ export type NetworkServiceImplementation = {
   ResolveHost: (input: ResolveHost, ctx: CallContext) => Promise<ResolveHostResponse>
   /** Runs several operations in order in one message; each gets a result or a fault. Once an operation on a socket or listener fails, the later operations on it are not run (fault NOT_RUN_AFTER_FAILURE); the others still run. Optional: without it the host runs it over the other operations. */
   Batch?: (input: Batch, ctx: CallContext) => Promise<BatchResponse>
+  /** Framed sessions (net.uds, net.tcp) only: the domain pushes what a TCP connection receives to this session as Received callbacks (NetworkCallbackPortType), within a credit of window bytes; the connection is bound to the session (closed when it ends). Over HTTP: INVALID_ARGUMENT, use Receive. */
+  Subscribe: (input: Subscribe, ctx: CallContext) => Promise<SubscribeResponse>
+  /** Gives a subscribed connection credit back: bytes the caller consumed. */
+  Grant: (input: Grant, ctx: CallContext) => Promise<GrantResponse>
   /** Describes the domain: identity, hosting, the kernel it runs on, and the destinations it admits. */
   GetDomainInfo: (input: GetDomainInfo, ctx: CallContext) => Promise<GetDomainInfoResponse>
 }
@@ -310,6 +338,27 @@ export const NetworkServiceDescriptor = {
       {name: "allow", type: {kind: "complex", name: "AllowList"}, optional: false, repeated: false},
       {name: "uptime", type: {kind: "simple", name: "double"}, optional: false, repeated: false},
     ],
+    Subscribe: [
+      {name: "socket", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
+      {name: "window", type: {kind: "simple", name: "int"}, optional: false, repeated: false},
+    ],
+    SubscribeResponse: [
+      {name: "window", type: {kind: "simple", name: "int"}, optional: false, repeated: false},
+    ],
+    Grant: [
+      {name: "socket", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
+      {name: "bytes", type: {kind: "simple", name: "int"}, optional: false, repeated: false},
+    ],
+    GrantResponse: [
+    ],
+    Received: [
+      {name: "socket", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
+      {name: "seq", type: {kind: "simple", name: "long"}, optional: false, repeated: false},
+      {name: "data", type: {kind: "simple", name: "base64"}, optional: false, repeated: false},
+      {name: "closed", type: {kind: "simple", name: "boolean"}, optional: false, repeated: false},
+      {name: "code", type: {kind: "enum", name: "FaultCode", values: ["CONNECTION_REFUSED", "CONNECTION_RESET", "HOST_UNREACHABLE", "NAME_NOT_RESOLVED", "ADDRESS_IN_USE", "TIMED_OUT", "DESTINATION_NOT_ALLOWED", "INVALID_HANDLE", "INVALID_ARGUMENT", "QUOTA_EXCEEDED", "MESSAGE_TOO_LARGE", "MALFORMED_MESSAGE", "UNAUTHORIZED", "DOMAIN_DRAINING", "IO_ERROR", "NOT_RUN_AFTER_FAILURE", "DOMAIN_FENCED", "COORDINATION_UNAVAILABLE"]}, optional: true, repeated: false},
+      {name: "message", type: {kind: "simple", name: "string"}, optional: true, repeated: false},
+    ],
     NetworkFault: [
       {name: "code", type: {kind: "enum", name: "FaultCode", values: ["CONNECTION_REFUSED", "CONNECTION_RESET", "HOST_UNREACHABLE", "NAME_NOT_RESOLVED", "ADDRESS_IN_USE", "TIMED_OUT", "DESTINATION_NOT_ALLOWED", "INVALID_HANDLE", "INVALID_ARGUMENT", "QUOTA_EXCEEDED", "MESSAGE_TOO_LARGE", "MALFORMED_MESSAGE", "UNAUTHORIZED", "DOMAIN_DRAINING", "IO_ERROR", "NOT_RUN_AFTER_FAILURE", "DOMAIN_FENCED", "COORDINATION_UNAVAILABLE"]}, optional: false, repeated: false},
       {name: "message", type: {kind: "simple", name: "string"}, optional: false, repeated: false},
@@ -340,6 +389,11 @@ export const NetworkServiceDescriptor = {
     BatchResponse: {kind: "complex", name: "BatchResponse"},
     GetDomainInfo: {kind: "complex", name: "GetDomainInfo"},
     GetDomainInfoResponse: {kind: "complex", name: "GetDomainInfoResponse"},
+    Subscribe: {kind: "complex", name: "Subscribe"},
+    SubscribeResponse: {kind: "complex", name: "SubscribeResponse"},
+    Grant: {kind: "complex", name: "Grant"},
+    GrantResponse: {kind: "complex", name: "GrantResponse"},
+    Received: {kind: "complex", name: "Received"},
     NetworkFault: {kind: "complex", name: "NetworkFault"},
     ServiceTiming: {kind: "simple", name: "long"},
   },
@@ -355,6 +409,8 @@ export const NetworkServiceDescriptor = {
     Close: {name: "Close", soapAction: "urn:metaos:network:v1/Close", input: "Close", output: "CloseResponse", fault: "NetworkFault", documentation: "Closes a socket or a listener."},
     ResolveHost: {name: "ResolveHost", soapAction: "urn:metaos:network:v1/ResolveHost", input: "ResolveHost", output: "ResolveHostResponse", fault: "NetworkFault", documentation: "Resolves a host name to its addresses, as the domain sees them."},
     Batch: {name: "Batch", soapAction: "urn:metaos:network:v1/Batch", input: "Batch", output: "BatchResponse", fault: "NetworkFault", documentation: "Runs several operations in order in one message; each gets a result or a fault. Once an operation on a socket or listener fails, the later operations on it are not run (fault NOT_RUN_AFTER_FAILURE); the others still run."},
+    Subscribe: {name: "Subscribe", soapAction: "urn:metaos:network:v1/Subscribe", input: "Subscribe", output: "SubscribeResponse", fault: "NetworkFault", documentation: "Framed sessions (net.uds, net.tcp) only: the domain pushes what a TCP connection receives to this session as Received callbacks (NetworkCallbackPortType), within a credit of window bytes; the connection is bound to the session (closed when it ends). Over HTTP: INVALID_ARGUMENT, use Receive."},
+    Grant: {name: "Grant", soapAction: "urn:metaos:network:v1/Grant", input: "Grant", output: "GrantResponse", fault: "NetworkFault", documentation: "Gives a subscribed connection credit back: bytes the caller consumed."},
     GetDomainInfo: {name: "GetDomainInfo", soapAction: "urn:metaos:network:v1/GetDomainInfo", input: "GetDomainInfo", output: "GetDomainInfoResponse", fault: "NetworkFault", documentation: "Describes the domain: identity, hosting, the kernel it runs on, and the destinations it admits."},
   },
 } as const satisfies ServiceDescriptor
