@@ -86,7 +86,8 @@ t.test('against a running metaos up', async (t) => {
     if (child.exitCode === null && child.signalCode === null) { child.kill('SIGINT'); await exited }
   })
   await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (c: string) => { out += c; if (/^Control token .*: (\S+)/m.test(out)) resolve() })
+    // The dashboard line with the token is the last of the block: wait for it, not for the token's line.
+    child.stdout.on('data', (c: string) => { out += c; if (/^Dashboard with the domain actions: .*\n/m.test(out)) resolve() })
     void exited.then((code) => { reject(new Error(`metaos up exited (${code}) before it printed its token: ${out}`)) })
   })
   const token = /^Control token .*: (\S+)/m.exec(out)![1]!

@@ -30,7 +30,8 @@ import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { release, tmpdir } from 'node:os'
+import { release, tmpdir, version } from 'node:os'
+import { kernelUpstream } from '../../frontend/placement/feeds/model.js'
 import { join } from 'node:path'
 import { FileStream, NetServer, NetSocket, createStorageProxy, type StorageHandler } from '../../index.js'
 import { DomainManager } from '../../domains/domain-manager.js'
@@ -155,12 +156,14 @@ t.test('a storage domain on another kernel, in a VM', { skip }, async (t) => {
   const supervisor = new Supervisor({ pmt, dispatchers: [dispatcher], feed, perf, intervalMs: 100 })
   supervisor.start()
   t.teardown(() => { supervisor.stop() })
+  const hostKernel = kernelUpstream({ sysname: 'Linux', release: release(), version: version() })
   const data = randomBytes(12 * MiB)
   const f = await FileStream.open('scenario.bin', { mode: 'Create', access: 'Write', destination: dispatcher, bufferSize: 0 })
   const id = dispatcher.affinity.entries()[0]!.id
   if (dispatcher.affinity.lookup(id) !== host.epr) await dispatcher.migrate(id, 'start on the host kernel', host.epr)
   for (let off = 0; off < data.length; off += 64 * 1024) {
-    if (off === 4 * MiB) feed.replace([{ id: 'TEST-HOST-KERNEL', summary: 'this host\'s kernel', action: 'exclude', affected: [{ kernel: { sysname: 'Linux', ranges: [{ introduced: release(), fixed: `${release()}.1` }] } }] }])
+    // A kernel is matched by its upstream version (a Debian kernel's from its package version in uname -v).
+    if (off === 4 * MiB) feed.replace([{ id: 'TEST-HOST-KERNEL', summary: 'this host\'s kernel', action: 'exclude', affected: [{ kernel: { sysname: 'Linux', versions: [hostKernel], ranges: [] } }] }])
     await f.write(data, off, 64 * 1024)
   }
   for (let i = 0; i < 100 && dispatcher.affinity.lookup(id) !== vm.epr; i++) await new Promise((resolve) => setTimeout(resolve, 50))
