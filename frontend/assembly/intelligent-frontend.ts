@@ -276,7 +276,7 @@ export class IntelligentFrontend {
     this.#closed = true
     clearInterval(this.#watch)
     for (const close of this.#closers.splice(0)) await close()
-    this.supervisor.stop()
+    this.supervisor.close()
     this.perf.stop()
     await this.#exchange?.close()
     this.#exchange = undefined

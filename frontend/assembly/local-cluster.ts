@@ -299,7 +299,7 @@ export class LocalCluster {
 
   async close (): Promise<void> {
     this.#offFeed?.()
-    this.supervisor.stop()
+    this.supervisor.close()
     this.perf.stop()
     await this.manager.close(2000)
     for (const h of this.handlers.values()) await h.close()

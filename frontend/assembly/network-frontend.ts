@@ -70,7 +70,7 @@ export class NetworkFrontend {
   }
 
   async close (): Promise<void> {
-    this.supervisor.stop()
+    this.supervisor.close()
     this.perf.stop()
     for (const epr of [...this.handlers.keys()]) this.#remove(epr)
   }
