@@ -155,16 +155,11 @@ export class MessageDispatcher {
       const env = parseEnvelope(xml, this.limits, this.#understood)
       version = env.version
       addressing = env.addressing
-      const entry = this.#byElement.get(`{${env.body.ns}}${env.body.local}`)
-      if (entry === undefined) throw new MetaosError('MALFORMED_MESSAGE', `unknown operation {${env.body.ns}}${env.body.local}`)
+      const entry = this.#entryOf(env.body)
       operation = entry.name
-      if (m.late === true) throw new MetaosError('DOMAIN_DRAINING', 'the domain is shutting down; use another domain of the same volume')
-      const call: ReceivedCall = { operation, headers: env.headers, origin: m, requestBytes: m.body.length, caller: callerOf(env.headers, m.peer) }
-      release = this.#receive(call)
-      const ctx: CallContext = call.principal === undefined
-        ? { caller: call.caller, operation, requestId: m.requestId, session: m.session }
-        : { caller: call.caller, operation, principal: call.principal, requestId: m.requestId, session: m.session }
-      const secured = env.headers.some((h) => h.ns === WSSE_NS && h.local === 'Security')
+      const admitted = this.#admit(operation, env.headers, m, m.body.length)
+      release = admitted.release
+      const { ctx, secured } = admitted
       const input = entry.input.decode(env.body, attachments === undefined ? {} : { attachments })
       const output = await this.#execute(entry.name, input, ctx)
       const enc: EncodeContext = mtom || /multipart\/related/i.test(m.accept ?? '') ? { attachments: new Map(), mtomThreshold: 1024 } : {}
@@ -203,16 +198,11 @@ export class MessageDispatcher {
       const env = readEnvelope(m.envelope, this.#understood)
       version = env.version
       addressing = env.addressing
-      const entry = this.#byElement.get(`{${env.body.ns}}${env.body.local}`)
-      if (entry === undefined) throw new MetaosError('MALFORMED_MESSAGE', `unknown operation {${env.body.ns}}${env.body.local}`)
+      const entry = this.#entryOf(env.body)
       operation = entry.name
-      if (m.late === true) throw new MetaosError('DOMAIN_DRAINING', 'the domain is shutting down; use another domain of the same volume')
-      const call: ReceivedCall = { operation, headers: env.headers, origin: m, requestBytes: m.requestBytes, caller: callerOf(env.headers, m.peer) }
-      release = this.#receive(call)
-      const ctx: CallContext = call.principal === undefined
-        ? { caller: call.caller, operation, requestId: m.requestId, session: m.session }
-        : { caller: call.caller, operation, principal: call.principal, requestId: m.requestId, session: m.session }
-      const secured = env.headers.some((h) => h.ns === WSSE_NS && h.local === 'Security')
+      const admitted = this.#admit(operation, env.headers, m, m.requestBytes)
+      release = admitted.release
+      const { ctx, secured } = admitted
       const output = await this.#execute(entry.name, entry.input.decode(env.body, {}), ctx)
       const micros = (process.hrtime.bigint() - started) / 1000n
       const action = `${entry.action}Response`
@@ -250,6 +240,28 @@ export class MessageDispatcher {
     const out = this.#fault(versionOf(m.contentType), undefined, err, started, status, '?')
     this.#completed({ operation: '?', origin: m, micros: 0, requestBytes, responseBytes: out.length, faultCode: err.code, faultMessage: err.message, refused: true })
     return out
+  }
+
+  /** The operation a request's body element names: MALFORMED_MESSAGE for one this service does not have. */
+  #entryOf (body: { readonly ns: string, readonly local: string }): OperationEntry {
+    const entry = this.#byElement.get(`{${body.ns}}${body.local}`)
+    if (entry === undefined) throw new MetaosError('MALFORMED_MESSAGE', `unknown operation {${body.ns}}${body.local}`)
+    return entry
+  }
+
+  /**
+   * Admits a call of a known operation, for both dispatch paths: refused with DOMAIN_DRAINING when it
+   * came late, then shown to the inspectors (`release` ends what they hold for it). Its context, and
+   * whether it came with a WS-Security header (the reply then carries a timestamp).
+   */
+  #admit (operation: string, headers: ReceivedCall['headers'], m: InboundMessage | TreeInboundMessage, requestBytes: number): { release: (() => void) | undefined, ctx: CallContext, secured: boolean } {
+    if (m.late === true) throw new MetaosError('DOMAIN_DRAINING', 'the domain is shutting down; use another domain of the same volume')
+    const call: ReceivedCall = { operation, headers, origin: m, requestBytes, caller: callerOf(headers, m.peer) }
+    const release = this.#receive(call)
+    const ctx: CallContext = call.principal === undefined
+      ? { caller: call.caller, operation, requestId: m.requestId, session: m.session }
+      : { caller: call.caller, operation, principal: call.principal, requestId: m.requestId, session: m.session }
+    return { release, ctx, secured: headers.some((h) => h.ns === WSSE_NS && h.local === 'Security') }
   }
 
   #receive (call: ReceivedCall): (() => void) | undefined {
