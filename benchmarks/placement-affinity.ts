@@ -7,13 +7,11 @@
 // one. Run with the affinity steering (a task's streams stay on its domain while it is healthy and
 // a first choice) and without (the same table only recording), one after the other, on the same
 // domains; also each run's mean stream time and the share of streams the slowed domain got.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { FileStream } from '../frontend/api/file-stream.js'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
-import { spawnDomain, type DomainProcess } from '../domains/domain-process.js'
+import type { DomainProcess } from '../domains/domain-process.js'
+import { startFaultDomains } from './fault-domains.js'
 import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
 import { PerformanceModule } from '../frontend/placement/performance-module.js'
 import { Dispatcher } from '../frontend/placement/dispatcher.js'
@@ -46,19 +44,11 @@ const NAMES = ['fast', 'medium', 'slow'] as const
 const DELAYS = [0, 2, 8] as const
 
 export async function runAffinitySuite (o: AffinitySuiteOptions = {}): Promise<AffinityResult[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-affinity-'))
-  const root = join(dir, 'volume')
-  mkdirSync(root)
-  const faultFile = (i: number): string => join(dir, `fault-${i}.json`)
-  const setDelay = (i: number, ms: number): void => { writeFileSync(faultFile(i), JSON.stringify({ delayMs: ms })) }
-  const env = { ...process.env, METAOS_LOG_LEVEL: 'error' }
-  const domains: DomainProcess[] = []
+  const rig = await startFaultDomains('affinity', 'affinity', NAMES, DELAYS)
+  const { domains } = rig
+  const setDelay = (i: number, ms: number): void => { rig.setFault(i, ms) }
   const out: AffinityResult[] = []
   try {
-    for (let i = 0; i < 3; i++) {
-      setDelay(i, DELAYS[i]!)
-      domains.push(await spawnDomain(['storage', '--root', root, '--volume', 'affinity', '--name', NAMES[i]!, '--listen', 'http://127.0.0.1:0', '--fault-file', faultFile(i)], { env }))
-    }
     for (const [n, affinity] of [true, false].entries()) {
       if (o.shouldStop?.() === true) break
       o.onProgress?.(n, 2, `thread affinity ${affinity ? 'on' : 'off'}`)
@@ -66,8 +56,7 @@ export async function runAffinitySuite (o: AffinitySuiteOptions = {}): Promise<A
       out.push(await run(affinity, domains, setDelay, o))
     }
   } finally {
-    await Promise.all(domains.map(async (d) => await d.stop()))
-    rmSync(dir, { recursive: true, force: true })
+    await rig.close()
   }
   return out
 }

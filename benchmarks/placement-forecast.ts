@@ -8,12 +8,12 @@
 // random jitter) carries a stream for `noisySeconds`: how many times it was isolated (false
 // isolations), per hour. The test (test/benchmarks/placement-forecast.test.ts) runs the same.
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileStream } from '../frontend/api/file-stream.js'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
-import { spawnDomain, type DomainProcess } from '../domains/domain-process.js'
+import type { DomainProcess } from '../domains/domain-process.js'
+import { startFaultDomains } from './fault-domains.js'
 import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
 import { PerformanceModule } from '../frontend/placement/performance-module.js'
 import { Dispatcher } from '../frontend/placement/dispatcher.js'
@@ -89,23 +89,16 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 export async function runForecastSuite (o: ForecastSuiteOptions = {}): Promise<ForecastSuiteResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-forecast-'))
-  const root = join(dir, 'volume')
-  mkdirSync(root)
-  const faultFile = (i: number): string => join(dir, `fault-${i}.json`)
-  const setFault = (i: number, delayMs: number, jitterMs = 0): void => { writeFileSync(faultFile(i), JSON.stringify({ delayMs, jitterMs })) }
-  const env = { ...process.env, METAOS_LOG_LEVEL: 'error' }
-  const domains: DomainProcess[] = []
+  // Each domain's fault file names its jitter too, 0 unless the noisy run sets one.
+  const rig = await startFaultDomains('forecast', 'forecast', NAMES)
+  const { domains, root } = rig
+  const setFault = (i: number, delayMs: number, jitterMs = 0): void => { rig.setFault(i, delayMs, jitterMs) }
   const modes = o.modes ?? ['forecast', 'reactive']
   const noisySeconds = o.noisySeconds ?? 30
   const total = modes.length + (noisySeconds > 0 ? 1 : 0)
   const ramps: RampResult[] = []
   let noisy: NoisyResult | undefined
   try {
-    for (let i = 0; i < NAMES.length; i++) {
-      setFault(i, 0)
-      domains.push(await spawnDomain(['storage', '--root', root, '--volume', 'forecast', '--name', NAMES[i]!, '--listen', 'http://127.0.0.1:0', '--fault-file', faultFile(i)], { env }))
-    }
     for (const [n, mode] of modes.entries()) {
       if (o.shouldStop?.() === true) break
       o.onProgress?.(n, total, `forecast: ramp, ${mode}`)
@@ -118,8 +111,7 @@ export async function runForecastSuite (o: ForecastSuiteOptions = {}): Promise<F
       noisy = await noisyRun(domains, setFault, noisySeconds, o)
     }
   } finally {
-    await Promise.all(domains.map(async (d) => await d.stop()))
-    rmSync(dir, { recursive: true, force: true })
+    await rig.close()
   }
   return { ramps, noisy }
 }

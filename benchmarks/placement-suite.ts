@@ -3,13 +3,11 @@
 // when the fastest one slows down and when it recovers. Each stream is Open, one 4 KiB Write,
 // Close through a FileStream placed by the dispatcher; placements are counted in 250 ms buckets.
 // Also: what probing cost (probe syscalls per real call, probe time over call time).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { FileStream } from '../frontend/api/file-stream.js'
 import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
-import { spawnDomain, type DomainProcess } from '../domains/domain-process.js'
+import type { DomainProcess } from '../domains/domain-process.js'
+import { startFaultDomains } from './fault-domains.js'
 import { PerformanceMappingTable } from '../frontend/placement/pmt.js'
 import { PerformanceModule } from '../frontend/placement/performance-module.js'
 import { Dispatcher } from '../frontend/placement/dispatcher.js'
@@ -50,19 +48,11 @@ export async function runPlacementSuite (o: PlacementOptions = {}): Promise<Plac
   const slowMs = o.slowMs ?? 20
   const phaseMs = (o.phaseSeconds ?? 6) * 1000
   const policies = o.policies ?? ['best', 'weighted']
-  const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-placement-'))
-  const root = join(dir, 'volume')
-  mkdirSync(root)
-  const faultFile = (i: number): string => join(dir, `fault-${i}.json`)
-  const setDelay = (i: number, ms: number): void => { writeFileSync(faultFile(i), JSON.stringify({ delayMs: ms })) }
-  const env = { ...process.env, METAOS_LOG_LEVEL: 'error' }
-  const domains: DomainProcess[] = []
+  const rig = await startFaultDomains('placement', 'placement', NAMES, delays)
+  const { domains } = rig
+  const setDelay = (i: number, ms: number): void => { rig.setFault(i, ms) }
   const results: PlacementResult[] = []
   try {
-    for (let i = 0; i < 3; i++) {
-      setDelay(i, delays[i]!)
-      domains.push(await spawnDomain(['storage', '--root', root, '--volume', 'placement', '--name', NAMES[i]!, '--listen', 'http://127.0.0.1:0', '--fault-file', faultFile(i)], { env }))
-    }
     const payload = randomBytes(4096)
     for (const [p, policy] of policies.entries()) {
       if (o.shouldStop?.() === true) break
@@ -70,8 +60,7 @@ export async function runPlacementSuite (o: PlacementOptions = {}): Promise<Plac
       results.push(await runPolicy(policy, domains, { delays, slowMs, phaseMs, setDelay, payload, ...(o.shouldStop === undefined ? {} : { shouldStop: o.shouldStop }) }))
     }
   } finally {
-    await Promise.all(domains.map(async (d) => await d.stop()))
-    rmSync(dir, { recursive: true, force: true })
+    await rig.close()
   }
   return results
 }
