@@ -31,6 +31,8 @@ export interface StorageDomainOptions extends DomainOptions<EngineLimits> {
   readonly faults?: FaultInjection
   /** `--coordination`: share modes across the volume's domains and a lease that fences this one (docs/coordination.md). */
   readonly coordination?: Coordination
+  /** Reads and Writes up to this many bytes, nothing queued on their handle, run synchronously (storage-implementation.ts; default SYNC_IO_MAX, 0 never). */
+  readonly syncIoMax?: number
 }
 
 export interface StorageDomain extends ServiceDomain {
@@ -67,7 +69,7 @@ export async function startStorageDomain (o: StorageDomainOptions): Promise<Stor
     contract: STORAGE_CONTRACT,
     identity: [rootReal],
     engine,
-    implementation: (facts) => storageImplementation(engine, () => ({ ...facts(), volume }), gate),
+    implementation: (facts) => storageImplementation(engine, () => ({ ...facts(), volume }), gate, o.syncIoMax),
     // The identity's volumes and paths; handles are bound to the identity by the host.
     guard: (i, ctx) => {
       const id = identityOf(ctx.principal)

@@ -5,7 +5,7 @@ import { startStorageDomain, type StorageDomain } from '../backend-storage/stora
 import { createLogger } from '../soap-runtime/logger.js'
 import { loadDomainSecurity, securityFiles, SECURITY_HELP } from '../security/domain-security.js'
 import { DISCOVERY_PROXY_HELP, discoveryProxyOf, DOMAIN_OPTIONS, limitsOf, METRICS_HELP, serveUntilSignalled } from './domain-lifecycle.js'
-import { number, parseOptions, text } from './options.js'
+import { integer, number, parseOptions, text } from './options.js'
 import { positive } from './option-kinds.js'
 import { declaredScopes } from '../discovery/storage-announcement.js'
 import { announcementOf } from '../service-domain/announcement.js'
@@ -36,6 +36,10 @@ Runs a storage service domain serving the files under DIR.
   --max-message-bytes N   largest request accepted (default 67108864)
   --max-read-bytes N      largest count of one Read (default 16777216)
   --idle-handle-ms N      handles unused this long are closed (default 600000)
+  --sync-io-max N         Reads and Writes up to N bytes with nothing queued on their handle
+                          run as one synchronous system call on the event loop; larger ones
+                          on libuv's threadpool (default 65536; 0: all on the threadpool, for
+                          a volume whose system calls may block long)
   --sla N                 declared availability importance 0..1 (scope metaos://sla/N)
   --cost-per-call N       declared cost of one call (scope metaos://cost/call/N)
   --cost-per-mb N         declared cost of one MB moved (scope metaos://cost/mb/N)
@@ -63,6 +67,7 @@ export const OPTIONS = {
   volume: { kind: text('a volume name') },
   'max-read-bytes': { kind: positive },
   'idle-handle-ms': { kind: positive },
+  'sync-io-max': { kind: integer(0) },
   sla: { kind: number(0, 1) },
   'cost-per-call': { kind: number(0) },
   'cost-per-mb': { kind: number(0) },
@@ -97,6 +102,7 @@ export async function main (argv: string[]): Promise<number> {
     ...(values['metrics-listen'] === undefined ? {} : { metricsListen: values['metrics-listen'] }),
     faults,
     ...(coordination === undefined ? {} : { coordination }),
+    ...(values['sync-io-max'] === undefined ? {} : { syncIoMax: values['sync-io-max'] }),
   }).catch(async (e: unknown) => { await coordination?.close(); throw e })
   // Node's process metrics (CPU, memory, event loop, GC) belong to this process: the library's registries never add them.
   domain.metrics.includeProcessMetrics()

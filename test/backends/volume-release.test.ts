@@ -23,6 +23,7 @@ t.test('release the volume: calls wait, no descriptor stays; take it: the handle
   t.teardown(async () => { await p.close() })
   const a = randomBytes(300_000)
   const b = randomBytes(200_000)
+  const c = randomBytes(1000) // small: a Write the domain runs synchronously when its volume is there
   const { output: w } = await p.invoke('Open', { path: 'f.bin', mode: 'Create', access: 'Write', share: 'None' })
   await p.invoke('Write', { handle: w.handle, data: a })
   t.ok(openUnder(root) > 0, 'a descriptor of the file is open')
@@ -31,15 +32,18 @@ t.test('release the volume: calls wait, no descriptor stays; take it: the handle
   t.equal(openUnder(root), 0, 'released: no descriptor under the volume')
   let done = false
   const pending = p.invoke('Write', { handle: w.handle, data: b }).finally(() => { done = true })
+  const small = p.invoke('Write', { handle: w.handle, data: c })
   const listing = p.invoke('ListDirectory', { path: '' })
   await sleep(200)
   t.equal(done, false, 'a Write made meanwhile waits')
+  t.equal(openUnder(root), 0, 'a small Write made meanwhile opened nothing either')
   t.equal((await p.invoke('GetDomainInfo', {})).output.volume, 'v', 'GetDomainInfo still answers')
 
   await d.takeVolume()
   const { output: written } = await pending
   t.equal(written.position, a.length + b.length, 'the held Write went on at the handle\'s position')
+  t.equal((await small).output.position, a.length + b.length + c.length, 'then the small one, in order')
   t.ok((await listing).output.entry.some((e) => e.name === 'f.bin'), 'a held ListDirectory too')
   await p.invoke('Close', { handle: w.handle })
-  t.equal(sha(readFileSync(join(root, 'f.bin'))), sha(Buffer.concat([a, b])), 'the bytes are right')
+  t.equal(sha(readFileSync(join(root, 'f.bin'))), sha(Buffer.concat([a, b, c])), 'the bytes are right')
 })
