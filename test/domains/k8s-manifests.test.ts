@@ -77,7 +77,7 @@ function run (models: Models): void {
       t.match(c.command[1], /^--import=data:text\/javascript,/, `${name}: with a --import that rewrites {pod-ip-dashed}`)
       t.ok((c.env as Obj[]).some((e) => e.name === 'POD_IP' && e.valueFrom?.fieldRef?.fieldPath === 'status.podIP'), `${name}: POD_IP from the downward API`)
       const listen = args.filter((_, i) => args[i - 1] === '--listen')
-      t.same(listen, ['https://{pod-ip-dashed}.metaos.pod.cluster.local:8443', `unix:/run/metaos/${service}.sock`], `${name}: https on its pod record (a name others reach), and the bus socket`)
+      t.same(listen, ['https://{pod-ip-dashed}.metaos.pod.cluster.local:8443', `net.uds:/run/metaos/${service}.sock`, `unix:/run/metaos/${service}.http.sock`], `${name}: https on its pod record (a name others reach), the bus socket (net.uds) and HTTP beside it`)
       t.notOk(args.includes('--allow-insecure'), `${name}: never --allow-insecure`)
       t.same(['--announce', '--interface'].map((f) => args.includes(f)), [true, true], `${name}: announced`)
       t.equal(after('--interface'), 'eth0', `${name}: on the pod's eth0`)

@@ -97,7 +97,7 @@ else {
   const commandLine = (c: Obj, volumes: Map<string, string>, env: Record<string, string>, edit: (a: string) => string = (a) => a): string[] => {
     const mounts = ((c.volumeMounts ?? []) as Obj[]).map((m) => [m.mountPath as string, volumes.get(m.name as string)!] as const).sort((a, b) => b[0].length - a[0].length)
     const map = (a: string): string => {
-      if (a.startsWith('unix:')) return `unix:${map(a.slice('unix:'.length))}`
+      for (const scheme of ['unix:', 'net.uds:']) if (a.startsWith(scheme)) return `${scheme}${map(a.slice(scheme.length))}`
       if (a.startsWith('/app/')) return packageFile(a.slice('/app/'.length))
       const m = mounts.find(([p]) => a === p || a.startsWith(`${p}/`))
       return m === undefined ? a : m[1] + a.slice(m[0].length)
@@ -153,7 +153,8 @@ else {
       const service = name.replace('metaos-', '')
       const https = ready.endpoints.find((e) => e.startsWith('https://'))!
       t.match(https, new RegExp(`^https://127-0-0-1\\.metaos\\.pod\\.cluster\\.local:\\d+/${service}$`), `${name}: listens on, and announces, its pod record (${https})`)
-      t.ok(ready.endpoints.includes(`http+unix://${encodeURIComponent(join(volumes.get('run')!, `${service}.sock`))}/${service}`), `${name}: and the bus socket`)
+      t.ok(ready.endpoints.includes(`net.uds:${join(volumes.get('run')!, `${service}.sock`)}`), `${name}: and the bus socket ([MC-NMF] sessions)`)
+      t.ok(ready.endpoints.includes(`http+unix://${encodeURIComponent(join(volumes.get('run')!, `${service}.http.sock`))}/${service}`), `${name}: and HTTP over a Unix socket beside it`)
       const domainPort = Number(new URL(https).port)
       const peer = await new Promise<{ authorized: boolean, cert: PeerCertificate }>((resolve, reject) => {
         const s = connect({ host: '127.0.0.1', port: domainPort, servername: new URL(https).hostname, ca: tls.ca, cert: tls.cert, key: tls.key }, () => { resolve({ authorized: s.authorized, cert: s.getPeerCertificate() }); s.end() })
@@ -161,11 +162,11 @@ else {
       })
       t.ok(peer.authorized, `${name}: its certificate chains to metaos-ca and matches ${new URL(https).hostname}`)
       if (service === 'network') t.match(peer.cert.subjectaltname, ready.epr, 'network: one replica, its EPR is the one its certificate names')
-      // What the probes' healthcheck asks (docker/healthcheck.mjs picks the bus socket of PID 1's command line; PID 1 is not ours here).
+      // What the probes' healthcheck asks (docker/healthcheck.mjs picks the HTTP Unix socket of PID 1's command line; PID 1 is not ours here).
       const wsdl = await new Promise<{ status?: number, body: string }>((resolve, reject) => {
-        get({ socketPath: join(volumes.get('run')!, `${service}.sock`), path: `/${service}?wsdl` }, (res) => { let body = ''; res.on('data', (d: Buffer) => { body += d.toString() }); res.on('end', () => { resolve({ status: res.statusCode, body }) }) }).on('error', reject)
+        get({ socketPath: join(volumes.get('run')!, `${service}.http.sock`), path: `/${service}?wsdl` }, (res) => { let body = ''; res.on('data', (d: Buffer) => { body += d.toString() }); res.on('end', () => { resolve({ status: res.statusCode, body }) }) }).on('error', reject)
       })
-      t.ok(wsdl.status === 200 && /<(\w+:)?definitions[\s>]/.test(wsdl.body), `${name}: the bus socket the probes ask answers ?wsdl with a WSDL`)
+      t.ok(wsdl.status === 200 && /<(\w+:)?definitions[\s>]/.test(wsdl.body), `${name}: the Unix socket the probes ask answers ?wsdl with a WSDL`)
 
       if (service === 'storage') {
         const data = randomBytes(256 * 1024)
