@@ -81,7 +81,8 @@ t.test('the bytes travel as they are, both ways: no base64, no XML text', async 
   const relay = await capturingRelay(t, uds.slice('net.uds:'.length), join(dir, 'relay.sock'))
   const data = randomBytes(65_536)
   const b64 = data.subarray(0, 3000).toString('base64')
-  for (const encoding of ['binary', 'text'] as const) {
+  for (const encoding of ['binary', 'binary-sessionless', 'text'] as const) {
+    const start = relay.up().length
     const p = createStorageProxy(`net.uds:${join(dir, 'relay.sock')}`, { encoding })
     const o = await p.invoke('Open', { path: `raw-${encoding}.bin`, mode: 'CreateNew', access: 'ReadWrite', share: 'None' })
     const before = { up: relay.up().length, down: relay.down().length }
@@ -92,7 +93,13 @@ t.test('the bytes travel as they are, both ways: no base64, no XML text', async 
     await p.close()
     const up = relay.up().subarray(before.up)
     const down = relay.down().subarray(before.down)
-    if (encoding === 'binary') {
+    if (encoding !== 'text') {
+      // The preamble's Known Encoding record (0x03): 0x08 with session strings (NetTcpBinding's), 0x07 without.
+      // Version 00 01 00, Mode 01 02 (duplex), Via 02 <length> <URI>, then the encoding.
+      const preamble = relay.up().subarray(start)
+      const long = (preamble[6]! & 0x80) !== 0 // the Via's length, MB32: one byte below 128, two up to 16383
+      const via = long ? 8 + ((preamble[6]! & 0x7f) | (preamble[7]! << 7)) : 7 + preamble[6]!
+      t.same([...preamble.subarray(via, via + 2)], [0x03, encoding === 'binary' ? 0x08 : 0x07], `${encoding}: the preamble names Known Encoding 0x0${encoding === 'binary' ? 8 : 7}`)
       t.ok(up.includes(data), 'binary: Write\'s bytes go to the domain as they are')
       t.ok(down.includes(data), 'binary: Read\'s bytes come back as they are')
       t.notOk(up.includes(Buffer.from(b64)) || down.includes(Buffer.from(b64)), 'binary: never as base64')
@@ -136,11 +143,15 @@ t.test('a domain serves binary and text sessions side by side; a bad encoding na
   const { uds, tcp } = await framedDomain(t)
   const bin = createStorageProxy(uds)
   const text = createStorageProxy(uds, { encoding: 'text' })
-  t.teardown(async () => { await bin.close(); await text.close() })
+  const sessionless = createStorageProxy(tcp, { encoding: 'binary-sessionless' })
+  t.teardown(async () => { await bin.close(); await text.close(); await sessionless.close() })
   const o = await bin.invoke('Open', { path: 'both.bin', mode: 'CreateNew', access: 'ReadWrite', share: 'ReadWrite' })
   const o2 = await text.invoke('Open', { path: 'both.bin', mode: 'Open', access: 'Read', share: 'ReadWrite' })
   await bin.invoke('Write', { handle: o.output.handle, data: Buffer.from('written in binary') })
   t.equal((await text.invoke('Read', { handle: o2.output.handle, count: 100 })).output.data.toString(), 'written in binary', 'a text session reads what a binary one wrote')
+  const o3 = await sessionless.invoke('Open', { path: 'both.bin', mode: 'Open', access: 'Read', share: 'ReadWrite' })
+  t.equal((await sessionless.invoke('Read', { handle: o3.output.handle, count: 100 })).output.data.toString(), 'written in binary', 'and a binary session without session strings (0x07) over net.tcp')
+  await t.rejects(sessionless.invoke('Read', { handle: 'not-a-handle', count: 1 }), { code: 'INVALID_HANDLE' }, 'its faults arrive typed')
   const bad = createStorageProxy(tcp, { encoding: 'nope' })
   await t.rejects(bad.invoke('GetDomainInfo', {}), { code: 'INVALID_ARGUMENT', message: /no framed encoding "nope"/ })
   await bad.close()
