@@ -14,6 +14,7 @@ import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import { LocalHandler } from '../frontend/handlers/local-handler.js'
 import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import type { BenchRow } from './report.js'
+import { startWcfNetTcpService } from './wcf-nettcp-peer.js'
 
 /** Writes wrap around at this offset so files stay small. */
 const WRAP = 64 * 1024 * 1024
@@ -117,6 +118,16 @@ export async function startPeers (dir: string, which: ReadonlySet<string>): Prom
       },
       close: async () => { await client.CloseAsync({ handle: opened.handle }) },
     })
+  }
+  if (which.has('mono-wcf-nettcp')) {
+    // Mono WCF's net.tcp service, called by metaos's proxy (wcf-nettcp-peer.ts); without Mono the
+    // peers suite says why under its basicHttp rows.
+    const s = await startWcfNetTcpService()
+    if (!('skipped' in s)) {
+      peers.push(await handlerPeer('mono-wcf', 'net.tcp', createStorageProxy(s.binary), 'wcf-net-tcp.bin'))
+      const text = await handlerPeer('mono-wcf', 'net.tcp', createStorageProxy(s.text, { encoding: 'text' }), 'wcf-net-tcp-text.bin', 'call-text')
+      peers.push({ ...text, close: async () => { await text.close(); await s.stop() } })
+    }
   }
   const last = peers[peers.length - 1]
   if (last !== undefined) {

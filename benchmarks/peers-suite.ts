@@ -32,6 +32,8 @@ export async function runPeersSuite (o: PeersSuiteOptions): Promise<PeersResult>
   const want = o.peers ?? new Set(PEERS)
   const callPeers = new Set([...want].filter((p) => p !== 'mono-wcf'))
   callPeers.add('metaos')
+  // Mono WCF's net.tcp service is called like metaos's domains (wcf-nettcp-peer.ts); its basicHttp one by Mono's own client below.
+  if (want.has('mono-wcf')) callPeers.add('mono-wcf-nettcp')
   const rows = (await runCallSuite({ sizes: o.sizes, peers: callPeers, secondsPerCase: o.seconds, rounds: o.rounds, ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress }), ...(o.shouldStop === undefined ? {} : { shouldStop: o.shouldStop }) }))
     .map((r) => ({ ...r, suite: 'peers' }))
   const skipped: string[] = []
@@ -51,7 +53,7 @@ export async function runPeersSuite (o: PeersSuiteOptions): Promise<PeersResult>
 const fmtSize = (n: number): string => n >= 1048576 ? `${n / 1048576} MiB` : n >= 1024 ? `${n / 1024} KiB` : `${n} B`
 const label = (r: BenchRow): string => `${r.peer}/${r.hosting}${r.mode === 'call' ? '' : ` (${r.mode.replace(/^call-?/, '')})`}`
 /** Fastest first: the limit on top, then each peer down to the slowest. */
-const ORDER = ['local-fs/local', 'metaos/local', 'metaos/net.uds', 'metaos/net.tcp', 'metaos/net.uds (text)', 'metaos/net.tcp (text)', 'bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'soap/http', 'mono-wcf/http (tuned)', 'mono-wcf/http (client-tuned)', 'mono-wcf/http']
+const ORDER = ['local-fs/local', 'metaos/local', 'metaos/net.uds', 'metaos/net.tcp', 'metaos/net.uds (text)', 'metaos/net.tcp (text)', 'mono-wcf/net.tcp', 'mono-wcf/net.tcp (text)', 'bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'soap/http', 'mono-wcf/http (tuned)', 'mono-wcf/http (client-tuned)', 'mono-wcf/http']
 const rank = (r: BenchRow): number => { const i = ORDER.indexOf(label(r)); return i < 0 ? ORDER.length : i }
 
 /** The rows of one payload size, ordered, with each one's ratio to metaos over HTTP. */

@@ -36,17 +36,27 @@ async function run (cmd: string, args: string[], timeoutMs: number): Promise<{ o
   })
 }
 
-/** Compiles StorageBench.exe once per source version; returns its path or why it cannot. */
-async function build (mcs: string, assemblyDir: string): Promise<string | { skipped: string }> {
-  const source = packageFile('benchmarks', 'peers', 'wcf', 'StorageBench.cs')
-  const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 16)
-  const dir = join(tmpdir(), `metaos-wcf-peer-${hash}`)
-  const exe = join(dir, 'StorageBench.exe')
+/** Mono's compiler, runtime and the WCF assemblies, or why they are missing (never installed here). */
+export function monoToolchain (): { mcs: string, mono: string, assemblyDir: string } | { skipped: string } {
+  const mcs = which('mcs')
+  const mono = which('mono')
+  if (mcs === undefined || mono === undefined) return { skipped: 'mono-wcf: Mono is not installed (mcs/mono not on PATH; apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil)' }
+  const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => ASSEMBLIES.every((a) => existsSync(join(d, a))))
+  if (assemblyDir === undefined) return { skipped: 'mono-wcf: System.ServiceModel.dll not found under /usr/lib/mono/4.5 (apt-get install libmono-system-servicemodel4.0a-cil)' }
+  return { mcs, mono, assemblyDir }
+}
+
+/** Compiles `sources` into NAME.exe once per source version (cached in os.tmpdir() by their hash); its path or why it cannot. */
+export async function compileCached (tools: { mcs: string, assemblyDir: string }, name: string, sources: readonly string[], options: readonly string[] = []): Promise<string | { skipped: string }> {
+  const hash = createHash('sha256')
+  for (const source of sources) hash.update(readFileSync(source))
+  const dir = join(tmpdir(), `metaos-${name}-${hash.digest('hex').slice(0, 16)}`)
+  const exe = join(dir, `${name}.exe`)
   if (existsSync(exe)) return exe
   mkdirSync(dir, { recursive: true })
-  const tmp = join(dir, `StorageBench.${process.pid}.exe`)
-  const cc = await run(mcs, ['-nologo', '-optimize+', `-out:${tmp}`, ...ASSEMBLIES.map((a) => `-r:${join(assemblyDir, a)}`), source], 120_000)
-  if (!cc.ok) return { skipped: `mono-wcf: mcs failed to compile ${source}: ${(cc.stdout + cc.stderr).trim().slice(0, 500)}` }
+  const tmp = join(dir, `${name}.${process.pid}.exe`)
+  const cc = await run(tools.mcs, ['-nologo', '-optimize+', `-out:${tmp}`, ...options, ...ASSEMBLIES.map((a) => `-r:${join(tools.assemblyDir, a)}`), ...sources], 120_000)
+  if (!cc.ok) return { skipped: `mono-wcf: mcs failed to compile ${sources.join(' ')}: ${(cc.stdout + cc.stderr).trim().slice(0, 500)}` }
   renameSync(tmp, exe) // atomic, so a concurrent run never sees half a file
   return exe
 }
@@ -100,12 +110,10 @@ function row (size: number, tuned: boolean | 'client', r: ClientResult): BenchRo
 }
 
 export async function runWcfPeer (o: WcfPeerOptions): Promise<BenchRow[] | { skipped: string }> {
-  const mcs = which('mcs')
-  const mono = which('mono')
-  if (mcs === undefined || mono === undefined) return { skipped: 'mono-wcf: Mono is not installed (mcs/mono not on PATH; apt-get install mono-mcs mono-runtime libmono-system-servicemodel4.0a-cil)' }
-  const assemblyDir = ['/usr/lib/mono/4.5', '/usr/lib/mono/4.5-api'].find((d) => ASSEMBLIES.every((a) => existsSync(join(d, a))))
-  if (assemblyDir === undefined) return { skipped: 'mono-wcf: System.ServiceModel.dll not found under /usr/lib/mono/4.5 (apt-get install libmono-system-servicemodel4.0a-cil)' }
-  const exe = await build(mcs, assemblyDir)
+  const tools = monoToolchain()
+  if ('skipped' in tools) return tools
+  const mono = tools.mono
+  const exe = await compileCached(tools, 'wcf-peer', [packageFile('benchmarks', 'peers', 'wcf', 'StorageBench.cs')])
   if (typeof exe !== 'string') return exe
   const dir = mkdtempSync(join(tmpdir(), 'metaos-wcf-bench-'))
   const service = await startService(mono, exe, join(dir, 'mono-wcf.bin'), o.tuned === true)

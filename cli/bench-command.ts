@@ -46,10 +46,11 @@ Benchmarks, side by side in one run (read the ratios: this machine is shared and
                    --svg DIR        charts: throughput by file size per hosting, channel vs
                                     service time stacked (one SVG per operation and mode)
   --suite peers    single Write round trips, one call at a time: local fs (the limit), metaos
-                   (local handler, bus, HTTP), bare node:http over TCP and a Unix socket (the
-                   protocol floors), the npm soap package, Mono WCF basicHttpBinding (stock,
-                   client-tuned, tuned; skipped, saying why, without Mono); calls/s, MB/s,
-                   p50/p99 and each one's ratio to metaos/http
+                   (local handler, bus, HTTP, net.uds and net.tcp in binary and text), bare
+                   node:http over TCP and a Unix socket (the protocol floors), the npm soap
+                   package, Mono WCF basicHttpBinding (stock, client-tuned, tuned) and Mono's
+                   net.tcp service called by metaos's proxy (binary and text; skipped, saying
+                   why, without Mono); calls/s, MB/s, p50/p99 and each one's ratio to metaos/http
                    (--sizes 512,4k,64k,1m --seconds 2 --rounds 4 --peers LIST --json/--md FILE)
   --suite calls    the same without Mono (--peers local-fs,metaos,bare-http,soap)
   --suite char     the char mode (writeByte/readByte through a FileStream cache) and 4 KiB
