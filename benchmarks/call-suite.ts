@@ -119,22 +119,22 @@ export async function startPeers (dir: string, which: ReadonlySet<string>): Prom
       close: async () => { await client.CloseAsync({ handle: opened.handle }) },
     })
   }
-  if (which.has('mono-wcf-nettcp')) {
-    // Mono WCF's net.tcp service, called by metaos's proxy (wcf-nettcp-peer.ts); without Mono the
-    // peers suite says why under its basicHttp rows.
-    const s = await startWcfNetTcpService()
-    if (!('skipped' in s)) {
-      peers.push(await handlerPeer('mono-wcf', 'net.tcp', createStorageProxy(s.binary), 'wcf-net-tcp.bin'))
-      const text = await handlerPeer('mono-wcf', 'net.tcp', createStorageProxy(s.text, { encoding: 'text' }), 'wcf-net-tcp-text.bin', 'call-text')
-      peers.push({ ...text, close: async () => { await text.close(); await s.stop() } })
-    }
-  }
+  if (which.has('mono-wcf-nettcp')) peers.push(...await wcfNetTcpPeers())
   const last = peers[peers.length - 1]
   if (last !== undefined) {
     const closeLast = last.close
     peers[peers.length - 1] = { ...last, close: async () => { await closeLast(); await Promise.all(procs.map(async (p) => await p.stop())) } }
   }
   return peers
+}
+
+/** Mono WCF's net.tcp service in both encodings, called by metaos's proxy (wcf-nettcp-peer.ts); none without Mono (the peers suite says why under its basicHttp rows). */
+async function wcfNetTcpPeers (): Promise<CallPeer[]> {
+  const s = await startWcfNetTcpService()
+  if ('skipped' in s) return []
+  const binary = await handlerPeer('mono-wcf', 'net.tcp', createStorageProxy(s.binary), 'wcf-net-tcp.bin')
+  const text = await handlerPeer('mono-wcf', 'net.tcp', createStorageProxy(s.text, { encoding: 'text' }), 'wcf-net-tcp-text.bin', 'call-text')
+  return [binary, { ...text, close: async () => { await text.close(); await s.stop() } }]
 }
 
 export interface CallSuiteOptions {
