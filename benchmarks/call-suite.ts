@@ -100,25 +100,7 @@ export async function startPeers (dir: string, which: ReadonlySet<string>): Prom
       })
     }
   }
-  if (which.has('soap')) {
-    const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'soap-server.js'), [dir], { env })
-    procs.push(p)
-    const client = await soap.createClientAsync(`${p.ready.endpoints[0]}?wsdl`, { wsdl_options: { forever: true } }) as any // eslint-disable-line @typescript-eslint/no-explicit-any
-    client.setEndpoint(p.ready.endpoints[0]) // its WSDL keeps the placeholder address
-    const [opened] = await client.OpenAsync({ path: 'soap.bin', mode: 'Create', access: 'Write', share: 'None' })
-    let pos = 0
-    peers.push({
-      peer: 'soap',
-      hosting: 'http',
-      call: async (payload, offset) => {
-        if (offset !== pos) { await client.SeekAsync({ handle: opened.handle, offset, origin: 'Begin' }); pos = offset }
-        const [r] = await client.WriteAsync({ handle: opened.handle, data: payload.toString('base64') })
-        pos = Number(r.position)
-        return undefined
-      },
-      close: async () => { await client.CloseAsync({ handle: opened.handle }) },
-    })
-  }
+  if (which.has('soap')) peers.push(await soapPeer(dir, env, procs))
   if (which.has('mono-wcf-nettcp')) peers.push(...await wcfNetTcpPeers())
   const last = peers[peers.length - 1]
   if (last !== undefined) {
@@ -126,6 +108,27 @@ export async function startPeers (dir: string, which: ReadonlySet<string>): Prom
     peers[peers.length - 1] = { ...last, close: async () => { await closeLast(); await Promise.all(procs.map(async (p) => await p.stop())) } }
   }
   return peers
+}
+
+/** The npm soap package's client against its own server (a child process). */
+async function soapPeer (dir: string, env: NodeJS.ProcessEnv, procs: DomainProcess[]): Promise<CallPeer> {
+  const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'soap-server.js'), [dir], { env })
+  procs.push(p)
+  const client = await soap.createClientAsync(`${p.ready.endpoints[0]}?wsdl`, { wsdl_options: { forever: true } }) as any // eslint-disable-line @typescript-eslint/no-explicit-any
+  client.setEndpoint(p.ready.endpoints[0]) // its WSDL keeps the placeholder address
+  const [opened] = await client.OpenAsync({ path: 'soap.bin', mode: 'Create', access: 'Write', share: 'None' })
+  let pos = 0
+  return {
+    peer: 'soap',
+    hosting: 'http',
+    call: async (payload, offset) => {
+      if (offset !== pos) { await client.SeekAsync({ handle: opened.handle, offset, origin: 'Begin' }); pos = offset }
+      const [r] = await client.WriteAsync({ handle: opened.handle, data: payload.toString('base64') })
+      pos = Number(r.position)
+      return undefined
+    },
+    close: async () => { await client.CloseAsync({ handle: opened.handle }) },
+  }
 }
 
 /** Mono WCF's net.tcp service in both encodings, called by metaos's proxy (wcf-nettcp-peer.ts); none without Mono (the peers suite says why under its basicHttp rows). */
