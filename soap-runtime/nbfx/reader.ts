@@ -82,22 +82,49 @@ function attributes (c: Cursor, raw: RawAttr[], decls: string[]): void {
   }
 }
 
-/** The namespace scope of an element: its parent's, plus its declarations (a new scope only if it has some). */
-function scopeOf (decls: readonly string[], parent: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
-  if (decls.length === 0) return parent
+/** A new scope: `parent`'s plus the declarations (prefix, namespace pairs), checked. */
+function newScope (decls: readonly string[], n: number, parent: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
   const scope = Object.create(parent) as Record<string, string>
-  for (let i = 0; i < decls.length; i += 2) {
+  for (let i = 0; i < n; i += 2) {
     const prefix = decls[i]!
     const ns = decls[i + 1]!
     if (prefix === 'xmlns' || (prefix === 'xml') !== (ns === XML_NS) || ns === XMLNS_NS) throw malformed(`reserved namespace binding of "${prefix}" to "${ns.slice(0, 60)}"`)
     if (prefix !== '' && ns === '') throw malformed(`prefix ${prefix} cannot be bound to the empty namespace`)
     if (Object.prototype.hasOwnProperty.call(scope, prefix)) throw malformed(`prefix "${prefix}" declared twice on one element`)
-    scope[prefix] = ns
+    // Defined, not assigned: the parent is frozen, and assigning a name it binds would throw (its property is read-only).
+    Object.defineProperty(scope, prefix, { value: ns, enumerable: true })
   }
+  return Object.freeze(scope)
+}
+
+/**
+ * Scopes made before, by parent scope and declarations: the messages of a session declare the same
+ * namespaces on the same elements, so an element's scope is found, not built (and not checked
+ * again: only a scope that passed the checks is kept). Scopes are frozen, so sharing them is safe.
+ * Bounded per parent, for a peer that declares something new on every element.
+ */
+const SCOPES = new WeakMap<object, Map<string, Readonly<Record<string, string>>>>()
+const SCOPES_PER_PARENT = 64
+
+/** The namespace scope of an element: its parent's, plus its `n / 2` declarations (a new scope only if it has some). */
+function scopeOf (decls: readonly string[], n: number, parent: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+  if (n === 0) return parent
+  let key = decls[0]! + '\u0000' + decls[1]!
+  for (let i = 2; i < n; i++) key += '\u0000' + decls[i]!
+  let known = SCOPES.get(parent)
+  const found = known?.get(key)
+  if (found !== undefined) return found
+  const scope = newScope(decls, n, parent)
+  if (known === undefined) SCOPES.set(parent, known = new Map())
+  if (known.size < SCOPES_PER_PARENT) known.set(key, scope)
   return scope
 }
 
-// Scratch space of startElement (it is never re-entered): no arrays made per element.
+/** The attributes of an element that has none: one shared, frozen, prototype-less object. */
+const NO_ATTRIBUTES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
+
+// Scratch space of startElement (it is never re-entered): no arrays made per element; `attributes`
+// appends, startElement reads the first RAW_N / DECLS_N entries.
 const nameOut = { prefix: '', local: '' }
 const RAW: RawAttr[] = []
 const DECLS: string[] = []
@@ -108,22 +135,25 @@ export function startElement (c: Cursor, t: number, parentScope: Readonly<Record
   const { prefix, local } = nameOut
   const raw = RAW
   const decls = DECLS
-  raw.length = 0
-  decls.length = 0
+  if (raw.length > 0) raw.length = 0
+  if (decls.length > 0) decls.length = 0
   attributes(c, raw, decls)
-  const scope = scopeOf(decls, parentScope)
+  const scope = scopeOf(decls, decls.length, parentScope)
   const ns = scope[prefix]
   if (ns === undefined && prefix !== '') throw malformed(`unbound prefix "${prefix}" on element ${local}`)
-  const attrs = Object.create(null) as Record<string, string>
-  for (const a of raw) {
-    let key = a.local
-    if (a.prefix !== '') {
-      const ans = scope[a.prefix]
-      if (ans === undefined) throw malformed(`unbound prefix "${a.prefix}" on attribute ${a.local}`)
-      key = `{${ans}}${a.local}`
+  let attrs = NO_ATTRIBUTES
+  if (raw.length > 0) {
+    attrs = Object.create(null) as Record<string, string>
+    for (const a of raw) {
+      let key = a.local
+      if (a.prefix !== '') {
+        const ans = scope[a.prefix]
+        if (ans === undefined) throw malformed(`unbound prefix "${a.prefix}" on attribute ${a.local}`)
+        key = `{${ans}}${a.local}`
+      }
+      if (key in attrs) throw malformed(`attribute ${key} repeated on element ${local}`)
+      attrs[key] = a.value
     }
-    if (key in attrs) throw malformed(`attribute ${key} repeated on element ${local}`)
-    attrs[key] = a.value
   }
   return { ns: ns ?? '', local, attrs, children: [], text: '', nsScope: scope }
 }
