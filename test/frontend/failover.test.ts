@@ -94,7 +94,7 @@ for (const [kind, fault] of kinds) {
     }
     if (kind.startsWith('restarted')) {
       const epr = c.dispatcher.moves[0]!.from
-      for (let i = 0; i < 100 && c.pmt.row(epr)!.state !== 'healthy'; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+      for (let i = 0; i < 300 && c.pmt.row(epr)!.state !== 'healthy'; i++) await new Promise((resolve) => setTimeout(resolve, 100))
       t.equal(c.pmt.row(epr)!.state, 'healthy', 'the restarted domain (same EPR) is readmitted once its probes are good')
     }
     if (kind.startsWith('slowed')) t.ok(c.supervisor.decisions.some((d) => d.to === 'isolated' && /latency|throughput/.test(d.reason)), 'the supervisor saw the domain slow down and isolated it')
@@ -141,7 +141,7 @@ t.test('policy: a domain that dies is isolated at once and restarted by the mana
   const after = await c.get(1)
   t.equal(after.epr, before.epr, 'with the same EPR')
   t.same(after.endpoints, before.endpoints, 'at the same address')
-  t.ok(await until(() => c.pmt.row(before.epr)!.state === 'healthy', 10_000), 'and readmitted once its probes are good')
+  t.ok(await until(() => c.pmt.row(before.epr)!.state === 'healthy', 30_000), 'and readmitted once its probes are good')
   const f = await FileStream.open('after.bin', { mode: 'Create', destination: c.dispatcher })
   await f.write(Buffer.from('still serving'))
   await f.close()
@@ -179,7 +179,7 @@ t.test('policy restart: a hung domain is restarted once its stream moved', async
   await f.close()
   t.equal(sha(readFileSync(join(c.root, 'h.bin'))), sha(data.subarray(0, 2 * BLOCK)), 'nothing lost')
   let now = before
-  for (let i = 0; i < 200 && !(now.pid !== before.pid && now.state === 'running' && c.pmt.row(epr)?.state === 'healthy'); i++) {
+  for (let i = 0; i < 600 && !(now.pid !== before.pid && now.state === 'running' && c.pmt.row(epr)?.state === 'healthy'); i++) {
     await new Promise((resolve) => setTimeout(resolve, 50))
     now = await c.get(c.index(epr))
   }
