@@ -138,6 +138,7 @@ t.test('with a 3-member cluster', async (t) => {
     await lost
     t.notOk(la.valid(), 'the lease is lost')
     const first = la.id
+    const lostGeneration = la.generation
     const regained = new Promise((resolve) => la.once('regained', resolve))
     await cluster.start(0)
     await cluster.start(1)
@@ -145,7 +146,8 @@ t.test('with a 3-member cluster', async (t) => {
     await regained
     t.ok(la.valid(), 'a lease again')
     t.not(la.id, first, 'a new lease, not the lost one')
-    t.equal(la.generation, 2)
+    // One more than the lost one (2, unless a keep-alive starved by a loaded machine lost an earlier one: a TTL of 2 s is short).
+    t.equal(la.generation, lostGeneration + 1, 'the next generation')
     t.equal(await codeOf(sa.register({ volume: 'v', path: 'two', access: 'Write', share: 'None' })), 'resolved', 'opens work again')
     await a.streams.open({ stream: 'after-quorum', volume: 'v', path: 'p', owner: 'urn:uuid:a', epoch: 1, position: 0 })
     for (let i = 0; i < 100 && !seen.includes('after-quorum'); i++) await sleep(50)
