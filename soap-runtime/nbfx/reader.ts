@@ -123,6 +123,41 @@ function scopeOf (decls: readonly string[], n: number, parent: Readonly<Record<s
 /** The attributes of an element that has none: one shared, frozen, prototype-less object. */
 const NO_ATTRIBUTES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
 
+/**
+ * Attribute maps made before, by their names and values: the same headers carry the same attributes
+ * in every message (s:mustUnderstand="1"), so the map is found, not built — a prototype-less object
+ * filled key by key is the slowest part of reading an element. Frozen, so sharing is safe; bounded,
+ * for a peer whose attribute values are all new (then maps are built as before).
+ */
+const ATTRIBUTE_MAPS = new Map<string, Record<string, string>>()
+const ATTRIBUTE_MAPS_MAX = 256
+const KEYS: string[] = []
+
+/** An element's attributes by `{ns}local` (Clark notation), their prefixes resolved in `scope`; MALFORMED_MESSAGE for an unbound prefix or a repeated name. */
+function attributeMap (raw: readonly RawAttr[], scope: Readonly<Record<string, string>>, local: string): Record<string, string> {
+  const keys = KEYS
+  keys.length = 0
+  let id = ''
+  for (const a of raw) {
+    let key = a.local
+    if (a.prefix !== '') {
+      const ans = scope[a.prefix]
+      if (ans === undefined) throw malformed(`unbound prefix "${a.prefix}" on attribute ${a.local}`)
+      key = `{${ans}}${a.local}`
+    }
+    if (keys.includes(key)) throw malformed(`attribute ${key} repeated on element ${local}`)
+    keys.push(key)
+    id += key + '\u0000' + a.value + '\u0000'
+  }
+  const known = ATTRIBUTE_MAPS.get(id)
+  if (known !== undefined) return known
+  const attrs = Object.create(null) as Record<string, string>
+  for (let i = 0; i < raw.length; i++) attrs[keys[i]!] = raw[i]!.value
+  Object.freeze(attrs)
+  if (ATTRIBUTE_MAPS.size < ATTRIBUTE_MAPS_MAX && id.length <= 1024) ATTRIBUTE_MAPS.set(id, attrs)
+  return attrs
+}
+
 // Scratch space of startElement (it is never re-entered): no arrays made per element; `attributes`
 // appends, startElement reads the first RAW_N / DECLS_N entries.
 const nameOut = { prefix: '', local: '' }
@@ -141,19 +176,6 @@ export function startElement (c: Cursor, t: number, parentScope: Readonly<Record
   const scope = scopeOf(decls, decls.length, parentScope)
   const ns = scope[prefix]
   if (ns === undefined && prefix !== '') throw malformed(`unbound prefix "${prefix}" on element ${local}`)
-  let attrs = NO_ATTRIBUTES
-  if (raw.length > 0) {
-    attrs = Object.create(null) as Record<string, string>
-    for (const a of raw) {
-      let key = a.local
-      if (a.prefix !== '') {
-        const ans = scope[a.prefix]
-        if (ans === undefined) throw malformed(`unbound prefix "${a.prefix}" on attribute ${a.local}`)
-        key = `{${ans}}${a.local}`
-      }
-      if (key in attrs) throw malformed(`attribute ${key} repeated on element ${local}`)
-      attrs[key] = a.value
-    }
-  }
+  const attrs = raw.length === 0 ? NO_ATTRIBUTES : attributeMap(raw, scope, local)
   return { ns: ns ?? '', local, attrs, children: [], text: '', nsScope: scope }
 }
