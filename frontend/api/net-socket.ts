@@ -3,9 +3,10 @@
 // so existing code can take one. Every syscall goes to a NetworkHandler. Reading is a pump of
 // long-poll Receive calls that stops while the consumer is behind: the domain's buffer then fills
 // and TCP flow control slows the remote. Through a handler whose session carries pushed receives
-// (a proxy on net.uds or net.tcp) the domain pushes the data instead, within a credit the socket
-// grants back as the consumer reads (pushed-reader.ts). Writing is one Send at a time (order), writev chunks
-// coalesced. Owns one remote socket handle and Closes it exactly once; knows no SOAP or transport.
+// (a proxy on net.uds or net.tcp, or a network dispatcher for a socket it placed on a domain reached
+// so) the domain pushes the data instead, within a credit the socket grants back as the consumer
+// reads (pushed-reader.ts). Writing is one Send at a time (order), writev chunks coalesced. Owns
+// one remote socket handle and Closes it exactly once; knows no SOAP or transport.
 import { Duplex } from 'node:stream'
 import { isIP } from 'node:net'
 import { MetaosError } from '../../soap-runtime/errors.js'
@@ -86,6 +87,8 @@ function loadedOnFirstCall (destination: string, load: () => Promise<NetworkHand
     .catch((e: unknown) => { loading = undefined; throw e }))
   return {
     destination,
+    // A socket reads after its first call (Connect, or the listener's Accept) made the real handler.
+    get pushes () { return real?.pushes },
     invoke: async <K extends NetworkOp>(op: K, input: NetworkOperations[K]['input']) => await (real ?? await get()).invoke(op, input),
     close: async () => { if (o.owns !== false && loading !== undefined) await (await loading.catch(() => undefined))?.close() },
   }
@@ -253,10 +256,10 @@ export class NetSocket extends Duplex {
     if (this.#handle !== undefined && !this.#pumping) void this.#startReading()
   }
 
-  /** Pushed receives when the handler's session carries them, else the Receive pump. */
+  /** Pushed receives when the handler's session carries them for this socket, else the Receive pump. */
   async #startReading (): Promise<void> {
     const pushes = this.handler.pushes
-    if (pushes === undefined) { await this.#pump(); return }
+    if (pushes === undefined || pushes.carries?.(this.#handle!) === false) { await this.#pump(); return }
     this.#pumping = true
     // Loaded by the first socket that reads by pushes: `import 'metaos'` stays small.
     const { PushedReader } = await import('./pushed-reader.js')

@@ -1,5 +1,5 @@
 // How a NetSocket reads through a handler whose session carries pushed receives (a network proxy
-// on net.uds or net.tcp): it attaches a receiver for its socket, Subscribes with a window of credit,
+// on net.uds or net.tcp, or the network dispatcher for a socket on a domain reached so): it attaches a receiver for its socket, Subscribes with a window of credit,
 // then takes each Received in seq order into the stream; as the application consumes, it Grants
 // the credit back in halves of the window, so a slow reader leaves the domain at most a window of
 // bytes in flight (the rest waits in the domain's bounded buffer, then in TCP). The session lost:

@@ -2,13 +2,14 @@
 // metaos:NetworkDomain) and the local kernel are tracked in a Performance Mapping Table, measured
 // by the performance module (probes connect/close to a configured target, or resolve 'localhost'),
 // and placed on by a network dispatcher under a supervisor. A domain's Bye takes it out: the
-// connections it held are lost (they cannot move), new ones go elsewhere. NetSocket's
-// `destination: 'discover'` uses the process-wide instance.
+// connections it held are lost (they cannot move), new ones go elsewhere. A domain on this
+// machine is reached on its net.uds bus when it has one, so its sockets read by pushed receives
+// through the dispatcher. NetSocket's `destination: 'discover'` uses the process-wide instance.
 import { DiscoveryClient, type DiscoveredTarget } from '../../discovery/client.js'
 import { NETWORK_DOMAIN_TYPE, declaredFromScopes } from '../../discovery/storage-announcement.js'
 import { bestEndpoint } from '../handlers/discovered-domains.js'
 import { identityFromScopes } from './intelligent-frontend.js'
-import { createNetworkProxy, type NetworkHandler } from '../handlers/network-handler.js'
+import { createNetworkProxy, withPushesOf, type NetworkHandler } from '../handlers/network-handler.js'
 import { LocalNetworkHandler } from '../handlers/local-network-handler.js'
 import { NetworkDispatcher, type NetworkDispatcherOptions } from '../placement/network-dispatcher.js'
 import { PerformanceModule, type NetworkProbeTarget } from '../placement/performance-module.js'
@@ -54,11 +55,13 @@ export class NetworkFrontend {
   }
 
   #add (t: DiscoveredTarget): void {
-    const endpoint = bestEndpoint(t)
+    // A domain on this machine's net.uds bus: its session pushes received data (no Receive long polls).
+    const endpoint = bestEndpoint(t, { framed: true })
     if (endpoint === undefined || this.handlers.has(t.epr)) return
     // Network domains serve no volume: they all share the placeholder volume "network".
     const identity = { ...identityFromScopes(t, endpoint), volume: 'network' }
-    this.handlers.set(t.epr, this.perf.trackNetwork(identity, createNetworkProxy(endpoint), this.#o.probeTarget, declaredFromScopes(t.scopes)))
+    const proxy = createNetworkProxy(endpoint)
+    this.handlers.set(t.epr, withPushesOf(proxy, this.perf.trackNetwork(identity, proxy, this.#o.probeTarget, declaredFromScopes(t.scopes))))
   }
 
   #remove (epr: string): void {

@@ -51,9 +51,14 @@ export async function closeStorageRegistry (): Promise<void> {
   await release(KEYS.storageRegistry)
 }
 
-/** The endpoint to use for a discovered domain: its bus when the socket is on this machine, else HTTP. */
-export function bestEndpoint (t: DiscoveredTarget): string | undefined {
-  const bus = t.xaddrs.find((x) => x.startsWith('http+unix://') && existsSync(parseEndpoint(x).socketPath!))
+/**
+ * The endpoint to use for a discovered domain: its bus when the socket is on this machine, else
+ * HTTP. `framed`: a net.uds bus ([MC-NMF] sessions, which carry pushed receives) before an HTTP one.
+ */
+export function bestEndpoint (t: DiscoveredTarget, o: { framed?: boolean } = {}): string | undefined {
+  const onThisMachine = (x: string): boolean => existsSync(parseEndpoint(x).socketPath!)
+  const framed = o.framed === true ? t.xaddrs.find((x) => x.startsWith('net.uds:') && onThisMachine(x)) : undefined
+  const bus = framed ?? t.xaddrs.find((x) => x.startsWith('http+unix://') && onThisMachine(x))
   return bus ?? t.xaddrs.find((x) => x.startsWith('http://') || x.startsWith('https://'))
 }
 

@@ -52,6 +52,12 @@ export function createNetworkProxy (endpoint: string, options: NetworkProxyOptio
   return { destination: transport.address, invoke: client.invoke, close: client.close, ...(pushes === undefined ? {} : { pushes: pushes.channel }) }
 }
 
+/** `wrapped` (e.g. the performance module's measuring of `proxy`) with the proxy's pushed receives, if it has them. */
+export function withPushesOf (proxy: NetworkHandler, wrapped: NetworkHandler): NetworkHandler {
+  if (proxy.pushes === undefined || wrapped.pushes !== undefined) return wrapped
+  return { destination: wrapped.destination, invoke: wrapped.invoke.bind(wrapped), close: wrapped.close.bind(wrapped), pushes: proxy.pushes }
+}
+
 /** The process-wide proxy for a network domain endpoint (created on first use; kept in the process registry). */
 export function sharedNetworkProxy (endpoint: string): NetworkHandler {
   return obtain(KEYS.networkProxy + endpoint, () => createNetworkProxy(endpoint), async (p) => { await p.close() })
@@ -75,6 +81,11 @@ export interface PushReceiver {
 export interface PushChannel {
   /** `receiver` gets the socket's pushes from now on (attach before Subscribe); call the result to detach. */
   attach: (socket: string, receiver: PushReceiver) => () => void
+  /**
+   * Whether this channel carries `socket`'s pushes (absent: every socket's). A dispatcher's channel
+   * carries those of sockets held by a domain whose session carries pushes; the others read with Receive.
+   */
+  readonly carries?: (socket: string) => boolean
 }
 
 const UNDERSTOOD = new Set([`{${WSA10_NS}}Action`, `{${WSA10_NS}}To`])

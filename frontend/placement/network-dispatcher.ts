@@ -9,11 +9,18 @@
 // the socket's call fails with CONNECTION_LOST (as it would if the application's own kernel had
 // failed), the domain is marked suspect, and new connections go to a healthy domain. Calls that
 // create nothing yet (Connect, Listen, ResolveHost) are retried on another domain.
+//
+// Pushed receives: the dispatcher's PushChannel hands a socket's receiver to the push channel of the
+// handler of the domain holding it (a proxy on net.uds or net.tcp), so sockets placed on such a
+// domain are pushed their data; those on a domain reached over HTTP (or the local kernel) read with
+// Receive (`carries` says which). A session carrying pushes lost is the domain failing for the
+// sockets it pushed to: they fail with CONNECTION_LOST, leave the affinity table ('lost'), and the
+// domain is marked suspect, as when a call to it fails.
 import { EventEmitter } from 'node:events'
 import { MetaosError } from '../../soap-runtime/errors.js'
 import type { Invocation } from '../../soap-runtime/client.js'
 import type { NetworkOperations } from '../../wsdl/generated/network-service.js'
-import type { NetworkHandler, NetworkOp } from '../handlers/network-handler.js'
+import type { NetworkHandler, NetworkOp, PushChannel, PushReceiver } from '../handlers/network-handler.js'
 import type { PerformanceMappingTable } from './pmt.js'
 import type { SyscallContext } from './rules-engine.js'
 import type { Placement, PlacementOptions } from './placement.js'
@@ -42,12 +49,22 @@ export class NetworkDispatcher extends EventEmitter<NetworkDispatcherEvents> imp
   readonly affinity = new Map<string, string>()
   /** Connections and listeners placed, by domain. */
   readonly placements: Map<string, number>
+  /** Pushed receives of each socket through the push channel of the domain holding it. */
+  readonly pushes: PushChannel = {
+    carries: (socket) => this.#channelOf(socket) !== undefined,
+    attach: (socket, receiver) => this.#attach(socket, receiver),
+  }
+
   readonly #core: DispatchCore<NetworkOperations>
+  readonly #handlers: ReadonlyMap<string, NetworkHandler>
   readonly #o: NetworkDispatcherOptions
+  /** Session losses already counted against their domain (every receiver on the session hears the same one). */
+  readonly #lostSessions = new WeakSet<MetaosError>()
 
   constructor (pmt: PerformanceMappingTable, handlers: ReadonlyMap<string, NetworkHandler>, options: NetworkDispatcherOptions = {}) {
     super()
     this.#o = options
+    this.#handlers = handlers
     this.#core = new DispatchCore<NetworkOperations>(pmt, handlers, {
       placement: options,
       what: 'network domain',
@@ -95,6 +112,31 @@ export class NetworkDispatcher extends EventEmitter<NetworkDispatcherEvents> imp
   }
 
   async close (): Promise<void> { /* the handlers belong to whoever made them */ }
+
+  /** The push channel that carries a socket's pushes: its domain's handler's, if that has one (looked up now: domains come and go). */
+  #channelOf (socket: string): PushChannel | undefined {
+    const epr = this.affinity.get(socket)
+    const channel = epr === undefined ? undefined : this.#handlers.get(epr)?.pushes
+    return channel === undefined || channel.carries?.(socket) === false ? undefined : channel
+  }
+
+  #attach (socket: string, receiver: PushReceiver): () => void {
+    const epr = this.affinity.get(socket)
+    const channel = this.#channelOf(socket)
+    if (epr === undefined || channel === undefined) throw new MetaosError('NOT_SUPPORTED', `socket ${socket} is not held by a domain whose session carries pushed receives: read it with Receive`)
+    return channel.attach(socket, {
+      received: (r) => { receiver.received(r) },
+      lost: (err) => {
+        // The domain closed the connection with the session: the socket is lost as with a failed call.
+        if (this.affinity.get(socket) === epr) {
+          this.affinity.delete(socket)
+          if (!this.#lostSessions.has(err)) { this.#lostSessions.add(err); if (this.#core.domainFailed(err)) this.#core.suspect(epr, err.code, 'Received') }
+          this.emit('lost', { socket, epr, reason: err.code })
+        }
+        receiver.lost(err)
+      },
+    })
+  }
 
   /** A call that creates a socket or listener, or needs no socket: placed, and retried elsewhere if the domain fails. */
   async #placed<K extends NetworkOp> (op: K, input: NetworkOperations[K]['input']): Call<K> {
