@@ -14,6 +14,10 @@ import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import { LocalHandler } from '../frontend/handlers/local-handler.js'
 import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import type { BenchRow } from './report.js'
+import { createClient } from '../soap-runtime/client.js'
+import type { Transport, TransportRequest } from '../soap-runtime/transport.js'
+import { StorageServiceDescriptor, type StorageOperations } from '../wsdl/generated/storage-service.js'
+import { FixedHttpClient, httpRequestBytes, RawFrameClient, type Target } from './peers/fixed-client.js'
 import { startWcfNetTcpService } from './wcf-nettcp-peer.js'
 
 /** Writes wrap around at this offset so files stay small. */
@@ -46,7 +50,53 @@ async function handlerPeer (peer: CallPeer['peer'], hosting: CallPeer['hosting']
   }
 }
 
-export async function startPeers (dir: string, which: ReadonlySet<string>): Promise<CallPeer[]> {
+/**
+ * A `(server only)` peer: the fixed client (peers/fixed-client.ts) sending each size's request,
+ * made once by `prepare`, to an HTTP server; the same client for every server.
+ */
+async function serverOnlyPeer (peer: CallPeer['peer'], target: Target, prepare: (payload: Buffer) => Promise<Buffer>): Promise<CallPeer> {
+  const client = await FixedHttpClient.connect(target)
+  let last: Buffer | undefined
+  let request: Buffer = Buffer.alloc(0)
+  return {
+    peer,
+    hosting: 'http',
+    mode: 'call-server-only',
+    call: async (payload) => {
+      if (payload !== last) { request = await prepare(payload); last = payload }
+      const r = await client.roundTrip(request)
+      if (r.status !== 200) throw new Error(`${peer} (server only): HTTP ${r.status}: ${r.body.toString('utf8', 0, 300)}`)
+      return undefined
+    },
+    close: async () => { client.close() },
+  }
+}
+
+/** The bytes metaos's own client sends for a Write of `payload` on `handle` (opened by the same caller), captured from its transport. */
+async function metaosWriteRequest (url: string, caller: string, handle: string, payload: Buffer): Promise<Buffer> {
+  let sent: TransportRequest | undefined
+  const capture: Transport = { address: url, send: async (r) => { sent = r; throw new Error('captured') }, close: async () => {} }
+  const client = createClient<StorageOperations>(StorageServiceDescriptor, capture, { timingHeader: 'ServiceTiming', caller })
+  await client.invoke('Write', { handle, data: payload }).catch(() => {})
+  if (sent === undefined) throw new Error('the metaos client sent nothing')
+  return httpRequestBytes(new URL(url).pathname, sent.headers, Buffer.concat(sent.chunks as Buffer[], sent.length))
+}
+
+/** The floor of each transport: raw length-prefixed frames over TCP and a Unix socket (peers/raw-frame-server.ts). */
+async function rawPeers (dir: string, env: NodeJS.ProcessEnv, procs: DomainProcess[]): Promise<CallPeer[]> {
+  const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'raw-frame-server.js'), [dir], { env })
+  procs.push(p)
+  const [tcp, uds] = p.ready.endpoints
+  const u = new URL(tcp!)
+  const peers: CallPeer[] = []
+  for (const [hosting, target] of [['tcp', { host: u.hostname, port: Number(u.port) }], ['net.uds', { path: uds!.slice('unix:'.length) }]] as const) {
+    const c = await RawFrameClient.connect(target)
+    peers.push({ peer: 'raw', hosting, call: async (payload, offset) => { await c.write(payload, offset); return undefined }, close: async () => { c.close() } })
+  }
+  return peers
+}
+
+export async function startPeers (dir: string, which: ReadonlySet<string>, serverOnly = false): Promise<CallPeer[]> {
   const peers: CallPeer[] = []
   const procs: DomainProcess[] = []
   const env = { ...process.env, METAOS_LOG_LEVEL: 'warn' }
@@ -75,6 +125,14 @@ export async function startPeers (dir: string, which: ReadonlySet<string>): Prom
     peers.push(await handlerPeer('metaos', 'net.tcp', createStorageProxy(tcp!), 'net-tcp.bin'))
     peers.push(await handlerPeer('metaos', 'net.uds', createStorageProxy(uds!, { encoding: 'text' }), 'net-uds-text.bin', 'call-text'))
     peers.push(await handlerPeer('metaos', 'net.tcp', createStorageProxy(tcp!, { encoding: 'text' }), 'net-tcp-text.bin', 'call-text'))
+    if (serverOnly) {
+      const caller = 'urn:metaos:bench:server-only'
+      const opener = createStorageProxy(http!, { caller })
+      const { handle } = (await opener.invoke('Open', { path: 'server-only.bin', mode: 'Create', access: 'Write', share: 'None' })).output
+      await opener.close()
+      const u = new URL(http!)
+      peers.push(await serverOnlyPeer('metaos', { host: u.hostname, port: Number(u.port) }, async (payload) => await metaosWriteRequest(http!, caller, handle, payload)))
+    }
   }
   if (which.has('bare-http')) {
     const p = await spawnReady(packageFile('dist', 'benchmarks', 'peers', 'bare-http-server.js'), [dir], { env })
@@ -99,7 +157,12 @@ export async function startPeers (dir: string, which: ReadonlySet<string>): Prom
         close: async () => { agent.destroy() },
       })
     }
+    if (serverOnly) {
+      const path = `${url.pathname}?off=0`
+      peers.push(await serverOnlyPeer('bare-http', { host: url.hostname, port: Number(url.port) }, async (payload) => httpRequestBytes(path, { 'Content-Type': 'application/octet-stream' }, payload)))
+    }
   }
+  if (which.has('raw')) peers.push(...await rawPeers(dir, env, procs))
   if (which.has('soap')) peers.push(await soapPeer(dir, env, procs))
   if (which.has('mono-wcf-nettcp')) peers.push(...await wcfNetTcpPeers())
   const last = peers[peers.length - 1]
@@ -146,13 +209,15 @@ export interface CallSuiteOptions {
   /** Measured time per peer and size, split over `rounds` interleaved rounds. */
   readonly secondsPerCase: number
   readonly rounds: number
+  /** Also the `(server only)` rows: one fixed client (peers/fixed-client.ts) against metaos's HTTP server and bare node:http's. */
+  readonly serverOnly?: boolean
   readonly onProgress?: (done: number, total: number, label: string) => void
   readonly shouldStop?: () => boolean
 }
 
 export async function runCallSuite (o: CallSuiteOptions): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-'))
-  const peers = await startPeers(dir, o.peers)
+  const peers = await startPeers(dir, o.peers, o.serverOnly === true)
   const rows: BenchRow[] = []
   try {
     const total = o.sizes.length * o.rounds * peers.length
@@ -164,7 +229,7 @@ export async function runCallSuite (o: CallSuiteOptions): Promise<BenchRow[]> {
       for (const a of acc) for (let i = 0; i < 20; i++) { await a.p.call(payload, a.offset); a.offset = (a.offset + size) % WRAP }
       for (let round = 0; round < o.rounds && o.shouldStop?.() !== true; round++) {
         for (const a of acc) {
-          o.onProgress?.(done++, total, `${a.p.peer}/${a.p.hosting} ${size} B`)
+          o.onProgress?.(done++, total, `${a.p.peer}/${a.p.hosting}${a.p.mode === undefined ? '' : ` (${a.p.mode})`} ${size} B`)
           const until = performance.now() + (o.secondsPerCase * 1000) / o.rounds
           while (performance.now() < until) {
             const t0 = performance.now()

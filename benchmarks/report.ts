@@ -6,8 +6,8 @@ import { basename, isAbsolute, relative } from 'node:path'
 
 export interface BenchRow {
   suite: string
-  peer: 'metaos' | 'local-fs' | 'bare-http' | 'soap' | 'mono-wcf'
-  hosting: 'local' | 'bus' | 'http' | 'net.uds' | 'net.tcp' | 'container-http' | 'container-bus' | 'vm-http' | 'vm-bus'
+  peer: 'metaos' | 'local-fs' | 'bare-http' | 'soap' | 'mono-wcf' | 'raw'
+  hosting: 'local' | 'bus' | 'http' | 'net.uds' | 'net.tcp' | 'tcp' | 'container-http' | 'container-bus' | 'vm-http' | 'vm-bus'
   op: 'write' | 'read'
   mode: string
   fileBytes?: number
