@@ -1,12 +1,14 @@
 // Client transport: HTTP/1.1 with keep-alive and a bounded connection pool, over TCP (http:),
 // TLS (https:, the server verified against the configured CA, optionally with a client
-// certificate and a pinned identity) or a Unix domain socket (the co-hosted bus). Moves bytes
+// certificate and a pinned identity) or a Unix domain socket (the co-hosted bus). http: and unix:
+// go through the lean client of http1-connection.ts; https: through node:https. Moves bytes
 // only; knows nothing of SOAP.
 import { Agent, request } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { checkServerIdentity, type PeerCertificate } from 'node:tls'
 import { MetaosError } from './errors.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
+import { Http1Pool } from './http1-connection.js'
 import type { Transport, TransportResponse } from './transport.js'
 
 export type { Transport, TransportRequest, TransportResponse } from './transport.js'
@@ -39,6 +41,7 @@ export function certificateUris (cert: PeerCertificate): string[] {
 export function createHttpTransport (url: string, defaultPath: string, options: HttpTransportOptions = {}): Transport {
   const ep: Endpoint = parseEndpoint(url, defaultPath)
   const secure = ep.protocol === 'https'
+  if (!secure) return plainTransport(ep, options)
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 16, keepAliveMsecs: 10_000 }
   const tls = options.tls
   const agent = secure
@@ -59,9 +62,7 @@ export function createHttpTransport (url: string, defaultPath: string, options: 
   const send = secure ? httpsRequest : request
   const maxResponse = options.maxResponseBytes ?? 256 * 1024 * 1024
   const address = formatEndpoint(ep)
-  const base = ep.protocol === 'unix'
-    ? { socketPath: ep.socketPath, path: ep.path, host: 'localhost' }
-    : { host: ep.host, port: ep.port, path: ep.path }
+  const base = { host: ep.host, port: ep.port, path: ep.path }
   return {
     address,
     send: async (r) => await new Promise<TransportResponse>((resolve, reject) => {
@@ -90,6 +91,25 @@ export function createHttpTransport (url: string, defaultPath: string, options: 
       req.write(chunks[chunks.length - 1], (err) => { if (err == null) req.end() })
     }),
     close: async () => { agent.destroy() },
+  }
+}
+
+/** http: and unix: endpoints: the lean HTTP/1.1 client (http1-connection.ts). */
+function plainTransport (ep: Endpoint, options: HttpTransportOptions): Transport {
+  const maxResponse = options.maxResponseBytes ?? 256 * 1024 * 1024
+  const address = formatEndpoint(ep)
+  const pool = new Http1Pool(ep.protocol === 'unix' ? { socketPath: ep.socketPath! } : { host: ep.host!, port: ep.port! }, ep.path, options.maxSockets ?? 16)
+  return {
+    address,
+    send: async (r) => {
+      try {
+        const res = await pool.post(r.headers, r.chunks, r.length, r.timeoutMs, maxResponse, () => new MetaosError('TIMED_OUT', `${address} did not answer within ${r.timeoutMs} ms`))
+        return res.requestId === undefined ? { status: res.status, contentType: res.contentType, body: res.body } : { status: res.status, contentType: res.contentType, body: res.body, requestId: res.requestId }
+      } catch (e) {
+        throw toTransportError(e, address)
+      }
+    },
+    close: async () => { pool.close() },
   }
 }
 
