@@ -79,17 +79,18 @@ export class HttpBinding {
 
   #post (req: IncomingMessage, res: ServerResponse, ep: Endpoint): void {
     const { dispatcher, limits, logger } = this.#o
-    const requestId = requestIdOf(req.headers['x-request-id'])
-    res.setHeader(REQUEST_ID_HEADER, requestId)
-    const contentType = req.headers['content-type'] ?? ''
+    // The four headers read, from the raw list (req.headers would build an object of all of them).
+    const h = readHeaders(req.rawHeaders)
+    const requestId = requestIdOf(h.requestId)
+    const contentType = h.contentType
     // One shape for every request (no spreads on the hot path).
     const origin: MessageOrigin & { contentType: string } = {
       requestId, transport: ep.protocol, peer: req.socket.remoteAddress ?? 'unix', tls: ep.protocol === 'https' ? () => tlsFacts(req.socket as TLSSocket) : undefined, contentType,
     }
-    const declared = Number(req.headers['content-length'] ?? '0')
+    const declared = Number(h.contentLength)
     if (declared > limits.maxMessageBytes) {
       res.setHeader('Connection', 'close')
-      this.#send(res, dispatcher.reject(origin, new MetaosError('MESSAGE_TOO_LARGE', `message of ${declared} bytes is over the limit of ${limits.maxMessageBytes}`), 413))
+      this.#send(res, requestId, dispatcher.reject(origin, new MetaosError('MESSAGE_TOO_LARGE', `message of ${declared} bytes is over the limit of ${limits.maxMessageBytes}`), 413))
       req.resume()
       return
     }
@@ -101,7 +102,7 @@ export class HttpBinding {
     const whole = declared > 0 && declared <= PREALLOCATE_MAX && Number.isSafeInteger(declared) ? declared : 0
     const refuse = (why: string): void => {
       res.setHeader('Connection', 'close')
-      this.#send(res, dispatcher.reject(origin, new MetaosError('QUOTA_EXCEEDED', `${why}; retry later`), 503))
+      this.#send(res, requestId, dispatcher.reject(origin, new MetaosError('QUOTA_EXCEEDED', `${why}; retry later`), 503))
       logger.debug({ reqId: requestId, peer, why }, 'request refused: buffered bytes over budget')
       res.once('finish', () => { req.destroy() })
     }
@@ -135,20 +136,20 @@ export class HttpBinding {
       } else c.copy(wholeBuf, size)
       size += c.length
     })
-    // A client that goes away mid-request is no longer in flight.
-    req.on('error', () => { if (!ended) done() })
+    // A client that goes away mid-request is no longer in flight ('close' follows an error too;
+    // without an 'error' listener an IncomingMessage emits none).
     req.on('close', () => { if (!ended) done() })
     req.on('end', () => {
       ended = true
       if (refused) { done(); return }
       if (tooLarge) {
         res.setHeader('Connection', 'close')
-        this.#send(res, dispatcher.reject(origin, new MetaosError('MESSAGE_TOO_LARGE', `message is over the limit of ${limits.maxMessageBytes} bytes`), 413, size, process.hrtime.bigint()))
+        this.#send(res, requestId, dispatcher.reject(origin, new MetaosError('MESSAGE_TOO_LARGE', `message is over the limit of ${limits.maxMessageBytes} bytes`), 413, size, process.hrtime.bigint()))
         done()
         return
       }
       const body = wholeBuf !== undefined ? wholeBuf.subarray(0, size) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
-      this.#dispatch(res, { requestId, transport: origin.transport, peer: origin.peer, tls: origin.tls, contentType, body, accept: req.headers.accept, late }, done)
+      this.#dispatch(res, { requestId, transport: origin.transport, peer: origin.peer, tls: origin.tls, contentType, body, accept: h.accept, late }, done)
     })
   }
 
@@ -156,7 +157,7 @@ export class HttpBinding {
     this.#o.dispatcher.dispatch(m)
       .then((out) => {
         if (out.faultCode === undefined ? this.#draining : out.faultCode === 'DOMAIN_DRAINING') res.setHeader('Connection', 'close')
-        this.#send(res, out)
+        this.#send(res, m.requestId, out)
       })
       .catch((e: unknown) => {
         // Never leave a request unanswered, nor a rejection unhandled (that ends the process).
@@ -170,14 +171,15 @@ export class HttpBinding {
     if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained()
   }
 
-  #send (res: ServerResponse, out: OutboundMessage): void {
+  #send (res: ServerResponse, requestId: string, out: OutboundMessage): void {
     if (res.headersSent) { res.destroy(); return }
+    // Headers as a flat list: node:http stores them as they are, with no header object to fill.
     if (!out.multipart) {
-      res.writeHead(out.status, { 'Content-Type': out.contentType, 'Content-Length': out.length })
+      res.writeHead(out.status, ['Content-Type', out.contentType, 'Content-Length', String(out.length), REQUEST_ID_HEADER, requestId])
       res.end(out.chunks[0])
       return
     }
-    res.writeHead(out.status, { 'Content-Type': out.contentType, 'Content-Length': out.length, 'MIME-Version': '1.0' })
+    res.writeHead(out.status, ['Content-Type', out.contentType, 'Content-Length', String(out.length), REQUEST_ID_HEADER, requestId, 'MIME-Version', '1.0'])
     if (out.length <= 256 * 1024) res.end(Buffer.concat(out.chunks as Buffer[], out.length)) // one segment
     else { for (const c of out.chunks) res.write(c); res.end() }
   }
@@ -211,6 +213,28 @@ export class HttpBinding {
     res.writeHead(200, { 'Content-Type': 'text/xml; charset=utf-8', 'Content-Length': buf.length })
     res.end(buf)
   }
+}
+
+/** The request headers the binding reads, from node:http's raw list (names in any case; the first of each, as node:http keeps them). */
+function readHeaders (raw: readonly string[]): { requestId: string | undefined, contentType: string, contentLength: string, accept: string | undefined } {
+  let requestId: string | undefined
+  let contentType: string | undefined
+  let contentLength: string | undefined
+  let accept: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!
+    switch (k.length) {
+      case 6: if (accept === undefined && k.toLowerCase() === 'accept') accept = raw[i + 1]; break
+      case 12: {
+        const l = k.toLowerCase()
+        if (l === 'content-type') contentType ??= raw[i + 1]
+        else if (l === 'x-request-id') requestId ??= raw[i + 1]
+        break
+      }
+      case 14: if (contentLength === undefined && k.toLowerCase() === 'content-length') contentLength = raw[i + 1]; break
+    }
+  }
+  return { requestId, contentType: contentType ?? '', contentLength: contentLength ?? '0', accept }
 }
 
 function plain (res: ServerResponse, status: number, text: string): void {
