@@ -14,7 +14,7 @@ import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import { LocalHandler } from '../frontend/handlers/local-handler.js'
 import type { StorageHandler } from '../frontend/handlers/storage-handler.js'
 import type { BenchRow } from './report.js'
-import { createClient } from '../soap-runtime/client.js'
+import { createClient, type SoapClient } from '../soap-runtime/client.js'
 import type { Transport, TransportRequest } from '../soap-runtime/transport.js'
 import { StorageServiceDescriptor, type StorageOperations } from '../wsdl/generated/storage-service.js'
 import { FixedHttpClient, httpRequestBytes, RawFrameClient, type Target } from './peers/fixed-client.js'
@@ -52,32 +52,43 @@ async function handlerPeer (peer: CallPeer['peer'], hosting: CallPeer['hosting']
 
 /**
  * A `(server only)` peer: the fixed client (peers/fixed-client.ts) sending each size's request,
- * made once by `prepare`, to an HTTP server; the same client for every server.
+ * made once by `prepare`, to an HTTP server; the same client for every server. `seek` (made once per
+ * offset) moves a server's file position back when the suite's offsets wrap, as handlerPeer's Seek does.
  */
-async function serverOnlyPeer (peer: CallPeer['peer'], target: Target, prepare: (payload: Buffer) => Promise<Buffer>): Promise<CallPeer> {
+async function serverOnlyPeer (peer: CallPeer['peer'], target: Target, prepare: (payload: Buffer) => Promise<Buffer>, seek?: (offset: number) => Promise<Buffer>): Promise<CallPeer> {
   const client = await FixedHttpClient.connect(target)
   let last: Buffer | undefined
   let request: Buffer = Buffer.alloc(0)
+  const seeks = new Map<number, Buffer>()
+  let pos = 0
+  const send = async (r: Buffer): Promise<void> => {
+    const res = await client.roundTrip(r)
+    if (res.status !== 200) throw new Error(`${peer} (server only): HTTP ${res.status}: ${res.body.toString('utf8', 0, 300)}`)
+  }
   return {
     peer,
     hosting: 'http',
     mode: 'call-server-only',
-    call: async (payload) => {
+    call: async (payload, offset) => {
       if (payload !== last) { request = await prepare(payload); last = payload }
-      const r = await client.roundTrip(request)
-      if (r.status !== 200) throw new Error(`${peer} (server only): HTTP ${r.status}: ${r.body.toString('utf8', 0, 300)}`)
+      if (seek !== undefined && offset !== pos) {
+        let r = seeks.get(offset)
+        if (r === undefined) seeks.set(offset, r = await seek(offset))
+        await send(r)
+      }
+      await send(request)
+      pos = offset + payload.length
       return undefined
     },
     close: async () => { client.close() },
   }
 }
 
-/** The bytes metaos's own client sends for a Write of `payload` on `handle` (opened by the same caller), captured from its transport. */
-async function metaosWriteRequest (url: string, caller: string, handle: string, payload: Buffer): Promise<Buffer> {
+/** The bytes metaos's own client sends for a call (on a handle the same caller opened), captured from its transport. */
+async function metaosRequest (url: string, caller: string, call: (c: SoapClient<StorageOperations>) => Promise<unknown>): Promise<Buffer> {
   let sent: TransportRequest | undefined
   const capture: Transport = { address: url, send: async (r) => { sent = r; throw new Error('captured') }, close: async () => {} }
-  const client = createClient<StorageOperations>(StorageServiceDescriptor, capture, { timingHeader: 'ServiceTiming', caller })
-  await client.invoke('Write', { handle, data: payload }).catch(() => {})
+  await call(createClient<StorageOperations>(StorageServiceDescriptor, capture, { timingHeader: 'ServiceTiming', caller })).catch(() => {})
   if (sent === undefined) throw new Error('the metaos client sent nothing')
   return httpRequestBytes(new URL(url).pathname, sent.headers, Buffer.concat(sent.chunks as Buffer[], sent.length))
 }
@@ -131,7 +142,9 @@ export async function startPeers (dir: string, which: ReadonlySet<string>, serve
       const { handle } = (await opener.invoke('Open', { path: 'server-only.bin', mode: 'Create', access: 'Write', share: 'None' })).output
       await opener.close()
       const u = new URL(http!)
-      peers.push(await serverOnlyPeer('metaos', { host: u.hostname, port: Number(u.port) }, async (payload) => await metaosWriteRequest(http!, caller, handle, payload)))
+      peers.push(await serverOnlyPeer('metaos', { host: u.hostname, port: Number(u.port) },
+        async (payload) => await metaosRequest(http!, caller, async (c) => await c.invoke('Write', { handle, data: payload })),
+        async (offset) => await metaosRequest(http!, caller, async (c) => await c.invoke('Seek', { handle, offset, origin: 'Begin' }))))
     }
   }
   if (which.has('bare-http')) {
