@@ -204,8 +204,31 @@ function attributes (input: string, pos: number, qname: string, p: number, raw: 
   }
 }
 
+/**
+ * Scopes already derived, by parent scope and declarations: most documents a service reads
+ * declare the same namespaces at the same places, so an element's scope is found rather than
+ * copied (the copy was the largest part of reading a small envelope). Only scopes derived from
+ * ROOT_SCOPE or from a cached one are kept (the cache is a tree from the root, its scopes frozen
+ * and shared by the documents), at most SCOPE_CACHE_MAX of them, each from declarations of at most
+ * SCOPE_KEY_MAX characters: a document with other declarations gets its scopes built, as before.
+ */
+const derivedScopes = new WeakMap<Readonly<Record<string, string>>, Map<string, Readonly<Record<string, string>>>>()
+const SCOPE_CACHE_MAX = 256
+const SCOPE_KEY_MAX = 256
+let scopesCached = 0
+/** The scopes in derivedScopes (only they, and ROOT_SCOPE, have their children cached). */
+const CACHED = new WeakSet<object>()
+
 /** The namespace scope of an element: its parent's, plus the element's xmlns declarations (a new scope only if it has some). */
 function scopeOf (raw: readonly RawAttr[], parentScope: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+  let key: string | undefined
+  for (const r of raw) {
+    if (r.qname === 'xmlns' || r.qname.startsWith('xmlns:')) key = (key ?? '') + r.qname + '\u0000' + r.value + '\u0000'
+  }
+  if (key === undefined) return parentScope
+  const known = derivedScopes.get(parentScope)
+  const hit = known?.get(key)
+  if (hit !== undefined) return hit // the same declarations passed the checks below before
   let scope = parentScope
   let derived = false
   for (const r of raw) {
@@ -221,9 +244,15 @@ function scopeOf (raw: readonly RawAttr[], parentScope: Readonly<Record<string, 
     if (!derived) { scope = Object.assign(Object.create(null) as Record<string, string>, scope); derived = true }
     ;(scope as Record<string, string>)[prefix] = r.value
   }
+  if (scopesCached < SCOPE_CACHE_MAX && key.length <= SCOPE_KEY_MAX && (parentScope === ROOT_SCOPE || known !== undefined || CACHED.has(parentScope))) {
+    Object.freeze(scope)
+    if (known === undefined) derivedScopes.set(parentScope, new Map([[key, scope]]))
+    else known.set(key, scope)
+    if (scope !== parentScope) CACHED.add(scope)
+    scopesCached++
+  }
   return scope
 }
-
 /** The attributes of every element that has none (most of a SOAP message's): one frozen object, not a dictionary each. */
 const NO_ATTRIBUTES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
 

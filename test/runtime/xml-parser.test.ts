@@ -502,3 +502,22 @@ t.test('escapeXml round-trips through parseXml', async (t) => {
   }
   t.equal(escapeXml('plain text'), 'plain text', 'nothing to escape, same string')
 })
+
+t.test('namespace scopes found again (cached) resolve as when first built, and many distinct ones still parse', async (t) => {
+  const doc = (ns: string): string => `<s:E xmlns:s="urn:s"><a xmlns="${ns}"><b xmlns:p="urn:p"><p:c p:x="1"/></b></a></s:E>`
+  for (let round = 0; round < 3; round++) {
+    const e = parseXml(doc('urn:a'))
+    const c = e.children[0]!.children[0]!.children[0]!
+    t.same([e.ns, e.children[0]!.ns, c.ns, c.local, c.attrs['{urn:p}x'], c.nsScope[''], c.nsScope.p, c.nsScope.s], ['urn:s', 'urn:a', 'urn:p', 'c', '1', 'urn:a', 'urn:p', 'urn:s'], `round ${round}`)
+    t.ok(Object.isFrozen(c.nsScope), 'a shared scope cannot be changed')
+  }
+  // Past the cache's bound: each document's scopes are built, and right.
+  for (let i = 0; i < 400; i++) {
+    const e = parseXml(doc(`urn:n${i}`))
+    if (e.children[0]!.ns !== `urn:n${i}` || e.children[0]!.children[0]!.children[0]!.nsScope[''] !== `urn:n${i}`) t.fail(`document ${i}`)
+  }
+  // A reserved binding is refused however often it comes.
+  for (let i = 0; i < 2; i++) t.throws(() => parseXml('<a xmlns:xml="urn:other"/>'), { code: 'MALFORMED_MESSAGE', message: /reserved namespace binding/ })
+  t.same(parseXml('<a xmlns:p="urn:1"><p:b/></a>').children[0]!.ns, 'urn:1')
+  t.throws(() => parseXml('<a xmlns:p="urn:1"><q:b/></a>'), { code: 'MALFORMED_MESSAGE', message: /unbound prefix "q"/ }, 'a cached scope binds only what was declared')
+})
