@@ -53,6 +53,10 @@ class Http1Connection {
   idleMs = DEFAULT_IDLE_MS
   idleSince = 0
   dead = false
+  /** When the request in flight times out (performance.now() ms; 0: none in flight), moved on as its answer arrives. */
+  deadline = 0
+  timeoutMs = 0
+  timedOut: (() => Error) | undefined
 
   constructor (socket: Socket, pool: Http1Pool) {
     this.socket = socket
@@ -95,6 +99,7 @@ class Http1Connection {
 
   #data (c: Buffer): void {
     if (this.#pending === undefined) { this.#fail(hangUp('data with no request')); return }
+    this.deadline = performance.now() + this.timeoutMs // a timeout of silence, as node:http's socket timeout
     let b = this.#buf === undefined ? c : Buffer.concat([this.#buf, c])
     this.#buf = undefined
     while (this.#status === 0) {
@@ -112,9 +117,10 @@ class Http1Connection {
 
   /** Reads a response head; false when it failed the connection. An interim (1xx) head is skipped. */
   #head (head: string): boolean {
-    const lines = head.split('\r\n')
-    const m = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: |$)/.exec(lines[0]!)
-    if (m === null) { this.#fail(new MetaosError('PROTOCOL_ERROR', `not an HTTP/1.1 response: ${JSON.stringify(lines[0]!.slice(0, 80))}`)); return false }
+    const eol0 = head.indexOf('\r\n')
+    const first = eol0 < 0 ? head : head.slice(0, eol0)
+    const m = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: |$)/.exec(first)
+    if (m === null) { this.#fail(new MetaosError('PROTOCOL_ERROR', `not an HTTP/1.1 response: ${JSON.stringify(first.slice(0, 80))}`)); return false }
     const status = Number(m[2])
     if (status === 101) { this.#fail(new MetaosError('PROTOCOL_ERROR', 'the server switched protocols')); return false }
     if (status < 200) return true // 100 Continue and other interim answers: the real one follows
@@ -123,23 +129,29 @@ class Http1Connection {
     let close = m[1] === '0'
     let contentType = ''
     let requestId: string | undefined
-    for (let i = 1; i < lines.length; i++) {
-      const l = lines[i]!
-      const colon = l.indexOf(':')
-      if (colon <= 0) { this.#fail(new MetaosError('PROTOCOL_ERROR', `malformed response header ${JSON.stringify(l.slice(0, 80))}`)); return false }
-      const name = l.slice(0, colon).toLowerCase()
-      const value = l.slice(colon + 1).trim()
-      switch (name) {
-        case 'content-length':
-          if (!/^\d{1,15}$/.test(value) || (length >= 0 && Number(value) !== length)) { this.#fail(new MetaosError('PROTOCOL_ERROR', `bad Content-Length ${JSON.stringify(value.slice(0, 40))}`)); return false }
-          length = Number(value)
-          break
-        case 'transfer-encoding': chunked = /(?:^|,)\s*chunked\s*$/i.test(value); break
-        case 'content-type': contentType = value; break
-        case 'x-request-id': requestId = value; break
-        case 'connection': if (/(?:^|,)\s*close\s*(?:,|$)/i.test(value)) close = true; else if (m[1] === '0' && /keep-alive/i.test(value)) close = false; break
-        case 'keep-alive': { const t = /timeout=(\d+)/i.exec(value); if (t !== null) this.idleMs = Math.max(0, Math.min(DEFAULT_IDLE_MS, Number(t[1]) * 1000 - 1000)); break }
+    // Header lines by position; only the names this client reads are lowered and compared.
+    for (let p = eol0 < 0 ? head.length : eol0 + 2; p < head.length;) {
+      let eol = head.indexOf('\r\n', p)
+      if (eol < 0) eol = head.length
+      const colon = head.indexOf(':', p)
+      if (colon <= p || colon > eol) { this.#fail(new MetaosError('PROTOCOL_ERROR', `malformed response header ${JSON.stringify(head.slice(p, Math.min(eol, p + 80)))}`)); return false }
+      const n = colon - p
+      if (n === 10 || n === 12 || n === 14 || n === 17) {
+        const name = head.slice(p, colon).toLowerCase()
+        const value = head.slice(colon + 1, eol).trim()
+        switch (name) {
+          case 'content-length':
+            if (!/^\d{1,15}$/.test(value) || (length >= 0 && Number(value) !== length)) { this.#fail(new MetaosError('PROTOCOL_ERROR', `bad Content-Length ${JSON.stringify(value.slice(0, 40))}`)); return false }
+            length = Number(value)
+            break
+          case 'transfer-encoding': chunked = /(?:^|,)\s*chunked\s*$/i.test(value); break
+          case 'content-type': contentType = value; break
+          case 'x-request-id': requestId = value; break
+          case 'connection': if (/(?:^|,)\s*close\s*(?:,|$)/i.test(value)) close = true; else if (m[1] === '0' && /keep-alive/i.test(value)) close = false; break
+          case 'keep-alive': { const t = /timeout=(\d+)/i.exec(value); if (t !== null) this.idleMs = Math.max(0, Math.min(DEFAULT_IDLE_MS, Number(t[1]) * 1000 - 1000)); break }
+        }
       }
+      p = eol + 2
     }
     if (chunked) length = -1
     if (status === 204 || status === 304) { length = 0; chunked = false }
@@ -227,6 +239,9 @@ export class Http1Pool {
   readonly #waiting: Array<{ resolve: (c: Http1Connection) => void, reject: (e: Error) => void }> = []
   #open = 0
   #closed = false
+  readonly #conns = new Set<Http1Connection>()
+  #sweep: NodeJS.Timeout | undefined
+  #sweepMs = 0
   readonly #prefix: string
 
   constructor (target: Http1Target, path: string, max: number) {
@@ -239,11 +254,14 @@ export class Http1Pool {
   /** One POST: the request's headers and body; the response, or a rejection with the socket's error (TIMED_OUT after timeoutMs). */
   async post (headers: Readonly<Record<string, string>>, chunks: readonly Buffer[], length: number, timeoutMs: number, maxBytes: number, timedOut: () => Error): Promise<Http1Response> {
     let head = this.#prefix
+    let text = ''
     for (const k in headers) {
       const v = headers[k]!
-      if (BAD_VALUE.test(v) || BAD_VALUE.test(k) || k.includes(':')) throw new MetaosError('INVALID_ARGUMENT', `header ${JSON.stringify(k.slice(0, 40))} has a character HTTP cannot carry`)
+      if (k.includes(':')) throw new MetaosError('INVALID_ARGUMENT', `header name ${JSON.stringify(k.slice(0, 40))} has a colon`)
       head += `${k}: ${v}\r\n`
+      text += k + v
     }
+    if (BAD_VALUE.test(text)) throw new MetaosError('INVALID_ARGUMENT', 'a request header has a character HTTP cannot carry (CR, LF or another control character)')
     head += `Content-Length: ${length}\r\n\r\n`
     let first: Buffer
     let rest: readonly Buffer[]
@@ -257,10 +275,37 @@ export class Http1Pool {
     } else { first = Buffer.from(head, 'latin1'); rest = chunks }
     const conn = await this.#acquire()
     return await new Promise<Http1Response>((resolve, reject) => {
-      const timer = setTimeout(() => { conn.abort(timedOut()) }, timeoutMs)
+      conn.timeoutMs = timeoutMs
+      conn.timedOut = timedOut
+      conn.deadline = performance.now() + timeoutMs
+      this.#watch(timeoutMs)
       conn.socket.ref()
-      conn.send(first, rest, maxBytes, (r) => { clearTimeout(timer); resolve(r) }, (e) => { clearTimeout(timer); reject(e) })
+      conn.send(first, rest, maxBytes, (r) => { conn.deadline = 0; resolve(r) }, (e) => { conn.deadline = 0; reject(e) })
     })
+  }
+
+  /**
+   * Timeouts: one timer per pool that looks at the connections in flight every timeoutMs/8 (5 ms to
+   * 1 s) while any is, instead of a timer set and cleared per request.
+   */
+  #watch (timeoutMs: number): void {
+    const every = Math.min(1000, Math.max(5, timeoutMs / 8))
+    if (this.#sweep !== undefined && every >= this.#sweepMs) return
+    if (this.#sweep !== undefined) clearTimeout(this.#sweep)
+    this.#sweepMs = every
+    this.#sweep = setTimeout(() => { this.#check() }, every).unref()
+  }
+
+  #check (): void {
+    this.#sweep = undefined
+    const now = performance.now()
+    let busy = false
+    for (const c of this.#conns) {
+      if (c.deadline === 0) continue
+      if (now >= c.deadline) c.abort(c.timedOut!())
+      else busy = true
+    }
+    if (busy) this.#sweep = setTimeout(() => { this.#check() }, this.#sweepMs).unref()
   }
 
   async #acquire (): Promise<Http1Connection> {
@@ -275,7 +320,9 @@ export class Http1Pool {
       this.#open++
       try {
         const s = await this.#connect()
-        return new Http1Connection(s, this)
+        const c = new Http1Connection(s, this)
+        this.#conns.add(c)
+        return c
       } catch (e) {
         this.#open--
         this.#next()
@@ -308,6 +355,7 @@ export class Http1Pool {
   /** A connection closed: a waiting request opens a new one. */
   gone (c: Http1Connection): void {
     this.#open--
+    this.#conns.delete(c)
     const i = this.#idle.indexOf(c)
     if (i >= 0) this.#idle.splice(i, 1)
     this.#next()
@@ -319,9 +367,10 @@ export class Http1Pool {
     this.#acquire().then(w.resolve, w.reject)
   }
 
+  /** Closes every connection (a request in flight fails with ECONNRESET, as node:http's agent.destroy() does). */
   close (): void {
     this.#closed = true
-    for (const c of [...this.#idle]) c.abort(hangUp('the transport closed'))
+    for (const c of [...this.#conns]) c.abort(hangUp('the transport closed'))
     for (const w of this.#waiting.splice(0)) w.reject(new MetaosError('TRANSPORT_ERROR', 'the transport is closed'))
   }
 }
