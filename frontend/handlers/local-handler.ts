@@ -20,7 +20,9 @@ export class LocalHandler implements StorageHandler {
 
   constructor () {
     const facts = localFacts()
-    this.#service = new InProcessService(STORAGE_CONTRACT, storageImplementation(this.#engine, () => ({ ...facts(), volume: 'local' })), CALLER)
+    // invoke() keeps the threadpool for every Read and Write (syncMax 0): the synchronous path of the
+    // local kernel is invokeSync's, which a FileStream takes where .NET's would be synchronous.
+    this.#service = new InProcessService(STORAGE_CONTRACT, storageImplementation(this.#engine, () => ({ ...facts(), volume: 'local' }), undefined, 0), CALLER)
   }
 
   async invoke<K extends StorageOp> (operation: K, input: StorageOperations[K]['input']): Promise<Invocation<StorageOperations[K]['output']>> {

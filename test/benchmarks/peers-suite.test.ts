@@ -23,9 +23,9 @@ t.test('metaos bench --suite peers writes rows and ratios', async (t) => {
   t.equal(out.command, `metaos ${portableCommand(args, process.cwd())}`, 'the command that made it, with no path of this machine')
   t.ok(out.machine.cores > 0 && out.machine.node === process.version, 'the machine')
   const label = (x: Record<string, unknown>): string => `${String(x.peer)}/${String(x.hosting)}${x.mode === 'call' ? '' : ` (${String(x.mode)})`}`
-  t.same(out.rows.map(label).sort(), ['bare-http/bus', 'bare-http/http', 'metaos/bus', 'metaos/http', 'metaos/local', 'metaos/net.tcp', 'metaos/net.tcp (call-text)', 'metaos/net.uds', 'metaos/net.uds (call-text)'],
+  t.same(out.rows.map(label).sort(), ['bare-http/bus', 'bare-http/http', 'bare-http/http (call-server-only)', 'metaos/bus', 'metaos/http', 'metaos/http (call-server-only)', 'metaos/local', 'metaos/net.tcp', 'metaos/net.tcp (call-text)', 'metaos/net.uds', 'metaos/net.uds (call-text)'],
     'the peers asked for (metaos on each hosting; net.uds and net.tcp in binary and in text)')
-  for (const row of out.rows) t.match(row, { suite: 'peers', op: 'write', mode: /^call(-text)?$/, payloadBytes: 512, callsPerSec: Number, p50us: Number, p99us: Number }, `${label(row)}: a §7 row`)
+  for (const row of out.rows) t.match(row, { suite: 'peers', op: 'write', mode: /^call(-text|-server-only)?$/, payloadBytes: 512, callsPerSec: Number, p50us: Number, p99us: Number }, `${label(row)}: a §7 row`)
   t.match(readFileSync(md, 'utf8'), /\| metaos\/net\.uds \(text\) \|/, 'the text rows are told apart in the table')
   const page = readFileSync(md, 'utf8')
   t.match(page, /\| peer \/ hosting \| 512 B: calls\/s \(× metaos\/http\) \|/, 'the Markdown table')
