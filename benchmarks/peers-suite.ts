@@ -55,7 +55,7 @@ export async function runPeersSuite (o: PeersSuiteOptions): Promise<PeersResult>
 }
 
 const fmtSize = (n: number): string => n >= 1048576 ? `${n / 1048576} MiB` : n >= 1024 ? `${n / 1024} KiB` : `${n} B`
-const label = (r: BenchRow): string => `${r.peer}/${r.hosting}${r.mode === 'call' ? '' : ` (${r.mode.replace(/^call-?/, '').replace('-', ' ')})`}`
+const label = (r: BenchRow): string => `${r.peer}/${r.hosting}${r.mode === 'call' ? '' : ` (${r.mode.replace(/^call-?/, '').replace(/^server-only$/, 'server only')})`}`
 /** Fastest first: the limit on top, then each peer down to the slowest. */
 const ORDER = ['local-fs/local', 'raw/net.uds', 'raw/tcp', 'metaos/local', 'metaos/net.uds', 'metaos/net.tcp', 'metaos/net.uds (text)', 'metaos/net.tcp (text)', 'mono-wcf/net.tcp', 'mono-wcf/net.tcp (text)', 'bare-http/bus', 'bare-http/http', 'bare-http/http (server only)', 'metaos/http (server only)', 'metaos/bus', 'metaos/http', 'soap/http', 'mono-wcf/http (tuned)', 'mono-wcf/http (client-tuned)', 'mono-wcf/http']
 const rank = (r: BenchRow): number => { const i = ORDER.indexOf(label(r)); return i < 0 ? ORDER.length : i }

@@ -8,7 +8,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { checkServerIdentity, type PeerCertificate } from 'node:tls'
 import { MetaosError } from './errors.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint.js'
-import { Http1Pool } from './http1-connection.js'
+import type { Http1Pool } from './http1-connection.js'
 import type { Transport, TransportResponse } from './transport.js'
 
 export type { Transport, TransportRequest, TransportResponse } from './transport.js'
@@ -94,22 +94,32 @@ export function createHttpTransport (url: string, defaultPath: string, options: 
   }
 }
 
-/** http: and unix: endpoints: the lean HTTP/1.1 client (http1-connection.ts). */
+/**
+ * http: and unix: endpoints: the lean HTTP/1.1 client (http1-connection.ts), loaded with the first
+ * call (a program that imports metaos and makes no HTTP call does not load it).
+ */
 function plainTransport (ep: Endpoint, options: HttpTransportOptions): Transport {
   const maxResponse = options.maxResponseBytes ?? 256 * 1024 * 1024
   const address = formatEndpoint(ep)
-  const pool = new Http1Pool(ep.protocol === 'unix' ? { socketPath: ep.socketPath! } : { host: ep.host!, port: ep.port! }, ep.path, options.maxSockets ?? 16)
+  let pool: Http1Pool | undefined
+  let loading: Promise<Http1Pool> | undefined
+  let closed = false
+  const load = async (): Promise<Http1Pool> => await (loading ??= import('./http1-connection.js').then((m) => {
+    pool = new m.Http1Pool(ep.protocol === 'unix' ? { socketPath: ep.socketPath! } : { host: ep.host!, port: ep.port! }, ep.path, options.maxSockets ?? 16)
+    if (closed) pool.close()
+    return pool
+  }))
   return {
     address,
     send: async (r) => {
       try {
-        const res = await pool.post(r.headers, r.chunks, r.length, r.timeoutMs, maxResponse, () => new MetaosError('TIMED_OUT', `${address} did not answer within ${r.timeoutMs} ms`))
+        const res = await (pool ?? await load()).post(r.headers, r.chunks, r.length, r.timeoutMs, maxResponse, () => new MetaosError('TIMED_OUT', `${address} did not answer within ${r.timeoutMs} ms`))
         return res.requestId === undefined ? { status: res.status, contentType: res.contentType, body: res.body } : { status: res.status, contentType: res.contentType, body: res.body, requestId: res.requestId }
       } catch (e) {
         throw toTransportError(e, address)
       }
     },
-    close: async () => { pool.close() },
+    close: async () => { closed = true; pool?.close() },
   }
 }
 

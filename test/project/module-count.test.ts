@@ -1,4 +1,4 @@
-// `import { FileStream } from 'metaos'` loads only what a stream needs: at most 26 of the package's
+// `import { FileStream } from 'metaos'` loads only what a stream needs: at most 25 of the package's
 // modules, none of the frontend's discovery, placement or supervision, no service host, no domain;
 // the local kernel is loaded by the first 'local' stream, the frontend by the first 'discover'.
 // Each count is a fresh process (docs/tools/module-count.ts; `node dist/docs/tools/module-count.js`
@@ -10,7 +10,7 @@ import { countModules, packageEntries } from '../../docs/tools/module-count.js'
 import { packageFile } from '../../wsdl/package-root.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
-const MAX = 26 // 25 until the lean HTTP/1.1 client (soap-runtime/http1-connection.ts) took node:http's place
+const MAX = 25
 /** What a stream never loads by itself: the intelligent frontend, discovery, the service side. */
 // The in-process runner of a service's operation table (service-domain/in-process.js, with the
 // domain facts GetDomainInfo answers) is what a local stream runs: light, and no host.
