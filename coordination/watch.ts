@@ -1,7 +1,9 @@
 // A watch of every key under a prefix from a revision on, through etcd3's watch manager (it
 // reconnects by itself and resumes after the last revision it delivered). Returns the function
-// that stops it. Deletions are told by the last part of the key (decoded).
+// that stops it, once etcd has the watch: a change made after it returns is never missed (a watcher
+// not yet connected would miss it). Deletions are told by the last part of the key (decoded).
 import type { IKeyValue } from 'etcd3'
+import { MetaosError } from '../soap-runtime/errors.js'
 import type { EtcdSession } from './etcd-session.js'
 
 export interface PrefixListener {
@@ -13,7 +15,9 @@ export async function watchPrefix (session: EtcdSession, parts: string[], listen
   const prefix = `${session.key(...parts)}/`
   let builder = session.client.watch().prefix(prefix)
   if (startRevision !== undefined) builder = builder.startRevision(startRevision)
-  const watcher = builder.watcher()
+  const watcher = await builder.create().catch((e: unknown) => {
+    throw new MetaosError('COORDINATION_UNAVAILABLE', `coordination: could not watch ${prefix}: ${(e as Error).message}`, { cause: e })
+  })
   watcher.on('put', (kv) => { listener.put(kv) })
   watcher.on('delete', (kv) => {
     const rest = kv.key.toString('utf8').slice(prefix.length)
