@@ -101,10 +101,13 @@ function newScope (decls: readonly string[], n: number, parent: Readonly<Record<
  * Scopes made before, by parent scope and declarations: the messages of a session declare the same
  * namespaces on the same elements, so an element's scope is found, not built (and not checked
  * again: only a scope that passed the checks is kept). Scopes are frozen, so sharing them is safe.
- * Bounded per parent, for a peer that declares something new on every element.
+ * Bounded (per parent and in all), for a peer that declares something new on every element.
  */
 const SCOPES = new WeakMap<object, Map<string, Readonly<Record<string, string>>>>()
 const SCOPES_PER_PARENT = 64
+/** At most this many scopes are kept in all (a cached scope is the parent of others: the tree must not grow with what peers send), each from declarations of up to 256 characters. */
+const SCOPES_MAX = 256
+let scopesKept = 0
 
 /** The namespace scope of an element: its parent's, plus its `n / 2` declarations (a new scope only if it has some). */
 function scopeOf (decls: readonly string[], n: number, parent: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
@@ -116,7 +119,7 @@ function scopeOf (decls: readonly string[], n: number, parent: Readonly<Record<s
   if (found !== undefined) return found
   const scope = newScope(decls, n, parent)
   if (known === undefined) SCOPES.set(parent, known = new Map())
-  if (known.size < SCOPES_PER_PARENT) known.set(key, scope)
+  if (known.size < SCOPES_PER_PARENT && scopesKept < SCOPES_MAX && key.length <= 256) { known.set(key, scope); scopesKept++ }
   return scope
 }
 
@@ -158,8 +161,7 @@ function attributeMap (raw: readonly RawAttr[], scope: Readonly<Record<string, s
   return attrs
 }
 
-// Scratch space of startElement (it is never re-entered): no arrays made per element; `attributes`
-// appends, startElement reads the first RAW_N / DECLS_N entries.
+// Scratch space of startElement (it is never re-entered): no arrays made per element.
 const nameOut = { prefix: '', local: '' }
 const RAW: RawAttr[] = []
 const DECLS: string[] = []
