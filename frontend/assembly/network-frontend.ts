@@ -9,7 +9,7 @@ import { DiscoveryClient, type DiscoveredTarget } from '../../discovery/client.j
 import { NETWORK_DOMAIN_TYPE, declaredFromScopes } from '../../discovery/storage-announcement.js'
 import { bestEndpoint } from '../handlers/discovered-domains.js'
 import { identityFromScopes } from './intelligent-frontend.js'
-import { createNetworkProxy, withPushesOf, type NetworkHandler } from '../handlers/network-handler.js'
+import { createNetworkProxy, type NetworkHandler } from '../handlers/network-handler.js'
 import { LocalNetworkHandler } from '../handlers/local-network-handler.js'
 import { NetworkDispatcher, type NetworkDispatcherOptions } from '../placement/network-dispatcher.js'
 import { PerformanceModule, type NetworkProbeTarget } from '../placement/performance-module.js'
@@ -60,8 +60,7 @@ export class NetworkFrontend {
     if (endpoint === undefined || this.handlers.has(t.epr)) return
     // Network domains serve no volume: they all share the placeholder volume "network".
     const identity = { ...identityFromScopes(t, endpoint), volume: 'network' }
-    const proxy = createNetworkProxy(endpoint)
-    this.handlers.set(t.epr, withPushesOf(proxy, this.perf.trackNetwork(identity, proxy, this.#o.probeTarget, declaredFromScopes(t.scopes))))
+    this.handlers.set(t.epr, this.perf.trackNetwork(identity, createNetworkProxy(endpoint), this.#o.probeTarget, declaredFromScopes(t.scopes)))
   }
 
   #remove (epr: string): void {

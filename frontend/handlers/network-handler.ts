@@ -52,12 +52,6 @@ export function createNetworkProxy (endpoint: string, options: NetworkProxyOptio
   return { destination: transport.address, invoke: client.invoke, close: client.close, ...(pushes === undefined ? {} : { pushes: pushes.channel }) }
 }
 
-/** `wrapped` (e.g. the performance module's measuring of `proxy`) with the proxy's pushed receives, if it has them. */
-export function withPushesOf (proxy: NetworkHandler, wrapped: NetworkHandler): NetworkHandler {
-  if (proxy.pushes === undefined || wrapped.pushes !== undefined) return wrapped
-  return { destination: wrapped.destination, invoke: wrapped.invoke.bind(wrapped), close: wrapped.close.bind(wrapped), pushes: proxy.pushes }
-}
-
 /** The process-wide proxy for a network domain endpoint (created on first use; kept in the process registry). */
 export function sharedNetworkProxy (endpoint: string): NetworkHandler {
   return obtain(KEYS.networkProxy + endpoint, () => createNetworkProxy(endpoint), async (p) => { await p.close() })

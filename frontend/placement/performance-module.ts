@@ -108,7 +108,9 @@ export class PerformanceModule {
       const { output } = await handler.invoke('Connect', { host: target.host, port: target.port, protocol: 'tcp', timeoutMs: 5000 })
       await handler.invoke('Close', { socket: output.socket })
     }
-    return { destination: handler.destination, invoke: this.#measured(identity, declared, probe, handler.invoke.bind(handler) as Invoke, networkBytes, WAITING, handler.destination !== 'local') as NetworkHandler['invoke'], close: async () => { await handler.close() } }
+    // Pushed receives (a framed proxy's) are data, not calls: they go straight through, unmeasured.
+    const measured = { destination: handler.destination, invoke: this.#measured(identity, declared, probe, handler.invoke.bind(handler) as Invoke, networkBytes, WAITING, handler.destination !== 'local') as NetworkHandler['invoke'], close: async () => { await handler.close() } }
+    return handler.pushes === undefined ? measured : { ...measured, pushes: handler.pushes }
   }
 
   #measured (identity: DomainIdentity, declared: Declared, probe: () => Promise<void>, invoke: Invoke, bytesOf: typeof storageBytes, waiting: ReadonlySet<string>, remote: boolean): Invoke {

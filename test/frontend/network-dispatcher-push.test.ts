@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { spawnDomain, type DomainProcess } from '../../domains/domain-process.js'
 import { NetSocket } from '../../frontend/api/net-socket.js'
 import { NetServer } from '../../frontend/api/net-server.js'
-import { createNetworkProxy, withPushesOf, type NetworkHandler } from '../../frontend/handlers/network-handler.js'
+import { createNetworkProxy, type NetworkHandler } from '../../frontend/handlers/network-handler.js'
 import { NetworkDispatcher } from '../../frontend/placement/network-dispatcher.js'
 import { PerformanceModule } from '../../frontend/placement/performance-module.js'
 import { PerformanceMappingTable } from '../../frontend/placement/pmt.js'
@@ -55,7 +55,7 @@ async function domains (t: Test, listeners: string[], rules?: RulesEngine): Prom
     const seen: string[] = []
     ops.set(d.ready.epr, seen)
     const recorded: NetworkHandler = { ...proxy, invoke: async (op, input) => { seen.push(op); return await proxy.invoke(op, input) } }
-    handlers.set(d.ready.epr, withPushesOf(recorded, perf.trackNetwork({ epr: d.ready.epr, endpoints: d.ready.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: 'network' }, recorded)))
+    handlers.set(d.ready.epr, perf.trackNetwork({ epr: d.ready.epr, endpoints: d.ready.endpoints, hosting: 'process', kernel: { sysname: 'Linux', release: '0' }, volume: 'network' }, recorded))
   }
   t.teardown(async () => {
     perf.stop()
