@@ -204,20 +204,43 @@ function attributes (input: string, pos: number, qname: string, p: number, raw: 
   }
 }
 
-/**
- * Scopes already derived, by parent scope and declarations: most documents a service reads
- * declare the same namespaces at the same places, so an element's scope is found rather than
- * copied (the copy was the largest part of reading a small envelope). Only scopes derived from
- * ROOT_SCOPE or from a cached one are kept (the cache is a tree from the root, its scopes frozen
- * and shared by the documents), at most SCOPE_CACHE_MAX of them, each from declarations of at most
- * SCOPE_KEY_MAX characters: a document with other declarations gets its scopes built, as before.
- */
-const derivedScopes = new WeakMap<Readonly<Record<string, string>>, Map<string, Readonly<Record<string, string>>>>()
+type Scope = Readonly<Record<string, string>>
 const SCOPE_CACHE_MAX = 256
 const SCOPE_KEY_MAX = 256
-let scopesCached = 0
-/** The scopes in derivedScopes (only they, and ROOT_SCOPE, have their children cached). */
-const CACHED = new WeakSet<object>()
+
+/**
+ * Namespace scopes already derived, by parent scope and declarations (a key the reader makes of
+ * them): most documents a service reads declare the same namespaces at the same places, so an
+ * element's scope is found rather than built (building it was the largest part of reading a small
+ * envelope), and not checked again (only a scope that passed the checks is kept). The cache is a
+ * tree from its root: only the root's and kept scopes' children are kept, at most SCOPE_CACHE_MAX
+ * in all (and `perParent` per parent), each from declarations of at most SCOPE_KEY_MAX
+ * characters; kept scopes are frozen, shared by the documents. Anything else is built as before.
+ * The text parser here and the binary reader (nbfx/reader.ts) each keep one from their root.
+ */
+export class ScopeCache {
+  readonly #children = new WeakMap<object, Map<string, Scope>>()
+  readonly #perParent: number
+  #kept = 0
+
+  constructor (root: Scope, perParent = SCOPE_CACHE_MAX) {
+    this.#children.set(root, new Map())
+    this.#perParent = perParent
+  }
+
+  find (parent: Scope, key: string): Scope | undefined { return this.#children.get(parent)?.get(key) }
+
+  keep (parent: Scope, key: string, scope: Scope): void {
+    const siblings = this.#children.get(parent)
+    if (siblings === undefined || this.#kept >= SCOPE_CACHE_MAX || siblings.size >= this.#perParent || key.length > SCOPE_KEY_MAX) return
+    Object.freeze(scope)
+    siblings.set(key, scope)
+    if (!this.#children.has(scope)) this.#children.set(scope, new Map())
+    this.#kept++
+  }
+}
+
+const scopes = new ScopeCache(ROOT_SCOPE)
 
 /** The namespace scope of an element: its parent's, plus the element's xmlns declarations (a new scope only if it has some). */
 function scopeOf (raw: readonly RawAttr[], parentScope: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
@@ -226,9 +249,8 @@ function scopeOf (raw: readonly RawAttr[], parentScope: Readonly<Record<string, 
     if (r.qname === 'xmlns' || r.qname.startsWith('xmlns:')) key = (key ?? '') + r.qname + '\u0000' + r.value + '\u0000'
   }
   if (key === undefined) return parentScope
-  const known = derivedScopes.get(parentScope)
-  const hit = known?.get(key)
-  if (hit !== undefined) return hit // the same declarations passed the checks below before
+  const hit = scopes.find(parentScope, key)
+  if (hit !== undefined) return hit
   let scope = parentScope
   let derived = false
   for (const r of raw) {
@@ -244,17 +266,12 @@ function scopeOf (raw: readonly RawAttr[], parentScope: Readonly<Record<string, 
     if (!derived) { scope = Object.assign(Object.create(null) as Record<string, string>, scope); derived = true }
     ;(scope as Record<string, string>)[prefix] = r.value
   }
-  if (scopesCached < SCOPE_CACHE_MAX && key.length <= SCOPE_KEY_MAX && (parentScope === ROOT_SCOPE || known !== undefined || CACHED.has(parentScope))) {
-    Object.freeze(scope)
-    if (known === undefined) derivedScopes.set(parentScope, new Map([[key, scope]]))
-    else known.set(key, scope)
-    if (scope !== parentScope) CACHED.add(scope)
-    scopesCached++
-  }
+  scopes.keep(parentScope, key, scope)
   return scope
 }
+
 /** The attributes of every element that has none (most of a SOAP message's): one frozen object, not a dictionary each. */
-const NO_ATTRIBUTES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
+export const NO_ATTRIBUTES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
 
 /** The element <qname> with attributes `raw`, its namespaces resolved in `scope`. */
 function element (qname: string, raw: readonly RawAttr[], scope: Readonly<Record<string, string>>): XmlElement {

@@ -6,7 +6,7 @@
 // base64), its `text` their base64 only if someone asks. Strict and bounded like the text parser:
 // depth and element counts, 256 attributes, lengths within the message, dictionary ids that exist,
 // valid UTF-8, no character XML 1.0 forbids; anything else is MALFORMED_MESSAGE.
-import type { XmlElement, XmlLimits } from '../xml.js'
+import { NO_ATTRIBUTES, ScopeCache, type XmlElement, type XmlLimits } from '../xml.js'
 import { R, FIRST_ATTRIBUTE, LAST_ATTRIBUTE, LETTERS, recordName } from './records.js'
 import { malformed, type Cursor } from './cursor.js'
 import { readTextValue, isTextRecord } from './text-reader.js'
@@ -97,34 +97,20 @@ function newScope (decls: readonly string[], n: number, parent: Readonly<Record<
   return Object.freeze(scope)
 }
 
-/**
- * Scopes made before, by parent scope and declarations: the messages of a session declare the same
- * namespaces on the same elements, so an element's scope is found, not built (and not checked
- * again: only a scope that passed the checks is kept). Scopes are frozen, so sharing them is safe.
- * Bounded (per parent and in all), for a peer that declares something new on every element.
- */
-const SCOPES = new WeakMap<object, Map<string, Readonly<Record<string, string>>>>()
-const SCOPES_PER_PARENT = 64
-/** At most this many scopes are kept in all (a cached scope is the parent of others: the tree must not grow with what peers send), each from declarations of up to 256 characters. */
-const SCOPES_MAX = 256
-let scopesKept = 0
+/** Scopes made before, from this reader's root (xml.ts's ScopeCache: bounded, frozen, shared), at most 64 per parent. */
+const scopes = new ScopeCache(ROOT_SCOPE, 64)
 
 /** The namespace scope of an element: its parent's, plus its `n / 2` declarations (a new scope only if it has some). */
 function scopeOf (decls: readonly string[], n: number, parent: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
   if (n === 0) return parent
   let key = decls[0]! + '\u0000' + decls[1]!
   for (let i = 2; i < n; i++) key += '\u0000' + decls[i]!
-  let known = SCOPES.get(parent)
-  const found = known?.get(key)
+  const found = scopes.find(parent, key)
   if (found !== undefined) return found
   const scope = newScope(decls, n, parent)
-  if (known === undefined) SCOPES.set(parent, known = new Map())
-  if (known.size < SCOPES_PER_PARENT && scopesKept < SCOPES_MAX && key.length <= 256) { known.set(key, scope); scopesKept++ }
+  scopes.keep(parent, key, scope)
   return scope
 }
-
-/** The attributes of an element that has none: one shared, frozen, prototype-less object. */
-const NO_ATTRIBUTES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
 
 /**
  * Attribute maps made before, by their names and values: the same headers carry the same attributes
