@@ -61,32 +61,36 @@ export async function compileCached (tools: { mcs: string, assemblyDir: string }
   return exe
 }
 
-interface Service { url: string, stop: () => Promise<void> }
+/** A Mono service process started, with what its ready line said; `stop` ends it (stdin EOF, then SIGKILL after 5 s). */
+export interface MonoService<T> { readonly ready: T, stop: () => Promise<void> }
 
-async function startService (mono: string, exe: string, file: string, tuned: boolean): Promise<Service> {
-  const child = spawn(mono, [exe, 'serve', '0', file, ...(tuned ? ['tuned'] : [])], { stdio: ['pipe', 'pipe', 'pipe'] })
+/**
+ * Runs `mono exe args…` until its ready line (JSON, within 30 s): the value `ready` takes from it,
+ * or undefined for another line. The service stops on stdin EOF.
+ */
+export async function startMonoService<T> (mono: string, exe: string, args: readonly string[], ready: (line: { event?: string, [k: string]: unknown }) => T | undefined): Promise<MonoService<T>> {
+  const child = spawn(mono, [exe, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
   const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return
-    child.stdin.end() // the service stops on stdin EOF
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 3000)
+    child.stdin.end()
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 5000)
     await exited
     clearTimeout(timer)
   }
   try {
-    const url = await new Promise<string>((resolve, reject) => {
+    const said = await new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => { reject(new Error(`mono-wcf service not ready after 30 s: ${stderr.slice(0, 500)}`)) }, 30_000)
       child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`mono-wcf service exited (${String(code)}): ${stderr.slice(0, 500)}`)) })
       createInterface({ input: child.stdout }).on('line', (line) => {
-        try {
-          const m = JSON.parse(line) as { event?: string, endpoints?: string[] }
-          if (m.event === 'ready' && m.endpoints?.[0] !== undefined) { clearTimeout(timer); resolve(m.endpoints[0]) }
-        } catch { /* not the ready line */ }
+        let v: T | undefined
+        try { v = ready(JSON.parse(line) as { event?: string }) } catch { /* not the ready line */ }
+        if (v !== undefined) { clearTimeout(timer); resolve(v) }
       })
     })
-    return { url, stop }
+    return { ready: said, stop }
   } catch (e) { await stop(); throw e }
 }
 
@@ -116,11 +120,12 @@ export async function runWcfPeer (o: WcfPeerOptions): Promise<BenchRow[] | { ski
   const exe = await compileCached(tools, 'wcf-peer', [packageFile('benchmarks', 'peers', 'wcf', 'StorageBench.cs')])
   if (typeof exe !== 'string') return exe
   const dir = mkdtempSync(join(tmpdir(), 'metaos-wcf-bench-'))
-  const service = await startService(mono, exe, join(dir, 'mono-wcf.bin'), o.tuned === true)
+  const service = await startMonoService(mono, exe, ['serve', '0', join(dir, 'mono-wcf.bin'), ...(o.tuned === true ? ['tuned'] : [])],
+    (m) => m.event === 'ready' && Array.isArray(m.endpoints) && typeof m.endpoints[0] === 'string' ? m.endpoints[0] : undefined)
   try {
     const rows: BenchRow[] = []
     for (const size of o.sizes) {
-      const c = await run(mono, [exe, 'client', service.url, String(size), String(o.seconds), ...(o.tuned !== false ? ['tuned'] : [])], o.seconds * 1000 + 120_000)
+      const c = await run(mono, [exe, 'client', service.ready, String(size), String(o.seconds), ...(o.tuned !== false ? ['tuned'] : [])], o.seconds * 1000 + 120_000)
       const last = c.stdout.trim().split('\n').pop() ?? ''
       if (!c.ok || !last.startsWith('{')) throw new Error(`mono-wcf client failed for ${size} B: ${c.stderr.slice(0, 800)}`)
       rows.push(row(size, o.tuned, JSON.parse(last) as ClientResult))
