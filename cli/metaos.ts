@@ -26,7 +26,7 @@ try {
   process.exitCode = await (await entry.load()).main(rest)
 } catch (caught) {
   if (caught instanceof UsageError) {
-    process.stderr.write(`metaos ${caught.command ?? cmd!}: ${caught.message}\n`)
+    process.stderr.write(caught.lineFor(cmd!))
     process.exitCode = 2
   } else {
     let e = caught

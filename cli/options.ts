@@ -16,6 +16,9 @@ export class UsageError extends Error {
     this.name = 'UsageError'
     if (command !== undefined) this.command = command
   }
+
+  /** The line metaos.ts prints for it when `command` ran: "metaos storage: --sla takes …". */
+  lineFor (command: string): string { return `metaos ${this.command ?? command}: ${this.message}\n` }
 }
 
 /** What an option's value may be: checked and converted once, before the command runs. */
