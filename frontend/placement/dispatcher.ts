@@ -135,11 +135,16 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     if (id === undefined) return await this.#pathCall(op, input)
     const s = this.affinity.get(id)
     if (s === undefined) throw new MetaosError('INVALID_HANDLE', 'this stream was not opened through the dispatcher, or is closed')
-    return await this.#serialized(s, async () => {
+    // The stream's calls one after the other: a call waits only when one is under way (no closure, no promise of its own otherwise).
+    if (s.busy) await this.#turn(s)
+    else s.busy = true
+    try {
       if (s.broken !== undefined) return this.#broken(s, op)
       if (op === 'SetLength') await this.#resize(s, (input as StorageOperations['SetLength']['input']).length)
       return await this.#streamCall(s, op, input)
-    })
+    } finally {
+      this.#done(s)
+    }
   }
 
   /** Opens a stream placed as a stream of `bytes` (its expected size: the rules' minBytes/maxBytes, the score's cost per MB). */
@@ -252,16 +257,29 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     return { output: {} as StorageOperations[K]['output'], serviceMicros: undefined, totalMicros: 0 }
   }
 
+  /** Runs `fn` in the stream's turn (after the calls and migrations before it). */
   async #serialized<T> (s: StreamEntry, fn: () => Promise<T>): Promise<T> {
-    const run = s.chain.then(fn, fn)
-    s.chain = run.catch(() => {})
-    return await run
+    if (s.busy) await this.#turn(s)
+    else s.busy = true
+    try { return await fn() } finally { this.#done(s) }
+  }
+
+  /** Waits for the stream's turn (FIFO); the one ending before hands it over (`busy` stays true). */
+  async #turn (s: StreamEntry): Promise<void> {
+    await new Promise<void>((resolve) => { s.waiting.push(resolve) })
+  }
+
+  /** The stream's turn ends: the next waiting call or migration goes on, else the stream is idle. */
+  #done (s: StreamEntry): void {
+    const next = s.waiting.shift()
+    if (next === undefined) s.busy = false
+    else next()
   }
 
   /** One call on one domain, with the hang deadline when failover is on (1 ms more per 8 KiB moved). */
-  async #on<K extends StorageOp> (epr: string, op: K, input: StorageOperations[K]['input']): Call<K> {
+  #on<K extends StorageOp> (epr: string, op: K, input: StorageOperations[K]['input']): Call<K> {
     const ms = this.#core.failover ? (this.#o.hangMs ?? 1000) + bytesMoved(op, input) / 8192 : undefined
-    return await this.#core.call(epr, op, input, ms)
+    return this.#core.call(epr, op, input, ms)
   }
 
   #unavailable (path: string, last: unknown, volume = this.#o.volume ?? 'of the stream'): MetaosError {
