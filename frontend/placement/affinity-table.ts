@@ -61,3 +61,22 @@ export class AffinityTable {
 
   entries (): StreamEntry[] { return [...this.#byId.values()] }
 }
+
+/** Runs `fn` in the stream's turn (after the calls and migrations before it). */
+export async function serialized<T> (s: StreamEntry, fn: () => Promise<T>): Promise<T> {
+  if (s.busy) await nextTurn(s)
+  else s.busy = true
+  try { return await fn() } finally { endTurn(s) }
+}
+
+/** Waits for a busy stream's turn (FIFO); the one ending before hands it over (`busy` stays true). */
+export async function nextTurn (s: StreamEntry): Promise<void> {
+  await new Promise<void>((resolve) => { s.waiting.push(resolve) })
+}
+
+/** The stream's turn ends: the next waiting call or migration goes on, else the stream is idle. */
+export function endTurn (s: StreamEntry): void {
+  const next = s.waiting.shift()
+  if (next === undefined) s.busy = false
+  else next()
+}

@@ -22,7 +22,7 @@ import type { Invocation } from '../../soap-runtime/client.js'
 import type { StorageOperations } from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
 import type { PerformanceMappingTable } from './pmt.js'
-import { AffinityTable, type StreamEntry } from './affinity-table.js'
+import { AffinityTable, endTurn, nextTurn, serialized, type StreamEntry } from './affinity-table.js'
 import type { TaskAffinity } from './task-affinity.js'
 import type { SyscallContext } from './rules-engine.js'
 import type { Placement, PlacementOptions } from './placement.js'
@@ -136,14 +136,14 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     const s = this.affinity.get(id)
     if (s === undefined) throw new MetaosError('INVALID_HANDLE', 'this stream was not opened through the dispatcher, or is closed')
     // The stream's calls one after the other: a call waits only when one is under way (no closure, no promise of its own otherwise).
-    if (s.busy) await this.#turn(s)
+    if (s.busy) await nextTurn(s)
     else s.busy = true
     try {
       if (s.broken !== undefined) return this.#broken(s, op)
       if (op === 'SetLength') await this.#resize(s, (input as StorageOperations['SetLength']['input']).length)
       return await this.#streamCall(s, op, input)
     } finally {
-      this.#done(s)
+      endTurn(s)
     }
   }
 
@@ -182,7 +182,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   async migrate (id: string, reason: string, to?: string, onlyFrom?: string): Promise<MoveEvent | undefined> {
     const s = this.affinity.get(id)
     if (s === undefined) return undefined
-    return await this.#serialized(s, async () => {
+    return await serialized(s, async () => {
       // Closed meanwhile, already there, or already moved off the domain by a failover: nothing to do.
       if (this.affinity.get(id) === undefined || s.epr === to || (onlyFrom !== undefined && s.epr !== onlyFrom)) return undefined
       // Its domain hung and could not be fenced: moving it would make two writers.
@@ -255,25 +255,6 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     if (op !== 'Close') throw s.broken!
     this.affinity.release(s.id)
     return { output: {} as StorageOperations[K]['output'], serviceMicros: undefined, totalMicros: 0 }
-  }
-
-  /** Runs `fn` in the stream's turn (after the calls and migrations before it). */
-  async #serialized<T> (s: StreamEntry, fn: () => Promise<T>): Promise<T> {
-    if (s.busy) await this.#turn(s)
-    else s.busy = true
-    try { return await fn() } finally { this.#done(s) }
-  }
-
-  /** Waits for the stream's turn (FIFO); the one ending before hands it over (`busy` stays true). */
-  async #turn (s: StreamEntry): Promise<void> {
-    await new Promise<void>((resolve) => { s.waiting.push(resolve) })
-  }
-
-  /** The stream's turn ends: the next waiting call or migration goes on, else the stream is idle. */
-  #done (s: StreamEntry): void {
-    const next = s.waiting.shift()
-    if (next === undefined) s.busy = false
-    else next()
   }
 
   /** One call on one domain, with the hang deadline when failover is on (1 ms more per 8 KiB moved). */
