@@ -112,33 +112,11 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
   let supMs = 0
   const costs: number[] = []
   try {
-    // The bare proxy goes to the domain the dispatcher would choose: same process, same path.
-    const chosen = await c.get(c.index(c.dispatcher.place().chosen))
-    const bare = createStorageProxy(chosen.endpoints[0]!)
-    const once = async (destination: typeof bare | typeof c.dispatcher, path: string): Promise<number> => {
-      const t0 = performance.now()
-      const f = await FileStream.open(path, { mode: 'Create', access: 'Write', destination, bufferSize: 0 })
-      for (let off = 0; off < size; off += BLOCK) await f.write(data, off, Math.min(BLOCK, size - off))
-      await f.close()
-      rmSync(join(c.root, path))
-      return performance.now() - t0
+    for (const r of await compareOverhead(c, data, { rounds: o.rounds ?? 10, ...(o.shouldStop === undefined ? {} : { shouldStop: o.shouldStop }) })) {
+      bareMs += r.bareMs
+      supMs += r.supMs
+      costs.push(r.supMs / r.bareMs - 1)
     }
-    await once(bare, 'warm.bin')
-    await once(c.dispatcher, 'warm.bin')
-    // ABBA order within each round: a drift of the machine's speed hurts both alike.
-    for (let r = 0; r < (o.rounds ?? 10) && o.shouldStop?.() !== true; r++) {
-      const order = r % 2 === 0 ? ['bare', 'sup'] : ['sup', 'bare']
-      let b = 0
-      let sup = 0
-      for (const which of order) {
-        if (which === 'bare') b = await once(bare, 'bare.bin')
-        else sup = await once(c.dispatcher, 'sup.bin')
-      }
-      bareMs += b
-      supMs += sup
-      costs.push(sup / b - 1)
-    }
-    await bare.close()
   } finally {
     await c.close()
   }
@@ -146,6 +124,63 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
   const mean = costs.reduce((a, b) => a + b, 0) / Math.max(1, costs.length)
   const sd = Math.sqrt(costs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, costs.length - 1))
   return { fileBytes: size, faults, bareMBps: mb / (bareMs / 1000), supervisedMBps: mb / (supMs / 1000), costMean: mean, costSd: sd, rounds: costs.length, fencing, ...(fencingNote === undefined ? {} : { fencingNote }), migrate, ...(migrateNote === undefined ? {} : { migrateNote }) }
+}
+
+/** One ABBA round of the nothing-failing comparison: the same file through a bare proxy and through the supervised dispatcher, to the same domain. */
+export interface OverheadRound { readonly epr: string, readonly bareMs: number, readonly supMs: number }
+
+/** Wraps the write of one file of a round (-1: the warm-up; the micro benchmark measures CPU around it); resolves to its time (ms). */
+export type FileWrite = (side: 'bare' | 'sup', round: number, write: () => Promise<number>) => Promise<number>
+
+/**
+ * What supervision costs when nothing fails: `data` written as a file in 64 KiB Writes (bufferSize
+ * 0) through a bare proxy and through the supervised dispatcher, in ABBA order. Both sides of a
+ * round write to the same domain process: the dispatcher places each new stream on the domain it
+ * ranks best, which may change from one round to the next (the PMT follows the measures), so the
+ * bare file of a round goes to the domain the supervised file of that round went to (written again
+ * there when the placement moved after the bare one ran). Every domain's write path is warmed first:
+ * a domain that had served only probes would be compared cold against a warm one.
+ */
+export async function compareOverhead (c: LocalCluster, data: Buffer, o: { rounds: number, shouldStop?: () => boolean, around?: FileWrite }): Promise<OverheadRound[]> {
+  const size = data.length
+  const around: FileWrite = o.around ?? (async (_side, _round, write) => await write())
+  const bares = new Map((await Promise.all(c.names.map(async (_, i) => await c.get(i)))).map((d) => [d.epr, createStorageProxy(d.endpoints[0]!)]))
+  let on = ''
+  let round = -1
+  const once = async (side: 'bare' | 'sup', path: string, epr?: string): Promise<number> => await around(side, round, async () => {
+    const t0 = performance.now()
+    const f = await FileStream.open(path, { mode: 'Create', access: 'Write', destination: side === 'bare' ? bares.get(epr!)! : c.dispatcher, bufferSize: 0 })
+    if (side === 'sup') on = c.dispatcher.affinity.entries()[0]!.epr
+    for (let off = 0; off < size; off += BLOCK) await f.write(data, off, Math.min(BLOCK, size - off))
+    await f.close()
+    const ms = performance.now() - t0
+    rmSync(join(c.root, path))
+    return ms
+  })
+  const rounds: OverheadRound[] = []
+  try {
+    for (const epr of bares.keys()) await once('bare', 'warm.bin', epr)
+    await once('sup', 'warm.bin')
+    for (let r = 0; r < o.rounds && o.shouldStop?.() !== true; r++) {
+      round = r
+      let supMs: number
+      let bareMs: number
+      if (r % 2 === 0) {
+        // Bare first, to the domain the dispatcher would place on now; again where the supervised file went, if it went elsewhere.
+        const guess = c.dispatcher.place({ op: 'Open', path: 'sup.bin' }).chosen
+        bareMs = await once('bare', 'bare.bin', guess)
+        supMs = await once('sup', 'sup.bin')
+        if (on !== guess) bareMs = await once('bare', 'bare.bin', on)
+      } else {
+        supMs = await once('sup', 'sup.bin')
+        bareMs = await once('bare', 'bare.bin', on)
+      }
+      rounds.push({ epr: on, bareMs, supMs })
+    }
+  } finally {
+    for (const b of bares.values()) await b.close()
+  }
+  return rounds
 }
 
 export function supervisionTable (r: SupervisionResult): string {

@@ -27,8 +27,10 @@ export interface StreamEntry {
   broken?: Error
   /** The position the domain acknowledged last (where a replay starts). */
   position: number
-  /** Calls and migrations of the stream run one after the other. */
-  chain: Promise<unknown>
+  /** Calls and migrations of the stream run one after the other: one is under way… */
+  busy: boolean
+  /** …and these wait for their turn, in order. */
+  readonly waiting: Array<() => void>
   /** Times the stream moved (failover or migration). */
   moves: number
   /** The stream's size for placement (FileStream's expectedBytes, then its last SetLength): what its moves are chosen for. */
@@ -40,8 +42,8 @@ export interface StreamEntry {
 export class AffinityTable {
   readonly #byId = new Map<string, StreamEntry>()
 
-  add (e: Omit<StreamEntry, 'chain' | 'moves' | 'written' | 'epoch'>): StreamEntry {
-    const entry: StreamEntry = { ...e, epoch: 1, chain: Promise.resolve(), moves: 0, written: false }
+  add (e: Omit<StreamEntry, 'busy' | 'waiting' | 'moves' | 'written' | 'epoch'>): StreamEntry {
+    const entry: StreamEntry = { ...e, epoch: 1, busy: false, waiting: [], moves: 0, written: false }
     this.#byId.set(e.id, entry)
     return entry
   }
@@ -58,4 +60,23 @@ export class AffinityTable {
   }
 
   entries (): StreamEntry[] { return [...this.#byId.values()] }
+}
+
+/** Runs `fn` in the stream's turn (after the calls and migrations before it). */
+export async function serialized<T> (s: StreamEntry, fn: () => Promise<T>): Promise<T> {
+  if (s.busy) await nextTurn(s)
+  else s.busy = true
+  try { return await fn() } finally { endTurn(s) }
+}
+
+/** Waits for a busy stream's turn (FIFO); the one ending before hands it over (`busy` stays true). */
+export async function nextTurn (s: StreamEntry): Promise<void> {
+  await new Promise<void>((resolve) => { s.waiting.push(resolve) })
+}
+
+/** The stream's turn ends: the next waiting call or migration goes on, else the stream is idle. */
+export function endTurn (s: StreamEntry): void {
+  const next = s.waiting.shift()
+  if (next === undefined) s.busy = false
+  else next()
 }

@@ -4,7 +4,7 @@
 // mark it in the PMT, report it, and try the next candidate. It also keeps the placements made, by
 // domain. What each dispatcher keeps for itself: storage its virtual handles, checkpoints and replay
 // (dispatcher.ts); network its sockets, which die with their domain (network-dispatcher.ts).
-import { withDeadline } from './deadline.js'
+import { DeadlineWatch } from './deadline.js'
 import { MetaosError, type ErrorCode } from '../../soap-runtime/errors.js'
 import type { Invocation } from '../../soap-runtime/client.js'
 import type { DomainState, PerformanceMappingTable } from './pmt.js'
@@ -66,6 +66,8 @@ export class DispatchCore<Ops extends Operations<Ops>> {
   readonly #pmt: PerformanceMappingTable
   readonly #handlers: ReadonlyMap<string, DomainHandler<Ops>>
   readonly #c: CoreConfig
+  /** The hang deadlines of this core's calls: one timer for all of them. */
+  readonly #deadlines = new DeadlineWatch()
 
   constructor (pmt: PerformanceMappingTable, handlers: ReadonlyMap<string, DomainHandler<Ops>>, config: CoreConfig) {
     this.#pmt = pmt
@@ -86,13 +88,17 @@ export class DispatchCore<Ops extends Operations<Ops>> {
   /** Counts a placement on a domain. */
   placed (epr: string): void { this.placements.set(epr, (this.placements.get(epr) ?? 0) + 1) }
 
-  /** One call on one domain; with a deadline (ms) past which it is a hang (TIMED_OUT). */
-  async call<K extends keyof Ops & string> (epr: string, op: K, input: Ops[K]['input'], ms?: number): Promise<Invocation<Ops[K]['output']>> {
+  /**
+   * One call on one domain; with a deadline (ms) past which it is a hang (TIMED_OUT). Not an async
+   * function: the handler's promise (or the deadline's) is returned as it is, no layer of its own.
+   */
+  call<K extends keyof Ops & string> (epr: string, op: K, input: Ops[K]['input'], ms?: number): Promise<Invocation<Ops[K]['output']>> {
     const h = this.#handlers.get(epr)
-    if (h === undefined) throw new MetaosError('TRANSPORT_ERROR', `${this.#c.callee} ${epr} is gone`)
+    if (h === undefined) return Promise.reject(new MetaosError('TRANSPORT_ERROR', `${this.#c.callee} ${epr} is gone`))
     const call = h.invoke(op, input)
-    if (ms === undefined) return await call
-    return await withDeadline(call, ms, () => new MetaosError('TIMED_OUT', `${this.#c.callee} ${epr} did not answer ${op} within ${Math.round(ms)} ms (hang)`))
+    if (ms === undefined) return call
+    const callee = this.#c.callee
+    return this.#deadlines.watch(call, ms, () => new MetaosError('TIMED_OUT', `${callee} ${epr} did not answer ${op} within ${Math.round(ms)} ms (hang)`))
   }
 
   /** Sends a call whose outcome nobody waits for (a handle released on a domain that may be dead or hung). */

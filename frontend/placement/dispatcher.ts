@@ -22,7 +22,7 @@ import type { Invocation } from '../../soap-runtime/client.js'
 import type { StorageOperations } from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
 import type { PerformanceMappingTable } from './pmt.js'
-import { AffinityTable, type StreamEntry } from './affinity-table.js'
+import { AffinityTable, endTurn, nextTurn, serialized, type StreamEntry } from './affinity-table.js'
 import type { TaskAffinity } from './task-affinity.js'
 import type { SyscallContext } from './rules-engine.js'
 import type { Placement, PlacementOptions } from './placement.js'
@@ -135,11 +135,16 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     if (id === undefined) return await this.#pathCall(op, input)
     const s = this.affinity.get(id)
     if (s === undefined) throw new MetaosError('INVALID_HANDLE', 'this stream was not opened through the dispatcher, or is closed')
-    return await this.#serialized(s, async () => {
+    // The stream's calls one after the other: a call waits only when one is under way (no closure, no promise of its own otherwise).
+    if (s.busy) await nextTurn(s)
+    else s.busy = true
+    try {
       if (s.broken !== undefined) return this.#broken(s, op)
       if (op === 'SetLength') await this.#resize(s, (input as StorageOperations['SetLength']['input']).length)
       return await this.#streamCall(s, op, input)
-    })
+    } finally {
+      endTurn(s)
+    }
   }
 
   /** Opens a stream placed as a stream of `bytes` (its expected size: the rules' minBytes/maxBytes, the score's cost per MB). */
@@ -177,7 +182,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
   async migrate (id: string, reason: string, to?: string, onlyFrom?: string): Promise<MoveEvent | undefined> {
     const s = this.affinity.get(id)
     if (s === undefined) return undefined
-    return await this.#serialized(s, async () => {
+    return await serialized(s, async () => {
       // Closed meanwhile, already there, or already moved off the domain by a failover: nothing to do.
       if (this.affinity.get(id) === undefined || s.epr === to || (onlyFrom !== undefined && s.epr !== onlyFrom)) return undefined
       // Its domain hung and could not be fenced: moving it would make two writers.
@@ -252,16 +257,10 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> implements Storag
     return { output: {} as StorageOperations[K]['output'], serviceMicros: undefined, totalMicros: 0 }
   }
 
-  async #serialized<T> (s: StreamEntry, fn: () => Promise<T>): Promise<T> {
-    const run = s.chain.then(fn, fn)
-    s.chain = run.catch(() => {})
-    return await run
-  }
-
   /** One call on one domain, with the hang deadline when failover is on (1 ms more per 8 KiB moved). */
-  async #on<K extends StorageOp> (epr: string, op: K, input: StorageOperations[K]['input']): Call<K> {
+  #on<K extends StorageOp> (epr: string, op: K, input: StorageOperations[K]['input']): Call<K> {
     const ms = this.#core.failover ? (this.#o.hangMs ?? 1000) + bytesMoved(op, input) / 8192 : undefined
-    return await this.#core.call(epr, op, input, ms)
+    return this.#core.call(epr, op, input, ms)
   }
 
   #unavailable (path: string, last: unknown, volume = this.#o.volume ?? 'of the stream'): MetaosError {

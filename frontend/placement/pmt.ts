@@ -159,7 +159,7 @@ export class PerformanceMappingTable {
   /** Learns from one call or probe. Failed calls count as errors; their latency is not a speed measure. */
   record (epr: string, s: Sample): void {
     this.#learn(epr, s)
-    for (const f of this.#onRecord) f(epr, s)
+    if (this.#onRecord.size !== 0) for (const f of this.#onRecord) f(epr, s)
   }
 
   #learn (epr: string, s: Sample): void {
