@@ -34,7 +34,8 @@ export class BlockReader {
   now (count: number): Buffer | undefined {
     const a = this.#ahead
     if (a !== undefined) return this.#taken(a.take())
-    if (this.#sync === undefined) return undefined
+    // Exception-less and sequential: read-ahead (next() starts it) rather than a Read per block.
+    if (this.#sync === undefined || (this.#readAheadOf !== undefined && this.#sequential >= 1)) return undefined
     const inv = this.#sync('Read', { handle: this.#handle, count })
     if (inv === undefined) return undefined
     this.#account(inv)
