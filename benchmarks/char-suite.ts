@@ -5,7 +5,9 @@
 // `blockBytes`. node:fs alone (a JS loop over a buffer of the same size, one syscall per buffer)
 // is the floor of the loop. With `baseline`, another build's dist (e.g. main's) is measured beside
 // this one — a child process per build, the cases alternated A/B, B/A over the rounds on one domain
-// process — and each row has both builds' MB/s (the median of the rounds).
+// process — and each row has both builds' MB/s (the median of the rounds). A warm-up round runs
+// first, not counted: the first round otherwise measures V8 compiling the loops, and files written
+// for the first time. Each case runs its own copy of its loop (char-worker.ts).
 import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -23,6 +25,8 @@ export interface CharSuiteOptions {
   readonly blockBytes?: number
   /** Measured rounds; each build runs each case once per round (default 3). */
   readonly rounds?: number
+  /** Rounds run first and not counted: the code of every case compiled, the files written once (default 1). */
+  readonly warmup?: number
   readonly hostings?: ReadonlyArray<'local' | 'net.uds' | 'bus' | 'http'>
   /** Another build's dist directory, measured as "before" beside this build ("after"). */
   readonly baseline?: string
@@ -34,6 +38,8 @@ export interface CharRow extends BenchRow {
   /** 'before' is the baseline build, 'after' this one; node:fs alone is 'bare'. */
   readonly build: 'before' | 'after' | 'bare'
   readonly samplesMbPerSec: readonly number[]
+  /** Rounds run before the measured ones, not counted. */
+  readonly warmup: number
   readonly calls: number
   /** The git commit the build was made from, when its checkout says. */
   readonly commit?: string
@@ -76,6 +82,7 @@ async function startWorker (dist: string | undefined): Promise<Worker> {
 
 export async function runCharSuite (o: CharSuiteOptions): Promise<CharRow[]> {
   const rounds = o.rounds ?? 3
+  const warmup = o.warmup ?? 1
   const blockBytes = o.blockBytes ?? 4096
   const hostings = o.hostings ?? ['local', 'net.uds', 'bus', 'http']
   const dir = mkdtempSync(join(tmpdir(), 'metaos-bench-char-'))
@@ -105,17 +112,17 @@ export async function runCharSuite (o: CharSuiteOptions): Promise<CharRow[]> {
   try {
     if (o.baseline !== undefined) builds.push({ build: 'before', worker: await startWorker(o.baseline) })
     const samples = new Map<string, CharSample[]>()
-    const total = rounds * cases.reduce((n, c) => n + (c.hosting === 'bare' ? 1 : builds.length), 0)
+    const total = (warmup + rounds) * cases.reduce((n, c) => n + (c.hosting === 'bare' ? 1 : builds.length), 0)
     let done = 0
-    for (let r = 0; r < rounds; r++) {
+    for (let r = -warmup; r < rounds; r++) {
       for (const [i, c] of cases.entries()) {
         // A/B, then B/A: neither build always runs first.
-        const order = c.hosting === 'bare' ? [builds[0]!] : (r + i) % 2 === 0 ? builds : [...builds].reverse()
+        const order = c.hosting === 'bare' ? [builds[0]!] : (r + warmup + i) % 2 === 0 ? builds : [...builds].reverse()
         for (const b of order) {
-          o.onProgress?.(done++, total, `round ${r + 1}: ${b.build} ${c.hosting} ${c.op} ${c.mode}${c.exceptionLess ? ' exception-less' : ''}`)
+          o.onProgress?.(done++, total, `${r < 0 ? 'warm-up' : `round ${r + 1}`}: ${b.build} ${c.hosting} ${c.op} ${c.mode}${c.exceptionLess ? ' exception-less' : ''}`)
           const key = `${c.hosting === 'bare' ? 'bare' : b.build}|${cases.indexOf(c)}`
           const s = await b.worker.measure(c)
-          samples.set(key, [...samples.get(key) ?? [], s])
+          if (r >= 0) samples.set(key, [...samples.get(key) ?? [], s])
         }
       }
     }
@@ -128,7 +135,7 @@ export async function runCharSuite (o: CharSuiteOptions): Promise<CharRow[]> {
         suite: 'char', peer: c.hosting === 'bare' ? 'local-fs' : 'metaos', hosting: c.hosting === 'bare' ? 'local' : c.hosting, op: c.op,
         mode: c.exceptionLess ? `${c.mode}-batched` : c.mode, exceptionLess: c.exceptionLess, build,
         fileBytes: o.fileBytes, cacheBytes: c.cacheBytes, runs: ss.length,
-        mbPerSec: median(mb), samplesMbPerSec: mb, calls: Math.round(median(ss.map((s) => s.calls))),
+        mbPerSec: median(mb), samplesMbPerSec: mb, warmup, calls: Math.round(median(ss.map((s) => s.calls))),
         ...(commits[build] === undefined ? {} : { commit: commits[build] }),
       })
     }
@@ -153,7 +160,7 @@ export function charTable (rows: readonly CharRow[]): string {
   const f = (n: number | undefined, w: number): string => (n === undefined ? '—' : n >= 100 ? n.toFixed(0) : n.toFixed(1)).padStart(w)
   const x = (a: number | undefined, b: number | undefined, w: number): string => (a === undefined || b === undefined ? '—' : `${(a / b).toFixed(2)}x`).padStart(w)
   const commit = (b: CharRow['build']): string => { const c = rows.find((r) => r.build === b)?.commit; return c === undefined ? '' : ` (${c})` }
-  let out = `\nwriteByte/readByte through a ${cache} B cache and read() of ${block} B blocks, ${(r0.fileBytes ?? 0) / 1048576} MiB file; MB/s, median of ${r0.runs} rounds${before ? `; before = the baseline build${commit('before')}, after = this build${commit('after')}` : ''}\n`
+  let out = `\nwriteByte/readByte through a ${cache} B cache and read() of ${block} B blocks, ${(r0.fileBytes ?? 0) / 1048576} MiB file; MB/s, median of ${r0.runs} rounds after ${r0.warmup} not counted${before ? `; before = the baseline build${commit('before')}, after = this build${commit('after')}` : ''}\n`
   out += `  ${'hosting'.padEnd(8)} ${'op'.padEnd(6)} ${'mode'.padEnd(22)} ${before ? `${'before'.padStart(7)} ` : ''}${'after'.padStart(7)} ${before ? `${'after/before'.padStart(12)} ` : ''}${'vs local'.padStart(9)} ${'calls'.padStart(7)}\n`
   for (const r of rows.filter((x) => x.build !== 'before')) {
     if (r.build === 'bare') {

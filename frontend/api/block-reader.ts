@@ -1,7 +1,8 @@
 // Where a FileStream's next block comes from: a synchronous Read of the local kernel (ReadByte's
-// refill, as .NET's), one awaited Read, or — in exception-less mode, from the second Read in a row
-// without a move (the reads are sequential) — read-ahead (read-ahead.ts), which stops when the
-// stream moves, writes or closes. The stream keeps the block; this keeps track of the handle.
+// refill and read()'s, as .NET's), one awaited Read, or — in exception-less mode, from the second
+// Read in a row without a move (the reads are sequential), on the local kernel too — read-ahead
+// (read-ahead.ts), which stops when the stream moves, writes or closes. The stream keeps the
+// block; this keeps track of the handle.
 import type { Invocation } from '../../soap-runtime/client.js'
 import type { StorageHandler } from '../handlers/storage-handler.js'
 import type { ReadAhead, ReadAheadLimits } from './read-ahead.js'
@@ -34,7 +35,8 @@ export class BlockReader {
   now (count: number): Buffer | undefined {
     const a = this.#ahead
     if (a !== undefined) return this.#taken(a.take())
-    if (this.#sync === undefined) return undefined
+    // Exception-less and sequential: read-ahead (next() starts it) rather than a Read per block.
+    if (this.#sync === undefined || (this.#readAheadOf !== undefined && this.#sequential >= 1)) return undefined
     const inv = this.#sync('Read', { handle: this.#handle, count })
     if (inv === undefined) return undefined
     this.#account(inv)

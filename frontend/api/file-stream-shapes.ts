@@ -65,6 +65,28 @@ export interface StreamStats {
 
 /** Largest block one Write or Read call carries; bigger requests are split. */
 export const MAX_BLOCK = 8 * 1024 * 1024
+/** Largest block a synchronous Read or Write of the local kernel moves (larger ones are awaited on the thread pool). */
+export const MAX_SYNC = 1024 * 1024
+export const NO_BYTES = Buffer.alloc(0)
+
+/** Adds a call's times to a stream's stats. */
+export function account (s: StreamStats, inv: { serviceMicros: number | undefined, totalMicros: number }): void {
+  const service = Math.min(inv.serviceMicros ?? 0, inv.totalMicros)
+  s.calls++
+  s.serviceMicros += service
+  s.channelMicros += inv.totalMicros - service
+}
+
+/** Why a stream cannot take an operation now, if it cannot. */
+export function refusal (path: string, closed: boolean, busy: boolean): MetaosError | undefined {
+  if (closed) return new MetaosError('STREAM_CLOSED', `${path}: the stream is closed`)
+  if (busy) return new MetaosError('STREAM_BUSY', `${path}: another operation on this stream has not finished; await it first`)
+  return undefined
+}
+
+export function unsupported (path: string, what: 'read' | 'write'): MetaosError {
+  return new MetaosError('NOT_SUPPORTED', `${path}: the stream was opened without ${what} access`)
+}
 
 /** What `open` does, from the options: checked, defaults filled; the read path loaded by the first stream, exception-less parts by the first that asks. */
 export async function openParameters (options: FileStreamOptions): Promise<{ input: S.Open, bufferSize: number, bytes: number | undefined, Reader: typeof BlockReader, Pipeline: typeof WritePipeline | undefined, readAhead: ReadAheadOf | undefined, limits: Partial<PipelineLimits & ReadAheadLimits> }> {

@@ -11,13 +11,10 @@ import type * as S from '../../wsdl/generated/storage-service.js'
 import type { StorageHandler, StorageOp } from '../handlers/storage-handler.js'
 import type { WritePipeline } from './write-pipeline.js'
 import type { BlockReader, ReadAheadOf } from './block-reader.js'
-import { MAX_BLOCK, checkRange, openParameters, streamAdapters, type FileAccess, type FileStreamOptions, type SeekOrigin, type StreamStats } from './file-stream-shapes.js'
+import { MAX_BLOCK, MAX_SYNC, NO_BYTES, account, checkRange, openParameters, refusal, unsupported, streamAdapters, type FileAccess, type FileStreamOptions, type SeekOrigin, type StreamStats } from './file-stream-shapes.js'
 
 export { FileMode, FileAccess, FileShare, SeekOrigin, type FileStreamOptions, type StreamStats } from './file-stream-shapes.js'
 
-/** Largest buffer a synchronous syscall moves (larger ones are awaited on the thread pool). */
-const MAX_SYNC = 1024 * 1024
-const NO_BYTES = Buffer.alloc(0)
 
 export class FileStream {
   readonly path: string
@@ -122,7 +119,12 @@ export class FileStream {
       if (this.#writePos !== 0) await this.#flushWrite()
       if (count === 0) return 0
       // A buffer's worth, or all that is asked for when that is more (large reads skip the cache, as .NET's).
-      if (this.#readPos === this.#readLen && this.#install(await this.#nextBlock(Math.min(Math.max(count, this.bufferSize), MAX_BLOCK))) === 0) return 0
+      if (this.#readPos === this.#readLen) {
+        const want = Math.min(Math.max(count, this.bufferSize), MAX_BLOCK)
+        let block: Buffer | undefined
+        try { block = this.#blockNow(want) } catch (e) { return await this.#readAheadFailed(e) }
+        if (this.#install(block ?? await this.#nextBlock(want)) === 0) return 0
+      }
       const n = Math.min(this.#readLen - this.#readPos, count)
       buffer.set(this.#rbuf.subarray(this.#readPos, this.#readPos + n), offset)
       this.#readPos += n
@@ -218,59 +220,72 @@ export class FileStream {
   }
 
   #writeByteSlow (value: number): void | Promise<void> {
-    const refused = this.#refusal() ?? (this.#writable ? undefined : this.#unsupported('write'))
-    if (refused !== undefined) return Promise.reject(refused)
-    // A read buffer read to its end, with nothing read ahead, is let go at once.
-    if (this.#readLen !== 0 && this.#readPos === this.#readLen && !this.#reader.readingAhead) this.#forgetReads()
-    if (this.#readLen !== 0 || this.#reader.readingAhead || this.#pipeline?.failed === true) {
-      return this.#guard(async () => {
-        await this.#dropReadAhead()
-        await this.#drained()
-        this.#buf[this.#writePos++] = value
-        if (this.#writePos === this.#buf.length) await this.#flushWrite()
-      })
+    // The buffer's last byte (the fast path stops one short) goes straight to the flush: nothing to check.
+    if (this.#writePos !== this.#writeFast || this.#writeFast <= 0) {
+      const refused = refusal(this.path, this.#closed, this.#busy) ?? (this.#writable ? undefined : unsupported(this.path, 'write'))
+      if (refused !== undefined) return Promise.reject(refused)
+      // A read buffer read to its end, with nothing read ahead, is let go at once.
+      if (this.#readLen !== 0 && this.#readPos === this.#readLen && !this.#reader.readingAhead) this.#forgetReads()
+      if (this.#readLen !== 0 || this.#reader.readingAhead || this.#pipeline?.failed === true) {
+        return this.#guard(async () => {
+          await this.#dropReadAhead()
+          await this.#drained()
+          this.#buf[this.#writePos++] = value
+          if (this.#writePos === this.#buf.length) await this.#flushWrite()
+        })
+      }
     }
     this.#buf[this.#writePos++] = value
     try {
       if (this.#writePos < this.#buf.length || this.#flushNow()) { this.#refresh(); return }
-    } catch (e) { return Promise.reject(e) }
+    } catch (e) { this.#refresh(); return Promise.reject(e) }
     return this.#guard(async () => { await this.#flushWrite() })
   }
 
-  /** A full buffer sent at once: queued in the pipeline, or a synchronous Write of the local kernel. False when neither can. */
+  /** A full buffer sent at once (#sendNow). False when it cannot be. */
   #flushNow (): boolean {
     const n = this.#writePos
-    const data = this.#buf.subarray(0, n)
-    if (this.#pipeline !== undefined) {
-      if (!this.#pipeline.offer(data)) return false
-      this.#writePos = 0
-      this.#filePos += n
-      this.stats.bytesWritten += n
-      return true
-    }
-    if (this.#sync === undefined) return false
     // As the awaited path: the buffer is let go before the call, so a failed Write loses it.
     this.#writePos = 0
+    if (this.#sendNow(n === this.#buf.length ? this.#buf : this.#buf.subarray(0, n))) return true
+    this.#writePos = n
+    return false
+  }
+
+  /** `data` sent at once: queued in the pipeline (copied), or a synchronous Write of the local kernel. False when neither can (nothing was done). */
+  #sendNow (data: Buffer): boolean {
+    const p = this.#pipeline
+    if (p !== undefined) {
+      if (!p.offer(data)) return false
+      this.#filePos += data.length
+      this.stats.bytesWritten += data.length
+      return true
+    }
+    if (this.#sync === undefined || data.length > MAX_SYNC) return false
     const inv = this.#sync('Write', { handle: this.#handle, data })
-    if (inv === undefined) { this.#writePos = n; return false }
+    if (inv === undefined) return false
     this.#account(inv)
     this.#filePos = inv.output.position
     this.stats.bytesWritten += inv.output.written
     return true
   }
 
+  /** The next block at once (a synchronous Read of the local kernel, or one read ahead) when nothing is left to send first; else undefined. */
+  #blockNow (count: number): Buffer | undefined {
+    if (this.#writePos !== 0 || count > MAX_SYNC || (this.#pipeline !== undefined && !this.#pipeline.idle)) return undefined
+    return this.#reader.now(count)
+  }
+
   #readByteSlow (): number | Promise<number> {
-    const refused = this.#refusal() ?? (this.access === 'Write' ? this.#unsupported('read') : undefined)
+    const refused = refusal(this.path, this.#closed, this.#busy) ?? (this.access === 'Write' ? unsupported(this.path, 'read') : undefined)
     if (refused !== undefined) return Promise.reject(refused)
     if (this.#readPos < this.#readLen) { const b = this.#rbuf[this.#readPos++]!; this.#refresh(); return b }
-    if (this.#writePos === 0 && (this.#pipeline === undefined || this.#pipeline.idle)) {
-      let block: Buffer | undefined
-      try { block = this.#reader.now(Math.max(this.bufferSize, 1)) } catch (e) { return this.#guard(async () => await this.#readAheadFailed(e)) }
-      if (block !== undefined) {
-        const n = this.#install(block)
-        this.#refresh()
-        return n === 0 ? -1 : this.#rbuf[this.#readPos++]!
-      }
+    let block: Buffer | undefined
+    try { block = this.#blockNow(Math.max(this.bufferSize, 1)) } catch (e) { return this.#guard(async () => await this.#readAheadFailed(e)) }
+    if (block !== undefined) {
+      const n = this.#install(block)
+      this.#refresh()
+      return n === 0 ? -1 : this.#rbuf[this.#readPos++]!
     }
     return this.#guard(async () => {
       await this.#flushWrite()
@@ -342,22 +357,10 @@ export class FileStream {
     }
   }
 
-  #account (inv: { serviceMicros: number | undefined, totalMicros: number }): void {
-    const s = this.stats
-    const service = Math.min(inv.serviceMicros ?? 0, inv.totalMicros)
-    s.calls++
-    s.serviceMicros += service
-    s.channelMicros += inv.totalMicros - service
-  }
-
-  #refusal (): MetaosError | undefined {
-    if (this.#closed) return new MetaosError('STREAM_CLOSED', `${this.path}: the stream is closed`)
-    if (this.#busy) return new MetaosError('STREAM_BUSY', `${this.path}: another operation on this stream has not finished; await it first`)
-    return undefined
-  }
+  #account (inv: { serviceMicros: number | undefined, totalMicros: number }): void { account(this.stats, inv) }
 
   #enter (): void {
-    const refused = this.#refusal()
+    const refused = refusal(this.path, this.#closed, this.#busy)
     if (refused !== undefined) throw refused
     this.#busy = true
     this.#writeFast = this.#readFast = 0
@@ -376,6 +379,7 @@ export class FileStream {
   }
 
   async #writeThrough (data: Buffer): Promise<void> {
+    if (this.#sendNow(data)) return
     if (this.#pipeline !== undefined) {
       await this.#drained(data)
       this.#filePos += data.length
@@ -390,10 +394,6 @@ export class FileStream {
     }
   }
 
-  #unsupported (what: 'read' | 'write'): MetaosError {
-    return new MetaosError('NOT_SUPPORTED', `${this.path}: the stream was opened without ${what} access`)
-  }
-
-  #needWrite (): void { if (!this.#writable) throw this.#unsupported('write') }
-  #needRead (): void { if (this.access === 'Write') throw this.#unsupported('read') }
+  #needWrite (): void { if (!this.#writable) throw unsupported(this.path, 'write') }
+  #needRead (): void { if (this.access === 'Write') throw unsupported(this.path, 'read') }
 }

@@ -73,6 +73,43 @@ t.test('local kernel: no promise at all, one synchronous syscall per buffer', as
   await u.close()
 })
 
+t.test('local kernel: block write() and read() are synchronous syscalls when nothing waits, mixed with seeks and the char paths', async (t) => {
+  const dir = tempDir(t, 'metaos-char-')
+  const BLOCK = 4096
+  const data = randomBytes(40 * BLOCK + 1000)
+  const fs = await FileStream.open(join(dir, 'b.bin'), { mode: 'Create', bufferSize: BLOCK })
+  for (let j = 0; j < data.length; j += BLOCK) await fs.write(data, j, Math.min(BLOCK, data.length - j))
+  t.equal(fs.position, data.length)
+  t.equal(await fs.seek(0), 0)
+  const back = Buffer.alloc(data.length)
+  let n = 0
+  for (let k = await fs.read(back, 0, BLOCK); k > 0; k = await fs.read(back, n, Math.min(BLOCK, back.length - n))) n += k
+  t.equal(n, data.length)
+  t.equal(sha(back), sha(data), 'bytes read back in blocks')
+  t.equal(fs.stats.calls, 1 + 41 + 1 + 41, 'Open, one Write per block (the last at the seek), the Seek, one Read per block')
+  // Back into the file: a byte, a block, then a write over what was read.
+  t.equal(await fs.seek(BLOCK - 1), BLOCK - 1)
+  t.equal(fs.readByte(), data[BLOCK - 1], 'readByte after the seek: a synchronous Read')
+  t.equal(await fs.read(back, 0, BLOCK), BLOCK - 1, 'the rest of that buffer')
+  t.equal(back.subarray(0, BLOCK - 1).toString('hex'), data.subarray(BLOCK, 2 * BLOCK - 1).toString('hex'))
+  t.equal(await fs.read(back, 0, 10), 10, 'a new block: a synchronous Read')
+  t.equal(back.subarray(0, 10).toString('hex'), data.subarray(2 * BLOCK - 1, 2 * BLOCK + 9).toString('hex'))
+  const patch = randomBytes(2 * BLOCK)
+  await fs.write(patch)
+  t.equal(fs.position, 4 * BLOCK + 9, 'the write went where the application was, not where the handle had read to')
+  await fs.close()
+  data.set(patch, 2 * BLOCK + 9)
+  t.equal(sha(readFileSync(join(dir, 'b.bin'))), sha(data), 'bytes on disk')
+
+  // Exception-less: sequential block reads coalesce in read-ahead, on the local kernel too.
+  const ahead = await FileStream.open(join(dir, 'b.bin'), { mode: 'Open', access: 'Read', bufferSize: BLOCK, exceptionLess: true })
+  n = 0
+  for (let k = await ahead.read(back, 0, BLOCK); k > 0; k = await ahead.read(back, n, Math.min(BLOCK, back.length - n))) n += k
+  await ahead.close()
+  t.equal(sha(back.subarray(0, n)), sha(data), 'bytes read ahead')
+  t.ok(ahead.stats.calls < 10, `${ahead.stats.calls} calls for 41 blocks`)
+})
+
 t.test('a domain process over a Unix socket (the bus)', async (t) => {
   const dir = tempDir(t, 'metaos-char-bus-')
   mkdirSync(join(dir, 'root'))
