@@ -42,9 +42,8 @@ const XMLNS_NS = 'http://www.w3.org/2000/xmlns/'
 // O(declarations) and not O(elements × bindings in scope).
 const ROOT_SCOPE: Readonly<Record<string, string>> = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { xml: XML_NS }))
 
-// XML 1.0 (5th ed.) Char, minus what may never appear: C0 controls but tab/LF/CR, U+FFFE/U+FFFF,
-// and unpaired surrogates.
-const BAD_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/ // eslint-disable-line no-control-regex
+/** A character XML 1.0 (5th ed.) cannot carry: C0 controls but tab/LF/CR, U+FFFE/U+FFFF, unpaired surrogates (the binary reader and writer refuse the same). */
+export const BAD_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/ // eslint-disable-line no-control-regex
 const NAME_START = 'A-Za-z_\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u02FF\\u0370-\\u037D\\u037F-\\u1FFF\\u200C\\u200D\\u2070-\\u218F\\u2C00-\\u2FEF\\u3001-\\uD7FF\\uF900-\\uFDCF\\uFDF0-\\uFFFD\\uD800-\\uDBFF\\uDC00-\\uDFFF'
 const NAME_CHAR = `${NAME_START}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040`
 /** A QName (NCName, optionally prefixed by NCName:), matched at a position (sticky). */

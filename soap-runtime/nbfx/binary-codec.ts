@@ -8,7 +8,7 @@
 // element tree codec.ts's decoders read.
 import { MetaosError } from '../errors.js'
 import type { FieldDescriptor, FieldType, ServiceDescriptor } from '../descriptor.js'
-import { BAD_CHAR } from './session.js'
+import { BAD_CHAR } from '../xml.js'
 import type { NbfxWriter } from './writer.js'
 
 /** Writes `<tag>…</tag>` in the default namespace (declaring `ns` on it when given). */

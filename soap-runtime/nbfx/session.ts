@@ -6,6 +6,7 @@
 // stops adding strings past its quota (it writes them inline instead); a reader refuses a table
 // that would pass its own (MALFORMED_MESSAGE).
 import { MetaosError } from '../errors.js'
+import { BAD_CHAR } from '../xml.js'
 import { mb32Size } from './records.js'
 
 export interface SessionLimits {
@@ -127,10 +128,6 @@ export class NbfxReaderSession {
     return s
   }
 }
-
-// XML 1.0 (5th ed.) Char, minus what may never appear: C0 controls but tab/LF/CR, U+FFFE/U+FFFF,
-// and unpaired surrogates (as soap-runtime/xml.ts refuses them in text).
-export const BAD_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/ // eslint-disable-line no-control-regex
 
 /** Refuses a string holding a character XML 1.0 cannot carry. */
 export function checkChars (s: string): string {
