@@ -38,8 +38,8 @@ export interface CharRow extends BenchRow {
   /** 'before' is the baseline build, 'after' this one; node:fs alone is 'bare'. */
   readonly build: 'before' | 'after' | 'bare'
   readonly samplesMbPerSec: readonly number[]
-  /** Rounds run before the measured ones, not counted. */
-  readonly warmup: number
+  /** Rounds run before the measured ones, not counted (results recorded before the warm-up existed have none). */
+  readonly warmup?: number
   readonly calls: number
   /** The git commit the build was made from, when its checkout says. */
   readonly commit?: string
@@ -160,7 +160,7 @@ export function charTable (rows: readonly CharRow[]): string {
   const f = (n: number | undefined, w: number): string => (n === undefined ? '—' : n >= 100 ? n.toFixed(0) : n.toFixed(1)).padStart(w)
   const x = (a: number | undefined, b: number | undefined, w: number): string => (a === undefined || b === undefined ? '—' : `${(a / b).toFixed(2)}x`).padStart(w)
   const commit = (b: CharRow['build']): string => { const c = rows.find((r) => r.build === b)?.commit; return c === undefined ? '' : ` (${c})` }
-  let out = `\nwriteByte/readByte through a ${cache} B cache and read() of ${block} B blocks, ${(r0.fileBytes ?? 0) / 1048576} MiB file; MB/s, median of ${r0.runs} rounds after ${r0.warmup} not counted${before ? `; before = the baseline build${commit('before')}, after = this build${commit('after')}` : ''}\n`
+  let out = `\nwriteByte/readByte through a ${cache} B cache and read() of ${block} B blocks, ${(r0.fileBytes ?? 0) / 1048576} MiB file; MB/s, median of ${r0.runs} rounds${r0.warmup === undefined ? '' : ` after ${r0.warmup} not counted`}${before ? `; before = the baseline build${commit('before')}, after = this build${commit('after')}` : ''}\n`
   out += `  ${'hosting'.padEnd(8)} ${'op'.padEnd(6)} ${'mode'.padEnd(22)} ${before ? `${'before'.padStart(7)} ` : ''}${'after'.padStart(7)} ${before ? `${'after/before'.padStart(12)} ` : ''}${'vs local'.padStart(9)} ${'calls'.padStart(7)}\n`
   for (const r of rows.filter((x) => x.build !== 'before')) {
     if (r.build === 'bare') {
