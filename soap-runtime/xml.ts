@@ -358,9 +358,15 @@ export function toXmlSafeText (s: string): string {
   return BAD_CHAR.test(s) ? s.replace(BAD_CHARS, '?') : s
 }
 
+/** `s`, refused (INVALID_ARGUMENT) when it holds a character XML 1.0 cannot carry: what a writer, text or binary, checks of a string it is given. */
+export function xmlText (s: string): string {
+  if (BAD_CHAR.test(s)) throw new MetaosError('INVALID_ARGUMENT', 'string contains a character XML 1.0 cannot carry')
+  return s
+}
+
 /** Escapes text or attribute content. Refuses characters XML 1.0 cannot carry. */
 export function escapeXml (s: string): string {
-  if (BAD_CHAR.test(s)) throw new MetaosError('INVALID_ARGUMENT', 'string contains a character XML 1.0 cannot carry')
+  xmlText(s)
   return NEEDS_ESC.test(s) ? s.replace(ESC, (c) => ESC_MAP[c]!) : s
 }
 

@@ -8,7 +8,7 @@
 // element tree codec.ts's decoders read.
 import { MetaosError } from '../errors.js'
 import type { FieldDescriptor, FieldType, ServiceDescriptor } from '../descriptor.js'
-import { BAD_CHAR } from '../xml.js'
+import { xmlText } from '../xml.js'
 import type { NbfxWriter } from './writer.js'
 
 /** Writes `<tag>…</tag>` in the default namespace (declaring `ns` on it when given). */
@@ -31,14 +31,9 @@ function open (w: NbfxWriter, tag: string, ns: string | undefined): void {
   if (ns !== undefined) w.xmlns('', ns)
 }
 
-function checked (s: string): string {
-  if (BAD_CHAR.test(s)) throw new MetaosError('INVALID_ARGUMENT', 'string contains a character XML 1.0 cannot carry')
-  return s
-}
-
 function simpleEncoder (name: string): ValueEncoder {
   switch (name) {
-    case 'string': return (v, w, tag, ns) => { open(w, tag, ns); w.text(checked(String(v)), true) }
+    case 'string': return (v, w, tag, ns) => { open(w, tag, ns); w.text(xmlText(String(v)), true) }
     case 'int': case 'long': return (v, w, tag, ns) => {
       if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw bad(tag, `${String(v)} is not an integer`)
       open(w, tag, ns)
