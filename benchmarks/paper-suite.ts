@@ -23,7 +23,7 @@ import { spawnDomain } from '../domains/domain-process.js'
 import { DomainManager } from '../domains/domain-manager.js'
 import { ContainerDriver } from '../domains/container-driver.js'
 import { kvmUsable, VmDriver } from '../vm/vm-driver.js'
-import type { BenchRow } from './report.js'
+import { mean, sd, type BenchRow } from './report.js'
 
 /** process-bus is HTTP over the domain's Unix socket (the bus of the recorded tables); process-net.uds the same domain's net.uds socket, the bus since issue 21. */
 export const PAPER_HOSTINGS = ['local', 'process-bus', 'process-net.uds', 'process-http', 'container-http', 'container-bus', 'vm-http', 'vm-bus'] as const
@@ -98,13 +98,6 @@ interface Host { destination: string, path: (name: string) => string, hostPath: 
 
 const MiB = 1048576
 
-export function mean (xs: readonly number[]): number { return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length }
-/** Sample standard deviation (n − 1); 0 for a single run. */
-export function sd (xs: readonly number[]): number {
-  if (xs.length < 2) return 0
-  const m = mean(xs)
-  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1))
-}
 function quantile (sorted: readonly number[], q: number): number {
   const p = (sorted.length - 1) * q
   const lo = Math.floor(p)

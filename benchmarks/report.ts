@@ -36,6 +36,15 @@ function monoVersion (): string | null {
 }
 
 /** The machine a run measured: CPU, cores, memory, kernel, Node and Mono versions, and when. */
+/** The mean of `xs` (NaN for none). */
+export function mean (xs: readonly number[]): number { return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length }
+/** Sample standard deviation (n − 1); 0 for a single run. */
+export function sd (xs: readonly number[]): number {
+  if (xs.length < 2) return 0
+  const m = mean(xs)
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1))
+}
+
 export function machine (): Record<string, unknown> {
   const c = cpus()
   return { node: process.version, mono: monoVersion(), os: `${type()} ${release()}`, cpu: c[0]?.model ?? 'unknown', cores: c.length, memoryBytes: totalmem(), date: new Date().toISOString() }

@@ -16,6 +16,7 @@ import { createStorageProxy } from '../frontend/handlers/storage-proxy.js'
 import { LocalCluster } from '../frontend/assembly/local-cluster.js'
 import { compareFencing, fencingTable, measureFencing, type FencingConfig, type FencingRow } from './fencing-measure.js'
 import { measureMigrations, migrateTable, type MigrateRow } from './migrate-measure.js'
+import { mean, sd } from './report.js'
 
 export interface SupervisionOptions {
   readonly fileBytes?: number
@@ -121,9 +122,7 @@ export async function runSupervisionSuite (o: SupervisionOptions = {}): Promise<
     await c.close()
   }
   const mb = (size / 1048576) * costs.length
-  const mean = costs.reduce((a, b) => a + b, 0) / Math.max(1, costs.length)
-  const sd = Math.sqrt(costs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, costs.length - 1))
-  return { fileBytes: size, faults, bareMBps: mb / (bareMs / 1000), supervisedMBps: mb / (supMs / 1000), costMean: mean, costSd: sd, rounds: costs.length, fencing, ...(fencingNote === undefined ? {} : { fencingNote }), migrate, ...(migrateNote === undefined ? {} : { migrateNote }) }
+  return { fileBytes: size, faults, bareMBps: mb / (bareMs / 1000), supervisedMBps: mb / (supMs / 1000), costMean: costs.length === 0 ? 0 : mean(costs), costSd: sd(costs), rounds: costs.length, fencing, ...(fencingNote === undefined ? {} : { fencingNote }), migrate, ...(migrateNote === undefined ? {} : { migrateNote }) }
 }
 
 /** One ABBA round of the nothing-failing comparison: the same file through a bare proxy and through the supervised dispatcher, to the same domain. */

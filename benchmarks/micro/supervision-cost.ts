@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { LocalCluster } from '../../frontend/assembly/local-cluster.js'
 import { compareOverhead } from '../supervision-suite.js'
-import { machine, machineLine } from '../report.js'
+import { machine, machineLine, mean, sd } from '../report.js'
 
 const { values } = parseArgs({ options: { mib: { type: 'string' }, rounds: { type: 'string' }, via: { type: 'string' } } })
 const via = values.via ?? 'http'
@@ -74,9 +74,7 @@ try {
     out(`${(side === 'bare' ? 'bare proxy' : 'supervised').padEnd(12)} ${((size / 1048576) * result.length / (ms / 1000)).toFixed(1).padStart(7)} ${(xs.reduce((a, s) => a + s.clientUs, 0) / n).toFixed(0).padStart(12)} ${(xs.reduce((a, s) => a + s.domainsUs, 0) / n).toFixed(0).padStart(13)}  ${calls === '' ? '(not counted over net.uds)' : calls}`)
   }
   const costs = result.map((r) => r.supMs / r.bareMs - 1)
-  const mean = costs.reduce((a, b) => a + b, 0) / costs.length
-  const sd = Math.sqrt(costs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, costs.length - 1))
-  out(`cost per round (time): ${(mean * 100).toFixed(1)}% ± ${(sd * 100).toFixed(1)}%; the supervised files went to ${new Set(result.map((r) => r.epr)).size} domain(s)`)
+  out(`cost per round (time): ${(mean(costs) * 100).toFixed(1)}% ± ${(sd(costs) * 100).toFixed(1)}%; the supervised files went to ${new Set(result.map((r) => r.epr)).size} domain(s)`)
 } finally {
   await c.close()
 }

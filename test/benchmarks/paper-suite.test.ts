@@ -8,7 +8,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { runPaperSuite, outlierIndexes, sd } from '../../benchmarks/paper-suite.js'
+import { runPaperSuite, outlierIndexes } from '../../benchmarks/paper-suite.js'
+import { sd } from '../../benchmarks/report.js'
 import { paperCsv, paperMarkdown, CSV_COLUMNS } from '../../benchmarks/paper-report.js'
 
 const CLI = fileURLToPath(new URL('../../dist/cli/metaos.js', import.meta.url))
